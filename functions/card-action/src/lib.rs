@@ -1,0 +1,1 @@
+//! The card-action Lambda's handler (filled by its issue).

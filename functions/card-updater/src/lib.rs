@@ -1,0 +1,1 @@
+//! The card-updater Lambda's handler (filled by its issue).

@@ -1,0 +1,1 @@
+//! The event-callback Lambda's handler (filled by its issue).

@@ -1,0 +1,1 @@
+//! The domain: commands, actions, the approval state machine.

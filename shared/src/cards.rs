@@ -1,0 +1,1 @@
+//! Card JSON 2.0 builders for every card the bot shows.

@@ -1,0 +1,1 @@
+//! Env → typed config, validated at start.

@@ -1,0 +1,1 @@
+//! Outbound Feishu Open API client.

@@ -1,0 +1,1 @@
+//! Card-update jobs: what to deliver, when, how.

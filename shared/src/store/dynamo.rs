@@ -1,0 +1,1 @@
+//! The DynamoDB adapter (aws-sdk-dynamodb): `DynamoStore`.

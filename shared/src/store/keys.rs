@@ -1,0 +1,1 @@
+//! Every key format of the table, in one file.

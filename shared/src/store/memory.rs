@@ -1,0 +1,1 @@
+//! The in-memory adapter with the same semantics, for fast domain tests: `MemoryStore`.

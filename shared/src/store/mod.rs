@@ -1,0 +1,233 @@
+//! DynamoDB single-table access: tenant tokens, dedup records, card state, sequences, update jobs.
+//!
+//! One trait per capability so each function depends on the least it needs. Two adapters share
+//! the semantics: [`dynamo::DynamoStore`] (aws-sdk-dynamodb) and [`memory::MemoryStore`] (fast
+//! domain tests). All times are passed in by the caller (epoch milliseconds) so tests control the
+//! clock; DynamoDB's TTL attribute `expires_at` is written in epoch seconds.
+
+pub mod dynamo;
+pub mod keys;
+pub mod memory;
+pub mod table;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type EpochMillis = i64;
+
+/// Errors of the store layer. No SDK type leaks out of this module.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A conditional write lost: the item changed (or exists) since it was read.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// DynamoDB throttled us past the SDK's own retries.
+    #[error("throttled")]
+    Throttled,
+    /// Network, endpoint or service error; retrying later may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// CardKit sequences are int32; the card has used them all.
+    #[error("sequence exhausted for card {0}")]
+    SequenceExhausted(String),
+    /// An item in the table does not have the shape this code writes.
+    #[error("corrupt item {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of claiming a dedup key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupClaim {
+    FirstTime,
+    Duplicate,
+}
+
+/// Exactly-once processing of Feishu deliveries (events retried for ~7.1 h, duplicate card callbacks).
+#[async_trait]
+pub trait DedupStore: Send + Sync {
+    /// Claims `key` until `now + ttl_ms`. Exactly one concurrent caller gets `FirstTime`.
+    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim>;
+    /// Releases a claim so Feishu's retry is processed. Only when nothing reached a user.
+    async fn release(&self, key: &str) -> StoreResult<()>;
+}
+
+/// A tenant_access_token as stored; `token` is a secret and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredTenantToken {
+    pub token: String,
+    /// When Feishu stops accepting it (epoch ms), without any refresh margin.
+    pub expires_at: EpochMillis,
+}
+
+impl std::fmt::Debug for StoredTenantToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTenantToken")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The tenant token shared by every instance of every function.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>>;
+    /// Writes unless the stored token expires later; returns whether it wrote.
+    async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool>;
+    /// Deletes the stored token if it is still `token` (Feishu rejected it).
+    async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
+}
+
+/// The callback's card-update token: valid 30 minutes, for 2 uses. A secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUpdateToken {
+    pub token: String,
+    pub uses: u32,
+    pub expires_at: EpochMillis,
+}
+
+impl std::fmt::Debug for StoredUpdateToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUpdateToken")
+            .field("token", &"<redacted>")
+            .field("uses", &self.uses)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Durable state of one card the bot sent (`pk = card#<card_key>`, `sk = state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardState {
+    pub card_key: String,
+    /// Optimistic-concurrency version; the store sets it (1 on create, +1 per update).
+    pub version: u64,
+    /// Last CardKit sequence handed out (0 = none yet); see [`CardStore::next_sequence`].
+    pub sequence: i32,
+    pub chat_id: String,
+    pub requester_open_id: String,
+    /// The user message the card answers.
+    pub source_message_id: Option<String>,
+    /// The bot's message that shows the card, once sent.
+    pub message_id: Option<String>,
+    /// The CardKit entity, in entity delivery mode.
+    pub card_id: Option<String>,
+    /// Delivery mode: `entity` or `message`.
+    pub delivery: String,
+    /// What the card is, e.g. `approval`.
+    pub kind: String,
+    /// Domain status, e.g. `pending`, `leave_submitted`, `leave_approved`, `expired`.
+    pub status: String,
+    pub update_token: Option<StoredUpdateToken>,
+    /// Domain data (the card's render inputs), owned by the domain.
+    pub data: serde_json::Value,
+    pub created_at: EpochMillis,
+    pub updated_at: EpochMillis,
+}
+
+/// Card state with optimistic concurrency and CardKit sequence allocation.
+#[async_trait]
+pub trait CardStore: Send + Sync {
+    /// Creates the state item; `Conflict` if it exists. The stored version is 1.
+    async fn create_card(&self, state: &CardState) -> StoreResult<CardState>;
+    /// Strongly consistent read.
+    async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>>;
+    /// Writes `state` if the stored version is still `state.version`; returns it with version + 1.
+    /// Never touches `sequence` (only [`CardStore::next_sequence`] does). `Conflict` otherwise.
+    async fn update_card(&self, state: &CardState) -> StoreResult<CardState>;
+    /// Atomically increments and returns the card's CardKit sequence (1, 2, …); refuses past i32::MAX.
+    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32>;
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// In the `due` index, waiting for `due_at`.
+    Pending,
+    /// Claimed by an updater until `lease_until`; back in the index as due when the lease lapses.
+    Leased,
+    /// Delivered; left the index, expires by TTL.
+    Done,
+    /// Gave up after the bounded attempts; kept, visible, never deleted by the store.
+    Dead,
+}
+
+/// A card-update job (`pk = card#<card_key>`, `sk = job#<job_id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub card_key: String,
+    pub job_id: String,
+    /// What to deliver, e.g. `post_answer`, `simulated_approval`, `expire`.
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub status: JobStatus,
+    /// Not before this time (epoch ms); the `due` index sort key while pending.
+    pub due_at: EpochMillis,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Claim token of the current lease holder.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<EpochMillis>,
+    pub created_at: EpochMillis,
+    pub updated_at: EpochMillis,
+}
+
+/// A new job to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub card_key: String,
+    /// Deterministic per logical job, so enqueueing twice is one job.
+    pub job_id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub not_before: EpochMillis,
+}
+
+/// What `fail` did with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    Rescheduled { due_at: EpochMillis },
+    Dead,
+}
+
+/// Card-update jobs: the outbox the updater drains.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Idempotent on (card_key, job_id): a second enqueue of the same id leaves the first.
+    async fn enqueue(&self, job: &NewJob) -> StoreResult<()>;
+    async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>>;
+    /// Jobs due at `now` (pending, or leased with a lapsed lease), oldest first, by a Query on the
+    /// `due` index (never a Scan).
+    async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>>;
+    /// Conditionally takes the lease until `now + lease_ms`; `None` if another owner holds it, it
+    /// is not due yet, or it is done/dead.
+    async fn claim_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        owner: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Job>>;
+    /// Marks a leased job done (only by its lease owner); it leaves the index and gets a TTL.
+    async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()>;
+    /// Records the error; reschedules with backoff (or at `retry_at` when Feishu said when), or
+    /// after the bounded number of attempts leaves it `Dead`.
+    async fn fail_job(
+        &self,
+        job: &Job,
+        error: &str,
+        retry_at: Option<EpochMillis>,
+        now: EpochMillis,
+    ) -> StoreResult<FailOutcome>;
+}
+
+/// Everything a function may need, for wiring convenience.
+pub trait Store: DedupStore + TokenStore + CardStore + JobStore {}
+impl<T: DedupStore + TokenStore + CardStore + JobStore> Store for T {}

@@ -1,0 +1,51 @@
+//! The table definition, in one place: the store's tests and `make run` create the table from it,
+//! and a test compares it with `template.yaml`.
+
+/// One key attribute and its DynamoDB scalar type (`S` or `N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    pub kind: &'static str,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: &'static str,
+}
+
+/// The single table every function shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    pub ttl_attribute: &'static str,
+    pub stream_view_type: &'static str,
+    pub billing_mode: &'static str,
+    pub point_in_time_recovery: bool,
+    pub server_side_encryption: bool,
+    pub indexes: &'static [IndexSpec],
+}
+
+/// The `due` index holds only pending jobs (sparse: other items have no `due_pk`).
+pub const DUE_INDEX: IndexSpec = IndexSpec {
+    name: "due",
+    partition_key: KeyAttribute { name: "due_pk", kind: "S" },
+    sort_key: KeyAttribute { name: "due_at", kind: "N" },
+    projection: "ALL",
+};
+
+pub const TABLE: TableSpec = TableSpec {
+    partition_key: KeyAttribute { name: "pk", kind: "S" },
+    sort_key: KeyAttribute { name: "sk", kind: "S" },
+    ttl_attribute: "expires_at",
+    stream_view_type: "NEW_IMAGE",
+    billing_mode: "PAY_PER_REQUEST",
+    point_in_time_recovery: true,
+    server_side_encryption: true,
+    indexes: &[DUE_INDEX],
+};

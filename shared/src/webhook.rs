@@ -1,0 +1,1 @@
+//! Raw Feishu request → verified, decrypted, typed inbound message.

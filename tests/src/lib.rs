@@ -1,0 +1,1 @@
+//! Test support: the Feishu simulator, DynamoDB Local, local-stack helpers.
