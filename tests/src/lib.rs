@@ -1,4 +1,5 @@
-//! Test support: the Feishu simulator, DynamoDB Local, local-stack helpers.
+//! Test support: the Feishu simulator, DynamoDB Local, the local stack of `make run`.
 
 pub mod dynamodb_local;
+pub mod local_stack;
 pub mod simulator;
