@@ -56,8 +56,8 @@ fn bad(msg: impl std::fmt::Display) -> Response {
     reply(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(bad)
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
 /// Routes `/_sim/...`; see the module docs of `simulator` for the list.
@@ -84,7 +84,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                     .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.millis));
                 reply(StatusCode::OK, json!({"now_ms": sim.clock.now_ms()}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("GET", ["chats", chat_id, "messages"]) => {
             let world = sim.world();
@@ -127,7 +127,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 sim.world().faults.push(f);
                 reply(StatusCode::OK, json!({}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("DELETE", ["faults"]) => {
             sim.world().faults.clear();
@@ -138,7 +138,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 sim.world().rate_limits = l;
                 reply(StatusCode::OK, json!({}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("GET", ["update_tokens", token]) => match sim.world().update_tokens.get(*token) {
             Some(t) => reply(StatusCode::OK, to_json(t)),
@@ -152,7 +152,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 let d = delivery::user_message(&sim, &m.url, m.chat, &m.text).await;
                 reply(StatusCode::OK, to_json(&d))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("POST", ["user", "click"]) => match parse::<Click>(&body) {
             Ok(c) => match delivery::card_callback(&sim, &c.url, &c.message_id, c.value, c.legacy)
@@ -161,14 +161,14 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 Ok(d) => reply(StatusCode::OK, to_json(&d)),
                 Err(e) => bad(e),
             },
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("POST", ["url_verification"]) => match parse::<Challenge>(&body) {
             Ok(c) => {
                 let d = delivery::url_verification(&sim, &c.url, &c.challenge).await;
                 reply(StatusCode::OK, to_json(&d))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         _ => reply(
             StatusCode::NOT_FOUND,
