@@ -1,4 +1,21 @@
 //! The `/_sim/...` JSON control API: the handle's methods for tests running in another process.
+//!
+//! | method and path | body → answer |
+//! |---|---|
+//! | `GET /_sim/config` | → app_id, tenant_key, user ids, chat ids, `encrypted` (never secrets) |
+//! | `GET /_sim/clock` | → `{now_ms}` |
+//! | `POST /_sim/clock/advance` | `{seconds?, millis?}` → `{now_ms}` |
+//! | `GET /_sim/chats/:chat_id/messages` | → `{items: [ChatMessage]}` |
+//! | `GET /_sim/messages/:message_id/card` | → `CardSnapshot` (card, text, history, streaming) |
+//! | `GET /_sim/cards/:card_id` | → `CardSnapshot` of a CardKit entity |
+//! | `GET` / `DELETE /_sim/calls` | → `{items: [ApiCall]}` / clears the log |
+//! | `GET /_sim/deliveries` | → `{items: [Delivery]}` |
+//! | `POST` / `DELETE /_sim/faults` | `FaultSpec` (`{"method":"POST","path":"/open-apis/im/v1/messages","count":1,"kind":{"type":"rate_limited","reset_secs":2}}`) / clears |
+//! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"card_writes_per_second":10}` (null disables) |
+//! | `GET /_sim/update_tokens/:token` | → `UpdateTokenInfo` |
+//! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text}` → `Delivery` |
+//! | `POST /_sim/user/click` | `{url, message_id, value, legacy?}` → `CallbackDelivery` |
+//! | `POST /_sim/url_verification` | `{url, challenge}` → `Delivery` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +77,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Er
     serde_json::from_slice(body)
 }
 
-/// Routes `/_sim/...`; see the module docs of `simulator` for the list.
+/// Routes `/_sim/...` (table above).
 pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
     let segs: Vec<&str> = uri.path().trim_start_matches("/_sim/").split('/').collect();
     let now = sim.clock.now_ms();
