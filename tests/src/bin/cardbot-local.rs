@@ -14,7 +14,7 @@ async fn main() {
     // Children are spawned from this task (the main thread), so their parent-death signal holds.
     let mut stack = LocalStack::new(options);
     let started = tokio::select! {
-        r = stack.start() => r.map(|urls| urls.clone()),
+        r = stack.start() => r.cloned(),
         s = shutdown_signal() => Err(format!("{s}: stopped while starting")),
     };
     let urls = match started {
