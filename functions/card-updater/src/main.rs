@@ -3,5 +3,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run(service_fn(|_ev: LambdaEvent<Value>| async { Ok::<_, Error>(Value::Null) })).await
+    run(service_fn(|_ev: LambdaEvent<Value>| async {
+        Ok::<_, Error>(Value::Null)
+    }))
+    .await
 }
