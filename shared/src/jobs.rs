@@ -9,8 +9,10 @@
 use crate::approval::{self, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
 use crate::cards::approval::ids;
 use crate::cards::{Card, Element};
+use crate::feishu::{
+    BatchUpdateAction, CardWrite, Deadline, ElementPosition, FeishuApi, FeishuError, FeishuResult,
+};
 use crate::store::{CardState, EpochMillis, Job, NewJob};
-use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 /// The post-answer job runs this long after the click, so the answer reaches Feishu first.
@@ -28,17 +30,10 @@ pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// CardKit allows 10 writes/s per card; the updater spaces its calls on one card by this much.
 pub const CARDKIT_MIN_INTERVAL_MS: u64 = 110;
 
-/// How the bot sends and updates its cards (`CARD_DELIVERY`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum DeliveryMode {
-    /// CardKit: create the entity, send it by `card_id`, update its elements.
-    #[default]
-    Entity,
-    /// A plain interactive message; updated by the delayed-update token or message PATCH.
-    Message,
-}
+pub use crate::config::CardDelivery as DeliveryMode;
 
 impl DeliveryMode {
+    /// The string stored in `CardState.delivery`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Entity => "entity",
@@ -46,6 +41,7 @@ impl DeliveryMode {
         }
     }
 
+    /// Reads `CardState.delivery` (and `CARD_DELIVERY` spellings).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "entity" | "cardkit" => Some(Self::Entity),
@@ -107,86 +103,6 @@ pub fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) ->
 // ---------------------------------------------------------------------------------------------
 // The Feishu calls, as data
 
-/// Where `add_elements` puts the new components.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    InsertBefore(String),
-    InsertAfter(String),
-    /// Into the named container, or at the end of the body.
-    Append(Option<String>),
-}
-
-impl Placement {
-    fn wire(&self) -> (&'static str, &str) {
-        match self {
-            Self::InsertBefore(id) => ("insert_before", id),
-            Self::InsertAfter(id) => ("insert_after", id),
-            Self::Append(id) => ("append", id.as_deref().unwrap_or("")),
-        }
-    }
-}
-
-/// One action of `POST /cards/:card_id/batch_update`; `params` are objects, not strings.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchAction {
-    PartialUpdateSetting {
-        settings: Value,
-    },
-    AddElements {
-        placement: Placement,
-        elements: Vec<Element>,
-    },
-    DeleteElements {
-        element_ids: Vec<String>,
-    },
-    PartialUpdateElement {
-        element_id: String,
-        partial_element: Value,
-    },
-    UpdateElement {
-        element_id: String,
-        element: Element,
-    },
-}
-
-impl Serialize for BatchAction {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (action, params) = match self {
-            Self::PartialUpdateSetting { settings } => {
-                ("partial_update_setting", json!({ "settings": settings }))
-            }
-            Self::AddElements {
-                placement,
-                elements,
-            } => {
-                let (kind, target) = placement.wire();
-                (
-                    "add_elements",
-                    json!({ "type": kind, "target_element_id": target, "elements": elements }),
-                )
-            }
-            Self::DeleteElements { element_ids } => {
-                ("delete_elements", json!({ "element_ids": element_ids }))
-            }
-            Self::PartialUpdateElement {
-                element_id,
-                partial_element,
-            } => (
-                "partial_update_element",
-                json!({ "element_id": element_id, "partial_element": partial_element }),
-            ),
-            Self::UpdateElement {
-                element_id,
-                element,
-            } => (
-                "update_element",
-                json!({ "element_id": element_id, "element": element }),
-            ),
-        };
-        json!({ "action": action, "params": params }).serialize(serializer)
-    }
-}
-
 /// One CardKit write on a card entity. Each needs a fresh, strictly increasing `sequence`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CardKitOp {
@@ -208,18 +124,17 @@ pub enum CardKitOp {
     DeleteElement { element_id: String },
     /// `POST /cards/:id/elements`.
     AddElements {
-        placement: Placement,
+        position: ElementPosition,
         elements: Vec<Element>,
     },
     /// `POST /cards/:id/batch_update`.
-    BatchUpdate { actions: Vec<BatchAction> },
+    BatchUpdate { actions: Vec<BatchUpdateAction> },
     /// `PUT /cards/:id`: full replace.
     UpdateCard { card: Card },
 }
 
-/// A JSON value as the JSON string CardKit wants in its string-typed fields.
-fn json_string<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+fn element_value(element: &Element) -> Value {
+    serde_json::to_value(element).unwrap_or(Value::Null)
 }
 
 impl CardKitOp {
@@ -237,63 +152,70 @@ impl CardKitOp {
         }
     }
 
-    /// The HTTP method.
-    pub fn method(&self) -> &'static str {
+    /// Makes the call with its `sequence` and `uuid`.
+    pub async fn send(
+        &self,
+        api: &dyn FeishuApi,
+        card_id: &str,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
         match self {
-            Self::Settings { .. } | Self::PatchElement { .. } => "PATCH",
-            Self::StreamText { .. } | Self::UpdateElement { .. } | Self::UpdateCard { .. } => "PUT",
-            Self::DeleteElement { .. } => "DELETE",
-            Self::AddElements { .. } | Self::BatchUpdate { .. } => "POST",
-        }
-    }
-
-    /// The path under the Open API base URL.
-    pub fn path(&self, card_id: &str) -> String {
-        let card = format!("/open-apis/cardkit/v1/cards/{card_id}");
-        match self {
-            Self::Settings { .. } => format!("{card}/settings"),
-            Self::StreamText { element_id, .. } => format!("{card}/elements/{element_id}/content"),
-            Self::PatchElement { element_id, .. }
-            | Self::UpdateElement { element_id, .. }
-            | Self::DeleteElement { element_id } => format!("{card}/elements/{element_id}"),
-            Self::AddElements { .. } => format!("{card}/elements"),
-            Self::BatchUpdate { .. } => format!("{card}/batch_update"),
-            Self::UpdateCard { .. } => card,
-        }
-    }
-
-    /// The JSON body, with the call's `sequence` and idempotency `uuid`.
-    pub fn body(&self, sequence: i32, uuid: &str) -> Value {
-        let mut body = match self {
-            Self::Settings { settings } => json!({ "settings": json_string(settings) }),
-            Self::StreamText { content, .. } => json!({ "content": content }),
-            Self::PatchElement {
-                partial_element, ..
-            } => json!({ "partial_element": json_string(partial_element) }),
-            Self::UpdateElement { element, .. } => json!({ "element": json_string(element) }),
-            Self::DeleteElement { .. } => json!({}),
-            Self::AddElements {
-                placement,
-                elements,
+            Self::Settings { settings } => {
+                api.update_card_settings(card_id, settings, write, deadline)
+                    .await
+            }
+            Self::StreamText {
+                element_id,
+                content,
             } => {
-                let (kind, target) = placement.wire();
-                json!({ "type": kind, "target_element_id": target, "elements": json_string(elements) })
+                api.stream_card_element_text(card_id, element_id, content, write, deadline)
+                    .await
             }
-            Self::BatchUpdate { actions } => json!({ "actions": json_string(actions) }),
+            Self::PatchElement {
+                element_id,
+                partial_element,
+            } => {
+                api.patch_card_element(card_id, element_id, partial_element, write, deadline)
+                    .await
+            }
+            Self::UpdateElement {
+                element_id,
+                element,
+            } => {
+                api.update_card_element(
+                    card_id,
+                    element_id,
+                    &element_value(element),
+                    write,
+                    deadline,
+                )
+                .await
+            }
+            Self::DeleteElement { element_id } => {
+                api.delete_card_element(card_id, element_id, write, deadline)
+                    .await
+            }
+            Self::AddElements { position, elements } => {
+                let elements: Vec<Value> = elements.iter().map(element_value).collect();
+                api.add_card_elements(card_id, position, &elements, write, deadline)
+                    .await
+            }
+            Self::BatchUpdate { actions } => {
+                api.batch_update_card(card_id, actions, write, deadline)
+                    .await
+            }
             Self::UpdateCard { card } => {
-                json!({ "card": { "type": "card_json", "data": card.to_json_string() } })
+                api.update_card(card_id, &card.to_value(), write, deadline)
+                    .await
             }
-        };
-        body["sequence"] = json!(sequence);
-        body["uuid"] = json!(uuid);
-        body
+        }
     }
 }
 
-/// The idempotency `uuid` of one call: stable across a retried request, distinct across calls.
-pub fn op_uuid(card_key: &str, job_id: &str, attempt: u32, index: usize) -> String {
-    let name = format!("{card_key}/{job_id}/{attempt}/{index}");
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+/// The idempotency key of one CardKit call: stable across a retried request, distinct across calls.
+pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usize) -> String {
+    format!("cardkit:{card_key}:{job_id}:{attempt}:{index}")
 }
 
 /// A message-mode update.
@@ -607,16 +529,16 @@ pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
             element_id: ids::ACTIONS.to_owned(),
         },
         CardKitOp::AddElements {
-            placement: Placement::InsertAfter(ids::TL_SUBMITTED.to_owned()),
+            position: ElementPosition::InsertAfter(ids::TL_SUBMITTED.to_owned()),
             elements: vec![added.clone()],
         },
         CardKitOp::BatchUpdate {
             actions: vec![
-                BatchAction::PartialUpdateElement {
+                BatchUpdateAction::PartialUpdateElement {
                     element_id: ids::PROMPT.to_owned(),
                     partial_element: json!({ "text": prompt.text }),
                 },
-                BatchAction::PartialUpdateElement {
+                BatchUpdateAction::PartialUpdateElement {
                     element_id: ids::TL_SUBMITTED.to_owned(),
                     partial_element: json!({ "content": line }),
                 },
@@ -634,107 +556,29 @@ pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
 /// What to do after a Feishu call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureAction {
-    /// Transient (5xx, network, rate limit, card busy, sequence race): retry at this time.
-    RetryAt(EpochMillis),
-    /// The update token is spent (300030/300040): mark it, re-plan at once (PATCH).
+    /// Transient (5xx, network, rate limit, card busy, sequence race): `fail_job` with this
+    /// `retry_at` (Feishu's rate-limit reset) or the store's backoff when `None`.
+    Retry { retry_at: Option<EpochMillis> },
+    /// The update token is spent (300030/300040): mark it and re-plan at once (PATCH).
     SpendTokenAndReplan,
-    /// Feishu will never accept it (too old, gone, not ours, bad card): record, stop.
+    /// Feishu will never accept it (too old, gone, not ours, bad card): record it, stop trying.
     Permanent,
 }
 
-/// One failed Feishu call, as the client reports it (no secret inside).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FeishuFailure {
-    /// HTTP status; `None` for a network error or timeout.
-    pub http_status: Option<u16>,
-    /// Feishu's `code` from the body, when there was one.
-    pub code: Option<i64>,
-    /// `x-ogw-ratelimit-reset`: seconds until the rate-limit window resets.
-    pub rate_limit_reset_secs: Option<u64>,
-}
-
-/// Codes that retrying cannot fix.
-const PERMANENT_CODES: &[i64] = &[
-    10002,  // param error
-    200220, // bad card JSON
-    200740, // entity not found
-    200750, // entity expired (14 days)
-    200860, // card over 30 KB
-    230001, // invalid param
-    230011, // message recalled
-    230025, // content too long
-    230031, // message older than 14 days
-    230099, // card build failure
-    230110, // message deleted
-    300301, 300302, 300303, 300305, 300307, 300310, 300311, 300312, // card / CardKit misuse
-    11311, 100030, 200000, 200310, // delayed update: format, recalled, other app
-];
-
-/// Codes of a spent card-update token.
-const SPENT_TOKEN_CODES: &[i64] = &[300030, 300040];
-
-/// Retry policy: exponential from `base_ms`, capped at `max_ms`, at most `max_attempts` tries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub base_ms: i64,
-    pub max_ms: i64,
-    pub max_attempts: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base_ms: 2_000,
-            max_ms: 5 * 60 * 1000,
-            max_attempts: 8,
+/// Classifies a failed call.
+pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
+    match error {
+        FeishuError::UpdateTokenExpired { .. } | FeishuError::UpdateTokenUsedUp { .. } => {
+            FailureAction::SpendTokenAndReplan
         }
-    }
-}
-
-impl Backoff {
-    /// Delay before retry number `attempt` (1 = first retry); `jitter` in [0, 1) spreads it by up to 25 %.
-    pub fn delay_ms(&self, attempt: u32, jitter: f64) -> i64 {
-        let exponent = attempt.saturating_sub(1).min(30);
-        let raw = self
-            .base_ms
-            .saturating_mul(1_i64 << exponent)
-            .min(self.max_ms);
-        let spread = (raw as f64 * 0.25 * jitter.clamp(0.0, 1.0)) as i64;
-        (raw + spread).min(self.max_ms)
-    }
-
-    /// Whether a job that has now failed `attempts` times may still retry.
-    pub fn may_retry(&self, attempts: u32) -> bool {
-        attempts < self.max_attempts
-    }
-
-    /// What to do after `failure`, the job having failed `attempts` times including this one.
-    pub fn on_failure(
-        &self,
-        failure: &FeishuFailure,
-        attempts: u32,
-        now: EpochMillis,
-        jitter: f64,
-    ) -> FailureAction {
-        if let Some(code) = failure.code {
-            if SPENT_TOKEN_CODES.contains(&code) {
-                return FailureAction::SpendTokenAndReplan;
-            }
-            if PERMANENT_CODES.contains(&code) {
-                return FailureAction::Permanent;
-            }
-        }
-        let client_error = matches!(failure.http_status, Some(400..=499))
-            && failure.http_status != Some(429)
-            && failure.code.is_none();
-        if client_error || !self.may_retry(attempts) {
-            return FailureAction::Permanent;
-        }
-        let backoff = now + self.delay_ms(attempts, jitter);
-        let reset = failure
-            .rate_limit_reset_secs
-            .map(|secs| now + (secs as i64).saturating_mul(1000));
-        FailureAction::RetryAt(reset.map_or(backoff, |at| at.max(backoff)))
+        // The next attempt allocates a fresh sequence, so this one is worth retrying.
+        FeishuError::SequenceNotIncreasing { .. } => FailureAction::Retry { retry_at: None },
+        e if e.is_retryable() => FailureAction::Retry {
+            retry_at: e
+                .retry_after()
+                .map(|wait| now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
+        },
+        _ => FailureAction::Permanent,
     }
 }
 
@@ -758,6 +602,8 @@ mod tests {
     use super::*;
     use crate::approval::{decide_click, new_card_state, ClickDecision, RequestKind, SentCard};
     use crate::cards::approval as views;
+    use crate::feishu::cardkit;
+    use crate::feishu::request::ApiRequest;
     use crate::store::{JobStatus, StoredUpdateToken};
 
     const NOW: EpochMillis = 1_732_233_600_734;
@@ -878,9 +724,39 @@ mod tests {
         }
     }
 
-    /// Applies one op through its wire body (string fields parsed back), like the simulator would.
+    /// The request the real client sends for `op`.
+    fn wire(op: &CardKitOp) -> ApiRequest {
+        let w = CardWrite::new(1, "k");
+        match op {
+            CardKitOp::Settings { settings } => cardkit::update_card_settings("c1", settings, &w),
+            CardKitOp::StreamText {
+                element_id,
+                content,
+            } => cardkit::stream_card_element_text("c1", element_id, content, &w),
+            CardKitOp::PatchElement {
+                element_id,
+                partial_element,
+            } => cardkit::patch_card_element("c1", element_id, partial_element, &w),
+            CardKitOp::UpdateElement {
+                element_id,
+                element,
+            } => cardkit::update_card_element("c1", element_id, &element_value(element), &w),
+            CardKitOp::DeleteElement { element_id } => {
+                cardkit::delete_card_element("c1", element_id, &w)
+            }
+            CardKitOp::AddElements { position, elements } => {
+                let values: Vec<Value> = elements.iter().map(element_value).collect();
+                cardkit::add_card_elements("c1", position, &values, &w)
+            }
+            CardKitOp::BatchUpdate { actions } => cardkit::batch_update_card("c1", actions, &w),
+            CardKitOp::UpdateCard { card } => cardkit::update_card("c1", &card.to_value(), &w),
+        }
+        .unwrap()
+    }
+
+    /// Applies one op through the client's wire body (string fields parsed back), like Feishu would.
     fn apply(card: &mut Value, op: &CardKitOp, streaming: &mut bool) {
-        let body = op.body(1, "u");
+        let body = wire(op).body.unwrap();
         let parse =
             |field: &str| serde_json::from_str::<Value>(body[field].as_str().unwrap()).unwrap();
         match op {
@@ -952,7 +828,7 @@ mod tests {
                 ]
             );
             assert_eq!(
-                ops[0].body(1, "u")["settings"],
+                wire(&ops[0]).body.unwrap()["settings"],
                 json!(
                     r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中"}}}"#
                         .replace("请假", kind.label())
@@ -1156,201 +1032,129 @@ mod tests {
     }
 
     #[test]
-    fn cardkit_wire_bodies() {
-        let card = views::expired_card();
-        let op = CardKitOp::UpdateCard { card: card.clone() };
-        let body = op.body(7, "uuid-1");
-        assert_eq!(
-            (op.method(), op.path("c1")),
-            ("PUT", "/open-apis/cardkit/v1/cards/c1".to_owned())
-        );
-        assert_eq!(body["sequence"], 7);
-        assert_eq!(body["uuid"], "uuid-1");
-        assert_eq!(body["card"]["type"], "card_json");
-        let data: Value = serde_json::from_str(body["card"]["data"].as_str().unwrap()).unwrap();
-        assert_eq!(data, card.to_value());
-
-        let cases: Vec<(CardKitOp, &str, &str)> = vec![
-            (
-                CardKitOp::Settings {
-                    settings: json!({"config": {"streaming_mode": false}}),
-                },
-                "PATCH",
-                "/open-apis/cardkit/v1/cards/c1/settings",
-            ),
-            (
-                CardKitOp::StreamText {
-                    element_id: "note".into(),
-                    content: "x".into(),
-                },
-                "PUT",
-                "/open-apis/cardkit/v1/cards/c1/elements/note/content",
-            ),
-            (
-                CardKitOp::PatchElement {
-                    element_id: "status".into(),
-                    partial_element: json!({"content": "y"}),
-                },
-                "PATCH",
-                "/open-apis/cardkit/v1/cards/c1/elements/status",
-            ),
-            (
-                CardKitOp::UpdateElement {
-                    element_id: "status".into(),
-                    element: Element::hr("status"),
-                },
-                "PUT",
-                "/open-apis/cardkit/v1/cards/c1/elements/status",
-            ),
-            (
-                CardKitOp::DeleteElement {
-                    element_id: "actions".into(),
-                },
-                "DELETE",
-                "/open-apis/cardkit/v1/cards/c1/elements/actions",
-            ),
-            (
-                CardKitOp::AddElements {
-                    placement: Placement::Append(None),
-                    elements: vec![Element::hr("h")],
-                },
-                "POST",
-                "/open-apis/cardkit/v1/cards/c1/elements",
-            ),
-            (
-                CardKitOp::BatchUpdate {
-                    actions: vec![BatchAction::DeleteElements {
-                        element_ids: vec!["a".into()],
-                    }],
-                },
-                "POST",
-                "/open-apis/cardkit/v1/cards/c1/batch_update",
-            ),
+    fn every_op_makes_a_valid_request_on_the_card() {
+        let ops = vec![
+            CardKitOp::Settings {
+                settings: json!({"config": {"streaming_mode": false}}),
+            },
+            CardKitOp::StreamText {
+                element_id: "note".into(),
+                content: "x".into(),
+            },
+            CardKitOp::PatchElement {
+                element_id: "status".into(),
+                partial_element: json!({"content": "y"}),
+            },
+            CardKitOp::UpdateElement {
+                element_id: "status".into(),
+                element: Element::hr("status"),
+            },
+            CardKitOp::DeleteElement {
+                element_id: "actions".into(),
+            },
+            CardKitOp::AddElements {
+                position: ElementPosition::Append(None),
+                elements: vec![Element::hr("h")],
+            },
+            CardKitOp::BatchUpdate {
+                actions: vec![BatchUpdateAction::DeleteElements {
+                    element_ids: vec!["a".into()],
+                }],
+            },
+            CardKitOp::UpdateCard {
+                card: views::expired_card(),
+            },
         ];
-        for (op, method, path) in &cases {
-            assert_eq!(
-                (op.method(), op.path("c1").as_str()),
-                (*method, *path),
+        let mut names = std::collections::HashSet::new();
+        for op in &ops {
+            let request = wire(op);
+            assert!(
+                request.path.starts_with("/open-apis/cardkit/v1/cards/c1"),
                 "{}",
                 op.name()
             );
-            let body = op.body(3, "u");
-            assert_eq!(body["sequence"], 3);
-            for field in [
-                "settings",
-                "partial_element",
-                "element",
-                "elements",
-                "actions",
-            ] {
-                if let Some(v) = body.get(field) {
-                    assert!(v.is_string(), "{field} must be a JSON string");
-                    serde_json::from_str::<Value>(v.as_str().unwrap()).unwrap();
-                }
+            assert_eq!(request.body.as_ref().unwrap()["sequence"], 1);
+            names.insert(op.name());
+        }
+        assert_eq!(names.len(), ops.len());
+        let CardKitOp::UpdateCard { card } = &ops[7] else {
+            panic!()
+        };
+        let body = wire(&ops[7]).body.unwrap();
+        let data: Value = serde_json::from_str(body["card"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data, card.to_value());
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable_and_distinct() {
+        let a = op_idempotency_key("om_x", "post_answer", 0, 0);
+        assert_eq!(a, op_idempotency_key("om_x", "post_answer", 0, 0));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 0, 1));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 1, 0));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        use std::time::Duration;
+        let log_id = None;
+        assert_eq!(
+            on_failure(&FeishuError::UpdateTokenExpired { log_id: None }, NOW),
+            FailureAction::SpendTokenAndReplan
+        );
+        assert_eq!(
+            on_failure(&FeishuError::UpdateTokenUsedUp { log_id: None }, NOW),
+            FailureAction::SpendTokenAndReplan
+        );
+        let limited = FeishuError::RateLimited {
+            code: 99991400,
+            retry_after: Some(Duration::from_secs(52)),
+            log_id,
+        };
+        assert_eq!(
+            on_failure(&limited, NOW),
+            FailureAction::Retry {
+                retry_at: Some(NOW + 52_000)
             }
-        }
-        assert_eq!(cases[5].0.body(1, "u")["type"], "append");
-        assert_eq!(cases[5].0.body(1, "u")["target_element_id"], "");
-        let batch: Value =
-            serde_json::from_str(cases[6].0.body(1, "u")["actions"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            batch,
-            json!([{"action": "delete_elements", "params": {"element_ids": ["a"]}}])
         );
-        let all = BatchAction::PartialUpdateSetting {
-            settings: json!({"config": {}}),
-        };
-        assert_eq!(
-            serde_json::to_value(&all).unwrap()["params"]["settings"],
-            json!({"config": {}})
-        );
-    }
-
-    #[test]
-    fn op_uuids_are_stable_and_distinct() {
-        let a = op_uuid("om_x", "post_answer", 0, 0);
-        assert_eq!(a, op_uuid("om_x", "post_answer", 0, 0));
-        assert_ne!(a, op_uuid("om_x", "post_answer", 0, 1));
-        assert_ne!(a, op_uuid("om_x", "post_answer", 1, 0));
-        assert!(a.len() <= 64);
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_honours_rate_limit_reset() {
-        let b = Backoff::default();
-        assert_eq!(b.delay_ms(1, 0.0), 2_000);
-        assert_eq!(b.delay_ms(2, 0.0), 4_000);
-        assert_eq!(b.delay_ms(5, 0.0), 32_000);
-        assert_eq!(b.delay_ms(20, 0.0), b.max_ms);
-        assert_eq!(b.delay_ms(1, 0.999), 2_499);
-        let server_error = FeishuFailure {
-            http_status: Some(503),
-            code: None,
-            rate_limit_reset_secs: None,
-        };
-        assert_eq!(
-            b.on_failure(&server_error, 1, NOW, 0.0),
-            FailureAction::RetryAt(NOW + 2_000)
-        );
-        let limited = FeishuFailure {
-            http_status: Some(429),
-            code: Some(99991400),
-            rate_limit_reset_secs: Some(52),
-        };
-        assert_eq!(
-            b.on_failure(&limited, 1, NOW, 0.0),
-            FailureAction::RetryAt(NOW + 52_000)
-        );
-        let network = FeishuFailure::default();
-        assert_eq!(
-            b.on_failure(&network, 3, NOW, 0.0),
-            FailureAction::RetryAt(NOW + 8_000)
-        );
-        assert_eq!(
-            b.on_failure(&network, b.max_attempts, NOW, 0.0),
-            FailureAction::Permanent
-        );
-    }
-
-    #[test]
-    fn failures_are_classified_by_code() {
-        let b = Backoff::default();
-        let code = |c: i64| FeishuFailure {
-            http_status: Some(400),
-            code: Some(c),
-            rate_limit_reset_secs: None,
-        };
-        for c in [300030, 300040] {
+        for transient in [
+            FeishuError::Server {
+                status: 503,
+                log_id: None,
+            },
+            FeishuError::Transport("reset".into()),
+            FeishuError::CardInCallback { log_id: None },
+            FeishuError::SequenceNotIncreasing { log_id: None },
+            FeishuError::DeadlineExceeded {
+                attempts: 2,
+                last: "timeout".into(),
+            },
+        ] {
             assert_eq!(
-                b.on_failure(&code(c), 1, NOW, 0.0),
-                FailureAction::SpendTokenAndReplan
+                on_failure(&transient, NOW),
+                FailureAction::Retry { retry_at: None },
+                "{transient}"
             );
         }
-        for c in [200750, 230031, 230011, 300311, 200860] {
+        for permanent in [
+            FeishuError::CardEntityExpired { log_id: None },
+            FeishuError::MessageTooOld { log_id: None },
+            FeishuError::TooLarge {
+                code: 200860,
+                log_id: None,
+            },
+            FeishuError::InvalidRequest("bad id".into()),
+            FeishuError::Api {
+                code: 300311,
+                msg: "not the creating app".into(),
+                log_id: None,
+            },
+        ] {
             assert_eq!(
-                b.on_failure(&code(c), 1, NOW, 0.0),
+                on_failure(&permanent, NOW),
                 FailureAction::Permanent,
-                "{c}"
+                "{permanent}"
             );
         }
-        for c in [300317, 200810, 230020, 300120, 99991663] {
-            assert!(
-                matches!(
-                    b.on_failure(&code(c), 1, NOW, 0.0),
-                    FailureAction::RetryAt(_)
-                ),
-                "{c}"
-            );
-        }
-        let bare_404 = FeishuFailure {
-            http_status: Some(404),
-            code: None,
-            rate_limit_reset_secs: None,
-        };
-        assert_eq!(
-            b.on_failure(&bare_404, 1, NOW, 0.0),
-            FailureAction::Permanent
-        );
     }
 
     #[test]
