@@ -58,6 +58,8 @@ pub enum JobKind {
     PostAnswer,
     /// An undecided card reached `APPROVAL_TTL`: re-render it as expired.
     Expire,
+    /// A command reply the event handler could not send within its budget (the outbox).
+    SendReply,
 }
 
 impl JobKind {
@@ -66,6 +68,7 @@ impl JobKind {
         match self {
             Self::PostAnswer => "post_answer",
             Self::Expire => "expire",
+            Self::SendReply => "send_reply",
         }
     }
 
@@ -73,6 +76,7 @@ impl JobKind {
         match s {
             "post_answer" => Some(Self::PostAnswer),
             "expire" => Some(Self::Expire),
+            "send_reply" => Some(Self::SendReply),
             _ => None,
         }
     }
@@ -97,6 +101,18 @@ pub fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) ->
         kind: JobKind::Expire.as_str().to_owned(),
         payload: json!({}),
         not_before: sent_at + approval_ttl_ms,
+    }
+}
+
+/// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's
+/// message (there is no card yet); `payload` is what the sender needs to try again.
+pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis) -> NewJob {
+    NewJob {
+        card_key: source_message_id.to_owned(),
+        job_id: JobKind::SendReply.as_str().to_owned(),
+        kind: JobKind::SendReply.as_str().to_owned(),
+        payload,
+        not_before: now,
     }
 }
 
@@ -153,9 +169,9 @@ impl CardKitOp {
     }
 
     /// Makes the call with its `sequence` and `uuid`.
-    pub async fn send(
+    pub async fn send<F: FeishuApi + ?Sized>(
         &self,
-        api: &dyn FeishuApi,
+        api: &F,
         card_id: &str,
         write: &CardWrite,
         deadline: Deadline,
@@ -324,6 +340,8 @@ pub enum PlanError {
     TooOld,
     #[error("card state has no message_id to update")]
     NoMessage,
+    #[error("job kind {0:?} is not a card update")]
+    NotACardUpdate(&'static str),
 }
 
 /// Plans a claimed job against the card's current state, at `now`.
@@ -403,6 +421,7 @@ pub fn plan_job(job: &Job, state: &CardState, now: EpochMillis) -> Result<JobPla
             }
             _ => Ok(JobPlan::nothing("decided before expiry")),
         },
+        JobKind::SendReply => Err(PlanError::NotACardUpdate(kind.as_str())),
     }
 }
 
@@ -1170,7 +1189,7 @@ mod tests {
 
     #[test]
     fn job_kinds_and_delivery_modes_round_trip() {
-        for kind in [JobKind::PostAnswer, JobKind::Expire] {
+        for kind in [JobKind::PostAnswer, JobKind::Expire, JobKind::SendReply] {
             assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
         }
         for mode in [DeliveryMode::Entity, DeliveryMode::Message] {
