@@ -516,3 +516,62 @@ async fn the_url_verification_challenge_is_answered() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reply_that_does_not_fit_the_budget_becomes_a_job_and_is_delivered_once() {
+    let bot = dynamo_bot("entity").await;
+    bot.sim.inject_fault(FaultSpec {
+        method: Some("POST".into()),
+        path: "/open-apis/im/v1/messages/*/reply".into(),
+        kind: FaultKind::hang(Duration::from_secs(4)),
+        count: 1,
+    });
+    let delivery = bot
+        .sim
+        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
+        .await;
+    assert_eq!(
+        delivery.status,
+        Some(200),
+        "answered inside Feishu's 3 s: {:?}",
+        delivery.error
+    );
+    assert!(delivery.elapsed_ms < 3_000, "{} ms", delivery.elapsed_ms);
+    let source = delivery.message_id.clone().unwrap();
+    let job = bot
+        .store
+        .get_job(&source, "send_reply")
+        .await
+        .unwrap()
+        .expect("queued reply");
+    assert_eq!(job.status, JobStatus::Pending);
+    tokio::time::sleep(Duration::from_secs(3)).await; // the hung call completes at the simulator
+    let summary = bot
+        .run_updater(&stream_insert(&source, "send_reply", job.due_at))
+        .await;
+    assert_eq!(summary.done, 1, "{summary:?}");
+    let replies = from_bot(&bot.sim.messages(ids::P2P_CHAT_ID));
+    assert_eq!(
+        replies.iter().filter(|m| m.msg_type == "text").count(),
+        1,
+        "{replies:#?}"
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|m| m.msg_type == "interactive")
+            .count(),
+        1,
+        "{replies:#?}"
+    );
+    let card = replies
+        .iter()
+        .find(|m| m.msg_type == "interactive")
+        .unwrap();
+    assert!(bot
+        .store
+        .get_card(&card.message_id)
+        .await
+        .unwrap()
+        .is_some());
+}
