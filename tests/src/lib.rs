@@ -1,1 +1,3 @@
 //! Test support: the Feishu simulator, DynamoDB Local, local-stack helpers.
+
+pub mod simulator;
