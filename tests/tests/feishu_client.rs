@@ -168,7 +168,10 @@ async fn send_text_lands_in_the_chat_with_a_string_content_and_the_derived_uuid(
         )
         .await
         .unwrap();
-    let stored = h.sim.message(&sent.message_id).expect("the simulator holds it");
+    let stored = h
+        .sim
+        .message(&sent.message_id)
+        .expect("the simulator holds it");
     assert_eq!(stored.chat_id, ids::P2P_CHAT_ID);
     assert_eq!(stored.msg_type, "text");
     assert_eq!(
@@ -180,7 +183,10 @@ async fn send_text_lands_in_the_chat_with_a_string_content_and_the_derived_uuid(
         Some(RequestUuid::derive("help:om_1").as_str())
     );
     let call = &h.calls_to("POST", "/open-apis/im/v1/messages?")[0];
-    assert_eq!(call.path, "/open-apis/im/v1/messages?receive_id_type=open_id");
+    assert_eq!(
+        call.path,
+        "/open-apis/im/v1/messages?receive_id_type=open_id"
+    );
     assert!(body_of(call)["content"].is_string());
     assert_eq!(sent.chat_id.as_deref(), Some(ids::P2P_CHAT_ID));
 }
@@ -188,13 +194,11 @@ async fn send_text_lands_in_the_chat_with_a_string_content_and_the_derived_uuid(
 #[tokio::test]
 async fn the_same_key_sends_one_message() {
     let h = Harness::start().await;
+    let receiver = ReceiveId::ChatId(ids::GROUP_CHAT_ID.into());
+    let content = MessageContent::Card(approval_card("待审批"));
     let send = || {
-        h.client.send_message(
-            &ReceiveId::ChatId(ids::GROUP_CHAT_ID.into()),
-            &MessageContent::Card(approval_card("待审批")),
-            "card:om_2",
-            deadline(),
-        )
+        h.client
+            .send_message(&receiver, &content, "card:om_2", deadline())
     };
     let first = send().await.unwrap();
     let second = send().await.unwrap();
@@ -216,7 +220,10 @@ async fn send_an_inline_card_then_patch_it() {
         )
         .await
         .unwrap();
-    assert_eq!(h.sim.card(&sent.message_id).unwrap().card, approval_card("待审批"));
+    assert_eq!(
+        h.sim.card(&sent.message_id).unwrap().card,
+        approval_card("待审批")
+    );
     h.client
         .patch_message_card(&sent.message_id, &approval_card("请假通过"), deadline())
         .await
@@ -247,7 +254,10 @@ async fn patch_after_14_days_is_message_too_old() {
         .patch_message_card(&sent.message_id, &approval_card("过期"), deadline())
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::MessageTooOld { log_id: Some(_) }), "{err:?}");
+    assert!(
+        matches!(err, FeishuError::MessageTooOld { log_id: Some(_) }),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
 }
 
@@ -283,10 +293,19 @@ async fn reply_with_a_card_entity() {
         .await
         .unwrap();
     let stored = h.sim.message(&reply.message_id).unwrap();
-    assert_eq!(stored.parent_id.as_deref(), Some(source.message_id.as_str()));
+    assert_eq!(
+        stored.parent_id.as_deref(),
+        Some(source.message_id.as_str())
+    );
     assert_eq!(stored.card_id.as_deref(), Some(card_id.as_str()));
-    assert_eq!(h.sim.card(&reply.message_id).unwrap().card, approval_card("待审批"));
-    let call = &h.calls_to("POST", &format!("/open-apis/im/v1/messages/{}/reply", source.message_id))[0];
+    assert_eq!(
+        h.sim.card(&reply.message_id).unwrap().card,
+        approval_card("待审批")
+    );
+    let call = &h.calls_to(
+        "POST",
+        &format!("/open-apis/im/v1/messages/{}/reply", source.message_id),
+    )[0];
     assert_eq!(
         serde_json::from_str::<Value>(body_of(call)["content"].as_str().unwrap()).unwrap(),
         json!({"type": "card", "data": {"card_id": card_id}})
@@ -329,7 +348,10 @@ async fn delayed_update_twice_then_used_up() {
             .delayed_update_card(&click.update_token, &approval_card(status), deadline())
             .await
             .unwrap();
-        assert_eq!(h.sim.card(&sent.message_id).unwrap().card, approval_card(status));
+        assert_eq!(
+            h.sim.card(&sent.message_id).unwrap().card,
+            approval_card(status)
+        );
     }
     assert_eq!(h.sim.update_token(&click.update_token).unwrap().uses, 2);
     let err = h
@@ -337,8 +359,14 @@ async fn delayed_update_twice_then_used_up() {
         .delayed_update_card(&click.update_token, &approval_card("第三次"), deadline())
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::UpdateTokenUsedUp { .. }), "{err:?}");
-    assert_eq!(h.sim.card(&sent.message_id).unwrap().card, approval_card("请假通过"));
+    assert!(
+        matches!(err, FeishuError::UpdateTokenUsedUp { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        h.sim.card(&sent.message_id).unwrap().card,
+        approval_card("请假通过")
+    );
     let call = &h.calls_to("POST", "/open-apis/interactive/v1/card/update")[0];
     assert!(body_of(call)["card"].is_object());
 }
@@ -358,7 +386,11 @@ async fn delayed_update_after_30_minutes_is_token_expired() {
         .unwrap();
     let click = h
         .sim
-        .click_card(&answering_bot().await, &sent.message_id, json!({"type": "leave"}))
+        .click_card(
+            &answering_bot().await,
+            &sent.message_id,
+            json!({"type": "leave"}),
+        )
         .await
         .unwrap();
     h.sim.advance(Duration::from_secs(31 * 60));
@@ -367,7 +399,10 @@ async fn delayed_update_after_30_minutes_is_token_expired() {
         .delayed_update_card(&click.update_token, &approval_card("晚了"), deadline())
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::UpdateTokenExpired { .. }), "{err:?}");
+    assert!(
+        matches!(err, FeishuError::UpdateTokenExpired { .. }),
+        "{err:?}"
+    );
 }
 
 // ------------------------------------------------------------------ CardKit
@@ -400,9 +435,17 @@ async fn create_and_fully_update_a_card_entity() {
         .create_card(&approval_card("待审批"), deadline())
         .await
         .unwrap();
-    assert_eq!(h.sim.card_entity(&card_id).unwrap().card, approval_card("待审批"));
+    assert_eq!(
+        h.sim.card_entity(&card_id).unwrap().card,
+        approval_card("待审批")
+    );
     h.client
-        .update_card(&card_id, &approval_card("请假通过"), &CardWrite::new(1, "full:1"), deadline())
+        .update_card(
+            &card_id,
+            &approval_card("请假通过"),
+            &CardWrite::new(1, "full:1"),
+            deadline(),
+        )
         .await
         .unwrap();
     let entity = h.sim.card_entity(&card_id).unwrap();
@@ -420,16 +463,32 @@ async fn a_stale_sequence_is_typed() {
     let h = Harness::start().await;
     let card_id = sent_entity(&h).await;
     h.client
-        .update_card(&card_id, &approval_card("a"), &CardWrite::new(5, "seq:5"), deadline())
+        .update_card(
+            &card_id,
+            &approval_card("a"),
+            &CardWrite::new(5, "seq:5"),
+            deadline(),
+        )
         .await
         .unwrap();
     let err = h
         .client
-        .update_card(&card_id, &approval_card("b"), &CardWrite::new(5, "seq:5b"), deadline())
+        .update_card(
+            &card_id,
+            &approval_card("b"),
+            &CardWrite::new(5, "seq:5b"),
+            deadline(),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::SequenceNotIncreasing { .. }), "{err:?}");
-    assert_eq!(h.sim.card_entity(&card_id).unwrap().card, approval_card("a"));
+    assert!(
+        matches!(err, FeishuError::SequenceNotIncreasing { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        h.sim.card_entity(&card_id).unwrap().card,
+        approval_card("a")
+    );
 }
 
 #[tokio::test]
@@ -439,10 +498,18 @@ async fn an_entity_older_than_14_days_is_typed() {
     h.sim.advance(Duration::from_secs(15 * 24 * 3600));
     let err = h
         .client
-        .update_card(&card_id, &approval_card("x"), &CardWrite::new(1, "late"), deadline())
+        .update_card(
+            &card_id,
+            &approval_card("x"),
+            &CardWrite::new(1, "late"),
+            deadline(),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::CardEntityExpired { .. }), "{err:?}");
+    assert!(
+        matches!(err, FeishuError::CardEntityExpired { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -461,34 +528,87 @@ async fn settings_element_writes_and_streaming() {
     assert!(h.sim.card_entity(&card_id).unwrap().streaming);
 
     let md = |id: &str, text: &str| json!({"tag": "markdown", "element_id": id, "content": text});
-    c.add_card_elements(&card_id, &ElementPosition::InsertBefore("status".into()), &[md("before", "b")], &CardWrite::new(2, "add:before"), deadline())
-        .await
-        .unwrap();
-    c.add_card_elements(&card_id, &ElementPosition::InsertAfter("status".into()), &[md("after", "a")], &CardWrite::new(3, "add:after"), deadline())
-        .await
-        .unwrap();
-    c.add_card_elements(&card_id, &ElementPosition::Append(None), &[md("tail", "t")], &CardWrite::new(4, "add:append"), deadline())
-        .await
-        .unwrap();
+    c.add_card_elements(
+        &card_id,
+        &ElementPosition::InsertBefore("status".into()),
+        &[md("before", "b")],
+        &CardWrite::new(2, "add:before"),
+        deadline(),
+    )
+    .await
+    .unwrap();
+    c.add_card_elements(
+        &card_id,
+        &ElementPosition::InsertAfter("status".into()),
+        &[md("after", "a")],
+        &CardWrite::new(3, "add:after"),
+        deadline(),
+    )
+    .await
+    .unwrap();
+    c.add_card_elements(
+        &card_id,
+        &ElementPosition::Append(None),
+        &[md("tail", "t")],
+        &CardWrite::new(4, "add:append"),
+        deadline(),
+    )
+    .await
+    .unwrap();
     let card = h.sim.card_entity(&card_id).unwrap().card;
-    assert_eq!(element_ids(&card), ["before", "status", "after", "btn_leave", "tail"]);
+    assert_eq!(
+        element_ids(&card),
+        ["before", "status", "after", "btn_leave", "tail"]
+    );
 
-    c.update_card_element(&card_id, "after", &md("after", "replaced"), &CardWrite::new(5, "put:after"), deadline())
-        .await
-        .unwrap();
-    c.patch_card_element(&card_id, "before", &json!({"content": "patched"}), &CardWrite::new(6, "patch:before"), deadline())
-        .await
-        .unwrap();
-    c.stream_card_element_text(&card_id, "status", "审批中：正在处理", &CardWrite::new(7, "stream:1"), deadline())
-        .await
-        .unwrap();
-    c.delete_card_element(&card_id, "tail", &CardWrite::new(8, "delete:tail"), deadline())
-        .await
-        .unwrap();
+    c.update_card_element(
+        &card_id,
+        "after",
+        &md("after", "replaced"),
+        &CardWrite::new(5, "put:after"),
+        deadline(),
+    )
+    .await
+    .unwrap();
+    c.patch_card_element(
+        &card_id,
+        "before",
+        &json!({"content": "patched"}),
+        &CardWrite::new(6, "patch:before"),
+        deadline(),
+    )
+    .await
+    .unwrap();
+    c.stream_card_element_text(
+        &card_id,
+        "status",
+        "审批中：正在处理",
+        &CardWrite::new(7, "stream:1"),
+        deadline(),
+    )
+    .await
+    .unwrap();
+    c.delete_card_element(
+        &card_id,
+        "tail",
+        &CardWrite::new(8, "delete:tail"),
+        deadline(),
+    )
+    .await
+    .unwrap();
     let entity = h.sim.card_entity(&card_id).unwrap();
-    assert_eq!(element(&entity.card, "after").unwrap()["content"], "replaced");
-    assert_eq!(element(&entity.card, "before").unwrap()["content"], "patched");
-    assert_eq!(element(&entity.card, "status").unwrap()["content"], "审批中：正在处理");
+    assert_eq!(
+        element(&entity.card, "after").unwrap()["content"],
+        "replaced"
+    );
+    assert_eq!(
+        element(&entity.card, "before").unwrap()["content"],
+        "patched"
+    );
+    assert_eq!(
+        element(&entity.card, "status").unwrap()["content"],
+        "审批中：正在处理"
+    );
     assert!(element(&entity.card, "tail").is_none());
     assert_eq!(entity.last_sequence, Some(8));
 
@@ -528,15 +648,26 @@ async fn batch_update_applies_every_action_in_one_write() {
         },
     ];
     h.client
-        .batch_update_card(&card_id, &actions, &CardWrite::new(1, "batch:1"), deadline())
+        .batch_update_card(
+            &card_id,
+            &actions,
+            &CardWrite::new(1, "batch:1"),
+            deadline(),
+        )
         .await
         .unwrap();
     let entity = h.sim.card_entity(&card_id).unwrap();
     assert_eq!(element_ids(&entity.card), ["status", "note"]);
-    assert_eq!(element(&entity.card, "status").unwrap()["content"], "请假通过");
+    assert_eq!(
+        element(&entity.card, "status").unwrap()["content"],
+        "请假通过"
+    );
     assert_eq!(element(&entity.card, "note").unwrap()["content"], "已处理");
     assert_eq!(entity.last_sequence, Some(1));
-    let call = &h.calls_to("POST", &format!("/open-apis/cardkit/v1/cards/{card_id}/batch_update"))[0];
+    let call = &h.calls_to(
+        "POST",
+        &format!("/open-apis/cardkit/v1/cards/{card_id}/batch_update"),
+    )[0];
     assert!(body_of(call)["actions"].is_string());
 }
 
@@ -588,20 +719,37 @@ async fn one_token_fetch_serves_many_calls_and_a_second_instance_reads_the_table
     );
     // A cold start of another Lambda: same table, new client.
     let other = Harness::client_for(&h.sim, h.table.clone(), fast_retries());
-    other.create_card(&approval_card("x"), deadline()).await.unwrap();
+    other
+        .create_card(&approval_card("x"), deadline())
+        .await
+        .unwrap();
     assert_eq!(h.auth_calls(), 1);
 }
 
 #[tokio::test]
 async fn an_invalidated_token_is_refetched_exactly_once_then_the_call_succeeds() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     assert_eq!(h.auth_calls(), 1);
-    h.sim
-        .fail_next("POST", "/open-apis/cardkit/v1/cards", 1, FaultKind::InvalidToken);
-    let card_id = h.client.create_card(&approval_card("after"), deadline()).await.unwrap();
+    h.sim.fail_next(
+        "POST",
+        "/open-apis/cardkit/v1/cards",
+        1,
+        FaultKind::InvalidToken,
+    );
+    let card_id = h
+        .client
+        .create_card(&approval_card("after"), deadline())
+        .await
+        .unwrap();
     assert_eq!(h.auth_calls(), 2, "exactly one refetch");
-    assert_eq!(h.sim.card_entity(&card_id).unwrap().card, approval_card("after"));
+    assert_eq!(
+        h.sim.card_entity(&card_id).unwrap().card,
+        approval_card("after")
+    );
     let creates = h.calls_to("POST", "/open-apis/cardkit/v1/cards");
     let codes: Vec<_> = creates.iter().map(|c| c.code).collect();
     assert_eq!(codes, [Some(0), Some(99991663), Some(0)]);
@@ -610,7 +758,10 @@ async fn an_invalidated_token_is_refetched_exactly_once_then_the_call_succeeds()
 #[tokio::test]
 async fn a_token_feishu_expired_is_evicted_from_both_caches() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     let old = h.table.items.lock().unwrap()[ids::APP_ID].clone();
     // Feishu's clock runs ahead of ours: the cached token is dead, our cache thinks it is fresh.
     h.sim.advance(Duration::from_secs(3 * 3600));
@@ -623,7 +774,10 @@ async fn a_token_feishu_expired_is_evicted_from_both_caches() {
             expires_at: h.sim.now_ms() + 3_600_000,
         },
     );
-    lagging.create_card(&approval_card("x"), deadline()).await.unwrap();
+    lagging
+        .create_card(&approval_card("x"), deadline())
+        .await
+        .unwrap();
     assert_eq!(h.auth_calls(), 2);
     let stored = h.table.items.lock().unwrap()[ids::APP_ID].clone();
     assert_ne!(stored.token, old.token);
@@ -632,10 +786,21 @@ async fn a_token_feishu_expired_is_evicted_from_both_caches() {
 #[tokio::test]
 async fn a_token_rejected_twice_is_a_typed_error() {
     let h = Harness::start().await;
-    h.sim
-        .fail_next("POST", "/open-apis/cardkit/v1/cards", 2, FaultKind::InvalidToken);
-    let err = h.client.create_card(&approval_card("x"), deadline()).await.unwrap_err();
-    assert!(matches!(err, FeishuError::InvalidToken { code: 99991663, .. }), "{err:?}");
+    h.sim.fail_next(
+        "POST",
+        "/open-apis/cardkit/v1/cards",
+        2,
+        FaultKind::InvalidToken,
+    );
+    let err = h
+        .client
+        .create_card(&approval_card("x"), deadline())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, FeishuError::InvalidToken { code: 99991663, .. }),
+        "{err:?}"
+    );
     assert_eq!(h.auth_calls(), 2);
 }
 
@@ -644,7 +809,10 @@ async fn a_token_rejected_twice_is_a_typed_error() {
 #[tokio::test]
 async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     h.sim.fail_next(
         "POST",
         "/open-apis/cardkit/v1/cards",
@@ -654,7 +822,10 @@ async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
     let started = Instant::now();
     let card_id = h
         .client
-        .create_card(&approval_card("limited"), Deadline::after(Duration::from_secs(10)))
+        .create_card(
+            &approval_card("limited"),
+            Deadline::after(Duration::from_secs(10)),
+        )
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -666,14 +837,22 @@ async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
     assert_eq!(creates.len(), 5);
     // Each retry waited at least the reset after the 429 before it.
     for pair in creates[1..].windows(2) {
-        assert!(pair[1].at_ms - pair[0].at_ms >= 1000, "{} → {}", pair[0].at_ms, pair[1].at_ms);
+        assert!(
+            pair[1].at_ms - pair[0].at_ms >= 1000,
+            "{} → {}",
+            pair[0].at_ms,
+            pair[1].at_ms
+        );
     }
 }
 
 #[tokio::test]
 async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     h.sim.fail_next(
         "POST",
         "/open-apis/cardkit/v1/cards",
@@ -686,7 +865,11 @@ async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
         .create_card(&approval_card("x"), Deadline::after(Duration::from_secs(5)))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(52)));
     assert!(err.is_retryable());
 }
@@ -694,7 +877,10 @@ async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
 #[tokio::test]
 async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     h.sim.fail_next(
         "POST",
         "/open-apis/cardkit/v1/cards",
@@ -714,16 +900,28 @@ async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
         .unwrap_err();
     let elapsed = started.elapsed();
     eprintln!("endless 503 with a 2 s deadline: {err} after {elapsed:?}");
-    assert!(matches!(err, FeishuError::DeadlineExceeded { attempts, .. } if attempts > 3), "{err:?}");
-    assert!(elapsed <= budget + Duration::from_millis(200), "{elapsed:?}");
-    assert!(elapsed >= budget - Duration::from_millis(500), "{elapsed:?}");
+    assert!(
+        matches!(err, FeishuError::DeadlineExceeded { attempts, .. } if attempts > 3),
+        "{err:?}"
+    );
+    assert!(
+        elapsed <= budget + Duration::from_millis(200),
+        "{elapsed:?}"
+    );
+    assert!(
+        elapsed >= budget - Duration::from_millis(500),
+        "{elapsed:?}"
+    );
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn a_hanging_call_is_cut_at_the_deadline() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     h.sim.fail_next(
         "POST",
         "/open-apis/cardkit/v1/cards",
@@ -733,17 +931,30 @@ async fn a_hanging_call_is_cut_at_the_deadline() {
     let started = Instant::now();
     let err = h
         .client
-        .create_card(&approval_card("x"), Deadline::after(Duration::from_millis(800)))
+        .create_card(
+            &approval_card("x"),
+            Deadline::after(Duration::from_millis(800)),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, FeishuError::DeadlineExceeded { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(1100), "{:?}", started.elapsed());
+    assert!(
+        matches!(err, FeishuError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1100),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_few_5xx_are_retried_to_success() {
     let h = Harness::start().await;
-    h.client.create_card(&approval_card("warm"), deadline()).await.unwrap();
+    h.client
+        .create_card(&approval_card("warm"), deadline())
+        .await
+        .unwrap();
     h.sim.fail_next(
         "POST",
         "/open-apis/im/v1/messages",
