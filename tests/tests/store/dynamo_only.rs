@@ -269,11 +269,11 @@ async fn due_query_reads_only_the_due_jobs_of_10000() {
         "oldest first"
     );
 
-    let (first, stats) = store.due_jobs_with_stats(now, 30).await.unwrap();
-    assert_eq!((first.len(), stats.scanned_count), (30, 30));
+    let (first, page) = store.due_jobs_with_stats(now, 30).await.unwrap();
+    assert_eq!((first.len(), page.scanned_count), (30, 30));
     assert_eq!(first[0].job_id, "j00000");
     eprintln!(
-        "seeded 10,000 jobs in {seeded:?}; due query read {} items",
+        "seeded 10,000 jobs in {seeded:?}; the due query read {} items for 100 due jobs",
         stats.scanned_count
     );
 }
