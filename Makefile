@@ -5,7 +5,7 @@ export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 
-.PHONY: help run test lint build deploy bench fmt clippy tools
+.PHONY: help run test lint build deploy bench fmt clippy tools lint-template
 
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
@@ -13,14 +13,18 @@ help:
 	@echo "make lint   - cargo fmt --check, clippy, template lint"
 	@echo "make build  - sam build (release bootstraps for Lambda)"
 	@echo "make deploy - sam deploy --guided"
+	@echo "               (arm64: make build deploy ARCH=arm64, after rustup target add aarch64-unknown-linux-gnu)"
 	@echo "make bench  - benchmarks, written to bench/results.json"
 
 run:
 	@echo "make run is not ready yet: the local-run issue brings it. Until then: make test."
 
+# One DynamoDB Local for the whole run (nextest runs each test in its own process); always stopped.
 test:
-	@scripts/ensure-dynamodb-local.sh >/dev/null
-	@if cargo nextest --version >/dev/null 2>&1; then \
+	@set -euo pipefail; \
+	eval "$$(scripts/dynamodb-local.sh start)"; \
+	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
+	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace --no-fail-fast; \
@@ -32,4 +36,27 @@ fmt:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-lint: fmt clippy
+# --- build, deploy, template lint: tools come from .tools/venv (scripts/ensure-tools.sh) ---
+ARCH ?= x86_64
+SAM_PARAMS := $(if $(filter-out x86_64,$(ARCH)),--parameter-overrides Architecture=$(ARCH))
+# sam must never phone home from CI or a machine without network
+SAM := SAM_CLI_TELEMETRY=0 sam
+# Deploy with the user's own AWS credentials and region, not the test defaults exported above.
+DEPLOY_ENV := env $(if $(filter file,$(origin AWS_ACCESS_KEY_ID)),-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY) \
+	$(if $(filter file,$(origin AWS_REGION)),-u AWS_REGION)
+
+tools:
+	@scripts/ensure-tools.sh >/dev/null
+
+build:
+	@PATH="$$(scripts/ensure-tools.sh sam cargo-lambda python-zig):$$PATH" $(SAM) build $(SAM_PARAMS)
+
+deploy: build
+	@PATH="$$(scripts/ensure-tools.sh sam):$$PATH" $(DEPLOY_ENV) $(SAM) deploy --guided $(SAM_PARAMS)
+
+# Offline: cfn-lint ships the resource specs; sam validate --lint runs cfn-lint on the SAM transform.
+lint-template:
+	@PATH="$$(scripts/ensure-tools.sh sam cfn-lint):$$PATH"; \
+		cfn-lint template.yaml && $(SAM) validate --lint --template template.yaml
+
+lint: fmt clippy lint-template

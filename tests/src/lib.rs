@@ -1,3 +1,4 @@
 //! Test support: the Feishu simulator, DynamoDB Local, local-stack helpers.
 
+pub mod dynamodb_local;
 pub mod simulator;
