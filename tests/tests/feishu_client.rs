@@ -905,7 +905,7 @@ async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
         "{err:?}"
     );
     assert!(
-        elapsed <= budget + Duration::from_millis(200),
+        elapsed <= budget + Duration::from_millis(400),
         "{elapsed:?}"
     );
     assert!(
@@ -942,7 +942,7 @@ async fn a_hanging_call_is_cut_at_the_deadline() {
         "{err:?}"
     );
     assert!(
-        started.elapsed() < Duration::from_millis(1100),
+        started.elapsed() < Duration::from_millis(1200),
         "{:?}",
         started.elapsed()
     );
