@@ -1,4 +1,21 @@
 //! The `/_sim/...` JSON control API: the handle's methods for tests running in another process.
+//!
+//! | method and path | body → answer |
+//! |---|---|
+//! | `GET /_sim/config` | → app_id, tenant_key, user ids, chat ids, `encrypted` (never secrets) |
+//! | `GET /_sim/clock` | → `{now_ms}` |
+//! | `POST /_sim/clock/advance` | `{seconds?, millis?}` → `{now_ms}` |
+//! | `GET /_sim/chats/:chat_id/messages` | → `{items: [ChatMessage]}` |
+//! | `GET /_sim/messages/:message_id/card` | → `CardSnapshot` (card, text, history, streaming) |
+//! | `GET /_sim/cards/:card_id` | → `CardSnapshot` of a CardKit entity |
+//! | `GET` / `DELETE /_sim/calls` | → `{items: [ApiCall]}` / clears the log |
+//! | `GET /_sim/deliveries` | → `{items: [Delivery]}` |
+//! | `POST` / `DELETE /_sim/faults` | `FaultSpec` (`{"method":"POST","path":"/open-apis/im/v1/messages","count":1,"kind":{"type":"rate_limited","reset_secs":2}}`) / clears |
+//! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"card_writes_per_second":10}` (null disables) |
+//! | `GET /_sim/update_tokens/:token` | → `UpdateTokenInfo` |
+//! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text}` → `Delivery` |
+//! | `POST /_sim/user/click` | `{url, message_id, value, legacy?}` → `CallbackDelivery` |
+//! | `POST /_sim/url_verification` | `{url, challenge}` → `Delivery` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,11 +73,11 @@ fn bad(msg: impl std::fmt::Display) -> Response {
     reply(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(bad)
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
-/// Routes `/_sim/...`; see the module docs of `simulator` for the list.
+/// Routes `/_sim/...` (table above).
 pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
     let segs: Vec<&str> = uri.path().trim_start_matches("/_sim/").split('/').collect();
     let now = sim.clock.now_ms();
@@ -84,7 +101,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                     .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.millis));
                 reply(StatusCode::OK, json!({"now_ms": sim.clock.now_ms()}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("GET", ["chats", chat_id, "messages"]) => {
             let world = sim.world();
@@ -127,7 +144,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 sim.world().faults.push(f);
                 reply(StatusCode::OK, json!({}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("DELETE", ["faults"]) => {
             sim.world().faults.clear();
@@ -138,7 +155,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 sim.world().rate_limits = l;
                 reply(StatusCode::OK, json!({}))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("GET", ["update_tokens", token]) => match sim.world().update_tokens.get(*token) {
             Some(t) => reply(StatusCode::OK, to_json(t)),
@@ -152,7 +169,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 let d = delivery::user_message(&sim, &m.url, m.chat, &m.text).await;
                 reply(StatusCode::OK, to_json(&d))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("POST", ["user", "click"]) => match parse::<Click>(&body) {
             Ok(c) => match delivery::card_callback(&sim, &c.url, &c.message_id, c.value, c.legacy)
@@ -161,14 +178,14 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 Ok(d) => reply(StatusCode::OK, to_json(&d)),
                 Err(e) => bad(e),
             },
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         ("POST", ["url_verification"]) => match parse::<Challenge>(&body) {
             Ok(c) => {
                 let d = delivery::url_verification(&sim, &c.url, &c.challenge).await;
                 reply(StatusCode::OK, to_json(&d))
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         _ => reply(
             StatusCode::NOT_FOUND,

@@ -384,11 +384,12 @@ fn authorize(sim: &Shared, headers: &HeaderMap, now: i64) -> Result<(), ApiError
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .trim();
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .unwrap_or(if raw.contains(' ') { "" } else { raw })
-        .trim();
+    let token = match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        Some(_) => "",
+        None if raw.eq_ignore_ascii_case("bearer") => "",
+        None => raw,
+    };
     if token.is_empty() {
         return Err(ApiError::biz(
             99991661,
