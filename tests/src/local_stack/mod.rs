@@ -482,7 +482,9 @@ fn start_dynamodb_local(jar_dir: &str, port: u16) -> Result<Service, String> {
     ))
     .arg("-jar")
     .arg(dir.join("DynamoDBLocal.jar"))
-    .args(["-inMemory", "-port", &port.to_string()])
+    .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
+    // It writes a metadata file into its working directory: keep that out of the repo.
+    .current_dir(dir)
     // Its banner says nothing a user needs; errors still show.
     .stdout(Stdio::null());
     let mut service = Service::spawn("DynamoDB Local", java)?;
