@@ -125,7 +125,11 @@ async fn forward_lines(
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         // cargo's lock waits while the functions start together are noise, not progress.
-        if !muted.load(Ordering::SeqCst) && !line.trim_start().starts_with("Blocking waiting for file lock") {
+        if !muted.load(Ordering::SeqCst)
+            && !line
+                .trim_start()
+                .starts_with("Blocking waiting for file lock")
+        {
             println!("{prefix}{line}");
         }
     }
