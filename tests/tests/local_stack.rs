@@ -255,7 +255,7 @@ impl Runner {
             } else if let Some(v) = line.strip_prefix(lines::CARD_CALLBACK_URL) {
                 card = Some(v.to_owned());
             } else if let Some(v) = line.strip_prefix(lines::SIMULATOR_URL) {
-                sim = Some(v.trim_end_matches('/').to_owned());
+                sim = Some(v.trim_end_matches('/').trim_end_matches("/_sim").to_owned());
             } else if line.starts_with(lines::READY) {
                 return (event.unwrap(), card.unwrap(), sim.unwrap());
             }
