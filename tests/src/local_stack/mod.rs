@@ -368,7 +368,13 @@ impl LocalStack {
         }
         let mut build = Service::spawn("cargo build", cargo)?;
         build.forward_output("  cargo │ ");
-        let status = build.wait().await;
+        // Held by the stack while it runs, so Ctrl-C during the build stops the whole cargo tree.
+        self.services.push(build);
+        let status = match self.services.last_mut() {
+            Some(build) => build.wait().await,
+            None => String::new(),
+        };
+        self.services.pop();
         if status != "exit status: 0" {
             return Err(format!("cargo build of the functions failed ({status})"));
         }
