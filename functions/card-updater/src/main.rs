@@ -44,3 +44,16 @@ fn effective_deadline(runtime_deadline: u64, now: i64) -> i64 {
         _ => now + TIMEOUT_MS,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_becomes_the_timeout_from_now() {
+        let now = 1_800_000_000_000;
+        assert_eq!(effective_deadline(600_000, now), now + TIMEOUT_MS);
+        assert_eq!(effective_deadline(u64::MAX, now), now + TIMEOUT_MS);
+        assert_eq!(effective_deadline(now as u64 + 5_000, now), now + 5_000);
+    }
+}
