@@ -1,1 +1,62 @@
 //! Every key format of the table, in one file.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | tenant token | `token#<app_id>` | `tenant` |
+//! | dedup record | `dedup#<key>` | `-` |
+//! | card state | `card#<card_key>` | `state` |
+//! | job | `card#<card_key>` | `job#<job_id>` |
+//!
+//! Pending and leased jobs also carry `due_pk` = [`DUE_PK`] for the sparse `due` index.
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+
+/// Sort key of the tenant token item.
+pub const TENANT_TOKEN_SK: &str = "tenant";
+/// Sort key of a dedup record.
+pub const DEDUP_SK: &str = "-";
+/// Sort key of a card's state item.
+pub const CARD_STATE_SK: &str = "state";
+/// Prefix of a job's sort key; a card's jobs are a `begins_with` Query on its partition.
+pub const JOB_SK_PREFIX: &str = "job#";
+
+/// The `due` index partition of every job waiting for delivery. One partition is fine for our
+/// volume (a GSI partition takes ~1,000 writes/s; a click writes one job); shard it by suffix if not.
+pub const DUE_PK: &str = "due";
+
+/// `pk` of the tenant token of `app_id`.
+pub fn tenant_token_pk(app_id: &str) -> String {
+    format!("token#{app_id}")
+}
+
+/// `pk` of a dedup record.
+pub fn dedup_pk(key: &str) -> String {
+    format!("dedup#{key}")
+}
+
+/// `pk` of a card's partition (its state and its jobs).
+pub fn card_pk(card_key: &str) -> String {
+    format!("card#{card_key}")
+}
+
+/// `sk` of a job.
+pub fn job_sk(job_id: &str) -> String {
+    format!("{JOB_SK_PREFIX}{job_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_match_the_design_table() {
+        assert_eq!(tenant_token_pk("cli_a"), "token#cli_a");
+        assert_eq!(dedup_pk("om_1"), "dedup#om_1");
+        assert_eq!(card_pk("c1"), "card#c1");
+        assert_eq!(job_sk("j1"), "job#j1");
+        assert!(job_sk("j1").starts_with(JOB_SK_PREFIX));
+    }
+}

@@ -1,1 +1,322 @@
 //! The in-memory adapter with the same semantics, for fast domain tests: `MemoryStore`.
+//!
+//! One mutex over plain maps: every method is one critical section, which gives the same
+//! atomicity as DynamoDB's conditional writes. The `due` index is a filter over the jobs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{
+    plan_failure, truncate_error, ttl_secs, CardState, CardStore, DedupClaim, DedupStore,
+    EpochMillis, FailOutcome, Job, JobStatus, JobStore, NewJob, StoreError, StoreResult,
+    StoredTenantToken, TokenStore,
+};
+
+#[derive(Default)]
+struct Tables {
+    /// Dedup key → `expires_at` in epoch seconds, as DynamoDB stores it.
+    dedup: HashMap<String, i64>,
+    tokens: HashMap<String, StoredTenantToken>,
+    cards: BTreeMap<String, CardState>,
+    /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
+    jobs: BTreeMap<(String, String), Job>,
+}
+
+/// Everything in process memory; cheap to create per test.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panicking test thread must not hide the data from the others.
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn job_key(card_key: &str, job_id: &str) -> (String, String) {
+    (card_key.to_owned(), job_id.to_owned())
+}
+
+/// Pending jobs and leased ones (whose lease may lapse) are in the `due` index.
+fn in_due_index(job: &Job) -> bool {
+    matches!(job.status, JobStatus::Pending | JobStatus::Leased)
+}
+
+/// The stored job `job` was claimed as, if it is still under that same lease.
+fn leased_as<'a>(
+    jobs: &'a mut BTreeMap<(String, String), Job>,
+    job: &Job,
+) -> StoreResult<&'a mut Job> {
+    let key = format!("{}/{}", job.card_key, job.job_id);
+    let stored = jobs
+        .get_mut(&job_key(&job.card_key, &job.job_id))
+        .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+    let same_lease = stored.status == JobStatus::Leased
+        && job.lease_owner.is_some()
+        && stored.lease_owner == job.lease_owner
+        && stored.attempts == job.attempts;
+    if same_lease {
+        Ok(stored)
+    } else {
+        Err(StoreError::Conflict(format!(
+            "job {key} is not under this lease"
+        )))
+    }
+}
+
+#[async_trait]
+impl DedupStore for MemoryStore {
+    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim> {
+        let mut tables = self.lock();
+        let now_secs = now.div_euclid(1000);
+        match tables.dedup.get(key) {
+            Some(&expires_at) if expires_at >= now_secs => Ok(DedupClaim::Duplicate),
+            _ => {
+                tables.dedup.insert(key.to_owned(), ttl_secs(now + ttl_ms));
+                Ok(DedupClaim::FirstTime)
+            }
+        }
+    }
+
+    async fn release(&self, key: &str) -> StoreResult<()> {
+        self.lock().dedup.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+        Ok(self.lock().tokens.get(app_id).cloned())
+    }
+
+    async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        if let Some(stored) = tables.tokens.get(app_id) {
+            if stored.expires_at > token.expires_at {
+                return Ok(false);
+            }
+        }
+        tables.tokens.insert(app_id.to_owned(), token.clone());
+        Ok(true)
+    }
+
+    async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        let mut tables = self.lock();
+        if tables.tokens.get(app_id).is_some_and(|t| t.token == token) {
+            tables.tokens.remove(app_id);
+        }
+        Ok(())
+    }
+}
+
+/// Checks `state.version` against the stored card and returns the stored one.
+fn card_at_version<'a>(
+    cards: &'a mut BTreeMap<String, CardState>,
+    state: &CardState,
+) -> StoreResult<&'a mut CardState> {
+    let stored = cards
+        .get_mut(&state.card_key)
+        .ok_or_else(|| StoreError::NotFound(format!("card {}", state.card_key)))?;
+    if stored.version != state.version {
+        return Err(StoreError::Conflict(format!(
+            "card {} is at version {}, not {}",
+            state.card_key, stored.version, state.version
+        )));
+    }
+    Ok(stored)
+}
+
+#[async_trait]
+impl CardStore for MemoryStore {
+    async fn create_card(&self, state: &CardState) -> StoreResult<CardState> {
+        let mut tables = self.lock();
+        if tables.cards.contains_key(&state.card_key) {
+            return Err(StoreError::Conflict(format!(
+                "card {} exists",
+                state.card_key
+            )));
+        }
+        let created = CardState {
+            version: 1,
+            ..state.clone()
+        };
+        tables.cards.insert(state.card_key.clone(), created.clone());
+        Ok(created)
+    }
+
+    async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>> {
+        Ok(self.lock().cards.get(card_key).cloned())
+    }
+
+    async fn update_card(&self, state: &CardState) -> StoreResult<CardState> {
+        let mut tables = self.lock();
+        let stored = card_at_version(&mut tables.cards, state)?;
+        *stored = CardState {
+            version: state.version + 1,
+            sequence: stored.sequence,
+            ..state.clone()
+        };
+        Ok(stored.clone())
+    }
+
+    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32> {
+        let mut tables = self.lock();
+        let stored = tables
+            .cards
+            .get_mut(card_key)
+            .ok_or_else(|| StoreError::NotFound(format!("card {card_key}")))?;
+        stored.sequence = stored
+            .sequence
+            .checked_add(1)
+            .ok_or_else(|| StoreError::SequenceExhausted(card_key.to_owned()))?;
+        Ok(stored.sequence)
+    }
+
+    async fn update_card_and_enqueue(
+        &self,
+        state: &CardState,
+        job: &NewJob,
+    ) -> StoreResult<CardState> {
+        let mut tables = self.lock();
+        let stored = card_at_version(&mut tables.cards, state)?;
+        *stored = CardState {
+            version: state.version + 1,
+            sequence: stored.sequence,
+            ..state.clone()
+        };
+        tables
+            .jobs
+            .entry(job_key(&job.card_key, &job.job_id))
+            .or_insert_with(|| new_job(job, state.updated_at));
+        Ok(CardState {
+            version: state.version + 1,
+            ..state.clone()
+        })
+    }
+}
+
+fn new_job(job: &NewJob, now: EpochMillis) -> Job {
+    Job {
+        card_key: job.card_key.clone(),
+        job_id: job.job_id.clone(),
+        kind: job.kind.clone(),
+        payload: job.payload.clone(),
+        status: JobStatus::Pending,
+        due_at: job.not_before,
+        attempts: 0,
+        last_error: None,
+        lease_owner: None,
+        lease_until: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
+        let now = super::now_millis();
+        self.lock()
+            .jobs
+            .entry(job_key(&job.card_key, &job.job_id))
+            .or_insert_with(|| new_job(job, now));
+        Ok(())
+    }
+
+    async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {
+        Ok(self.lock().jobs.get(&job_key(card_key, job_id)).cloned())
+    }
+
+    async fn jobs_for_card(&self, card_key: &str) -> StoreResult<Vec<Job>> {
+        Ok(self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| j.card_key == card_key)
+            .cloned()
+            .collect())
+    }
+
+    async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>> {
+        let tables = self.lock();
+        let mut due: Vec<Job> = tables
+            .jobs
+            .values()
+            .filter(|j| in_due_index(j) && j.due_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|j| j.due_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn claim_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        owner: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Job>> {
+        let mut tables = self.lock();
+        let Some(stored) = tables.jobs.get_mut(&job_key(card_key, job_id)) else {
+            return Ok(None);
+        };
+        if !in_due_index(stored) || stored.due_at > now {
+            return Ok(None);
+        }
+        let lease_until = now + lease_ms;
+        stored.status = JobStatus::Leased;
+        stored.lease_owner = Some(owner.to_owned());
+        stored.lease_until = Some(lease_until);
+        stored.due_at = lease_until;
+        stored.updated_at = now;
+        Ok(Some(stored.clone()))
+    }
+
+    async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()> {
+        let mut tables = self.lock();
+        let stored = leased_as(&mut tables.jobs, job)?;
+        stored.status = JobStatus::Done;
+        stored.lease_until = None;
+        stored.updated_at = now;
+        // DynamoDB's TTL removes done jobs after a week; in memory they stay.
+        Ok(())
+    }
+
+    async fn fail_job(
+        &self,
+        job: &Job,
+        error: &str,
+        retry_at: Option<EpochMillis>,
+        now: EpochMillis,
+    ) -> StoreResult<FailOutcome> {
+        let mut tables = self.lock();
+        let stored = leased_as(&mut tables.jobs, job)?;
+        let outcome = plan_failure(stored, retry_at, now);
+        stored.attempts += 1;
+        stored.last_error = Some(truncate_error(error));
+        stored.lease_owner = None;
+        stored.lease_until = None;
+        stored.updated_at = now;
+        match outcome {
+            FailOutcome::Rescheduled { due_at } => {
+                stored.status = JobStatus::Pending;
+                stored.due_at = due_at;
+            }
+            FailOutcome::Dead => stored.status = JobStatus::Dead,
+        }
+        Ok(outcome)
+    }
+}

@@ -38,7 +38,70 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later (throttling, network); a conflict needs a re-read.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Throttled | StoreError::Unavailable(_))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Attempts after which a failing job is left `Dead` (about 10 minutes of retries with the backoff).
+pub const MAX_JOB_ATTEMPTS: u32 = 8;
+/// First retry delay; doubles per attempt up to [`JOB_RETRY_CAP_MS`].
+pub const JOB_RETRY_BASE_MS: i64 = 5_000;
+/// Longest retry delay.
+pub const JOB_RETRY_CAP_MS: i64 = 10 * 60_000;
+/// How long a done job stays readable before DynamoDB's TTL removes it.
+pub const DONE_JOB_TTL_MS: i64 = 7 * 24 * 3_600_000;
+/// `last_error` is cut to this many characters so a huge error body cannot bloat the item.
+pub const LAST_ERROR_MAX_CHARS: usize = 1_000;
+
+/// Exponential backoff with jitter for the `attempts`-th failure (1-based): a delay drawn from
+/// `[d/2, d]` where `d = base * 2^(attempts-1)` capped, so failing updaters do not retry in step.
+pub fn job_retry_delay_ms(attempts: u32) -> i64 {
+    let exp = attempts.saturating_sub(1).min(20);
+    let full = JOB_RETRY_BASE_MS
+        .saturating_mul(1_i64 << exp)
+        .min(JOB_RETRY_CAP_MS);
+    let half = full / 2;
+    half + rand::random::<u64>().rem_euclid(half as u64 + 1) as i64
+}
+
+/// What failing `job` (read under its lease) does: both adapters share this decision.
+pub(crate) fn plan_failure(
+    job: &Job,
+    retry_at: Option<EpochMillis>,
+    now: EpochMillis,
+) -> FailOutcome {
+    let attempts = job.attempts.saturating_add(1);
+    if attempts >= MAX_JOB_ATTEMPTS {
+        return FailOutcome::Dead;
+    }
+    let due_at = match retry_at {
+        Some(at) => at.max(now),
+        None => now + job_retry_delay_ms(attempts),
+    };
+    FailOutcome::Rescheduled { due_at }
+}
+
+/// `error` cut to [`LAST_ERROR_MAX_CHARS`] characters.
+pub(crate) fn truncate_error(error: &str) -> String {
+    error.chars().take(LAST_ERROR_MAX_CHARS).collect()
+}
+
+/// The wall clock in epoch ms, for the few timestamps no caller passes in (a job's `created_at`).
+pub fn now_millis() -> EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Epoch ms → epoch seconds for DynamoDB's TTL attribute, rounded up so an item never expires early.
+pub fn ttl_secs(at: EpochMillis) -> i64 {
+    at.div_euclid(1000) + i64::from(at.rem_euclid(1000) != 0)
+}
 
 /// The outcome of claiming a dedup key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +113,13 @@ pub enum DedupClaim {
 /// Exactly-once processing of Feishu deliveries (events retried for ~7.1 h, duplicate card callbacks).
 #[async_trait]
 pub trait DedupStore: Send + Sync {
-    /// Claims `key` until `now + ttl_ms`. Exactly one concurrent caller gets `FirstTime`.
+    /// Claims `key` until `now + ttl_ms`. Exactly one concurrent caller gets `FirstTime`; an
+    /// expired record that DynamoDB's TTL has not removed yet does not block a new claim.
     async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim>;
-    /// Releases a claim so Feishu's retry is processed. Only when nothing reached a user.
+    /// Releases a claim so Feishu's retry is processed. Call it only when processing failed before
+    /// anything reached a user (no message sent, no card state changed, no job queued) and the
+    /// request is answered with an error so Feishu retries; after any visible effect keep the
+    /// claim, or the retry repeats that effect.
     async fn release(&self, key: &str) -> StoreResult<()>;
 }
 
@@ -140,8 +207,18 @@ pub trait CardStore: Send + Sync {
     /// Writes `state` if the stored version is still `state.version`; returns it with version + 1.
     /// Never touches `sequence` (only [`CardStore::next_sequence`] does). `Conflict` otherwise.
     async fn update_card(&self, state: &CardState) -> StoreResult<CardState>;
-    /// Atomically increments and returns the card's CardKit sequence (1, 2, …); refuses past i32::MAX.
+    /// Atomically increments and returns the card's CardKit sequence (1, 2, …); refuses past
+    /// i32::MAX with `SequenceExhausted`; `NotFound` when the card has no state.
     async fn next_sequence(&self, card_key: &str) -> StoreResult<i32>;
+    /// [`CardStore::update_card`] and [`JobStore::enqueue`] in one transaction, so a click is one
+    /// write: both happen or neither. If the job already exists (a retried click), the card is
+    /// still updated and the job left as it is. The returned state's `sequence` is the one passed
+    /// in (a transaction returns no item); read the card for the current one.
+    async fn update_card_and_enqueue(
+        &self,
+        state: &CardState,
+        job: &NewJob,
+    ) -> StoreResult<CardState>;
 }
 
 /// Where a job stands.
@@ -201,7 +278,10 @@ pub enum FailOutcome {
 pub trait JobStore: Send + Sync {
     /// Idempotent on (card_key, job_id): a second enqueue of the same id leaves the first.
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()>;
+    /// Strongly consistent read.
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>>;
+    /// Every job of one card in any status, ordered by job id (strongly consistent).
+    async fn jobs_for_card(&self, card_key: &str) -> StoreResult<Vec<Job>>;
     /// Jobs due at `now` (pending, or leased with a lapsed lease), oldest first, by a Query on the
     /// `due` index (never a Scan).
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>>;
@@ -215,10 +295,12 @@ pub trait JobStore: Send + Sync {
         now: EpochMillis,
         lease_ms: i64,
     ) -> StoreResult<Option<Job>>;
-    /// Marks a leased job done (only by its lease owner); it leaves the index and gets a TTL.
+    /// Marks a leased job done (only by its lease owner, else `Conflict`); it leaves the index and
+    /// gets a TTL of [`DONE_JOB_TTL_MS`].
     async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()>;
     /// Records the error; reschedules with backoff (or at `retry_at` when Feishu said when), or
-    /// after the bounded number of attempts leaves it `Dead`.
+    /// after [`MAX_JOB_ATTEMPTS`] leaves it `Dead` (out of the index, no TTL). Only by the lease
+    /// owner holding the `job` it claimed, else `Conflict`.
     async fn fail_job(
         &self,
         job: &Job,

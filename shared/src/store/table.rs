@@ -34,14 +34,26 @@ pub struct TableSpec {
 /// The `due` index holds only pending jobs (sparse: other items have no `due_pk`).
 pub const DUE_INDEX: IndexSpec = IndexSpec {
     name: "due",
-    partition_key: KeyAttribute { name: "due_pk", kind: "S" },
-    sort_key: KeyAttribute { name: "due_at", kind: "N" },
+    partition_key: KeyAttribute {
+        name: "due_pk",
+        kind: "S",
+    },
+    sort_key: KeyAttribute {
+        name: "due_at",
+        kind: "N",
+    },
     projection: "ALL",
 };
 
 pub const TABLE: TableSpec = TableSpec {
-    partition_key: KeyAttribute { name: "pk", kind: "S" },
-    sort_key: KeyAttribute { name: "sk", kind: "S" },
+    partition_key: KeyAttribute {
+        name: "pk",
+        kind: "S",
+    },
+    sort_key: KeyAttribute {
+        name: "sk",
+        kind: "S",
+    },
     ttl_attribute: "expires_at",
     stream_view_type: "NEW_IMAGE",
     billing_mode: "PAY_PER_REQUEST",

@@ -1,1 +1,0 @@
-//! Outbound Feishu Open API client.

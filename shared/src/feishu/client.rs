@@ -1,0 +1,540 @@
+//! `FeishuClient`: the reqwest implementation of `FeishuApi`, with token refresh and bounded retries.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::cardkit::{self, BatchUpdateAction, CardIdData, CardWrite, ElementPosition};
+use super::deadline::Deadline;
+use super::error::{FeishuError, FeishuResult};
+use super::im::{self, MessageContent, ReceiveId, SentMessage};
+use super::request::{
+    classify_answer, parse_data, AnswerOutcome, ApiRequest, Method, LOG_ID_HEADER,
+    RATE_LIMIT_RESET_HEADER,
+};
+use super::request_uuid::RequestUuid;
+use super::token::{
+    tenant_access_token_request, Clock, FetchTenantToken, SystemClock, TenantAccessToken,
+    TenantAccessTokenAnswer, TenantTokenProvider,
+};
+use super::FeishuApi;
+use crate::store::TokenStore;
+
+/// Feishu (China).
+pub const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
+/// Lark (international).
+pub const LARK_BASE_URL: &str = "https://open.larksuite.com";
+
+/// Where and as whom the client calls. `app_secret` never prints.
+#[derive(Clone)]
+pub struct FeishuClientConfig {
+    /// `https://open.feishu.cn`, `https://open.larksuite.com`, or the simulator.
+    pub base_url: String,
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+impl fmt::Debug for FeishuClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeishuClientConfig")
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How hard one call tries; every wait is also bounded by the caller's `Deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included (rate-limit and 5xx/transport retries alike).
+    pub max_attempts: u32,
+    /// First backoff after a 5xx or transport failure; doubles per attempt, with jitter.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Timeout of one HTTP attempt (cut to the deadline).
+    pub attempt_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// An attempt is not started with less than this left before the deadline.
+    pub min_attempt_window: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            min_attempt_window: Duration::from_millis(50),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff for retry number `retry` (0-based), jittered to 50–100 %.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(retry.min(16)))
+            .min(self.max_backoff);
+        exp.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+
+    /// Wait after a rate limit: at least Feishu's reset (plus up to 10 % so instances spread out),
+    /// else the backoff.
+    pub fn rate_limit_wait(&self, retry_after: Option<Duration>, retry: u32) -> Duration {
+        match retry_after {
+            Some(reset) if !reset.is_zero() => {
+                reset + reset.mul_f64(rand::thread_rng().gen_range(0.0..=0.1))
+            }
+            _ => self.backoff(retry).max(self.base_backoff),
+        }
+    }
+}
+
+/// Builds a [`FeishuClient`].
+pub struct FeishuClientBuilder {
+    config: FeishuClientConfig,
+    token_store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+impl FeishuClientBuilder {
+    /// Replaces the default retry policy.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Replaces the system clock used for token expiry.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the one reqwest client; fails only if the TLS stack cannot start.
+    pub fn build(self) -> FeishuResult<FeishuClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.retry.connect_timeout)
+            .read_timeout(self.retry.attempt_timeout)
+            // A frozen Lambda's pooled connections may be dead when it thaws; keep them short-lived.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("cardbot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FeishuError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let base_url = self.config.base_url.trim_end_matches('/').to_owned();
+        Ok(FeishuClient {
+            http,
+            base_url,
+            tokens: TenantTokenProvider::new(
+                self.config.app_id.clone(),
+                self.token_store,
+                self.clock,
+            ),
+            app_id: self.config.app_id,
+            app_secret: self.config.app_secret,
+            retry: self.retry,
+        })
+    }
+}
+
+/// The Feishu Open API client. Build once per Lambda container and share it (`Arc`).
+pub struct FeishuClient {
+    http: reqwest::Client,
+    base_url: String,
+    app_id: String,
+    app_secret: String,
+    tokens: TenantTokenProvider,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for FeishuClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeishuClient")
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"<redacted>")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeishuClient {
+    /// A client with the default retry policy and the system clock.
+    pub fn new(config: FeishuClientConfig, token_store: Arc<dyn TokenStore>) -> FeishuResult<Self> {
+        Self::builder(config, token_store).build()
+    }
+
+    /// A builder for a non-default retry policy or clock.
+    pub fn builder(
+        config: FeishuClientConfig,
+        token_store: Arc<dyn TokenStore>,
+    ) -> FeishuClientBuilder {
+        FeishuClientBuilder {
+            config,
+            token_store,
+            clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A tenant token (memory, store, or a fetch); mostly for diagnostics and tests.
+    pub async fn tenant_access_token(&self, deadline: Deadline) -> FeishuResult<TenantAccessToken> {
+        self.tokens.get(self, deadline).await
+    }
+
+    /// Calls an API with the tenant token; on an invalid-token answer evicts, refetches and
+    /// retries once.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+        deadline: Deadline,
+    ) -> FeishuResult<T> {
+        let mut refetched = false;
+        loop {
+            let token = self.tokens.get(self, deadline).await?;
+            match self.execute(request, Some(&token), deadline).await {
+                Err(FeishuError::InvalidToken { code, log_id }) if !refetched => {
+                    tracing::warn!(code, ?log_id, path = %request.path, "tenant token rejected; refetching once");
+                    self.tokens.evict(&token).await;
+                    refetched = true;
+                }
+                Err(e) => return Err(e),
+                Ok(body) => return parse_data(body),
+            }
+        }
+    }
+
+    /// Sends `request` until success, a final error, the attempt limit, or the deadline.
+    async fn execute(
+        &self,
+        request: &ApiRequest,
+        token: Option<&TenantAccessToken>,
+        deadline: Deadline,
+    ) -> FeishuResult<Value> {
+        let mut attempts = 0u32;
+        loop {
+            let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);
+            if timeout < self.retry.min_attempt_window {
+                return Err(FeishuError::DeadlineExceeded {
+                    attempts,
+                    last: "no time left for an attempt".to_owned(),
+                });
+            }
+            attempts += 1;
+            let outcome = self.attempt(request, token, timeout).await;
+            let (error, wait) = match outcome {
+                AnswerOutcome::Success(body) => return Ok(body),
+                AnswerOutcome::Failed(error) => return Err(error),
+                AnswerOutcome::RateLimited(error) => {
+                    let wait = self
+                        .retry
+                        .rate_limit_wait(error.retry_after(), attempts - 1);
+                    (error, wait)
+                }
+                AnswerOutcome::Transient(error) => (error, self.retry.backoff(attempts - 1)),
+            };
+            tracing::warn!(path = %request.path, attempts, error = %error, wait_ms = wait.as_millis() as u64, "Feishu call failed; may retry");
+            if attempts >= self.retry.max_attempts {
+                return Err(error);
+            }
+            if !deadline.allows_wait_at(Instant::now(), wait, self.retry.min_attempt_window) {
+                // The rate-limit error tells the caller when to come back; others become the deadline.
+                return Err(match error {
+                    FeishuError::RateLimited { .. } => error,
+                    other => FeishuError::DeadlineExceeded {
+                        attempts,
+                        last: other.to_string(),
+                    },
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One HTTP exchange, classified.
+    async fn attempt(
+        &self,
+        request: &ApiRequest,
+        token: Option<&TenantAccessToken>,
+        timeout: Duration,
+    ) -> AnswerOutcome {
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .http
+            .request(method, format!("{}{}", self.base_url, request.path))
+            .timeout(timeout);
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token.secret());
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/json; charset=utf-8",
+                )
+                .body(body.to_string());
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => return AnswerOutcome::Transient(transport_error(&e)),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let log_id = header(LOG_ID_HEADER);
+        let reset = header(RATE_LIMIT_RESET_HEADER);
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return AnswerOutcome::Transient(transport_error(&e)),
+        };
+        let outcome = classify_answer(status, log_id.clone(), reset.as_deref(), &body);
+        tracing::debug!(method = ?request.method, path = %request.path, status, ?log_id, ok = matches!(outcome, AnswerOutcome::Success(_)), "Feishu answered");
+        outcome
+    }
+}
+
+/// Describes a reqwest failure without its URL's query (no secrets are in URLs, but keep it short).
+fn transport_error(error: &reqwest::Error) -> FeishuError {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    let path = error.url().map(|u| u.path().to_owned()).unwrap_or_default();
+    FeishuError::Transport(format!("{kind} error on {path}: {error}"))
+}
+
+#[async_trait]
+impl FetchTenantToken for FeishuClient {
+    async fn fetch_tenant_token(
+        &self,
+        deadline: Deadline,
+    ) -> FeishuResult<TenantAccessTokenAnswer> {
+        let request = tenant_access_token_request(&self.app_id, &self.app_secret);
+        let body = self.execute(&request, None, deadline).await?;
+        TenantAccessTokenAnswer::parse(body)
+    }
+}
+
+#[async_trait]
+impl FeishuApi for FeishuClient {
+    async fn send_message(
+        &self,
+        receiver: &ReceiveId,
+        content: &MessageContent,
+        idempotency_key: &str,
+        deadline: Deadline,
+    ) -> FeishuResult<SentMessage> {
+        let uuid = RequestUuid::derive(idempotency_key);
+        self.call(&im::send_message(receiver, content, &uuid)?, deadline)
+            .await
+    }
+
+    async fn reply_message(
+        &self,
+        message_id: &str,
+        content: &MessageContent,
+        reply_in_thread: bool,
+        idempotency_key: &str,
+        deadline: Deadline,
+    ) -> FeishuResult<SentMessage> {
+        let uuid = RequestUuid::derive(idempotency_key);
+        let request = im::reply_message(message_id, content, reply_in_thread, &uuid)?;
+        self.call(&request, deadline).await
+    }
+
+    async fn patch_message_card(
+        &self,
+        message_id: &str,
+        card: &Value,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = im::patch_message_card(message_id, card)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn delayed_update_card(
+        &self,
+        update_token: &str,
+        card: &Value,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = im::delayed_update_card(update_token, card);
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn create_card(&self, card: &Value, deadline: Deadline) -> FeishuResult<String> {
+        let data: CardIdData = self.call(&cardkit::create_card(card)?, deadline).await?;
+        Ok(data.card_id)
+    }
+
+    async fn update_card(
+        &self,
+        card_id: &str,
+        card: &Value,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::update_card(card_id, card, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn update_card_settings(
+        &self,
+        card_id: &str,
+        settings: &Value,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::update_card_settings(card_id, settings, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn batch_update_card(
+        &self,
+        card_id: &str,
+        actions: &[BatchUpdateAction],
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::batch_update_card(card_id, actions, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn add_card_elements(
+        &self,
+        card_id: &str,
+        position: &ElementPosition,
+        elements: &[Value],
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::add_card_elements(card_id, position, elements, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn update_card_element(
+        &self,
+        card_id: &str,
+        element_id: &str,
+        element: &Value,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::update_card_element(card_id, element_id, element, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn patch_card_element(
+        &self,
+        card_id: &str,
+        element_id: &str,
+        partial_element: &Value,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::patch_card_element(card_id, element_id, partial_element, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn stream_card_element_text(
+        &self,
+        card_id: &str,
+        element_id: &str,
+        content: &str,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::stream_card_element_text(card_id, element_id, content, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn delete_card_element(
+        &self,
+        card_id: &str,
+        element_id: &str,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = cardkit::delete_card_element(card_id, element_id, write)?;
+        self.call::<IgnoredAny>(&request, deadline).await.map(drop)
+    }
+
+    async fn convert_message_to_card_id(
+        &self,
+        message_id: &str,
+        deadline: Deadline,
+    ) -> FeishuResult<String> {
+        let data: CardIdData = self
+            .call(&cardkit::convert_message_id(message_id)?, deadline)
+            .await?;
+        Ok(data.card_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for retry in 0..20 {
+            let exp = policy
+                .base_backoff
+                .saturating_mul(2u32.saturating_pow(retry.min(16)))
+                .min(policy.max_backoff);
+            for _ in 0..50 {
+                let wait = policy.backoff(retry);
+                assert!(wait >= exp / 2 && wait <= exp, "retry {retry}: {wait:?}");
+            }
+        }
+        assert!(policy.backoff(30) <= policy.max_backoff);
+    }
+
+    #[test]
+    fn rate_limit_wait_is_at_least_the_reset() {
+        let policy = RetryPolicy::default();
+        for _ in 0..100 {
+            let wait = policy.rate_limit_wait(Some(Duration::from_secs(1)), 0);
+            assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_millis(1100));
+        }
+        assert!(policy.rate_limit_wait(None, 0) >= policy.base_backoff);
+        assert!(policy.rate_limit_wait(Some(Duration::ZERO), 3) >= policy.base_backoff);
+    }
+
+    #[test]
+    fn debug_never_shows_the_app_secret() {
+        let config = FeishuClientConfig {
+            base_url: FEISHU_BASE_URL.into(),
+            app_id: "cli_9f5343c580712544".into(),
+            app_secret: "dskLLdkasdjlasdKK".into(),
+        };
+        assert!(!format!("{config:?}").contains("dskLL"));
+    }
+}

@@ -1,1 +1,0 @@
-//! Raw Feishu request → verified, decrypted, typed inbound message.

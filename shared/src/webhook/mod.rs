@@ -1,0 +1,448 @@
+//! Raw Feishu request → verified, decrypted, typed inbound message.
+//!
+//! [`verify`] is the only way to get an [`Inbound`]: holding one proves the body passed the size
+//! limit, the signature (SHA-256 with the Encrypt Key, or SHA-1 for legacy card callbacks), the
+//! replay window and the Verification Token.
+
+mod crypto;
+mod wire;
+
+use std::borrow::Cow;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::config::WebhookConfig;
+use crate::store::EpochMillis;
+
+pub use crypto::{decrypt, encrypt, signature_sha1_legacy, signature_sha256, DecryptError};
+pub use wire::*;
+
+pub const HEADER_TIMESTAMP: &str = "x-lark-request-timestamp";
+pub const HEADER_NONCE: &str = "x-lark-request-nonce";
+pub const HEADER_SIGNATURE: &str = "x-lark-signature";
+pub const HEADER_REFRESH_TOKEN: &str = "x-refresh-token";
+
+/// How far a signed timestamp may run ahead of our clock (clock skew), in ms.
+const MAX_FUTURE_SKEW_MS: i128 = 5 * 60 * 1000;
+
+/// A verified request.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// `url_verification`: answer with [`challenge_response_body`] within 1 s.
+    Challenge(Challenge),
+    MessageReceive(Box<MessageReceive>),
+    CardAction(Box<CardActionTrigger>),
+    LegacyCardAction(Box<LegacyCardAction>),
+    /// Any other event, passed through.
+    Event(Box<OtherEvent>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub challenge: String,
+}
+
+impl Challenge {
+    pub fn response_body(&self) -> String {
+        challenge_response_body(&self.challenge)
+    }
+}
+
+/// The plain JSON answer to a challenge, `{"challenge":"…"}`, even when the request was encrypted.
+pub fn challenge_response_body(challenge: &str) -> String {
+    serde_json::json!({ "challenge": challenge }).to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSchema {
+    /// Legacy envelope: `uuid`, `token`, `type: event_callback`, event type in `event.type`.
+    V1,
+    /// `schema` + `header` envelope.
+    V2,
+}
+
+/// An event this crate has no type for.
+#[derive(Debug, Clone)]
+pub struct OtherEvent {
+    pub schema: EventSchema,
+    pub event_type: String,
+    /// `header.event_id` (2.0) or `uuid` (1.0).
+    pub event_id: String,
+    /// The whole envelope, with the Verification Token removed.
+    pub raw: Value,
+}
+
+impl Inbound {
+    /// What identifies a re-delivery of this request: `message_id` for messages (Feishu says not to
+    /// rely on `event_id` there), `event_id`/`uuid` for other events and callbacks, the
+    /// `X-Refresh-Token` header for legacy card callbacks. `None` for challenges.
+    pub fn dedup_id(&self) -> Option<&str> {
+        match self {
+            Inbound::Challenge(_) => None,
+            Inbound::MessageReceive(m) => Some(&m.event.message.message_id),
+            Inbound::CardAction(c) => Some(&c.header.event_id),
+            Inbound::LegacyCardAction(l) => l.refresh_token.as_deref(),
+            Inbound::Event(e) => Some(&e.event_id),
+        }
+    }
+}
+
+/// Why a request was rejected; [`WebhookError::status`] is the HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("body of {len} bytes exceeds the limit of {limit}")]
+    BodyTooLarge { len: usize, limit: usize },
+    #[error("body is not strict base64")]
+    BodyBase64,
+    #[error("body is not a JSON object")]
+    MalformedJson,
+    #[error("missing or mistyped field {0}")]
+    MissingField(&'static str),
+    #[error("malformed {event_type}: {detail}")]
+    MalformedEvent {
+        event_type: &'static str,
+        detail: String,
+    },
+    #[error("body shape is neither a challenge, an event nor a card callback")]
+    UnknownBodyShape,
+    #[error("encrypted body but no Encrypt Key is configured")]
+    EncryptedBodyWithoutKey,
+    #[error("plain body but an Encrypt Key is configured")]
+    PlainBodyWithKey,
+    #[error("decrypt failed: {0}")]
+    Decrypt(#[from] DecryptError),
+    #[error("missing or unreadable header {0}")]
+    MissingHeader(&'static str),
+    #[error("timestamp header is not epoch seconds")]
+    InvalidTimestamp,
+    #[error("timestamp outside the replay window")]
+    StaleTimestamp,
+    #[error("signature mismatch")]
+    SignatureMismatch,
+    #[error("verification token mismatch")]
+    TokenMismatch,
+}
+
+impl WebhookError {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            WebhookError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::BodyBase64
+            | WebhookError::MalformedJson
+            | WebhookError::MissingField(_)
+            | WebhookError::MalformedEvent { .. }
+            | WebhookError::UnknownBodyShape
+            | WebhookError::EncryptedBodyWithoutKey
+            | WebhookError::PlainBodyWithKey
+            | WebhookError::Decrypt(_) => StatusCode::BAD_REQUEST,
+            WebhookError::MissingHeader(_)
+            | WebhookError::InvalidTimestamp
+            | WebhookError::StaleTimestamp
+            | WebhookError::SignatureMismatch
+            | WebhookError::TokenMismatch => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// A short, fixed reason for the response body and logs; never holds request data.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WebhookError::BodyTooLarge { .. } => "body too large",
+            WebhookError::BodyBase64 => "bad base64 body",
+            WebhookError::MalformedJson => "malformed json",
+            WebhookError::MissingField(_) => "missing field",
+            WebhookError::MalformedEvent { .. } => "malformed event",
+            WebhookError::UnknownBodyShape => "unknown body shape",
+            WebhookError::EncryptedBodyWithoutKey => "encrypted body without encrypt key",
+            WebhookError::PlainBodyWithKey => "plain body with encrypt key",
+            WebhookError::Decrypt(DecryptError::Base64) => "bad base64",
+            WebhookError::Decrypt(DecryptError::CiphertextLength) => "bad ciphertext length",
+            WebhookError::Decrypt(DecryptError::Padding) => "bad padding",
+            WebhookError::Decrypt(DecryptError::Utf8) => "plaintext not utf-8",
+            WebhookError::MissingHeader(_) => "missing signature header",
+            WebhookError::InvalidTimestamp => "invalid timestamp",
+            WebhookError::StaleTimestamp => "stale timestamp",
+            WebhookError::SignatureMismatch => "signature mismatch",
+            WebhookError::TokenMismatch => "token mismatch",
+        }
+    }
+}
+
+/// The raw body bytes of a Lambda HTTP event whose body may have arrived base64-encoded
+/// (`isBase64Encoded`).
+pub fn decode_body(body: &[u8], is_base64: bool) -> Result<Cow<'_, [u8]>, WebhookError> {
+    if !is_base64 {
+        return Ok(Cow::Borrowed(body));
+    }
+    STANDARD
+        .decode(body)
+        .map(Cow::Owned)
+        .map_err(|_| WebhookError::BodyBase64)
+}
+
+/// Verifies one request to the event or card-callback URL and types it.
+///
+/// `body` must be the exact bytes received (see [`decode_body`]); `now` is the current time.
+pub fn verify(
+    config: &WebhookConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: EpochMillis,
+) -> Result<Inbound, WebhookError> {
+    if body.len() > config.max_body_bytes {
+        return Err(WebhookError::BodyTooLarge {
+            len: body.len(),
+            limit: config.max_body_bytes,
+        });
+    }
+    let outer = parse_object(body)?;
+
+    if let Some(encrypt) = outer.get("encrypt") {
+        let key = config
+            .encrypt_key
+            .as_ref()
+            .ok_or(WebhookError::EncryptedBodyWithoutKey)?;
+        let encrypt = encrypt
+            .as_str()
+            .ok_or(WebhookError::MissingField("encrypt"))?;
+        let Some(signature) = signature_headers(headers)? else {
+            // Only the challenge comes unsigned. Every other outcome gives the same error, so an
+            // unsigned body can never be used as a padding oracle.
+            let challenge = decrypt(key, encrypt)
+                .ok()
+                .and_then(|plain| parse_object(plain.as_bytes()).ok())
+                .filter(is_challenge)
+                .ok_or(WebhookError::MissingHeader(HEADER_SIGNATURE))?;
+            return answer_challenge(config, &challenge);
+        };
+        check_timestamp(signature.timestamp, config, now)?;
+        let expected = signature_sha256(signature.timestamp, signature.nonce, key, body);
+        if !crypto::constant_time_eq(expected.as_bytes(), signature.signature) {
+            return Err(WebhookError::SignatureMismatch);
+        }
+        let inner = parse_object(decrypt(key, encrypt)?.as_bytes())?;
+        if inner.contains_key("encrypt") {
+            return Err(WebhookError::UnknownBodyShape);
+        }
+        return dispatch(config, inner);
+    }
+
+    if is_legacy_card_action(&outer) {
+        let signature =
+            signature_headers(headers)?.ok_or(WebhookError::MissingHeader(HEADER_SIGNATURE))?;
+        check_timestamp(signature.timestamp, config, now)?;
+        let expected = signature_sha1_legacy(
+            signature.timestamp,
+            signature.nonce,
+            &config.verification_token,
+            body,
+        );
+        if !crypto::constant_time_eq(expected.as_bytes(), signature.signature) {
+            return Err(WebhookError::SignatureMismatch);
+        }
+        let mut action: LegacyCardAction = typed(Value::Object(outer), "legacy card callback")?;
+        action.refresh_token = header_str(headers, HEADER_REFRESH_TOKEN).map(str::to_owned);
+        return Ok(Inbound::LegacyCardAction(Box::new(action)));
+    }
+
+    // The legacy card URL's challenge is never encrypted, so a plain challenge stays valid with a
+    // key; the Verification Token still guards it.
+    if is_challenge(&outer) {
+        return answer_challenge(config, &outer);
+    }
+    if config.encrypt_key.is_some() {
+        return Err(WebhookError::PlainBodyWithKey);
+    }
+    // Without a key nothing is signed, but a timestamp that is sent is still held to the window.
+    if let Some(timestamp) = header_str(headers, HEADER_TIMESTAMP) {
+        check_timestamp(timestamp, config, now)?;
+    } else if headers.contains_key(HEADER_TIMESTAMP) {
+        return Err(WebhookError::InvalidTimestamp);
+    }
+    dispatch(config, outer)
+}
+
+/// Routes a decrypted (or plain, unsigned) envelope, checking its Verification Token first.
+fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbound, WebhookError> {
+    if is_challenge(&envelope) {
+        return answer_challenge(config, &envelope);
+    }
+    if let Some(header) = envelope.get("header") {
+        check_token(config, header.get("token"), "header.token")?;
+        let event_type = str_field(header, "event_type", "header.event_type")?.to_owned();
+        let event_id = str_field(header, "event_id", "header.event_id")?.to_owned();
+        let envelope = Value::Object(envelope);
+        return Ok(match event_type.as_str() {
+            "im.message.receive_v1" => {
+                Inbound::MessageReceive(Box::new(typed(envelope, "im.message.receive_v1")?))
+            }
+            "card.action.trigger" => {
+                Inbound::CardAction(Box::new(typed(envelope, "card.action.trigger")?))
+            }
+            _ => Inbound::Event(Box::new(OtherEvent {
+                schema: EventSchema::V2,
+                event_type,
+                event_id,
+                raw: without_token(envelope),
+            })),
+        });
+    }
+    if envelope.get("type").and_then(Value::as_str) == Some("event_callback")
+        || envelope.contains_key("uuid")
+    {
+        check_token(config, envelope.get("token"), "token")?;
+        let envelope = Value::Object(envelope);
+        let event = envelope
+            .get("event")
+            .ok_or(WebhookError::MissingField("event"))?;
+        let event_type = str_field(event, "type", "event.type")?.to_owned();
+        let event_id = str_field(&envelope, "uuid", "uuid")?.to_owned();
+        return Ok(Inbound::Event(Box::new(OtherEvent {
+            schema: EventSchema::V1,
+            event_type,
+            event_id,
+            raw: without_token(envelope),
+        })));
+    }
+    Err(WebhookError::UnknownBodyShape)
+}
+
+fn answer_challenge(
+    config: &WebhookConfig,
+    envelope: &Map<String, Value>,
+) -> Result<Inbound, WebhookError> {
+    check_token(config, envelope.get("token"), "token")?;
+    let challenge = envelope
+        .get("challenge")
+        .and_then(Value::as_str)
+        .ok_or(WebhookError::MissingField("challenge"))?;
+    Ok(Inbound::Challenge(Challenge {
+        challenge: challenge.to_owned(),
+    }))
+}
+
+fn check_token(
+    config: &WebhookConfig,
+    token: Option<&Value>,
+    field: &'static str,
+) -> Result<(), WebhookError> {
+    let token = token
+        .and_then(Value::as_str)
+        .ok_or(WebhookError::MissingField(field))?;
+    if crypto::constant_time_eq(
+        token.as_bytes(),
+        config.verification_token.expose().as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(WebhookError::TokenMismatch)
+    }
+}
+
+struct SignatureHeaders<'a> {
+    timestamp: &'a str,
+    nonce: &'a str,
+    signature: &'a [u8],
+}
+
+/// The three signature headers, `None` when the request carries no signature at all.
+fn signature_headers(headers: &HeaderMap) -> Result<Option<SignatureHeaders<'_>>, WebhookError> {
+    let Some(signature) = headers.get(HEADER_SIGNATURE) else {
+        return Ok(None);
+    };
+    // When a signature is required, its timestamp is too: otherwise the replay window is moot.
+    let timestamp = header_str(headers, HEADER_TIMESTAMP)
+        .ok_or(WebhookError::MissingHeader(HEADER_TIMESTAMP))?;
+    let nonce =
+        header_str(headers, HEADER_NONCE).ok_or(WebhookError::MissingHeader(HEADER_NONCE))?;
+    Ok(Some(SignatureHeaders {
+        timestamp,
+        nonce,
+        signature: signature.as_bytes(),
+    }))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `X-Lark-Request-Timestamp` (epoch seconds) must lie within the replay window.
+fn check_timestamp(
+    timestamp: &str,
+    config: &WebhookConfig,
+    now: EpochMillis,
+) -> Result<(), WebhookError> {
+    if timestamp.is_empty()
+        || timestamp.len() > 18
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(WebhookError::InvalidTimestamp);
+    }
+    let sent_ms = timestamp
+        .parse::<i128>()
+        .map_err(|_| WebhookError::InvalidTimestamp)?
+        * 1000;
+    let age_ms = i128::from(now) - sent_ms;
+    if age_ms > config.replay_window.as_millis() as i128 || -age_ms > MAX_FUTURE_SKEW_MS {
+        return Err(WebhookError::StaleTimestamp);
+    }
+    Ok(())
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, WebhookError> {
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(WebhookError::MalformedJson),
+    }
+}
+
+fn is_challenge(envelope: &Map<String, Value>) -> bool {
+    envelope.get("type").and_then(Value::as_str) == Some("url_verification")
+}
+
+/// Legacy card callbacks have no envelope: `open_message_id` and `action` sit at the top level.
+fn is_legacy_card_action(body: &Map<String, Value>) -> bool {
+    ["schema", "header", "type", "encrypt"]
+        .iter()
+        .all(|k| !body.contains_key(*k))
+        && body.contains_key("open_message_id")
+        && body.contains_key("action")
+}
+
+fn str_field<'a>(
+    value: &'a Value,
+    key: &str,
+    field: &'static str,
+) -> Result<&'a str, WebhookError> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or(WebhookError::MissingField(field))
+}
+
+fn typed<T: DeserializeOwned>(value: Value, event_type: &'static str) -> Result<T, WebhookError> {
+    serde_json::from_value(value).map_err(|e| WebhookError::MalformedEvent {
+        event_type,
+        // serde quotes offending string values; cut there so no request value reaches a log.
+        detail: e
+            .to_string()
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+/// Drops the Verification Token from a pass-through envelope so it cannot leak via `Debug`.
+fn without_token(mut envelope: Value) -> Value {
+    if let Some(map) = envelope.as_object_mut() {
+        map.remove("token");
+        if let Some(header) = map.get_mut("header").and_then(Value::as_object_mut) {
+            header.remove("token");
+        }
+    }
+    envelope
+}

@@ -1,0 +1,767 @@
+//! The store contract as generic async functions over `S: Store`, run against both adapters.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use cardbot::store::{
+    now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobStatus, NewJob, Store,
+    StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, MAX_JOB_ATTEMPTS,
+};
+use futures::StreamExt;
+use rand::seq::SliceRandom;
+use serde_json::json;
+
+const DAY_MS: i64 = 86_400_000;
+const LEASE_MS: i64 = 30_000;
+
+/// A clock a day ahead of the wall clock: DynamoDB Local's TTL never removes what tests write.
+pub fn t0() -> EpochMillis {
+    now_millis() + DAY_MS
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn card(card_key: &str, now: EpochMillis) -> CardState {
+    CardState {
+        card_key: card_key.to_owned(),
+        version: 0,
+        sequence: 0,
+        chat_id: "oc_chat".into(),
+        requester_open_id: "ou_requester".into(),
+        source_message_id: Some("om_source".into()),
+        message_id: None,
+        card_id: Some("7355_card".into()),
+        delivery: "entity".into(),
+        kind: "approval".into(),
+        status: "pending".into(),
+        update_token: None,
+        data: json!({"counter": 0, "title": "审批", "options": ["请假", "加班"], "nested": {"x": 1.5, "n": null}}),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn job(card_key: &str, job_id: &str, not_before: EpochMillis) -> NewJob {
+    NewJob {
+        card_key: card_key.to_owned(),
+        job_id: job_id.to_owned(),
+        kind: "post_answer".into(),
+        payload: json!({"action": "leave", "n": 1}),
+        not_before,
+    }
+}
+
+// ---- dedup ----
+
+pub async fn dedup_claims_once_and_release_reopens<S: Store>(store: Arc<S>) {
+    let key = unique("om");
+    let now = t0();
+    assert_eq!(
+        store.claim(&key, now, DAY_MS).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    assert_eq!(
+        store.claim(&key, now + 1, DAY_MS).await.unwrap(),
+        DedupClaim::Duplicate
+    );
+    assert_eq!(
+        store
+            .claim(&key, now + DAY_MS - 1_000, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::Duplicate
+    );
+    store.release(&key).await.unwrap();
+    assert_eq!(
+        store.claim(&key, now + 2, DAY_MS).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    // Another key is independent.
+    assert_eq!(
+        store.claim(&unique("om"), now, DAY_MS).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+}
+
+pub async fn dedup_expired_record_does_not_block<S: Store>(store: Arc<S>) {
+    let key = unique("ev");
+    let now = t0();
+    assert_eq!(
+        store.claim(&key, now, 1_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    // The record expired at now + 1 s; TTL has not removed it (its time is a day ahead).
+    assert_eq!(
+        store.claim(&key, now + 3_500, 1_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    assert_eq!(
+        store.claim(&key, now + 3_600, 1_000).await.unwrap(),
+        DedupClaim::Duplicate
+    );
+}
+
+pub async fn dedup_100_concurrent_claims_one_first_time<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("om");
+    let now = t0();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.claim(&key, now, DAY_MS).await })
+        })
+        .collect();
+    let mut first = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() == DedupClaim::FirstTime {
+            first += 1;
+        }
+    }
+    assert_eq!(
+        first, 1,
+        "exactly one of 100 concurrent claims is FirstTime"
+    );
+}
+
+// ---- tenant token ----
+
+fn token(value: &str, expires_at: EpochMillis) -> StoredTenantToken {
+    StoredTenantToken {
+        token: value.into(),
+        expires_at,
+    }
+}
+
+pub async fn token_never_replaced_by_earlier_expiry<S: Store>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    assert_eq!(store.get_tenant_token(&app).await.unwrap(), None);
+    assert!(store
+        .put_tenant_token(&app, &token("t-later", now + 7_200_000))
+        .await
+        .unwrap());
+    // A slower instance that fetched an older token must not overwrite the newer one.
+    assert!(!store
+        .put_tenant_token(&app, &token("t-earlier", now + 3_600_000))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_tenant_token(&app).await.unwrap(),
+        Some(token("t-later", now + 7_200_000))
+    );
+    assert!(store
+        .put_tenant_token(&app, &token("t-newest", now + 7_300_000))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_tenant_token(&app).await.unwrap(),
+        Some(token("t-newest", now + 7_300_000))
+    );
+    // Tokens are per app.
+    assert_eq!(store.get_tenant_token(&unique("cli")).await.unwrap(), None);
+}
+
+pub async fn token_evicted_only_when_same<S: Store>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    assert!(store
+        .put_tenant_token(&app, &token("t-current", now + 7_200_000))
+        .await
+        .unwrap());
+    // An instance that saw an older token rejected must not evict the current one.
+    store.evict_tenant_token(&app, "t-old").await.unwrap();
+    assert_eq!(
+        store.get_tenant_token(&app).await.unwrap().map(|t| t.token),
+        Some("t-current".into())
+    );
+    store.evict_tenant_token(&app, "t-current").await.unwrap();
+    assert_eq!(store.get_tenant_token(&app).await.unwrap(), None);
+    // Evicting what is not there is fine.
+    store.evict_tenant_token(&app, "t-current").await.unwrap();
+    // After an eviction any token may be written, even one expiring earlier.
+    assert!(store
+        .put_tenant_token(&app, &token("t-next", now + 60_000))
+        .await
+        .unwrap());
+}
+
+// ---- card state ----
+
+pub async fn card_create_get_update_round_trip<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let created = store.create_card(&card(&key, now)).await.unwrap();
+    assert_eq!(created.version, 1);
+    assert_eq!(
+        created,
+        CardState {
+            version: 1,
+            ..card(&key, now)
+        }
+    );
+    assert_eq!(store.get_card(&key).await.unwrap(), Some(created.clone()));
+    assert!(matches!(
+        store.create_card(&card(&key, now)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut next = created.clone();
+    next.message_id = Some("om_bot".into());
+    next.card_id = None; // removed from the item
+    next.status = "leave_submitted".into();
+    next.update_token = Some(StoredUpdateToken {
+        token: "c-update".into(),
+        uses: 2,
+        expires_at: now + 1_800_000,
+    });
+    next.data = json!({"counter": 1, "choice": "请假", "list": [1, "two", true]});
+    next.updated_at = now + 10;
+    let updated = store.update_card(&next).await.unwrap();
+    assert_eq!(
+        updated,
+        CardState {
+            version: 2,
+            ..next.clone()
+        }
+    );
+    assert_eq!(store.get_card(&key).await.unwrap(), Some(updated));
+    assert_eq!(store.get_card(&unique("card")).await.unwrap(), None);
+}
+
+pub async fn card_update_conflicts_on_stale_version<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let v1 = store.create_card(&card(&key, now)).await.unwrap();
+    let v2 = store
+        .update_card(&CardState {
+            status: "a".into(),
+            ..v1.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    // A writer that read version 1 loses, and the stored card keeps the winner's change.
+    let stale = store
+        .update_card(&CardState {
+            status: "b".into(),
+            ..v1.clone()
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let stored = store.get_card(&key).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "a"));
+    let missing = store.update_card(&card(&unique("card"), now)).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+pub async fn card_update_never_touches_sequence<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let v1 = store.create_card(&card(&key, now)).await.unwrap();
+    assert_eq!(store.next_sequence(&key).await.unwrap(), 1);
+    assert_eq!(store.next_sequence(&key).await.unwrap(), 2);
+    // `v1.sequence` is the stale 0: the update must not write it back.
+    let v2 = store
+        .update_card(&CardState {
+            status: "x".into(),
+            ..v1
+        })
+        .await
+        .unwrap();
+    assert_eq!(v2.sequence, 2);
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap().sequence, 2);
+    assert_eq!(store.next_sequence(&key).await.unwrap(), 3);
+    let missing = store.next_sequence(&unique("card")).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+pub async fn card_50_concurrent_read_modify_writes_lose_nothing<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.create_card(&card(&key, now)).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut conflicts = 0_u32;
+                loop {
+                    let mut state = store.get_card(&key).await.unwrap().unwrap();
+                    let counter = state.data["counter"].as_i64().unwrap();
+                    state.data["counter"] = json!(counter + 1);
+                    match store.update_card(&state).await {
+                        Ok(_) => return conflicts,
+                        Err(StoreError::Conflict(_)) => {
+                            conflicts += 1;
+                            let pause = rand::random::<u64>() % 5;
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                        }
+                        Err(e) => panic!("update failed: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for task in tasks {
+        conflicts += task.await.unwrap();
+    }
+    let stored = store.get_card(&key).await.unwrap().unwrap();
+    assert_eq!(
+        stored.data["counter"],
+        json!(50),
+        "no increment lost ({conflicts} conflicts retried)"
+    );
+    assert_eq!(stored.version, 51);
+}
+
+pub async fn sequence_200_concurrent_distinct_1_to_200<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("card");
+    store.create_card(&card(&key, t0())).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.next_sequence(&key).await })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        assert!(
+            seen.insert(task.await.unwrap().unwrap()),
+            "a sequence was handed out twice"
+        );
+    }
+    assert_eq!(seen, (1..=200).collect::<BTreeSet<i32>>());
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap().sequence, 200);
+}
+
+pub async fn sequence_refuses_past_int32<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let seeded = CardState {
+        sequence: i32::MAX - 2,
+        ..card(&key, t0())
+    };
+    store.create_card(&seeded).await.unwrap();
+    assert_eq!(store.next_sequence(&key).await.unwrap(), i32::MAX - 1);
+    assert_eq!(store.next_sequence(&key).await.unwrap(), i32::MAX);
+    let past = store.next_sequence(&key).await;
+    assert!(
+        matches!(past, Err(StoreError::SequenceExhausted(ref k)) if *k == key),
+        "{past:?}"
+    );
+    assert_eq!(
+        store.get_card(&key).await.unwrap().unwrap().sequence,
+        i32::MAX
+    );
+}
+
+pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let v1 = store.create_card(&card(&key, now)).await.unwrap();
+    let clicked = CardState {
+        status: "leave_submitted".into(),
+        updated_at: now + 5,
+        ..v1.clone()
+    };
+    let v2 = store
+        .update_card_and_enqueue(&clicked, &job(&key, "answer-v1", now + 2_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        v2,
+        CardState {
+            version: 2,
+            ..clicked.clone()
+        }
+    );
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap(), v2);
+    let queued = store.get_job(&key, "answer-v1").await.unwrap().unwrap();
+    assert_eq!(
+        (queued.status, queued.due_at, queued.attempts),
+        (JobStatus::Pending, now + 2_000, 0)
+    );
+
+    // A stale click changes nothing: no card write, no job.
+    let stale = store
+        .update_card_and_enqueue(&clicked, &job(&key, "answer-stale", now))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(store.get_job(&key, "answer-stale").await.unwrap(), None);
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap().version, 2);
+
+    // A retried click whose job exists: the card is updated, the job left as it was.
+    let again = CardState {
+        status: "again".into(),
+        ..v2.clone()
+    };
+    let mut same_job = job(&key, "answer-v1", now + 9_999);
+    same_job.payload = json!({"other": true});
+    let v3 = store
+        .update_card_and_enqueue(&again, &same_job)
+        .await
+        .unwrap();
+    assert_eq!(v3.version, 3);
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap().status, "again");
+    assert_eq!(
+        store.get_job(&key, "answer-v1").await.unwrap().unwrap(),
+        queued
+    );
+    assert_eq!(store.jobs_for_card(&key).await.unwrap().len(), 1);
+
+    let missing = store
+        .update_card_and_enqueue(&card(&unique("card"), now), &job("x", "y", now))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+// ---- jobs ----
+
+pub async fn enqueue_is_idempotent<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.enqueue(&job(&key, "j1", now)).await.unwrap();
+    let first = store.get_job(&key, "j1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            first.kind.as_str(),
+            &first.payload,
+            first.status,
+            first.due_at,
+            first.attempts
+        ),
+        (
+            "post_answer",
+            &json!({"action": "leave", "n": 1}),
+            JobStatus::Pending,
+            now,
+            0
+        )
+    );
+    assert_eq!(
+        (first.lease_owner.as_ref(), first.last_error.as_ref()),
+        (None, None)
+    );
+    let mut second = job(&key, "j1", now + 1);
+    second.payload = json!({"changed": true});
+    store.enqueue(&second).await.unwrap();
+    assert_eq!(store.get_job(&key, "j1").await.unwrap().unwrap(), first);
+    store.enqueue(&job(&key, "j2", now)).await.unwrap();
+    let ids: Vec<_> = store
+        .jobs_for_card(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(ids, ["j1", "j2"]);
+    assert_eq!(store.get_job(&key, "j3").await.unwrap(), None);
+}
+
+/// Due jobs of this test's card only (other tests share a MemoryStore's index never; a
+/// DynamoStore table is fresh, so this is just a guard).
+async fn due_ids<S: Store>(store: &S, key: &str, now: EpochMillis) -> Vec<String> {
+    store
+        .due_jobs(now, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.card_key == key)
+        .map(|j| j.job_id)
+        .collect()
+}
+
+pub async fn job_claim_complete_lifecycle<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store
+        .enqueue(&job(&key, "later", now + 60_000))
+        .await
+        .unwrap();
+    store
+        .enqueue(&job(&key, "older", now - 2_000))
+        .await
+        .unwrap();
+    store.enqueue(&job(&key, "now", now - 1_000)).await.unwrap();
+    // Oldest first, and not the one not yet due.
+    assert_eq!(due_ids(&*store, &key, now).await, ["older", "now"]);
+    assert_eq!(store.due_jobs(now, 1).await.unwrap().len(), 1);
+    assert!(store
+        .claim_job(&key, "later", "u1", now, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .claim_job(&key, "missing", "u1", now, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+
+    let leased = store
+        .claim_job(&key, "now", "u1", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(leased.status, JobStatus::Leased);
+    assert_eq!(leased.lease_owner.as_deref(), Some("u1"));
+    assert_eq!(
+        (leased.lease_until, leased.due_at),
+        (Some(now + LEASE_MS), now + LEASE_MS)
+    );
+    assert_eq!(store.get_job(&key, "now").await.unwrap().unwrap(), leased);
+    // Held: nobody else gets it and it is not due.
+    assert!(store
+        .claim_job(&key, "now", "u2", now + 1, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(due_ids(&*store, &key, now + 1).await, ["older"]);
+
+    store.complete_job(&leased, now + 100).await.unwrap();
+    let done = store.get_job(&key, "now").await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.updated_at, done.lease_until),
+        (JobStatus::Done, now + 100, None)
+    );
+    // Done leaves the index for good, even past its old lease.
+    assert_eq!(
+        due_ids(&*store, &key, now + 10 * LEASE_MS).await,
+        ["older", "later"]
+    );
+    assert!(store
+        .claim_job(&key, "now", "u2", now + 10 * LEASE_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    let twice = store.complete_job(&leased, now + 200).await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+}
+
+pub async fn job_lapsed_lease_becomes_due_again<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    let first = store
+        .claim_job(&key, "j", "crashed", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(due_ids(&*store, &key, now + LEASE_MS - 1).await.is_empty());
+    // The updater crashed: once the lease lapses the job is due and claimable again.
+    assert_eq!(due_ids(&*store, &key, now + LEASE_MS).await, ["j"]);
+    let second = store
+        .claim_job(&key, "j", "u2", now + LEASE_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.lease_owner.as_deref(), Some("u2"));
+    // The crashed owner wakes up: it may neither complete nor fail the job.
+    let late = store.complete_job(&first, now + LEASE_MS + 1).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    let late_fail = store
+        .fail_job(&first, "late", None, now + LEASE_MS + 1)
+        .await;
+    assert!(
+        matches!(late_fail, Err(StoreError::Conflict(_))),
+        "{late_fail:?}"
+    );
+    store
+        .complete_job(&second, now + LEASE_MS + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_job(&key, "j").await.unwrap().unwrap().status,
+        JobStatus::Done
+    );
+}
+
+pub async fn job_fail_backs_off_then_dead_stays_visible<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let mut now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    for attempt in 1..MAX_JOB_ATTEMPTS {
+        let leased = store
+            .claim_job(&key, "j", "u", now, LEASE_MS)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(leased.attempts, attempt - 1);
+        let outcome = store
+            .fail_job(&leased, &format!("429 #{attempt}"), None, now)
+            .await
+            .unwrap();
+        let FailOutcome::Rescheduled { due_at } = outcome else {
+            panic!("attempt {attempt} should be rescheduled, got {outcome:?}");
+        };
+        // Exponential with jitter: within [d/2, d] for d = base * 2^(attempt-1), capped.
+        let full = (JOB_RETRY_BASE_MS << (attempt - 1)).min(cardbot::store::JOB_RETRY_CAP_MS);
+        assert!(
+            (now + full / 2..=now + full).contains(&due_at),
+            "attempt {attempt}: {due_at}"
+        );
+        let stored = store.get_job(&key, "j").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.due_at, stored.attempts),
+            (JobStatus::Pending, due_at, attempt)
+        );
+        assert_eq!(
+            stored.last_error.as_deref(),
+            Some(format!("429 #{attempt}").as_str())
+        );
+        assert_eq!((stored.lease_owner, stored.lease_until), (None, None));
+        assert!(store
+            .claim_job(&key, "j", "u", due_at - 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_none());
+        now = due_at;
+    }
+    let leased = store
+        .claim_job(&key, "j", "u", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let long_error = "x".repeat(5_000);
+    assert_eq!(
+        store
+            .fail_job(&leased, &long_error, None, now)
+            .await
+            .unwrap(),
+        FailOutcome::Dead
+    );
+    let dead = store.get_job(&key, "j").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.status, dead.attempts),
+        (JobStatus::Dead, MAX_JOB_ATTEMPTS)
+    );
+    assert_eq!(
+        dead.last_error.map(|e| e.len()),
+        Some(cardbot::store::LAST_ERROR_MAX_CHARS)
+    );
+    // Out of the index for good, never claimable, still visible with its card's jobs.
+    assert!(due_ids(&*store, &key, now + 365 * DAY_MS).await.is_empty());
+    assert!(store
+        .claim_job(&key, "j", "u", now + DAY_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    let jobs = store.jobs_for_card(&key).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.status).collect::<Vec<_>>(),
+        [JobStatus::Dead]
+    );
+}
+
+pub async fn job_fail_honours_retry_at<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    let leased = store
+        .claim_job(&key, "j", "u", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    // Feishu said when (x-ogw-ratelimit-reset): exactly then, not the backoff.
+    let outcome = store
+        .fail_job(&leased, "rate limited", Some(now + 1_234), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        FailOutcome::Rescheduled {
+            due_at: now + 1_234
+        }
+    );
+    assert!(due_ids(&*store, &key, now + 1_233).await.is_empty());
+    assert_eq!(due_ids(&*store, &key, now + 1_234).await, ["j"]);
+    // A `retry_at` in the past means now.
+    let leased = store
+        .claim_job(&key, "j", "u", now + 1_234, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = store
+        .fail_job(&leased, "again", Some(now), now + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        FailOutcome::Rescheduled {
+            due_at: now + 2_000
+        }
+    );
+}
+
+pub async fn jobs_two_claimers_deliver_500_exactly_once<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let enqueues = (0..500).map(|i| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            store
+                .enqueue(&job(&key, &format!("j{i:03}"), now - 1_000 + i))
+                .await
+        }
+    });
+    let results: Vec<_> = futures::stream::iter(enqueues)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let claimer = |owner: &'static str| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move {
+            let mut delivered = Vec::new();
+            loop {
+                let mut due = store.due_jobs(now, 50).await.unwrap();
+                if due.is_empty() {
+                    return delivered;
+                }
+                // Like an updater: claims in parallel, in its own order, racing the other one.
+                due.retain(|j| j.card_key == key);
+                due.shuffle(&mut rand::thread_rng());
+                let claims = due.into_iter().map(|job| {
+                    let store = store.clone();
+                    async move {
+                        let leased = store
+                            .claim_job(&job.card_key, &job.job_id, owner, now, LEASE_MS)
+                            .await
+                            .unwrap()?;
+                        store.complete_job(&leased, now).await.unwrap();
+                        Some(leased.job_id)
+                    }
+                });
+                let won: Vec<Option<String>> = futures::stream::iter(claims)
+                    .buffer_unordered(8)
+                    .collect()
+                    .await;
+                delivered.extend(won.into_iter().flatten());
+            }
+        })
+    };
+    let (a, b) = (claimer("updater-a"), claimer("updater-b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let (set_a, set_b): (HashSet<_>, HashSet<_>) = (a.iter().collect(), b.iter().collect());
+    assert_eq!(
+        (set_a.len(), set_b.len()),
+        (a.len(), b.len()),
+        "one claimer delivered a job twice"
+    );
+    assert!(
+        set_a.is_disjoint(&set_b),
+        "a job was delivered by both claimers"
+    );
+    assert_eq!(a.len() + b.len(), 500, "a: {}, b: {}", a.len(), b.len());
+    let jobs = store.jobs_for_card(&key).await.unwrap();
+    assert_eq!(jobs.len(), 500);
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Done));
+}

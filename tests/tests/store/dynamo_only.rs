@@ -1,0 +1,317 @@
+//! DynamoDB-only checks: the items as the table holds them, and the `due` index's cost.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use cardbot::store::dynamo::{pending_job_item, DynamoStore};
+use cardbot::store::{
+    ttl_secs, CardStore, DedupClaim, DedupStore, JobStore, StoreError, StoredTenantToken,
+    StoredUpdateToken, TokenStore, DONE_JOB_TTL_MS, MAX_JOB_ATTEMPTS,
+};
+use cardbot_tests::dynamodb_local;
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::conformance::{card, job, t0, unique};
+
+type Item = HashMap<String, AttributeValue>;
+
+async fn raw(client: &Client, table: &str, pk: &str, sk: &str) -> Option<Item> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+async fn store_and_client() -> (DynamoStore, Client, String) {
+    let client = dynamodb_local::client().await;
+    let table = dynamodb_local::fresh_table(&client).await;
+    (
+        DynamoStore::new(client.clone(), table.clone()),
+        client,
+        table,
+    )
+}
+
+#[tokio::test]
+async fn items_are_laid_out_as_documented() {
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+
+    // Dedup: `dedup#<key>` / `-`, TTL in epoch seconds.
+    assert_eq!(
+        store.claim("om_1", now, 86_400_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    let dedup = raw(&client, &table, "dedup#om_1", "-").await.unwrap();
+    assert_eq!(dedup["expires_at"], n(ttl_secs(now + 86_400_000)));
+    assert_eq!(dedup["claimed_at"], n(now));
+
+    // Tenant token: the ms field and the TTL in seconds.
+    let token = StoredTenantToken {
+        token: "t-secret".into(),
+        expires_at: now + 7_200_500,
+    };
+    assert!(store.put_tenant_token("cli_app", &token).await.unwrap());
+    let stored = raw(&client, &table, "token#cli_app", "tenant")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &stored["token"],
+            &stored["expires_at_ms"],
+            &stored["expires_at"]
+        ),
+        (
+            &s("t-secret"),
+            &n(now + 7_200_500),
+            &n(ttl_secs(now + 7_200_500))
+        )
+    );
+
+    // Card state: readable maps, no TTL.
+    let mut state = card("c1", now);
+    state.update_token = Some(StoredUpdateToken {
+        token: "c-tok".into(),
+        uses: 2,
+        expires_at: now + 1_800_000,
+    });
+    store.create_card(&state).await.unwrap();
+    let item = raw(&client, &table, "card#c1", "state").await.unwrap();
+    assert_eq!((&item["version"], &item["sequence"]), (&n(1), &n(0)));
+    assert_eq!(item["status"], s("pending"));
+    assert!(
+        !item.contains_key("message_id"),
+        "None is no attribute, not NULL"
+    );
+    let AttributeValue::M(data) = &item["data"] else {
+        panic!("data is not a map: {item:?}")
+    };
+    assert_eq!(data["title"], s("审批"));
+    let AttributeValue::M(update_token) = &item["update_token"] else {
+        panic!("{item:?}")
+    };
+    assert_eq!(update_token["uses"], n(2));
+    assert!(!item.contains_key("expires_at"));
+
+    // Pending job: in the index.
+    store
+        .enqueue(&job("c1", "pending", now + 5_000))
+        .await
+        .unwrap();
+    let item = raw(&client, &table, "card#c1", "job#pending")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&item["due_pk"], &item["due_at"]),
+        (&s("due"), &n(now + 5_000))
+    );
+    assert_eq!((&item["status"], &item["attempts"]), (&s("pending"), &n(0)));
+    assert!(matches!(item["payload"], AttributeValue::M(_)));
+
+    // Leased: still in the index, due when the lease lapses.
+    store.enqueue(&job("c1", "done", now)).await.unwrap();
+    let leased = store
+        .claim_job("c1", "done", "u1", now, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let item = raw(&client, &table, "card#c1", "job#done").await.unwrap();
+    assert_eq!(
+        (&item["due_pk"], &item["due_at"]),
+        (&s("due"), &n(now + 30_000))
+    );
+    assert_eq!(
+        (&item["lease_owner"], &item["lease_until"]),
+        (&s("u1"), &n(now + 30_000))
+    );
+
+    // Done: out of the index, TTL a week on.
+    store.complete_job(&leased, now + 10).await.unwrap();
+    let item = raw(&client, &table, "card#c1", "job#done").await.unwrap();
+    assert_eq!(item["status"], s("done"));
+    assert!(!item.contains_key("due_pk"));
+    assert_eq!(item["expires_at"], n(ttl_secs(now + 10 + DONE_JOB_TTL_MS)));
+
+    // Dead: out of the index, no TTL, kept.
+    store.enqueue(&job("c1", "dead", now)).await.unwrap();
+    for attempt in 0..MAX_JOB_ATTEMPTS {
+        let at = now + i64::from(attempt);
+        let leased = store
+            .claim_job("c1", "dead", "u1", at, 30_000)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .fail_job(&leased, "boom", Some(at + 1), at)
+            .await
+            .unwrap();
+    }
+    let item = raw(&client, &table, "card#c1", "job#dead").await.unwrap();
+    assert_eq!(
+        (&item["status"], &item["attempts"]),
+        (&s("dead"), &n(i64::from(MAX_JOB_ATTEMPTS)))
+    );
+    assert_eq!(item["last_error"], s("boom"));
+    for gone in ["due_pk", "expires_at", "lease_owner", "lease_until"] {
+        assert!(
+            !item.contains_key(gone),
+            "dead job still has {gone}: {item:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_dedup_record_still_in_table_is_reclaimed() {
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+    assert_eq!(
+        store.claim("ev_1", now, 1_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    let later = now + 5_000;
+    assert!(
+        raw(&client, &table, "dedup#ev_1", "-").await.is_some(),
+        "the expired record is there"
+    );
+    assert_eq!(
+        store.claim("ev_1", later, 1_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    let item = raw(&client, &table, "dedup#ev_1", "-").await.unwrap();
+    assert_eq!(item["claimed_at"], n(later));
+}
+
+#[tokio::test]
+async fn item_of_another_shape_is_corrupt_not_a_panic() {
+    let (store, client, table) = store_and_client().await;
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", s("card#bad"))
+        .item("sk", s("state"))
+        .item("card_key", s("bad"))
+        .item("version", s("one"))
+        .send()
+        .await
+        .unwrap();
+    let read = store.get_card("bad").await;
+    assert!(
+        matches!(&read, Err(StoreError::Corrupt { key, .. }) if key == "card#bad/state"),
+        "{read:?}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_table_is_unavailable() {
+    let client = dynamodb_local::client().await;
+    let store = DynamoStore::new(client, unique("no-such-table"));
+    let read = store.get_card("c").await;
+    assert!(
+        matches!(&read, Err(StoreError::Unavailable(m)) if m.contains("ResourceNotFoundException")),
+        "{read:?}"
+    );
+}
+
+/// 10,000 jobs of which 100 are due: the Query returns those 100 and reads no others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_query_reads_only_the_due_jobs_of_10000() {
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+    let started = Instant::now();
+    let items: Vec<Item> = (0..10_000_i64)
+        .map(|i| {
+            // 100 due (the oldest first), 9,900 pending but due later: all in the index.
+            let not_before = if i < 100 {
+                now - 100 + i
+            } else {
+                now + 60_000 + i
+            };
+            pending_job_item(
+                &job(&format!("card{}", i % 500), &format!("j{i:05}"), not_before),
+                now,
+            )
+        })
+        .collect();
+    let batches = items
+        .chunks(25)
+        .map(|chunk| batch_write(&client, &table, chunk.to_vec()));
+    futures::stream::iter(batches)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    let seeded = started.elapsed();
+
+    let (due, stats) = store.due_jobs_with_stats(now, 1_000).await.unwrap();
+    assert_eq!(due.len(), 100);
+    assert_eq!(stats.scanned_count, 100, "the Query read only the due jobs");
+    assert_eq!(stats.pages, 1);
+    let ids: Vec<_> = due.iter().map(|j| j.job_id.clone()).collect();
+    assert_eq!(
+        ids,
+        (0..100).map(|i| format!("j{i:05}")).collect::<Vec<_>>(),
+        "oldest first"
+    );
+
+    let (first, page) = store.due_jobs_with_stats(now, 30).await.unwrap();
+    assert_eq!((first.len(), page.scanned_count), (30, 30));
+    assert_eq!(first[0].job_id, "j00000");
+    eprintln!(
+        "seeded 10,000 jobs in {seeded:?}; the due query read {} items for 100 due jobs",
+        stats.scanned_count
+    );
+}
+
+async fn batch_write(client: &Client, table: &str, items: Vec<Item>) {
+    let mut requests: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    while !requests.is_empty() {
+        let out = client
+            .batch_write_item()
+            .request_items(table, std::mem::take(&mut requests))
+            .send()
+            .await
+            .unwrap();
+        requests = out
+            .unprocessed_items
+            .and_then(|mut u| u.remove(table))
+            .unwrap_or_default();
+    }
+}
+
+#[tokio::test]
+async fn update_token_uses_survive_a_round_trip() {
+    let (store, _, _) = store_and_client().await;
+    let key = unique("card");
+    let mut state = card(&key, t0());
+    state.data = json!({"big": 12345678901_i64, "neg": -3, "f": 0.25});
+    state.update_token = Some(StoredUpdateToken {
+        token: "u".into(),
+        uses: 1,
+        expires_at: 7,
+    });
+    let created = store.create_card(&state).await.unwrap();
+    assert_eq!(store.get_card(&key).await.unwrap(), Some(created));
+}

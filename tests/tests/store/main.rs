@@ -1,0 +1,51 @@
+//! Store tests: one conformance suite run against both adapters (MemoryStore and DynamoStore on
+//! DynamoDB Local), plus DynamoDB-only checks of the item layout and the `due` index.
+
+mod conformance;
+mod dynamo_only;
+mod local;
+
+/// Runs each generic suite function against a fresh `MemoryStore` and a fresh `DynamoStore`.
+macro_rules! against_both_adapters {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = std::sync::Arc::new(cardbot::store::memory::MemoryStore::new());
+                    crate::conformance::$name(store).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = cardbot_tests::dynamodb_local::fresh_store().await;
+                    crate::conformance::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+against_both_adapters!(
+    dedup_claims_once_and_release_reopens,
+    dedup_expired_record_does_not_block,
+    dedup_100_concurrent_claims_one_first_time,
+    token_never_replaced_by_earlier_expiry,
+    token_evicted_only_when_same,
+    card_create_get_update_round_trip,
+    card_update_conflicts_on_stale_version,
+    card_update_never_touches_sequence,
+    card_50_concurrent_read_modify_writes_lose_nothing,
+    sequence_200_concurrent_distinct_1_to_200,
+    sequence_refuses_past_int32,
+    update_card_and_enqueue_is_one_write,
+    enqueue_is_idempotent,
+    job_claim_complete_lifecycle,
+    job_lapsed_lease_becomes_due_again,
+    job_fail_backs_off_then_dead_stays_visible,
+    job_fail_honours_retry_at,
+    jobs_two_claimers_deliver_500_exactly_once,
+);
