@@ -319,7 +319,6 @@ async fn sim_post(http: &reqwest::Client, url: String, body: Value) -> Value {
 /// driver), driven from outside: a signed, encrypted `审批` event and a click posted to the printed
 /// URLs by the simulator's control API; the card must end as 请假通过 in the simulator.
 #[test]
-#[ignore = "cold CI: the runner rebuilds the functions with another feature set and misses its deadline; run with --ignored"]
 fn make_run_serves_the_demo_conversation_over_http() {
     let mut runner = Runner::start();
     // A cold build of the functions on 2 cores takes minutes.
