@@ -5,6 +5,7 @@ pub mod cards;
 pub mod config;
 pub mod deliver;
 pub mod feishu;
+pub mod function_url;
 pub mod jobs;
 pub mod store;
 pub mod webhook;

@@ -11,11 +11,12 @@ use cardbot::cards::approval as views;
 use cardbot::cards::CallbackAnswer;
 use cardbot::config::{Config, WebhookConfig};
 use cardbot::feishu::Clock;
+use cardbot::function_url::{self, error_response, json_response};
 use cardbot::store::{CardStore, DedupClaim, DedupStore, StoreError};
-use cardbot::webhook::{self, Inbound};
-use lambda_http::http::{HeaderValue, StatusCode};
+use cardbot::webhook::Inbound;
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -47,25 +48,6 @@ struct Clicked {
     operator_open_id: Option<String>,
     update_token: String,
     value: Value,
-}
-
-/// The raw bytes of a function-URL request body (lambda_http has already undone base64).
-pub fn body_bytes(body: &Body) -> &[u8] {
-    match body {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    }
-}
-
-fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    response
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -101,17 +83,9 @@ where
     #[tracing::instrument(name = "card_action", skip_all)]
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let now = self.clock.now_millis();
-        let inbound = match webhook::verify(
-            &self.webhook,
-            request.headers(),
-            body_bytes(request.body()),
-            now,
-        ) {
+        let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
-            Err(e) => {
-                warn!(reason = e.reason(), "request rejected");
-                return json_response(e.status(), json!({ "error": e.reason() }).to_string());
-            }
+            Err(rejection) => return rejection,
         };
         let clicked = match inbound {
             Inbound::Challenge(challenge) => {
@@ -145,10 +119,7 @@ where
             },
             Inbound::MessageReceive(_) | Inbound::Event(_) => {
                 warn!("event sent to the card callback URL");
-                return json_response(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "error": "event on the card URL" }).to_string(),
-                );
+                return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
             }
         };
         let style = clicked.style;

@@ -9,12 +9,12 @@ use cardbot::approval;
 use cardbot::config::{CardDelivery, Config, WebhookConfig};
 use cardbot::deliver::{self, ReplyRequest};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
+use cardbot::function_url::{self, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore};
-use cardbot::webhook::{self, Inbound, MessageReceive};
+use cardbot::webhook::{Inbound, MessageReceive};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 use tracing::{info, warn};
 
 /// The handler with everything it uses, built once per container.
@@ -27,27 +27,6 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub approval_ttl: Duration,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
-}
-
-/// The raw bytes of a function-URL request body (lambda_http has already undone base64).
-pub fn body_bytes(body: &Body) -> &[u8] {
-    match body {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    }
-}
-
-/// A JSON response.
-pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 fn ok_empty() -> Response<Body> {
@@ -76,17 +55,9 @@ where
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let deadline = Deadline::after(self.answer_budget);
         let now = self.clock.now_millis();
-        let inbound = match webhook::verify(
-            &self.webhook,
-            request.headers(),
-            body_bytes(request.body()),
-            now,
-        ) {
+        let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
-            Err(e) => {
-                warn!(reason = e.reason(), "request rejected");
-                return json_response(e.status(), json!({ "error": e.reason() }).to_string());
-            }
+            Err(rejection) => return rejection,
         };
         match inbound {
             Inbound::Challenge(challenge) => {
@@ -99,10 +70,7 @@ where
             }
             Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
                 warn!("card callback sent to the event URL");
-                json_response(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "error": "card callback on the event URL" }).to_string(),
-                )
+                error_response(StatusCode::BAD_REQUEST, "card callback on the event URL")
             }
         }
     }
@@ -121,10 +89,7 @@ where
             Err(e) => {
                 // Nothing happened yet: a 5xx makes Feishu retry later.
                 warn!(error = %e, "dedup claim failed");
-                return json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "error": "store unavailable" }).to_string(),
-                );
+                return error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
             }
         }
         if event.sender.sender_type != "user" {
@@ -176,10 +141,7 @@ where
                 if let Err(e) = self.store.release(message_id).await {
                     warn!(error = %e, "cannot release the dedup claim");
                 }
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "error": "store unavailable" }).to_string(),
-                )
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
             }
         }
     }
