@@ -154,18 +154,11 @@ impl<S: Store + 'static> Bot<S> {
             ..RetryPolicy::default()
         };
         let feishu = Arc::new(
-            FeishuClient::builder(
-                FeishuClientConfig {
-                    base_url: config.feishu.base_url.clone(),
-                    app_id: config.feishu.app_id.clone(),
-                    app_secret: config.feishu.app_secret.expose().to_owned(),
-                },
-                store.clone(),
-            )
-            .retry_policy(retry)
-            .clock(clock.clone())
-            .build()
-            .expect("client"),
+            FeishuClient::builder(FeishuClientConfig::from(&config.feishu), store.clone())
+                .retry_policy(retry)
+                .clock(clock.clone())
+                .build()
+                .expect("client"),
         );
         let event_callback = Arc::new(EventCallback::new(
             &config,

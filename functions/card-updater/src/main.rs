@@ -14,11 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let store = Arc::new(DynamoStore::from_env().await?);
     let feishu = Arc::new(FeishuClient::new(
-        FeishuClientConfig {
-            base_url: config.feishu.base_url.clone(),
-            app_id: config.feishu.app_id.clone(),
-            app_secret: config.feishu.app_secret.expose().to_owned(),
-        },
+        FeishuClientConfig::from(&config.feishu),
         store.clone(),
     )?);
     let owner = uuid::Uuid::new_v4().to_string();

@@ -24,6 +24,7 @@ use super::token::{
     TenantAccessTokenAnswer, TenantTokenProvider,
 };
 use super::FeishuApi;
+use crate::config::FeishuConfig;
 use crate::store::TokenStore;
 
 /// Feishu (China).
@@ -38,6 +39,16 @@ pub struct FeishuClientConfig {
     pub base_url: String,
     pub app_id: String,
     pub app_secret: String,
+}
+
+impl From<&FeishuConfig> for FeishuClientConfig {
+    fn from(app: &FeishuConfig) -> Self {
+        Self {
+            base_url: app.base_url.clone(),
+            app_id: app.app_id.clone(),
+            app_secret: app.app_secret.expose().to_owned(),
+        }
+    }
 }
 
 impl fmt::Debug for FeishuClientConfig {

@@ -139,6 +139,20 @@ impl DynamoStore {
     fn key(pk: String, sk: &str) -> Item {
         HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
     }
+
+    /// A strongly consistent read of one item; `what` names the read in an error.
+    async fn get(&self, pk: String, sk: &str, what: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(what, e))?;
+        Ok(out.item)
+    }
 }
 
 /// Creates the table from [`TABLE`] (keys, `due` index, stream, TTL) and waits until it is active.
@@ -871,19 +885,14 @@ impl DedupStore for DynamoStore {
 impl TokenStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
+        let item = self
+            .get(
                 keys::tenant_token_pk(app_id),
                 keys::TENANT_TOKEN_SK,
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("get tenant token", e))?;
-        let Some(item) = out.item else {
+                "get tenant token",
+            )
+            .await?;
+        let Some(item) = item else {
             return Ok(None);
         };
         let f = Fields::new(&item);
@@ -970,19 +979,10 @@ impl CardStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::card_pk(card_key),
-                keys::CARD_STATE_SK,
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("get card", e))?;
-        out.item.as_ref().map(card_from_item).transpose()
+        let item = self
+            .get(keys::card_pk(card_key), keys::CARD_STATE_SK, "get card")
+            .await?;
+        item.as_ref().map(card_from_item).transpose()
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, version = state.version))]
@@ -1148,19 +1148,10 @@ impl JobStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::card_pk(card_key),
-                &keys::job_sk(job_id),
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("get job", e))?;
-        out.item.as_ref().map(job_from_item).transpose()
+        let item = self
+            .get(keys::card_pk(card_key), &keys::job_sk(job_id), "get job")
+            .await?;
+        item.as_ref().map(job_from_item).transpose()
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
