@@ -35,14 +35,15 @@ pub fn error_response(status: StatusCode, reason: &str) -> Response<Body> {
 }
 
 /// Verifies the request (size, timestamp, signature, token, decryption, shape). A rejection is
-/// logged once, with its reason only, and comes back as the 4xx answer to send.
+/// logged once, with its reason only, and comes back as the 4xx answer to send (boxed:
+/// the answer is large next to the `Ok`).
 pub fn verify(
     config: &WebhookConfig,
     request: &Request,
     now: EpochMillis,
-) -> Result<Inbound, Response<Body>> {
+) -> Result<Inbound, Box<Response<Body>>> {
     webhook::verify(config, request.headers(), body_bytes(request.body()), now).map_err(|e| {
         warn!(reason = e.reason(), "request rejected");
-        error_response(e.status(), e.reason())
+        Box::new(error_response(e.status(), e.reason()))
     })
 }

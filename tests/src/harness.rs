@@ -15,7 +15,8 @@ use card_action::CardAction;
 use card_updater::{CardUpdater, Summary};
 use cardbot::config::Config;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
-use cardbot::store::{EpochMillis, Store};
+use cardbot::jobs::JobKind;
+use cardbot::store::{EpochMillis, Job, Store};
 use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -203,6 +204,15 @@ impl<S: Store + 'static> Bot<S> {
     /// One updater invocation with `event` and 60 s to run.
     pub async fn run_updater(&self, event: &Value) -> Summary {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await
+    }
+
+    /// The click's post-answer job of `card` as the table holds it now.
+    pub async fn post_answer_job(&self, card: &str) -> Job {
+        self.store
+            .get_job(card, JobKind::PostAnswer.as_str())
+            .await
+            .unwrap()
+            .expect("the click's post-answer job")
     }
 
     /// The scheduled sweep (an EventBridge event).

@@ -124,12 +124,7 @@ async fn click_flow<S: Store>(bot: &Bot<S>, legacy: bool, value: Value, approved
     );
     let state = bot.store.get_card(&card).await.unwrap().unwrap();
     assert!(state.status.ends_with("_approved"), "{}", state.status);
-    let job = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = bot.post_answer_job(&card).await;
     assert_eq!(job.status, JobStatus::Done);
 }
 
@@ -456,12 +451,7 @@ async fn a_feishu_outage_during_post_answer_work_retries_until_the_card_is_right
     });
     let summary = run_post_answer(&bot, &card).await;
     assert_eq!(summary.failed, 1, "{summary:?}");
-    let job = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = bot.post_answer_job(&card).await;
     assert_eq!(job.status, JobStatus::Pending);
     assert!(job.last_error.is_some());
     assert!(!bot.sim.card_text(&card).unwrap().contains("请假通过"));
@@ -476,12 +466,7 @@ async fn a_feishu_outage_during_post_answer_work_retries_until_the_card_is_right
         "{}",
         bot.sim.card_text(&card).unwrap()
     );
-    let job = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = bot.post_answer_job(&card).await;
     assert_eq!(job.status, JobStatus::Done);
 }
 

@@ -79,6 +79,22 @@ impl Harness {
         Self { sim, table, client }
     }
 
+    /// A harness whose client already holds a token (it has created one card).
+    async fn warm() -> Self {
+        let h = Self::start().await;
+        h.client
+            .create_card(&approval_card("warm"), deadline())
+            .await
+            .unwrap();
+        h
+    }
+
+    /// The next `times` card creations fail with `fault`.
+    fn fail_card_creates(&self, times: u32, fault: FaultKind) {
+        self.sim
+            .fail_next("POST", "/open-apis/cardkit/v1/cards", times, fault);
+    }
+
     fn client_for(
         sim: &Arc<Simulator>,
         table: Arc<SharedTokenTable>,
@@ -728,18 +744,9 @@ async fn one_token_fetch_serves_many_calls_and_a_second_instance_reads_the_table
 
 #[tokio::test]
 async fn an_invalidated_token_is_refetched_exactly_once_then_the_call_succeeds() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
+    let h = Harness::warm().await;
     assert_eq!(h.auth_calls(), 1);
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        1,
-        FaultKind::InvalidToken,
-    );
+    h.fail_card_creates(1, FaultKind::InvalidToken);
     let card_id = h
         .client
         .create_card(&approval_card("after"), deadline())
@@ -757,11 +764,7 @@ async fn an_invalidated_token_is_refetched_exactly_once_then_the_call_succeeds()
 
 #[tokio::test]
 async fn a_token_feishu_expired_is_evicted_from_both_caches() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
+    let h = Harness::warm().await;
     let old = h.table.items.lock().unwrap()[ids::APP_ID].clone();
     // Feishu's clock runs ahead of ours: the cached token is dead, our cache thinks it is fresh.
     h.sim.advance(Duration::from_secs(3 * 3600));
@@ -786,12 +789,7 @@ async fn a_token_feishu_expired_is_evicted_from_both_caches() {
 #[tokio::test]
 async fn a_token_rejected_twice_is_a_typed_error() {
     let h = Harness::start().await;
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        2,
-        FaultKind::InvalidToken,
-    );
+    h.fail_card_creates(2, FaultKind::InvalidToken);
     let err = h
         .client
         .create_card(&approval_card("x"), deadline())
@@ -808,17 +806,8 @@ async fn a_token_rejected_twice_is_a_typed_error() {
 
 #[tokio::test]
 async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        3,
-        FaultKind::RateLimited { reset_secs: 1 },
-    );
+    let h = Harness::warm().await;
+    h.fail_card_creates(3, FaultKind::RateLimited { reset_secs: 1 });
     let started = Instant::now();
     let card_id = h
         .client
@@ -848,17 +837,8 @@ async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
 
 #[tokio::test]
 async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        1,
-        FaultKind::RateLimited { reset_secs: 52 },
-    );
+    let h = Harness::warm().await;
+    h.fail_card_creates(1, FaultKind::RateLimited { reset_secs: 52 });
     let started = Instant::now();
     let err = h
         .client
@@ -876,17 +856,8 @@ async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
 
 #[tokio::test]
 async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        u32::MAX,
-        FaultKind::ServerError { status: 503 },
-    );
+    let h = Harness::warm().await;
+    h.fail_card_creates(u32::MAX, FaultKind::ServerError { status: 503 });
     let retry = RetryPolicy {
         max_attempts: u32::MAX,
         ..fast_retries()
@@ -917,17 +888,8 @@ async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
 
 #[tokio::test]
 async fn a_hanging_call_is_cut_at_the_deadline() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
-    h.sim.fail_next(
-        "POST",
-        "/open-apis/cardkit/v1/cards",
-        1,
-        FaultKind::Hang { millis: 5_000 },
-    );
+    let h = Harness::warm().await;
+    h.fail_card_creates(1, FaultKind::Hang { millis: 5_000 });
     let started = Instant::now();
     let err = h
         .client
@@ -950,11 +912,7 @@ async fn a_hanging_call_is_cut_at_the_deadline() {
 
 #[tokio::test]
 async fn a_few_5xx_are_retried_to_success() {
-    let h = Harness::start().await;
-    h.client
-        .create_card(&approval_card("warm"), deadline())
-        .await
-        .unwrap();
+    let h = Harness::warm().await;
     h.sim.fail_next(
         "POST",
         "/open-apis/im/v1/messages",

@@ -51,22 +51,12 @@ async fn a_permanent_feishu_error_leaves_the_job_dead_at_once() {
     let mut state = bot.store.get_card(&card).await.unwrap().unwrap();
     state.card_id = Some("7355_gone".into());
     bot.store.update_card(&state).await.unwrap();
-    let job = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = bot.post_answer_job(&card).await;
     let summary = bot
         .run_updater(&stream_insert(&card, "post_answer", job.due_at))
         .await;
     assert_eq!((summary.claimed, summary.failed), (1, 1), "{summary:?}");
-    let dead = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let dead = bot.post_answer_job(&card).await;
     assert_eq!((dead.status, dead.attempts), (JobStatus::Dead, 1));
     let error = dead.last_error.unwrap_or_default();
     assert!(
@@ -96,12 +86,7 @@ async fn a_crashed_updater_costs_one_attempt_and_the_next_one_delivers() {
     let bot = bot().await;
     let card = clicked_card(&bot).await;
     // An updater claims the job and dies (Lambda timeout) without completing or failing it.
-    let queued = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let queued = bot.post_answer_job(&card).await;
     bot.sim.advance(Duration::from_millis(
         (queued.due_at - bot.sim.now_ms()).max(0) as u64,
     ));
@@ -111,22 +96,12 @@ async fn a_crashed_updater_costs_one_attempt_and_the_next_one_delivers() {
         .unwrap()
         .expect("claimable");
     bot.sim.advance(Duration::from_secs(2));
-    let job = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let job = bot.post_answer_job(&card).await;
     let summary = bot
         .run_updater(&stream_insert(&card, "post_answer", job.due_at))
         .await;
     assert_eq!((summary.claimed, summary.done), (1, 1), "{summary:?}");
-    let done = bot
-        .store
-        .get_job(&card, "post_answer")
-        .await
-        .unwrap()
-        .unwrap();
+    let done = bot.post_answer_job(&card).await;
     assert_eq!(
         (done.status, done.attempts, done.last_error.as_deref()),
         (JobStatus::Done, 1, Some(LEASE_EXPIRED_ERROR))

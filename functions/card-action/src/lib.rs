@@ -85,7 +85,7 @@ where
         let now = self.clock.now_millis();
         let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
-            Err(rejection) => return rejection,
+            Err(rejection) => return *rejection,
         };
         let clicked = match inbound {
             Inbound::Challenge(challenge) => {

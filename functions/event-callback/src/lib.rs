@@ -57,7 +57,7 @@ where
         let now = self.clock.now_millis();
         let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
-            Err(rejection) => return rejection,
+            Err(rejection) => return *rejection,
         };
         match inbound {
             Inbound::Challenge(challenge) => {
