@@ -57,3 +57,7 @@ lint-template:
 		cfn-lint template.yaml && $(SAM) validate --lint --template template.yaml
 
 lint: fmt clippy lint-template
+
+# Hot path (criterion), peers (lark-oapi, node-sdk), cold starts, round trips, latency: see "Benchmarks" in README.md.
+bench:
+	@bench/run.sh
