@@ -19,9 +19,12 @@ help:
 run:
 	@echo "make run is not ready yet: the local-run issue brings it. Until then: make test."
 
+# One DynamoDB Local for the whole run (nextest runs each test in its own process); always stopped.
 test:
-	@scripts/ensure-dynamodb-local.sh >/dev/null
-	@if cargo nextest --version >/dev/null 2>&1; then \
+	@set -euo pipefail; \
+	eval "$$(scripts/dynamodb-local.sh start)"; \
+	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
+	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace --no-fail-fast; \

@@ -1,1 +1,1210 @@
-//! Card-update jobs: what to deliver, when, how.
+//! Card-update jobs: what to deliver after the callback answer, by which Feishu calls, in which
+//! order, and how failures retry. Pure data and decisions; the updater executes them.
+//!
+//! Entity mode walks a submitted card to the approved one with every CardKit call (settings,
+//! streaming content, element patch/delete/add, batch_update, full update), each with its own
+//! store-allocated `sequence`. Message mode uses the callback's update token while it is valid
+//! (30 min, 2 uses), else `PATCH im/v1/messages/:id` (14 days).
+
+use crate::approval::{self, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
+use crate::cards::approval::ids;
+use crate::cards::{Card, Element};
+use crate::feishu::{
+    BatchUpdateAction, CardWrite, Deadline, ElementPosition, FeishuApi, FeishuError, FeishuResult,
+};
+use crate::store::{CardState, EpochMillis, Job, NewJob};
+use serde_json::{json, Value};
+
+/// The post-answer job runs this long after the click, so the answer reaches Feishu first.
+pub const POST_ANSWER_DELAY_MS: i64 = 2_000;
+/// The callback's card-update token is valid 30 minutes…
+pub const UPDATE_TOKEN_TTL_MS: i64 = 30 * 60 * 1000;
+/// …for 2 delayed updates.
+pub const UPDATE_TOKEN_MAX_USES: u32 = 2;
+/// A token this close to expiry is not started on: the call could land after it.
+pub const UPDATE_TOKEN_MARGIN_MS: i64 = 30_000;
+/// `PATCH im/v1/messages` (230031) and CardKit entities (200750) stop 14 days after the send.
+pub const UPDATE_WINDOW_MS: i64 = 14 * 24 * 3600 * 1000;
+/// Default `APPROVAL_TTL`: an undecided card expires after 7 days.
+pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+/// CardKit allows 10 writes/s per card; the updater spaces its calls on one card by this much.
+pub const CARDKIT_MIN_INTERVAL_MS: u64 = 110;
+
+pub use crate::config::CardDelivery as DeliveryMode;
+
+impl DeliveryMode {
+    /// The string stored in `CardState.delivery`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entity => "entity",
+            Self::Message => "message",
+        }
+    }
+
+    /// Reads `CardState.delivery` (and `CARD_DELIVERY` spellings).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "entity" | "cardkit" => Some(Self::Entity),
+            "message" => Some(Self::Message),
+            _ => None,
+        }
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// After a click's answer: the tutorial's simulated approval, delivered to the card.
+    PostAnswer,
+    /// An undecided card reached `APPROVAL_TTL`: re-render it as expired.
+    Expire,
+    /// A command reply the event handler could not send within its budget (the outbox).
+    SendReply,
+}
+
+impl JobKind {
+    /// `Job.kind`; also the job id, since each happens at most once per card.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PostAnswer => "post_answer",
+            Self::Expire => "expire",
+            Self::SendReply => "send_reply",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "post_answer" => Some(Self::PostAnswer),
+            "expire" => Some(Self::Expire),
+            "send_reply" => Some(Self::SendReply),
+            _ => None,
+        }
+    }
+}
+
+/// The job a click enqueues (with the state write, in one transaction).
+pub fn post_answer_job(card_key: &str, clicked_at: EpochMillis) -> NewJob {
+    NewJob {
+        card_key: card_key.to_owned(),
+        job_id: JobKind::PostAnswer.as_str().to_owned(),
+        kind: JobKind::PostAnswer.as_str().to_owned(),
+        payload: json!({}),
+        not_before: clicked_at + POST_ANSWER_DELAY_MS,
+    }
+}
+
+/// The job that expires a card left undecided.
+pub fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) -> NewJob {
+    NewJob {
+        card_key: card_key.to_owned(),
+        job_id: JobKind::Expire.as_str().to_owned(),
+        kind: JobKind::Expire.as_str().to_owned(),
+        payload: json!({}),
+        not_before: sent_at + approval_ttl_ms,
+    }
+}
+
+/// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's
+/// message (there is no card yet); `payload` is what the sender needs to try again.
+pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis) -> NewJob {
+    NewJob {
+        card_key: source_message_id.to_owned(),
+        job_id: JobKind::SendReply.as_str().to_owned(),
+        kind: JobKind::SendReply.as_str().to_owned(),
+        payload,
+        not_before: now,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Feishu calls, as data
+
+/// One CardKit write on a card entity. Each needs a fresh, strictly increasing `sequence`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardKitOp {
+    /// `PATCH /cards/:id/settings`: `config` (streaming, summary) and `card_link` only.
+    Settings { settings: Value },
+    /// `PUT /cards/:id/elements/:eid/content`: types out text (streaming mode only).
+    StreamText { element_id: String, content: String },
+    /// `PATCH /cards/:id/elements/:eid`: merges properties.
+    PatchElement {
+        element_id: String,
+        partial_element: Value,
+    },
+    /// `PUT /cards/:id/elements/:eid`: replaces one component.
+    UpdateElement {
+        element_id: String,
+        element: Element,
+    },
+    /// `DELETE /cards/:id/elements/:eid`.
+    DeleteElement { element_id: String },
+    /// `POST /cards/:id/elements`.
+    AddElements {
+        position: ElementPosition,
+        elements: Vec<Element>,
+    },
+    /// `POST /cards/:id/batch_update`.
+    BatchUpdate { actions: Vec<BatchUpdateAction> },
+    /// `PUT /cards/:id`: full replace.
+    UpdateCard { card: Card },
+}
+
+fn element_value(element: &Element) -> Value {
+    serde_json::to_value(element).unwrap_or(Value::Null)
+}
+
+impl CardKitOp {
+    /// A short name for logs and the simulator's call log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Settings { .. } => "settings",
+            Self::StreamText { .. } => "content",
+            Self::PatchElement { .. } => "patch_element",
+            Self::UpdateElement { .. } => "update_element",
+            Self::DeleteElement { .. } => "delete_element",
+            Self::AddElements { .. } => "add_elements",
+            Self::BatchUpdate { .. } => "batch_update",
+            Self::UpdateCard { .. } => "update_card",
+        }
+    }
+
+    /// Makes the call with its `sequence` and `uuid`.
+    pub async fn send<F: FeishuApi + ?Sized>(
+        &self,
+        api: &F,
+        card_id: &str,
+        write: &CardWrite,
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        match self {
+            Self::Settings { settings } => {
+                api.update_card_settings(card_id, settings, write, deadline)
+                    .await
+            }
+            Self::StreamText {
+                element_id,
+                content,
+            } => {
+                api.stream_card_element_text(card_id, element_id, content, write, deadline)
+                    .await
+            }
+            Self::PatchElement {
+                element_id,
+                partial_element,
+            } => {
+                api.patch_card_element(card_id, element_id, partial_element, write, deadline)
+                    .await
+            }
+            Self::UpdateElement {
+                element_id,
+                element,
+            } => {
+                api.update_card_element(
+                    card_id,
+                    element_id,
+                    &element_value(element),
+                    write,
+                    deadline,
+                )
+                .await
+            }
+            Self::DeleteElement { element_id } => {
+                api.delete_card_element(card_id, element_id, write, deadline)
+                    .await
+            }
+            Self::AddElements { position, elements } => {
+                let elements: Vec<Value> = elements.iter().map(element_value).collect();
+                api.add_card_elements(card_id, position, &elements, write, deadline)
+                    .await
+            }
+            Self::BatchUpdate { actions } => {
+                api.batch_update_card(card_id, actions, write, deadline)
+                    .await
+            }
+            Self::UpdateCard { card } => {
+                api.update_card(card_id, &card.to_value(), write, deadline)
+                    .await
+            }
+        }
+    }
+}
+
+/// The idempotency key of one CardKit call: stable across a retried request, distinct across calls.
+pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usize) -> String {
+    format!("cardkit:{card_key}:{job_id}:{attempt}:{index}")
+}
+
+/// A message-mode update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageOp {
+    /// `POST /interactive/v1/card/update` with the stored token (the executor adds it).
+    DelayedUpdate { card: Card },
+    /// `PATCH /im/v1/messages/:message_id` with `{"content": "<card json>"}`.
+    PatchMessage { message_id: String, card: Card },
+}
+
+/// How a job reaches the card.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// CardKit calls on the entity, in order, at most 10/s, each with `next_sequence`.
+    CardKit {
+        card_id: String,
+        ops: Vec<CardKitOp>,
+    },
+    Message(MessageOp),
+}
+
+impl Delivery {
+    /// The card the user sees once every call has gone through.
+    pub fn final_card(&self) -> Option<&Card> {
+        match self {
+            Self::Message(
+                MessageOp::DelayedUpdate { card } | MessageOp::PatchMessage { card, .. },
+            ) => Some(card),
+            Self::CardKit { ops, .. } => ops.iter().rev().find_map(|op| match op {
+                CardKitOp::UpdateCard { card } => Some(card),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// Which message-mode API can still update a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagePath {
+    /// The click's token: valid, not used up.
+    DelayedUpdate,
+    /// The token is gone; the message is younger than 14 days.
+    PatchMessage,
+    /// Past 14 days: Feishu refuses every update.
+    TooOld,
+}
+
+/// Picks the message-mode path: the update token while valid (< 2 uses, ≤ 30 min), else PATCH.
+pub fn choose_message_path(state: &CardState, now: EpochMillis) -> MessagePath {
+    if now - state.created_at >= UPDATE_WINDOW_MS {
+        return MessagePath::TooOld;
+    }
+    match &state.update_token {
+        Some(token)
+            if token.uses < UPDATE_TOKEN_MAX_USES
+                && now + UPDATE_TOKEN_MARGIN_MS < token.expires_at =>
+        {
+            MessagePath::DelayedUpdate
+        }
+        _ => MessagePath::PatchMessage,
+    }
+}
+
+/// The state after Feishu refused the update token (300030 expired, 300040 used up): spent.
+pub fn spend_update_token(state: &CardState) -> CardState {
+    let mut next = state.clone();
+    if let Some(token) = next.update_token.as_mut() {
+        token.uses = UPDATE_TOKEN_MAX_USES;
+    }
+    next
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning a job
+
+/// What the updater does with one claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPlan {
+    /// Written first (version-checked); a conflict means re-read and re-plan.
+    pub state_update: Option<CardState>,
+    /// Then delivered; `None` completes the job without calling Feishu.
+    pub delivery: Option<Delivery>,
+    /// Why, for the log.
+    pub reason: &'static str,
+}
+
+impl JobPlan {
+    fn nothing(reason: &'static str) -> Self {
+        Self {
+            state_update: None,
+            delivery: None,
+            reason,
+        }
+    }
+}
+
+/// A job that can never be delivered; record it on the job (dead), never drop it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown job kind {0:?}")]
+    UnknownJobKind(String),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("card is past Feishu's 14-day update window")]
+    TooOld,
+    #[error("card state has no message_id to update")]
+    NoMessage,
+    #[error("job kind {0:?} is not a card update")]
+    NotACardUpdate(&'static str),
+}
+
+/// Plans a claimed job against the card's current state, at `now`.
+pub fn plan_job(job: &Job, state: &CardState, now: EpochMillis) -> Result<JobPlan, PlanError> {
+    let kind =
+        JobKind::parse(&job.kind).ok_or_else(|| PlanError::UnknownJobKind(job.kind.clone()))?;
+    let status = approval::status_of(state)?;
+    let data = ApprovalData::from_value(&state.data)?;
+    match kind {
+        JobKind::PostAnswer => match status {
+            ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted => {
+                let next = status
+                    .apply(ApprovalEvent::Approve)
+                    .map_err(|_| PlanError::TooOld)?;
+                let mut next_data = data.clone();
+                next_data.decided_at = Some(now);
+                let mut next_state = state.clone();
+                next_state.status = next.as_str().to_owned();
+                next_state.data = next_data.to_value();
+                next_state.updated_at = now;
+                let from = approval::render(status, &data);
+                let to = approval::render(next, &next_data);
+                // The step-by-step walk only from the submitted card as first answered; a retry
+                // cannot know how far a failed walk got, so it replaces the whole card.
+                let walk = job.attempts == 0;
+                deliver(
+                    next_state,
+                    Step {
+                        from,
+                        to,
+                        walk,
+                        transition: true,
+                    },
+                    now,
+                    "simulated approval",
+                )
+            }
+            ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved => {
+                let card = approval::render(status, &data);
+                deliver(
+                    state.clone(),
+                    Step::redeliver(card),
+                    now,
+                    "redeliver approval",
+                )
+            }
+            ApprovalStatus::Pending | ApprovalStatus::Expired => {
+                Ok(JobPlan::nothing("nothing submitted"))
+            }
+        },
+        JobKind::Expire => match status {
+            ApprovalStatus::Pending => {
+                let mut next_state = state.clone();
+                next_state.status = ApprovalStatus::Expired.as_str().to_owned();
+                next_state.updated_at = now;
+                let card = approval::render(ApprovalStatus::Expired, &data);
+                deliver(
+                    next_state,
+                    Step {
+                        from: card.clone(),
+                        to: card,
+                        walk: false,
+                        transition: true,
+                    },
+                    now,
+                    "expire",
+                )
+            }
+            ApprovalStatus::Expired => {
+                let card = approval::render(status, &data);
+                deliver(
+                    state.clone(),
+                    Step::redeliver(card),
+                    now,
+                    "redeliver expiry",
+                )
+            }
+            _ => Ok(JobPlan::nothing("decided before expiry")),
+        },
+        JobKind::SendReply => Err(PlanError::NotACardUpdate(kind.as_str())),
+    }
+}
+
+/// One change of the card: from what the user sees now to what they should see.
+struct Step {
+    from: Card,
+    to: Card,
+    /// Use the element-wise CardKit walk (else one full update).
+    walk: bool,
+    /// The status changed, so the state must be written.
+    transition: bool,
+}
+
+impl Step {
+    fn redeliver(card: Card) -> Self {
+        Self {
+            from: card.clone(),
+            to: card,
+            walk: false,
+            transition: false,
+        }
+    }
+}
+
+/// Chooses the delivery path for `step.to` and returns the plan.
+fn deliver(
+    mut next_state: CardState,
+    step: Step,
+    now: EpochMillis,
+    reason: &'static str,
+) -> Result<JobPlan, PlanError> {
+    if now - next_state.created_at >= UPDATE_WINDOW_MS {
+        return Err(PlanError::TooOld);
+    }
+    let entity = DeliveryMode::parse(&next_state.delivery) == Some(DeliveryMode::Entity);
+    let mut token_used = false;
+    let delivery = match (entity, next_state.card_id.clone()) {
+        (true, Some(card_id)) => {
+            let ops = if step.walk {
+                approval_walk(&step.from, &step.to)
+            } else {
+                vec![CardKitOp::UpdateCard { card: step.to }]
+            };
+            Delivery::CardKit { card_id, ops }
+        }
+        // Without an entity id (or in message mode) the message itself is updated.
+        _ => match choose_message_path(&next_state, now) {
+            MessagePath::DelayedUpdate => {
+                if let Some(token) = next_state.update_token.as_mut() {
+                    // Counted before the call: a crash after it must not allow a third use.
+                    token.uses += 1;
+                    token_used = true;
+                }
+                Delivery::Message(MessageOp::DelayedUpdate { card: step.to })
+            }
+            MessagePath::PatchMessage => {
+                let message_id = next_state.message_id.clone().ok_or(PlanError::NoMessage)?;
+                Delivery::Message(MessageOp::PatchMessage {
+                    message_id,
+                    card: step.to,
+                })
+            }
+            MessagePath::TooOld => return Err(PlanError::TooOld),
+        },
+    };
+    let state_update = (step.transition || token_used).then_some(next_state);
+    Ok(JobPlan {
+        state_update,
+        delivery: Some(delivery),
+        reason,
+    })
+}
+
+fn element<'a>(card: &'a Card, id: &str) -> Option<&'a Element> {
+    card.find(id)
+}
+
+fn markdown_content(card: &Card, id: &str) -> Option<String> {
+    match element(card, id)? {
+        Element::Markdown(m) => Some(m.content.clone()),
+        _ => None,
+    }
+}
+
+/// The CardKit walk from a submitted card to the approved one, every element API used once:
+/// streaming on → type the decision note → patch the status tag → delete the button row → add the
+/// timeline line → batch_update the prompt and the request line → streaming off with the summary.
+/// Falls back to one full update if either card lacks an element the walk needs.
+pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
+    let full = || vec![CardKitOp::UpdateCard { card: to.clone() }];
+    let (Some(note), Some(status), Some(line), Some(Element::Div(prompt)), Some(added)) = (
+        markdown_content(to, ids::NOTE),
+        markdown_content(to, ids::STATUS),
+        markdown_content(to, ids::TL_SUBMITTED),
+        element(to, ids::PROMPT),
+        element(to, ids::TL_APPROVED),
+    ) else {
+        return full();
+    };
+    let needed = [
+        ids::NOTE,
+        ids::STATUS,
+        ids::TL_SUBMITTED,
+        ids::PROMPT,
+        ids::ACTIONS,
+    ];
+    if needed.iter().any(|id| from.find(id).is_none()) || from.header != to.header {
+        return full();
+    }
+    let streaming = |on: bool, card: &Card| json!({ "config": { "streaming_mode": on, "summary": card.config.summary } });
+    vec![
+        CardKitOp::Settings {
+            settings: streaming(true, from),
+        },
+        CardKitOp::StreamText {
+            element_id: ids::NOTE.to_owned(),
+            content: note,
+        },
+        CardKitOp::PatchElement {
+            element_id: ids::STATUS.to_owned(),
+            partial_element: json!({ "content": status }),
+        },
+        CardKitOp::DeleteElement {
+            element_id: ids::ACTIONS.to_owned(),
+        },
+        CardKitOp::AddElements {
+            position: ElementPosition::InsertAfter(ids::TL_SUBMITTED.to_owned()),
+            elements: vec![added.clone()],
+        },
+        CardKitOp::BatchUpdate {
+            actions: vec![
+                BatchUpdateAction::PartialUpdateElement {
+                    element_id: ids::PROMPT.to_owned(),
+                    partial_element: json!({ "text": prompt.text }),
+                },
+                BatchUpdateAction::PartialUpdateElement {
+                    element_id: ids::TL_SUBMITTED.to_owned(),
+                    partial_element: json!({ "content": line }),
+                },
+            ],
+        },
+        CardKitOp::Settings {
+            settings: streaming(false, to),
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures and retries
+
+/// What to do after a Feishu call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// Transient (5xx, network, rate limit, card busy, sequence race): `fail_job` with this
+    /// `retry_at` (Feishu's rate-limit reset) or the store's backoff when `None`.
+    Retry { retry_at: Option<EpochMillis> },
+    /// The update token is spent (300030/300040): mark it and re-plan at once (PATCH).
+    SpendTokenAndReplan,
+    /// Feishu will never accept it (too old, gone, not ours, bad card): record it, stop trying.
+    Permanent,
+}
+
+/// Classifies a failed call.
+pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
+    match error {
+        FeishuError::UpdateTokenExpired { .. } | FeishuError::UpdateTokenUsedUp { .. } => {
+            FailureAction::SpendTokenAndReplan
+        }
+        // The next attempt allocates a fresh sequence, so this one is worth retrying.
+        FeishuError::SequenceNotIncreasing { .. } => FailureAction::Retry { retry_at: None },
+        e if e.is_retryable() => FailureAction::Retry {
+            retry_at: e
+                .retry_after()
+                .map(|wait| now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
+        },
+        _ => FailureAction::Permanent,
+    }
+}
+
+/// The updater claims jobs only while enough of its own timeout is left to finish one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimBudget {
+    /// The invocation's deadline (epoch ms).
+    pub deadline: EpochMillis,
+    /// Time one job may take (its Feishu calls and store writes).
+    pub per_job_ms: i64,
+}
+
+impl ClaimBudget {
+    pub fn may_claim(&self, now: EpochMillis) -> bool {
+        now + self.per_job_ms < self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::{decide_click, new_card_state, ClickDecision, RequestKind, SentCard};
+    use crate::cards::approval as views;
+    use crate::feishu::cardkit;
+    use crate::feishu::request::ApiRequest;
+    use crate::store::{JobStatus, StoredUpdateToken};
+
+    const NOW: EpochMillis = 1_732_233_600_734;
+    const TTL: i64 = DEFAULT_APPROVAL_TTL_MS;
+
+    fn sent(delivery: DeliveryMode) -> CardState {
+        new_card_state(
+            &SentCard {
+                message_id: "om_dc13264520392913993dd051dba21dcf".into(),
+                chat_id: "oc_5ad11d72b830411d72b836c20".into(),
+                requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
+                source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
+                card_id: (delivery == DeliveryMode::Entity).then(|| "7355372766134157313".into()),
+                delivery,
+            },
+            NOW,
+        )
+    }
+
+    fn clicked(delivery: DeliveryMode, kind: RequestKind) -> (CardState, NewJob, Card) {
+        let state = sent(delivery);
+        let value = kind.callback_value();
+        let click = approval::Click {
+            value: &value,
+            operator_open_id: Some("ou_84aad35d084aa403a838cf73ee18467"),
+            update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
+            now: NOW + 10_000,
+            approval_ttl_ms: TTL,
+        };
+        match decide_click(&state, &click).unwrap() {
+            ClickDecision::Transition { state, job, answer } => (*state, job, answer.card.unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn job_from(new: &NewJob, attempts: u32) -> Job {
+        Job {
+            card_key: new.card_key.clone(),
+            job_id: new.job_id.clone(),
+            kind: new.kind.clone(),
+            payload: new.payload.clone(),
+            status: JobStatus::Leased,
+            due_at: new.not_before,
+            attempts,
+            last_error: None,
+            lease_owner: Some("updater-1".into()),
+            lease_until: Some(new.not_before + 60_000),
+            created_at: new.not_before - POST_ANSWER_DELAY_MS,
+            updated_at: new.not_before,
+        }
+    }
+
+    // A tiny CardKit: applies ops to a card's JSON the way the docs describe, to prove the walk.
+    fn find_mut<'a>(elements: &'a mut [Value], id: &str) -> Option<&'a mut Value> {
+        for element in elements.iter_mut() {
+            if element["element_id"] == id {
+                return Some(element);
+            }
+            if let Some(columns) = element.get_mut("columns").and_then(Value::as_array_mut) {
+                for column in columns {
+                    if column["element_id"] == id {
+                        return Some(column);
+                    }
+                    if let Some(found) = column
+                        .get_mut("elements")
+                        .and_then(Value::as_array_mut)
+                        .and_then(|e| find_mut(e, id))
+                    {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn merge(target: &mut Value, patch: &Value) {
+        for (key, value) in patch.as_object().unwrap() {
+            target[key] = value.clone();
+        }
+    }
+
+    fn elements(card: &mut Value) -> &mut Vec<Value> {
+        card["body"]["elements"].as_array_mut().unwrap()
+    }
+
+    fn apply_batch(card: &mut Value, action: &Value) {
+        let params = &action["params"];
+        match action["action"].as_str().unwrap() {
+            "partial_update_setting" => merge(&mut card["config"], &params["settings"]["config"]),
+            "partial_update_element" => merge(
+                find_mut(elements(card), params["element_id"].as_str().unwrap()).unwrap(),
+                &params["partial_element"],
+            ),
+            "update_element" => {
+                *find_mut(elements(card), params["element_id"].as_str().unwrap()).unwrap() =
+                    params["element"].clone()
+            }
+            "delete_elements" => {
+                for id in params["element_ids"].as_array().unwrap() {
+                    elements(card).retain(|e| e["element_id"] != *id);
+                }
+            }
+            "add_elements" => {
+                let target = params["target_element_id"].as_str().unwrap();
+                let list = elements(card);
+                let at = list.iter().position(|e| e["element_id"] == target).unwrap();
+                let at = if params["type"] == "insert_after" {
+                    at + 1
+                } else {
+                    at
+                };
+                for (i, e) in params["elements"].as_array().unwrap().iter().enumerate() {
+                    list.insert(at + i, e.clone());
+                }
+            }
+            other => panic!("unknown batch action {other}"),
+        }
+    }
+
+    /// The request the real client sends for `op`.
+    fn wire(op: &CardKitOp) -> ApiRequest {
+        let w = CardWrite::new(1, "k");
+        match op {
+            CardKitOp::Settings { settings } => cardkit::update_card_settings("c1", settings, &w),
+            CardKitOp::StreamText {
+                element_id,
+                content,
+            } => cardkit::stream_card_element_text("c1", element_id, content, &w),
+            CardKitOp::PatchElement {
+                element_id,
+                partial_element,
+            } => cardkit::patch_card_element("c1", element_id, partial_element, &w),
+            CardKitOp::UpdateElement {
+                element_id,
+                element,
+            } => cardkit::update_card_element("c1", element_id, &element_value(element), &w),
+            CardKitOp::DeleteElement { element_id } => {
+                cardkit::delete_card_element("c1", element_id, &w)
+            }
+            CardKitOp::AddElements { position, elements } => {
+                let values: Vec<Value> = elements.iter().map(element_value).collect();
+                cardkit::add_card_elements("c1", position, &values, &w)
+            }
+            CardKitOp::BatchUpdate { actions } => cardkit::batch_update_card("c1", actions, &w),
+            CardKitOp::UpdateCard { card } => cardkit::update_card("c1", &card.to_value(), &w),
+        }
+        .unwrap()
+    }
+
+    /// Applies one op through the client's wire body (string fields parsed back), like Feishu would.
+    fn apply(card: &mut Value, op: &CardKitOp, streaming: &mut bool) {
+        let body = wire(op).body.unwrap();
+        let parse =
+            |field: &str| serde_json::from_str::<Value>(body[field].as_str().unwrap()).unwrap();
+        match op {
+            CardKitOp::Settings { .. } => {
+                let settings = parse("settings");
+                merge(&mut card["config"], &settings["config"]);
+                *streaming = card["config"]["streaming_mode"] == true;
+            }
+            CardKitOp::StreamText { element_id, .. } => {
+                assert!(*streaming, "content API needs streaming_mode");
+                find_mut(elements(card), element_id).unwrap()["content"] = body["content"].clone();
+            }
+            CardKitOp::PatchElement { element_id, .. } => merge(
+                find_mut(elements(card), element_id).unwrap(),
+                &parse("partial_element"),
+            ),
+            CardKitOp::UpdateElement { element_id, .. } => {
+                *find_mut(elements(card), element_id).unwrap() = parse("element")
+            }
+            CardKitOp::DeleteElement { element_id } => {
+                let before = elements(card).len();
+                elements(card).retain(|e| e["element_id"] != element_id.as_str());
+                assert_eq!(elements(card).len(), before - 1, "deleted {element_id}");
+            }
+            CardKitOp::AddElements { .. } => {
+                let action = json!({"action": "add_elements", "params": {
+                    "type": body["type"], "target_element_id": body["target_element_id"], "elements": parse("elements")}});
+                apply_batch(card, &action);
+            }
+            CardKitOp::BatchUpdate { .. } => {
+                for action in parse("actions").as_array().unwrap() {
+                    apply_batch(card, action);
+                }
+            }
+            CardKitOp::UpdateCard { .. } => {
+                let data = body["card"]["data"].as_str().unwrap();
+                *card = serde_json::from_str(data).unwrap();
+                *streaming = card["config"]["streaming_mode"] == true;
+            }
+        }
+    }
+
+    #[test]
+    fn entity_walk_uses_every_cardkit_call_and_lands_on_the_approved_card() {
+        for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
+            let (state, new_job, answered) = clicked(DeliveryMode::Entity, kind);
+            let now = new_job.not_before + 100;
+            let plan = plan_job(&job_from(&new_job, 0), &state, now).unwrap();
+            let next = plan.state_update.clone().unwrap();
+            assert_eq!(
+                next.status,
+                approval::ApprovalStatus::approved(kind).as_str()
+            );
+            let Some(Delivery::CardKit { card_id, ops }) = &plan.delivery else {
+                panic!("{plan:?}")
+            };
+            assert_eq!(card_id, "7355372766134157313");
+            let names: Vec<_> = ops.iter().map(CardKitOp::name).collect();
+            assert_eq!(
+                names,
+                [
+                    "settings",
+                    "content",
+                    "patch_element",
+                    "delete_element",
+                    "add_elements",
+                    "batch_update",
+                    "settings"
+                ]
+            );
+            assert_eq!(
+                wire(&ops[0]).body.unwrap()["settings"],
+                json!(
+                    r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中"}}}"#
+                        .replace("请假", kind.label())
+                )
+            );
+            let mut card = answered.to_value();
+            let mut streaming = false;
+            for op in ops {
+                apply(&mut card, op, &mut streaming);
+            }
+            assert!(
+                !streaming,
+                "streaming is off again before the card takes clicks"
+            );
+            let expected = approval::render_state(&next).unwrap().to_value();
+            assert_eq!(card, expected, "{kind:?}");
+            assert!(card.to_string().contains(&format!("{}通过", kind.label())));
+        }
+    }
+
+    #[test]
+    fn entity_retry_replaces_the_whole_card() {
+        let (state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        let now = new_job.not_before;
+        let plan = plan_job(&job_from(&new_job, 1), &state, now).unwrap();
+        let Some(Delivery::CardKit { ops, .. }) = &plan.delivery else {
+            panic!()
+        };
+        assert_eq!(ops.len(), 1);
+        let CardKitOp::UpdateCard { card } = &ops[0] else {
+            panic!()
+        };
+        assert_eq!(
+            *card,
+            approval::render_state(plan.state_update.as_ref().unwrap()).unwrap()
+        );
+        // After the state was written but the calls failed, a retry redelivers without a write.
+        let approved = plan.state_update.unwrap();
+        let again = plan_job(&job_from(&new_job, 2), &approved, now + 5_000).unwrap();
+        assert!(again.state_update.is_none());
+        assert_eq!(again.delivery.as_ref().unwrap().final_card(), Some(card));
+    }
+
+    #[test]
+    fn message_mode_uses_the_token_then_patches() {
+        let (state, new_job, _) = clicked(DeliveryMode::Message, RequestKind::WorkOvertime);
+        let now = new_job.not_before;
+        let plan = plan_job(&job_from(&new_job, 0), &state, now).unwrap();
+        let next = plan.state_update.clone().unwrap();
+        assert_eq!(
+            next.update_token.as_ref().unwrap().uses,
+            1,
+            "use counted before the call"
+        );
+        let Some(Delivery::Message(MessageOp::DelayedUpdate { card })) = &plan.delivery else {
+            panic!()
+        };
+        assert!(card.to_json_string().contains("加班通过"));
+        // Second redelivery: second use; third: PATCH.
+        let plan2 = plan_job(&job_from(&new_job, 1), &next, now + 1_000).unwrap();
+        let next2 = plan2.state_update.clone().unwrap();
+        assert_eq!(next2.update_token.as_ref().unwrap().uses, 2);
+        let plan3 = plan_job(&job_from(&new_job, 2), &next2, now + 2_000).unwrap();
+        assert!(plan3.state_update.is_none());
+        let Some(Delivery::Message(MessageOp::PatchMessage {
+            message_id,
+            card: patched,
+        })) = &plan3.delivery
+        else {
+            panic!()
+        };
+        assert_eq!(message_id, "om_dc13264520392913993dd051dba21dcf");
+        assert_eq!(patched, card);
+        // A token Feishu refused is spent.
+        let spent = spend_update_token(&next);
+        assert_eq!(choose_message_path(&spent, now), MessagePath::PatchMessage);
+    }
+
+    #[test]
+    fn message_path_rules() {
+        let mut state = sent(DeliveryMode::Message);
+        assert_eq!(
+            choose_message_path(&state, NOW),
+            MessagePath::PatchMessage,
+            "no click, no token"
+        );
+        state.update_token = Some(StoredUpdateToken {
+            token: "c-x".into(),
+            uses: 0,
+            expires_at: NOW + UPDATE_TOKEN_TTL_MS,
+        });
+        assert_eq!(choose_message_path(&state, NOW), MessagePath::DelayedUpdate);
+        assert_eq!(
+            choose_message_path(
+                &state,
+                NOW + UPDATE_TOKEN_TTL_MS - UPDATE_TOKEN_MARGIN_MS - 1
+            ),
+            MessagePath::DelayedUpdate
+        );
+        assert_eq!(
+            choose_message_path(&state, NOW + UPDATE_TOKEN_TTL_MS - UPDATE_TOKEN_MARGIN_MS),
+            MessagePath::PatchMessage
+        );
+        assert_eq!(
+            choose_message_path(&state, NOW + UPDATE_TOKEN_TTL_MS + 1),
+            MessagePath::PatchMessage
+        );
+        state.update_token.as_mut().unwrap().uses = 1;
+        assert_eq!(choose_message_path(&state, NOW), MessagePath::DelayedUpdate);
+        state.update_token.as_mut().unwrap().uses = 2;
+        assert_eq!(choose_message_path(&state, NOW), MessagePath::PatchMessage);
+        assert_eq!(
+            choose_message_path(&state, NOW + UPDATE_WINDOW_MS - 1),
+            MessagePath::PatchMessage
+        );
+        assert_eq!(
+            choose_message_path(&state, NOW + UPDATE_WINDOW_MS),
+            MessagePath::TooOld
+        );
+    }
+
+    #[test]
+    fn expiry_of_an_undecided_card() {
+        for delivery in [DeliveryMode::Entity, DeliveryMode::Message] {
+            let state = sent(delivery);
+            let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
+            assert_eq!(job.due_at, NOW + TTL);
+            let plan = plan_job(&job, &state, NOW + TTL).unwrap();
+            assert_eq!(plan.state_update.as_ref().unwrap().status, "expired");
+            let card = plan.delivery.as_ref().unwrap().final_card().unwrap();
+            assert_eq!(*card, views::expired_card());
+            match (delivery, plan.delivery.unwrap()) {
+                (DeliveryMode::Entity, Delivery::CardKit { ops, .. }) => assert_eq!(ops.len(), 1),
+                (DeliveryMode::Message, Delivery::Message(MessageOp::PatchMessage { .. })) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_of_a_decided_card_is_a_no_op() {
+        let (state, _, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
+        let plan = plan_job(&job, &state, NOW + TTL).unwrap();
+        assert_eq!(
+            plan,
+            JobPlan {
+                state_update: None,
+                delivery: None,
+                reason: "decided before expiry"
+            }
+        );
+    }
+
+    #[test]
+    fn post_answer_on_a_pending_card_does_nothing() {
+        let state = sent(DeliveryMode::Entity);
+        let job = job_from(&post_answer_job(&state.card_key, NOW), 0);
+        let plan = plan_job(&job, &state, NOW + 3_000).unwrap();
+        assert!(plan.state_update.is_none() && plan.delivery.is_none());
+    }
+
+    #[test]
+    fn unplannable_jobs_are_errors_to_record() {
+        let (state, new_job, _) = clicked(DeliveryMode::Message, RequestKind::Leave);
+        let mut job = job_from(&new_job, 0);
+        job.kind = "reminder".into();
+        assert_eq!(
+            plan_job(&job, &state, NOW),
+            Err(PlanError::UnknownJobKind("reminder".into()))
+        );
+        let job = job_from(&new_job, 0);
+        assert_eq!(
+            plan_job(&job, &state, NOW + UPDATE_WINDOW_MS),
+            Err(PlanError::TooOld)
+        );
+        let mut no_message = state.clone();
+        no_message.message_id = None;
+        no_message.update_token = None;
+        assert_eq!(
+            plan_job(&job, &no_message, NOW + 3_000),
+            Err(PlanError::NoMessage)
+        );
+        let mut corrupt = state.clone();
+        corrupt.status = "??".into();
+        assert!(matches!(
+            plan_job(&job, &corrupt, NOW),
+            Err(PlanError::Domain(_))
+        ));
+    }
+
+    #[test]
+    fn entity_mode_without_a_card_id_updates_the_message() {
+        let (mut state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        state.card_id = None;
+        let plan = plan_job(&job_from(&new_job, 0), &state, new_job.not_before).unwrap();
+        assert!(matches!(
+            plan.delivery,
+            Some(Delivery::Message(MessageOp::DelayedUpdate { .. }))
+        ));
+    }
+
+    #[test]
+    fn every_op_makes_a_valid_request_on_the_card() {
+        let ops = vec![
+            CardKitOp::Settings {
+                settings: json!({"config": {"streaming_mode": false}}),
+            },
+            CardKitOp::StreamText {
+                element_id: "note".into(),
+                content: "x".into(),
+            },
+            CardKitOp::PatchElement {
+                element_id: "status".into(),
+                partial_element: json!({"content": "y"}),
+            },
+            CardKitOp::UpdateElement {
+                element_id: "status".into(),
+                element: Element::hr("status"),
+            },
+            CardKitOp::DeleteElement {
+                element_id: "actions".into(),
+            },
+            CardKitOp::AddElements {
+                position: ElementPosition::Append(None),
+                elements: vec![Element::hr("h")],
+            },
+            CardKitOp::BatchUpdate {
+                actions: vec![BatchUpdateAction::DeleteElements {
+                    element_ids: vec!["a".into()],
+                }],
+            },
+            CardKitOp::UpdateCard {
+                card: views::expired_card(),
+            },
+        ];
+        let mut names = std::collections::HashSet::new();
+        for op in &ops {
+            let request = wire(op);
+            assert!(
+                request.path.starts_with("/open-apis/cardkit/v1/cards/c1"),
+                "{}",
+                op.name()
+            );
+            assert_eq!(request.body.as_ref().unwrap()["sequence"], 1);
+            names.insert(op.name());
+        }
+        assert_eq!(names.len(), ops.len());
+        let CardKitOp::UpdateCard { card } = &ops[7] else {
+            panic!()
+        };
+        let body = wire(&ops[7]).body.unwrap();
+        let data: Value = serde_json::from_str(body["card"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data, card.to_value());
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable_and_distinct() {
+        let a = op_idempotency_key("om_x", "post_answer", 0, 0);
+        assert_eq!(a, op_idempotency_key("om_x", "post_answer", 0, 0));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 0, 1));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 1, 0));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        use std::time::Duration;
+        let log_id = None;
+        assert_eq!(
+            on_failure(&FeishuError::UpdateTokenExpired { log_id: None }, NOW),
+            FailureAction::SpendTokenAndReplan
+        );
+        assert_eq!(
+            on_failure(&FeishuError::UpdateTokenUsedUp { log_id: None }, NOW),
+            FailureAction::SpendTokenAndReplan
+        );
+        let limited = FeishuError::RateLimited {
+            code: 99991400,
+            retry_after: Some(Duration::from_secs(52)),
+            log_id,
+        };
+        assert_eq!(
+            on_failure(&limited, NOW),
+            FailureAction::Retry {
+                retry_at: Some(NOW + 52_000)
+            }
+        );
+        for transient in [
+            FeishuError::Server {
+                status: 503,
+                log_id: None,
+            },
+            FeishuError::Transport("reset".into()),
+            FeishuError::CardInCallback { log_id: None },
+            FeishuError::SequenceNotIncreasing { log_id: None },
+            FeishuError::DeadlineExceeded {
+                attempts: 2,
+                last: "timeout".into(),
+            },
+        ] {
+            assert_eq!(
+                on_failure(&transient, NOW),
+                FailureAction::Retry { retry_at: None },
+                "{transient}"
+            );
+        }
+        for permanent in [
+            FeishuError::CardEntityExpired { log_id: None },
+            FeishuError::MessageTooOld { log_id: None },
+            FeishuError::TooLarge {
+                code: 200860,
+                log_id: None,
+            },
+            FeishuError::InvalidRequest("bad id".into()),
+            FeishuError::Api {
+                code: 300311,
+                msg: "not the creating app".into(),
+                log_id: None,
+            },
+        ] {
+            assert_eq!(
+                on_failure(&permanent, NOW),
+                FailureAction::Permanent,
+                "{permanent}"
+            );
+        }
+    }
+
+    #[test]
+    fn claim_budget_stops_before_the_deadline() {
+        let budget = ClaimBudget {
+            deadline: NOW + 10_000,
+            per_job_ms: 3_000,
+        };
+        assert!(budget.may_claim(NOW));
+        assert!(budget.may_claim(NOW + 6_999));
+        assert!(!budget.may_claim(NOW + 7_000));
+    }
+
+    #[test]
+    fn job_kinds_and_delivery_modes_round_trip() {
+        for kind in [JobKind::PostAnswer, JobKind::Expire, JobKind::SendReply] {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        for mode in [DeliveryMode::Entity, DeliveryMode::Message] {
+            assert_eq!(DeliveryMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(
+            DeliveryMode::parse(" MESSAGE "),
+            Some(DeliveryMode::Message)
+        );
+        assert_eq!(DeliveryMode::parse("smoke"), None);
+        assert_eq!(DeliveryMode::default(), DeliveryMode::Entity);
+        let job = post_answer_job("om_x", NOW);
+        assert_eq!(
+            (job.job_id.as_str(), job.not_before),
+            ("post_answer", NOW + 2_000)
+        );
+    }
+}

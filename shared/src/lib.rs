@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod cards;
 pub mod config;
+pub mod deliver;
 pub mod feishu;
 pub mod jobs;
 pub mod store;

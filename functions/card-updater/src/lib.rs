@@ -1,1 +1,225 @@
-//! The card-updater Lambda's handler (filled by its issue).
+//! The card-updater Lambda: drains the job outbox. Triggered by the table's stream (new job items,
+//! the fast path) and by an EventBridge schedule (the sweep for due, retried and time-based work).
+//! It claims each due job (a conditional lease, so two instances never deliver one job twice),
+//! delivers it with `cardbot::deliver::run_job`, and stops claiming before its own timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardbot::config::Config;
+use cardbot::deliver::{self, JobOutcome};
+use cardbot::feishu::{Clock, Deadline, FeishuApi};
+use cardbot::jobs::ClaimBudget;
+use cardbot::store::{keys, CardStore, EpochMillis, JobStore};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+/// The handler with everything it uses, built once per container.
+pub struct CardUpdater<S: ?Sized, F: ?Sized> {
+    pub store: Arc<S>,
+    pub feishu: Arc<F>,
+    pub clock: Arc<dyn Clock>,
+    /// This instance's lease owner id.
+    pub owner: String,
+    pub approval_ttl: Duration,
+    /// A claimed job is ours this long; longer than one job can take.
+    pub lease: Duration,
+    /// Jobs per sweep.
+    pub batch: usize,
+    /// Time one job may take; no job is claimed with less than this left.
+    pub per_job: Duration,
+    /// A streamed job due within this long is waited for (the post-answer job is due ≈ 2 s after
+    /// the click); later ones are left to the sweep.
+    pub max_stream_wait: Duration,
+}
+
+/// What one invocation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub seen: usize,
+    pub claimed: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// Left for the next sweep: not claimable, not due soon enough, or out of time.
+    pub skipped: usize,
+}
+
+/// A job named by a stream record or the sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub card_key: String,
+    pub job_id: String,
+    pub due_at: Option<EpochMillis>,
+}
+
+/// The new jobs in a DynamoDB stream event: INSERT records whose `sk` is a job's.
+pub fn stream_jobs(event: &Value) -> Vec<JobRef> {
+    let card_prefix = keys::card_pk("");
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    records
+        .iter()
+        .filter(|r| r.get("eventName").and_then(Value::as_str) == Some("INSERT"))
+        .filter_map(|r| {
+            let image = r.get("dynamodb")?.get("NewImage")?;
+            let attr =
+                |name: &str, kind: &str| image.get(name)?.get(kind)?.as_str().map(str::to_owned);
+            let card_key = attr(keys::PK, "S")?.strip_prefix(&card_prefix)?.to_owned();
+            let job_id = attr(keys::SK, "S")?
+                .strip_prefix(keys::JOB_SK_PREFIX)?
+                .to_owned();
+            let due_at = attr("due_at", "N").and_then(|n| n.parse().ok());
+            Some(JobRef {
+                card_key,
+                job_id,
+                due_at,
+            })
+        })
+        .collect()
+}
+
+/// Whether the event is a DynamoDB stream batch (else it is the schedule's sweep).
+pub fn is_stream_event(event: &Value) -> bool {
+    event.get("Records").is_some()
+}
+
+impl<S, F> CardUpdater<S, F>
+where
+    S: CardStore + JobStore + ?Sized,
+    F: FeishuApi + ?Sized,
+{
+    pub fn new(
+        config: &Config,
+        store: Arc<S>,
+        feishu: Arc<F>,
+        clock: Arc<dyn Clock>,
+        owner: String,
+    ) -> Self {
+        Self {
+            store,
+            feishu,
+            clock,
+            owner,
+            approval_ttl: config.approval_ttl,
+            lease: Duration::from_secs(60),
+            batch: 25,
+            per_job: Duration::from_secs(10),
+            max_stream_wait: Duration::from_secs(10),
+        }
+    }
+
+    fn ms(duration: Duration) -> i64 {
+        i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// One invocation; `deadline` is the Lambda's own deadline in epoch ms.
+    #[tracing::instrument(name = "card_updater", skip_all)]
+    pub async fn handle(&self, event: &Value, deadline: EpochMillis) -> Summary {
+        let budget = ClaimBudget {
+            deadline,
+            per_job_ms: Self::ms(self.per_job),
+        };
+        let mut summary = Summary::default();
+        let targets = if is_stream_event(event) {
+            stream_jobs(event)
+        } else {
+            match self
+                .store
+                .due_jobs(self.clock.now_millis(), self.batch)
+                .await
+            {
+                Ok(jobs) => jobs
+                    .into_iter()
+                    .map(|job| JobRef {
+                        card_key: job.card_key,
+                        job_id: job.job_id,
+                        due_at: Some(job.due_at),
+                    })
+                    .collect(),
+                Err(e) => {
+                    warn!(error = %e, "cannot list due jobs");
+                    Vec::new()
+                }
+            }
+        };
+        for target in targets {
+            summary.seen += 1;
+            if !self.wait_until_due(&target, &budget).await {
+                summary.skipped += 1;
+                continue;
+            }
+            self.run_one(&target, &budget, &mut summary).await;
+        }
+        info!(?summary, "updater done");
+        summary
+    }
+
+    /// Sleeps until a streamed job is due, if that is soon and leaves time to run it.
+    async fn wait_until_due(&self, target: &JobRef, budget: &ClaimBudget) -> bool {
+        let now = self.clock.now_millis();
+        let wait = target.due_at.map_or(0, |due| (due - now).max(0));
+        if wait > Self::ms(self.max_stream_wait) || !budget.may_claim(now + wait) {
+            return false;
+        }
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        true
+    }
+
+    async fn run_one(&self, target: &JobRef, budget: &ClaimBudget, summary: &mut Summary) {
+        let now = self.clock.now_millis();
+        if !budget.may_claim(now) {
+            summary.skipped += 1;
+            return;
+        }
+        let claimed = self
+            .store
+            .claim_job(
+                &target.card_key,
+                &target.job_id,
+                &self.owner,
+                now,
+                Self::ms(self.lease),
+            )
+            .await;
+        let job = match claimed {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                summary.skipped += 1;
+                return;
+            }
+            Err(e) => {
+                warn!(card_key = %target.card_key, error = %e, "claim failed");
+                summary.skipped += 1;
+                return;
+            }
+        };
+        summary.claimed += 1;
+        let deadline = Deadline::after(self.per_job);
+        let ttl_ms = Self::ms(self.approval_ttl);
+        match deliver::run_job(&*self.store, &*self.feishu, &job, ttl_ms, now, deadline).await {
+            Ok(JobOutcome::Done { reason }) => {
+                info!(card_key = %job.card_key, job_id = %job.job_id, reason, "job done");
+                summary.done += 1;
+            }
+            Ok(JobOutcome::Failed {
+                error,
+                outcome,
+                permanent,
+            }) => {
+                warn!(card_key = %job.card_key, job_id = %job.job_id, %error, ?outcome, permanent, "job failed");
+                summary.failed += 1;
+            }
+            Err(e) => {
+                // The lease lapses and the job is due again: it is never lost.
+                warn!(card_key = %job.card_key, job_id = %job.job_id, error = %e, "job bookkeeping failed");
+                summary.failed += 1;
+            }
+        }
+    }
+}

@@ -295,3 +295,222 @@ pub fn convert_message_id(message_id: &str) -> FeishuResult<ApiRequest> {
         json!({ "message_id": path_segment("message_id", message_id)? }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write() -> CardWrite {
+        CardWrite {
+            sequence: 7,
+            uuid: RequestUuid::new("u-7").unwrap(),
+        }
+    }
+
+    fn inner(body: &Value, field: &str) -> Value {
+        serde_json::from_str(
+            body[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field} is a string")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn create_sends_card_json_as_a_string() {
+        let card = json!({"schema":"2.0","config":{"update_multi":true},"body":{"elements":[]}});
+        let request = create_card(&card).unwrap();
+        assert_eq!(
+            (request.method, request.path.as_str()),
+            (Method::Post, "/open-apis/cardkit/v1/cards")
+        );
+        let body = request.body.unwrap();
+        assert_eq!(body["type"], "card_json");
+        assert_eq!(inner(&body, "data"), card);
+    }
+
+    #[test]
+    fn full_update_nests_the_card_and_carries_the_write() {
+        let card = json!({"schema":"2.0","body":{"elements":[]}});
+        let request = update_card("7355372766134157313", &card, &write()).unwrap();
+        assert_eq!(request.method, Method::Put);
+        assert_eq!(
+            request.path,
+            "/open-apis/cardkit/v1/cards/7355372766134157313"
+        );
+        let body = request.body.unwrap();
+        assert_eq!(body["card"]["type"], "card_json");
+        assert_eq!(inner(&body["card"], "data"), card);
+        assert_eq!(body["uuid"], "u-7");
+        assert_eq!(body["sequence"], 7);
+    }
+
+    #[test]
+    fn settings_is_a_string() {
+        let settings = json!({"config":{"streaming_mode":false}});
+        let request = update_card_settings("1", &settings, &write()).unwrap();
+        assert_eq!(request.method, Method::Patch);
+        assert_eq!(request.path, "/open-apis/cardkit/v1/cards/1/settings");
+        let body = request.body.unwrap();
+        assert_eq!(inner(&body, "settings"), settings);
+        assert_eq!(body["sequence"], 7);
+    }
+
+    #[test]
+    fn batch_update_actions_match_the_documented_list() {
+        let actions = vec![
+            BatchUpdateAction::PartialUpdateSetting {
+                settings: json!({"config":{"streaming_mode":true}}),
+            },
+            BatchUpdateAction::AddElements {
+                position: ElementPosition::InsertBefore("markdown_1".into()),
+                elements: vec![json!({"tag":"markdown","element_id":"md_1","content":"…"})],
+            },
+            BatchUpdateAction::DeleteElements {
+                element_ids: vec!["text_1".into(), "text_2".into()],
+            },
+            BatchUpdateAction::PartialUpdateElement {
+                element_id: "markdown_2".into(),
+                partial_element: json!({"content":"…"}),
+            },
+            BatchUpdateAction::UpdateElement {
+                element_id: "markdown_3".into(),
+                element: json!({"tag":"button","text":{"tag":"plain_text","content":"有帮助"}}),
+            },
+        ];
+        let request = batch_update_card("1", &actions, &write()).unwrap();
+        assert_eq!(request.path, "/open-apis/cardkit/v1/cards/1/batch_update");
+        let body = request.body.unwrap();
+        assert_eq!(body["uuid"], "u-7");
+        assert_eq!(
+            inner(&body, "actions"),
+            json!([
+             {"action":"partial_update_setting","params":{"settings":{"config":{"streaming_mode":true}}}},
+             {"action":"add_elements","params":{"type":"insert_before","target_element_id":"markdown_1","elements":[{"tag":"markdown","element_id":"md_1","content":"…"}]}},
+             {"action":"delete_elements","params":{"element_ids":["text_1","text_2"]}},
+             {"action":"partial_update_element","params":{"element_id":"markdown_2","partial_element":{"content":"…"}}},
+             {"action":"update_element","params":{"element_id":"markdown_3","element":{"tag":"button","text":{"tag":"plain_text","content":"有帮助"}}}}
+            ])
+        );
+        assert!(batch_update_card("1", &[], &write()).is_err());
+    }
+
+    #[test]
+    fn add_elements_positions() {
+        let elements = vec![json!({"tag":"markdown","element_id":"md_2","content":"x"})];
+        for (position, kind, target) in [
+            (
+                ElementPosition::InsertBefore("markdown_1".into()),
+                "insert_before",
+                Some("markdown_1"),
+            ),
+            (
+                ElementPosition::InsertAfter("markdown_1".into()),
+                "insert_after",
+                Some("markdown_1"),
+            ),
+            (
+                ElementPosition::Append(Some("column_1".into())),
+                "append",
+                Some("column_1"),
+            ),
+            (ElementPosition::Append(None), "append", None),
+        ] {
+            let request = add_card_elements("1", &position, &elements, &write()).unwrap();
+            assert_eq!(request.path, "/open-apis/cardkit/v1/cards/1/elements");
+            let body = request.body.unwrap();
+            assert_eq!(body["type"], kind);
+            assert_eq!(body["target_element_id"].as_str(), target);
+            assert_eq!(inner(&body, "elements"), json!(elements));
+            assert_eq!(body["sequence"], 7);
+        }
+    }
+
+    #[test]
+    fn element_writes() {
+        let element = json!({"tag":"markdown","element_id":"status","content":"已通过"});
+        let r = update_card_element("1", "status", &element, &write()).unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Put, "/open-apis/cardkit/v1/cards/1/elements/status")
+        );
+        assert_eq!(inner(r.body.as_ref().unwrap(), "element"), element);
+
+        let r = patch_card_element("1", "status", &json!({"content":"x"}), &write()).unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (
+                Method::Patch,
+                "/open-apis/cardkit/v1/cards/1/elements/status"
+            )
+        );
+        assert_eq!(
+            inner(r.body.as_ref().unwrap(), "partial_element"),
+            json!({"content":"x"})
+        );
+
+        let r = stream_card_element_text("1", "status", "全文", &write()).unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (
+                Method::Put,
+                "/open-apis/cardkit/v1/cards/1/elements/status/content"
+            )
+        );
+        assert_eq!(
+            r.body.unwrap(),
+            json!({"content":"全文","uuid":"u-7","sequence":7})
+        );
+
+        let r = delete_card_element("1", "status", &write()).unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (
+                Method::Delete,
+                "/open-apis/cardkit/v1/cards/1/elements/status"
+            )
+        );
+        assert_eq!(r.body.unwrap(), json!({"uuid":"u-7","sequence":7}));
+
+        let r = convert_message_id("om_dc13264520392913993dd051dba21dcf").unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Post, "/open-apis/cardkit/v1/cards/id_convert")
+        );
+        assert_eq!(
+            r.body.unwrap(),
+            json!({"message_id":"om_dc13264520392913993dd051dba21dcf"})
+        );
+    }
+
+    #[test]
+    fn sequence_must_be_a_positive_int32() {
+        for sequence in [0, -1, i32::MIN] {
+            let bad = CardWrite {
+                sequence,
+                uuid: RequestUuid::derive("k"),
+            };
+            assert!(matches!(
+                delete_card_element("1", "x", &bad),
+                Err(FeishuError::InvalidRequest(_))
+            ));
+        }
+        let max = CardWrite {
+            sequence: i32::MAX,
+            uuid: RequestUuid::derive("k"),
+        };
+        assert_eq!(
+            delete_card_element("1", "x", &max).unwrap().body.unwrap()["sequence"],
+            i32::MAX
+        );
+    }
+
+    #[test]
+    fn card_write_derives_the_uuid_from_the_key() {
+        assert_eq!(CardWrite::new(3, "job#1"), CardWrite::new(3, "job#1"));
+        assert_ne!(
+            CardWrite::new(3, "job#1").uuid,
+            CardWrite::new(3, "job#2").uuid
+        );
+    }
+}

@@ -496,3 +496,45 @@ impl FeishuApi for FeishuClient {
         Ok(data.card_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for retry in 0..20 {
+            let exp = policy
+                .base_backoff
+                .saturating_mul(2u32.saturating_pow(retry.min(16)))
+                .min(policy.max_backoff);
+            for _ in 0..50 {
+                let wait = policy.backoff(retry);
+                assert!(wait >= exp / 2 && wait <= exp, "retry {retry}: {wait:?}");
+            }
+        }
+        assert!(policy.backoff(30) <= policy.max_backoff);
+    }
+
+    #[test]
+    fn rate_limit_wait_is_at_least_the_reset() {
+        let policy = RetryPolicy::default();
+        for _ in 0..100 {
+            let wait = policy.rate_limit_wait(Some(Duration::from_secs(1)), 0);
+            assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_millis(1100));
+        }
+        assert!(policy.rate_limit_wait(None, 0) >= policy.base_backoff);
+        assert!(policy.rate_limit_wait(Some(Duration::ZERO), 3) >= policy.base_backoff);
+    }
+
+    #[test]
+    fn debug_never_shows_the_app_secret() {
+        let config = FeishuClientConfig {
+            base_url: FEISHU_BASE_URL.into(),
+            app_id: "cli_9f5343c580712544".into(),
+            app_secret: "dskLLdkasdjlasdKK".into(),
+        };
+        assert!(!format!("{config:?}").contains("dskLL"));
+    }
+}

@@ -206,3 +206,71 @@ impl FeishuError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_errors_are_the_ones_a_later_attempt_can_fix() {
+        let retryable = [
+            FeishuError::RateLimited {
+                code: 99991400,
+                retry_after: Some(Duration::from_secs(3)),
+                log_id: None,
+            },
+            FeishuError::InvalidToken {
+                code: 99991663,
+                log_id: None,
+            },
+            FeishuError::CardInCallback { log_id: None },
+            FeishuError::DeadlineExceeded {
+                attempts: 2,
+                last: "x".into(),
+            },
+            FeishuError::Server {
+                status: 503,
+                log_id: None,
+            },
+            FeishuError::Transport("reset".into()),
+            FeishuError::from_code(18121, "same request in progress", None, None),
+        ];
+        for e in &retryable {
+            assert!(e.is_retryable(), "{e}");
+        }
+        let final_errors = [
+            FeishuError::from_code(300317, "", None, None),
+            FeishuError::from_code(200750, "", None, None),
+            FeishuError::from_code(300030, "", None, None),
+            FeishuError::from_code(300040, "", None, None),
+            FeishuError::from_code(230031, "", None, None),
+            FeishuError::from_code(200860, "", None, None),
+            FeishuError::from_code(230002, "bot not in chat", None, None),
+            FeishuError::InvalidRequest("bad id".into()),
+        ];
+        for e in &final_errors {
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+
+    #[test]
+    fn retry_after_only_from_rate_limits() {
+        let e = FeishuError::from_code(230020, "", None, Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let e = FeishuError::from_code(300317, "", None, Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after(), None);
+    }
+
+    #[test]
+    fn code_round_trips_through_from_code() {
+        for code in [
+            99991663, 99991400, 230020, 11232, 11233, 300317, 200750, 300030, 300040, 200810,
+            230031, 200860, 230025, 12345,
+        ] {
+            assert_eq!(
+                FeishuError::from_code(code, "m", None, None).code(),
+                Some(code)
+            );
+        }
+    }
+}

@@ -171,3 +171,133 @@ pub fn delayed_update_card(update_token: &str, card: &Value) -> ApiRequest {
         json!({ "token": update_token, "card": card }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card() -> Value {
+        json!({"schema":"2.0","config":{"update_multi":true},"body":{"elements":[{"tag":"markdown","content":"请选择需要的操作"}]}})
+    }
+
+    #[test]
+    fn send_text_matches_the_documented_body() {
+        let uuid = RequestUuid::new("a0d69e20-1dd1-458b-k525-dfeca4015204").unwrap();
+        let request = send_message(
+            &ReceiveId::OpenId("ou_7d8a6e6df7621556ce0d21922b676706ccs".into()),
+            &MessageContent::Text("test content".into()),
+            &uuid,
+        )
+        .unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(
+            request.path,
+            "/open-apis/im/v1/messages?receive_id_type=open_id"
+        );
+        assert_eq!(
+            request.body.unwrap(),
+            json!({ "receive_id": "ou_7d8a6e6df7621556ce0d21922b676706ccs", "msg_type": "text",
+                    "content": "{\"text\":\"test content\"}", "uuid": "a0d69e20-1dd1-458b-k525-dfeca4015204" })
+        );
+    }
+
+    #[test]
+    fn card_content_is_a_json_string() {
+        let uuid = RequestUuid::derive("k");
+        let request = send_message(
+            &ReceiveId::ChatId("oc_5ad11d72b830411d72b836c20".into()),
+            &MessageContent::Card(card()),
+            &uuid,
+        )
+        .unwrap();
+        assert_eq!(
+            request.path,
+            "/open-apis/im/v1/messages?receive_id_type=chat_id"
+        );
+        let body = request.body.unwrap();
+        assert_eq!(body["msg_type"], "interactive");
+        let content = body["content"].as_str().expect("content is a string");
+        assert_eq!(serde_json::from_str::<Value>(content).unwrap(), card());
+    }
+
+    #[test]
+    fn card_entity_and_template_contents() {
+        let entity = MessageContent::CardEntity {
+            card_id: "7371713483664506900".into(),
+        };
+        assert_eq!(entity.msg_type(), "interactive");
+        let parsed: Value = serde_json::from_str(&entity.content_string().unwrap()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type":"card","data":{"card_id":"7371713483664506900"}})
+        );
+
+        let template = MessageContent::Template {
+            template_id: "AAqi6xJ8rabcd".into(),
+            template_version_name: Some("1.0.0".into()),
+            template_variable: json!({"open_id":"ou_1"}),
+        };
+        let parsed: Value = serde_json::from_str(&template.content_string().unwrap()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type":"template","data":{"template_id":"AAqi6xJ8rabcd","template_version_name":"1.0.0","template_variable":{"open_id":"ou_1"}}})
+        );
+    }
+
+    #[test]
+    fn reply_with_a_card_entity() {
+        let uuid = RequestUuid::derive("reply:om_5ce6d572455d361153b7cb51da133945:approval");
+        let request = reply_message(
+            "om_5ce6d572455d361153b7cb51da133945",
+            &MessageContent::CardEntity {
+                card_id: "7355372766134157313".into(),
+            },
+            false,
+            &uuid,
+        )
+        .unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(
+            request.path,
+            "/open-apis/im/v1/messages/om_5ce6d572455d361153b7cb51da133945/reply"
+        );
+        let body = request.body.unwrap();
+        assert_eq!(body["msg_type"], "interactive");
+        assert_eq!(body["reply_in_thread"], false);
+        assert_eq!(body["uuid"], uuid.as_str());
+        assert_eq!(
+            serde_json::from_str::<Value>(body["content"].as_str().unwrap()).unwrap(),
+            json!({"type":"card","data":{"card_id":"7355372766134157313"}})
+        );
+        assert!(
+            reply_message("om_x/../y", &MessageContent::Text("t".into()), false, &uuid).is_err()
+        );
+    }
+
+    #[test]
+    fn patch_sends_the_card_as_a_string() {
+        let request = patch_message_card("om_dc13264520392913993dd051dba21dcf", &card()).unwrap();
+        assert_eq!(request.method, Method::Patch);
+        assert_eq!(
+            request.path,
+            "/open-apis/im/v1/messages/om_dc13264520392913993dd051dba21dcf"
+        );
+        let body = request.body.unwrap();
+        assert_eq!(body.as_object().unwrap().len(), 1);
+        assert_eq!(
+            serde_json::from_str::<Value>(body["content"].as_str().unwrap()).unwrap(),
+            card()
+        );
+    }
+
+    #[test]
+    fn delayed_update_sends_the_card_as_an_object() {
+        let request = delayed_update_card("c-515fbxxxx", &card());
+        assert_eq!(request.path, "/open-apis/interactive/v1/card/update");
+        assert_eq!(
+            request.body.clone().unwrap(),
+            json!({"token":"c-515fbxxxx","card":card()})
+        );
+        assert!(!format!("{request:?}").contains("c-515fb"));
+    }
+}

@@ -151,3 +151,239 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(body: Value) -> FeishuResult<T
     serde_json::from_value(data)
         .map_err(|e| FeishuError::Transport(format!("unexpected `data` in Feishu answer: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../shared/fixtures/feishu/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn success(name: &str) -> Value {
+        match classify_answer(200, None, None, &fixture(name)) {
+            AnswerOutcome::Success(body) => body,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn failed(status: u16, name: &str) -> FeishuError {
+        match classify_answer(status, Some("log-1".into()), None, &fixture(name)) {
+            AnswerOutcome::Failed(e) => e,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn message_create_success_parses_to_sent_message() {
+        let sent: crate::feishu::SentMessage =
+            parse_data(success("response_im_message_create_success.json")).unwrap();
+        assert_eq!(sent.message_id, "om_dc13264520392913993dd051dba21dcf");
+        assert_eq!(
+            sent.chat_id.as_deref(),
+            Some("oc_5ad11d72b830411d72b836c20")
+        );
+        assert_eq!(sent.msg_type.as_deref(), Some("interactive"));
+        assert_eq!(sent.create_time.as_deref(), Some("1732233600215"));
+    }
+
+    #[test]
+    fn cardkit_create_success_parses_to_card_id() {
+        let data: crate::feishu::cardkit::CardIdData =
+            parse_data(success("response_cardkit_card_create_success.json")).unwrap();
+        assert_eq!(data.card_id, "7355372766134157313");
+    }
+
+    #[test]
+    fn patch_and_delayed_update_successes_have_no_data_to_read() {
+        let _: serde::de::IgnoredAny =
+            parse_data(success("response_im_message_patch_success.json")).unwrap();
+        // The delayed update answers without `data` at all.
+        let body = success("response_interactive_card_update_success.json");
+        assert!(body.get("data").is_none());
+        let _: serde::de::IgnoredAny = parse_data(body).unwrap();
+    }
+
+    #[test]
+    fn tenant_token_answer_is_flat() {
+        let answer = crate::feishu::token::TenantAccessTokenAnswer::parse(success(
+            "response_tenant_access_token.json",
+        ))
+        .unwrap();
+        assert_eq!(
+            answer.tenant_access_token,
+            "t-caecc734c2e3328a62489fe0648c4b98779515d3"
+        );
+        assert_eq!(answer.expire, 7200);
+        assert!(!format!("{answer:?}").contains("t-caecc"));
+    }
+
+    #[test]
+    fn url_verification_answer_is_not_an_api_answer() {
+        // It has no `code`: never mistaken for a success.
+        assert!(matches!(
+            classify_answer(200, None, None, &fixture("response_url_verification.json")),
+            AnswerOutcome::Failed(FeishuError::Transport(_))
+        ));
+    }
+
+    #[test]
+    fn each_error_fixture_maps_to_its_variant() {
+        let log = Some("log-1".to_owned());
+        assert_eq!(
+            failed(400, "error_99991663_invalid_access_token.json"),
+            FeishuError::InvalidToken {
+                code: 99991663,
+                log_id: log.clone()
+            }
+        );
+        assert_eq!(
+            failed(400, "error_300317_cardkit_sequence_not_increasing.json"),
+            FeishuError::SequenceNotIncreasing {
+                log_id: log.clone()
+            }
+        );
+        assert_eq!(
+            failed(400, "error_200750_cardkit_entity_expired.json"),
+            FeishuError::CardEntityExpired {
+                log_id: log.clone()
+            }
+        );
+        assert_eq!(
+            failed(200, "error_300030_card_update_token_expired.json"),
+            FeishuError::UpdateTokenExpired {
+                log_id: log.clone()
+            }
+        );
+        assert_eq!(
+            failed(200, "error_300040_card_update_token_used_too_often.json"),
+            FeishuError::UpdateTokenUsedUp { log_id: log }
+        );
+    }
+
+    #[test]
+    fn rate_limits_carry_the_reset_header() {
+        let body = fixture("error_99991400_rate_limited.json");
+        for status in [429, 400] {
+            assert_eq!(
+                classify_answer(status, None, Some("52"), &body),
+                AnswerOutcome::RateLimited(FeishuError::RateLimited {
+                    code: 99991400,
+                    retry_after: Some(Duration::from_secs(52)),
+                    log_id: None,
+                })
+            );
+        }
+        let body = fixture("error_230020_message_frequency_limit.json");
+        match classify_answer(400, Some("L".into()), None, &body) {
+            AnswerOutcome::RateLimited(e) => {
+                assert_eq!(e.code(), Some(230020));
+                assert_eq!(e.retry_after(), None);
+                assert!(e.is_retryable());
+            }
+            other => panic!("{other:?}"),
+        }
+        // A bare 429 without a Feishu body is still a rate limit.
+        assert!(matches!(
+            classify_answer(429, None, Some("1"), b"Too Many Requests"),
+            AnswerOutcome::RateLimited(FeishuError::RateLimited {
+                retry_after: Some(d),
+                ..
+            }) if d == Duration::from_secs(1)
+        ));
+    }
+
+    #[test]
+    fn server_errors_are_transient_and_other_statuses_final() {
+        assert_eq!(
+            classify_answer(502, Some("L".into()), None, b"<html>bad gateway</html>"),
+            AnswerOutcome::Transient(FeishuError::Server {
+                status: 502,
+                log_id: Some("L".into())
+            })
+        );
+        assert!(matches!(
+            classify_answer(500, None, None, br#"{"code":1,"msg":"internal"}"#),
+            AnswerOutcome::Transient(FeishuError::Server { status: 500, .. })
+        ));
+        assert!(matches!(
+            classify_answer(404, None, None, b"not found"),
+            AnswerOutcome::Failed(FeishuError::Transport(_))
+        ));
+        // HTTP 200 with a non-zero code is a failure.
+        assert_eq!(
+            classify_answer(
+                200,
+                None,
+                None,
+                br#"{"code":230002,"msg":"bot not in chat"}"#
+            ),
+            AnswerOutcome::Failed(FeishuError::Api {
+                code: 230002,
+                msg: "bot not in chat".into(),
+                log_id: None
+            })
+        );
+    }
+
+    #[test]
+    fn size_and_age_codes_are_typed() {
+        for (code, expected) in [
+            (
+                200860,
+                FeishuError::TooLarge {
+                    code: 200860,
+                    log_id: None,
+                },
+            ),
+            (
+                230025,
+                FeishuError::TooLarge {
+                    code: 230025,
+                    log_id: None,
+                },
+            ),
+            (230031, FeishuError::MessageTooOld { log_id: None }),
+            (200810, FeishuError::CardInCallback { log_id: None }),
+            (
+                99991664,
+                FeishuError::InvalidToken {
+                    code: 99991664,
+                    log_id: None,
+                },
+            ),
+            (
+                99991665,
+                FeishuError::InvalidToken {
+                    code: 99991665,
+                    log_id: None,
+                },
+            ),
+        ] {
+            let body = format!(r#"{{"code":{code},"msg":"m"}}"#);
+            assert_eq!(
+                classify_answer(400, None, None, body.as_bytes()),
+                AnswerOutcome::Failed(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn path_segments_refuse_anything_but_ids() {
+        assert!(path_segment("card_id", "7355372766134157313").is_ok());
+        assert!(path_segment("message_id", "om_dc13264520392913993dd051dba21dcf").is_ok());
+        for bad in ["", "../x", "a/b", "a?b=1", "a b", "id%2F"] {
+            assert!(path_segment("id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_omits_the_body() {
+        let request = crate::feishu::token::tenant_access_token_request("cli_1", "s3cr3t");
+        assert!(!format!("{request:?}").contains("s3cr3t"));
+    }
+}

@@ -18,6 +18,7 @@ use crate::store::{EpochMillis, StoredTenantToken, TokenStore};
 /// 30 min, because Feishu returns the *same* token while ≥ 30 min remain, so a larger margin would
 /// find every fresh fetch already "stale" and refetch on every call.
 pub const REFRESH_MARGIN_MS: i64 = 20 * 60 * 1000;
+const _: () = assert!(REFRESH_MARGIN_MS > 15 * 60 * 1000 && REFRESH_MARGIN_MS < 30 * 60 * 1000);
 
 /// Wall-clock time in epoch milliseconds; injectable so tests control token expiry.
 pub trait Clock: Send + Sync {
@@ -209,5 +210,249 @@ impl TenantTokenProvider {
         {
             tracing::warn!(error = %e, "tenant token store evict failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::{StoreError, StoreResult};
+
+    const APP: &str = "cli_9f5343c580712544";
+    const T0: EpochMillis = 1_732_233_600_000;
+
+    /// Test-only TokenStore with the contract's semantics (later expiry wins, conditional evict).
+    #[derive(Default)]
+    struct TestTokenStore {
+        items: StdMutex<HashMap<String, StoredTenantToken>>,
+        fail_reads: std::sync::atomic::AtomicBool,
+        evicts: AtomicU32,
+    }
+
+    #[async_trait]
+    impl TokenStore for TestTokenStore {
+        async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+            if self.fail_reads.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            Ok(self.items.lock().unwrap().get(app_id).cloned())
+        }
+        async fn put_tenant_token(
+            &self,
+            app_id: &str,
+            token: &StoredTenantToken,
+        ) -> StoreResult<bool> {
+            let mut items = self.items.lock().unwrap();
+            if items
+                .get(app_id)
+                .is_some_and(|t| t.expires_at > token.expires_at)
+            {
+                return Ok(false);
+            }
+            items.insert(app_id.to_owned(), token.clone());
+            Ok(true)
+        }
+        async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+            self.evicts.fetch_add(1, Ordering::SeqCst);
+            let mut items = self.items.lock().unwrap();
+            if items.get(app_id).is_some_and(|t| t.token == token) {
+                items.remove(app_id);
+            }
+            Ok(())
+        }
+    }
+
+    struct TestClock(AtomicI64);
+    impl Clock for TestClock {
+        fn now_millis(&self) -> EpochMillis {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Hands out `t-1`, `t-2`, … with 7200 s each, slowly, counting fetches.
+    #[derive(Default)]
+    struct CountingFetcher {
+        fetches: AtomicU32,
+    }
+
+    #[async_trait]
+    impl FetchTenantToken for CountingFetcher {
+        async fn fetch_tenant_token(&self, _: Deadline) -> FeishuResult<TenantAccessTokenAnswer> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(TenantAccessTokenAnswer {
+                tenant_access_token: format!("t-{n}"),
+                expire: 7200,
+            })
+        }
+    }
+
+    fn setup() -> (
+        Arc<TestTokenStore>,
+        Arc<TestClock>,
+        TenantTokenProvider,
+        CountingFetcher,
+    ) {
+        let store = Arc::new(TestTokenStore::default());
+        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+        let provider = TenantTokenProvider::new(APP.into(), store.clone(), clock.clone());
+        (store, clock, provider, CountingFetcher::default())
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn fetches_once_then_serves_memory_and_writes_the_store() {
+        let (store, _clock, provider, fetcher) = setup();
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-1"
+        );
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-1"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+        let stored = store.items.lock().unwrap().get(APP).cloned().unwrap();
+        // The store holds Feishu's expiry, without the margin.
+        assert_eq!(
+            stored,
+            StoredTenantToken {
+                token: "t-1".into(),
+                expires_at: T0 + 7_200_000
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_instance_takes_the_stored_token_without_fetching() {
+        let (store, clock, _provider, fetcher) = setup();
+        store.items.lock().unwrap().insert(
+            APP.into(),
+            StoredTenantToken {
+                token: "t-shared".into(),
+                expires_at: T0 + 3_600_000,
+            },
+        );
+        let provider = TenantTokenProvider::new(APP.into(), store, clock);
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-shared"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn refreshes_when_less_than_the_margin_remains() {
+        let (_store, clock, provider, fetcher) = setup();
+        provider.get(&fetcher, deadline()).await.unwrap();
+        // 1 ms before the margin starts: still the cached token.
+        clock
+            .0
+            .store(T0 + 7_200_000 - REFRESH_MARGIN_MS - 1, Ordering::SeqCst);
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-1"
+        );
+        // Inside the margin: memory and store are both stale, so one fetch.
+        clock
+            .0
+            .store(T0 + 7_200_000 - REFRESH_MARGIN_MS, Ordering::SeqCst);
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-2"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch() {
+        let (_store, _clock, provider, fetcher) = setup();
+        let calls = (0..16).map(|_| provider.get(&fetcher, deadline()));
+        let tokens = futures::future::join_all(calls).await;
+        assert!(tokens.iter().all(|t| t.as_ref().unwrap().secret() == "t-1"));
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn evict_drops_both_copies_and_the_next_get_fetches() {
+        let (store, _clock, provider, fetcher) = setup();
+        let rejected = provider.get(&fetcher, deadline()).await.unwrap();
+        provider.evict(&rejected).await;
+        assert!(store.items.lock().unwrap().get(APP).is_none());
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-2"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn evict_of_an_already_replaced_token_keeps_the_new_one() {
+        let (store, _clock, provider, fetcher) = setup();
+        let old = provider.get(&fetcher, deadline()).await.unwrap();
+        provider.evict(&old).await;
+        let new = provider.get(&fetcher, deadline()).await.unwrap();
+        // A second caller that also held the old token evicts it late.
+        provider.evict(&old).await;
+        assert_eq!(
+            store.items.lock().unwrap().get(APP).unwrap().token,
+            new.secret()
+        );
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-2"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_is_not_taken_from_the_store_again() {
+        let (store, _clock, provider, fetcher) = setup();
+        store.items.lock().unwrap().insert(
+            APP.into(),
+            StoredTenantToken {
+                token: "t-bad".into(),
+                expires_at: T0 + 3_600_000,
+            },
+        );
+        let bad = provider.get(&fetcher, deadline()).await.unwrap();
+        assert_eq!(bad.secret(), "t-bad");
+        // Simulate an evict whose store delete was lost: the item is still there.
+        provider.evict(&bad).await;
+        store.items.lock().unwrap().insert(
+            APP.into(),
+            StoredTenantToken {
+                token: "t-bad".into(),
+                expires_at: T0 + 3_600_000,
+            },
+        );
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_falls_back_to_fetching() {
+        let (store, _clock, provider, fetcher) = setup();
+        store.fail_reads.store(true, Ordering::SeqCst);
+        assert_eq!(
+            provider.get(&fetcher, deadline()).await.unwrap().secret(),
+            "t-1"
+        );
+    }
+
+    #[test]
+    fn tokens_never_print() {
+        let token = TenantAccessToken::new("t-caecc734c2e3328a62489fe0648c4b98779515d3");
+        assert!(!format!("{token:?}").contains("caecc"));
     }
 }

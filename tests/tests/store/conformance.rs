@@ -8,6 +8,7 @@ use cardbot::store::{
     StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, MAX_JOB_ATTEMPTS,
 };
 use futures::StreamExt;
+use rand::seq::SliceRandom;
 use serde_json::json;
 
 const DAY_MS: i64 = 86_400_000;
@@ -721,20 +722,29 @@ pub async fn jobs_two_claimers_deliver_500_exactly_once<S: Store + 'static>(stor
         tokio::spawn(async move {
             let mut delivered = Vec::new();
             loop {
-                let due = store.due_jobs(now, 50).await.unwrap();
+                let mut due = store.due_jobs(now, 50).await.unwrap();
                 if due.is_empty() {
                     return delivered;
                 }
-                for job in due.into_iter().filter(|j| j.card_key == key) {
-                    if let Some(leased) = store
-                        .claim_job(&job.card_key, &job.job_id, owner, now, LEASE_MS)
-                        .await
-                        .unwrap()
-                    {
+                // Like an updater: claims in parallel, in its own order, racing the other one.
+                due.retain(|j| j.card_key == key);
+                due.shuffle(&mut rand::thread_rng());
+                let claims = due.into_iter().map(|job| {
+                    let store = store.clone();
+                    async move {
+                        let leased = store
+                            .claim_job(&job.card_key, &job.job_id, owner, now, LEASE_MS)
+                            .await
+                            .unwrap()?;
                         store.complete_job(&leased, now).await.unwrap();
-                        delivered.push(leased.job_id);
+                        Some(leased.job_id)
                     }
-                }
+                });
+                let won: Vec<Option<String>> = futures::stream::iter(claims)
+                    .buffer_unordered(8)
+                    .collect()
+                    .await;
+                delivered.extend(won.into_iter().flatten());
             }
         })
     };

@@ -1,1 +1,0 @@
-//! Card JSON 2.0 builders for every card the bot shows.

@@ -1,0 +1,486 @@
+//! The approval bot's cards (pending, submitted, approved, expired), its toasts and its texts.
+//!
+//! Layout and `element_id`s are stable: the CardKit plan in `jobs` turns a submitted card into the
+//! approved one element by element, and a test checks that it lands exactly on [`approved_card`].
+
+use super::{
+    Behavior, Button, ButtonType, Card, CardConfig, CardHeader, Column, ColumnSet, Element,
+    HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
+};
+pub use crate::approval::RequestKind;
+
+/// The `element_id`s of the approval card, in one place.
+pub mod ids {
+    /// The status tag (markdown holding a `<text_tag>`).
+    pub const STATUS: &str = "status";
+    /// The prompt line (`div` with plain text).
+    pub const PROMPT: &str = "prompt";
+    /// The button row (`column_set`).
+    pub const ACTIONS: &str = "actions";
+    pub const COL_OVERTIME: &str = "col_overtime";
+    pub const COL_LEAVE: &str = "col_leave";
+    pub const BTN_OVERTIME: &str = "btn_overtime";
+    pub const BTN_LEAVE: &str = "btn_leave";
+    pub const DIVIDER: &str = "divider";
+    /// The decision note, streamed by CardKit.
+    pub const NOTE: &str = "note";
+    /// Timeline: the request line.
+    pub const TL_SUBMITTED: &str = "tl_submitted";
+    /// Timeline: the decision line, added by CardKit.
+    pub const TL_APPROVED: &str = "tl_approved";
+}
+
+/// The card title of every approval card.
+pub const TITLE: &str = "审批";
+/// The pending card's text, as in the tutorial.
+pub const PROMPT_PENDING: &str = "请选择需要的操作";
+/// The decision note's fixed prefix; the note is typed out after it.
+pub const NOTE_PREFIX: &str = "**审批意见**：";
+
+/// What a submitted or approved card shows about the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestView<'a> {
+    pub request: RequestKind,
+    /// Who clicked; shown as an @mention.
+    pub submitted_by: Option<&'a str>,
+    /// When, already formatted (e.g. `11-22 08:00`).
+    pub submitted_at: &'a str,
+}
+
+fn header(tags: Vec<TextTag>, template: HeaderTemplate) -> Option<CardHeader> {
+    Some(CardHeader {
+        title: PlainText::new(TITLE),
+        subtitle: None,
+        text_tag_list: tags,
+        template,
+    })
+}
+
+fn request_header(request: RequestKind) -> Option<CardHeader> {
+    let tag = TextTag {
+        text: PlainText::new(request.label()),
+        color: TagColor::Blue,
+    };
+    header(vec![tag], HeaderTemplate::Blue)
+}
+
+fn config(summary: String) -> CardConfig {
+    CardConfig {
+        update_multi: true,
+        streaming_mode: Some(false),
+        summary: Some(Summary::new(summary)),
+    }
+}
+
+/// The status tag's markdown: `<text_tag color='…'>…</text_tag>`.
+pub fn status_tag(text: &str, color: TagColor) -> String {
+    format!("<text_tag color='{}'>{text}</text_tag>", color.as_str())
+}
+
+fn button(
+    id: &str,
+    request: RequestKind,
+    button_type: ButtonType,
+    disabled_tips: Option<&str>,
+) -> Column {
+    let column_id = match request {
+        RequestKind::Leave => ids::COL_LEAVE,
+        RequestKind::WorkOvertime => ids::COL_OVERTIME,
+    };
+    Column {
+        element_id: column_id.to_owned(),
+        width: Some("auto".to_owned()),
+        elements: vec![Element::Button(Button {
+            element_id: id.to_owned(),
+            button_type,
+            text: PlainText::new(request.label()),
+            disabled: disabled_tips.is_some(),
+            disabled_tips: disabled_tips.map(PlainText::new),
+            behaviors: vec![Behavior::Callback {
+                value: request.callback_value(),
+            }],
+        })],
+    }
+}
+
+/// The button row; `disabled_tips` set means both buttons are disabled with that tip.
+fn actions(disabled_tips: Option<&str>) -> Element {
+    Element::ColumnSet(ColumnSet {
+        element_id: ids::ACTIONS.to_owned(),
+        flex_mode: Some("none".to_owned()),
+        horizontal_spacing: Some("8px".to_owned()),
+        columns: vec![
+            button(
+                ids::BTN_OVERTIME,
+                RequestKind::WorkOvertime,
+                ButtonType::Default,
+                disabled_tips,
+            ),
+            button(
+                ids::BTN_LEAVE,
+                RequestKind::Leave,
+                ButtonType::Primary,
+                disabled_tips,
+            ),
+        ],
+    })
+}
+
+fn submitted_line(view: &RequestView<'_>, waiting: bool) -> String {
+    let who = view
+        .submitted_by
+        .map(|id| format!("<at id={id}></at> "))
+        .unwrap_or_default();
+    let suffix = if waiting { "，等待审批" } else { "" };
+    format!(
+        "{} · {who}提交{}申请{suffix}",
+        view.submitted_at,
+        view.request.label()
+    )
+}
+
+/// The decision line the CardKit plan adds under the request line.
+pub fn approved_line(request: RequestKind, approved_at: &str) -> Element {
+    Element::markdown(
+        ids::TL_APPROVED,
+        format!("{approved_at} · 审批通过：{}通过", request.label()),
+    )
+}
+
+/// The approval card as first sent: title 审批, text 请选择需要的操作, buttons 加班 and 请假.
+pub fn pending_card() -> Card {
+    Card {
+        schema: Schema::V2,
+        config: config(format!("{TITLE}：{PROMPT_PENDING}")),
+        header: header(vec![], HeaderTemplate::Blue),
+        body: super::CardBody {
+            elements: vec![Element::div(ids::PROMPT, PROMPT_PENDING), actions(None)],
+        },
+    }
+}
+
+/// After a click: status 审批中, buttons disabled, an empty decision note, the request line.
+pub fn submitted_card(view: &RequestView<'_>) -> Card {
+    let label = view.request.label();
+    let tips = format!("已提交{label}申请");
+    Card {
+        schema: Schema::V2,
+        config: config(format!("{label}申请审批中")),
+        header: request_header(view.request),
+        body: super::CardBody {
+            elements: vec![
+                Element::markdown(ids::STATUS, status_tag("审批中", TagColor::Orange)),
+                Element::div(ids::PROMPT, format!("已提交{label}申请，等待审批")),
+                actions(Some(&tips)),
+                Element::hr(ids::DIVIDER),
+                Element::markdown(ids::NOTE, NOTE_PREFIX),
+                Element::markdown(ids::TL_SUBMITTED, submitted_line(view, true)),
+            ],
+        },
+    }
+}
+
+/// The tutorial's 请假通过 / 加班通过 card: status tag, note, timeline; no buttons.
+pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
+    let label = view.request.label();
+    Card {
+        schema: Schema::V2,
+        config: config(format!("{label}通过")),
+        header: request_header(view.request),
+        body: super::CardBody {
+            elements: vec![
+                Element::markdown(
+                    ids::STATUS,
+                    status_tag(&format!("{label}通过"), TagColor::Green),
+                ),
+                Element::div(ids::PROMPT, format!("{label}申请已通过")),
+                Element::hr(ids::DIVIDER),
+                Element::markdown(
+                    ids::NOTE,
+                    format!("{NOTE_PREFIX}{}", view.request.decision_note()),
+                ),
+                Element::markdown(ids::TL_SUBMITTED, submitted_line(view, false)),
+                approved_line(view.request, approved_at),
+            ],
+        },
+    }
+}
+
+/// An undecided card past its time to live: grey, no buttons.
+pub fn expired_card() -> Card {
+    Card {
+        schema: Schema::V2,
+        config: config("审批已过期".to_owned()),
+        header: header(
+            vec![TextTag {
+                text: PlainText::new("已过期"),
+                color: TagColor::Neutral,
+            }],
+            HeaderTemplate::Grey,
+        ),
+        body: super::CardBody {
+            elements: vec![
+                Element::markdown(ids::STATUS, status_tag("已过期", TagColor::Neutral)),
+                Element::div(ids::PROMPT, "该审批已过期，如需申请请重新发送「审批」"),
+            ],
+        },
+    }
+}
+
+fn english(request: RequestKind) -> &'static str {
+    match request {
+        RequestKind::Leave => "leave",
+        RequestKind::WorkOvertime => "overtime",
+    }
+}
+
+/// The toast for an accepted click.
+pub fn submitted_toast(request: RequestKind) -> Toast {
+    Toast::new(
+        ToastKind::Success,
+        &format!("已提交{}申请", request.label()),
+        &format!("Your {} request was submitted", english(request)),
+    )
+}
+
+/// The toast for a click on a card that was already decided (nothing changes).
+pub fn already_decided_toast(outcome: &str) -> Toast {
+    Toast::new(
+        ToastKind::Info,
+        &format!("该审批已处理：{outcome}"),
+        "This request was already handled",
+    )
+}
+
+/// The toast for a click on an expired card.
+pub fn expired_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "该审批已过期，请重新发送「审批」",
+        "This request has expired",
+    )
+}
+
+/// The toast for a click the bot does not understand.
+pub fn unknown_action_toast() -> Toast {
+    Toast::new(ToastKind::Error, "无法识别的操作", "Unknown action")
+}
+
+/// The toast when the bot cannot find the card's state or is briefly unavailable.
+pub fn retry_later_toast() -> Toast {
+    Toast::new(
+        ToastKind::Error,
+        "操作失败，请稍后重试",
+        "Something went wrong, please retry",
+    )
+}
+
+/// The text sent together with the approval card.
+pub const APPROVAL_REPLY_TEXT: &str = "收到，请在下方审批卡片中选择需要的操作。";
+
+/// The help text: every command the bot understands.
+pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
+· 审批（approval）：发起审批，在卡片中选择请假或加班\n\
+· 帮助（help）：查看本说明";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cards::{CardError, MAX_CARD_BYTES, MAX_COMPONENTS};
+    use serde_json::json;
+
+    fn view(request: RequestKind) -> RequestView<'static> {
+        RequestView {
+            request,
+            submitted_by: Some("ou_84aad35d084aa403a838cf73ee18467"),
+            submitted_at: "11-22 08:00",
+        }
+    }
+
+    fn all_cards() -> Vec<(&'static str, Card)> {
+        let mut cards = vec![("pending", pending_card()), ("expired", expired_card())];
+        for request in [RequestKind::Leave, RequestKind::WorkOvertime] {
+            cards.push(("submitted", submitted_card(&view(request))));
+            cards.push(("approved", approved_card(&view(request), "11-22 08:01")));
+        }
+        cards
+    }
+
+    #[test]
+    fn pending_card_is_the_tutorials_approval_card() {
+        let card = pending_card().to_value();
+        assert_eq!(card["schema"], "2.0");
+        assert_eq!(card["config"]["update_multi"], true);
+        assert_eq!(
+            card["header"]["title"],
+            json!({"tag": "plain_text", "content": "审批"})
+        );
+        assert_eq!(
+            card["body"]["elements"][0]["text"],
+            json!({"tag": "plain_text", "content": "请选择需要的操作"})
+        );
+        let columns = &card["body"]["elements"][1]["columns"];
+        assert_eq!(columns[0]["elements"][0]["text"]["content"], "加班");
+        assert_eq!(
+            columns[0]["elements"][0]["behaviors"],
+            json!([{"type": "callback", "value": {"type": "work_overtime"}}])
+        );
+        assert_eq!(columns[1]["elements"][0]["text"]["content"], "请假");
+        assert_eq!(
+            columns[1]["elements"][0]["behaviors"],
+            json!([{"type": "callback", "value": {"type": "leave"}}])
+        );
+        assert!(columns[1]["elements"][0].get("disabled").is_none());
+    }
+
+    #[test]
+    fn callback_values_serialise_exactly() {
+        assert_eq!(
+            serde_json::to_string(&RequestKind::Leave.callback_value()).unwrap(),
+            r#"{"type":"leave"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&RequestKind::WorkOvertime.callback_value()).unwrap(),
+            r#"{"type":"work_overtime"}"#
+        );
+    }
+
+    #[test]
+    fn submitted_card_disables_both_buttons_and_shows_the_request() {
+        let card = submitted_card(&view(RequestKind::Leave));
+        let value = card.to_value();
+        assert_eq!(
+            value["header"]["text_tag_list"][0]["text"]["content"],
+            "请假"
+        );
+        for id in [ids::BTN_LEAVE, ids::BTN_OVERTIME] {
+            let Some(Element::Button(button)) = card.find(id) else {
+                panic!("{id}")
+            };
+            assert!(button.disabled);
+            assert_eq!(
+                button.disabled_tips.as_ref().unwrap().content,
+                "已提交请假申请"
+            );
+        }
+        let Some(Element::Markdown(status)) = card.find(ids::STATUS) else {
+            panic!()
+        };
+        assert_eq!(status.content, "<text_tag color='orange'>审批中</text_tag>");
+        let Some(Element::Markdown(line)) = card.find(ids::TL_SUBMITTED) else {
+            panic!()
+        };
+        assert_eq!(
+            line.content,
+            "11-22 08:00 · <at id=ou_84aad35d084aa403a838cf73ee18467></at> 提交请假申请，等待审批"
+        );
+    }
+
+    #[test]
+    fn approved_cards_say_the_tutorials_words() {
+        for (request, words) in [
+            (RequestKind::Leave, "请假通过"),
+            (RequestKind::WorkOvertime, "加班通过"),
+        ] {
+            let card = approved_card(&view(request), "11-22 08:01");
+            assert!(card.find(ids::ACTIONS).is_none(), "no buttons once decided");
+            let Some(Element::Markdown(status)) = card.find(ids::STATUS) else {
+                panic!()
+            };
+            assert!(status.content.contains(words));
+            assert_eq!(card.config.summary.as_ref().unwrap().content, words);
+            let Some(Element::Markdown(note)) = card.find(ids::NOTE) else {
+                panic!()
+            };
+            assert!(
+                note.content.starts_with(NOTE_PREFIX) && note.content.len() > NOTE_PREFIX.len()
+            );
+        }
+    }
+
+    #[test]
+    fn expired_card_has_no_buttons_and_is_grey() {
+        let card = expired_card();
+        assert!(card.find(ids::ACTIONS).is_none());
+        assert_eq!(card.header.as_ref().unwrap().template, HeaderTemplate::Grey);
+    }
+
+    #[test]
+    fn every_card_is_valid_small_and_under_the_component_limit() {
+        for (name, card) in all_cards() {
+            assert_eq!(card.validate(), Ok(()), "{name}");
+            let bytes = card.to_json_string().len();
+            assert!(bytes < MAX_CARD_BYTES / 10, "{name}: {bytes} bytes");
+            assert!(card.component_count() < MAX_COMPONENTS / 10, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_huge_requester_list_would_be_refused_not_sent() {
+        let mut card = submitted_card(&view(RequestKind::Leave));
+        for i in 0..200 {
+            card.body.elements.push(Element::hr(&format!("x{i}")));
+        }
+        assert!(matches!(
+            card.validate(),
+            Err(CardError::TooManyComponents(_))
+        ));
+    }
+
+    #[test]
+    fn element_ids_are_stable_across_states() {
+        let submitted = submitted_card(&view(RequestKind::Leave));
+        let approved = approved_card(&view(RequestKind::Leave), "11-22 08:01");
+        for id in [
+            ids::STATUS,
+            ids::PROMPT,
+            ids::DIVIDER,
+            ids::NOTE,
+            ids::TL_SUBMITTED,
+        ] {
+            assert!(
+                submitted.find(id).is_some() && approved.find(id).is_some(),
+                "{id}"
+            );
+        }
+        assert!(submitted.find(ids::ACTIONS).is_some());
+        assert!(
+            approved.find(ids::TL_APPROVED).is_some() && submitted.find(ids::TL_APPROVED).is_none()
+        );
+        assert_eq!(
+            submitted.header, approved.header,
+            "CardKit element calls cannot change the header"
+        );
+    }
+
+    #[test]
+    fn help_text_lists_the_commands() {
+        for command in ["审批", "approval", "帮助", "help"] {
+            assert!(HELP_TEXT.contains(command), "{command}");
+        }
+    }
+
+    #[test]
+    fn toasts_have_the_feishu_types() {
+        assert_eq!(
+            serde_json::to_value(submitted_toast(RequestKind::Leave)).unwrap()["type"],
+            "success"
+        );
+        assert_eq!(
+            serde_json::to_value(unknown_action_toast()).unwrap()["type"],
+            "error"
+        );
+        assert_eq!(
+            serde_json::to_value(expired_toast()).unwrap()["type"],
+            "warning"
+        );
+        assert_eq!(
+            serde_json::to_value(already_decided_toast("请假通过")).unwrap()["type"],
+            "info"
+        );
+        assert_eq!(
+            serde_json::to_value(retry_later_toast()).unwrap()["i18n"]["en_us"],
+            "Something went wrong, please retry"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! The bot's effects: sending command replies and running card-update jobs, generic over the store
+//! traits and [`FeishuApi`]. Every decision comes from [`crate::approval`] and [`crate::jobs`];
+//! this module only performs it, in order, and records what happened.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::approval::{self, Command, CommandReply, SentCard};
+use crate::config::CardDelivery;
+use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent};
+use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
+use crate::store::{CardStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
+
+/// A permanent failure is parked this long before the store's next (bounded) attempt.
+pub const PERMANENT_FAILURE_PARK_MS: i64 = 6 * 3600 * 1000;
+
+/// Why a reply or a job could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliverError {
+    #[error("feishu: {0}")]
+    Feishu(#[from] FeishuError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("bad job: {0}")]
+    BadJob(String),
+}
+
+/// Everything needed to answer one user command, also the `send_reply` job's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRequest {
+    /// The user's message; replies go to it.
+    pub source_message_id: String,
+    pub chat_id: String,
+    pub requester_open_id: String,
+    /// `approval` or `help`.
+    pub command: String,
+    /// `entity` or `message`.
+    pub delivery: String,
+    /// A CardKit entity already created by an earlier attempt (an entity can be sent only once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+}
+
+impl ReplyRequest {
+    pub fn new(
+        source_message_id: &str,
+        chat_id: &str,
+        requester_open_id: &str,
+        command: Command,
+        delivery: CardDelivery,
+    ) -> Self {
+        let command = match command {
+            Command::Approval => "approval",
+            Command::Help | Command::Unknown => "help",
+        };
+        Self {
+            source_message_id: source_message_id.to_owned(),
+            chat_id: chat_id.to_owned(),
+            requester_open_id: requester_open_id.to_owned(),
+            command: command.to_owned(),
+            delivery: delivery.as_str().to_owned(),
+            card_id: None,
+        }
+    }
+
+    fn command(&self) -> Command {
+        if self.command == "approval" {
+            Command::Approval
+        } else {
+            Command::Help
+        }
+    }
+
+    fn key(&self, part: &str) -> String {
+        format!("reply:{}:{part}", self.source_message_id)
+    }
+}
+
+/// What a reply produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReply {
+    /// The approval card's key (the bot card's message_id), when a card was sent.
+    pub card_key: Option<String>,
+}
+
+/// A reply that failed part-way; `progress` is the request to retry with (it keeps a created
+/// CardKit entity so the retry does not create a second one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyFailure {
+    pub error: DeliverError,
+    pub progress: ReplyRequest,
+}
+
+/// Sends the reply to a command: the help text, or the text and the approval card; then writes
+/// the card's state and its expiry job. Every send carries a uuid derived from the user's message,
+/// so a retried reply (by Feishu's retry or the outbox job) is one message.
+pub async fn send_command_reply<S, F>(
+    store: &S,
+    feishu: &F,
+    request: &ReplyRequest,
+    approval_ttl_ms: i64,
+    now: EpochMillis,
+    deadline: Deadline,
+) -> Result<SentReply, ReplyFailure>
+where
+    S: CardStore + JobStore + ?Sized,
+    F: FeishuApi + ?Sized,
+{
+    let mut progress = request.clone();
+    let fail = |error: DeliverError, progress: &ReplyRequest| ReplyFailure {
+        error,
+        progress: progress.clone(),
+    };
+    let source = request.source_message_id.as_str();
+    let reply = match request.command().reply() {
+        CommandReply::Text(text) => {
+            let content = MessageContent::Text(text.to_owned());
+            feishu
+                .reply_message(source, &content, false, &request.key("help"), deadline)
+                .await
+                .map_err(|e| fail(e.into(), &progress))?;
+            return Ok(SentReply { card_key: None });
+        }
+        CommandReply::TextAndApprovalCard { text, card } => (text, card),
+    };
+    let (text, card) = reply;
+    let content = MessageContent::Text(text.to_owned());
+    feishu
+        .reply_message(source, &content, false, &request.key("text"), deadline)
+        .await
+        .map_err(|e| fail(e.into(), &progress))?;
+    let delivery = CardDelivery::parse(&request.delivery).unwrap_or_default();
+    let content = match delivery {
+        CardDelivery::Entity => {
+            let card_id = match &progress.card_id {
+                Some(card_id) => card_id.clone(),
+                None => {
+                    let card_id = feishu
+                        .create_card(&card.to_value(), deadline)
+                        .await
+                        .map_err(|e| fail(e.into(), &progress))?;
+                    progress.card_id = Some(card_id.clone());
+                    card_id
+                }
+            };
+            MessageContent::CardEntity { card_id }
+        }
+        CardDelivery::Message => MessageContent::Card(card.to_value()),
+    };
+    let sent = feishu
+        .reply_message(source, &content, false, &request.key("card"), deadline)
+        .await
+        .map_err(|e| fail(e.into(), &progress))?;
+    let state = approval::new_card_state(
+        &SentCard {
+            message_id: sent.message_id,
+            chat_id: request.chat_id.clone(),
+            requester_open_id: request.requester_open_id.clone(),
+            source_message_id: request.source_message_id.clone(),
+            card_id: progress
+                .card_id
+                .clone()
+                .filter(|_| delivery == CardDelivery::Entity),
+            delivery,
+        },
+        now,
+    );
+    match store.create_card(&state).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => return Err(fail(e.into(), &progress)),
+    }
+    for job in approval::jobs_for_new_card(&state, approval_ttl_ms) {
+        store
+            .enqueue(&job)
+            .await
+            .map_err(|e| fail(e.into(), &progress))?;
+    }
+    Ok(SentReply {
+        card_key: Some(state.card_key),
+    })
+}
+
+/// How one claimed job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Delivered (or nothing left to deliver); the job is done.
+    Done { reason: &'static str },
+    /// Failed; rescheduled by the store, or dead after the bounded attempts.
+    Failed {
+        error: String,
+        outcome: FailOutcome,
+        permanent: bool,
+    },
+}
+
+/// Runs a job this updater has claimed: plan against the card's state, write the state, make the
+/// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
+pub async fn run_job<S, F>(
+    store: &S,
+    feishu: &F,
+    job: &Job,
+    approval_ttl_ms: i64,
+    now: EpochMillis,
+    deadline: Deadline,
+) -> Result<JobOutcome, StoreError>
+where
+    S: CardStore + JobStore + ?Sized,
+    F: FeishuApi + ?Sized,
+{
+    let result = match JobKind::parse(&job.kind) {
+        Some(JobKind::SendReply) => {
+            run_send_reply(store, feishu, job, approval_ttl_ms, now, deadline).await
+        }
+        _ => run_card_update(store, feishu, job, now, deadline).await,
+    };
+    match result {
+        Ok(reason) => {
+            store.complete_job(job, now).await?;
+            Ok(JobOutcome::Done { reason })
+        }
+        Err(error) => {
+            let (retry_at, permanent) = match &error {
+                DeliverError::Feishu(e) => match jobs::on_failure(e, now) {
+                    FailureAction::Retry { retry_at } => (retry_at, false),
+                    FailureAction::SpendTokenAndReplan => (None, false),
+                    FailureAction::Permanent => (Some(now + PERMANENT_FAILURE_PARK_MS), true),
+                },
+                DeliverError::Store(e)
+                    if e.is_retryable() || matches!(e, StoreError::Conflict(_)) =>
+                {
+                    (None, false)
+                }
+                DeliverError::Store(_) | DeliverError::BadJob(_) => {
+                    (Some(now + PERMANENT_FAILURE_PARK_MS), true)
+                }
+            };
+            // The store has no "dead now": a permanent failure is parked and, like every failure,
+            // ends `Dead` with its last error after the bounded attempts; it is never dropped.
+            let text = if permanent {
+                format!("permanent: {error}")
+            } else {
+                error.to_string()
+            };
+            let outcome = store.fail_job(job, &text, retry_at, now).await?;
+            Ok(JobOutcome::Failed {
+                error: text,
+                outcome,
+                permanent,
+            })
+        }
+    }
+}
+
+async fn run_send_reply<S, F>(
+    store: &S,
+    feishu: &F,
+    job: &Job,
+    approval_ttl_ms: i64,
+    now: EpochMillis,
+    deadline: Deadline,
+) -> Result<&'static str, DeliverError>
+where
+    S: CardStore + JobStore + ?Sized,
+    F: FeishuApi + ?Sized,
+{
+    let request: ReplyRequest = serde_json::from_value(job.payload.clone())
+        .map_err(|e| DeliverError::BadJob(format!("send_reply payload: {e}")))?;
+    send_command_reply(store, feishu, &request, approval_ttl_ms, now, deadline)
+        .await
+        .map(|_| "reply sent")
+        .map_err(|failure| failure.error)
+}
+
+async fn run_card_update<S, F>(
+    store: &S,
+    feishu: &F,
+    job: &Job,
+    now: EpochMillis,
+    deadline: Deadline,
+) -> Result<&'static str, DeliverError>
+where
+    S: CardStore + JobStore + ?Sized,
+    F: FeishuApi + ?Sized,
+{
+    // One re-plan after Feishu refused the update token (then the message is PATCHed).
+    let mut replanned = false;
+    loop {
+        let state = store
+            .get_card(&job.card_key)
+            .await?
+            .ok_or_else(|| DeliverError::BadJob(format!("no card state for {}", job.card_key)))?;
+        let plan =
+            jobs::plan_job(job, &state, now).map_err(|e| DeliverError::BadJob(e.to_string()))?;
+        let current = match &plan.state_update {
+            Some(next) => store.update_card(next).await?,
+            None => state,
+        };
+        let Some(delivery) = plan.delivery else {
+            return Ok(plan.reason);
+        };
+        let result = match delivery {
+            Delivery::CardKit { card_id, ops } => {
+                for (index, op) in ops.iter().enumerate() {
+                    if index > 0 {
+                        // CardKit allows 10 writes/s per card.
+                        tokio::time::sleep(Duration::from_millis(jobs::CARDKIT_MIN_INTERVAL_MS))
+                            .await;
+                    }
+                    let sequence = store.next_sequence(&job.card_key).await?;
+                    let key =
+                        jobs::op_idempotency_key(&job.card_key, &job.job_id, job.attempts, index);
+                    op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
+                        .await?;
+                }
+                Ok(())
+            }
+            Delivery::Message(MessageOp::DelayedUpdate { card }) => {
+                let token = current
+                    .update_token
+                    .as_ref()
+                    .map(|t| t.token.clone())
+                    .unwrap_or_default();
+                feishu
+                    .delayed_update_card(&token, &card.to_value(), deadline)
+                    .await
+            }
+            Delivery::Message(MessageOp::PatchMessage { message_id, card }) => {
+                feishu
+                    .patch_message_card(&message_id, &card.to_value(), deadline)
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => return Ok(plan.reason),
+            Err(e)
+                if !replanned
+                    && jobs::on_failure(&e, now) == FailureAction::SpendTokenAndReplan =>
+            {
+                store
+                    .update_card(&jobs::spend_update_token(&current))
+                    .await?;
+                replanned = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

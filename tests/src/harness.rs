@@ -1,0 +1,239 @@
+//! The three functions wired to a store and the Feishu simulator, behind local function URLs.
+//!
+//! Each URL is a real HTTP server that turns a request into a Lambda function-URL event (payload
+//! 2.0, body base64-encoded), parses it with `lambda_http` as the runtime would, and calls the
+//! handler; the simulator posts its events and clicks there.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use card_action::CardAction;
+use card_updater::{CardUpdater, Summary};
+use cardbot::config::Config;
+use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
+use cardbot::store::{EpochMillis, Store};
+use event_callback::EventCallback;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+use crate::simulator::{ids, Simulator};
+
+/// The bot's clock is the simulator's, so time travel moves both.
+pub struct SimulatorClock(pub Arc<Simulator>);
+
+impl Clock for SimulatorClock {
+    fn now_millis(&self) -> EpochMillis {
+        self.0.now_ms()
+    }
+}
+
+type Handler =
+    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+/// A function-URL-shaped event (payload 2.0) for a POST with `headers` and `body`.
+pub fn function_url_event(headers: &[(String, String)], body: &[u8]) -> Value {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "cardbot",
+            "domainName": "cardbot.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "cardbot",
+            "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Feishu" },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": 0
+        },
+        "body": STANDARD.encode(body),
+        "isBase64Encoded": true
+    })
+}
+
+/// Parses a function-URL event as the Lambda runtime does.
+pub fn lambda_request(event: &Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("function URL event parses")
+}
+
+/// The bytes of a handler's response body.
+pub fn response_bytes(response: &Response<Body>) -> Vec<u8> {
+    match response.body() {
+        Body::Text(text) => text.as_bytes().to_vec(),
+        Body::Binary(bytes) => bytes.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// A local "function URL": an HTTP server calling `handler` with function-URL events.
+async fn serve(handler: Handler) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let response = handler(lambda_request(&function_url_event(&headers, &bytes))).await;
+            let status = response.status();
+            let bytes = response_bytes(&response);
+            let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
+            *out.status_mut() = status;
+            out.headers_mut().insert(
+                "content-type",
+                http::HeaderValue::from_static("application/json"),
+            );
+            out
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/")
+}
+
+/// The environment the functions read, pointed at the simulator.
+pub fn config_for(sim: &Simulator, delivery: &str) -> Config {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("FEISHU_APP_ID", ids::APP_ID.to_owned()),
+        ("FEISHU_APP_SECRET", ids::APP_SECRET.to_owned()),
+        ("FEISHU_ENCRYPT_KEY", ids::ENCRYPT_KEY.to_owned()),
+        (
+            "FEISHU_VERIFICATION_TOKEN",
+            ids::VERIFICATION_TOKEN.to_owned(),
+        ),
+        ("FEISHU_BASE_URL", sim.base_url()),
+        ("TABLE_NAME", "cardbot-test".to_owned()),
+        ("CARD_DELIVERY", delivery.to_owned()),
+    ]);
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid")
+}
+
+/// The three functions on one store and one simulator.
+pub struct Bot<S: Store + 'static> {
+    pub sim: Arc<Simulator>,
+    pub store: Arc<S>,
+    pub config: Config,
+    pub event_callback: Arc<EventCallback<S, FeishuClient>>,
+    pub card_action: Arc<CardAction<S>>,
+    pub updater: Arc<CardUpdater<S, FeishuClient>>,
+    pub event_url: String,
+    pub card_url: String,
+}
+
+impl<S: Store + 'static> Bot<S> {
+    /// Wires the functions as their `main.rs` do, with the simulator's clock.
+    pub async fn start(sim: Arc<Simulator>, store: Arc<S>, delivery: &str) -> Self {
+        let config = config_for(&sim, delivery);
+        let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
+        let retry = RetryPolicy {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        };
+        let feishu = Arc::new(
+            FeishuClient::builder(
+                FeishuClientConfig {
+                    base_url: config.feishu.base_url.clone(),
+                    app_id: config.feishu.app_id.clone(),
+                    app_secret: config.feishu.app_secret.expose().to_owned(),
+                },
+                store.clone(),
+            )
+            .retry_policy(retry)
+            .clock(clock.clone())
+            .build()
+            .expect("client"),
+        );
+        let event_callback = Arc::new(EventCallback::new(
+            &config,
+            store.clone(),
+            feishu.clone(),
+            clock.clone(),
+        ));
+        let card_action = Arc::new(CardAction::new(&config, store.clone(), clock.clone()));
+        let mut updater = CardUpdater::new(
+            &config,
+            store.clone(),
+            feishu,
+            clock,
+            "updater-test".to_owned(),
+        );
+        updater.per_job = Duration::from_secs(5);
+        let updater = Arc::new(updater);
+        let events = event_callback.clone();
+        let event_url = serve(Arc::new(move |request| {
+            let events = events.clone();
+            Box::pin(async move { events.handle(request).await })
+        }))
+        .await;
+        let cards = card_action.clone();
+        let card_url = serve(Arc::new(move |request| {
+            let cards = cards.clone();
+            Box::pin(async move { cards.handle(request).await })
+        }))
+        .await;
+        Self {
+            sim,
+            store,
+            config,
+            event_callback,
+            card_action,
+            updater,
+            event_url,
+            card_url,
+        }
+    }
+
+    /// One updater invocation with `event` and 60 s to run.
+    pub async fn run_updater(&self, event: &Value) -> Summary {
+        self.updater.handle(event, self.sim.now_ms() + 60_000).await
+    }
+
+    /// The scheduled sweep (an EventBridge event).
+    pub async fn sweep(&self) -> Summary {
+        let scheduled = json!({
+            "version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/cardbot-sweep"], "detail": {}
+        });
+        self.run_updater(&scheduled).await
+    }
+}
+
+/// A DynamoDB stream event with one INSERT of the job item `(card_key, job_id)` due at `due_at`.
+pub fn stream_insert(card_key: &str, job_id: &str, due_at: EpochMillis) -> Value {
+    json!({ "Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": { "pk": { "S": format!("card#{card_key}") }, "sk": { "S": format!("job#{job_id}") } },
+            "NewImage": {
+                "pk": { "S": format!("card#{card_key}") }, "sk": { "S": format!("job#{job_id}") },
+                "due_pk": { "S": "due" }, "due_at": { "N": due_at.to_string() }, "status": { "S": "pending" }
+            },
+            "StreamViewType": "NEW_IMAGE"
+        }
+    }]})
+}

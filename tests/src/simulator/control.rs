@@ -1,0 +1,195 @@
+//! The `/_sim/...` JSON control API: the handle's methods for tests running in another process.
+//!
+//! | method and path | body → answer |
+//! |---|---|
+//! | `GET /_sim/config` | → app_id, tenant_key, user ids, chat ids, `encrypted` (never secrets) |
+//! | `GET /_sim/clock` | → `{now_ms}` |
+//! | `POST /_sim/clock/advance` | `{seconds?, millis?}` → `{now_ms}` |
+//! | `GET /_sim/chats/:chat_id/messages` | → `{items: [ChatMessage]}` |
+//! | `GET /_sim/messages/:message_id/card` | → `CardSnapshot` (card, text, history, streaming) |
+//! | `GET /_sim/cards/:card_id` | → `CardSnapshot` of a CardKit entity |
+//! | `GET` / `DELETE /_sim/calls` | → `{items: [ApiCall]}` / clears the log |
+//! | `GET /_sim/deliveries` | → `{items: [Delivery]}` |
+//! | `POST` / `DELETE /_sim/faults` | `FaultSpec` (`{"method":"POST","path":"/open-apis/im/v1/messages","count":1,"kind":{"type":"rate_limited","reset_secs":2}}`) / clears |
+//! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"card_writes_per_second":10}` (null disables) |
+//! | `GET /_sim/update_tokens/:token` | → `UpdateTokenInfo` |
+//! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text}` → `Delivery` |
+//! | `POST /_sim/user/click` | `{url, message_id, value, legacy?}` → `CallbackDelivery` |
+//! | `POST /_sim/url_verification` | `{url, challenge}` → `Delivery` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::delivery::{self, ChatKind};
+use super::state::{FaultSpec, RateLimits};
+use super::{to_json, Shared};
+
+#[derive(Deserialize)]
+struct Advance {
+    #[serde(default)]
+    seconds: u64,
+    #[serde(default)]
+    millis: u64,
+}
+
+#[derive(Deserialize)]
+struct UserMessage {
+    url: String,
+    #[serde(default = "p2p")]
+    chat: ChatKind,
+    text: String,
+}
+
+fn p2p() -> ChatKind {
+    ChatKind::P2p
+}
+
+#[derive(Deserialize)]
+struct Click {
+    url: String,
+    message_id: String,
+    value: Value,
+    #[serde(default)]
+    legacy: bool,
+}
+
+#[derive(Deserialize)]
+struct Challenge {
+    url: String,
+    challenge: String,
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad(msg: impl std::fmt::Display) -> Response {
+    reply(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// Routes `/_sim/...` (table above).
+pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let segs: Vec<&str> = uri.path().trim_start_matches("/_sim/").split('/').collect();
+    let now = sim.clock.now_ms();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["config"]) => {
+            let c = &sim.config;
+            reply(
+                StatusCode::OK,
+                json!({
+                    "base_url": sim.base_url, "app_id": c.app_id, "tenant_key": c.tenant_key,
+                    "encrypted": c.encrypt_key.is_some(), "user_open_id": c.user_open_id,
+                    "user_union_id": c.user_union_id, "user_id": c.user_id, "bot_open_id": c.bot_open_id,
+                    "p2p_chat_id": c.p2p_chat_id, "group_chat_id": c.group_chat_id,
+                }),
+            )
+        }
+        ("GET", ["clock"]) => reply(StatusCode::OK, json!({"now_ms": now})),
+        ("POST", ["clock", "advance"]) => match parse::<Advance>(&body) {
+            Ok(a) => {
+                sim.clock
+                    .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.millis));
+                reply(StatusCode::OK, json!({"now_ms": sim.clock.now_ms()}))
+            }
+            Err(e) => bad(e),
+        },
+        ("GET", ["chats", chat_id, "messages"]) => {
+            let world = sim.world();
+            let list: Vec<Value> = world
+                .messages
+                .iter()
+                .filter(|m| m.msg.chat_id == *chat_id)
+                .map(|m| to_json(&m.msg))
+                .collect();
+            reply(StatusCode::OK, json!({ "items": list }))
+        }
+        ("GET", ["messages", id, "card"]) => match sim.world().snapshot_message_card(id, now) {
+            Some(c) => reply(StatusCode::OK, to_json(&c)),
+            None => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "no such card message"}),
+            ),
+        },
+        ("GET", ["cards", id]) => match sim.world().snapshot_entity(id, now) {
+            Some(c) => reply(StatusCode::OK, to_json(&c)),
+            None => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "no such card entity"}),
+            ),
+        },
+        ("GET", ["calls"]) => reply(
+            StatusCode::OK,
+            json!({"items": to_json(&sim.world().calls)}),
+        ),
+        ("DELETE", ["calls"]) => {
+            sim.world().calls.clear();
+            reply(StatusCode::OK, json!({}))
+        }
+        ("GET", ["deliveries"]) => reply(
+            StatusCode::OK,
+            json!({"items": to_json(&sim.world().deliveries)}),
+        ),
+        ("POST", ["faults"]) => match parse::<FaultSpec>(&body) {
+            Ok(f) => {
+                sim.world().faults.push(f);
+                reply(StatusCode::OK, json!({}))
+            }
+            Err(e) => bad(e),
+        },
+        ("DELETE", ["faults"]) => {
+            sim.world().faults.clear();
+            reply(StatusCode::OK, json!({}))
+        }
+        ("PUT", ["rate_limits"]) => match parse::<RateLimits>(&body) {
+            Ok(l) => {
+                sim.world().rate_limits = l;
+                reply(StatusCode::OK, json!({}))
+            }
+            Err(e) => bad(e),
+        },
+        ("GET", ["update_tokens", token]) => match sim.world().update_tokens.get(*token) {
+            Some(t) => reply(StatusCode::OK, to_json(t)),
+            None => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "no such update token"}),
+            ),
+        },
+        ("POST", ["user", "message"]) => match parse::<UserMessage>(&body) {
+            Ok(m) => {
+                let d = delivery::user_message(&sim, &m.url, m.chat, &m.text).await;
+                reply(StatusCode::OK, to_json(&d))
+            }
+            Err(e) => bad(e),
+        },
+        ("POST", ["user", "click"]) => match parse::<Click>(&body) {
+            Ok(c) => match delivery::card_callback(&sim, &c.url, &c.message_id, c.value, c.legacy)
+                .await
+            {
+                Ok(d) => reply(StatusCode::OK, to_json(&d)),
+                Err(e) => bad(e),
+            },
+            Err(e) => bad(e),
+        },
+        ("POST", ["url_verification"]) => match parse::<Challenge>(&body) {
+            Ok(c) => {
+                let d = delivery::url_verification(&sim, &c.url, &c.challenge).await;
+                reply(StatusCode::OK, to_json(&d))
+            }
+            Err(e) => bad(e),
+        },
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "unknown control path"}),
+        ),
+    }
+}
