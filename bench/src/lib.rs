@@ -4,6 +4,7 @@
 pub mod counting;
 pub mod fake_feishu;
 pub mod fixtures;
+pub mod flows;
 pub mod peers;
 pub mod report;
 pub mod runtime_api;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cardbot_bench::fixtures::{self, Vectors};
+use cardbot_bench::flows::{self, FlowPlan};
 use cardbot_bench::peers::{self, PeerResult};
 use cardbot_bench::report::{self, duration_ns, Row, Verdict};
 use cardbot_bench::runtime_api::{self, Bootstrap, OutcomeKind};
@@ -48,10 +49,7 @@ async fn main() -> Result<(), String> {
         vectors: Vectors::load()?,
         repo,
         target,
-        cold_runs: std::env::var("BENCH_COLD_RUNS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(7),
+        cold_runs: env_usize("BENCH_COLD_RUNS", 7),
         raw: BTreeMap::new(),
         rows: Vec::new(),
     };
@@ -167,22 +165,16 @@ impl Bench {
                     .not_available("-", "criterion hot_path/challenge_answer has no result"),
             ),
         }
-        for (id, metric, reason) in [
+        for (id, metric) in [
             (
                 "approval_card_build_serialize",
                 "approval card: build+serialise",
-                "cards module not on main yet",
             ),
             (
                 "event_handler",
-                "event handler (MemoryStore, fake Feishu)",
-                "event-callback handler not on main yet",
+                "event handler (MemoryStore, in-process Feishu)",
             ),
-            (
-                "card_handler",
-                "card handler (MemoryStore, fake Feishu)",
-                "card-action handler not on main yet",
-            ),
+            ("card_handler", "card handler (MemoryStore)"),
         ] {
             match self.criterion_median(id) {
                 Some(ns) => {
@@ -190,9 +182,10 @@ impl Bench {
                     self.rows
                         .push(Row::new("hot", metric).value(ns, "ns", duration_ns(ns)));
                 }
-                None => self
-                    .rows
-                    .push(Row::new("hot", metric).not_available("-", reason)),
+                None => self.rows.push(
+                    Row::new("hot", metric)
+                        .not_available("-", format!("criterion hot_path/{id} has no result")),
+                ),
             }
         }
     }
@@ -314,57 +307,193 @@ impl Bench {
 
     /// Round trips per flow, click latency over DynamoDB Local + the simulator, updater pacing.
     async fn flows(&mut self) {
-        let rows = [
-            (
-                "round trips: message → card",
-                "≤ 4",
-                "event-callback handler and the simulator not on main yet",
-            ),
-            (
-                "round trips: click → answer",
-                "≤ 3 DynamoDB, 0 Feishu",
-                "card-action handler not on main yet",
-            ),
-            (
-                "round trips: one post-answer job",
-                "-",
-                "card-updater handler not on main yet",
-            ),
-            (
-                "token fetches over 1,000 events",
-                "≤ 1",
-                "event-callback handler and the simulator not on main yet",
-            ),
-            (
-                "click answer p50 (1,000 clicks)",
-                "-",
-                "card-action handler and the simulator not on main yet",
-            ),
-            (
-                "click answer p99 (1,000 clicks)",
-                "≤ 50 ms",
-                "card-action handler and the simulator not on main yet",
-            ),
-            (
-                "updater: 1,000 due jobs, achieved rate",
-                "≥ 45 req/s",
-                "card-updater handler and the simulator not on main yet",
-            ),
-            (
-                "updater: 429s seen",
-                "0",
-                "card-updater handler and the simulator not on main yet",
-            ),
-            (
-                "updater: wall for 1,000 jobs",
-                "-",
-                "card-updater handler and the simulator not on main yet",
-            ),
-        ];
-        for (metric, target, reason) in rows {
-            self.rows
-                .push(Row::new("flows", metric).not_available(target, reason));
-        }
+        let plan = FlowPlan {
+            events: env_usize("BENCH_EVENTS", 1000),
+            updater_time_box: Duration::from_secs(env_usize("BENCH_UPDATER_SECS", 60) as u64),
+        };
+        let r = match flows::run(&plan).await {
+            Ok(r) => r,
+            Err(e) => {
+                for (metric, target) in [
+                    ("round trips: message → card", "≤ 4"),
+                    ("round trips: click → answer", "≤ 3 DynamoDB, 0 Feishu"),
+                    ("token fetches over 1,000 events", "≤ 1"),
+                    ("click answer p99", "≤ 50 ms"),
+                    ("updater: achieved rate", "≥ 45 req/s"),
+                ] {
+                    self.rows
+                        .push(Row::new("flows", metric).not_available(target, e.clone()));
+                }
+                return;
+            }
+        };
+        self.raw.insert("flows".into(), json!(r));
+        let warm = &r.message_warm;
+        self.rows.push(
+            Row::new("flows", "round trips: message → card (warm)")
+                .value(
+                    warm.total() as f64,
+                    "requests",
+                    format!(
+                        "{} ({} DynamoDB + {} Feishu)",
+                        warm.total(),
+                        warm.dynamodb_total(),
+                        warm.feishu_total()
+                    ),
+                )
+                .target("≤ 4", Verdict::from_bool(warm.total() <= 4))
+                .note(format!(
+                    "{}; cold instance: {} ({})",
+                    warm.summary(),
+                    r.message_cold.total(),
+                    r.message_cold.summary()
+                )),
+        );
+        let click = &r.click_warm;
+        self.rows.push(
+            Row::new("flows", "round trips: click → answer")
+                .value(
+                    click.total() as f64,
+                    "requests",
+                    format!(
+                        "{} DynamoDB + {} Feishu",
+                        click.dynamodb_total(),
+                        click.feishu_total()
+                    ),
+                )
+                .target(
+                    "≤ 3 DynamoDB, 0 Feishu",
+                    Verdict::from_bool(
+                        click.dynamodb_total() <= 3
+                            && click.feishu_total() == 0
+                            && r.feishu_calls_during_clicks == 0,
+                    ),
+                )
+                .note(format!(
+                    "{}; Feishu requests during all {} clicks: {}",
+                    click.summary(),
+                    r.clicks,
+                    r.feishu_calls_during_clicks
+                )),
+        );
+        let job = &r.post_answer_job;
+        self.rows.push(
+            Row::new("flows", "round trips: one post-answer job")
+                .value(
+                    job.total() as f64,
+                    "requests",
+                    format!(
+                        "{} ({} DynamoDB + {} Feishu)",
+                        job.total(),
+                        job.dynamodb_total(),
+                        job.feishu_total()
+                    ),
+                )
+                .note(job.summary()),
+        );
+        let warm_events = r.events.saturating_sub(1);
+        self.rows.push(
+            Row::new(
+                "flows",
+                format!("token fetches over {warm_events} warm events"),
+            )
+            .value(
+                r.token_fetches_warm as f64,
+                "fetches",
+                r.token_fetches_warm.to_string(),
+            )
+            .target(
+                "≤ 1 per 1,000",
+                Verdict::from_bool(
+                    (r.token_fetches_warm as f64) <= (warm_events as f64 / 1000.0).max(1.0),
+                ),
+            )
+            .note(format!(
+                "plus {} on the cold first event; {} events in {:.1} s, {} not answered 200",
+                r.token_fetches_first_event,
+                r.events,
+                r.events_wall_ms / 1e3,
+                r.events_failed
+            )),
+        );
+        let mut handler = r.click_handler_ms.clone();
+        let mut roundtrip = r.click_roundtrip_ms.clone();
+        let (p50, p99) = (
+            percentile(&mut handler, 50.0),
+            percentile(&mut handler, 99.0),
+        );
+        let (rt50, rt99) = (
+            percentile(&mut roundtrip, 50.0),
+            percentile(&mut roundtrip, 99.0),
+        );
+        let clicks_note = format!(
+            "{} clicks on DynamoDB Local (time in the card-action handler); seen by the simulator over HTTP: p50 {rt50:.1} ms, p99 {rt99:.1} ms; {} clicks without a card update",
+            r.clicks, r.clicks_not_updated
+        );
+        self.rows.push(
+            Row::new("flows", format!("click answer p50 ({} clicks)", r.clicks))
+                .value(p50, "ms", format!("{p50:.1} ms"))
+                .note(clicks_note),
+        );
+        self.rows.push(
+            Row::new("flows", format!("click answer p99 ({} clicks)", r.clicks))
+                .value(p99, "ms", format!("{p99:.1} ms"))
+                .target(
+                    "≤ 50 ms",
+                    Verdict::from_bool(p99 <= 50.0 && r.clicks_not_updated == 0),
+                ),
+        );
+        let u = &r.updater;
+        let secs = u.wall_ms / 1e3;
+        let rate = if secs > 0.0 {
+            u.feishu_requests as f64 / secs
+        } else {
+            0.0
+        };
+        let scope = if u.drained {
+            format!("all {} due jobs", u.jobs_due)
+        } else {
+            format!(
+                "{} of {} due jobs in the {} s time box",
+                u.jobs_done, u.jobs_due, u.time_box_s
+            )
+        };
+        self.rows.push(
+            Row::new("flows", "updater: achieved Feishu rate")
+                .value(rate, "req/s", format!("{rate:.1} req/s"))
+                .target("≥ 45 req/s", Verdict::from_bool(rate >= 45.0))
+                .note(format!(
+                    "{scope}: {} Feishu requests, {} jobs done, {} failed, {} sweeps by one instance (reserved concurrency 1)",
+                    u.feishu_requests, u.jobs_done, u.jobs_failed, u.invocations
+                )),
+        );
+        self.rows.push(
+            Row::new("flows", "updater: 429s seen")
+                .value(
+                    u.rate_limited as f64,
+                    "responses",
+                    u.rate_limited.to_string(),
+                )
+                .target("0", Verdict::from_bool(u.rate_limited == 0)),
+        );
+        let (wall, shown) = if u.drained {
+            (secs, format!("{secs:.1} s"))
+        } else {
+            let per_job = if u.jobs_done > 0 {
+                secs / u.jobs_done as f64
+            } else {
+                f64::NAN
+            };
+            let projected = per_job * u.jobs_due as f64;
+            (projected, format!("≈ {projected:.0} s (projected)"))
+        };
+        self.rows.push(
+            Row::new(
+                "flows",
+                format!("updater: wall for {} due jobs", u.jobs_due),
+            )
+            .value(wall, "s", shown),
+        );
     }
 
     /// The env each function reads (docs: design.md "Config"), pointed at local servers.
@@ -446,6 +575,23 @@ fn median(xs: &mut [f64]) -> f64 {
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
+}
+
+/// The `p`-th percentile (nearest rank) of `xs`.
+fn percentile(xs: &mut [f64], p: f64) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * xs.len() as f64).ceil() as usize;
+    xs[rank.clamp(1, xs.len()) - 1]
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median_opt(xs: &mut [f64]) -> Option<f64> {

@@ -267,7 +267,7 @@ fn lambda_env(function_name: &str, runtime_api: &str) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_RUNTIME_API", runtime_api),
         ("AWS_LAMBDA_FUNCTION_NAME", function_name),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
         (
