@@ -66,7 +66,7 @@ async fn main() -> Result<(), String> {
     let notes: Vec<String> = bench
         .rows
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Miss) || !r.note.is_empty())
+        .filter(|r| !r.note.is_empty())
         .map(|r| format!("  {}: {}", r.metric, r.note))
         .collect();
     if !notes.is_empty() {
