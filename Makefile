@@ -16,8 +16,11 @@ help:
 	@echo "               (arm64: make build deploy ARCH=arm64, after rustup target add aarch64-unknown-linux-gnu)"
 	@echo "make bench  - benchmarks, written to bench/results.json"
 
+# The runner installs cargo-lambda and DynamoDB Local when missing, builds and starts everything, plays
+# a demo through the Feishu simulator and serves until Ctrl-C (settings: README, "Try it").
 run:
-	@echo "make run is not ready yet: the local-run issue brings it. Until then: make test."
+	@echo "==> building the local stack runner (cargo run --bin cardbot-local)"
+	@cargo run --bin cardbot-local
 
 # One DynamoDB Local for the whole run (nextest runs each test in its own process); always stopped.
 test:

@@ -9,8 +9,9 @@ case "${1:-}" in
     dir="$("$root/scripts/ensure-dynamodb-local.sh")"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     log="${TMPDIR:-/tmp}/cardbot-dynamodb-local-$port.log"
-    java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-      -inMemory -port "$port" >"$log" 2>&1 </dev/null &
+    # From its own folder: DynamoDB Local writes a metadata file into the working directory.
+    (cd "$dir" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+      -inMemory -disableTelemetry -port "$port" >"$log" 2>&1 </dev/null) &
     pid=$!
     for _ in $(seq 1 300); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -12,9 +12,6 @@ use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent}
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
 use crate::store::{CardStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
 
-/// A permanent failure is parked this long before the store's next (bounded) attempt.
-pub const PERMANENT_FAILURE_PARK_MS: i64 = 6 * 3600 * 1000;
-
 /// Why a reply or a job could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliverError {
@@ -186,7 +183,8 @@ where
 pub enum JobOutcome {
     /// Delivered (or nothing left to deliver); the job is done.
     Done { reason: &'static str },
-    /// Failed; rescheduled by the store, or dead after the bounded attempts.
+    /// Failed; rescheduled by the store, or dead after the bounded attempts or at once when
+    /// `permanent`.
     Failed {
         error: String,
         outcome: FailOutcome,
@@ -224,25 +222,25 @@ where
                 DeliverError::Feishu(e) => match jobs::on_failure(e, now) {
                     FailureAction::Retry { retry_at } => (retry_at, false),
                     FailureAction::SpendTokenAndReplan => (None, false),
-                    FailureAction::Permanent => (Some(now + PERMANENT_FAILURE_PARK_MS), true),
+                    FailureAction::Permanent => (None, true),
                 },
                 DeliverError::Store(e)
                     if e.is_retryable() || matches!(e, StoreError::Conflict(_)) =>
                 {
                     (None, false)
                 }
-                DeliverError::Store(_) | DeliverError::BadJob(_) => {
-                    (Some(now + PERMANENT_FAILURE_PARK_MS), true)
-                }
+                DeliverError::Store(_) | DeliverError::BadJob(_) => (None, true),
             };
-            // The store has no "dead now": a permanent failure is parked and, like every failure,
-            // ends `Dead` with its last error after the bounded attempts; it is never dropped.
-            let text = if permanent {
-                format!("permanent: {error}")
+            // A permanent failure is dead at once with its error, kept for a human; never dropped.
+            let (text, outcome) = if permanent {
+                let text = format!("permanent: {error}");
+                store.fail_job_permanently(job, &text, now).await?;
+                (text, FailOutcome::Dead)
             } else {
-                error.to_string()
+                let text = error.to_string();
+                let outcome = store.fail_job(job, &text, retry_at, now).await?;
+                (text, outcome)
             };
-            let outcome = store.fail_job(job, &text, retry_at, now).await?;
             Ok(JobOutcome::Failed {
                 error: text,
                 outcome,

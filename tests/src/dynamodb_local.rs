@@ -117,13 +117,14 @@ fn free_port() -> u16 {
 async fn launch(dir: &str, port: u16) -> Result<String, String> {
     // Statics are never dropped, so a watcher shell ends java when this test process is gone.
     let watcher = r#"java -Djava.library.path="$1/DynamoDBLocal_lib" -jar "$1/DynamoDBLocal.jar" \
-        -inMemory -port "$2" >/dev/null 2>&1 &
+        -inMemory -disableTelemetry -port "$2" >/dev/null 2>&1 &
 j=$!
 while kill -0 "$3" 2>/dev/null && kill -0 "$j" 2>/dev/null; do sleep 0.5; done
 kill "$j" 2>/dev/null
 wait "$j" 2>/dev/null"#;
     let mut child = Command::new("sh")
         .args(["-c", watcher, "dynamodb-local"])
+        .current_dir(dir)
         .arg(dir)
         .arg(port.to_string())
         .arg(std::process::id().to_string())

@@ -1,5 +1,6 @@
-//! Test support: the Feishu simulator, DynamoDB Local, local-stack helpers.
+//! Test support: the Feishu simulator, DynamoDB Local, the function harness, the local stack of `make run`.
 
 pub mod dynamodb_local;
 pub mod harness;
+pub mod local_stack;
 pub mod simulator;

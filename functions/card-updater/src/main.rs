@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use card_updater::CardUpdater;
 use cardbot::config::Config;
-use cardbot::feishu::{FeishuClient, FeishuClientConfig, SystemClock};
+use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -25,10 +25,35 @@ async fn main() -> Result<(), Error> {
     let updater = CardUpdater::new(&config, store, feishu, Arc::new(SystemClock), owner);
     let updater = &updater;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        let deadline = effective_deadline(event.context.deadline, SystemClock.now_millis());
         Ok::<_, Error>(serde_json::to_value(
             updater.handle(&event.payload, deadline).await,
         )?)
     }))
     .await
+}
+
+/// The template's Timeout of this function.
+const TIMEOUT_MS: i64 = 60_000;
+
+/// The runtime's deadline (epoch ms), or `now + TIMEOUT_MS` when it is not in the future:
+/// `cargo lambda watch` (`make run`) sends a fixed `lambda-runtime-deadline-ms: 600000`.
+fn effective_deadline(runtime_deadline: u64, now: i64) -> i64 {
+    match i64::try_from(runtime_deadline) {
+        Ok(deadline) if deadline > now => deadline,
+        _ => now + TIMEOUT_MS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_becomes_the_timeout_from_now() {
+        let now = 1_800_000_000_000;
+        assert_eq!(effective_deadline(600_000, now), now + TIMEOUT_MS);
+        assert_eq!(effective_deadline(u64::MAX, now), now + TIMEOUT_MS);
+        assert_eq!(effective_deadline(now as u64 + 5_000, now), now + 5_000);
+    }
 }

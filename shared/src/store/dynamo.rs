@@ -23,9 +23,10 @@ use aws_sdk_dynamodb::Client;
 use super::keys::{self, PK, SK};
 use super::table::{KeyAttribute, DUE_INDEX, TABLE};
 use super::{
-    plan_failure, truncate_error, ttl_secs, CardState, CardStore, DedupClaim, DedupStore,
-    EpochMillis, FailOutcome, Job, JobStatus, JobStore, NewJob, StoreError, StoreResult,
-    StoredTenantToken, StoredUpdateToken, TokenStore, DONE_JOB_TTL_MS,
+    is_last_attempt, plan_failure, truncate_error, ttl_secs, CardState, CardStore, DedupClaim,
+    DedupStore, EpochMillis, FailOutcome, Job, JobStatus, JobStore, NewJob, StoreError,
+    StoreResult, StoredTenantToken, StoredUpdateToken, TokenStore, DONE_JOB_TTL_MS,
+    LEASE_EXPIRED_ERROR,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -649,7 +650,82 @@ fn put_job(table: &str, job: &NewJob, now: EpochMillis) -> StoreResult<Put> {
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
+/// What a conditional job update did.
+enum JobWrite {
+    /// Written; the item as it is now.
+    Written(Item),
+    /// The condition failed; the item as it was (`None`: no such job).
+    Refused(Option<Item>),
+}
+
+/// `status = leased AND lease_owner = owner AND attempts = attempts`: still the lease a job was
+/// claimed under (every lease that does not complete adds an attempt, so it never repeats).
+fn lease_condition(expr: &mut Expr, owner: Option<&str>, attempts: u32) -> String {
+    let owner = match owner {
+        Some(owner) => format!("{} = {}", expr.name("lease_owner"), expr.value(s(owner))),
+        None => format!("attribute_not_exists({})", expr.name("lease_owner")),
+    };
+    format!(
+        "{} = {} AND {owner} AND {} = {}",
+        expr.name("status"),
+        expr.value(s(job_status_str(JobStatus::Leased))),
+        expr.name("attempts"),
+        expr.value(n(attempts)),
+    )
+}
+
+/// The changes that leave a job `Dead`: out of the index, lease cleared, no TTL (kept for a human).
+fn dead_changes(now: EpochMillis) -> Vec<(&'static str, Option<AttributeValue>)> {
+    vec![
+        ("status", Some(s(job_status_str(JobStatus::Dead)))),
+        ("updated_at", Some(n(now))),
+        (DUE_INDEX.partition_key.name, None),
+        ("lease_owner", None),
+        ("lease_until", None),
+    ]
+}
+
 impl DynamoStore {
+    /// One UpdateItem on a job: `update` if `condition` (both built over `expr`) holds.
+    async fn update_job_if(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        op: &str,
+        expr: Expr,
+        update: String,
+        condition: String,
+    ) -> StoreResult<JobWrite> {
+        let (names, values) = expr.values();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::card_pk(card_key),
+                &keys::job_sk(job_id),
+            )))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(mut out) => out
+                .attributes
+                .take()
+                .map(JobWrite::Written)
+                .ok_or_else(|| StoreError::Unavailable(format!("{op}: no item returned"))),
+            Err(e) if is_condition_failed(&e) => {
+                Ok(JobWrite::Refused(condition_failed_item(&e).cloned()))
+            }
+            Err(e) => Err(store_error(op, e)),
+        }
+    }
+
     /// Updates a job `job` leased, if it is still under that lease (owner and attempts unchanged).
     async fn update_leased_job(
         &self,
@@ -657,51 +733,95 @@ impl DynamoStore {
         op: &str,
         changes: Vec<(&str, Option<AttributeValue>)>,
     ) -> StoreResult<()> {
-        let owner = job.lease_owner.clone().ok_or_else(|| {
-            StoreError::Conflict(format!("{op}: job {} has no lease", job.job_id))
-        })?;
+        if job.lease_owner.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "{op}: job {} has no lease",
+                job.job_id
+            )));
+        }
+        let mut expr = Expr::default();
+        let update = set_remove(&mut expr, changes);
+        let condition = lease_condition(&mut expr, job.lease_owner.as_deref(), job.attempts);
+        let write = self
+            .update_job_if(&job.card_key, &job.job_id, op, expr, update, condition)
+            .await?;
+        match write {
+            JobWrite::Written(_) => Ok(()),
+            JobWrite::Refused(Some(_)) => Err(StoreError::Conflict(format!(
+                "{op}: job {} is not under this lease",
+                job.job_id
+            ))),
+            JobWrite::Refused(None) => Err(StoreError::NotFound(format!(
+                "job {}/{}",
+                job.card_key, job.job_id
+            ))),
+        }
+    }
+
+    /// Takes over the lapsed lease `lapsed` (as read), counting it as a failed attempt; buries the
+    /// job instead when that was its last one.
+    async fn claim_lapsed_job(
+        &self,
+        lapsed: &Job,
+        owner: &str,
+        now: EpochMillis,
+        lease_until: EpochMillis,
+    ) -> StoreResult<Option<Job>> {
+        let attempts = lapsed.attempts.saturating_add(1);
+        let dead = is_last_attempt(lapsed);
+        let mut changes = vec![
+            ("attempts", Some(n(attempts))),
+            ("last_error", Some(s(LEASE_EXPIRED_ERROR))),
+        ];
+        if dead {
+            changes.extend(dead_changes(now));
+        } else {
+            changes.extend(lease_changes(owner, now, lease_until));
+        }
         let mut expr = Expr::default();
         let update = set_remove(&mut expr, changes);
         let condition = format!(
-            "{} = {} AND {} = {} AND {} = {}",
-            expr.name("status"),
-            expr.value(s(job_status_str(JobStatus::Leased))),
-            expr.name("lease_owner"),
-            expr.value(s(owner)),
-            expr.name("attempts"),
-            expr.value(n(job.attempts)),
+            "{} AND {} <= {}",
+            lease_condition(&mut expr, lapsed.lease_owner.as_deref(), lapsed.attempts),
+            expr.name(DUE_INDEX.sort_key.name),
+            expr.value(n(now)),
         );
-        let (names, values) = expr.values();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::card_pk(&job.card_key),
-                &keys::job_sk(&job.job_id),
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => match condition_failed_item(&e) {
-                Some(_) => Err(StoreError::Conflict(format!(
-                    "{op}: job {} is not under this lease",
-                    job.job_id
-                ))),
-                None => Err(StoreError::NotFound(format!(
-                    "job {}/{}",
-                    job.card_key, job.job_id
-                ))),
-            },
-            Err(e) => Err(store_error(op, e)),
+        let write = self
+            .update_job_if(
+                &lapsed.card_key,
+                &lapsed.job_id,
+                "claim lapsed job",
+                expr,
+                update,
+                condition,
+            )
+            .await?;
+        match write {
+            // Another updater took it over (or its holder finished it) since we read it.
+            JobWrite::Refused(_) => Ok(None),
+            JobWrite::Written(_) if dead => {
+                tracing::warn!(card_key = %lapsed.card_key, job_id = %lapsed.job_id, attempts, "job dead: leases lapsed");
+                Ok(None)
+            }
+            JobWrite::Written(item) => job_from_item(&item).map(Some),
         }
     }
+}
+
+/// The changes that lease a job to `owner` until `lease_until`. The job stays in the index, due
+/// again when the lease lapses (a crashed updater).
+fn lease_changes(
+    owner: &str,
+    now: EpochMillis,
+    lease_until: EpochMillis,
+) -> Vec<(&'static str, Option<AttributeValue>)> {
+    vec![
+        ("status", Some(s(job_status_str(JobStatus::Leased)))),
+        ("lease_owner", Some(s(owner))),
+        ("lease_until", Some(n(lease_until))),
+        (DUE_INDEX.sort_key.name, Some(n(lease_until))),
+        ("updated_at", Some(n(now))),
+    ]
 }
 
 // ---- the traits ----
@@ -1088,51 +1208,28 @@ impl JobStore for DynamoStore {
     ) -> StoreResult<Option<Job>> {
         let lease_until = now + lease_ms;
         let mut expr = Expr::default();
-        // The job stays in the index, due again when the lease lapses (a crashed updater).
-        let update = set_remove(
-            &mut expr,
-            vec![
-                ("status", Some(s(job_status_str(JobStatus::Leased)))),
-                ("lease_owner", Some(s(owner))),
-                ("lease_until", Some(n(lease_until))),
-                (DUE_INDEX.sort_key.name, Some(n(lease_until))),
-                ("updated_at", Some(n(now))),
-            ],
-        );
+        let update = set_remove(&mut expr, lease_changes(owner, now, lease_until));
+        // The common case, one write: a pending job that is due.
         let condition = format!(
-            "attribute_exists({}) AND ({status} = {} OR {status} = {}) AND {} <= {}",
-            expr.name(PK),
+            "{} = {} AND {} <= {}",
+            expr.name("status"),
             expr.value(s(job_status_str(JobStatus::Pending))),
-            expr.value(s(job_status_str(JobStatus::Leased))),
             expr.name(DUE_INDEX.sort_key.name),
             expr.value(n(now)),
-            status = expr.name("status"),
         );
-        let (names, values) = expr.values();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::card_pk(card_key),
-                &keys::job_sk(job_id),
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.attributes() {
-                Some(item) => job_from_item(item).map(Some),
-                None => Err(StoreError::Unavailable(
-                    "claim job: no item returned".into(),
-                )),
-            },
-            Err(e) if is_condition_failed(&e) => Ok(None),
-            Err(e) => Err(store_error("claim job", e)),
+        let write = self
+            .update_job_if(card_key, job_id, "claim job", expr, update, condition)
+            .await?;
+        let current = match write {
+            JobWrite::Written(item) => return job_from_item(&item).map(Some),
+            JobWrite::Refused(None) => return Ok(None),
+            JobWrite::Refused(Some(item)) => job_from_item(&item)?,
+        };
+        if current.status == JobStatus::Leased && current.due_at <= now {
+            self.claim_lapsed_job(&current, owner, now, lease_until)
+                .await
+        } else {
+            Ok(None)
         }
     }
 
@@ -1184,6 +1281,22 @@ impl JobStore for DynamoStore {
         }
         self.update_leased_job(job, "fail job", changes).await?;
         Ok(outcome)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %job.card_key, job_id = %job.job_id))]
+    async fn fail_job_permanently(
+        &self,
+        job: &Job,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        let mut changes = vec![
+            ("attempts", Some(n(job.attempts.saturating_add(1)))),
+            ("last_error", Some(s(truncate_error(error)))),
+        ];
+        changes.extend(dead_changes(now));
+        self.update_leased_job(job, "fail job permanently", changes)
+            .await
     }
 }
 

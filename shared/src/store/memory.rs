@@ -9,9 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    plan_failure, truncate_error, ttl_secs, CardState, CardStore, DedupClaim, DedupStore,
-    EpochMillis, FailOutcome, Job, JobStatus, JobStore, NewJob, StoreError, StoreResult,
-    StoredTenantToken, TokenStore,
+    is_last_attempt, plan_failure, truncate_error, ttl_secs, CardState, CardStore, DedupClaim,
+    DedupStore, EpochMillis, FailOutcome, Job, JobStatus, JobStore, NewJob, StoreError,
+    StoreResult, StoredTenantToken, TokenStore, LEASE_EXPIRED_ERROR,
 };
 
 #[derive(Default)]
@@ -276,6 +276,22 @@ impl JobStore for MemoryStore {
         if !in_due_index(stored) || stored.due_at > now {
             return Ok(None);
         }
+        if stored.status == JobStatus::Leased {
+            // The holder crashed or timed out: its lease counts as a failed attempt.
+            let dead = is_last_attempt(stored);
+            stored.attempts += 1;
+            stored.last_error = Some(LEASE_EXPIRED_ERROR.to_owned());
+            if dead {
+                bury(stored, now);
+                tracing::warn!(
+                    card_key,
+                    job_id,
+                    attempts = stored.attempts,
+                    "job dead: leases lapsed"
+                );
+                return Ok(None);
+            }
+        }
         let lease_until = now + lease_ms;
         stored.status = JobStatus::Leased;
         stored.lease_owner = Some(owner.to_owned());
@@ -319,4 +335,26 @@ impl JobStore for MemoryStore {
         }
         Ok(outcome)
     }
+
+    async fn fail_job_permanently(
+        &self,
+        job: &Job,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        let mut tables = self.lock();
+        let stored = leased_as(&mut tables.jobs, job)?;
+        stored.attempts += 1;
+        stored.last_error = Some(truncate_error(error));
+        bury(stored, now);
+        Ok(())
+    }
+}
+
+/// Leaves `job` `Dead`: out of the index (status alone decides that here), lease cleared.
+fn bury(job: &mut Job, now: EpochMillis) {
+    job.status = JobStatus::Dead;
+    job.lease_owner = None;
+    job.lease_until = None;
+    job.updated_at = now;
 }

@@ -57,6 +57,8 @@ pub const JOB_RETRY_CAP_MS: i64 = 10 * 60_000;
 pub const DONE_JOB_TTL_MS: i64 = 7 * 24 * 3_600_000;
 /// `last_error` is cut to this many characters so a huge error body cannot bloat the item.
 pub const LAST_ERROR_MAX_CHARS: usize = 1_000;
+/// `last_error` of a job re-claimed after its lease lapsed: that lease counts as a failed attempt.
+pub const LEASE_EXPIRED_ERROR: &str = "lease expired (updater crashed or timed out)";
 
 /// Exponential backoff with jitter for the `attempts`-th failure (1-based): a delay drawn from
 /// `[d/2, d]` where `d = base * 2^(attempts-1)` capped, so failing updaters do not retry in step.
@@ -75,15 +77,20 @@ pub(crate) fn plan_failure(
     retry_at: Option<EpochMillis>,
     now: EpochMillis,
 ) -> FailOutcome {
-    let attempts = job.attempts.saturating_add(1);
-    if attempts >= MAX_JOB_ATTEMPTS {
+    if is_last_attempt(job) {
         return FailOutcome::Dead;
     }
+    let attempts = job.attempts.saturating_add(1);
     let due_at = match retry_at {
         Some(at) => at.max(now),
         None => now + job_retry_delay_ms(attempts),
     };
     FailOutcome::Rescheduled { due_at }
+}
+
+/// Whether one more failed attempt (a failure or a lapsed lease) leaves `job` `Dead`.
+pub(crate) fn is_last_attempt(job: &Job) -> bool {
+    job.attempts.saturating_add(1) >= MAX_JOB_ATTEMPTS
 }
 
 /// `error` cut to [`LAST_ERROR_MAX_CHARS`] characters.
@@ -227,11 +234,13 @@ pub trait CardStore: Send + Sync {
 pub enum JobStatus {
     /// In the `due` index, waiting for `due_at`.
     Pending,
-    /// Claimed by an updater until `lease_until`; back in the index as due when the lease lapses.
+    /// Claimed by an updater until `lease_until`; still in the index, due again when the lease
+    /// lapses (re-claiming it then counts the lapsed lease as a failed attempt).
     Leased,
     /// Delivered; left the index, expires by TTL.
     Done,
-    /// Gave up after the bounded attempts; kept, visible, never deleted by the store.
+    /// Gave up: after the bounded attempts, or at once on a permanent failure; kept, visible,
+    /// never deleted by the store.
     Dead,
 }
 
@@ -246,6 +255,8 @@ pub struct Job {
     pub status: JobStatus,
     /// Not before this time (epoch ms); the `due` index sort key while pending.
     pub due_at: EpochMillis,
+    /// Failed attempts so far: each `fail_job` and each lapsed lease adds one. With
+    /// `lease_owner` it identifies a lease, since every lease that does not complete adds one.
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Claim token of the current lease holder.
@@ -286,7 +297,10 @@ pub trait JobStore: Send + Sync {
     /// `due` index (never a Scan).
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>>;
     /// Conditionally takes the lease until `now + lease_ms`; `None` if another owner holds it, it
-    /// is not due yet, or it is done/dead.
+    /// is not due yet, or it is done/dead. Taking over a lapsed lease counts it as a failed
+    /// attempt (`attempts + 1`, `last_error` = [`LEASE_EXPIRED_ERROR`]); when that is the
+    /// [`MAX_JOB_ATTEMPTS`]-th, the job goes `Dead` (out of the index, no TTL) and `None` is
+    /// returned, so an updater that crashes on a job cannot be handed it forever.
     async fn claim_job(
         &self,
         card_key: &str,
@@ -308,6 +322,15 @@ pub trait JobStore: Send + Sync {
         retry_at: Option<EpochMillis>,
         now: EpochMillis,
     ) -> StoreResult<FailOutcome>;
+    /// Records the error (`attempts + 1`) and leaves the job `Dead` at once (out of the index, no
+    /// TTL): for a failure that will never succeed. Only by the lease owner holding the `job` it
+    /// claimed, else `Conflict`.
+    async fn fail_job_permanently(
+        &self,
+        job: &Job,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()>;
 }
 
 /// Everything a function may need, for wiring convenience.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use cardbot::store::{
     now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobStatus, NewJob, Store,
-    StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, MAX_JOB_ATTEMPTS,
+    StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, LEASE_EXPIRED_ERROR,
+    MAX_JOB_ATTEMPTS,
 };
 use futures::StreamExt;
 use rand::seq::SliceRandom;
@@ -564,6 +565,12 @@ pub async fn job_lapsed_lease_becomes_due_again<S: Store>(store: Arc<S>) {
         .unwrap()
         .unwrap();
     assert_eq!(second.lease_owner.as_deref(), Some("u2"));
+    // The lapsed lease counted as a failed attempt.
+    assert_eq!(
+        (second.attempts, second.last_error.as_deref()),
+        (1, Some(LEASE_EXPIRED_ERROR))
+    );
+    assert_eq!(store.get_job(&key, "j").await.unwrap().unwrap(), second);
     // The crashed owner wakes up: it may neither complete nor fail the job.
     let late = store.complete_job(&first, now + LEASE_MS + 1).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
@@ -699,6 +706,173 @@ pub async fn job_fail_honours_retry_at<S: Store>(store: Arc<S>) {
             due_at: now + 2_000
         }
     );
+}
+
+pub async fn job_fail_permanently_is_dead_at_once<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    store.enqueue(&job(&key, "other", now)).await.unwrap();
+    let leased = store
+        .claim_job(&key, "j", "u", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let long_error = format!("permanent: 230099 card expired {}", "x".repeat(5_000));
+    store
+        .fail_job_permanently(&leased, &long_error, now + 10)
+        .await
+        .unwrap();
+    let dead = store.get_job(&key, "j").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.status, dead.attempts, dead.updated_at),
+        (JobStatus::Dead, 1, now + 10)
+    );
+    assert_eq!((dead.lease_owner.as_ref(), dead.lease_until), (None, None));
+    let last_error = dead.last_error.clone().unwrap();
+    assert_eq!(
+        last_error.chars().count(),
+        cardbot::store::LAST_ERROR_MAX_CHARS
+    );
+    assert!(last_error.starts_with("permanent: 230099"), "{last_error}");
+    // Out of the index for good (only the other job is due), never claimable, still visible.
+    assert_eq!(due_ids(&*store, &key, now + 365 * DAY_MS).await, ["other"]);
+    assert!(store
+        .claim_job(&key, "j", "u", now + DAY_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .jobs_for_card(&key)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| (j.job_id.as_str(), j.status))
+            .collect::<Vec<_>>(),
+        [("j", JobStatus::Dead), ("other", JobStatus::Pending)]
+    );
+    // Only once, and only under the lease: a second call or a completion conflicts.
+    let again = store.fail_job_permanently(&leased, "again", now + 20).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let complete = store.complete_job(&leased, now + 20).await;
+    assert!(
+        matches!(complete, Err(StoreError::Conflict(_))),
+        "{complete:?}"
+    );
+    assert_eq!(store.get_job(&key, "j").await.unwrap().unwrap(), dead);
+    // A holder whose lease lapsed and was taken over may not bury the job.
+    let stale = store
+        .claim_job(&key, "other", "crashed", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let current = store
+        .claim_job(&key, "other", "u2", now + LEASE_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let late = store
+        .fail_job_permanently(&stale, "late", now + LEASE_MS + 1)
+        .await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert_eq!(
+        store.get_job(&key, "other").await.unwrap().unwrap(),
+        current
+    );
+    let mut missing = stale.clone();
+    missing.job_id = "missing".into();
+    let missing = store.fail_job_permanently(&missing, "x", now).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+pub async fn job_lapsed_leases_count_until_dead<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let mut now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    // A failure and lapsed leases share one budget of MAX_JOB_ATTEMPTS.
+    let leased = store
+        .claim_job(&key, "j", "u", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .fail_job(&leased, "503", Some(now), now)
+        .await
+        .unwrap();
+    let mut handed_out = 1;
+    let mut last = None;
+    loop {
+        let claimed = store
+            .claim_job(&key, "j", &format!("crash-{handed_out}"), now, LEASE_MS)
+            .await
+            .unwrap();
+        let Some(leased) = claimed else { break };
+        assert_eq!(leased.attempts, handed_out, "claim #{}", handed_out + 1);
+        let expected_error = if handed_out == 1 {
+            "503"
+        } else {
+            LEASE_EXPIRED_ERROR
+        };
+        assert_eq!(leased.last_error.as_deref(), Some(expected_error));
+        handed_out += 1;
+        assert!(handed_out <= MAX_JOB_ATTEMPTS + 1, "never dies");
+        // The updater crashes: nothing completes or fails the job; its lease lapses.
+        now += LEASE_MS;
+        last = Some(leased);
+    }
+    assert_eq!(handed_out, MAX_JOB_ATTEMPTS);
+    let dead = store.get_job(&key, "j").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.status, dead.attempts, dead.last_error.as_deref()),
+        (JobStatus::Dead, MAX_JOB_ATTEMPTS, Some(LEASE_EXPIRED_ERROR))
+    );
+    assert_eq!(
+        (dead.lease_owner.as_ref(), dead.lease_until, dead.updated_at),
+        (None, None, now)
+    );
+    assert!(due_ids(&*store, &key, now + 365 * DAY_MS).await.is_empty());
+    assert!(store
+        .claim_job(&key, "j", "u", now + DAY_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    // The last crashed holder wakes up: the job stays dead.
+    let late = store.complete_job(&last.unwrap(), now + 1).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert_eq!(store.get_job(&key, "j").await.unwrap().unwrap(), dead);
+}
+
+pub async fn job_lapsed_lease_taken_over_once<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    store.enqueue(&job(&key, "j", now)).await.unwrap();
+    store
+        .claim_job(&key, "j", "crashed", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    let claims = (0..10).map(|i| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move {
+            store
+                .claim_job(&key, "j", &format!("u{i}"), now + LEASE_MS, LEASE_MS)
+                .await
+                .unwrap()
+        })
+    });
+    let mut won = Vec::new();
+    for claim in claims.collect::<Vec<_>>() {
+        won.extend(claim.await.unwrap());
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    // One lapse, counted once.
+    let stored = store.get_job(&key, "j").await.unwrap().unwrap();
+    assert_eq!(stored, won[0]);
+    assert_eq!((stored.status, stored.attempts), (JobStatus::Leased, 1));
 }
 
 pub async fn jobs_two_claimers_deliver_500_exactly_once<S: Store + 'static>(store: Arc<S>) {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use cardbot::store::dynamo::{pending_job_item, DynamoStore};
 use cardbot::store::{
     ttl_secs, CardStore, DedupClaim, DedupStore, JobStore, StoreError, StoredTenantToken,
-    StoredUpdateToken, TokenStore, DONE_JOB_TTL_MS, MAX_JOB_ATTEMPTS,
+    StoredUpdateToken, TokenStore, DONE_JOB_TTL_MS, LEASE_EXPIRED_ERROR, MAX_JOB_ATTEMPTS,
 };
 use cardbot_tests::dynamodb_local;
 use futures::StreamExt;
@@ -169,6 +169,55 @@ async fn items_are_laid_out_as_documented() {
         (&s("dead"), &n(i64::from(MAX_JOB_ATTEMPTS)))
     );
     assert_eq!(item["last_error"], s("boom"));
+    assert_dead_layout(&item);
+
+    // Dead at once on a permanent failure: the same layout after one attempt.
+    store.enqueue(&job("c1", "permanent", now)).await.unwrap();
+    let leased = store
+        .claim_job("c1", "permanent", "u1", now, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .fail_job_permanently(&leased, "permanent: gone", now + 1)
+        .await
+        .unwrap();
+    let item = raw(&client, &table, "card#c1", "job#permanent")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&item["status"], &item["attempts"], &item["last_error"]),
+        (&s("dead"), &n(1), &s("permanent: gone"))
+    );
+    assert_dead_layout(&item);
+
+    // Dead after its leases lapsed MAX_JOB_ATTEMPTS times: the same layout.
+    store.enqueue(&job("c1", "crashing", now)).await.unwrap();
+    let mut at = now;
+    while store
+        .claim_job("c1", "crashing", "u1", at, 30_000)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        at += 30_000;
+    }
+    let item = raw(&client, &table, "card#c1", "job#crashing")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&item["status"], &item["attempts"], &item["last_error"]),
+        (
+            &s("dead"),
+            &n(i64::from(MAX_JOB_ATTEMPTS)),
+            &s(LEASE_EXPIRED_ERROR)
+        )
+    );
+    assert_dead_layout(&item);
+}
+
+/// A dead job is out of the `due` index, has no lease and no TTL (it is kept for a human).
+fn assert_dead_layout(item: &Item) {
     for gone in ["due_pk", "expires_at", "lease_owner", "lease_until"] {
         assert!(
             !item.contains_key(gone),

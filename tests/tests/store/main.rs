@@ -47,5 +47,8 @@ against_both_adapters!(
     job_lapsed_lease_becomes_due_again,
     job_fail_backs_off_then_dead_stays_visible,
     job_fail_honours_retry_at,
+    job_fail_permanently_is_dead_at_once,
+    job_lapsed_leases_count_until_dead,
+    job_lapsed_lease_taken_over_once,
     jobs_two_claimers_deliver_500_exactly_once,
 );

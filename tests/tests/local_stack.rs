@@ -1,0 +1,407 @@
+//! The local stack of `make run`: the updater driver against DynamoDB Local's stream, the event
+//! shapes it sends, the runner's refusals, and the whole stack driven from outside over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use axum::body::Bytes;
+use axum::http::Uri;
+use cardbot::store::dynamo::DynamoStore;
+use cardbot::store::{JobStore, NewJob};
+use cardbot_tests::dynamodb_local;
+use cardbot_tests::local_stack::updater::{self, Invoker, StreamsApi, UPDATER_FUNCTION};
+use cardbot_tests::local_stack::{demo, env, lines, process};
+use serde_json::{json, Value};
+
+/// A stand-in for cargo lambda watch's invoke endpoint: records `(path, body)` of each call.
+async fn capture_server() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let calls: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri, body: Bytes| {
+        let seen = seen.clone();
+        async move {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            seen.lock().unwrap().push((uri.path().to_owned(), body));
+            axum::Json(json!({"batchItemFailures": []}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, calls)
+}
+
+async fn wait_for_calls(calls: &Mutex<Vec<(String, Value)>>, n: usize, within: Duration) {
+    let started = Instant::now();
+    while calls.lock().unwrap().len() < n && started.elapsed() < within {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_job_reaches_the_updater_as_a_stream_event_within_2_s() {
+    let client = dynamodb_local::client().await;
+    let table = dynamodb_local::fresh_table(&client).await;
+    let endpoint = dynamodb_local::endpoint().await;
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let (watch_url, calls) = capture_server().await;
+    let http = reqwest::Client::new();
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move { while reports.recv().await.is_some() {} });
+    let driver = updater::start_stream(
+        StreamsApi::new(http.clone(), &endpoint, "us-east-1"),
+        &table,
+        Invoker::new(http, &watch_url),
+        "us-east-1".into(),
+        report,
+    )
+    .await
+    .unwrap();
+
+    // Card state items and job updates (claims) do not wake the updater; a new job does.
+    client
+        .put_item()
+        .table_name(&table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("card#om_1".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("state".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let inserted = Instant::now();
+    store
+        .enqueue(&NewJob {
+            card_key: "om_1".into(),
+            job_id: "approve-1".into(),
+            kind: "approve".into(),
+            payload: json!({"status": "leave_approved"}),
+            not_before: now,
+        })
+        .await
+        .unwrap();
+    wait_for_calls(&calls, 1, Duration::from_secs(10)).await;
+    let reached = inserted.elapsed();
+    let claimed = store
+        .claim_job("om_1", "approve-1", "test", now, 30_000)
+        .await
+        .unwrap();
+    assert!(claimed.is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    driver.abort();
+
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the insert of the job invokes: {calls:?}"
+    );
+    // About 2 s in the issue; a little headroom for a loaded 2-core CI machine.
+    assert!(reached < Duration::from_secs(3), "took {reached:?}");
+    let (path, body) = &calls[0];
+    assert_eq!(path, "/2015-03-31/functions/card-updater/invocations");
+    let event: DynamoDbEvent = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(event.records.len(), 1);
+    let record = &event.records[0];
+    assert_eq!(record.event_name, "INSERT");
+    assert_eq!(record.event_source.as_deref(), Some("aws:dynamodb"));
+    assert_eq!(record.aws_region, "us-east-1");
+    assert!(
+        record
+            .event_source_arn
+            .as_deref()
+            .is_some_and(|a| a.contains(&table)),
+        "{:?}",
+        record.event_source_arn
+    );
+    let keys = &body["Records"][0]["dynamodb"]["Keys"];
+    assert_eq!(keys["pk"]["S"], "card#om_1");
+    assert_eq!(keys["sk"]["S"], "job#approve-1");
+    let image = &body["Records"][0]["dynamodb"]["NewImage"];
+    assert_eq!(image["kind"]["S"], "approve", "{image}");
+    assert!(!record.change.new_image.is_empty());
+}
+
+#[tokio::test]
+async fn the_schedule_sends_an_eventbridge_scheduled_event() {
+    let (watch_url, calls) = capture_server().await;
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let sweep = updater::start_schedule(
+        Invoker::new(reqwest::Client::new(), &watch_url),
+        "us-east-1".into(),
+        Duration::from_millis(300),
+        report,
+    );
+    wait_for_calls(&calls, 2, Duration::from_secs(10)).await;
+    sweep.abort();
+    let line = reports.recv().await.unwrap();
+    assert!(line.contains("sweep"), "{line}");
+
+    let calls = calls.lock().unwrap().clone();
+    assert!(calls.len() >= 2, "a sweep every period: {calls:?}");
+    let (path, body) = &calls[0];
+    assert_eq!(
+        path,
+        &format!("/2015-03-31/functions/{UPDATER_FUNCTION}/invocations")
+    );
+    let event: EventBridgeEvent<Value> = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+    assert_eq!(event.source, "aws.events");
+    assert_eq!(event.detail, json!({}));
+    assert_eq!(event.region.as_deref(), Some("us-east-1"));
+}
+
+fn runner() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cardbot-local"));
+    // The test controls these; the caller's settings must not leak in.
+    for name in [
+        "FEISHU_BASE_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "TABLE_NAME",
+        env::SIMULATOR_PORT,
+        env::DYNAMODB_PORT,
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+#[test]
+fn the_runner_refuses_a_taken_port_by_name() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let out = runner()
+        .env(env::WATCH_PORT, port.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("port {port}")), "{stderr}");
+    assert!(stderr.contains(env::WATCH_PORT), "{stderr}");
+}
+
+#[test]
+fn the_runner_refuses_real_feishu_without_credentials() {
+    let out = runner()
+        .env("FEISHU_BASE_URL", "https://open.feishu.cn")
+        .env_remove("FEISHU_APP_ID")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FEISHU_APP_ID"), "{stderr}");
+}
+
+/// The runner as `make run` starts it; stopped with SIGTERM (then SIGKILL) when dropped.
+struct Runner {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Runner {
+    fn start() -> Self {
+        let mut child = runner()
+            .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
+            .env(
+                env::SIMULATOR_PORT,
+                process::free_port().unwrap().to_string(),
+            )
+            .env(env::DEMO, "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("runner │ {line}");
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines, log }
+    }
+
+    /// Reads lines until the ready line; returns the value of each `prefix` line seen.
+    fn wait_ready(&self, within: Duration) -> (String, String, String) {
+        let deadline = Instant::now() + within;
+        let (mut event, mut card, mut sim) = (None, None, None);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no ready line within {within:?} ({e})"));
+            if let Some(v) = line.strip_prefix(lines::EVENT_CALLBACK_URL) {
+                event = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix(lines::CARD_CALLBACK_URL) {
+                card = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix(lines::SIMULATOR_URL) {
+                sim = Some(v.trim_end_matches('/').trim_end_matches("/_sim").to_owned());
+            } else if line.starts_with(lines::READY) {
+                return (event.unwrap(), card.unwrap(), sim.unwrap());
+            }
+        }
+    }
+
+    /// SIGTERM, then waits; returns the exit status and the processes it had started that outlived it.
+    fn stop(&mut self) -> (Option<i32>, Vec<u32>) {
+        let tree = process::descendants(self.child.id());
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        let orphans = tree
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| !s.contains(") Z "))
+            })
+            .collect();
+        (status, orphans)
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.stop();
+        }
+    }
+}
+
+async fn sim_get(http: &reqwest::Client, url: String) -> Value {
+    http.get(&url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn sim_post(http: &reqwest::Client, url: String, body: Value) -> Value {
+    let response = http.post(&url).json(&body).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+/// The whole stack as `make run` starts it (cargo lambda watch, DynamoDB Local, simulator, updater
+/// driver), driven from outside: a signed, encrypted `审批` event and a click posted to the printed
+/// URLs by the simulator's control API; the card must end as 请假通过 in the simulator.
+#[test]
+fn make_run_serves_the_demo_conversation_over_http() {
+    let mut runner = Runner::start();
+    // A cold build of the functions on 2 cores takes minutes.
+    let (event_url, card_url, sim) = runner.wait_ready(Duration::from_secs(1200));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for url in [&event_url, &card_url] {
+            let response = http.post(url).body("{}").send().await.unwrap();
+            let status = response.status();
+            // The function itself rejects a malformed request (cargo lambda watch would answer 5xx).
+            assert!(status.is_client_error(), "{url}: {status}");
+        }
+        let config = sim_get(&http, format!("{sim}/_sim/config")).await;
+        let chat = config["p2p_chat_id"].as_str().unwrap().to_owned();
+
+        let delivery = sim_post(
+            &http,
+            format!("{sim}/_sim/user/message"),
+            json!({"url": event_url, "text": demo::COMMAND}),
+        )
+        .await;
+        assert_eq!(delivery["status"], 200, "{delivery}");
+        assert!(
+            delivery["headers"]
+                .to_string()
+                .to_lowercase()
+                .contains("x-lark-signature"),
+            "the event went out signed: {delivery}"
+        );
+        assert!(delivery["body"].as_str().unwrap().contains("\"encrypt\""));
+
+        let started = Instant::now();
+        let card_message = loop {
+            let messages = sim_get(&http, format!("{sim}/_sim/chats/{chat}/messages")).await;
+            let found = messages["items"].as_array().unwrap().iter().find(|m| {
+                m["msg_type"] == "interactive" && m["sender"].to_string().contains("app")
+            });
+            if let Some(m) = found {
+                break m["message_id"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no card: {messages}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let card = sim_get(&http, format!("{sim}/_sim/messages/{card_message}/card")).await;
+        let value = demo::button_value(&card["card"], demo::LEAVE_BUTTON)
+            .unwrap_or_else(|| panic!("no [{}] button: {card}", demo::LEAVE_BUTTON));
+
+        let click = sim_post(
+            &http,
+            format!("{sim}/_sim/user/click"),
+            json!({"url": card_url, "message_id": card_message, "value": value}),
+        )
+        .await;
+        assert_eq!(click["delivery"]["status"], 200, "{click}");
+        assert_eq!(click["client_error"], Value::Null, "{click}");
+
+        let started = Instant::now();
+        loop {
+            let card = sim_get(&http, format!("{sim}/_sim/messages/{card_message}/card")).await;
+            if card["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains(demo::LEAVE_APPROVED)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "the card never showed {}: {card}",
+                demo::LEAVE_APPROVED
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    drop(rt);
+
+    let (status, orphans) = runner.stop();
+    assert_eq!(status, Some(0), "the runner exits cleanly on SIGTERM");
+    assert!(orphans.is_empty(), "processes left behind: {orphans:?}");
+    let log = runner.log.lock().unwrap().join("\n");
+    assert!(log.contains(" new job"), "the stream path delivered: {log}");
+}
