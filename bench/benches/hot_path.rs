@@ -53,6 +53,46 @@ fn webhook_and_cards(c: &mut Criterion) {
     group.bench_function("card_verify_decrypt_parse", |b| {
         b.iter(|| verify_and_dispatch(&v, &v.card))
     });
+    // Where the event's time goes: the signature, the decrypt, and the JSON of the plaintext.
+    let key = v
+        .webhook
+        .encrypt_key
+        .clone()
+        .unwrap_or_else(|| panic!("no key"));
+    let header = |name: &str| {
+        v.event.headers[name]
+            .to_str()
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let (timestamp, nonce) = (
+        header(webhook::HEADER_TIMESTAMP),
+        header(webhook::HEADER_NONCE),
+    );
+    let encrypt = serde_json::from_slice::<serde_json::Value>(&v.event.body)
+        .ok()
+        .and_then(|b| b["encrypt"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let plaintext = v.event_plaintext.to_string();
+    group.bench_function("event_part_signature", |b| {
+        b.iter(|| {
+            webhook::signature_sha256(&timestamp, &nonce, &key, black_box(&v.event.body)).len()
+        })
+    });
+    group.bench_function("event_part_decrypt", |b| {
+        b.iter(|| {
+            webhook::decrypt(&key, black_box(&encrypt))
+                .map(|p| p.len())
+                .unwrap_or_default()
+        })
+    });
+    group.bench_function("event_part_json", |b| {
+        b.iter(|| {
+            serde_json::from_str::<webhook::MessageReceive>(black_box(&plaintext))
+                .map(|m| m.event.message.message_id.len())
+                .unwrap_or_else(|e| panic!("plaintext: {e}"))
+        })
+    });
     group.bench_function("challenge_answer", |b| {
         b.iter(|| verify_and_dispatch(&v, &challenge))
     });

@@ -29,9 +29,10 @@ pub enum StoreCall {
     ClaimJob,
     CompleteJob,
     FailJob,
+    FailJobPermanently,
 }
 
-const ALL: [StoreCall; 17] = [
+const ALL: [StoreCall; 18] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::GetTenantToken,
@@ -49,6 +50,7 @@ const ALL: [StoreCall; 17] = [
     StoreCall::ClaimJob,
     StoreCall::CompleteJob,
     StoreCall::FailJob,
+    StoreCall::FailJobPermanently,
 ];
 
 impl StoreCall {
@@ -71,6 +73,7 @@ impl StoreCall {
             Self::ClaimJob => "job.claim",
             Self::CompleteJob => "job.complete",
             Self::FailJob => "job.fail",
+            Self::FailJobPermanently => "job.fail_permanently",
         }
     }
 }
@@ -255,6 +258,16 @@ impl<S: JobStore> JobStore for CountingStore<S> {
     ) -> StoreResult<FailOutcome> {
         self.count(StoreCall::FailJob);
         self.inner.fail_job(job, error, retry_at, now).await
+    }
+
+    async fn fail_job_permanently(
+        &self,
+        job: &Job,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        self.count(StoreCall::FailJobPermanently);
+        self.inner.fail_job_permanently(job, error, now).await
     }
 }
 

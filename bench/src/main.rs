@@ -166,6 +166,9 @@ impl Bench {
             ),
         }
         for (id, metric) in [
+            ("event_part_signature", "  of which SHA-256 signature"),
+            ("event_part_decrypt", "  of which AES-256-CBC decrypt"),
+            ("event_part_json", "  of which JSON → typed event (direct)"),
             (
                 "approval_card_build_serialize",
                 "approval card: build+serialise",
