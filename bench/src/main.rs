@@ -152,23 +152,20 @@ impl Bench {
                 });
             }
         }
-        match self.criterion_median("challenge_answer") {
-            Some(ns) => self
-                .rows
-                .push(Row::new("hot", "challenge: decrypt+answer").value(
-                    ns,
-                    "ns",
-                    duration_ns(ns),
-                )),
-            None => self.rows.push(
-                Row::new("hot", "challenge: decrypt+answer")
-                    .not_available("-", "criterion hot_path/challenge_answer has no result"),
-            ),
-        }
         for (id, metric) in [
-            ("event_part_signature", "  of which SHA-256 signature"),
-            ("event_part_decrypt", "  of which AES-256-CBC decrypt"),
-            ("event_part_json", "  of which JSON → typed event (direct)"),
+            (
+                "event_part_signature",
+                "审批 event, part: SHA-256 signature",
+            ),
+            (
+                "event_part_decrypt",
+                "审批 event, part: AES-256-CBC decrypt",
+            ),
+            (
+                "event_part_json",
+                "审批 event, part: plaintext JSON → typed (direct)",
+            ),
+            ("challenge_answer", "challenge: decrypt+answer"),
             (
                 "approval_card_build_serialize",
                 "approval card: build+serialise",

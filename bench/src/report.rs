@@ -114,6 +114,21 @@ pub fn duration_ns(ns: f64) -> String {
     }
 }
 
+/// Terminal columns of `s`: CJK and full-width characters take two.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
 /// The table as printed by `make bench`.
 pub fn table(rows: &[Row]) -> String {
     let headers = ["metric", "ours", "target", "peer / ratio", "result"];
@@ -129,10 +144,10 @@ pub fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let mut widths = headers.map(|h| h.chars().count());
+    let mut widths = headers.map(width);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(width(c));
         }
     }
     let line = |cols: [&str; 5]| {
@@ -141,7 +156,7 @@ pub fn table(rows: &[Row]) -> String {
             if i > 0 {
                 s.push_str(" | ");
             }
-            let pad = w.saturating_sub(c.chars().count());
+            let pad = w.saturating_sub(width(c));
             s.push_str(c);
             s.extend(std::iter::repeat_n(' ', pad));
         }
@@ -210,6 +225,19 @@ mod tests {
         assert!(lines[4].ends_with("| MISS"));
         assert!(lines[5].contains("n/a (card handler not on main)"));
         assert!(lines[5].ends_with("| n/a"));
+    }
+
+    #[test]
+    fn chinese_metrics_pad_by_display_width() {
+        let rows = vec![
+            Row::new("hot", "审批 event").value(1.0, "ns", "1 ns"),
+            Row::new("hot", "card click").value(2.0, "ns", "2 ns"),
+        ];
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        // "审批 event" is 10 columns wide, like "card click": both cells end at the same column.
+        assert!(lines[2].starts_with("审批 event | 1 ns"), "{t}");
+        assert!(lines[3].starts_with("card click | 2 ns"), "{t}");
     }
 
     #[test]
