@@ -23,14 +23,15 @@ run:
 	@cargo run --bin cardbot-local
 
 # One DynamoDB Local for the whole run (nextest runs each test in its own process); always stopped.
+# The default members: the bench crate (criterion) builds only under make bench.
 test:
 	@set -euo pipefail; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
 	if cargo nextest --version >/dev/null 2>&1; then \
-		cargo nextest run --workspace --no-fail-fast; \
+		cargo nextest run --no-fail-fast; \
 	else \
-		cargo test --workspace --no-fail-fast; \
+		cargo test --no-fail-fast; \
 	fi
 
 fmt:
@@ -63,3 +64,7 @@ lint-template:
 		cfn-lint template.yaml && $(SAM) validate --lint --template template.yaml
 
 lint: fmt clippy lint-template
+
+# Hot path (criterion), peers (lark-oapi, node-sdk), cold starts, round trips, latency: see "Benchmarks" in README.md.
+bench:
+	@bench/run.sh

@@ -43,7 +43,7 @@ fn features(selection: &[&str]) -> Features {
 #[test]
 fn every_build_selection_enables_the_same_dependency_features() {
     let selections: [(&str, &[&str]); 6] = [
-        ("make test", &["--workspace", "-e", "normal,build,dev"]),
+        ("make test", &["-e", "normal,build,dev"]),
         ("make run", &["-p", "cardbot-tests", "-e", "normal,build"]),
         (
             "the three functions",

@@ -1,0 +1,405 @@
+//! The three flows end to end, wired as the functions' `main.rs` wire them (production retry
+//! policy), on DynamoDB Local behind a [`CountingStore`] and the Feishu simulator over HTTP:
+//! round trips per flow, token fetches, click latency, and the updater against 50 req/s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use card_action::CardAction;
+use card_updater::CardUpdater;
+use cardbot::approval;
+use cardbot::config::Config;
+use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig};
+use cardbot::store::dynamo::DynamoStore;
+use cardbot::store::JobStore;
+use cardbot_tests::harness::{self, SimulatorClock};
+use cardbot_tests::simulator::{ids, ApiCall, ChatKind, RateLimits, Sender, SimConfig, Simulator};
+use event_callback::EventCallback;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::counting::{CountingStore, StoreCounts};
+
+type Handler =
+    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+/// What one flow cost: DynamoDB requests per store method, Feishu requests per API.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoundTrips {
+    pub dynamodb: BTreeMap<&'static str, u64>,
+    pub feishu: BTreeMap<String, u64>,
+}
+
+impl RoundTrips {
+    fn new(store: StoreCounts, calls: &[ApiCall]) -> Self {
+        let mut feishu = BTreeMap::new();
+        for call in calls {
+            *feishu.entry(api_name(call)).or_insert(0) += 1;
+        }
+        Self {
+            dynamodb: store.0,
+            feishu,
+        }
+    }
+
+    pub fn dynamodb_total(&self) -> u64 {
+        self.dynamodb.values().sum()
+    }
+
+    pub fn feishu_total(&self) -> u64 {
+        self.feishu.values().sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.dynamodb_total() + self.feishu_total()
+    }
+
+    /// `dynamodb: dedup.claim=1 …; feishu: POST im.reply=2 …`.
+    pub fn summary(&self) -> String {
+        let join = |m: Vec<String>| {
+            if m.is_empty() {
+                "none".into()
+            } else {
+                m.join(" ")
+            }
+        };
+        format!(
+            "dynamodb: {}; feishu: {}",
+            join(
+                self.dynamodb
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            ),
+            join(
+                self.feishu
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            ),
+        )
+    }
+}
+
+/// `POST /open-apis/im/v1/messages/om_x/reply` → `POST im/v1/messages/:id/reply`.
+pub fn api_name(call: &ApiCall) -> String {
+    let path = call.path.split('?').next().unwrap_or_default();
+    let path = path.strip_prefix("/open-apis/").unwrap_or(path);
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|s| {
+            let id_like = s.len() > 12 && s.chars().any(|c| c.is_ascii_digit());
+            if id_like || s.starts_with("om_") || s.starts_with("oc_") {
+                ":id"
+            } else {
+                s
+            }
+        })
+        .collect();
+    format!("{} {}", call.method, segments.join("/"))
+}
+
+fn is_token_fetch(call: &ApiCall) -> bool {
+    call.path.contains("tenant_access_token")
+}
+
+fn is_rate_limited(call: &ApiCall) -> bool {
+    call.status == 429 || call.code == Some(99_991_400)
+}
+
+/// Everything the flows measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlowResults {
+    pub events: usize,
+    /// The first `审批` on a cold instance (token fetch included).
+    pub message_cold: RoundTrips,
+    /// The second `审批` on the warm instance.
+    pub message_warm: RoundTrips,
+    pub token_fetches_first_event: u64,
+    /// Token fetches over the events after the first.
+    pub token_fetches_warm: u64,
+    pub events_wall_ms: f64,
+    pub events_failed: usize,
+    pub clicks: usize,
+    pub click_warm: RoundTrips,
+    /// Time in the card-action handler per click.
+    pub click_handler_ms: Vec<f64>,
+    /// Feishu's view: post → answer, through HTTP (the simulator's clock).
+    pub click_roundtrip_ms: Vec<f64>,
+    pub clicks_not_updated: usize,
+    /// Feishu requests while all the clicks were answered (the card-action never calls Feishu).
+    pub feishu_calls_during_clicks: usize,
+    pub post_answer_job: RoundTrips,
+    pub updater: UpdaterRun,
+}
+
+/// The updater draining the due post-answer jobs against the simulator's limits.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpdaterRun {
+    pub jobs_due: usize,
+    pub jobs_done: usize,
+    pub jobs_failed: usize,
+    pub invocations: usize,
+    /// Feishu requests made (token fetches excluded).
+    pub feishu_requests: usize,
+    pub rate_limited: usize,
+    pub wall_ms: f64,
+    /// Whether every due job was done inside the time box.
+    pub drained: bool,
+    pub time_box_s: u64,
+}
+
+/// How big the flows run.
+#[derive(Debug, Clone)]
+pub struct FlowPlan {
+    pub events: usize,
+    pub updater_time_box: Duration,
+}
+
+/// A local function URL: an HTTP server that turns each request into a function-URL event,
+/// parses it as the Lambda runtime does, times the handler and records the time.
+async fn serve(handler: Handler, times: Arc<Mutex<Vec<Duration>>>) -> Result<String, String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let handler = handler.clone();
+        let times = times.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let event = harness::function_url_event(&headers, &bytes);
+            let start = Instant::now();
+            let response = handler(harness::lambda_request(&event)).await;
+            let took = start.elapsed();
+            if let Ok(mut t) = times.lock() {
+                t.push(took);
+            }
+            let status = response.status();
+            let mut out = axum::response::Response::new(axum::body::Body::from(
+                harness::response_bytes(&response),
+            ));
+            *out.status_mut() = status;
+            out.headers_mut().insert(
+                "content-type",
+                http::HeaderValue::from_static("application/json"),
+            );
+            out
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/"))
+}
+
+fn config_for(sim: &Simulator, table: &str) -> Result<Config, String> {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("FEISHU_APP_ID", ids::APP_ID.to_owned()),
+        ("FEISHU_APP_SECRET", ids::APP_SECRET.to_owned()),
+        ("FEISHU_ENCRYPT_KEY", ids::ENCRYPT_KEY.to_owned()),
+        (
+            "FEISHU_VERIFICATION_TOKEN",
+            ids::VERIFICATION_TOKEN.to_owned(),
+        ),
+        ("FEISHU_BASE_URL", sim.base_url()),
+        ("TABLE_NAME", table.to_owned()),
+    ]);
+    Config::from_lookup(|name| vars.get(name).cloned()).map_err(|e| format!("config: {e}"))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs message → card, click → answer and the updater; see [`FlowResults`].
+pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
+    let sim = Arc::new(
+        Simulator::start(SimConfig {
+            rate_limits: RateLimits::disabled(),
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| format!("simulator: {e}"))?,
+    );
+    let client = cardbot_tests::dynamodb_local::client().await;
+    let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
+    let store = Arc::new(CountingStore::new(DynamoStore::new(client, table.clone())));
+    let config = config_for(&sim, &table)?;
+    let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
+    // As main.rs builds it: default retry policy.
+    let feishu = Arc::new(
+        FeishuClient::builder(FeishuClientConfig::from(&config.feishu), store.clone())
+            .clock(clock.clone())
+            .build()
+            .map_err(|e| format!("feishu client: {e}"))?,
+    );
+    let events = Arc::new(EventCallback::new(
+        &config,
+        store.clone(),
+        feishu.clone(),
+        clock.clone(),
+    ));
+    let cards = Arc::new(CardAction::new(&config, store.clone(), clock.clone()));
+    let updater = CardUpdater::new(
+        &config,
+        store.clone(),
+        feishu,
+        clock,
+        "bench-updater".to_owned(),
+    );
+    let event_times = Arc::new(Mutex::new(Vec::new()));
+    let click_times = Arc::new(Mutex::new(Vec::new()));
+    let event_url = serve(
+        Arc::new(move |r| {
+            let events = events.clone();
+            Box::pin(async move { events.handle(r).await })
+        }),
+        event_times,
+    )
+    .await?;
+    let card_url = serve(
+        Arc::new(move |r| {
+            let cards = cards.clone();
+            Box::pin(async move { cards.handle(r).await })
+        }),
+        click_times.clone(),
+    )
+    .await?;
+    let mut out = FlowResults {
+        events: plan.events,
+        ..FlowResults::default()
+    };
+
+    // Message → card.
+    let started = Instant::now();
+    for i in 0..plan.events {
+        store.take();
+        sim.clear_calls();
+        let delivery = sim
+            .send_user_message(&event_url, ChatKind::P2p, "审批")
+            .await;
+        if delivery.status != Some(200) {
+            out.events_failed += 1;
+        }
+        let calls = sim.calls();
+        let fetches = calls.iter().filter(|c| is_token_fetch(c)).count() as u64;
+        match i {
+            0 => {
+                out.message_cold = RoundTrips::new(store.take(), &calls);
+                out.token_fetches_first_event = fetches;
+            }
+            1 => {
+                out.message_warm = RoundTrips::new(store.take(), &calls);
+                out.token_fetches_warm += fetches;
+            }
+            _ => out.token_fetches_warm += fetches,
+        }
+    }
+    out.events_wall_ms = ms(started.elapsed());
+    let card_messages: Vec<String> = sim
+        .all_messages()
+        .into_iter()
+        .filter(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
+        .map(|m| m.message_id)
+        .collect();
+
+    // Click → answer: 请假 on every card.
+    store.take();
+    sim.clear_calls();
+    if let Ok(mut t) = click_times.lock() {
+        t.clear();
+    }
+    for (i, message_id) in card_messages.iter().enumerate() {
+        let clicked = sim
+            .click_card(&card_url, message_id, json!({ "type": "leave" }))
+            .await
+            .map_err(|e| format!("click: {e}"))?;
+        if !clicked.card_updated || clicked.delivery.status != Some(200) {
+            out.clicks_not_updated += 1;
+        }
+        out.click_roundtrip_ms
+            .push(clicked.delivery.elapsed_ms as f64);
+        let counts = store.take();
+        if i == 1 {
+            out.click_warm = RoundTrips::new(counts, &sim.calls());
+        }
+    }
+    out.clicks = card_messages.len();
+    out.click_handler_ms = click_times
+        .lock()
+        .map(|t| t.iter().copied().map(ms).collect())
+        .unwrap_or_default();
+    out.feishu_calls_during_clicks = sim.calls().len();
+
+    // The post-answer jobs become due 2 s after their click; Feishu's limits apply from here.
+    tokio::time::sleep(Duration::from_millis(
+        cardbot::jobs::POST_ANSWER_DELAY_MS as u64 + 200,
+    ))
+    .await;
+    sim.set_rate_limits(RateLimits::default());
+
+    // One post-answer job, as the stream delivers it.
+    if let Some(first) = card_messages.first() {
+        let card_key = approval::card_key(first);
+        let job = store
+            .inner()
+            .jobs_for_card(&card_key)
+            .await
+            .map_err(|e| format!("jobs_for_card: {e}"))?
+            .into_iter()
+            .find(|j| j.kind == "post_answer")
+            .ok_or("the first click queued no post_answer job")?;
+        store.take();
+        sim.clear_calls();
+        let summary = updater
+            .handle(
+                &harness::stream_insert(&card_key, &job.job_id, job.due_at),
+                sim.now_ms() + 60_000,
+            )
+            .await;
+        if summary.done != 1 {
+            return Err(format!("the post-answer job did not complete: {summary:?}"));
+        }
+        out.post_answer_job = RoundTrips::new(store.take(), &sim.calls());
+    }
+
+    // The rest of the due jobs, swept back to back by one instance (reserved concurrency 1).
+    sim.clear_calls();
+    let run = &mut out.updater;
+    run.jobs_due = card_messages.len().saturating_sub(1);
+    run.time_box_s = plan.updater_time_box.as_secs();
+    let started = Instant::now();
+    let scheduled = json!({
+        "version": "0", "id": "bench-sweep", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": "2024-11-22T00:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/cardbot-sweep"], "detail": {}
+    });
+    while started.elapsed() < plan.updater_time_box {
+        let summary = updater.handle(&scheduled, sim.now_ms() + 60_000).await;
+        run.invocations += 1;
+        run.jobs_done += summary.done;
+        run.jobs_failed += summary.failed;
+        if summary.seen == 0 {
+            run.drained = true;
+            break;
+        }
+    }
+    run.wall_ms = ms(started.elapsed());
+    let calls = sim.calls();
+    run.feishu_requests = calls.iter().filter(|c| !is_token_fetch(c)).count();
+    run.rate_limited = calls.iter().filter(|c| is_rate_limited(c)).count();
+    Ok(out)
+}
