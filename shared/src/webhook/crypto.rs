@@ -29,18 +29,19 @@ fn aes_key(key: &EncryptKey) -> [u8; 32] {
 
 /// Decrypts an `encrypt` value: base64(iv ‖ AES-256-CBC(SHA-256(key), iv, PKCS#7(plaintext))).
 pub fn decrypt(key: &EncryptKey, encrypt: &str) -> Result<String, DecryptError> {
-    let raw = STANDARD.decode(encrypt).map_err(|_| DecryptError::Base64)?;
+    let mut raw = STANDARD.decode(encrypt).map_err(|_| DecryptError::Base64)?;
     if raw.len() <= BLOCK || (raw.len() - BLOCK) % BLOCK != 0 {
         return Err(DecryptError::CiphertextLength);
     }
-    let (iv, ciphertext) = raw.split_at(BLOCK);
-    let mut buf = ciphertext.to_vec();
-    let plaintext = cbc::Decryptor::<aes::Aes256>::new(&aes_key(key).into(), iv.into())
-        .decrypt_padded_mut::<Pkcs7>(&mut buf)
-        .map_err(|_| DecryptError::Padding)?;
-    let len = plaintext.len();
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|_| DecryptError::Utf8)
+    // In place: the plaintext overwrites the ciphertext, then moves down over the IV.
+    let (iv, ciphertext) = raw.split_at_mut(BLOCK);
+    let len = cbc::Decryptor::<aes::Aes256>::new(&aes_key(key).into(), (&*iv).into())
+        .decrypt_padded_mut::<Pkcs7>(ciphertext)
+        .map_err(|_| DecryptError::Padding)?
+        .len();
+    raw.copy_within(BLOCK..BLOCK + len, 0);
+    raw.truncate(len);
+    String::from_utf8(raw).map_err(|_| DecryptError::Utf8)
 }
 
 /// Encrypts like Feishu does, with the given IV (the simulator and tests pick it; Feishu uses a random one).

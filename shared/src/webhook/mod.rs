@@ -198,36 +198,20 @@ pub fn verify(
             limit: config.max_body_bytes,
         });
     }
+    // The hot path (every encrypted request) reads `encrypt` without building the outer object.
+    if let Some(encrypt) = peek_encrypt(body) {
+        return verify_encrypted(config, headers, body, &encrypt, now);
+    }
     let outer = parse_object(body)?;
-
     if let Some(encrypt) = outer.get("encrypt") {
-        let key = config
+        config
             .encrypt_key
             .as_ref()
             .ok_or(WebhookError::EncryptedBodyWithoutKey)?;
         let encrypt = encrypt
             .as_str()
             .ok_or(WebhookError::MissingField("encrypt"))?;
-        let Some(signature) = signature_headers(headers)? else {
-            // Only the challenge comes unsigned. Every other outcome gives the same error, so an
-            // unsigned body can never be used as a padding oracle.
-            let challenge = decrypt(key, encrypt)
-                .ok()
-                .and_then(|plain| parse_object(plain.as_bytes()).ok())
-                .filter(is_challenge)
-                .ok_or(WebhookError::MissingHeader(HEADER_SIGNATURE))?;
-            return answer_challenge(config, &challenge);
-        };
-        check_timestamp(signature.timestamp, config, now)?;
-        let expected = signature_sha256(signature.timestamp, signature.nonce, key, body);
-        if !crypto::constant_time_eq(expected.as_bytes(), signature.signature) {
-            return Err(WebhookError::SignatureMismatch);
-        }
-        let inner = parse_object(decrypt(key, encrypt)?.as_bytes())?;
-        if inner.contains_key("encrypt") {
-            return Err(WebhookError::UnknownBodyShape);
-        }
-        return dispatch(config, inner);
+        return verify_encrypted(config, headers, body, encrypt, now);
     }
 
     if is_legacy_card_action(&outer) {
@@ -265,13 +249,126 @@ pub fn verify(
     dispatch(config, outer)
 }
 
+/// An `{"encrypt": …}` body: signed with the Encrypt Key (only the challenge may come unsigned).
+fn verify_encrypted(
+    config: &WebhookConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    encrypt: &str,
+    now: EpochMillis,
+) -> Result<Inbound, WebhookError> {
+    let key = config
+        .encrypt_key
+        .as_ref()
+        .ok_or(WebhookError::EncryptedBodyWithoutKey)?;
+    let Some(signature) = signature_headers(headers)? else {
+        // Only the challenge comes unsigned. Every other outcome gives the same error, so an
+        // unsigned body can never be used as a padding oracle.
+        let challenge = decrypt(key, encrypt)
+            .ok()
+            .and_then(|plain| parse_object(plain.as_bytes()).ok())
+            .filter(is_challenge)
+            .ok_or(WebhookError::MissingHeader(HEADER_SIGNATURE))?;
+        return answer_challenge(config, &challenge);
+    };
+    check_timestamp(signature.timestamp, config, now)?;
+    let expected = signature_sha256(signature.timestamp, signature.nonce, key, body);
+    if !crypto::constant_time_eq(expected.as_bytes(), signature.signature) {
+        return Err(WebhookError::SignatureMismatch);
+    }
+    let plain = decrypt(key, encrypt)?;
+    if let Some(inbound) = dispatch_typed(config, plain.as_bytes())? {
+        return Ok(inbound);
+    }
+    let inner = parse_object(plain.as_bytes())?;
+    if inner.contains_key("encrypt") {
+        return Err(WebhookError::UnknownBodyShape);
+    }
+    dispatch(config, inner)
+}
+
+/// The outer body's `encrypt` string, read without building the object; `None` for anything else
+/// (no `encrypt`, not a string, not JSON), which the general path then answers.
+fn peek_encrypt(body: &[u8]) -> Option<Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Outer<'a> {
+        #[serde(borrow)]
+        encrypt: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Outer>(body).ok()?.encrypt
+}
+
+/// A key that is present, whatever its value (`null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// The two events the bot acts on, typed straight from the decrypted bytes (one pass, no
+/// intermediate object). `Ok(None)` hands anything else, or anything unusual (an envelope `type`,
+/// a nested `encrypt`, a field of an unexpected type, duplicate keys), to [`dispatch`], which
+/// gives the same answer for every envelope this accepts.
+fn dispatch_typed(config: &WebhookConfig, plain: &[u8]) -> Result<Option<Inbound>, WebhookError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        header: Option<Header<'a>>,
+        #[serde(default)]
+        encrypt: Present,
+        #[serde(default, rename = "type")]
+        kind: Present,
+    }
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        token: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        event_type: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        event_id: Option<Cow<'a, str>>,
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(plain) else {
+        return Ok(None);
+    };
+    let Some(header) = envelope
+        .header
+        .filter(|_| !envelope.encrypt.0 && !envelope.kind.0)
+    else {
+        return Ok(None);
+    };
+    check_token(config, header.token.as_deref(), "header.token")?;
+    let event_type = header
+        .event_type
+        .ok_or(WebhookError::MissingField("header.event_type"))?;
+    header
+        .event_id
+        .ok_or(WebhookError::MissingField("header.event_id"))?;
+    Ok(match event_type.as_ref() {
+        "im.message.receive_v1" => serde_json::from_slice(plain)
+            .ok()
+            .map(|m| Inbound::MessageReceive(Box::new(m))),
+        "card.action.trigger" => serde_json::from_slice(plain)
+            .ok()
+            .map(|c| Inbound::CardAction(Box::new(c))),
+        _ => None,
+    })
+}
+
 /// Routes a decrypted (or plain, unsigned) envelope, checking its Verification Token first.
 fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbound, WebhookError> {
     if is_challenge(&envelope) {
         return answer_challenge(config, &envelope);
     }
     if let Some(header) = envelope.get("header") {
-        check_token(config, header.get("token"), "header.token")?;
+        check_token(
+            config,
+            header.get("token").and_then(Value::as_str),
+            "header.token",
+        )?;
         let event_type = str_field(header, "event_type", "header.event_type")?.to_owned();
         let event_id = str_field(header, "event_id", "header.event_id")?.to_owned();
         let envelope = Value::Object(envelope);
@@ -293,7 +390,11 @@ fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbo
     if envelope.get("type").and_then(Value::as_str) == Some("event_callback")
         || envelope.contains_key("uuid")
     {
-        check_token(config, envelope.get("token"), "token")?;
+        check_token(
+            config,
+            envelope.get("token").and_then(Value::as_str),
+            "token",
+        )?;
         let envelope = Value::Object(envelope);
         let event = envelope
             .get("event")
@@ -314,7 +415,11 @@ fn answer_challenge(
     config: &WebhookConfig,
     envelope: &Map<String, Value>,
 ) -> Result<Inbound, WebhookError> {
-    check_token(config, envelope.get("token"), "token")?;
+    check_token(
+        config,
+        envelope.get("token").and_then(Value::as_str),
+        "token",
+    )?;
     let challenge = envelope
         .get("challenge")
         .and_then(Value::as_str)
@@ -326,12 +431,10 @@ fn answer_challenge(
 
 fn check_token(
     config: &WebhookConfig,
-    token: Option<&Value>,
+    token: Option<&str>,
     field: &'static str,
 ) -> Result<(), WebhookError> {
-    let token = token
-        .and_then(Value::as_str)
-        .ok_or(WebhookError::MissingField(field))?;
+    let token = token.ok_or(WebhookError::MissingField(field))?;
     if crypto::constant_time_eq(
         token.as_bytes(),
         config.verification_token.expose().as_bytes(),
@@ -445,4 +548,137 @@ fn without_token(mut envelope: Value) -> Value {
         }
     }
     envelope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EncryptKey, VerificationToken};
+    use proptest::prelude::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/feishu");
+
+    fn config() -> WebhookConfig {
+        WebhookConfig::new(
+            VerificationToken::new("cardbot-test-verification-token"),
+            Some(EncryptKey::new("cardbot-test-encrypt-key")),
+        )
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+    }
+
+    /// What the general path answers for a decrypted body.
+    fn general(config: &WebhookConfig, plain: &[u8]) -> Result<Inbound, WebhookError> {
+        let inner = parse_object(plain)?;
+        if inner.contains_key("encrypt") {
+            return Err(WebhookError::UnknownBodyShape);
+        }
+        dispatch(config, inner)
+    }
+
+    /// The typed path, where it answers, answers as the general path does.
+    fn assert_agrees(plain: &str) -> bool {
+        let config = config();
+        let fast = dispatch_typed(&config, plain.as_bytes());
+        let slow = general(&config, plain.as_bytes());
+        match fast {
+            Ok(None) => false,
+            Ok(Some(fast)) => {
+                let slow = slow.unwrap_or_else(|e| panic!("general path rejects: {e}\n{plain}"));
+                assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{plain}");
+                true
+            }
+            Err(fast) => {
+                let slow = slow
+                    .err()
+                    .unwrap_or_else(|| panic!("general path accepts\n{plain}"));
+                assert_eq!(fast.to_string(), slow.to_string(), "{plain}");
+                true
+            }
+        }
+    }
+
+    fn events() -> Vec<String> {
+        [
+            "event_im_message_receive_p2p_approval.json",
+            "event_im_message_receive_group_mention.json",
+            "callback_card_action_trigger_leave.json",
+            "callback_card_action_trigger_work_overtime.json",
+        ]
+        .map(fixture)
+        .to_vec()
+    }
+
+    #[test]
+    fn the_typed_path_takes_the_two_events_and_matches_the_general_path() {
+        for plain in events() {
+            assert!(assert_agrees(&plain), "typed path declined {plain}");
+            // Compact, as Feishu sends it.
+            let compact = serde_json::to_string(&serde_json::from_str::<Value>(&plain).unwrap());
+            assert!(assert_agrees(&compact.unwrap()));
+        }
+    }
+
+    #[test]
+    fn unusual_envelopes_go_to_the_general_path_or_get_its_answer() {
+        let plain = &events()[0];
+        let token = "\"token\": \"cardbot-test-verification-token\"";
+        let cases = [
+            (plain.replacen(token, "\"token\": \"forged\"", 1), true),
+            (plain.replacen(token, "\"token\": null", 1), true),
+            (plain.replacen(token, "\"token\": 7", 1), false),
+            (plain.replacen(token, "\"tokens\": 1", 1), true),
+            (plain.replacen("\"event_id\"", "\"event_ids\"", 1), true),
+            (plain.replacen("\"event_type\"", "\"event_types\"", 1), true),
+            (
+                plain.replacen("\"schema\"", "\"encrypt\": null, \"x\"", 1),
+                false,
+            ),
+            (
+                plain.replacen("\"schema\"", "\"type\": \"url_verification\", \"x\"", 1),
+                false,
+            ),
+            (
+                plain.replacen("\"schema\"", "\"header\": 1, \"x\"", 1),
+                false,
+            ),
+            (
+                plain.replacen(token, &format!("{token}, \"token\": \"forged\""), 1),
+                false,
+            ),
+            (
+                plain.replacen("\"message_id\"", "\"message_ids\"", 1),
+                false,
+            ),
+            (
+                plain.replacen("\"im.message.receive_v1\"", "\"im.chat.disbanded_v1\"", 1),
+                false,
+            ),
+        ];
+        for (case, typed) in cases {
+            assert_ne!(&case, plain);
+            assert_eq!(assert_agrees(&case), typed, "{case}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_edit_of_an_event_gets_the_same_answer_on_both_paths(
+            which in 0usize..4,
+            at in any::<prop::sample::Index>(),
+            len in 0usize..12,
+            insert in "[\"{}:,a-z0-9 ]{0,6}",
+        ) {
+            let plain = &events()[which];
+            let start = at.index(plain.len());
+            let end = (start + len).min(plain.len());
+            if plain.is_char_boundary(start) && plain.is_char_boundary(end) {
+                let edited = format!("{}{insert}{}", &plain[..start], &plain[end..]);
+                assert_agrees(&edited);
+            }
+        }
+    }
 }
