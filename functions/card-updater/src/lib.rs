@@ -11,6 +11,7 @@ use cardbot::deliver::{self, JobOutcome};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::jobs::ClaimBudget;
 use cardbot::store::{keys, CardStore, EpochMillis, JobStore};
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -32,6 +33,9 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     /// A streamed job due within this long is waited for (the post-answer job is due ≈ 2 s after
     /// the click); later ones are left to the sweep.
     pub max_stream_wait: Duration,
+    /// Cards worked on at once. One card's jobs run in order (its CardKit sequence and 10/s
+    /// limit are per card); the Feishu client paces all of them to the app's rate.
+    pub concurrency: usize,
 }
 
 /// What one invocation did.
@@ -43,6 +47,29 @@ pub struct Summary {
     pub failed: usize,
     /// Left for the next sweep: not claimable, not due soon enough, or out of time.
     pub skipped: usize,
+}
+
+impl Summary {
+    fn add(mut self, other: Summary) -> Summary {
+        self.seen += other.seen;
+        self.claimed += other.claimed;
+        self.done += other.done;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+        self
+    }
+}
+
+/// The jobs grouped by card, cards in the order they first appear, each card's jobs in order.
+fn by_card(targets: Vec<JobRef>) -> Vec<Vec<JobRef>> {
+    let mut groups: Vec<Vec<JobRef>> = Vec::new();
+    for target in targets {
+        match groups.iter_mut().find(|g| g[0].card_key == target.card_key) {
+            Some(group) => group.push(target),
+            None => groups.push(vec![target]),
+        }
+    }
+    groups
 }
 
 /// A job named by a stream record or the sweep.
@@ -109,6 +136,7 @@ where
             batch: 25,
             per_job: Duration::from_secs(10),
             max_stream_wait: Duration::from_secs(10),
+            concurrency: 8,
         }
     }
 
@@ -123,7 +151,6 @@ where
             deadline,
             per_job_ms: Self::ms(self.per_job),
         };
-        let mut summary = Summary::default();
         let targets = if is_stream_event(event) {
             stream_jobs(event)
         } else {
@@ -146,14 +173,26 @@ where
                 }
             }
         };
-        for target in targets {
-            summary.seen += 1;
-            if !self.wait_until_due(&target, &budget).await {
-                summary.skipped += 1;
-                continue;
-            }
-            self.run_one(&target, &budget, &mut summary).await;
-        }
+        let budget = &budget;
+        let summary = stream::iter(by_card(targets))
+            .map(|jobs| async move {
+                let mut summary = Summary::default();
+                for target in jobs {
+                    summary.seen += 1;
+                    if !self.wait_until_due(&target, budget).await {
+                        summary.skipped += 1;
+                        continue;
+                    }
+                    self.run_one(&target, budget, &mut summary).await;
+                }
+                summary
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .fold(
+                Summary::default(),
+                |total, one| async move { total.add(one) },
+            )
+            .await;
         info!(?summary, "updater done");
         summary
     }

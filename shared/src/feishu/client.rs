@@ -14,6 +14,7 @@ use super::cardkit::{self, BatchUpdateAction, CardIdData, CardWrite, ElementPosi
 use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::im::{self, MessageContent, ReceiveId, SentMessage};
+use super::pacer::Pacer;
 use super::request::{
     classify_answer, parse_data, AnswerOutcome, ApiRequest, Method, LOG_ID_HEADER,
     RATE_LIMIT_RESET_HEADER,
@@ -117,9 +118,16 @@ pub struct FeishuClientBuilder {
     token_store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    pacer: Pacer,
 }
 
 impl FeishuClientBuilder {
+    /// Replaces the app-wide pacing (default 45/s with a burst of 5; `0` disables it).
+    pub fn pace(mut self, per_second: u32, burst: u32) -> Self {
+        self.pacer = Pacer::new(per_second, burst);
+        self
+    }
+
     /// Replaces the default retry policy.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -154,6 +162,7 @@ impl FeishuClientBuilder {
             app_id: self.config.app_id,
             app_secret: self.config.app_secret,
             retry: self.retry,
+            pacer: self.pacer,
         })
     }
 }
@@ -166,6 +175,7 @@ pub struct FeishuClient {
     app_secret: String,
     tokens: TenantTokenProvider,
     retry: RetryPolicy,
+    pacer: Pacer,
 }
 
 impl fmt::Debug for FeishuClient {
@@ -195,6 +205,7 @@ impl FeishuClient {
             token_store,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
+            pacer: Pacer::default(),
         }
     }
 
@@ -241,6 +252,25 @@ impl FeishuClient {
                     last: "no time left for an attempt".to_owned(),
                 });
             }
+            if token.is_some() {
+                // Every API call, retries included, takes a slot of the app's rate.
+                let now = Instant::now();
+                let latest = deadline
+                    .instant()
+                    .checked_sub(self.retry.min_attempt_window);
+                match latest.and_then(|latest| self.pacer.reserve(now, latest)) {
+                    Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                    Some(_) => {}
+                    None => {
+                        return Err(FeishuError::DeadlineExceeded {
+                            attempts,
+                            last: "no slot of the app's request rate before the deadline"
+                                .to_owned(),
+                        })
+                    }
+                }
+            }
+            let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);
             attempts += 1;
             let outcome = self.attempt(request, token, timeout).await;
             let (error, wait) = match outcome {

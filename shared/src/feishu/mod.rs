@@ -9,6 +9,7 @@ mod client;
 pub mod deadline;
 pub mod error;
 pub mod im;
+pub mod pacer;
 pub mod request;
 pub mod request_uuid;
 pub mod token;
