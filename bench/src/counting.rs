@@ -21,6 +21,7 @@ pub enum StoreCall {
     GetCard,
     UpdateCard,
     NextSequence,
+    CreateCardWithJobs,
     UpdateCardAndEnqueue,
     Enqueue,
     GetJob,
@@ -32,7 +33,7 @@ pub enum StoreCall {
     FailJobPermanently,
 }
 
-const ALL: [StoreCall; 18] = [
+const ALL: [StoreCall; 19] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::GetTenantToken,
@@ -42,6 +43,7 @@ const ALL: [StoreCall; 18] = [
     StoreCall::GetCard,
     StoreCall::UpdateCard,
     StoreCall::NextSequence,
+    StoreCall::CreateCardWithJobs,
     StoreCall::UpdateCardAndEnqueue,
     StoreCall::Enqueue,
     StoreCall::GetJob,
@@ -64,7 +66,8 @@ impl StoreCall {
             Self::CreateCard => "card.create",
             Self::GetCard => "card.get",
             Self::UpdateCard => "card.update",
-            Self::NextSequence => "card.next_sequence",
+            Self::NextSequence => "card.next_sequences",
+            Self::CreateCardWithJobs => "card.create_with_jobs",
             Self::UpdateCardAndEnqueue => "card.update_and_enqueue",
             Self::Enqueue => "job.enqueue",
             Self::GetJob => "job.get",
@@ -193,9 +196,18 @@ impl<S: CardStore> CardStore for CountingStore<S> {
         self.inner.update_card(state).await
     }
 
-    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32> {
+    async fn create_card_with_jobs(
+        &self,
+        state: &CardState,
+        jobs: &[NewJob],
+    ) -> StoreResult<CardState> {
+        self.count(StoreCall::CreateCardWithJobs);
+        self.inner.create_card_with_jobs(state, jobs).await
+    }
+
+    async fn next_sequences(&self, card_key: &str, count: u32) -> StoreResult<i32> {
         self.count(StoreCall::NextSequence);
-        self.inner.next_sequence(card_key).await
+        self.inner.next_sequences(card_key, count).await
     }
 
     async fn update_card_and_enqueue(

@@ -163,15 +163,11 @@ where
         },
         now,
     );
-    match store.create_card(&state).await {
+    let jobs = approval::jobs_for_new_card(&state, approval_ttl_ms);
+    match store.create_card_with_jobs(&state, &jobs).await {
+        // A retried reply: the card and its jobs were written together the first time.
         Ok(_) | Err(StoreError::Conflict(_)) => {}
         Err(e) => return Err(fail(e.into(), &progress)),
-    }
-    for job in approval::jobs_for_new_card(&state, approval_ttl_ms) {
-        store
-            .enqueue(&job)
-            .await
-            .map_err(|e| fail(e.into(), &progress))?;
     }
     Ok(SentReply {
         card_key: Some(state.card_key),
@@ -299,13 +295,19 @@ where
         };
         let result = match delivery {
             Delivery::CardKit { card_id, ops } => {
+                // One write reserves the sequences of every call, in the order they are sent.
+                let count = u32::try_from(ops.len()).unwrap_or(u32::MAX);
+                let first = match count {
+                    0 => 0,
+                    _ => store.next_sequences(&job.card_key, count).await?,
+                };
                 for (index, op) in ops.iter().enumerate() {
                     if index > 0 {
                         // CardKit allows 10 writes/s per card.
                         tokio::time::sleep(Duration::from_millis(jobs::CARDKIT_MIN_INTERVAL_MS))
                             .await;
                     }
-                    let sequence = store.next_sequence(&job.card_key).await?;
+                    let sequence = first + i32::try_from(index).unwrap_or(i32::MAX);
                     let key =
                         jobs::op_idempotency_key(&job.card_key, &job.job_id, job.attempts, index);
                     op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)

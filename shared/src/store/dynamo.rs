@@ -13,10 +13,10 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, SseSpecification,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -977,6 +977,78 @@ impl CardStore for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, jobs = jobs.len()))]
+    async fn create_card_with_jobs(
+        &self,
+        state: &CardState,
+        jobs: &[NewJob],
+    ) -> StoreResult<CardState> {
+        if jobs.is_empty() {
+            return self.create_card(state).await;
+        }
+        let card = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(card_item(state, 1)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let now = super::now_millis();
+        let mut write = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(card).build());
+        for job in jobs {
+            write = write.transact_items(
+                TransactWriteItem::builder()
+                    .put(put_job(&self.table, job, now)?)
+                    .build(),
+            );
+        }
+        let err = match write.send().await {
+            Ok(_) => {
+                return Ok(CardState {
+                    version: 1,
+                    ..state.clone()
+                })
+            }
+            Err(err) => err,
+        };
+        let reasons = match &err {
+            SdkError::ServiceError(e) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => {
+                    c.cancellation_reasons().to_vec()
+                }
+                _ => return Err(store_error("create card with jobs", err)),
+            },
+            _ => return Err(store_error("create card with jobs", err)),
+        };
+        let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
+        let codes: Vec<String> = reasons.iter().map(code).collect();
+        match codes.first().map(String::as_str) {
+            Some("ConditionalCheckFailed") => Err(StoreError::Conflict(format!(
+                "card {} exists",
+                state.card_key
+            ))),
+            // A job is there without its card (written one by one): do the same one by one.
+            _ if codes.iter().skip(1).any(|c| c == "ConditionalCheckFailed") => {
+                let created = self.create_card(state).await?;
+                for job in jobs {
+                    self.enqueue(job).await?;
+                }
+                Ok(created)
+            }
+            _ if codes.iter().any(|c| is_throttling(c)) => Err(StoreError::Throttled),
+            _ if codes.iter().any(|c| c == "TransactionConflict") => Err(StoreError::Conflict(
+                format!("card {} is being written concurrently", state.card_key),
+            )),
+            _ => Err(StoreError::Unavailable(format!(
+                "create card with jobs: cancelled ({})",
+                codes.join(", ")
+            ))),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>> {
         let item = self
@@ -1021,7 +1093,9 @@ impl CardStore for DynamoStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32> {
+    async fn next_sequences(&self, card_key: &str, count: u32) -> StoreResult<i32> {
+        let count = i32::try_from(count.max(1))
+            .map_err(|_| StoreError::SequenceExhausted(card_key.to_owned()))?;
         let result = self
             .client
             .update_item()
@@ -1030,13 +1104,13 @@ impl CardStore for DynamoStore {
                 keys::card_pk(card_key),
                 keys::CARD_STATE_SK,
             )))
-            .update_expression("ADD #sequence :one")
-            // CardKit sequences are int32: refuse to hand out i32::MAX + 1.
-            .condition_expression("attribute_exists(#pk) AND #sequence < :max")
+            .update_expression("ADD #sequence :count")
+            // CardKit sequences are int32: refuse to hand out past i32::MAX.
+            .condition_expression("attribute_exists(#pk) AND #sequence <= :max")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(i32::MAX))
+            .expression_attribute_values(":count", n(count))
+            .expression_attribute_values(":max", n(i32::MAX - count))
             .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -1044,7 +1118,8 @@ impl CardStore for DynamoStore {
         match result {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                Fields::new(&item).n("sequence")
+                let last: i32 = Fields::new(&item).n("sequence")?;
+                Ok(last - count + 1)
             }
             Err(e) if is_condition_failed(&e) => match condition_failed_item(&e) {
                 Some(_) => Err(StoreError::SequenceExhausted(card_key.to_owned())),

@@ -155,6 +155,23 @@ impl CardStore for MemoryStore {
         Ok(created)
     }
 
+    async fn create_card_with_jobs(
+        &self,
+        state: &CardState,
+        jobs: &[NewJob],
+    ) -> StoreResult<CardState> {
+        let created = self.create_card(state).await?;
+        let now = super::now_millis();
+        let mut tables = self.lock();
+        for job in jobs {
+            tables
+                .jobs
+                .entry(job_key(&job.card_key, &job.job_id))
+                .or_insert_with(|| new_job(job, now));
+        }
+        Ok(created)
+    }
+
     async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>> {
         Ok(self.lock().cards.get(card_key).cloned())
     }
@@ -170,17 +187,19 @@ impl CardStore for MemoryStore {
         Ok(stored.clone())
     }
 
-    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32> {
+    async fn next_sequences(&self, card_key: &str, count: u32) -> StoreResult<i32> {
         let mut tables = self.lock();
         let stored = tables
             .cards
             .get_mut(card_key)
             .ok_or_else(|| StoreError::NotFound(format!("card {card_key}")))?;
+        let count = i32::try_from(count.max(1))
+            .map_err(|_| StoreError::SequenceExhausted(card_key.to_owned()))?;
         stored.sequence = stored
             .sequence
-            .checked_add(1)
+            .checked_add(count)
             .ok_or_else(|| StoreError::SequenceExhausted(card_key.to_owned()))?;
-        Ok(stored.sequence)
+        Ok(stored.sequence - count + 1)
     }
 
     async fn update_card_and_enqueue(

@@ -216,7 +216,21 @@ pub trait CardStore: Send + Sync {
     async fn update_card(&self, state: &CardState) -> StoreResult<CardState>;
     /// Atomically increments and returns the card's CardKit sequence (1, 2, …); refuses past
     /// i32::MAX with `SequenceExhausted`; `NotFound` when the card has no state.
-    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32>;
+    async fn next_sequence(&self, card_key: &str) -> StoreResult<i32> {
+        self.next_sequences(card_key, 1).await
+    }
+    /// Reserves `count` (≥ 1) consecutive sequences in one write and returns the first, so a job
+    /// of several CardKit calls costs one round trip for all of them. Refuses with
+    /// `SequenceExhausted` when the last would pass i32::MAX; `NotFound` without card state.
+    async fn next_sequences(&self, card_key: &str, count: u32) -> StoreResult<i32>;
+    /// [`CardStore::create_card`] and [`JobStore::enqueue`] of each of `jobs` in one write, so a
+    /// new card never exists without its jobs. `Conflict` if the card exists (it was written with
+    /// its jobs the first time, so a retried reply has nothing left to do).
+    async fn create_card_with_jobs(
+        &self,
+        state: &CardState,
+        jobs: &[NewJob],
+    ) -> StoreResult<CardState>;
     /// [`CardStore::update_card`] and [`JobStore::enqueue`] in one transaction, so a click is one
     /// write: both happen or neither. If the job already exists (a retried click), the card is
     /// still updated and the job left as it is. The returned state's `sequence` is the one passed

@@ -362,6 +362,48 @@ pub async fn sequence_refuses_past_int32<S: Store>(store: Arc<S>) {
     );
 }
 
+pub async fn sequence_ranges_are_reserved_in_one_write<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("card");
+    store.create_card(&card(&key, t0())).await.unwrap();
+    assert_eq!(store.next_sequences(&key, 7).await.unwrap(), 1);
+    assert_eq!(store.next_sequence(&key).await.unwrap(), 8);
+    assert_eq!(store.next_sequences(&key, 3).await.unwrap(), 9);
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap().sequence, 11);
+    // Concurrent reservations never overlap and leave no gap.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.next_sequences(&key, 5).await.unwrap() })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        let first = task.await.unwrap();
+        for sequence in first..first + 5 {
+            assert!(seen.insert(sequence), "{sequence} handed out twice");
+        }
+    }
+    assert_eq!(seen, (12..=111).collect::<BTreeSet<i32>>());
+    // A range that would pass int32 is refused whole; a smaller one still fits.
+    let full = unique("card");
+    let seeded = CardState {
+        sequence: i32::MAX - 2,
+        ..card(&full, t0())
+    };
+    store.create_card(&seeded).await.unwrap();
+    let past = store.next_sequences(&full, 3).await;
+    assert!(
+        matches!(past, Err(StoreError::SequenceExhausted(_))),
+        "{past:?}"
+    );
+    assert_eq!(store.next_sequences(&full, 2).await.unwrap(), i32::MAX - 1);
+    let missing = store.next_sequences(&unique("card"), 2).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
 pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
     let key = unique("card");
     let now = t0();
@@ -426,6 +468,64 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
 }
 
 // ---- jobs ----
+
+pub async fn create_card_with_jobs_writes_both_or_neither<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let jobs = [job(&key, "expire", now + 60_000), job(&key, "other", now)];
+    let created = store
+        .create_card_with_jobs(&card(&key, now), &jobs)
+        .await
+        .unwrap();
+    assert_eq!(created.version, 1);
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap(), created);
+    let mut ids: Vec<_> = store
+        .jobs_for_card(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.job_id, j.status, j.due_at))
+        .collect();
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ids,
+        [
+            ("expire".to_owned(), JobStatus::Pending, now + 60_000),
+            ("other".to_owned(), JobStatus::Pending, now)
+        ]
+    );
+    // Again (a retried reply): Conflict, and neither the card nor a job changes.
+    let again = CardState {
+        status: "changed".into(),
+        ..card(&key, now)
+    };
+    let mut changed_job = job(&key, "expire", now);
+    changed_job.payload = json!({"changed": true});
+    let conflict = store
+        .create_card_with_jobs(&again, &[changed_job, job(&key, "third", now)])
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    assert_eq!(store.get_card(&key).await.unwrap().unwrap(), created);
+    let after: Vec<_> = store.jobs_for_card(&key).await.unwrap();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|j| j.payload != json!({"changed": true})));
+    // A job queued before its card (one by one): the card is still created, the job kept.
+    let early = unique("card");
+    store.enqueue(&job(&early, "expire", now)).await.unwrap();
+    let queued = store.get_job(&early, "expire").await.unwrap().unwrap();
+    store
+        .create_card_with_jobs(&card(&early, now), &[job(&early, "expire", now + 5)])
+        .await
+        .unwrap();
+    assert!(store.get_card(&early).await.unwrap().is_some());
+    assert_eq!(
+        store.get_job(&early, "expire").await.unwrap().unwrap(),
+        queued
+    );
+}
 
 pub async fn enqueue_is_idempotent<S: Store>(store: Arc<S>) {
     let key = unique("card");
