@@ -7,5 +7,6 @@ pub mod deliver;
 pub mod feishu;
 pub mod function_url;
 pub mod jobs;
+pub mod logging;
 pub mod store;
 pub mod webhook;

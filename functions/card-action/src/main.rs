@@ -9,7 +9,7 @@ use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    cardbot::logging::init();
     let config = Config::from_env()?;
     let store = Arc::new(DynamoStore::from_env().await?);
     let handler = CardAction::new(&config, store, Arc::new(SystemClock));

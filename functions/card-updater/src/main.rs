@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    cardbot::logging::init();
     let config = Config::from_env()?;
     let store = Arc::new(DynamoStore::from_env().await?);
     let feishu = Arc::new(FeishuClient::new(
