@@ -1,6 +1,7 @@
 //! The functions' log setup: one line per event on stdout, as Lambda expects. The level follows
-//! Lambda's advanced logging controls (`AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG` with per-target
-//! directives (`cardbot=debug,info`), else `info`; `AWS_LAMBDA_LOG_FORMAT=JSON` gives JSON lines.
+//! `RUST_LOG` with per-target directives (`cardbot=debug,info`; the template's `LogLevel`), else
+//! Lambda's advanced logging controls (`AWS_LAMBDA_LOG_LEVEL`, which Lambda may set by itself for
+//! JSON logs), else `info`; `AWS_LAMBDA_LOG_FORMAT=JSON` gives JSON lines.
 //! Directives are matched by target prefix, without the regex engine a full env filter carries.
 
 use std::str::FromStr;
@@ -13,11 +14,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The filter for these settings; unreadable directives fall back to `info`.
 pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
     let info = || Targets::new().with_default(LevelFilter::INFO);
-    match (lambda_level, rust_log) {
-        (Some(level), _) => LevelFilter::from_str(level)
+    match (rust_log, lambda_level) {
+        (Some(directives), _) => Targets::from_str(directives).unwrap_or_else(|_| info()),
+        (None, Some(level)) => LevelFilter::from_str(level)
             .map(|level| Targets::new().with_default(level))
             .unwrap_or_else(|_| info()),
-        (None, Some(directives)) => Targets::from_str(directives).unwrap_or_else(|_| info()),
         (None, None) => info(),
     }
 }
@@ -51,8 +52,10 @@ mod tests {
     }
 
     #[test]
-    fn lambda_level_wins_then_rust_log_then_info() {
+    fn rust_log_wins_then_the_lambda_level_then_info() {
         let f = filter(Some("debug"), Some("error"));
+        assert!(!enabled(&f, "cardbot::store", Level::WARN));
+        let f = filter(Some("debug"), None);
         assert!(enabled(&f, "cardbot::store", Level::DEBUG));
         let f = filter(None, Some("cardbot=debug,warn"));
         assert!(enabled(&f, "cardbot::store::dynamo", Level::DEBUG));
