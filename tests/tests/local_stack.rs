@@ -399,6 +399,19 @@ fn make_run_serves_the_demo_conversation_over_http() {
     });
     drop(rt);
 
+    // The stream driver reports an invocation once the updater answers, which on a loaded machine
+    // may come after the card changed.
+    let started = Instant::now();
+    while !runner
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains(" new job"))
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (status, orphans) = runner.stop();
     assert_eq!(status, Some(0), "the runner exits cleanly on SIGTERM");
     assert!(orphans.is_empty(), "processes left behind: {orphans:?}");
