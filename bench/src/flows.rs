@@ -171,32 +171,14 @@ async fn serve(handler: Handler, times: Arc<Mutex<Vec<Duration>>>) -> Result<Str
         let handler = handler.clone();
         let times = times.clone();
         async move {
-            let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
-                .await
-                .unwrap_or_default();
-            let headers: Vec<(String, String)> = parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect();
-            let event = harness::function_url_event(&headers, &bytes);
+            let request = harness::function_url_request(request).await;
             let start = Instant::now();
-            let response = handler(harness::lambda_request(&event)).await;
+            let response = handler(request).await;
             let took = start.elapsed();
             if let Ok(mut t) = times.lock() {
                 t.push(took);
             }
-            let status = response.status();
-            let mut out = axum::response::Response::new(axum::body::Body::from(
-                harness::response_bytes(&response),
-            ));
-            *out.status_mut() = status;
-            out.headers_mut().insert(
-                "content-type",
-                http::HeaderValue::from_static("application/json"),
-            );
-            out
+            harness::http_response(&response)
         }
     });
     tokio::spawn(async move {

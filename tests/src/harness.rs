@@ -86,32 +86,38 @@ async fn serve(handler: Handler) -> String {
     let addr = listener.local_addr().expect("addr");
     let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
         let handler = handler.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
-                .await
-                .unwrap_or_default();
-            let headers: Vec<(String, String)> = parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect();
-            let response = handler(lambda_request(&function_url_event(&headers, &bytes))).await;
-            let status = response.status();
-            let bytes = response_bytes(&response);
-            let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
-            *out.status_mut() = status;
-            out.headers_mut().insert(
-                "content-type",
-                http::HeaderValue::from_static("application/json"),
-            );
-            out
-        }
+        async move { http_response(&handler(function_url_request(request).await).await) }
     });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     format!("http://{addr}/")
+}
+
+/// An HTTP request as a function URL hands it to the function: a function-URL event, read by
+/// lambda_http.
+pub async fn function_url_request(request: axum::extract::Request) -> Request {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    lambda_request(&function_url_event(&headers, &bytes))
+}
+
+/// The function's answer as the function URL sends it back.
+pub fn http_response(response: &Response<Body>) -> axum::response::Response {
+    let mut out = axum::response::Response::new(axum::body::Body::from(response_bytes(response)));
+    *out.status_mut() = response.status();
+    out.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    out
 }
 
 /// The environment the functions read, pointed at the simulator.
