@@ -122,28 +122,29 @@ where
         CommandReply::TextAndApprovalCard { text, card } => (text, card),
     };
     let (text, card) = reply;
-    let content = MessageContent::Text(text.to_owned());
-    feishu
-        .reply_message(source, &content, false, &request.key("text"), deadline)
-        .await
-        .map_err(|e| fail(e.into(), &progress))?;
     let delivery = CardDelivery::parse(&request.delivery).unwrap_or_default();
-    let content = match delivery {
-        CardDelivery::Entity => {
-            let card_id = match &progress.card_id {
-                Some(card_id) => card_id.clone(),
-                None => {
-                    let card_id = feishu
-                        .create_card(&card.to_value(), deadline)
-                        .await
-                        .map_err(|e| fail(e.into(), &progress))?;
-                    progress.card_id = Some(card_id.clone());
-                    card_id
-                }
-            };
-            MessageContent::CardEntity { card_id }
+    // The text reply and the card entity do not depend on each other: one round trip for both.
+    let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
+    let text_reply = feishu.reply_message(source, &content, false, &text_key, deadline);
+    let entity = async {
+        match (delivery, &progress.card_id) {
+            (CardDelivery::Entity, None) => {
+                Some(feishu.create_card(&card.to_value(), deadline).await)
+            }
+            _ => None,
         }
-        CardDelivery::Message => MessageContent::Card(card.to_value()),
+    };
+    let (text_sent, created) = tokio::join!(text_reply, entity);
+    // A created entity is kept in the progress even when the text failed, so a retry reuses it.
+    if let Some(created) = created {
+        progress.card_id = Some(created.map_err(|e| fail(e.into(), &progress))?);
+    }
+    text_sent.map_err(|e| fail(e.into(), &progress))?;
+    let content = match (delivery, &progress.card_id) {
+        (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
+            card_id: card_id.clone(),
+        },
+        _ => MessageContent::Card(card.to_value()),
     };
     let sent = feishu
         .reply_message(source, &content, false, &request.key("card"), deadline)
