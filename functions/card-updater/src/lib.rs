@@ -133,10 +133,10 @@ where
             owner,
             approval_ttl: config.approval_ttl,
             lease: Duration::from_secs(60),
-            batch: 25,
+            batch: 100,
             per_job: Duration::from_secs(10),
             max_stream_wait: Duration::from_secs(10),
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 

@@ -122,7 +122,7 @@ pub struct FeishuClientBuilder {
 }
 
 impl FeishuClientBuilder {
-    /// Replaces the app-wide pacing (default 45/s with a burst of 5; `0` disables it).
+    /// Replaces the app-wide pacing (default 47/s with a burst of 2; `0` disables it).
     pub fn pace(mut self, per_second: u32, burst: u32) -> Self {
         self.pacer = Pacer::new(per_second, burst);
         self

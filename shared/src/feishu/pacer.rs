@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Feishu's per-app limit is 50/s; 45 plus a burst of 5 stays under it in any one-second window.
-pub const DEFAULT_PER_SECOND: u32 = 45;
-pub const DEFAULT_BURST: u32 = 5;
+/// Feishu's per-app limit is 50/s: 47/s plus a burst of 2 is at most 49 in any one-second window,
+/// one call of slack for network jitter; the burst lets a text and a card go out together.
+pub const DEFAULT_PER_SECOND: u32 = 47;
+pub const DEFAULT_BURST: u32 = 2;
 
 #[derive(Debug)]
 pub struct Pacer {
