@@ -560,3 +560,65 @@ async fn a_reply_that_does_not_fit_the_budget_becomes_a_job_and_is_delivered_onc
         .unwrap()
         .is_some());
 }
+
+/// Twenty clicked cards swept by one updater invocation: the cards are worked on side by side, yet
+/// Feishu's limits (50/s per app, 10/s per card, both on in the simulator) never answer 429, and
+/// every card ends approved.
+#[tokio::test]
+async fn a_sweep_of_twenty_cards_runs_them_side_by_side_without_a_429() {
+    let bot = memory_bot("entity").await;
+    let mut cards = Vec::new();
+    for _ in 0..20 {
+        let delivery = bot
+            .sim
+            .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
+            .await;
+        assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
+        let card = from_bot(&bot.sim.messages(ids::P2P_CHAT_ID))
+            .into_iter()
+            .rev()
+            .find(|m| m.msg_type == "interactive")
+            .unwrap()
+            .message_id;
+        let clicked = bot
+            .sim
+            .click_card(&bot.card_url, &card, json!({"type": "leave"}))
+            .await
+            .unwrap();
+        assert!(clicked.card_updated, "{:?}", clicked.delivery.response_body);
+        cards.push(card);
+    }
+    bot.sim.advance(Duration::from_secs(3));
+    bot.sim.clear_calls();
+    let summary = bot.sweep().await;
+    assert_eq!((summary.done, summary.failed), (20, 0), "{summary:?}");
+    let calls = bot.sim.calls();
+    let limited: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
+    assert!(limited.is_empty(), "{limited:?}");
+    // Each card's CardKit calls name its entity; the cards' spans of calls overlap.
+    let mut spans = Vec::new();
+    for card in &cards {
+        assert!(bot.sim.card_text(card).unwrap().contains("请假通过"));
+        let card_id = bot
+            .store
+            .get_card(card)
+            .await
+            .unwrap()
+            .unwrap()
+            .card_id
+            .unwrap();
+        let at: Vec<usize> = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.path.contains(&card_id))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 7, "{card_id}: {at:?}");
+        spans.push((at[0], at[6]));
+    }
+    spans.sort();
+    assert!(
+        spans.windows(2).any(|w| w[1].0 < w[0].1),
+        "cards ran one after another: {spans:?}"
+    );
+}

@@ -262,3 +262,64 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(card: &str, id: &str) -> JobRef {
+        JobRef {
+            card_key: card.into(),
+            job_id: id.into(),
+            due_at: None,
+        }
+    }
+
+    #[test]
+    fn jobs_are_grouped_by_card_in_order() {
+        let groups = by_card(vec![
+            job("a", "1"),
+            job("b", "1"),
+            job("a", "2"),
+            job("c", "1"),
+            job("b", "2"),
+        ]);
+        let ids: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|j| format!("{}{}", j.card_key, j.job_id))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(ids, [vec!["a1", "a2"], vec!["b1", "b2"], vec!["c1"]]);
+    }
+
+    #[test]
+    fn summaries_add_up() {
+        let one = Summary {
+            seen: 2,
+            claimed: 2,
+            done: 1,
+            failed: 1,
+            skipped: 0,
+        };
+        let two = Summary {
+            seen: 3,
+            claimed: 1,
+            done: 1,
+            failed: 0,
+            skipped: 2,
+        };
+        assert_eq!(
+            one.add(two),
+            Summary {
+                seen: 5,
+                claimed: 3,
+                done: 2,
+                failed: 1,
+                skipped: 2
+            }
+        );
+    }
+}
