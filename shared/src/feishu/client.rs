@@ -258,16 +258,20 @@ impl FeishuClient {
                 let latest = deadline
                     .instant()
                     .checked_sub(self.retry.min_attempt_window);
+                let no_slot = || FeishuError::DeadlineExceeded {
+                    attempts,
+                    last: "no slot of the app's request rate before the deadline".to_owned(),
+                };
                 match latest.and_then(|latest| self.pacer.reserve(now, latest)) {
                     Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
                     Some(_) => {}
-                    None => {
-                        return Err(FeishuError::DeadlineExceeded {
-                            attempts,
-                            last: "no slot of the app's request rate before the deadline"
-                                .to_owned(),
-                        })
+                    None => return Err(no_slot()),
+                }
+                while let Some(wait) = self.pacer.admit(Instant::now()) {
+                    if latest.is_none_or(|latest| Instant::now() + wait > latest) {
+                        return Err(no_slot());
                     }
+                    tokio::time::sleep(wait).await;
                 }
             }
             let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);

@@ -1,8 +1,11 @@
 //! App-wide pacing: Feishu limits each API to 50 requests/s per app and answers 429 past it. One
 //! [`Pacer`] per client spaces every API call (not the token fetch, whose limit is its own) so
 //! that no one-second window holds more than `per_second + burst` of them: a token bucket in
-//! GCRA form, where each call reserves the next free slot and sleeps until it.
+//! GCRA form, where each call reserves the next free slot and sleeps until it. Calls that wake
+//! late together (a stalled runtime) are then held to the same count over the real send times of
+//! the last second, so a stall never turns into a burst.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +23,10 @@ pub struct Pacer {
     tolerance: Duration,
     /// The theoretical arrival time of the next call.
     next: Mutex<Option<Instant>>,
+    /// At most this many calls go out in any one second (`per_second + burst`).
+    cap: usize,
+    /// When the calls of the last second went out.
+    sent: Mutex<VecDeque<Instant>>,
 }
 
 impl Pacer {
@@ -29,11 +36,33 @@ impl Pacer {
             0 => Duration::ZERO,
             n => Duration::from_secs(1) / n,
         };
+        let cap = usize::try_from(per_second.saturating_add(burst.max(1))).unwrap_or(usize::MAX);
         Self {
             interval,
             tolerance: interval * burst.saturating_sub(1),
             next: Mutex::new(None),
+            cap,
+            sent: Mutex::new(VecDeque::with_capacity(cap.min(1024))),
         }
+    }
+
+    /// Records a send at `now` if the last second holds fewer than the cap, returning `None`;
+    /// otherwise returns how long until a send falls out of that second.
+    pub fn admit(&self, now: Instant) -> Option<Duration> {
+        if self.interval.is_zero() {
+            return None;
+        }
+        let second = Duration::from_secs(1);
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        while sent.front().is_some_and(|t| *t + second <= now) {
+            sent.pop_front();
+        }
+        if sent.len() < self.cap {
+            sent.push_back(now);
+            return None;
+        }
+        sent.front()
+            .map(|t| (*t + second).saturating_duration_since(now))
     }
 
     /// Reserves a slot and returns how long to wait for it from `now`; `None`, reserving nothing,
@@ -122,9 +151,25 @@ mod tests {
     }
 
     #[test]
+    fn calls_that_wake_together_after_a_stall_are_held_to_the_cap() {
+        let pacer = Pacer::new(45, 5);
+        let start = Instant::now();
+        // Slots for two seconds of calls, all woken at once by a stall.
+        send_times(&pacer, start, 95);
+        let woke = start + Duration::from_secs(2);
+        let admitted = (0..95).filter(|_| pacer.admit(woke).is_none()).count();
+        assert_eq!(admitted, 50);
+        let wait = pacer.admit(woke).unwrap();
+        assert_eq!(wait, Duration::from_secs(1));
+        // A second later the window has room again.
+        assert_eq!(pacer.admit(woke + wait), None);
+    }
+
+    #[test]
     fn zero_per_second_never_waits() {
         let pacer = Pacer::new(0, 0);
         let start = Instant::now();
         assert!(send_times(&pacer, start, 1000).iter().all(|t| t.is_zero()));
+        assert!((0..1000).all(|_| pacer.admit(start).is_none()));
     }
 }
