@@ -264,8 +264,8 @@ impl StreamsApi {
 /// What the driver reports (the runner prints it).
 pub type Report = tokio::sync::mpsc::UnboundedSender<String>;
 
-/// Reads the stream of `table` from now on and invokes the updater with each batch of new jobs.
-/// Returns once the reader is positioned, so no insert after this call is missed.
+/// Reads the stream of `table` and invokes the updater with each batch of new jobs. Returns once
+/// the reader is positioned, so no insert after this call is missed.
 pub async fn start_stream(
     streams: StreamsApi,
     table: &str,
@@ -281,8 +281,10 @@ pub async fn start_stream(
         finished: HashSet::new(),
         refreshed: Instant::now(),
     };
-    // Shards that exist now are read from their end (LATEST, as the template's event source).
-    reader.refresh("LATEST").await?;
+    // The template's event source starts at LATEST. Here the table is new (the runner creates it,
+    // in memory), so its shards are read from their start: the same records, and no insert is
+    // lost to DynamoDB Local placing a LATEST iterator after a write that raced with it.
+    reader.refresh("TRIM_HORIZON").await?;
     Ok(tokio::spawn(async move {
         loop {
             match reader.poll().await {
