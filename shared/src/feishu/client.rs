@@ -122,12 +122,6 @@ pub struct FeishuClientBuilder {
 }
 
 impl FeishuClientBuilder {
-    /// Replaces the app-wide pacing (default 47/s with a burst of 2; `0` disables it).
-    pub fn pace(mut self, per_second: u32, burst: u32) -> Self {
-        self.pacer = Pacer::new(per_second, burst);
-        self
-    }
-
     /// Replaces the default retry policy.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -254,24 +248,14 @@ impl FeishuClient {
             }
             if token.is_some() {
                 // Every API call, retries included, takes a slot of the app's rate.
-                let now = Instant::now();
                 let latest = deadline
                     .instant()
                     .checked_sub(self.retry.min_attempt_window);
-                let no_slot = || FeishuError::DeadlineExceeded {
-                    attempts,
-                    last: "no slot of the app's request rate before the deadline".to_owned(),
-                };
-                match latest.and_then(|latest| self.pacer.reserve(now, latest)) {
-                    Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-                    Some(_) => {}
-                    None => return Err(no_slot()),
-                }
-                while let Some(wait) = self.pacer.admit(Instant::now()) {
-                    if latest.is_none_or(|latest| Instant::now() + wait > latest) {
-                        return Err(no_slot());
-                    }
-                    tokio::time::sleep(wait).await;
+                if !matches!(latest, Some(latest) if self.pacer.acquire(latest).await) {
+                    return Err(FeishuError::DeadlineExceeded {
+                        attempts,
+                        last: "no slot of the app's request rate before the deadline".to_owned(),
+                    });
                 }
             }
             let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);

@@ -46,9 +46,26 @@ impl Pacer {
         }
     }
 
+    /// Waits for this call's slot: its place in the steady schedule, then room in the last
+    /// second's real sends. `false`, without waiting, when the slot would come after `latest`.
+    pub async fn acquire(&self, latest: Instant) -> bool {
+        match self.reserve(Instant::now(), latest) {
+            None => return false,
+            Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Some(_) => {}
+        }
+        while let Some(wait) = self.admit(Instant::now()) {
+            if Instant::now() + wait > latest {
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        true
+    }
+
     /// Records a send at `now` if the last second holds fewer than the cap, returning `None`;
     /// otherwise returns how long until a send falls out of that second.
-    pub fn admit(&self, now: Instant) -> Option<Duration> {
+    fn admit(&self, now: Instant) -> Option<Duration> {
         if self.interval.is_zero() {
             return None;
         }
@@ -67,7 +84,7 @@ impl Pacer {
 
     /// Reserves a slot and returns how long to wait for it from `now`; `None`, reserving nothing,
     /// when that wait would end past `latest`.
-    pub fn reserve(&self, now: Instant, latest: Instant) -> Option<Duration> {
+    fn reserve(&self, now: Instant, latest: Instant) -> Option<Duration> {
         if self.interval.is_zero() {
             return Some(Duration::ZERO);
         }
@@ -163,6 +180,22 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(1));
         // A second later the window has room again.
         assert_eq!(pacer.admit(woke + wait), None);
+    }
+
+    #[tokio::test]
+    async fn acquire_waits_for_the_slot_or_refuses_one_past_the_latest_time() {
+        let pacer = Pacer::new(20, 1);
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        assert!(pacer.acquire(far).await);
+        assert!(pacer.acquire(far).await);
+        assert!(Instant::now() - start >= Duration::from_millis(50));
+        // The next slot is 50 ms away: a call that must go within 1 ms is refused.
+        assert!(
+            !pacer
+                .acquire(Instant::now() + Duration::from_millis(1))
+                .await
+        );
     }
 
     #[test]
