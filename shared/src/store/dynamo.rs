@@ -287,6 +287,38 @@ fn is_throttling(code: &str) -> bool {
 }
 
 /// Maps an SDK error to a short `StoreError` that says what failed (never item values).
+/// The per-item reasons of a cancelled transaction, in item order; any other failure as the
+/// store error for `op`.
+fn cancellation_reasons<R>(
+    op: &str,
+    err: SdkError<TransactWriteItemsError, R>,
+) -> StoreResult<Vec<CancellationReason>> {
+    if let SdkError::ServiceError(e) = &err {
+        if let TransactWriteItemsError::TransactionCanceledException(c) = e.err() {
+            return Ok(c.cancellation_reasons().to_vec());
+        }
+    }
+    Err(store_error(op, err))
+}
+
+/// An item's cancellation code (`None` when it did not fail).
+fn reason_code(reason: &CancellationReason) -> &str {
+    reason.code().unwrap_or("None")
+}
+
+/// The error for a cancelled transaction no item condition explains: throttled, a concurrent
+/// write (`Conflict`, retryable by the caller), or unavailable.
+fn cancelled_error(op: &str, card_key: &str, reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(reason_code).collect();
+    if codes.iter().any(|c| is_throttling(c)) {
+        StoreError::Throttled
+    } else if codes.contains(&"TransactionConflict") {
+        StoreError::Conflict(format!("card {card_key} is being written concurrently"))
+    } else {
+        StoreError::Unavailable(format!("{op}: cancelled ({})", codes.join(", ")))
+    }
+}
+
 fn store_error<E: ProvideErrorMetadata, R>(op: &str, err: SdkError<E, R>) -> StoreError {
     match &err {
         SdkError::ServiceError(service) => {
@@ -1014,38 +1046,23 @@ impl CardStore for DynamoStore {
             }
             Err(err) => err,
         };
-        let reasons = match &err {
-            SdkError::ServiceError(e) => match e.err() {
-                TransactWriteItemsError::TransactionCanceledException(c) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                _ => return Err(store_error("create card with jobs", err)),
-            },
-            _ => return Err(store_error("create card with jobs", err)),
-        };
-        let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
-        let codes: Vec<String> = reasons.iter().map(code).collect();
-        match codes.first().map(String::as_str) {
-            Some("ConditionalCheckFailed") => Err(StoreError::Conflict(format!(
+        let op = "create card with jobs";
+        let reasons = cancellation_reasons(op, err)?;
+        let failed = |r: &CancellationReason| reason_code(r) == "ConditionalCheckFailed";
+        match reasons.split_first() {
+            Some((card, _)) if failed(card) => Err(StoreError::Conflict(format!(
                 "card {} exists",
                 state.card_key
             ))),
             // A job is there without its card (written one by one): do the same one by one.
-            _ if codes.iter().skip(1).any(|c| c == "ConditionalCheckFailed") => {
+            Some((_, jobs_reasons)) if jobs_reasons.iter().any(failed) => {
                 let created = self.create_card(state).await?;
                 for job in jobs {
                     self.enqueue(job).await?;
                 }
                 Ok(created)
             }
-            _ if codes.iter().any(|c| is_throttling(c)) => Err(StoreError::Throttled),
-            _ if codes.iter().any(|c| c == "TransactionConflict") => Err(StoreError::Conflict(
-                format!("card {} is being written concurrently", state.card_key),
-            )),
-            _ => Err(StoreError::Unavailable(format!(
-                "create card with jobs: cancelled ({})",
-                codes.join(", ")
-            ))),
+            _ => Err(cancelled_error(op, &state.card_key, &reasons)),
         }
     }
 
@@ -1169,16 +1186,9 @@ impl CardStore for DynamoStore {
             Ok(_) => return Ok(updated),
             Err(err) => err,
         };
-        let reasons = match &err {
-            SdkError::ServiceError(e) => match e.err() {
-                TransactWriteItemsError::TransactionCanceledException(c) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                _ => return Err(store_error("update card and enqueue", err)),
-            },
-            _ => return Err(store_error("update card and enqueue", err)),
-        };
-        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        let op = "update card and enqueue";
+        let reasons = cancellation_reasons(op, err)?;
+        let code = |i: usize| reasons.get(i).map_or("None", reason_code);
         match (code(0), code(1)) {
             ("ConditionalCheckFailed", _) => Err(card_condition_error(
                 &state.card_key,
@@ -1189,13 +1199,7 @@ impl CardStore for DynamoStore {
                 self.update_card(state).await?;
                 Ok(updated)
             }
-            (a, b) if is_throttling(a) || is_throttling(b) => Err(StoreError::Throttled),
-            ("TransactionConflict", _) | (_, "TransactionConflict") => Err(StoreError::Conflict(
-                format!("card {} is being written concurrently", state.card_key),
-            )),
-            (a, b) => Err(StoreError::Unavailable(format!(
-                "update card and enqueue: cancelled ({a}, {b})"
-            ))),
+            _ => Err(cancelled_error(op, &state.card_key, &reasons)),
         }
     }
 }

@@ -47,6 +47,31 @@ fn job_key(card_key: &str, job_id: &str) -> (String, String) {
     (card_key.to_owned(), job_id.to_owned())
 }
 
+impl Tables {
+    /// Queues `job` unless it exists (the first one stands), as a conditional put does.
+    fn enqueue(&mut self, job: &NewJob, now: EpochMillis) {
+        self.jobs
+            .entry(job_key(&job.card_key, &job.job_id))
+            .or_insert_with(|| new_job(job, now));
+    }
+
+    /// Stores a new card at version 1; `Conflict` if it exists.
+    fn create_card(&mut self, state: &CardState) -> StoreResult<CardState> {
+        if self.cards.contains_key(&state.card_key) {
+            return Err(StoreError::Conflict(format!(
+                "card {} exists",
+                state.card_key
+            )));
+        }
+        let created = CardState {
+            version: 1,
+            ..state.clone()
+        };
+        self.cards.insert(state.card_key.clone(), created.clone());
+        Ok(created)
+    }
+}
+
 /// Pending jobs and leased ones (whose lease may lapse) are in the `due` index.
 fn in_due_index(job: &Job) -> bool {
     matches!(job.status, JobStatus::Pending | JobStatus::Leased)
@@ -140,19 +165,7 @@ fn card_at_version<'a>(
 #[async_trait]
 impl CardStore for MemoryStore {
     async fn create_card(&self, state: &CardState) -> StoreResult<CardState> {
-        let mut tables = self.lock();
-        if tables.cards.contains_key(&state.card_key) {
-            return Err(StoreError::Conflict(format!(
-                "card {} exists",
-                state.card_key
-            )));
-        }
-        let created = CardState {
-            version: 1,
-            ..state.clone()
-        };
-        tables.cards.insert(state.card_key.clone(), created.clone());
-        Ok(created)
+        self.lock().create_card(state)
     }
 
     async fn create_card_with_jobs(
@@ -160,14 +173,11 @@ impl CardStore for MemoryStore {
         state: &CardState,
         jobs: &[NewJob],
     ) -> StoreResult<CardState> {
-        let created = self.create_card(state).await?;
         let now = super::now_millis();
         let mut tables = self.lock();
+        let created = tables.create_card(state)?;
         for job in jobs {
-            tables
-                .jobs
-                .entry(job_key(&job.card_key, &job.job_id))
-                .or_insert_with(|| new_job(job, now));
+            tables.enqueue(job, now);
         }
         Ok(created)
     }
@@ -214,10 +224,7 @@ impl CardStore for MemoryStore {
             sequence: stored.sequence,
             ..state.clone()
         };
-        tables
-            .jobs
-            .entry(job_key(&job.card_key, &job.job_id))
-            .or_insert_with(|| new_job(job, state.updated_at));
+        tables.enqueue(job, state.updated_at);
         Ok(CardState {
             version: state.version + 1,
             ..state.clone()
@@ -245,11 +252,7 @@ fn new_job(job: &NewJob, now: EpochMillis) -> Job {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
-        let now = super::now_millis();
-        self.lock()
-            .jobs
-            .entry(job_key(&job.card_key, &job.job_id))
-            .or_insert_with(|| new_job(job, now));
+        self.lock().enqueue(job, super::now_millis());
         Ok(())
     }
 
