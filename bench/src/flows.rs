@@ -2,11 +2,11 @@
 //! policy), on DynamoDB Local behind a [`CountingStore`] and the Feishu simulator over HTTP:
 //! round trips per flow, token fetches, click latency, and the updater against 50 req/s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use card_action::CardAction;
 use card_updater::CardUpdater;
@@ -16,7 +16,8 @@ use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::JobStore;
 use cardbot_tests::harness::{self, SimulatorClock};
-use cardbot_tests::simulator::{ids, ApiCall, ChatKind, RateLimits, Sender, SimConfig, Simulator};
+use cardbot_tests::local_stack::updater;
+use cardbot_tests::simulator::{ApiCall, ChatKind, RateLimits, Sender, SimConfig, Simulator};
 use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -187,21 +188,6 @@ async fn serve(handler: Handler, times: Arc<Mutex<Vec<Duration>>>) -> Result<Str
     Ok(format!("http://{addr}/"))
 }
 
-fn config_for(sim: &Simulator, table: &str) -> Result<Config, String> {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("FEISHU_APP_ID", ids::APP_ID.to_owned()),
-        ("FEISHU_APP_SECRET", ids::APP_SECRET.to_owned()),
-        ("FEISHU_ENCRYPT_KEY", ids::ENCRYPT_KEY.to_owned()),
-        (
-            "FEISHU_VERIFICATION_TOKEN",
-            ids::VERIFICATION_TOKEN.to_owned(),
-        ),
-        ("FEISHU_BASE_URL", sim.base_url()),
-        ("TABLE_NAME", table.to_owned()),
-    ]);
-    Config::from_lookup(|name| vars.get(name).cloned()).map_err(|e| format!("config: {e}"))
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -219,7 +205,11 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     let client = cardbot_tests::dynamodb_local::client().await;
     let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
     let store = Arc::new(CountingStore::new(DynamoStore::new(client, table.clone())));
-    let config = config_for(&sim, &table)?;
+    // The functions' environment in the default (entity) mode, on this run's table.
+    let config = Config {
+        table_name: table.clone(),
+        ..harness::config_for(&sim, "entity")
+    };
     let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
     // As main.rs builds it: default retry policy.
     let feishu = Arc::new(
@@ -364,11 +354,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     run.jobs_due = card_messages.len().saturating_sub(1);
     run.time_box_s = plan.updater_time_box.as_secs();
     let started = Instant::now();
-    let scheduled = json!({
-        "version": "0", "id": "bench-sweep", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "000000000000", "time": "2024-11-22T00:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:000000000000:rule/cardbot-sweep"], "detail": {}
-    });
+    let scheduled = updater::scheduled_event(SystemTime::now(), "us-east-1");
     while started.elapsed() < plan.updater_time_box {
         let summary = updater.handle(&scheduled, sim.now_ms() + 60_000).await;
         run.invocations += 1;

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cardbot_bench::fixtures::{self, Vectors};
 use cardbot_bench::flows::{self, FlowPlan};
 use cardbot_bench::peers::{self, PeerResult};
 use cardbot_bench::report::{self, duration_ns, Row, Verdict};
 use cardbot_bench::runtime_api::{self, Bootstrap, OutcomeKind};
+use cardbot_tests::local_stack::updater;
 use serde_json::{json, Value};
 
 /// Which of a peer's two numbers a row compares against.
@@ -213,7 +214,10 @@ impl Bench {
             let binary = self.target.join("release").join(name);
             let size = std::fs::metadata(&binary).map(|m| m.len());
             let (event, expect): (Value, &str) = match name {
-                "card-updater" => (scheduled_event(), "a scheduled tick"),
+                "card-updater" => (
+                    updater::scheduled_event(SystemTime::now(), "us-east-1"),
+                    "a scheduled tick",
+                ),
                 "card-action" => (
                     fixtures::function_url_event(&challenge, "/"),
                     "the challenge",
@@ -519,21 +523,6 @@ impl Bench {
         .map(|(k, val)| (k.to_owned(), val.to_owned()))
         .collect()
     }
-}
-
-/// An EventBridge schedule tick, as the updater's sweep receives it.
-fn scheduled_event() -> Value {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "000000000000",
-        "time": "2024-11-22T00:00:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:000000000000:rule/cardbot-updater-sweep"],
-        "detail": {}
-    })
 }
 
 /// `200 {"challenge":…}`, `501 not implemented yet`, `error …`: what the function answered.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use card_action::CardAction;
@@ -21,7 +21,8 @@ use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
-use crate::simulator::{ids, Simulator};
+use crate::local_stack::updater;
+use crate::simulator::{ids, ChatKind, Sender, Simulator};
 
 /// The bot's clock is the simulator's, so time travel moves both.
 pub struct SimulatorClock(pub Arc<Simulator>);
@@ -212,6 +213,39 @@ impl<S: Store + 'static> Bot<S> {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await
     }
 
+    /// Sends `审批` in the p2p chat and clicks 请假 on the card it answers with (the newest card
+    /// from the bot); returns that card's message_id. The click is answered with the new card.
+    pub async fn clicked_card(&self) -> String {
+        let delivery = self
+            .sim
+            .send_user_message(&self.event_url, ChatKind::P2p, "审批")
+            .await;
+        assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
+        let card = self
+            .sim
+            .messages(ids::P2P_CHAT_ID)
+            .into_iter()
+            .rev()
+            .find(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
+            .expect("the approval card")
+            .message_id;
+        let clicked = self
+            .sim
+            .click_card(&self.card_url, &card, json!({"type": "leave"}))
+            .await
+            .unwrap();
+        assert_eq!(clicked.client_error, None);
+        assert!(clicked.card_updated, "{:?}", clicked.delivery.response_body);
+        card
+    }
+
+    /// Runs the updater on the stream record of `card`'s post-answer job, as Lambda would.
+    pub async fn run_post_answer(&self, card: &str) -> Summary {
+        let job = self.post_answer_job(card).await;
+        self.run_updater(&stream_insert(card, &job.job_id, job.due_at))
+            .await
+    }
+
     /// The click's post-answer job of `card` as the table holds it now.
     pub async fn post_answer_job(&self, card: &str) -> Job {
         self.store
@@ -223,11 +257,7 @@ impl<S: Store + 'static> Bot<S> {
 
     /// The scheduled sweep (an EventBridge event).
     pub async fn sweep(&self) -> Summary {
-        let scheduled = json!({
-            "version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/cardbot-sweep"], "detail": {}
-        });
+        let scheduled = updater::scheduled_event(SystemTime::now(), "us-east-1");
         self.run_updater(&scheduled).await
     }
 }

@@ -77,18 +77,6 @@ async fn ask_for_card<S: Store>(bot: &Bot<S>, chat: ChatKind, chat_id: &str) -> 
     replies[1].message_id.clone()
 }
 
-/// Runs the updater from the stream record of the post-answer job, as Lambda would.
-async fn run_post_answer<S: Store>(bot: &Bot<S>, card: &str) -> card_updater::Summary {
-    let job = bot
-        .store
-        .get_job(card, "post_answer")
-        .await
-        .unwrap()
-        .expect("post_answer job");
-    bot.run_updater(&stream_insert(card, "post_answer", job.due_at))
-        .await
-}
-
 async fn click_flow<S: Store>(bot: &Bot<S>, legacy: bool, value: Value, approved: &str) {
     let card = ask_for_card(bot, ChatKind::P2p, ids::P2P_CHAT_ID).await;
     let clicked = if legacy {
@@ -114,7 +102,7 @@ async fn click_flow<S: Store>(bot: &Bot<S>, legacy: bool, value: Value, approved
     let state = bot.store.get_card(&card).await.unwrap().unwrap();
     assert!(state.status.ends_with("_submitted"), "{}", state.status);
     assert!(!bot.sim.card_text(&card).unwrap().contains(approved));
-    let summary = run_post_answer(bot, &card).await;
+    let summary = bot.run_post_answer(&card).await;
     assert_eq!(summary.done, 1, "{summary:?}");
     let shown = bot.sim.card_text(&card).unwrap();
     assert!(shown.contains(approved), "{shown}");
@@ -449,7 +437,7 @@ async fn a_feishu_outage_during_post_answer_work_retries_until_the_card_is_right
         kind: FaultKind::ServerError { status: 503 },
         count: 50,
     });
-    let summary = run_post_answer(&bot, &card).await;
+    let summary = bot.run_post_answer(&card).await;
     assert_eq!(summary.failed, 1, "{summary:?}");
     let job = bot.post_answer_job(&card).await;
     assert_eq!(job.status, JobStatus::Pending);
@@ -569,24 +557,7 @@ async fn a_sweep_of_twenty_cards_runs_them_side_by_side_without_a_429() {
     let bot = memory_bot("entity").await;
     let mut cards = Vec::new();
     for _ in 0..20 {
-        let delivery = bot
-            .sim
-            .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
-            .await;
-        assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
-        let card = from_bot(&bot.sim.messages(ids::P2P_CHAT_ID))
-            .into_iter()
-            .rev()
-            .find(|m| m.msg_type == "interactive")
-            .unwrap()
-            .message_id;
-        let clicked = bot
-            .sim
-            .click_card(&bot.card_url, &card, json!({"type": "leave"}))
-            .await
-            .unwrap();
-        assert!(clicked.card_updated, "{:?}", clicked.delivery.response_body);
-        cards.push(card);
+        cards.push(bot.clicked_card().await);
     }
     bot.sim.advance(Duration::from_secs(3));
     bot.sim.clear_calls();

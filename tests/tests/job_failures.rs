@@ -9,8 +9,7 @@ use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStatus, JobStore, LEASE_EXPIRED_ERROR};
 use cardbot_tests::dynamodb_local;
 use cardbot_tests::harness::{stream_insert, Bot};
-use cardbot_tests::simulator::{ids, ChatKind, Sender, SimConfig, Simulator};
-use serde_json::json;
+use cardbot_tests::simulator::{SimConfig, Simulator};
 
 async fn bot() -> Bot<DynamoStore> {
     let sim = Simulator::start(SimConfig::default())
@@ -20,33 +19,10 @@ async fn bot() -> Bot<DynamoStore> {
     Bot::start(Arc::new(sim), Arc::new(store), "entity").await
 }
 
-/// Asks for an approval card in the p2p chat and clicks 请假; returns the card's key.
-async fn clicked_card(bot: &Bot<DynamoStore>) -> String {
-    let delivery = bot
-        .sim
-        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
-        .await;
-    assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
-    let card = bot
-        .sim
-        .messages(ids::P2P_CHAT_ID)
-        .into_iter()
-        .find(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
-        .expect("the approval card")
-        .message_id;
-    let clicked = bot
-        .sim
-        .click_card(&bot.card_url, &card, json!({"type": "leave"}))
-        .await
-        .unwrap();
-    assert_eq!(clicked.client_error, None);
-    card
-}
-
 #[tokio::test]
 async fn a_permanent_feishu_error_leaves_the_job_dead_at_once() {
     let bot = bot().await;
-    let card = clicked_card(&bot).await;
+    let card = bot.clicked_card().await;
     // The card's CardKit entity is gone: Feishu answers 200740, which no retry fixes.
     let mut state = bot.store.get_card(&card).await.unwrap().unwrap();
     state.card_id = Some("7355_gone".into());
@@ -84,7 +60,7 @@ async fn a_permanent_feishu_error_leaves_the_job_dead_at_once() {
 #[tokio::test]
 async fn a_crashed_updater_costs_one_attempt_and_the_next_one_delivers() {
     let bot = bot().await;
-    let card = clicked_card(&bot).await;
+    let card = bot.clicked_card().await;
     // An updater claims the job and dies (Lambda timeout) without completing or failing it.
     let queued = bot.post_answer_job(&card).await;
     bot.sim.advance(Duration::from_millis(
@@ -96,10 +72,7 @@ async fn a_crashed_updater_costs_one_attempt_and_the_next_one_delivers() {
         .unwrap()
         .expect("claimable");
     bot.sim.advance(Duration::from_secs(2));
-    let job = bot.post_answer_job(&card).await;
-    let summary = bot
-        .run_updater(&stream_insert(&card, "post_answer", job.due_at))
-        .await;
+    let summary = bot.run_post_answer(&card).await;
     assert_eq!((summary.claimed, summary.done), (1, 1), "{summary:?}");
     let done = bot.post_answer_job(&card).await;
     assert_eq!(
