@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use card_action::CardAction;
+use cardbot::approval::views;
 use cardbot::approval::{self, SentCard};
-use cardbot::cards::approval as views;
 use cardbot::config::Config;
 use cardbot::feishu::SystemClock;
 use cardbot::jobs::DeliveryMode;

@@ -68,13 +68,33 @@ pub enum ConfigError {
 }
 
 /// How the approval card is sent, and so how it is updated later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CardDelivery {
     /// A CardKit card entity sent by `card_id` (element-level updates, strictly increasing `sequence`).
     #[default]
     Entity,
     /// A plain interactive message carrying the card JSON (updated with message PATCH).
     Message,
+}
+
+impl CardDelivery {
+    /// `CARD_DELIVERY` and `CardState.delivery`: `entity` or `message`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entity => "entity",
+            Self::Message => "message",
+        }
+    }
+
+    /// The one parser of both spellings, case- and space-insensitive.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "entity" => Some(Self::Entity),
+            "message" => Some(Self::Message),
+            _ => None,
+        }
+    }
 }
 
 /// The Feishu app: who we are and where the Open API lives.
@@ -132,15 +152,12 @@ impl Config {
             feishu: FeishuConfig::read(&vars)?,
             webhook: WebhookConfig::read(&vars)?,
             table_name: vars.required("TABLE_NAME")?,
-            card_delivery: match vars.optional("CARD_DELIVERY").as_deref() {
-                None | Some("entity") => CardDelivery::Entity,
-                Some("message") => CardDelivery::Message,
-                Some(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: "CARD_DELIVERY",
-                        reason: "expected `entity` or `message`",
-                    })
-                }
+            card_delivery: match vars.optional("CARD_DELIVERY") {
+                None => CardDelivery::default(),
+                Some(v) => CardDelivery::parse(&v).ok_or(ConfigError::Invalid {
+                    name: "CARD_DELIVERY",
+                    reason: "expected `entity` or `message`",
+                })?,
             },
             approval_ttl: vars.duration("APPROVAL_TTL", DEFAULT_APPROVAL_TTL)?,
             answer_budget: match vars.optional("ANSWER_BUDGET_MS") {

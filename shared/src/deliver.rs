@@ -1,6 +1,7 @@
 //! The bot's effects: sending command replies and running card-update jobs, generic over the store
 //! traits and [`FeishuApi`]. Every decision comes from [`crate::approval`] and [`crate::jobs`];
-//! this module only performs it, in order, and records what happened.
+//! this module only performs it, in order, and records what happened. [`Effects`] carries what
+//! every effect needs: the store, Feishu, the approval TTL, the time and the deadline.
 
 use std::time::Duration;
 
@@ -11,6 +12,26 @@ use crate::config::CardDelivery;
 use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent};
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
 use crate::store::{CardStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
+
+/// What every effect needs, borrowed for one reply or one job.
+pub struct Effects<'a, S: ?Sized, F: ?Sized> {
+    pub store: &'a S,
+    pub feishu: &'a F,
+    /// `APPROVAL_TTL` in ms: a new card's expiry job is due this long after the send.
+    pub approval_ttl_ms: i64,
+    /// The time the effect is decided at (epoch ms).
+    pub now: EpochMillis,
+    /// Bounds every Feishu call and retry of this effect.
+    pub deadline: Deadline,
+}
+
+impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: ?Sized, F: ?Sized> Copy for Effects<'_, S, F> {}
 
 /// Why a reply or a job could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,10 +51,10 @@ pub struct ReplyRequest {
     pub source_message_id: String,
     pub chat_id: String,
     pub requester_open_id: String,
-    /// `approval` or `help`.
-    pub command: String,
+    /// `approval` or `help` (an unknown text is answered with the help).
+    pub command: Command,
     /// `entity` or `message`.
-    pub delivery: String,
+    pub delivery: CardDelivery,
     /// A CardKit entity already created by an earlier attempt (an entity can be sent only once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
@@ -48,24 +69,16 @@ impl ReplyRequest {
         delivery: CardDelivery,
     ) -> Self {
         let command = match command {
-            Command::Approval => "approval",
-            Command::Help | Command::Unknown => "help",
+            Command::Approval => Command::Approval,
+            Command::Help | Command::Unknown => Command::Help,
         };
         Self {
             source_message_id: source_message_id.to_owned(),
             chat_id: chat_id.to_owned(),
             requester_open_id: requester_open_id.to_owned(),
-            command: command.to_owned(),
-            delivery: delivery.as_str().to_owned(),
+            command,
+            delivery,
             card_id: None,
-        }
-    }
-
-    fn command(&self) -> Command {
-        if self.command == "approval" {
-            Command::Approval
-        } else {
-            Command::Help
         }
     }
 
@@ -89,92 +102,6 @@ pub struct ReplyFailure {
     pub progress: ReplyRequest,
 }
 
-/// Sends the reply to a command: the help text, or the text and the approval card; then writes
-/// the card's state and its expiry job. Every send carries a uuid derived from the user's message,
-/// so a retried reply (by Feishu's retry or the outbox job) is one message.
-pub async fn send_command_reply<S, F>(
-    store: &S,
-    feishu: &F,
-    request: &ReplyRequest,
-    approval_ttl_ms: i64,
-    now: EpochMillis,
-    deadline: Deadline,
-) -> Result<SentReply, ReplyFailure>
-where
-    S: CardStore + JobStore + ?Sized,
-    F: FeishuApi + ?Sized,
-{
-    let mut progress = request.clone();
-    let fail = |error: DeliverError, progress: &ReplyRequest| ReplyFailure {
-        error,
-        progress: progress.clone(),
-    };
-    let source = request.source_message_id.as_str();
-    let reply = match request.command().reply() {
-        CommandReply::Text(text) => {
-            let content = MessageContent::Text(text.to_owned());
-            feishu
-                .reply_message(source, &content, false, &request.key("help"), deadline)
-                .await
-                .map_err(|e| fail(e.into(), &progress))?;
-            return Ok(SentReply { card_key: None });
-        }
-        CommandReply::TextAndApprovalCard { text, card } => (text, card),
-    };
-    let (text, card) = reply;
-    let delivery = CardDelivery::parse(&request.delivery).unwrap_or_default();
-    // The text reply and the card entity do not depend on each other: one round trip for both.
-    let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
-    let text_reply = feishu.reply_message(source, &content, false, &text_key, deadline);
-    let entity = async {
-        match (delivery, &progress.card_id) {
-            (CardDelivery::Entity, None) => {
-                Some(feishu.create_card(&card.to_value(), deadline).await)
-            }
-            _ => None,
-        }
-    };
-    let (text_sent, created) = tokio::join!(text_reply, entity);
-    // A created entity is kept in the progress even when the text failed, so a retry reuses it.
-    if let Some(created) = created {
-        progress.card_id = Some(created.map_err(|e| fail(e.into(), &progress))?);
-    }
-    text_sent.map_err(|e| fail(e.into(), &progress))?;
-    let content = match (delivery, &progress.card_id) {
-        (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
-            card_id: card_id.clone(),
-        },
-        _ => MessageContent::Card(card.to_value()),
-    };
-    let sent = feishu
-        .reply_message(source, &content, false, &request.key("card"), deadline)
-        .await
-        .map_err(|e| fail(e.into(), &progress))?;
-    let state = approval::new_card_state(
-        &SentCard {
-            message_id: sent.message_id,
-            chat_id: request.chat_id.clone(),
-            requester_open_id: request.requester_open_id.clone(),
-            source_message_id: request.source_message_id.clone(),
-            card_id: progress
-                .card_id
-                .clone()
-                .filter(|_| delivery == CardDelivery::Entity),
-            delivery,
-        },
-        now,
-    );
-    let jobs = approval::jobs_for_new_card(&state, approval_ttl_ms);
-    match store.create_card_with_jobs(&state, &jobs).await {
-        // A retried reply: the card and its jobs were written together the first time.
-        Ok(_) | Err(StoreError::Conflict(_)) => {}
-        Err(e) => return Err(fail(e.into(), &progress)),
-    }
-    Ok(SentReply {
-        card_key: Some(state.card_key),
-    })
-}
-
 /// How one claimed job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
@@ -189,161 +116,234 @@ pub enum JobOutcome {
     },
 }
 
-/// Runs a job this updater has claimed: plan against the card's state, write the state, make the
-/// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
-pub async fn run_job<S, F>(
-    store: &S,
-    feishu: &F,
-    job: &Job,
-    approval_ttl_ms: i64,
-    now: EpochMillis,
-    deadline: Deadline,
-) -> Result<JobOutcome, StoreError>
+impl<S, F> Effects<'_, S, F>
 where
     S: CardStore + JobStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
-    let result = match JobKind::parse(&job.kind) {
-        Some(JobKind::SendReply) => {
-            run_send_reply(store, feishu, job, approval_ttl_ms, now, deadline).await
-        }
-        _ => run_card_update(store, feishu, job, now, deadline).await,
-    };
-    match result {
-        Ok(reason) => {
-            store.complete_job(job, now).await?;
-            Ok(JobOutcome::Done { reason })
-        }
-        Err(error) => {
-            let (retry_at, permanent) = match &error {
-                DeliverError::Feishu(e) => match jobs::on_failure(e, now) {
-                    FailureAction::Retry { retry_at } => (retry_at, false),
-                    FailureAction::SpendTokenAndReplan => (None, false),
-                    FailureAction::Permanent => (None, true),
-                },
-                DeliverError::Store(e)
-                    if e.is_retryable() || matches!(e, StoreError::Conflict(_)) =>
-                {
-                    (None, false)
+    /// Sends the reply to a command: the help text, or the text and the approval card; then writes
+    /// the card's state and its expiry job. Every send carries a uuid derived from the user's message,
+    /// so a retried reply (by Feishu's retry or the outbox job) is one message.
+    pub async fn send_command_reply(
+        &self,
+        request: &ReplyRequest,
+    ) -> Result<SentReply, ReplyFailure> {
+        let Self {
+            store,
+            feishu,
+            approval_ttl_ms,
+            now,
+            deadline,
+        } = *self;
+        let mut progress = request.clone();
+        let fail = |error: DeliverError, progress: &ReplyRequest| ReplyFailure {
+            error,
+            progress: progress.clone(),
+        };
+        let source = request.source_message_id.as_str();
+        let reply = match request.command.reply() {
+            CommandReply::Text(text) => {
+                let content = MessageContent::Text(text.to_owned());
+                feishu
+                    .reply_message(source, &content, false, &request.key("help"), deadline)
+                    .await
+                    .map_err(|e| fail(e.into(), &progress))?;
+                return Ok(SentReply { card_key: None });
+            }
+            CommandReply::TextAndApprovalCard { text, card } => (text, card),
+        };
+        let (text, card) = reply;
+        let delivery = request.delivery;
+        // The text reply and the card entity do not depend on each other: one round trip for both.
+        let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
+        let text_reply = feishu.reply_message(source, &content, false, &text_key, deadline);
+        let entity = async {
+            match (delivery, &progress.card_id) {
+                (CardDelivery::Entity, None) => {
+                    Some(feishu.create_card(&card.to_value(), deadline).await)
                 }
-                DeliverError::Store(_) | DeliverError::BadJob(_) => (None, true),
-            };
-            // A permanent failure is dead at once with its error, kept for a human; never dropped.
-            let (text, outcome) = if permanent {
-                let text = format!("permanent: {error}");
-                store.fail_job_permanently(job, &text, now).await?;
-                (text, FailOutcome::Dead)
-            } else {
-                let text = error.to_string();
-                let outcome = store.fail_job(job, &text, retry_at, now).await?;
-                (text, outcome)
-            };
-            Ok(JobOutcome::Failed {
-                error: text,
-                outcome,
-                permanent,
-            })
+                _ => None,
+            }
+        };
+        let (text_sent, created) = tokio::join!(text_reply, entity);
+        // A created entity is kept in the progress even when the text failed, so a retry reuses it.
+        if let Some(created) = created {
+            progress.card_id = Some(created.map_err(|e| fail(e.into(), &progress))?);
         }
+        text_sent.map_err(|e| fail(e.into(), &progress))?;
+        let content = match (delivery, &progress.card_id) {
+            (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
+                card_id: card_id.clone(),
+            },
+            _ => MessageContent::Card(card.to_value()),
+        };
+        let sent = feishu
+            .reply_message(source, &content, false, &request.key("card"), deadline)
+            .await
+            .map_err(|e| fail(e.into(), &progress))?;
+        let state = approval::new_card_state(
+            &SentCard {
+                message_id: sent.message_id,
+                chat_id: request.chat_id.clone(),
+                requester_open_id: request.requester_open_id.clone(),
+                source_message_id: request.source_message_id.clone(),
+                card_id: progress
+                    .card_id
+                    .clone()
+                    .filter(|_| delivery == CardDelivery::Entity),
+                delivery,
+            },
+            now,
+        );
+        let jobs: Vec<_> = approval::scheduled_for_new_card(&state, approval_ttl_ms)
+            .into_iter()
+            .map(|scheduled| jobs::scheduled_job(&state.card_key, scheduled))
+            .collect();
+        match store.create_card_with_jobs(&state, &jobs).await {
+            // A retried reply: the card and its jobs were written together the first time.
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(fail(e.into(), &progress)),
+        }
+        Ok(SentReply {
+            card_key: Some(state.card_key),
+        })
     }
-}
 
-async fn run_send_reply<S, F>(
-    store: &S,
-    feishu: &F,
-    job: &Job,
-    approval_ttl_ms: i64,
-    now: EpochMillis,
-    deadline: Deadline,
-) -> Result<&'static str, DeliverError>
-where
-    S: CardStore + JobStore + ?Sized,
-    F: FeishuApi + ?Sized,
-{
-    let request: ReplyRequest = serde_json::from_value(job.payload.clone())
-        .map_err(|e| DeliverError::BadJob(format!("send_reply payload: {e}")))?;
-    send_command_reply(store, feishu, &request, approval_ttl_ms, now, deadline)
-        .await
-        .map(|_| "reply sent")
-        .map_err(|failure| failure.error)
-}
-
-async fn run_card_update<S, F>(
-    store: &S,
-    feishu: &F,
-    job: &Job,
-    now: EpochMillis,
-    deadline: Deadline,
-) -> Result<&'static str, DeliverError>
-where
-    S: CardStore + JobStore + ?Sized,
-    F: FeishuApi + ?Sized,
-{
-    // One re-plan after Feishu refused the update token (then the message is PATCHed).
-    let mut replanned = false;
-    loop {
-        let state = store
-            .get_card(&job.card_key)
-            .await?
-            .ok_or_else(|| DeliverError::BadJob(format!("no card state for {}", job.card_key)))?;
-        let plan =
-            jobs::plan_job(job, &state, now).map_err(|e| DeliverError::BadJob(e.to_string()))?;
-        let current = match &plan.state_update {
-            Some(next) => store.update_card(next).await?,
-            None => state,
-        };
-        let Some(delivery) = plan.delivery else {
-            return Ok(plan.reason);
-        };
-        let result = match delivery {
-            Delivery::CardKit { card_id, ops } => {
-                // One write reserves the sequences of every call, in the order they are sent.
-                let count = u32::try_from(ops.len()).unwrap_or(u32::MAX);
-                let first = match count {
-                    0 => 0,
-                    _ => store.next_sequences(&job.card_key, count).await?,
-                };
-                for (index, op) in ops.iter().enumerate() {
-                    if index > 0 {
-                        // CardKit allows 10 writes/s per card.
-                        tokio::time::sleep(Duration::from_millis(jobs::CARDKIT_MIN_INTERVAL_MS))
-                            .await;
-                    }
-                    let sequence = first + i32::try_from(index).unwrap_or(i32::MAX);
-                    let key =
-                        jobs::op_idempotency_key(&job.card_key, &job.job_id, job.attempts, index);
-                    op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
-                        .await?;
-                }
-                Ok(())
-            }
-            Delivery::Message(MessageOp::DelayedUpdate { card }) => {
-                let token = current
-                    .update_token
-                    .as_ref()
-                    .map(|t| t.token.clone())
-                    .unwrap_or_default();
-                feishu
-                    .delayed_update_card(&token, &card.to_value(), deadline)
-                    .await
-            }
-            Delivery::Message(MessageOp::PatchMessage { message_id, card }) => {
-                feishu
-                    .patch_message_card(&message_id, &card.to_value(), deadline)
-                    .await
-            }
+    /// Runs a job this updater has claimed: plan against the card's state, write the state, make the
+    /// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
+    pub async fn run_job(&self, job: &Job) -> Result<JobOutcome, StoreError> {
+        let Self { store, now, .. } = *self;
+        let result = match JobKind::parse(&job.kind) {
+            Some(JobKind::SendReply) => self.run_send_reply(job).await,
+            _ => self.run_card_update(job).await,
         };
         match result {
-            Ok(()) => return Ok(plan.reason),
-            Err(e)
-                if !replanned
-                    && jobs::on_failure(&e, now) == FailureAction::SpendTokenAndReplan =>
-            {
-                store
-                    .update_card(&jobs::spend_update_token(&current))
-                    .await?;
-                replanned = true;
+            Ok(reason) => {
+                store.complete_job(job, now).await?;
+                Ok(JobOutcome::Done { reason })
             }
-            Err(e) => return Err(e.into()),
+            Err(error) => {
+                let (retry_at, permanent) = match &error {
+                    DeliverError::Feishu(e) => match jobs::on_failure(e, now) {
+                        FailureAction::Retry { retry_at } => (retry_at, false),
+                        FailureAction::SpendTokenAndReplan => (None, false),
+                        FailureAction::Permanent => (None, true),
+                    },
+                    DeliverError::Store(e)
+                        if e.is_retryable() || matches!(e, StoreError::Conflict(_)) =>
+                    {
+                        (None, false)
+                    }
+                    DeliverError::Store(_) | DeliverError::BadJob(_) => (None, true),
+                };
+                // A permanent failure is dead at once with its error, kept for a human; never dropped.
+                let (text, outcome) = if permanent {
+                    let text = format!("permanent: {error}");
+                    store.fail_job_permanently(job, &text, now).await?;
+                    (text, FailOutcome::Dead)
+                } else {
+                    let text = error.to_string();
+                    let outcome = store.fail_job(job, &text, retry_at, now).await?;
+                    (text, outcome)
+                };
+                Ok(JobOutcome::Failed {
+                    error: text,
+                    outcome,
+                    permanent,
+                })
+            }
+        }
+    }
+
+    async fn run_send_reply(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request: ReplyRequest = serde_json::from_value(job.payload.clone())
+            .map_err(|e| DeliverError::BadJob(format!("send_reply payload: {e}")))?;
+        self.send_command_reply(&request)
+            .await
+            .map(|_| "reply sent")
+            .map_err(|failure| failure.error)
+    }
+
+    async fn run_card_update(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let Self {
+            store,
+            feishu,
+            now,
+            deadline,
+            ..
+        } = *self;
+        // One re-plan after Feishu refused the update token (then the message is PATCHed).
+        let mut replanned = false;
+        loop {
+            let state = store.get_card(&job.card_key).await?.ok_or_else(|| {
+                DeliverError::BadJob(format!("no card state for {}", job.card_key))
+            })?;
+            let plan = jobs::plan_job(job, &state, now)
+                .map_err(|e| DeliverError::BadJob(e.to_string()))?;
+            let current = match &plan.state_update {
+                Some(next) => store.update_card(next).await?,
+                None => state,
+            };
+            let Some(delivery) = plan.delivery else {
+                return Ok(plan.reason);
+            };
+            let result = match delivery {
+                Delivery::CardKit { card_id, ops } => {
+                    // One write reserves the sequences of every call, in the order they are sent.
+                    let count = u32::try_from(ops.len()).unwrap_or(u32::MAX);
+                    let first = match count {
+                        0 => 0,
+                        _ => store.next_sequences(&job.card_key, count).await?,
+                    };
+                    for (index, op) in ops.iter().enumerate() {
+                        if index > 0 {
+                            // CardKit allows 10 writes/s per card.
+                            tokio::time::sleep(Duration::from_millis(
+                                jobs::CARDKIT_MIN_INTERVAL_MS,
+                            ))
+                            .await;
+                        }
+                        let sequence = first + i32::try_from(index).unwrap_or(i32::MAX);
+                        let key = jobs::op_idempotency_key(
+                            &job.card_key,
+                            &job.job_id,
+                            job.attempts,
+                            index,
+                        );
+                        op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                Delivery::Message(MessageOp::DelayedUpdate { card }) => {
+                    let token = current
+                        .update_token
+                        .as_ref()
+                        .map(|t| t.token.clone())
+                        .unwrap_or_default();
+                    feishu
+                        .delayed_update_card(&token, &card.to_value(), deadline)
+                        .await
+                }
+                Delivery::Message(MessageOp::PatchMessage { message_id, card }) => {
+                    feishu
+                        .patch_message_card(&message_id, &card.to_value(), deadline)
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => return Ok(plan.reason),
+                Err(e)
+                    if !replanned
+                        && jobs::on_failure(&e, now) == FailureAction::SpendTokenAndReplan =>
+                {
+                    store
+                        .update_card(&jobs::spend_update_token(&current))
+                        .await?;
+                    replanned = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }

@@ -1,55 +1,29 @@
-//! Card-update jobs: what to deliver after the callback answer, by which Feishu calls, in which
-//! order, and how failures retry. Pure data and decisions; the updater executes them.
+//! Card-update jobs: job kinds and when they run, which Feishu API delivers a change the domain
+//! planned, and how failures retry. Pure data and decisions; the updater executes them.
 //!
-//! Entity mode walks a submitted card to the approved one with every CardKit call (settings,
-//! streaming content, element patch/delete/add, batch_update, full update), each with its own
-//! store-allocated `sequence`. Message mode uses the callback's update token while it is valid
-//! (30 min, 2 uses), else `PATCH im/v1/messages/:id` (14 days).
+//! The domain (`crate::approval`) decides every transition and the card it shows; a job kind maps
+//! to the domain's timer. The change goes out by CardKit on the card entity (each element call
+//! with its own store-allocated `sequence`) or, in message mode, by the callback's update token
+//! while it is valid (30 min, 2 uses), else `PATCH im/v1/messages/:id` (14 days).
 
-use crate::approval::{self, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
-use crate::cards::approval::ids;
-use crate::cards::{Card, Element};
-use crate::feishu::{
-    BatchUpdateAction, CardWrite, Deadline, ElementPosition, FeishuApi, FeishuError, FeishuResult,
-};
+use crate::approval::{self, CardChange, CardStep, DomainError, Scheduled, Timer};
+use crate::cards::{element_value, Card, CardKitOp};
+use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, FeishuResult};
 use crate::store::{CardState, EpochMillis, Job, NewJob};
 use serde_json::{json, Value};
 
-/// The post-answer job runs this long after the click, so the answer reaches Feishu first.
-pub const POST_ANSWER_DELAY_MS: i64 = 2_000;
-/// The callback's card-update token is valid 30 minutes…
-pub const UPDATE_TOKEN_TTL_MS: i64 = 30 * 60 * 1000;
-/// …for 2 delayed updates.
-pub const UPDATE_TOKEN_MAX_USES: u32 = 2;
+pub use crate::approval::POST_ANSWER_DELAY_MS;
+pub use crate::feishu::limits::{
+    CARDKIT_MIN_INTERVAL_MS, UPDATE_TOKEN_MAX_USES, UPDATE_TOKEN_TTL_MS, UPDATE_WINDOW_MS,
+};
+
 /// A token this close to expiry is not started on: the call could land after it.
 pub const UPDATE_TOKEN_MARGIN_MS: i64 = 30_000;
-/// `PATCH im/v1/messages` (230031) and CardKit entities (200750) stop 14 days after the send.
-pub const UPDATE_WINDOW_MS: i64 = 14 * 24 * 3600 * 1000;
 /// Default `APPROVAL_TTL`: an undecided card expires after 7 days.
 pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-/// CardKit allows 10 writes/s per card; the updater spaces its calls on one card by this much.
-pub const CARDKIT_MIN_INTERVAL_MS: u64 = 110;
 
+/// The card delivery mode (one type, `crate::config::CardDelivery`), under the jobs' name.
 pub use crate::config::CardDelivery as DeliveryMode;
-
-impl DeliveryMode {
-    /// The string stored in `CardState.delivery`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Entity => "entity",
-            Self::Message => "message",
-        }
-    }
-
-    /// Reads `CardState.delivery` (and `CARD_DELIVERY` spellings).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "entity" | "cardkit" => Some(Self::Entity),
-            "message" => Some(Self::Message),
-            _ => None,
-        }
-    }
-}
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,28 +54,60 @@ impl JobKind {
             _ => None,
         }
     }
+
+    /// The domain timer a card-update job runs; `None` for the reply outbox.
+    pub fn timer(self) -> Option<Timer> {
+        match self {
+            Self::PostAnswer => Some(Timer::SimulatedDecision),
+            Self::Expire => Some(Timer::Expiry),
+            Self::SendReply => None,
+        }
+    }
+
+    /// The job kind that runs a domain timer.
+    pub fn for_timer(timer: Timer) -> Self {
+        match timer {
+            Timer::SimulatedDecision => Self::PostAnswer,
+            Timer::Expiry => Self::Expire,
+        }
+    }
+}
+
+/// The job that runs what the domain scheduled on a card. Its id is its kind: each timer runs at
+/// most once per card, so scheduling one twice is one job.
+pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
+    let kind = JobKind::for_timer(scheduled.timer);
+    NewJob {
+        card_key: card_key.to_owned(),
+        job_id: kind.as_str().to_owned(),
+        kind: kind.as_str().to_owned(),
+        payload: json!({}),
+        not_before: scheduled.at,
+    }
 }
 
 /// The job a click enqueues (with the state write, in one transaction).
 pub fn post_answer_job(card_key: &str, clicked_at: EpochMillis) -> NewJob {
-    NewJob {
-        card_key: card_key.to_owned(),
-        job_id: JobKind::PostAnswer.as_str().to_owned(),
-        kind: JobKind::PostAnswer.as_str().to_owned(),
-        payload: json!({}),
-        not_before: clicked_at + POST_ANSWER_DELAY_MS,
-    }
+    let at = clicked_at + POST_ANSWER_DELAY_MS;
+    scheduled_job(
+        card_key,
+        Scheduled {
+            timer: Timer::SimulatedDecision,
+            at,
+        },
+    )
 }
 
 /// The job that expires a card left undecided.
 pub fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) -> NewJob {
-    NewJob {
-        card_key: card_key.to_owned(),
-        job_id: JobKind::Expire.as_str().to_owned(),
-        kind: JobKind::Expire.as_str().to_owned(),
-        payload: json!({}),
-        not_before: sent_at + approval_ttl_ms,
-    }
+    let at = sent_at + approval_ttl_ms;
+    scheduled_job(
+        card_key,
+        Scheduled {
+            timer: Timer::Expiry,
+            at,
+        },
+    )
 }
 
 /// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's
@@ -117,57 +123,9 @@ pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis)
 }
 
 // ---------------------------------------------------------------------------------------------
-// The Feishu calls, as data
-
-/// One CardKit write on a card entity. Each needs a fresh, strictly increasing `sequence`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CardKitOp {
-    /// `PATCH /cards/:id/settings`: `config` (streaming, summary) and `card_link` only.
-    Settings { settings: Value },
-    /// `PUT /cards/:id/elements/:eid/content`: types out text (streaming mode only).
-    StreamText { element_id: String, content: String },
-    /// `PATCH /cards/:id/elements/:eid`: merges properties.
-    PatchElement {
-        element_id: String,
-        partial_element: Value,
-    },
-    /// `PUT /cards/:id/elements/:eid`: replaces one component.
-    UpdateElement {
-        element_id: String,
-        element: Element,
-    },
-    /// `DELETE /cards/:id/elements/:eid`.
-    DeleteElement { element_id: String },
-    /// `POST /cards/:id/elements`.
-    AddElements {
-        position: ElementPosition,
-        elements: Vec<Element>,
-    },
-    /// `POST /cards/:id/batch_update`.
-    BatchUpdate { actions: Vec<BatchUpdateAction> },
-    /// `PUT /cards/:id`: full replace.
-    UpdateCard { card: Card },
-}
-
-fn element_value(element: &Element) -> Value {
-    serde_json::to_value(element).unwrap_or(Value::Null)
-}
+// The Feishu calls
 
 impl CardKitOp {
-    /// A short name for logs and the simulator's call log.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Settings { .. } => "settings",
-            Self::StreamText { .. } => "content",
-            Self::PatchElement { .. } => "patch_element",
-            Self::UpdateElement { .. } => "update_element",
-            Self::DeleteElement { .. } => "delete_element",
-            Self::AddElements { .. } => "add_elements",
-            Self::BatchUpdate { .. } => "batch_update",
-            Self::UpdateCard { .. } => "update_card",
-        }
-    }
-
     /// Makes the call with its `sequence` and `uuid`.
     pub async fn send<F: FeishuApi + ?Sized>(
         &self,
@@ -344,129 +302,39 @@ pub enum PlanError {
     NotACardUpdate(&'static str),
 }
 
-/// Plans a claimed job against the card's current state, at `now`.
+/// Plans a claimed job against the card's current state, at `now`: the domain decides the step
+/// (`approval::on_timer`), this picks the Feishu API that shows it.
 pub fn plan_job(job: &Job, state: &CardState, now: EpochMillis) -> Result<JobPlan, PlanError> {
     let kind =
         JobKind::parse(&job.kind).ok_or_else(|| PlanError::UnknownJobKind(job.kind.clone()))?;
-    let status = approval::status_of(state)?;
-    let data = ApprovalData::from_value(&state.data)?;
-    match kind {
-        JobKind::PostAnswer => match status {
-            ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted => {
-                let next = status
-                    .apply(ApprovalEvent::Approve)
-                    .map_err(|_| PlanError::TooOld)?;
-                let mut next_data = data.clone();
-                next_data.decided_at = Some(now);
-                let mut next_state = state.clone();
-                next_state.status = next.as_str().to_owned();
-                next_state.data = next_data.to_value();
-                next_state.updated_at = now;
-                let from = approval::render(status, &data);
-                let to = approval::render(next, &next_data);
-                // The step-by-step walk only from the submitted card as first answered; a retry
-                // cannot know how far a failed walk got, so it replaces the whole card.
-                let walk = job.attempts == 0;
-                deliver(
-                    next_state,
-                    Step {
-                        from,
-                        to,
-                        walk,
-                        transition: true,
-                    },
-                    now,
-                    "simulated approval",
-                )
-            }
-            ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved => {
-                let card = approval::render(status, &data);
-                deliver(
-                    state.clone(),
-                    Step::redeliver(card),
-                    now,
-                    "redeliver approval",
-                )
-            }
-            ApprovalStatus::Pending | ApprovalStatus::Expired => {
-                Ok(JobPlan::nothing("nothing submitted"))
-            }
-        },
-        JobKind::Expire => match status {
-            ApprovalStatus::Pending => {
-                let mut next_state = state.clone();
-                next_state.status = ApprovalStatus::Expired.as_str().to_owned();
-                next_state.updated_at = now;
-                let card = approval::render(ApprovalStatus::Expired, &data);
-                deliver(
-                    next_state,
-                    Step {
-                        from: card.clone(),
-                        to: card,
-                        walk: false,
-                        transition: true,
-                    },
-                    now,
-                    "expire",
-                )
-            }
-            ApprovalStatus::Expired => {
-                let card = approval::render(status, &data);
-                deliver(
-                    state.clone(),
-                    Step::redeliver(card),
-                    now,
-                    "redeliver expiry",
-                )
-            }
-            _ => Ok(JobPlan::nothing("decided before expiry")),
-        },
-        JobKind::SendReply => Err(PlanError::NotACardUpdate(kind.as_str())),
-    }
+    let timer = kind
+        .timer()
+        .ok_or(PlanError::NotACardUpdate(kind.as_str()))?;
+    let step = approval::on_timer(state, timer, now, job.attempts == 0)?;
+    deliver(step, now)
 }
 
-/// One change of the card: from what the user sees now to what they should see.
-struct Step {
-    from: Card,
-    to: Card,
-    /// Use the element-wise CardKit walk (else one full update).
-    walk: bool,
-    /// The status changed, so the state must be written.
-    transition: bool,
-}
-
-impl Step {
-    fn redeliver(card: Card) -> Self {
-        Self {
-            from: card.clone(),
-            to: card,
-            walk: false,
-            transition: false,
-        }
-    }
-}
-
-/// Chooses the delivery path for `step.to` and returns the plan.
-fn deliver(
-    mut next_state: CardState,
-    step: Step,
-    now: EpochMillis,
-    reason: &'static str,
-) -> Result<JobPlan, PlanError> {
+/// Chooses the delivery path for the step's change and returns the plan.
+fn deliver(step: CardStep, now: EpochMillis) -> Result<JobPlan, PlanError> {
+    let CardStep {
+        state: mut next_state,
+        changed,
+        show,
+        reason,
+    } = step;
+    let Some(CardChange { card, edits }) = show else {
+        return Ok(JobPlan::nothing(reason));
+    };
     if now - next_state.created_at >= UPDATE_WINDOW_MS {
         return Err(PlanError::TooOld);
     }
     let entity = DeliveryMode::parse(&next_state.delivery) == Some(DeliveryMode::Entity);
     let mut token_used = false;
     let delivery = match (entity, next_state.card_id.clone()) {
-        (true, Some(card_id)) => {
-            let ops = if step.walk {
-                approval_walk(&step.from, &step.to)
-            } else {
-                vec![CardKitOp::UpdateCard { card: step.to }]
-            };
-            Delivery::CardKit { card_id, ops }
-        }
+        (true, Some(card_id)) => Delivery::CardKit {
+            card_id,
+            ops: edits.unwrap_or_else(|| vec![CardKitOp::UpdateCard { card }]),
+        },
         // Without an entity id (or in message mode) the message itself is updated.
         _ => match choose_message_path(&next_state, now) {
             MessagePath::DelayedUpdate => {
@@ -475,98 +343,21 @@ fn deliver(
                     token.uses += 1;
                     token_used = true;
                 }
-                Delivery::Message(MessageOp::DelayedUpdate { card: step.to })
+                Delivery::Message(MessageOp::DelayedUpdate { card })
             }
             MessagePath::PatchMessage => {
                 let message_id = next_state.message_id.clone().ok_or(PlanError::NoMessage)?;
-                Delivery::Message(MessageOp::PatchMessage {
-                    message_id,
-                    card: step.to,
-                })
+                Delivery::Message(MessageOp::PatchMessage { message_id, card })
             }
             MessagePath::TooOld => return Err(PlanError::TooOld),
         },
     };
-    let state_update = (step.transition || token_used).then_some(next_state);
+    let state_update = (changed || token_used).then_some(next_state);
     Ok(JobPlan {
         state_update,
         delivery: Some(delivery),
         reason,
     })
-}
-
-fn element<'a>(card: &'a Card, id: &str) -> Option<&'a Element> {
-    card.find(id)
-}
-
-fn markdown_content(card: &Card, id: &str) -> Option<String> {
-    match element(card, id)? {
-        Element::Markdown(m) => Some(m.content.clone()),
-        _ => None,
-    }
-}
-
-/// The CardKit walk from a submitted card to the approved one, every element API used once:
-/// streaming on → type the decision note → patch the status tag → delete the button row → add the
-/// timeline line → batch_update the prompt and the request line → streaming off with the summary.
-/// Falls back to one full update if either card lacks an element the walk needs.
-pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
-    let full = || vec![CardKitOp::UpdateCard { card: to.clone() }];
-    let (Some(note), Some(status), Some(line), Some(Element::Div(prompt)), Some(added)) = (
-        markdown_content(to, ids::NOTE),
-        markdown_content(to, ids::STATUS),
-        markdown_content(to, ids::TL_SUBMITTED),
-        element(to, ids::PROMPT),
-        element(to, ids::TL_APPROVED),
-    ) else {
-        return full();
-    };
-    let needed = [
-        ids::NOTE,
-        ids::STATUS,
-        ids::TL_SUBMITTED,
-        ids::PROMPT,
-        ids::ACTIONS,
-    ];
-    if needed.iter().any(|id| from.find(id).is_none()) || from.header != to.header {
-        return full();
-    }
-    let streaming = |on: bool, card: &Card| json!({ "config": { "streaming_mode": on, "summary": card.config.summary } });
-    vec![
-        CardKitOp::Settings {
-            settings: streaming(true, from),
-        },
-        CardKitOp::StreamText {
-            element_id: ids::NOTE.to_owned(),
-            content: note,
-        },
-        CardKitOp::PatchElement {
-            element_id: ids::STATUS.to_owned(),
-            partial_element: json!({ "content": status }),
-        },
-        CardKitOp::DeleteElement {
-            element_id: ids::ACTIONS.to_owned(),
-        },
-        CardKitOp::AddElements {
-            position: ElementPosition::InsertAfter(ids::TL_SUBMITTED.to_owned()),
-            elements: vec![added.clone()],
-        },
-        CardKitOp::BatchUpdate {
-            actions: vec![
-                BatchUpdateAction::PartialUpdateElement {
-                    element_id: ids::PROMPT.to_owned(),
-                    partial_element: json!({ "text": prompt.text }),
-                },
-                BatchUpdateAction::PartialUpdateElement {
-                    element_id: ids::TL_SUBMITTED.to_owned(),
-                    partial_element: json!({ "content": line }),
-                },
-            ],
-        },
-        CardKitOp::Settings {
-            settings: streaming(false, to),
-        },
-    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,10 +410,14 @@ impl ClaimBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::{decide_click, new_card_state, ClickDecision, RequestKind, SentCard};
-    use crate::cards::approval as views;
+    use crate::approval::views;
+    use crate::approval::{
+        decide_click, new_card_state, ApprovalAction, ClickDecision, RequestKind, SentCard,
+    };
+    use crate::cards::{Card, Element};
     use crate::feishu::cardkit;
     use crate::feishu::request::ApiRequest;
+    use crate::feishu::{BatchUpdateAction, ElementPosition};
     use crate::store::{JobStatus, StoredUpdateToken};
 
     const NOW: EpochMillis = 1_732_233_600_734;
@@ -644,16 +439,22 @@ mod tests {
 
     fn clicked(delivery: DeliveryMode, kind: RequestKind) -> (CardState, NewJob, Card) {
         let state = sent(delivery);
-        let value = kind.callback_value();
         let click = approval::Click {
-            value: &value,
+            action: ApprovalAction::Submit(kind),
             operator_open_id: Some("ou_84aad35d084aa403a838cf73ee18467"),
             update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
             now: NOW + 10_000,
             approval_ttl_ms: TTL,
         };
         match decide_click(&state, &click).unwrap() {
-            ClickDecision::Transition { state, job, answer } => (*state, job, answer.card.unwrap()),
+            ClickDecision::Transition {
+                state,
+                scheduled,
+                answer,
+            } => {
+                let job = scheduled_job(&state.card_key, scheduled);
+                (*state, job, answer.card.unwrap())
+            }
             other => panic!("{other:?}"),
         }
     }

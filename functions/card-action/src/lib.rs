@@ -6,18 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardbot::approval::{self, Click, ClickDecision};
-use cardbot::cards::approval as views;
+use cardbot::approval::{self, views, Click, ClickDecision};
 use cardbot::cards::CallbackAnswer;
 use cardbot::config::{Config, WebhookConfig};
 use cardbot::feishu::Clock;
 use cardbot::function_url::{self, error_response, json_response};
+use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, StoreError};
-use cardbot::webhook::Inbound;
+use cardbot::webhook::{CallbackStyle as Style, CardClick, Inbound};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 /// Version conflicts (two clicks at once) are re-read and re-decided this many times.
@@ -31,23 +29,6 @@ pub struct CardAction<S: ?Sized> {
     pub approval_ttl: Duration,
     /// Feishu wants the answer within 3 s; past this budget the click gets a "retry" toast.
     pub answer_budget: Duration,
-}
-
-/// Which callback style carried the click; the answer has that style's shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    Trigger,
-    Legacy,
-}
-
-/// The click fields both styles share.
-struct Clicked {
-    style: Style,
-    dedup_key: String,
-    open_message_id: Option<String>,
-    operator_open_id: Option<String>,
-    update_token: String,
-    value: Value,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -87,40 +68,12 @@ where
             Ok(inbound) => inbound,
             Err(rejection) => return *rejection,
         };
-        let clicked = match inbound {
-            Inbound::Challenge(challenge) => {
-                return json_response(StatusCode::OK, challenge.response_body())
-            }
-            Inbound::CardAction(trigger) => Clicked {
-                style: Style::Trigger,
-                dedup_key: trigger.header.event_id.clone(),
-                open_message_id: trigger.event.context.open_message_id.clone(),
-                operator_open_id: trigger.event.operator.open_id.clone().or(trigger
-                    .event
-                    .operator
-                    .user_id
-                    .clone()),
-                update_token: trigger.event.token.expose().to_owned(),
-                value: trigger.event.action.value.clone(),
-            },
-            Inbound::LegacyCardAction(legacy) => Clicked {
-                style: Style::Legacy,
-                // Without X-Refresh-Token the update token identifies the click; hashed, it is a secret.
-                dedup_key: legacy.refresh_token.clone().unwrap_or_else(|| {
-                    format!(
-                        "legacy-token-{}",
-                        hex::encode(Sha256::digest(legacy.token.expose().as_bytes()))
-                    )
-                }),
-                open_message_id: Some(legacy.open_message_id.clone()),
-                operator_open_id: legacy.open_id.clone().or(legacy.user_id.clone()),
-                update_token: legacy.token.expose().to_owned(),
-                value: legacy.action.value.clone(),
-            },
-            Inbound::MessageReceive(_) | Inbound::Event(_) => {
-                warn!("event sent to the card callback URL");
-                return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
-            }
+        if let Inbound::Challenge(challenge) = &inbound {
+            return json_response(StatusCode::OK, challenge.response_body());
+        }
+        let Some(clicked) = inbound.card_click() else {
+            warn!("event sent to the card callback URL");
+            return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
         };
         let style = clicked.style;
         match tokio::time::timeout(self.answer_budget, self.on_click(clicked, now)).await {
@@ -132,16 +85,19 @@ where
         }
     }
 
-    async fn on_click(&self, clicked: Clicked, now: i64) -> Response<Body> {
+    async fn on_click(&self, clicked: CardClick, now: i64) -> Response<Body> {
         let style = clicked.style;
         // An action that is not ours is answered before any table access: it writes nothing.
-        if let Err(error) = approval::parse_action(&clicked.value) {
-            warn!(%error, "unknown card action");
-            return answer(
-                style,
-                &CallbackAnswer::toast_only(views::unknown_action_toast()),
-            );
-        }
+        let action = match clicked.action {
+            Ok(action) => action,
+            Err(error) => {
+                warn!(%error, "unknown card action");
+                return answer(
+                    style,
+                    &CallbackAnswer::toast_only(views::unknown_action_toast()),
+                );
+            }
+        };
         let Some(card_key) = clicked.open_message_id.as_deref().map(approval::card_key) else {
             warn!("click without open_message_id");
             return retry_later(style);
@@ -169,9 +125,9 @@ where
             }
         }
         let click = Click {
-            value: &clicked.value,
+            action,
             operator_open_id: clicked.operator_open_id.as_deref(),
-            update_token: Some(clicked.update_token.as_str()).filter(|t| !t.is_empty()),
+            update_token: clicked.update_token.as_ref().map(|t| t.expose()),
             now,
             approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
         };
@@ -201,7 +157,12 @@ where
                 .await?
                 .ok_or(ClickError::UnknownCard)?;
             match approval::decide_click(&state, click)? {
-                ClickDecision::Transition { state, job, answer } => {
+                ClickDecision::Transition {
+                    state,
+                    scheduled,
+                    answer,
+                } => {
+                    let job = jobs::scheduled_job(card_key, scheduled);
                     match self.store.update_card_and_enqueue(&state, &job).await {
                         Ok(_) => {
                             info!(card_key, status = %state.status, "click applied");
@@ -212,10 +173,6 @@ where
                     }
                 }
                 ClickDecision::NoChange { answer } => return Ok(answer),
-                ClickDecision::Rejected { error, answer } => {
-                    warn!(%error, "click rejected");
-                    return Ok(answer);
-                }
             }
         }
         Err(ClickError::Store(StoreError::Conflict(format!(

@@ -1,13 +1,13 @@
 //! The card-updater Lambda: drains the job outbox. Triggered by the table's stream (new job items,
 //! the fast path) and by an EventBridge schedule (the sweep for due, retried and time-based work).
 //! It claims each due job (a conditional lease, so two instances never deliver one job twice),
-//! delivers it with `cardbot::deliver::run_job`, and stops claiming before its own timeout.
+//! delivers it with `cardbot::deliver::Effects::run_job`, and stops claiming before its own timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cardbot::config::Config;
-use cardbot::deliver::{self, JobOutcome};
+use cardbot::deliver::{Effects, JobOutcome};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::jobs::ClaimBudget;
 use cardbot::store::{keys, CardStore, EpochMillis, JobStore};
@@ -239,9 +239,14 @@ where
             }
         };
         summary.claimed += 1;
-        let deadline = Deadline::after(self.per_job);
-        let ttl_ms = Self::ms(self.approval_ttl);
-        match deliver::run_job(&*self.store, &*self.feishu, &job, ttl_ms, now, deadline).await {
+        let effects = Effects {
+            store: &*self.store,
+            feishu: &*self.feishu,
+            approval_ttl_ms: Self::ms(self.approval_ttl),
+            now,
+            deadline: Deadline::after(self.per_job),
+        };
+        match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {
                 info!(card_key = %job.card_key, job_id = %job.job_id, reason, "job done");
                 summary.done += 1;

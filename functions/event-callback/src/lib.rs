@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardbot::approval;
 use cardbot::config::{CardDelivery, Config, WebhookConfig};
-use cardbot::deliver::{self, ReplyRequest};
+use cardbot::deliver::{Effects, ReplyRequest};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::function_url::{self, error_response, json_response};
 use cardbot::jobs;
@@ -111,15 +111,14 @@ where
             self.delivery,
         );
         let ttl_ms = i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX);
-        let sent = deliver::send_command_reply(
-            &*self.store,
-            &*self.feishu,
-            &request,
-            ttl_ms,
+        let effects = Effects {
+            store: &*self.store,
+            feishu: &*self.feishu,
+            approval_ttl_ms: ttl_ms,
             now,
             deadline,
-        )
-        .await;
+        };
+        let sent = effects.send_command_reply(&request).await;
         let failure = match sent {
             Ok(sent) => {
                 info!(message_id, ?command, card_key = ?sent.card_key, "replied");

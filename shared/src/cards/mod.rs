@@ -1,9 +1,12 @@
 //! Card JSON 2.0 as typed serde structs, the callback answer, message contents, and the size rules.
 //!
 //! The shapes mirror Feishu's JSON exactly (`../shared/feishu/cards-and-cardkit.md` §2.4, §5, §6);
-//! [`approval`] builds every card and text the bot shows from them.
+//! the domain (`crate::approval::views`) builds every card and text the bot shows from them, and
+//! [`CardKitOp`] describes CardKit's element-level writes on a card entity.
 
-pub mod approval;
+mod edit;
+
+pub use edit::{element_value, CardKitOp};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

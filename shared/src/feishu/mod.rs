@@ -9,6 +9,7 @@ mod client;
 pub mod deadline;
 pub mod error;
 pub mod im;
+pub mod limits;
 pub mod pacer;
 pub mod request;
 pub mod request_uuid;

@@ -4,6 +4,7 @@
 //! limit, the signature (SHA-256 with the Encrypt Key, or SHA-1 for legacy card callbacks), the
 //! replay window and the Verification Token.
 
+mod click;
 mod crypto;
 mod wire;
 
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::config::WebhookConfig;
 use crate::store::EpochMillis;
 
+pub use click::{CallbackStyle, CardClick};
 pub use crypto::{decrypt, encrypt, signature_sha1_legacy, signature_sha256, DecryptError};
 pub use wire::*;
 
@@ -77,15 +79,28 @@ pub struct OtherEvent {
 
 impl Inbound {
     /// What identifies a re-delivery of this request: `message_id` for messages (Feishu says not to
-    /// rely on `event_id` there), `event_id`/`uuid` for other events and callbacks, the
-    /// `X-Refresh-Token` header for legacy card callbacks. `None` for challenges.
-    pub fn dedup_id(&self) -> Option<&str> {
+    /// rely on `event_id` there), `event_id`/`uuid` for other events and callbacks, for legacy card
+    /// callbacks the `X-Refresh-Token` header or else the hashed update token (the one rule of
+    /// [`CardClick::dedup_key`]). `None` for challenges.
+    pub fn dedup_id(&self) -> Option<Cow<'_, str>> {
         match self {
             Inbound::Challenge(_) => None,
-            Inbound::MessageReceive(m) => Some(&m.event.message.message_id),
-            Inbound::CardAction(c) => Some(&c.header.event_id),
-            Inbound::LegacyCardAction(l) => l.refresh_token.as_deref(),
-            Inbound::Event(e) => Some(&e.event_id),
+            Inbound::MessageReceive(m) => Some(Cow::Borrowed(&m.event.message.message_id)),
+            Inbound::CardAction(c) => Some(Cow::Borrowed(&c.header.event_id)),
+            Inbound::LegacyCardAction(l) => Some(click::legacy_dedup_key(
+                l.refresh_token.as_deref(),
+                &l.token,
+            )),
+            Inbound::Event(e) => Some(Cow::Borrowed(&e.event_id)),
+        }
+    }
+
+    /// The click a card callback carries; `None` for anything else.
+    pub fn card_click(&self) -> Option<CardClick> {
+        match self {
+            Inbound::CardAction(trigger) => Some(CardClick::from_trigger(trigger)),
+            Inbound::LegacyCardAction(legacy) => Some(CardClick::from_legacy(legacy)),
+            _ => None,
         }
     }
 }

@@ -1,13 +1,17 @@
-//! The approval bot's cards (pending, submitted, approved, expired), its toasts and its texts.
+//! What each approval card looks like (pending, submitted, approved, expired), its toasts and its
+//! texts, and [`render`]: the card for a stored status.
 //!
-//! Layout and `element_id`s are stable: the CardKit plan in `jobs` turns a submitted card into the
-//! approved one element by element, and a test checks that it lands exactly on [`approved_card`].
+//! Layout and `element_id`s are stable: the approval's CardKit walk (`scheduled`) turns a submitted
+//! card into the approved one element by element, and a test checks that it lands exactly on
+//! [`approved_card`].
 
-use super::{
-    Behavior, Button, ButtonType, Card, CardConfig, CardHeader, Column, ColumnSet, Element,
-    HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
+use super::action::ApprovalAction;
+use super::machine::{status_of, ApprovalData, ApprovalStatus, DomainError, RequestKind};
+use crate::cards::{
+    Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Column, ColumnSet,
+    Element, HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
 };
-pub use crate::approval::RequestKind;
+use crate::store::{CardState, EpochMillis};
 
 /// The `element_id`s of the approval card, in one place.
 pub mod ids {
@@ -97,7 +101,7 @@ fn button(
             disabled: disabled_tips.is_some(),
             disabled_tips: disabled_tips.map(PlainText::new),
             behaviors: vec![Behavior::Callback {
-                value: request.callback_value(),
+                value: ApprovalAction::Submit(request).value(),
             }],
         })],
     }
@@ -153,7 +157,7 @@ pub fn pending_card() -> Card {
         schema: Schema::V2,
         config: config(format!("{TITLE}：{PROMPT_PENDING}")),
         header: header(vec![], HeaderTemplate::Blue),
-        body: super::CardBody {
+        body: CardBody {
             elements: vec![Element::div(ids::PROMPT, PROMPT_PENDING), actions(None)],
         },
     }
@@ -167,7 +171,7 @@ pub fn submitted_card(view: &RequestView<'_>) -> Card {
         schema: Schema::V2,
         config: config(format!("{label}申请审批中")),
         header: request_header(view.request),
-        body: super::CardBody {
+        body: CardBody {
             elements: vec![
                 Element::markdown(ids::STATUS, status_tag("审批中", TagColor::Orange)),
                 Element::div(ids::PROMPT, format!("已提交{label}申请，等待审批")),
@@ -187,7 +191,7 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
         schema: Schema::V2,
         config: config(format!("{label}通过")),
         header: request_header(view.request),
-        body: super::CardBody {
+        body: CardBody {
             elements: vec![
                 Element::markdown(
                     ids::STATUS,
@@ -218,7 +222,7 @@ pub fn expired_card() -> Card {
             }],
             HeaderTemplate::Grey,
         ),
-        body: super::CardBody {
+        body: CardBody {
             elements: vec![
                 Element::markdown(ids::STATUS, status_tag("已过期", TagColor::Neutral)),
                 Element::div(ids::PROMPT, "该审批已过期，如需申请请重新发送「审批」"),
@@ -283,11 +287,71 @@ pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
 · 审批（approval）：发起审批，在卡片中选择请假或加班\n\
 · 帮助（help）：查看本说明";
 
+/// `MM-dd HH:mm` in China Standard Time (UTC+8, no DST), the tenant's clock in the tutorial.
+pub fn format_cst(at: EpochMillis) -> String {
+    let minutes = at.div_euclid(60_000) + 8 * 60;
+    let days = minutes.div_euclid(24 * 60);
+    let minute_of_day = minutes.rem_euclid(24 * 60);
+    let (_, month, day) = civil_from_days(days);
+    format!(
+        "{month:02}-{day:02} {:02}:{:02}",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The card for a status and its data: what every delivery path shows.
+pub fn render(status: ApprovalStatus, data: &ApprovalData) -> Card {
+    let submitted_at = data.submitted_at.map(format_cst).unwrap_or_default();
+    let view = |kind| RequestView {
+        request: kind,
+        submitted_by: data.submitted_by.as_deref(),
+        submitted_at: &submitted_at,
+    };
+    match status {
+        ApprovalStatus::Pending => pending_card(),
+        ApprovalStatus::Expired => expired_card(),
+        ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted => {
+            let kind = status.request().unwrap_or(RequestKind::Leave);
+            submitted_card(&view(kind))
+        }
+        ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved => {
+            let kind = status.request().unwrap_or(RequestKind::Leave);
+            let decided_at = data.decided_at.map(format_cst).unwrap_or_default();
+            approved_card(&view(kind), &decided_at)
+        }
+    }
+}
+
+/// Renders a stored approval card.
+pub fn render_state(state: &CardState) -> Result<Card, DomainError> {
+    Ok(render(
+        status_of(state)?,
+        &ApprovalData::from_value(&state.data)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cards::{CardError, MAX_CARD_BYTES, MAX_COMPONENTS};
     use serde_json::json;
+
+    const NOW: EpochMillis = 1_732_233_600_734;
 
     fn view(request: RequestKind) -> RequestView<'static> {
         RequestView {
@@ -331,18 +395,6 @@ mod tests {
             json!([{"type": "callback", "value": {"type": "leave"}}])
         );
         assert!(columns[1]["elements"][0].get("disabled").is_none());
-    }
-
-    #[test]
-    fn callback_values_serialise_exactly() {
-        assert_eq!(
-            serde_json::to_string(&RequestKind::Leave.callback_value()).unwrap(),
-            r#"{"type":"leave"}"#
-        );
-        assert_eq!(
-            serde_json::to_string(&RequestKind::WorkOvertime.callback_value()).unwrap(),
-            r#"{"type":"work_overtime"}"#
-        );
     }
 
     #[test]
@@ -482,5 +534,32 @@ mod tests {
             serde_json::to_value(retry_later_toast()).unwrap()["i18n"]["en_us"],
             "Something went wrong, please retry"
         );
+    }
+
+    #[test]
+    fn cst_formatting() {
+        assert_eq!(format_cst(0), "01-01 08:00");
+        // 2024-11-22T00:00:00.734Z is 08:00 in Beijing.
+        assert_eq!(format_cst(NOW), "11-22 08:00");
+        assert_eq!(format_cst(1_709_222_399_000), "02-29 23:59"); // 2024-02-29T15:59:59Z
+        assert_eq!(format_cst(1_709_222_400_000), "03-01 00:00");
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(format_cst(-60_000), "01-01 07:59");
+    }
+
+    #[test]
+    fn every_status_renders_a_valid_card() {
+        let data = ApprovalData {
+            submitted_by: Some("ou_x".into()),
+            submitted_at: Some(NOW),
+            decided_at: Some(NOW + 2_000),
+        };
+        for status in ApprovalStatus::ALL {
+            let card = render(status, &data);
+            assert_eq!(card.validate(), Ok(()), "{status:?}");
+            assert!(card.to_json_string().contains("审批"), "{status:?}");
+        }
+        let approved = render(ApprovalStatus::OvertimeApproved, &data).to_json_string();
+        assert!(approved.contains("加班通过") && approved.contains("11-22 08:00"));
     }
 }

@@ -1,0 +1,156 @@
+//! The approval card's buttons as one typed action: it builds the button's callback `value` and
+//! parses a callback's `action.value` back, so each value is spelled in one place.
+
+use serde_json::Value;
+
+use super::machine::RequestKind;
+
+/// A click the bot understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalAction {
+    /// 请假 / 加班: `{"type":"leave"}` / `{"type":"work_overtime"}`, the tutorial's values (the
+    /// strings are [`RequestKind`]'s serde names).
+    Submit(RequestKind),
+}
+
+/// Why a callback's `action.value` is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("action.value is not an object")]
+    NotAnObject,
+    #[error("action.value has no string `type`")]
+    MissingType,
+    #[error("unknown action type {0:?}")]
+    UnknownType(String),
+}
+
+/// An unknown `type` is kept for the log, cut to this many characters.
+const MAX_LOGGED_TYPE_CHARS: usize = 64;
+
+impl ApprovalAction {
+    /// The button's callback `value`, a JSON object.
+    pub fn value(self) -> Value {
+        match self {
+            Self::Submit(kind) => serde_json::json!({ "type": kind }),
+        }
+    }
+
+    /// Parses a callback's `action.value` (an object, or a string holding one).
+    pub fn parse(value: &Value) -> Result<Self, ActionError> {
+        let parsed;
+        let object = match value {
+            Value::Object(map) => map,
+            Value::String(text) => {
+                parsed =
+                    serde_json::from_str::<Value>(text).map_err(|_| ActionError::NotAnObject)?;
+                parsed.as_object().ok_or(ActionError::NotAnObject)?
+            }
+            _ => return Err(ActionError::NotAnObject),
+        };
+        let kind = object.get("type").ok_or(ActionError::MissingType)?;
+        let name = kind.as_str().ok_or(ActionError::MissingType)?;
+        serde_json::from_value::<RequestKind>(kind.clone())
+            .map(Self::Submit)
+            .map_err(|_| {
+                ActionError::UnknownType(name.chars().take(MAX_LOGGED_TYPE_CHARS).collect())
+            })
+    }
+}
+
+/// Parses a callback's `action.value`; see [`ApprovalAction::parse`].
+pub fn parse_action(value: &Value) -> Result<ApprovalAction, ActionError> {
+    ApprovalAction::parse(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn actions_parse_from_callback_values() {
+        assert_eq!(
+            parse_action(&json!({"type": "leave"})),
+            Ok(ApprovalAction::Submit(RequestKind::Leave))
+        );
+        assert_eq!(
+            parse_action(&json!({"type": "work_overtime"})),
+            Ok(ApprovalAction::Submit(RequestKind::WorkOvertime))
+        );
+        assert_eq!(
+            parse_action(&json!("{\"type\":\"leave\"}")),
+            Ok(ApprovalAction::Submit(RequestKind::Leave))
+        );
+        assert_eq!(
+            parse_action(&json!({"type": "delete_all"})),
+            Err(ActionError::UnknownType("delete_all".into()))
+        );
+        assert_eq!(
+            parse_action(&json!({"kind": "leave"})),
+            Err(ActionError::MissingType)
+        );
+        assert_eq!(
+            parse_action(&json!({"type": 1})),
+            Err(ActionError::MissingType)
+        );
+        assert_eq!(
+            parse_action(&json!(["leave"])),
+            Err(ActionError::NotAnObject)
+        );
+        assert_eq!(parse_action(&json!("leave")), Err(ActionError::NotAnObject));
+        assert_eq!(parse_action(&Value::Null), Err(ActionError::NotAnObject));
+        for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
+            assert_eq!(
+                parse_action(&ApprovalAction::Submit(kind).value()),
+                Ok(ApprovalAction::Submit(kind))
+            );
+        }
+    }
+
+    #[test]
+    fn fixture_click_values_parse() {
+        for (file, kind) in [
+            (
+                "callback_card_action_trigger_leave.json",
+                RequestKind::Leave,
+            ),
+            (
+                "callback_card_action_trigger_work_overtime.json",
+                RequestKind::WorkOvertime,
+            ),
+        ] {
+            let path = format!(
+                "{}/../../shared/fixtures/feishu/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let body: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            assert_eq!(
+                parse_action(&body["event"]["action"]["value"]),
+                Ok(ApprovalAction::Submit(kind))
+            );
+        }
+        let path = format!(
+            "{}/../../shared/fixtures/feishu/callback_card_legacy_leave.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(
+            parse_action(&body["action"]["value"]),
+            Ok(ApprovalAction::Submit(RequestKind::Leave))
+        );
+    }
+
+    #[test]
+    fn callback_values_serialise_exactly() {
+        assert_eq!(
+            serde_json::to_string(&ApprovalAction::Submit(RequestKind::Leave).value()).unwrap(),
+            r#"{"type":"leave"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ApprovalAction::Submit(RequestKind::WorkOvertime).value())
+                .unwrap(),
+            r#"{"type":"work_overtime"}"#
+        );
+    }
+}

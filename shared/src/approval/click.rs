@@ -1,0 +1,345 @@
+//! A new approval card and the click transition: a pending card becomes a submitted request.
+
+use super::action::ApprovalAction;
+use super::machine::{
+    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError, Refusal, CARD_KIND,
+};
+use super::scheduled::{Scheduled, Timer};
+use super::views::{self, render};
+use crate::cards::CallbackAnswer;
+use crate::config::CardDelivery;
+use crate::feishu::limits::UPDATE_TOKEN_TTL_MS;
+use crate::store::{CardState, EpochMillis, StoredUpdateToken};
+
+/// The simulated approval runs this long after the click, so the click's answer reaches Feishu
+/// first.
+pub const POST_ANSWER_DELAY_MS: i64 = 2_000;
+
+/// Where a freshly sent approval card lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCard {
+    /// The bot's card message (`open_message_id` of every click); the card key.
+    pub message_id: String,
+    pub chat_id: String,
+    pub requester_open_id: String,
+    /// The user's `审批` message.
+    pub source_message_id: String,
+    /// The CardKit entity, in entity mode.
+    pub card_id: Option<String>,
+    pub delivery: CardDelivery,
+}
+
+/// The card key of an approval card: the bot card's `message_id`, which every click carries.
+pub fn card_key(message_id: &str) -> String {
+    message_id.to_owned()
+}
+
+/// The state item of a pending approval card, written right after the send.
+pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
+    CardState {
+        card_key: card_key(&sent.message_id),
+        version: 0,
+        sequence: 0,
+        chat_id: sent.chat_id.clone(),
+        requester_open_id: sent.requester_open_id.clone(),
+        source_message_id: Some(sent.source_message_id.clone()),
+        message_id: Some(sent.message_id.clone()),
+        card_id: sent.card_id.clone(),
+        delivery: sent.delivery.as_str().to_owned(),
+        kind: CARD_KIND.to_owned(),
+        status: ApprovalStatus::Pending.as_str().to_owned(),
+        update_token: None,
+        data: ApprovalData::default().to_value(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// What a new card schedules: its expiry, `approval_ttl_ms` after the send.
+pub fn scheduled_for_new_card(state: &CardState, approval_ttl_ms: i64) -> Vec<Scheduled> {
+    vec![Scheduled {
+        timer: Timer::Expiry,
+        at: state.created_at + approval_ttl_ms,
+    }]
+}
+
+/// One click on an approval card, its action already parsed (an action that is not ours never
+/// reaches the domain: it is answered with an error toast before any table access).
+#[derive(Clone, PartialEq)]
+pub struct Click<'a> {
+    pub action: ApprovalAction,
+    /// `operator.open_id` (new) or `open_id` (legacy).
+    pub operator_open_id: Option<&'a str>,
+    /// The card-update token (`c-…`): 30 minutes, 2 uses. A secret.
+    pub update_token: Option<&'a str>,
+    pub now: EpochMillis,
+    /// An undecided card older than this is expired (`APPROVAL_TTL`).
+    pub approval_ttl_ms: i64,
+}
+
+impl std::fmt::Debug for Click<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Click")
+            .field("action", &self.action)
+            .field("operator_open_id", &self.operator_open_id)
+            .field("update_token", &self.update_token.map(|_| "<redacted>"))
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+/// What to do with a click.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClickDecision {
+    /// Write `state` (version-checked) and schedule `scheduled` in one transaction, then answer.
+    Transition {
+        state: Box<CardState>,
+        scheduled: Scheduled,
+        answer: CallbackAnswer,
+    },
+    /// Answer with a toast; write nothing.
+    NoChange { answer: CallbackAnswer },
+}
+
+/// Decides a click on a stored approval card.
+pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecision, DomainError> {
+    let status = status_of(state)?;
+    let mut data = ApprovalData::from_value(&state.data)?;
+    let ApprovalAction::Submit(kind) = click.action;
+    let no_change = |toast| {
+        Ok(ClickDecision::NoChange {
+            answer: CallbackAnswer::toast_only(toast),
+        })
+    };
+    let overdue =
+        status == ApprovalStatus::Pending && click.now >= state.created_at + click.approval_ttl_ms;
+    if overdue {
+        // The expiry job re-renders it; the click must not revive it meanwhile.
+        return no_change(views::expired_toast());
+    }
+    let next = match status.apply(ApprovalEvent::Submit(kind)) {
+        Ok(next) => next,
+        Err(Refusal::Expired) => return no_change(views::expired_toast()),
+        Err(_) => return no_change(views::already_decided_toast(status.outcome_text())),
+    };
+    data.submitted_by = click.operator_open_id.map(str::to_owned);
+    data.submitted_at = Some(click.now);
+    let card = render(next, &data);
+    let mut new_state = state.clone();
+    new_state.status = next.as_str().to_owned();
+    new_state.data = data.to_value();
+    new_state.updated_at = click.now;
+    new_state.update_token = click.update_token.map(|token| StoredUpdateToken {
+        token: token.to_owned(),
+        uses: 0,
+        expires_at: click.now + UPDATE_TOKEN_TTL_MS,
+    });
+    Ok(ClickDecision::Transition {
+        scheduled: Scheduled {
+            timer: Timer::SimulatedDecision,
+            at: click.now + POST_ANSWER_DELAY_MS,
+        },
+        state: Box::new(new_state),
+        answer: CallbackAnswer {
+            toast: Some(views::submitted_toast(kind)),
+            card: Some(card),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::machine::RequestKind;
+    use crate::approval::views::render_state;
+    use crate::cards::{Element, ToastKind};
+    use serde_json::json;
+
+    type DeliveryMode = CardDelivery;
+
+    fn sent(delivery: DeliveryMode) -> SentCard {
+        SentCard {
+            message_id: "om_dc13264520392913993dd051dba21dcf".into(),
+            chat_id: "oc_5ad11d72b830411d72b836c20".into(),
+            requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
+            source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
+            card_id: (delivery == DeliveryMode::Entity).then(|| "7355372766134157313".into()),
+            delivery,
+        }
+    }
+
+    fn click(kind: RequestKind) -> Click<'static> {
+        Click {
+            action: ApprovalAction::Submit(kind),
+            operator_open_id: Some("ou_84aad35d084aa403a838cf73ee18467"),
+            update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
+            now: NOW + 5_000,
+            approval_ttl_ms: TTL,
+        }
+    }
+
+    const NOW: EpochMillis = 1_732_233_600_734;
+    const TTL: i64 = 7 * 24 * 3600 * 1000;
+
+    #[test]
+    fn a_new_card_is_pending_keyed_by_the_bot_message_and_expires_later() {
+        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        assert_eq!(state.card_key, "om_dc13264520392913993dd051dba21dcf");
+        assert_eq!(state.status, "pending");
+        assert_eq!(state.kind, CARD_KIND);
+        assert_eq!(state.delivery, "entity");
+        assert_eq!(state.card_id.as_deref(), Some("7355372766134157313"));
+        assert_eq!(render_state(&state).unwrap(), views::pending_card());
+        let scheduled = scheduled_for_new_card(&state, TTL);
+        assert_eq!(
+            scheduled,
+            [Scheduled {
+                timer: Timer::Expiry,
+                at: NOW + TTL
+            }]
+        );
+    }
+
+    #[test]
+    fn a_click_on_a_pending_card_submits_stores_the_token_and_enqueues_the_post_answer_job() {
+        for (kind, status, words) in [
+            (RequestKind::Leave, "leave_submitted", "已提交请假申请"),
+            (
+                RequestKind::WorkOvertime,
+                "overtime_submitted",
+                "已提交加班申请",
+            ),
+        ] {
+            let state = new_card_state(&sent(DeliveryMode::Message), NOW);
+            let ClickDecision::Transition {
+                state: next,
+                scheduled,
+                answer,
+            } = decide_click(&state, &click(kind)).unwrap()
+            else {
+                panic!("transition expected")
+            };
+            assert_eq!(next.status, status);
+            assert_eq!(
+                next.version, state.version,
+                "the store bumps the version, the domain checks against it"
+            );
+            let token = next.update_token.clone().unwrap();
+            assert_eq!(token.uses, 0);
+            assert_eq!(token.expires_at, NOW + 5_000 + 30 * 60 * 1000);
+            let data = ApprovalData::from_value(&next.data).unwrap();
+            assert_eq!(data.submitted_at, Some(NOW + 5_000));
+            assert_eq!(
+                data.submitted_by.as_deref(),
+                Some("ou_84aad35d084aa403a838cf73ee18467")
+            );
+            assert_eq!(
+                scheduled,
+                Scheduled {
+                    timer: Timer::SimulatedDecision,
+                    at: NOW + 5_000 + POST_ANSWER_DELAY_MS
+                }
+            );
+            let toast = answer.toast.unwrap();
+            assert_eq!(
+                (toast.kind, toast.content.as_str()),
+                (ToastKind::Success, words)
+            );
+            let card = answer.card.unwrap();
+            assert_eq!(card, render_state(&next).unwrap());
+            let Some(Element::Button(button)) = card.find(views::ids::BTN_LEAVE) else {
+                panic!()
+            };
+            assert!(button.disabled);
+        }
+    }
+
+    #[test]
+    fn a_second_click_changes_nothing() {
+        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let leave = RequestKind::Leave;
+        let ClickDecision::Transition {
+            state: submitted, ..
+        } = decide_click(&state, &click(leave)).unwrap()
+        else {
+            panic!()
+        };
+        for value in [leave, RequestKind::WorkOvertime] {
+            let decision = decide_click(&submitted, &click(value)).unwrap();
+            let ClickDecision::NoChange { answer } = decision else {
+                panic!("no change expected")
+            };
+            assert!(answer.card.is_none(), "the card stays as it is");
+            assert_eq!(answer.toast.unwrap().content, "该审批已处理：请假审批中");
+        }
+        let mut approved = (*submitted).clone();
+        approved.status = "leave_approved".into();
+        let ClickDecision::NoChange { answer } = decide_click(&approved, &click(leave)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(answer.toast.unwrap().content, "该审批已处理：请假通过");
+    }
+
+    #[test]
+    fn expired_and_overdue_cards_refuse_clicks() {
+        let leave = RequestKind::Leave;
+        let mut expired = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        expired.status = "expired".into();
+        let ClickDecision::NoChange { answer } = decide_click(&expired, &click(leave)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(answer.toast.unwrap().kind, ToastKind::Warning);
+        let old = new_card_state(&sent(DeliveryMode::Entity), NOW - TTL);
+        let ClickDecision::NoChange { answer } = decide_click(&old, &click(leave)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(answer.toast.unwrap().kind, ToastKind::Warning);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_state_is_an_error() {
+        let value = RequestKind::Leave;
+        let mut state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        state.status = "weird".into();
+        assert!(matches!(
+            decide_click(&state, &click(value)),
+            Err(DomainError::CorruptState(_))
+        ));
+        state.status = "pending".into();
+        state.kind = "poll".into();
+        assert!(matches!(
+            decide_click(&state, &click(value)),
+            Err(DomainError::NotAnApprovalCard(_))
+        ));
+        state.kind = CARD_KIND.into();
+        state.data = json!({"submitted_at": "yesterday"});
+        assert!(matches!(
+            decide_click(&state, &click(value)),
+            Err(DomainError::CorruptState(_))
+        ));
+    }
+
+    #[test]
+    fn a_click_without_token_or_operator_still_works() {
+        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let value = RequestKind::Leave;
+        let mut c = click(value);
+        c.update_token = None;
+        c.operator_open_id = None;
+        let ClickDecision::Transition { state: next, .. } = decide_click(&state, &c).unwrap()
+        else {
+            panic!()
+        };
+        assert!(next.update_token.is_none());
+        assert!(render_state(&next).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn click_debug_hides_the_update_token() {
+        let text = format!("{:?}", click(RequestKind::Leave));
+        assert!(!text.contains("c-295ee"), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,31 @@
+//! The domain: commands, card actions, the approval state machine, every transition (submit on a
+//! click; the simulated decision and expiry when their time comes), which card change each makes,
+//! and what each card looks like.
+//!
+//! Pure functions over the store's item types: the functions' handlers and the jobs call them
+//! between the store and Feishu; this module never calls either, and imports nothing that
+//! delivers (`jobs`, `deliver`).
+//!
+//! Inside, each file depends only on those listed before it: `machine` (statuses, events) →
+//! `action` (button values) → `views` (cards, toasts, texts) → `command` (text routing) →
+//! `scheduled` (timed transitions, the CardKit walk) → `click` (the click transition).
+
+mod action;
+mod click;
+mod command;
+mod machine;
+mod scheduled;
+pub mod views;
+
+pub use action::{parse_action, ActionError, ApprovalAction};
+pub use click::{
+    card_key, decide_click, new_card_state, scheduled_for_new_card, Click, ClickDecision, SentCard,
+    POST_ANSWER_DELAY_MS,
+};
+pub use command::{normalize_text, parse_command, Command, CommandReply};
+pub use machine::{
+    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError, Refusal, RequestKind,
+    CARD_KIND,
+};
+pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Scheduled, Timer};
+pub use views::{format_cst, render, render_state};

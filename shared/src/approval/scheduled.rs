@@ -1,0 +1,207 @@
+//! The approval's scheduled transitions: the tutorial's simulated decision after a click, and the
+//! expiry of a card left undecided. Each yields the state to write and the card change to show,
+//! including the element-by-element CardKit walk from the submitted card to the approved one.
+//! Which Feishu API delivers the change is the jobs' choice, not the domain's.
+
+use serde_json::json;
+
+use super::machine::{status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
+use super::views::{ids, render};
+use crate::cards::{Card, CardKitOp, Element};
+use crate::feishu::{BatchUpdateAction, ElementPosition};
+use crate::store::{CardState, EpochMillis};
+
+/// Work the approval schedules for later; the updater runs it as a job at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    pub timer: Timer,
+    /// Epoch ms.
+    pub at: EpochMillis,
+}
+
+/// What happens when a scheduled time comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// The tutorial's simulated approver decides a submitted request.
+    SimulatedDecision,
+    /// The card reached `APPROVAL_TTL` undecided.
+    Expiry,
+}
+
+/// What the user should see after a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardChange {
+    /// The whole card as it must end up.
+    pub card: Card,
+    /// CardKit edits from the card as shown to `card`, in order; `None`: replace the whole card.
+    pub edits: Option<Vec<CardKitOp>>,
+}
+
+/// One scheduled transition, decided against the card's current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardStep {
+    /// The state after the step.
+    pub state: CardState,
+    /// The status changed: `state` must be written (version-checked) before the change is shown.
+    pub changed: bool,
+    /// What to show; `None`: nothing to deliver.
+    pub show: Option<CardChange>,
+    /// Why, for the log.
+    pub reason: &'static str,
+}
+
+impl CardStep {
+    fn nothing(state: &CardState, reason: &'static str) -> Self {
+        Self {
+            state: state.clone(),
+            changed: false,
+            show: None,
+            reason,
+        }
+    }
+
+    /// Shows the current card again: an earlier attempt wrote the state but its delivery failed.
+    fn redeliver(state: &CardState, card: Card, reason: &'static str) -> Self {
+        Self {
+            state: state.clone(),
+            changed: false,
+            show: Some(CardChange { card, edits: None }),
+            reason,
+        }
+    }
+}
+
+/// Runs `timer` against the card's current state at `now`. `first_attempt` allows the CardKit
+/// walk: a retry cannot know how far a failed walk got, so it replaces the whole card.
+pub fn on_timer(
+    state: &CardState,
+    timer: Timer,
+    now: EpochMillis,
+    first_attempt: bool,
+) -> Result<CardStep, DomainError> {
+    let status = status_of(state)?;
+    let data = ApprovalData::from_value(&state.data)?;
+    let mut next_state = state.clone();
+    next_state.updated_at = now;
+    match (timer, status) {
+        (
+            Timer::SimulatedDecision,
+            ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted,
+        ) => {
+            let next = status
+                .apply(ApprovalEvent::Approve)
+                .map_err(|refusal| DomainError::CorruptState(refusal.to_string()))?;
+            let mut next_data = data.clone();
+            next_data.decided_at = Some(now);
+            next_state.status = next.as_str().to_owned();
+            next_state.data = next_data.to_value();
+            let to = render(next, &next_data);
+            let edits = first_attempt.then(|| approval_walk(&render(status, &data), &to));
+            Ok(CardStep {
+                state: next_state,
+                changed: true,
+                show: Some(CardChange { card: to, edits }),
+                reason: "simulated approval",
+            })
+        }
+        (
+            Timer::SimulatedDecision,
+            ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved,
+        ) => Ok(CardStep::redeliver(
+            state,
+            render(status, &data),
+            "redeliver approval",
+        )),
+        (Timer::SimulatedDecision, ApprovalStatus::Pending | ApprovalStatus::Expired) => {
+            Ok(CardStep::nothing(state, "nothing submitted"))
+        }
+        (Timer::Expiry, ApprovalStatus::Pending) => {
+            next_state.status = ApprovalStatus::Expired.as_str().to_owned();
+            Ok(CardStep {
+                state: next_state,
+                changed: true,
+                show: Some(CardChange {
+                    card: render(ApprovalStatus::Expired, &data),
+                    edits: None,
+                }),
+                reason: "expire",
+            })
+        }
+        (Timer::Expiry, ApprovalStatus::Expired) => Ok(CardStep::redeliver(
+            state,
+            render(status, &data),
+            "redeliver expiry",
+        )),
+        (Timer::Expiry, _) => Ok(CardStep::nothing(state, "decided before expiry")),
+    }
+}
+
+fn markdown_content(card: &Card, id: &str) -> Option<String> {
+    match card.find(id)? {
+        Element::Markdown(m) => Some(m.content.clone()),
+        _ => None,
+    }
+}
+
+/// The CardKit walk from a submitted card to the approved one, every element API used once:
+/// streaming on → type the decision note → patch the status tag → delete the button row → add the
+/// timeline line → batch_update the prompt and the request line → streaming off with the summary.
+/// Falls back to one full update if either card lacks an element the walk needs.
+pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
+    let full = || vec![CardKitOp::UpdateCard { card: to.clone() }];
+    let (Some(note), Some(status), Some(line), Some(Element::Div(prompt)), Some(added)) = (
+        markdown_content(to, ids::NOTE),
+        markdown_content(to, ids::STATUS),
+        markdown_content(to, ids::TL_SUBMITTED),
+        to.find(ids::PROMPT),
+        to.find(ids::TL_APPROVED),
+    ) else {
+        return full();
+    };
+    let needed = [
+        ids::NOTE,
+        ids::STATUS,
+        ids::TL_SUBMITTED,
+        ids::PROMPT,
+        ids::ACTIONS,
+    ];
+    if needed.iter().any(|id| from.find(id).is_none()) || from.header != to.header {
+        return full();
+    }
+    let streaming = |on: bool, card: &Card| json!({ "config": { "streaming_mode": on, "summary": card.config.summary } });
+    vec![
+        CardKitOp::Settings {
+            settings: streaming(true, from),
+        },
+        CardKitOp::StreamText {
+            element_id: ids::NOTE.to_owned(),
+            content: note,
+        },
+        CardKitOp::PatchElement {
+            element_id: ids::STATUS.to_owned(),
+            partial_element: json!({ "content": status }),
+        },
+        CardKitOp::DeleteElement {
+            element_id: ids::ACTIONS.to_owned(),
+        },
+        CardKitOp::AddElements {
+            position: ElementPosition::InsertAfter(ids::TL_SUBMITTED.to_owned()),
+            elements: vec![added.clone()],
+        },
+        CardKitOp::BatchUpdate {
+            actions: vec![
+                BatchUpdateAction::PartialUpdateElement {
+                    element_id: ids::PROMPT.to_owned(),
+                    partial_element: json!({ "text": prompt.text }),
+                },
+                BatchUpdateAction::PartialUpdateElement {
+                    element_id: ids::TL_SUBMITTED.to_owned(),
+                    partial_element: json!({ "content": line }),
+                },
+            ],
+        },
+        CardKitOp::Settings {
+            settings: streaming(false, to),
+        },
+    ]
+}

@@ -1,0 +1,89 @@
+//! One card click, whichever callback style carried it (`card.action.trigger` or the legacy card
+//! request): the ids the bot acts on, its one dedup key, the update token and the parsed action.
+
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+
+use super::wire::{CardActionTrigger, LegacyCardAction, UpdateToken};
+use crate::approval::{ActionError, ApprovalAction};
+
+/// Which callback style carried a click; the answer must have that style's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackStyle {
+    /// `card.action.trigger` (schema 2.0): answered with `{toast, card}`.
+    Trigger,
+    /// The legacy card request: answered with the card itself (or a toast).
+    Legacy,
+}
+
+/// A verified card click. Built only from a verified [`super::Inbound`].
+#[derive(Debug, Clone)]
+pub struct CardClick {
+    pub style: CallbackStyle,
+    /// What identifies a re-delivery of this click: `header.event_id` (new style); the
+    /// `X-Refresh-Token` header, else the hashed update token (legacy).
+    pub dedup_key: String,
+    /// `operator.open_id` (new) or `open_id` (legacy), else the `user_id`.
+    pub operator_open_id: Option<String>,
+    /// The card's message (`context.open_message_id` / `open_message_id`).
+    pub open_message_id: Option<String>,
+    pub open_chat_id: Option<String>,
+    /// The card-update token (`c-…`; 30 min, 2 uses); `None` when Feishu sent an empty one.
+    pub update_token: Option<UpdateToken>,
+    /// `action.value`, parsed once.
+    pub action: Result<ApprovalAction, ActionError>,
+}
+
+/// The dedup key of a legacy click: the `X-Refresh-Token` header, the same on every re-delivery
+/// of one click; without it the update token, hashed since it is a secret.
+pub(super) fn legacy_dedup_key<'a>(
+    refresh_token: Option<&'a str>,
+    token: &UpdateToken,
+) -> Cow<'a, str> {
+    match refresh_token {
+        Some(refresh) => Cow::Borrowed(refresh),
+        None => Cow::Owned(format!(
+            "legacy-token-{}",
+            hex::encode(Sha256::digest(token.expose().as_bytes()))
+        )),
+    }
+}
+
+fn non_empty(token: &UpdateToken) -> Option<UpdateToken> {
+    (!token.expose().is_empty()).then(|| token.clone())
+}
+
+impl CardClick {
+    /// A `card.action.trigger` click; its dedup key is `header.event_id`.
+    pub fn from_trigger(trigger: &CardActionTrigger) -> Self {
+        let event = &trigger.event;
+        Self {
+            style: CallbackStyle::Trigger,
+            dedup_key: trigger.header.event_id.clone(),
+            operator_open_id: event
+                .operator
+                .open_id
+                .clone()
+                .or_else(|| event.operator.user_id.clone()),
+            open_message_id: event.context.open_message_id.clone(),
+            open_chat_id: event.context.open_chat_id.clone(),
+            update_token: non_empty(&event.token),
+            action: ApprovalAction::parse(&event.action.value),
+        }
+    }
+
+    /// A legacy card click; its dedup key is [`legacy_dedup_key`].
+    pub fn from_legacy(legacy: &LegacyCardAction) -> Self {
+        Self {
+            style: CallbackStyle::Legacy,
+            dedup_key: legacy_dedup_key(legacy.refresh_token.as_deref(), &legacy.token)
+                .into_owned(),
+            operator_open_id: legacy.open_id.clone().or_else(|| legacy.user_id.clone()),
+            open_message_id: Some(legacy.open_message_id.clone()),
+            open_chat_id: legacy.open_chat_id.clone(),
+            update_token: non_empty(&legacy.token),
+            action: ApprovalAction::parse(&legacy.action.value),
+        }
+    }
+}
