@@ -131,7 +131,12 @@ pub struct Config {
     pub approval_ttl: Duration,
     /// Time the callback handler may spend before it must answer Feishu (deadline 3 s).
     pub answer_budget: Duration,
+    /// `TENANT_TIME_ZONE`: the IANA zone the cards show times in (default `Asia/Shanghai`).
+    pub time_zone: jiff::tz::TimeZone,
 }
+
+/// The tutorial's tenant clock: China Standard Time.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
 
 const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 // Feishu retries an event for about 7.1 h, so a legitimate retry must still fit in the window.
@@ -163,6 +168,15 @@ impl Config {
             answer_budget: match vars.optional("ANSWER_BUDGET_MS") {
                 None => DEFAULT_ANSWER_BUDGET,
                 Some(v) => Duration::from_millis(positive_integer("ANSWER_BUDGET_MS", &v)?),
+            },
+            time_zone: {
+                let name = vars.optional("TENANT_TIME_ZONE");
+                jiff::tz::TimeZone::get(name.as_deref().unwrap_or(DEFAULT_TIME_ZONE)).map_err(
+                    |_| ConfigError::Invalid {
+                        name: "TENANT_TIME_ZONE",
+                        reason: "expected an IANA time zone name, e.g. Asia/Shanghai",
+                    },
+                )?
             },
         })
     }

@@ -12,6 +12,7 @@ use crate::config::CardDelivery;
 use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent};
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
 use crate::store::{CardStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
+use jiff::tz::TimeZone;
 
 /// What every effect needs, borrowed for one reply or one job.
 pub struct Effects<'a, S: ?Sized, F: ?Sized> {
@@ -23,6 +24,8 @@ pub struct Effects<'a, S: ?Sized, F: ?Sized> {
     pub now: EpochMillis,
     /// Bounds every Feishu call and retry of this effect.
     pub deadline: Deadline,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: &'a TimeZone,
 }
 
 impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
@@ -134,6 +137,7 @@ where
             approval_ttl_ms,
             now,
             deadline,
+            ..
         } = *self;
         let mut progress = request.clone();
         let fail = |error: DeliverError, progress: &ReplyRequest| ReplyFailure {
@@ -278,7 +282,7 @@ where
             let state = store.get_card(&job.card_key).await?.ok_or_else(|| {
                 DeliverError::BadJob(format!("no card state for {}", job.card_key))
             })?;
-            let plan = jobs::plan_job(job, &state, now)
+            let plan = jobs::plan_job(job, &state, now, self.time_zone)
                 .map_err(|e| DeliverError::BadJob(e.to_string()))?;
             let current = match &plan.state_update {
                 Some(next) => store.update_card(next).await?,

@@ -10,6 +10,7 @@ use crate::approval::{self, CardChange, CardStep, DomainError, Scheduled, Timer}
 use crate::cards::{element_value, Card, CardKitOp};
 use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, FeishuResult};
 use crate::store::{CardState, EpochMillis, Job, NewJob};
+use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
 pub use crate::approval::POST_ANSWER_DELAY_MS;
@@ -303,14 +304,19 @@ pub enum PlanError {
 }
 
 /// Plans a claimed job against the card's current state, at `now`: the domain decides the step
-/// (`approval::on_timer`), this picks the Feishu API that shows it.
-pub fn plan_job(job: &Job, state: &CardState, now: EpochMillis) -> Result<JobPlan, PlanError> {
+/// (`approval::on_timer`, times shown in `time_zone`), this picks the Feishu API that shows it.
+pub fn plan_job(
+    job: &Job,
+    state: &CardState,
+    now: EpochMillis,
+    time_zone: &TimeZone,
+) -> Result<JobPlan, PlanError> {
     let kind =
         JobKind::parse(&job.kind).ok_or_else(|| PlanError::UnknownJobKind(job.kind.clone()))?;
     let timer = kind
         .timer()
         .ok_or(PlanError::NotACardUpdate(kind.as_str()))?;
-    let step = approval::on_timer(state, timer, now, job.attempts == 0)?;
+    let step = approval::on_timer(state, timer, now, job.attempts == 0, time_zone)?;
     deliver(step, now)
 }
 
@@ -421,6 +427,8 @@ mod tests {
     use crate::store::{JobStatus, StoredUpdateToken};
 
     const NOW: EpochMillis = 1_732_233_600_734;
+    static CST: std::sync::LazyLock<TimeZone> =
+        std::sync::LazyLock::new(|| TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap());
     const TTL: i64 = DEFAULT_APPROVAL_TTL_MS;
 
     fn sent(delivery: DeliveryMode) -> CardState {
@@ -445,6 +453,7 @@ mod tests {
             update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
             now: NOW + 10_000,
             approval_ttl_ms: TTL,
+            time_zone: &CST,
         };
         match decide_click(&state, &click).unwrap() {
             ClickDecision::Transition {
@@ -624,7 +633,7 @@ mod tests {
         for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
             let (state, new_job, answered) = clicked(DeliveryMode::Entity, kind);
             let now = new_job.not_before + 100;
-            let plan = plan_job(&job_from(&new_job, 0), &state, now).unwrap();
+            let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
             let next = plan.state_update.clone().unwrap();
             assert_eq!(
                 next.status,
@@ -663,7 +672,7 @@ mod tests {
                 !streaming,
                 "streaming is off again before the card takes clicks"
             );
-            let expected = approval::render_state(&next).unwrap().to_value();
+            let expected = approval::render_state(&next, &CST).unwrap().to_value();
             assert_eq!(card, expected, "{kind:?}");
             assert!(card.to_string().contains(&format!("{}通过", kind.label())));
         }
@@ -673,7 +682,7 @@ mod tests {
     fn entity_retry_replaces_the_whole_card() {
         let (state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
         let now = new_job.not_before;
-        let plan = plan_job(&job_from(&new_job, 1), &state, now).unwrap();
+        let plan = plan_job(&job_from(&new_job, 1), &state, now, &CST).unwrap();
         let Some(Delivery::CardKit { ops, .. }) = &plan.delivery else {
             panic!()
         };
@@ -683,11 +692,11 @@ mod tests {
         };
         assert_eq!(
             *card,
-            approval::render_state(plan.state_update.as_ref().unwrap()).unwrap()
+            approval::render_state(plan.state_update.as_ref().unwrap(), &CST).unwrap()
         );
         // After the state was written but the calls failed, a retry redelivers without a write.
         let approved = plan.state_update.unwrap();
-        let again = plan_job(&job_from(&new_job, 2), &approved, now + 5_000).unwrap();
+        let again = plan_job(&job_from(&new_job, 2), &approved, now + 5_000, &CST).unwrap();
         assert!(again.state_update.is_none());
         assert_eq!(again.delivery.as_ref().unwrap().final_card(), Some(card));
     }
@@ -696,7 +705,7 @@ mod tests {
     fn message_mode_uses_the_token_then_patches() {
         let (state, new_job, _) = clicked(DeliveryMode::Message, RequestKind::WorkOvertime);
         let now = new_job.not_before;
-        let plan = plan_job(&job_from(&new_job, 0), &state, now).unwrap();
+        let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
         let next = plan.state_update.clone().unwrap();
         assert_eq!(
             next.update_token.as_ref().unwrap().uses,
@@ -708,10 +717,10 @@ mod tests {
         };
         assert!(card.to_json_string().contains("加班通过"));
         // Second redelivery: second use; third: PATCH.
-        let plan2 = plan_job(&job_from(&new_job, 1), &next, now + 1_000).unwrap();
+        let plan2 = plan_job(&job_from(&new_job, 1), &next, now + 1_000, &CST).unwrap();
         let next2 = plan2.state_update.clone().unwrap();
         assert_eq!(next2.update_token.as_ref().unwrap().uses, 2);
-        let plan3 = plan_job(&job_from(&new_job, 2), &next2, now + 2_000).unwrap();
+        let plan3 = plan_job(&job_from(&new_job, 2), &next2, now + 2_000, &CST).unwrap();
         assert!(plan3.state_update.is_none());
         let Some(Delivery::Message(MessageOp::PatchMessage {
             message_id,
@@ -776,7 +785,7 @@ mod tests {
             let state = sent(delivery);
             let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
             assert_eq!(job.due_at, NOW + TTL);
-            let plan = plan_job(&job, &state, NOW + TTL).unwrap();
+            let plan = plan_job(&job, &state, NOW + TTL, &CST).unwrap();
             assert_eq!(plan.state_update.as_ref().unwrap().status, "expired");
             let card = plan.delivery.as_ref().unwrap().final_card().unwrap();
             assert_eq!(*card, views::expired_card());
@@ -792,7 +801,7 @@ mod tests {
     fn expiry_of_a_decided_card_is_a_no_op() {
         let (state, _, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
         let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
-        let plan = plan_job(&job, &state, NOW + TTL).unwrap();
+        let plan = plan_job(&job, &state, NOW + TTL, &CST).unwrap();
         assert_eq!(
             plan,
             JobPlan {
@@ -807,7 +816,7 @@ mod tests {
     fn post_answer_on_a_pending_card_does_nothing() {
         let state = sent(DeliveryMode::Entity);
         let job = job_from(&post_answer_job(&state.card_key, NOW), 0);
-        let plan = plan_job(&job, &state, NOW + 3_000).unwrap();
+        let plan = plan_job(&job, &state, NOW + 3_000, &CST).unwrap();
         assert!(plan.state_update.is_none() && plan.delivery.is_none());
     }
 
@@ -817,25 +826,25 @@ mod tests {
         let mut job = job_from(&new_job, 0);
         job.kind = "reminder".into();
         assert_eq!(
-            plan_job(&job, &state, NOW),
+            plan_job(&job, &state, NOW, &CST),
             Err(PlanError::UnknownJobKind("reminder".into()))
         );
         let job = job_from(&new_job, 0);
         assert_eq!(
-            plan_job(&job, &state, NOW + UPDATE_WINDOW_MS),
+            plan_job(&job, &state, NOW + UPDATE_WINDOW_MS, &CST),
             Err(PlanError::TooOld)
         );
         let mut no_message = state.clone();
         no_message.message_id = None;
         no_message.update_token = None;
         assert_eq!(
-            plan_job(&job, &no_message, NOW + 3_000),
+            plan_job(&job, &no_message, NOW + 3_000, &CST),
             Err(PlanError::NoMessage)
         );
         let mut corrupt = state.clone();
         corrupt.status = "??".into();
         assert!(matches!(
-            plan_job(&job, &corrupt, NOW),
+            plan_job(&job, &corrupt, NOW, &CST),
             Err(PlanError::Domain(_))
         ));
     }
@@ -844,7 +853,7 @@ mod tests {
     fn entity_mode_without_a_card_id_updates_the_message() {
         let (mut state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
         state.card_id = None;
-        let plan = plan_job(&job_from(&new_job, 0), &state, new_job.not_before).unwrap();
+        let plan = plan_job(&job_from(&new_job, 0), &state, new_job.not_before, &CST).unwrap();
         assert!(matches!(
             plan.delivery,
             Some(Delivery::Message(MessageOp::DelayedUpdate { .. }))

@@ -68,10 +68,12 @@ fn every_variable_is_read() {
         ("DEDUP_TTL", "7200"),
         ("MAX_BODY_BYTES", "65536"),
         ("ANSWER_BUDGET_MS", "1800"),
+        ("TENANT_TIME_ZONE", "Europe/Berlin"),
     ] {
         env.insert(k, v.to_owned());
     }
     let config = load(&env).unwrap();
+    assert_eq!(config.time_zone.iana_name(), Some("Europe/Berlin"));
     assert_eq!(config.feishu.base_url, "https://open.larksuite.com");
     assert_eq!(config.card_delivery, CardDelivery::Message);
     assert_eq!(config.approval_ttl, Duration::from_secs(3 * 86_400));
@@ -87,6 +89,16 @@ fn simulator_base_url_over_http_is_accepted() {
     assert_eq!(config.feishu.base_url, "http://127.0.0.1:9123");
     let config = with("CARD_DELIVERY", "entity").unwrap();
     assert_eq!(config.card_delivery, CardDelivery::Entity);
+}
+
+#[test]
+fn the_time_zone_defaults_to_shanghai_and_must_be_an_iana_name() {
+    let config = load(&full_env()).unwrap();
+    assert_eq!(config.time_zone.iana_name(), Some("Asia/Shanghai"));
+    for bad in ["Mars/Olympus_Mons", "UTC+8", "../../etc/passwd"] {
+        let err = with("TENANT_TIME_ZONE", bad).unwrap_err();
+        assert!(err.to_string().contains("TENANT_TIME_ZONE"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ const ENV_VARS: &[&str] = &[
     "FEISHU_BASE_URL",
     "TABLE_NAME",
     "CARD_DELIVERY",
+    "TENANT_TIME_ZONE",
     "RUST_LOG",
 ];
 

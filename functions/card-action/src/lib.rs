@@ -14,6 +14,7 @@ use cardbot::function_url::{self, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, StoreError};
 use cardbot::webhook::{CallbackStyle as Style, CardClick, Inbound};
+use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::{info, warn};
@@ -27,6 +28,8 @@ pub struct CardAction<S: ?Sized> {
     pub clock: Arc<dyn Clock>,
     pub webhook: WebhookConfig,
     pub approval_ttl: Duration,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: TimeZone,
     /// Feishu wants the answer within 3 s; past this budget the click gets a "retry" toast.
     pub answer_budget: Duration,
 }
@@ -56,6 +59,7 @@ where
             clock,
             webhook: config.webhook.clone(),
             approval_ttl: config.approval_ttl,
+            time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
         }
     }
@@ -130,6 +134,7 @@ where
             update_token: clicked.update_token.as_ref().map(|t| t.expose()),
             now,
             approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
+            time_zone: &self.time_zone,
         };
         match self.decide_and_write(&card_key, &click).await {
             Ok(result) => answer(style, &result),

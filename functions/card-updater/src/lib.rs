@@ -12,6 +12,7 @@ use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::jobs::ClaimBudget;
 use cardbot::store::{keys, CardStore, EpochMillis, JobStore};
 use futures::stream::{self, StreamExt};
+use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -24,6 +25,8 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     /// This instance's lease owner id.
     pub owner: String,
     pub approval_ttl: Duration,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: TimeZone,
     /// A claimed job is ours this long; longer than one job can take.
     pub lease: Duration,
     /// Jobs per sweep.
@@ -132,6 +135,7 @@ where
             clock,
             owner,
             approval_ttl: config.approval_ttl,
+            time_zone: config.time_zone.clone(),
             lease: Duration::from_secs(60),
             batch: 100,
             per_job: Duration::from_secs(10),
@@ -245,6 +249,7 @@ where
             approval_ttl_ms: Self::ms(self.approval_ttl),
             now,
             deadline: Deadline::after(self.per_job),
+            time_zone: &self.time_zone,
         };
         match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {

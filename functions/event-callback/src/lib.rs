@@ -13,6 +13,7 @@ use cardbot::function_url::{self, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore};
 use cardbot::webhook::{Inbound, MessageReceive};
+use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::{info, warn};
@@ -25,6 +26,8 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub webhook: WebhookConfig,
     pub delivery: CardDelivery,
     pub approval_ttl: Duration,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: TimeZone,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
 }
@@ -46,6 +49,7 @@ where
             webhook: config.webhook.clone(),
             delivery: config.card_delivery,
             approval_ttl: config.approval_ttl,
+            time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
         }
     }
@@ -117,6 +121,7 @@ where
             approval_ttl_ms: ttl_ms,
             now,
             deadline,
+            time_zone: &self.time_zone,
         };
         let sent = effects.send_command_reply(&request).await;
         let failure = match sent {

@@ -10,6 +10,7 @@ use crate::cards::CallbackAnswer;
 use crate::config::CardDelivery;
 use crate::feishu::limits::UPDATE_TOKEN_TTL_MS;
 use crate::store::{CardState, EpochMillis, StoredUpdateToken};
+use jiff::tz::TimeZone;
 
 /// The simulated approval runs this long after the click, so the click's answer reaches Feishu
 /// first.
@@ -75,6 +76,8 @@ pub struct Click<'a> {
     pub now: EpochMillis,
     /// An undecided card older than this is expired (`APPROVAL_TTL`).
     pub approval_ttl_ms: i64,
+    /// The zone the card shows times in (`TENANT_TIME_ZONE`).
+    pub time_zone: &'a TimeZone,
 }
 
 impl std::fmt::Debug for Click<'_> {
@@ -124,7 +127,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     };
     data.submitted_by = click.operator_open_id.map(str::to_owned);
     data.submitted_at = Some(click.now);
-    let card = render(next, &data);
+    let card = render(next, &data, click.time_zone);
     let mut new_state = state.clone();
     new_state.status = next.as_str().to_owned();
     new_state.data = data.to_value();
@@ -175,10 +178,13 @@ mod tests {
             update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
             now: NOW + 5_000,
             approval_ttl_ms: TTL,
+            time_zone: &CST,
         }
     }
 
     const NOW: EpochMillis = 1_732_233_600_734;
+    static CST: std::sync::LazyLock<TimeZone> =
+        std::sync::LazyLock::new(|| TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap());
     const TTL: i64 = 7 * 24 * 3600 * 1000;
 
     #[test]
@@ -189,7 +195,7 @@ mod tests {
         assert_eq!(state.kind, CARD_KIND);
         assert_eq!(state.delivery, "entity");
         assert_eq!(state.card_id.as_deref(), Some("7355372766134157313"));
-        assert_eq!(render_state(&state).unwrap(), views::pending_card());
+        assert_eq!(render_state(&state, &CST).unwrap(), views::pending_card());
         let scheduled = scheduled_for_new_card(&state, TTL);
         assert_eq!(
             scheduled,
@@ -246,7 +252,7 @@ mod tests {
                 (ToastKind::Success, words)
             );
             let card = answer.card.unwrap();
-            assert_eq!(card, render_state(&next).unwrap());
+            assert_eq!(card, render_state(&next, &CST).unwrap());
             let Some(Element::Button(button)) = card.find(views::ids::BTN_LEAVE) else {
                 panic!()
             };
@@ -333,7 +339,7 @@ mod tests {
             panic!()
         };
         assert!(next.update_token.is_none());
-        assert!(render_state(&next).unwrap().validate().is_ok());
+        assert!(render_state(&next, &CST).unwrap().validate().is_ok());
     }
 
     #[test]

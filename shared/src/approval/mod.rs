@@ -28,4 +28,4 @@ pub use machine::{
     CARD_KIND,
 };
 pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Scheduled, Timer};
-pub use views::{format_cst, render, render_state};
+pub use views::{format_local, render, render_state};

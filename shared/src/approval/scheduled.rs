@@ -10,6 +10,7 @@ use super::views::{ids, render};
 use crate::cards::{Card, CardKitOp, Element};
 use crate::feishu::{BatchUpdateAction, ElementPosition};
 use crate::store::{CardState, EpochMillis};
+use jiff::tz::TimeZone;
 
 /// Work the approval schedules for later; the updater runs it as a job at `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +73,16 @@ impl CardStep {
 }
 
 /// Runs `timer` against the card's current state at `now`. `first_attempt` allows the CardKit
-/// walk: a retry cannot know how far a failed walk got, so it replaces the whole card.
+/// walk: a retry cannot know how far a failed walk got, so it replaces the whole card. Times on
+/// the card are shown in `time_zone`.
 pub fn on_timer(
     state: &CardState,
     timer: Timer,
     now: EpochMillis,
     first_attempt: bool,
+    time_zone: &TimeZone,
 ) -> Result<CardStep, DomainError> {
+    let render = |status, data: &ApprovalData| render(status, data, time_zone);
     let status = status_of(state)?;
     let data = ApprovalData::from_value(&state.data)?;
     let mut next_state = state.clone();

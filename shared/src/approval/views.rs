@@ -12,6 +12,8 @@ use crate::cards::{
     Element, HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
 };
 use crate::store::{CardState, EpochMillis};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 /// The `element_id`s of the approval card, in one place.
 pub mod ids {
@@ -287,36 +289,23 @@ pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
 · 审批（approval）：发起审批，在卡片中选择请假或加班\n\
 · 帮助（help）：查看本说明";
 
-/// `MM-dd HH:mm` in China Standard Time (UTC+8, no DST), the tenant's clock in the tutorial.
-pub fn format_cst(at: EpochMillis) -> String {
-    let minutes = at.div_euclid(60_000) + 8 * 60;
-    let days = minutes.div_euclid(24 * 60);
-    let minute_of_day = minutes.rem_euclid(24 * 60);
-    let (_, month, day) = civil_from_days(days);
-    format!(
-        "{month:02}-{day:02} {:02}:{:02}",
-        minute_of_day / 60,
-        minute_of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// `MM-dd HH:mm` of `at` (epoch ms) in the tenant's time zone (`TENANT_TIME_ZONE`); empty for a
+/// time outside jiff's range (±9999 years), which no stored card holds.
+pub fn format_local(at: EpochMillis, time_zone: &TimeZone) -> String {
+    Timestamp::from_millisecond(at)
+        .map(|at| {
+            time_zone
+                .to_datetime(at)
+                .strftime("%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// The card for a status and its data: what every delivery path shows.
-pub fn render(status: ApprovalStatus, data: &ApprovalData) -> Card {
-    let submitted_at = data.submitted_at.map(format_cst).unwrap_or_default();
+pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone) -> Card {
+    let local = |at| format_local(at, time_zone);
+    let submitted_at = data.submitted_at.map(local).unwrap_or_default();
     let view = |kind| RequestView {
         request: kind,
         submitted_by: data.submitted_by.as_deref(),
@@ -331,18 +320,16 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData) -> Card {
         }
         ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved => {
             let kind = status.request().unwrap_or(RequestKind::Leave);
-            let decided_at = data.decided_at.map(format_cst).unwrap_or_default();
+            let decided_at = data.decided_at.map(local).unwrap_or_default();
             approved_card(&view(kind), &decided_at)
         }
     }
 }
 
 /// Renders a stored approval card.
-pub fn render_state(state: &CardState) -> Result<Card, DomainError> {
-    Ok(render(
-        status_of(state)?,
-        &ApprovalData::from_value(&state.data)?,
-    ))
+pub fn render_state(state: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
+    let data = ApprovalData::from_value(&state.data)?;
+    Ok(render(status_of(state)?, &data, time_zone))
 }
 
 #[cfg(test)]
@@ -352,6 +339,10 @@ mod tests {
     use serde_json::json;
 
     const NOW: EpochMillis = 1_732_233_600_734;
+
+    fn shanghai() -> TimeZone {
+        TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap()
+    }
 
     fn view(request: RequestKind) -> RequestView<'static> {
         RequestView {
@@ -537,14 +528,18 @@ mod tests {
     }
 
     #[test]
-    fn cst_formatting() {
-        assert_eq!(format_cst(0), "01-01 08:00");
+    fn local_time_formatting() {
+        let cst = |at| format_local(at, &shanghai());
+        assert_eq!(cst(0), "01-01 08:00");
         // 2024-11-22T00:00:00.734Z is 08:00 in Beijing.
-        assert_eq!(format_cst(NOW), "11-22 08:00");
-        assert_eq!(format_cst(1_709_222_399_000), "02-29 23:59"); // 2024-02-29T15:59:59Z
-        assert_eq!(format_cst(1_709_222_400_000), "03-01 00:00");
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(format_cst(-60_000), "01-01 07:59");
+        assert_eq!(cst(NOW), "11-22 08:00");
+        assert_eq!(cst(1_709_222_399_000), "02-29 23:59"); // 2024-02-29T15:59:59Z
+        assert_eq!(cst(1_709_222_400_000), "03-01 00:00");
+        assert_eq!(cst(-60_000), "01-01 07:59");
+        // Another tenant's zone, with daylight saving: 2024-07-01T12:00Z is 14:00 in Berlin.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(format_local(1_719_835_200_000, &berlin), "07-01 14:00");
+        assert_eq!(format_local(i64::MAX, &berlin), "");
     }
 
     #[test]
@@ -555,11 +550,12 @@ mod tests {
             decided_at: Some(NOW + 2_000),
         };
         for status in ApprovalStatus::ALL {
-            let card = render(status, &data);
+            let card = render(status, &data, &shanghai());
             assert_eq!(card.validate(), Ok(()), "{status:?}");
             assert!(card.to_json_string().contains("审批"), "{status:?}");
         }
-        let approved = render(ApprovalStatus::OvertimeApproved, &data).to_json_string();
+        let approved =
+            render(ApprovalStatus::OvertimeApproved, &data, &shanghai()).to_json_string();
         assert!(approved.contains("加班通过") && approved.contains("11-22 08:00"));
     }
 }
