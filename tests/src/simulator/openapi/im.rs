@@ -1,0 +1,303 @@
+//! The im message endpoints: send, reply and patch (`/im/v1/messages`), and a message's JSON.
+
+use axum::body::Bytes;
+use serde_json::{json, Value};
+
+use super::{
+    admit_card_write, new_message_id, opt_uuid, parse_object, req_str, success, ApiError, ApiResult,
+};
+use crate::simulator::card::{self, CardRuleError};
+use crate::simulator::state::{
+    sender_json, CardDoc, ChatMessage, Sender, StoredMessage, FOURTEEN_DAYS_MS,
+    MESSAGE_UUID_WINDOW_MS,
+};
+use crate::simulator::Shared;
+
+const RECEIVE_ID_TYPES: &[&str] = &["open_id", "union_id", "user_id", "email", "chat_id"];
+
+/// `POST /im/v1/messages` and `POST /im/v1/messages/:id/reply`.
+pub(super) fn send_message(
+    sim: &Shared,
+    query: &str,
+    body: &Bytes,
+    reply_to: Option<&str>,
+    now: i64,
+) -> ApiResult {
+    let cfg = &sim.config;
+    let receive = if reply_to.is_none() {
+        let rtype = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "receive_id_type")
+            .map(|(_, v)| v)
+            .ok_or_else(|| ApiError::field("receive_id_type", "receive_id_type is required"))?;
+        if !RECEIVE_ID_TYPES.contains(&rtype) {
+            return Err(ApiError::field(
+                "receive_id_type",
+                "receive_id_type must be one of open_id, union_id, user_id, email, chat_id",
+            ));
+        }
+        Some(rtype.to_owned())
+    } else {
+        None
+    };
+    let req = parse_object(body)?;
+    let receive_id = match &receive {
+        Some(_) => Some(req_str(&req, "receive_id")?.to_owned()),
+        None => None,
+    };
+    let msg_type = req_str(&req, "msg_type")?.to_owned();
+    let content = match req.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => return Err(ApiError::field("content", "content is required")),
+        Some(_) => {
+            return Err(ApiError::biz(
+                230001,
+                "invalid param: content must be a string holding serialized JSON",
+            ))
+        }
+    };
+    let uuid = opt_uuid(&req, 50)?;
+    let parsed: Value = serde_json::from_str(&content)
+        .map_err(|_| ApiError::biz(230001, "invalid param: content is not valid JSON"))?;
+
+    let mut world = sim.world();
+    // uuid dedup: a repeat within 1 hour answers with the first message.
+    if let Some(u) = &uuid {
+        if let Some((mid, at)) = world.message_uuids.get(u).cloned() {
+            if now - at < MESSAGE_UUID_WINDOW_MS {
+                if let Some(m) = world.message(&mid) {
+                    return Ok(success(message_json(&m.msg, &cfg.tenant_key)));
+                }
+            }
+        }
+    }
+    let (chat_id, parent_id, root_id) = match (&receive, reply_to) {
+        (Some(rtype), _) => {
+            let rid = receive_id.as_deref().unwrap_or("");
+            let chat = match rtype.as_str() {
+                "chat_id" if rid == cfg.p2p_chat_id || rid == cfg.group_chat_id => {
+                    Some(rid.to_owned())
+                }
+                "open_id" if rid == cfg.user_open_id => Some(cfg.p2p_chat_id.clone()),
+                "union_id" if rid == cfg.user_union_id => Some(cfg.p2p_chat_id.clone()),
+                "user_id" if rid == cfg.user_id => Some(cfg.p2p_chat_id.clone()),
+                _ => None,
+            };
+            let chat = chat.ok_or_else(|| ApiError::biz(230034, "The receive_id is invalid."))?;
+            (chat, None, None)
+        }
+        (None, Some(parent)) => {
+            let p = world.message(parent).ok_or_else(|| {
+                ApiError::biz(230001, format!("invalid param: message {parent} not found"))
+            })?;
+            let root = p.msg.root_id.clone().unwrap_or_else(|| parent.to_owned());
+            (p.msg.chat_id.clone(), Some(parent.to_owned()), Some(root))
+        }
+        (None, None) => return Err(ApiError::biz(230001, "invalid param")),
+    };
+    let mut card_id = None;
+    let mut inline_card = None;
+    match msg_type.as_str() {
+        "text" => {
+            if !parsed.get("text").is_some_and(Value::is_string) {
+                return Err(ApiError::biz(
+                    230001,
+                    "invalid param: text content needs a string `text`",
+                ));
+            }
+            if content.len() > 150 * 1024 {
+                return Err(ApiError::biz(
+                    230025,
+                    "content too long: text is over 150 KB",
+                ));
+            }
+        }
+        "interactive" => {
+            if parsed.get("type").and_then(Value::as_str) == Some("card") {
+                let id = parsed
+                    .pointer("/data/card_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let entity = world.entities.get_mut(&id).ok_or_else(|| {
+                    ApiError::im_card(CardRuleError::new(11310, "cardid is invalid"))
+                })?;
+                if entity.app_id != cfg.app_id {
+                    return Err(ApiError::im_card(CardRuleError::new(
+                        300311,
+                        "card was created by another app",
+                    )));
+                }
+                if now - entity.created_at_ms > FOURTEEN_DAYS_MS {
+                    return Err(ApiError::im_card(CardRuleError::new(
+                        200750,
+                        "The card entity has expired",
+                    )));
+                }
+                if entity.sent_message_id.is_some() {
+                    return Err(ApiError::im_card(CardRuleError::new(
+                        200780,
+                        "card binding biz count over limit",
+                    )));
+                }
+                card_id = Some(id);
+            } else {
+                if content.len() > card::MAX_CARD_BYTES {
+                    return Err(ApiError::biz(
+                        230025,
+                        "content too long: card is over 30 KB",
+                    ));
+                }
+                card::validate_any(&parsed).map_err(ApiError::im_card)?;
+                inline_card = Some(CardDoc::new(parsed.clone(), now, "send"));
+            }
+        }
+        "post" | "image" | "file" | "audio" | "media" | "sticker" | "share_chat" | "share_user"
+        | "system" => {
+            return Err(ApiError::biz(
+                230001,
+                format!("invalid param: msg_type {msg_type} is not supported by the simulator"),
+            ))
+        }
+        _ => return Err(ApiError::field("msg_type", "msg_type is invalid")),
+    }
+    let msg = ChatMessage {
+        message_id: new_message_id(),
+        chat_id,
+        sender: Sender::App {
+            app_id: cfg.app_id.clone(),
+        },
+        msg_type,
+        content,
+        parent_id,
+        root_id,
+        create_time_ms: now,
+        update_time_ms: now,
+        card_id: card_id.clone(),
+        uuid: uuid.clone(),
+    };
+    if let Some(id) = &card_id {
+        if let Some(e) = world.entities.get_mut(id) {
+            e.sent_message_id = Some(msg.message_id.clone());
+        }
+    }
+    if let Some(u) = uuid {
+        world.message_uuids.insert(u, (msg.message_id.clone(), now));
+    }
+    let answer = success(message_json(&msg, &cfg.tenant_key));
+    world.messages.push(StoredMessage { msg, inline_card });
+    Ok(answer)
+}
+
+/// `PATCH /im/v1/messages/:message_id`: replace a sent card (shared cards only, within 14 days).
+pub(super) fn patch_message(sim: &Shared, message_id: &str, body: &Bytes, now: i64) -> ApiResult {
+    let req = parse_object(body)?;
+    let content = match req.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => return Err(ApiError::field("content", "content is required")),
+        Some(_) => {
+            return Err(ApiError::biz(
+                230001,
+                "invalid param: content must be a string holding serialized JSON",
+            ))
+        }
+    };
+    let new_card: Value = serde_json::from_str(&content)
+        .map_err(|_| ApiError::biz(230001, "invalid param: content is not valid JSON"))?;
+    let mut world = sim.world();
+    let stored = world.message(message_id).ok_or_else(|| {
+        ApiError::biz(
+            230001,
+            format!("invalid param: message {message_id} not found"),
+        )
+    })?;
+    if stored.msg.sender
+        != (Sender::App {
+            app_id: sim.config.app_id.clone(),
+        })
+    {
+        return Err(ApiError::biz(
+            230017,
+            "The bot is not the owner of the message.",
+        ));
+    }
+    if stored.msg.msg_type != "interactive" {
+        return Err(ApiError::biz(
+            230001,
+            "invalid param: only interactive (card) messages can be updated",
+        ));
+    }
+    if now - stored.msg.create_time_ms > FOURTEEN_DAYS_MS {
+        return Err(ApiError::biz(
+            230031,
+            "Message can only be modified within 14 days after sending",
+        ));
+    }
+    let key = world.card_key(message_id);
+    let in_interaction = world.in_interaction(message_id);
+    let old = world
+        .card_doc_mut(message_id, now)
+        .map(|d| d.json.clone())
+        .ok_or_else(|| ApiError::biz(230001, "invalid param: message has no card"))?;
+    if in_interaction && card::is_v2(&old) {
+        return Err(ApiError::biz(
+            230099,
+            "Failed to update card content, ext=ErrCode: 11310; ErrMsg: card action is lock;",
+        ));
+    }
+    if content.len() > card::MAX_CARD_BYTES {
+        return Err(ApiError::biz(
+            230025,
+            "content too long: card is over 30 KB",
+        ));
+    }
+    card::validate_any(&new_card).map_err(ApiError::im_card)?;
+    if card::is_v2(&old) && !card::is_v2(&new_card) && !card::is_template(&new_card) {
+        return Err(ApiError::im_card(CardRuleError::new(
+            200830,
+            "a JSON 2.0 card cannot become a JSON 1.0 card",
+        )));
+    }
+    if !card::update_multi(&old) {
+        return Err(ApiError::biz(
+            230001,
+            "invalid param: the sent card is not shared (config.update_multi is not true)",
+        ));
+    }
+    if !card::update_multi(&new_card) {
+        return Err(ApiError::biz(
+            230001,
+            "invalid param: the new card is not shared (config.update_multi is not true)",
+        ));
+    }
+    admit_card_write(&mut world, &key, now)?;
+    if let Some(doc) = world.card_doc_mut(message_id, now) {
+        doc.set(new_card, now, "patch", false);
+    }
+    if let Some(m) = world.message_mut(message_id) {
+        m.msg.content = content;
+        m.msg.update_time_ms = now;
+    }
+    Ok(json!({"code": 0, "data": {}, "msg": "ok"}))
+}
+
+fn message_json(m: &ChatMessage, tenant_key: &str) -> Value {
+    let mut v = json!({
+        "message_id": m.message_id,
+        "msg_type": m.msg_type,
+        "create_time": m.create_time_ms.to_string(),
+        "update_time": m.update_time_ms.to_string(),
+        "deleted": false,
+        "updated": m.update_time_ms != m.create_time_ms,
+        "chat_id": m.chat_id,
+        "sender": sender_json(&m.sender, tenant_key),
+        "body": {"content": m.content},
+    });
+    if let Some(p) = &m.parent_id {
+        v["parent_id"] = json!(p);
+        v["root_id"] = json!(m.root_id.clone().unwrap_or_else(|| p.clone()));
+        v["upper_message_id"] = json!(p);
+    }
+    v
+}
