@@ -16,7 +16,6 @@ use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::JobStore;
 use cardbot_tests::harness::{self, SimulatorClock};
-use cardbot_tests::local_stack::updater;
 use cardbot_tests::simulator::{ApiCall, ChatKind, RateLimits, Sender, SimConfig, Simulator};
 use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
@@ -354,7 +353,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     run.jobs_due = card_messages.len().saturating_sub(1);
     run.time_box_s = plan.updater_time_box.as_secs();
     let started = Instant::now();
-    let scheduled = updater::scheduled_event(SystemTime::now(), "us-east-1");
+    let scheduled = harness::scheduled(SystemTime::now());
     while started.elapsed() < plan.updater_time_box {
         let summary = updater.handle(&scheduled, sim.now_ms() + 60_000).await;
         run.invocations += 1;

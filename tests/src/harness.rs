@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use card_action::CardAction;
-use card_updater::{CardUpdater, Summary};
+use card_updater::{CardUpdater, Summary, UpdaterEvent};
 use cardbot::config::Config;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
 use cardbot::jobs::JobKind;
@@ -209,7 +209,7 @@ impl<S: Store + 'static> Bot<S> {
     }
 
     /// One updater invocation with `event` and 60 s to run.
-    pub async fn run_updater(&self, event: &Value) -> Summary {
+    pub async fn run_updater(&self, event: &UpdaterEvent) -> Summary {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await
     }
 
@@ -257,22 +257,43 @@ impl<S: Store + 'static> Bot<S> {
 
     /// The scheduled sweep (an EventBridge event).
     pub async fn sweep(&self) -> Summary {
-        let scheduled = updater::scheduled_event(SystemTime::now(), "us-east-1");
-        self.run_updater(&scheduled).await
+        self.run_updater(&scheduled(SystemTime::now())).await
     }
 }
 
-/// A DynamoDB stream event with one INSERT of the job item `(card_key, job_id)` due at `due_at`.
-pub fn stream_insert(card_key: &str, job_id: &str, due_at: EpochMillis) -> Value {
-    json!({ "Records": [{
-        "eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+/// The schedule's event at `at`, as the local stack sends it and the updater reads it.
+pub fn scheduled(at: SystemTime) -> UpdaterEvent {
+    serde_json::from_value(updater::scheduled_event(at, REGION))
+        .expect("the local stack's scheduled event is an EventBridge event")
+}
+
+/// The region of the harness's events.
+const REGION: &str = "us-east-1";
+/// The stream of the harness's table, as Lambda names it in a record's `eventSourceARN`.
+const STREAM_ARN: &str =
+    "arn:aws:dynamodb:us-east-1:000000000000:table/cardbot/stream/2024-01-01T00:00:00.000";
+
+/// A DynamoDB stream event with one INSERT of the job item `(card_key, job_id)` due at `due_at`:
+/// the record as the stream's GetRecords returns it, wrapped as the local stack (and Lambda) sends it.
+pub fn stream_insert(card_key: &str, job_id: &str, due_at: EpochMillis) -> UpdaterEvent {
+    let keys = json!({ "pk": { "S": format!("card#{card_key}") }, "sk": { "S": format!("job#{job_id}") } });
+    let record = json!({
+        "eventID": uuid::Uuid::new_v4().to_string(), "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "ddblocal",
         "dynamodb": {
-            "Keys": { "pk": { "S": format!("card#{card_key}") }, "sk": { "S": format!("job#{job_id}") } },
+            "ApproximateCreationDateTime": SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            "Keys": keys,
             "NewImage": {
-                "pk": { "S": format!("card#{card_key}") }, "sk": { "S": format!("job#{job_id}") },
+                "pk": keys["pk"], "sk": keys["sk"], "card_key": { "S": card_key }, "job_id": { "S": job_id },
                 "due_pk": { "S": "due" }, "due_at": { "N": due_at.to_string() }, "status": { "S": "pending" }
             },
+            "SequenceNumber": "000000000000000000001",
+            "SizeBytes": 120,
             "StreamViewType": "NEW_IMAGE"
         }
-    }]})
+    });
+    serde_json::from_value(updater::stream_event(&[record], STREAM_ARN, REGION))
+        .expect("the local stack's stream event is a DynamoDB stream event")
 }

@@ -6,14 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use cardbot::config::Config;
 use cardbot::deliver::{Effects, JobOutcome};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::jobs::ClaimBudget;
-use cardbot::store::{keys, CardStore, EpochMillis, JobStore};
+use cardbot::store::{self, CardStore, EpochMillis, JobRef, JobStore};
 use futures::stream::{self, StreamExt};
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::de::{Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -75,46 +78,40 @@ fn by_card(targets: Vec<JobRef>) -> Vec<Vec<JobRef>> {
     groups
 }
 
-/// A job named by a stream record or the sweep.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRef {
-    pub card_key: String,
-    pub job_id: String,
-    pub due_at: Option<EpochMillis>,
+/// What invokes the updater: a batch of the table's stream or a tick of the schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdaterEvent {
+    /// New items on the table's stream: the fast path for new jobs.
+    Stream(DynamoDbEvent),
+    /// The EventBridge schedule: the sweep for due, retried and time-based work.
+    Schedule(EventBridgeEvent<Value>),
 }
 
-/// The new jobs in a DynamoDB stream event: INSERT records whose `sk` is a job's.
-pub fn stream_jobs(event: &Value) -> Vec<JobRef> {
-    let card_prefix = keys::card_pk("");
-    let records = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    records
-        .iter()
-        .filter(|r| r.get("eventName").and_then(Value::as_str) == Some("INSERT"))
-        .filter_map(|r| {
-            let image = r.get("dynamodb")?.get("NewImage")?;
-            let attr =
-                |name: &str, kind: &str| image.get(name)?.get(kind)?.as_str().map(str::to_owned);
-            let card_key = attr(keys::PK, "S")?.strip_prefix(&card_prefix)?.to_owned();
-            let job_id = attr(keys::SK, "S")?
-                .strip_prefix(keys::JOB_SK_PREFIX)?
-                .to_owned();
-            let due_at = attr("due_at", "N").and_then(|n| n.parse().ok());
-            Some(JobRef {
-                card_key,
-                job_id,
-                due_at,
-            })
-        })
-        .collect()
+impl<'de> Deserialize<'de> for UpdaterEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let event = Value::deserialize(deserializer)?;
+        // A stream batch has `Records`: a bad record is reported as that, not as "not a schedule".
+        if event.get("Records").is_some() {
+            serde_json::from_value(event).map(Self::Stream)
+        } else {
+            serde_json::from_value(event).map(Self::Schedule)
+        }
+        .map_err(D::Error::custom)
+    }
 }
 
-/// Whether the event is a DynamoDB stream batch (else it is the schedule's sweep).
-pub fn is_stream_event(event: &Value) -> bool {
-    event.get("Records").is_some()
+impl UpdaterEvent {
+    /// The invocation's payload as an updater event, or `None` (logged) for anything else: a
+    /// retry of the same payload cannot help, and the sweep finds every due job anyway.
+    pub fn from_payload(payload: Value) -> Option<Self> {
+        match serde_json::from_value(payload) {
+            Ok(event) => Some(event),
+            Err(e) => {
+                warn!(error = %e, "neither a stream batch nor a schedule event; ignored");
+                None
+            }
+        }
+    }
 }
 
 impl<S, F> CardUpdater<S, F>
@@ -150,32 +147,14 @@ where
 
     /// One invocation; `deadline` is the Lambda's own deadline in epoch ms.
     #[tracing::instrument(name = "card_updater", skip_all)]
-    pub async fn handle(&self, event: &Value, deadline: EpochMillis) -> Summary {
+    pub async fn handle(&self, event: &UpdaterEvent, deadline: EpochMillis) -> Summary {
         let budget = ClaimBudget {
             deadline,
             per_job_ms: Self::ms(self.per_job),
         };
-        let targets = if is_stream_event(event) {
-            stream_jobs(event)
-        } else {
-            match self
-                .store
-                .due_jobs(self.clock.now_millis(), self.batch)
-                .await
-            {
-                Ok(jobs) => jobs
-                    .into_iter()
-                    .map(|job| JobRef {
-                        card_key: job.card_key,
-                        job_id: job.job_id,
-                        due_at: Some(job.due_at),
-                    })
-                    .collect(),
-                Err(e) => {
-                    warn!(error = %e, "cannot list due jobs");
-                    Vec::new()
-                }
-            }
+        let targets = match event {
+            UpdaterEvent::Stream(batch) => store::stream::new_jobs(&batch.records),
+            UpdaterEvent::Schedule(_) => self.due_jobs().await,
         };
         let budget = &budget;
         let summary = stream::iter(by_card(targets))
@@ -199,6 +178,21 @@ where
             .await;
         info!(?summary, "updater done");
         summary
+    }
+
+    /// The sweep's jobs: those due now, oldest first.
+    async fn due_jobs(&self) -> Vec<JobRef> {
+        match self
+            .store
+            .due_jobs(self.clock.now_millis(), self.batch)
+            .await
+        {
+            Ok(jobs) => jobs.into_iter().map(JobRef::from).collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot list due jobs");
+                Vec::new()
+            }
+        }
     }
 
     /// Sleeps until a streamed job is due, if that is soon and leaves time to run it.
@@ -276,6 +270,72 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// Three records as Lambda delivers them: a job's INSERT, a card state's MODIFY, a TTL REMOVE.
+    const STREAM_EVENT: &str = include_str!("../tests/data/dynamodb-stream-event.json");
+    /// The `rate(1 minute)` rule's event.
+    const SCHEDULED_EVENT: &str = include_str!("../tests/data/eventbridge-scheduled-event.json");
+
+    #[test]
+    fn a_stream_batch_is_a_stream_event_naming_its_new_job() {
+        let event: UpdaterEvent = serde_json::from_str(STREAM_EVENT).unwrap();
+        let UpdaterEvent::Stream(batch) = event else {
+            panic!("not a stream event: {event:?}");
+        };
+        assert_eq!(batch.records.len(), 3);
+        assert_eq!(
+            store::stream::new_jobs(&batch.records),
+            [JobRef {
+                card_key: "om_1".into(),
+                job_id: "post_answer".into(),
+                due_at: Some(1_700_000_002_000),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_scheduled_event_is_the_sweep() {
+        let event: UpdaterEvent = serde_json::from_str(SCHEDULED_EVENT).unwrap();
+        let UpdaterEvent::Schedule(tick) = event else {
+            panic!("not a schedule event: {event:?}");
+        };
+        assert_eq!(tick.detail_type, "Scheduled Event");
+        assert_eq!(tick.source, "aws.events");
+        assert_eq!(tick.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn an_empty_batch_is_a_stream_event() {
+        let event = UpdaterEvent::from_payload(json!({ "Records": [] }));
+        assert!(
+            matches!(&event, Some(UpdaterEvent::Stream(b)) if b.records.is_empty()),
+            "{event:?}"
+        );
+    }
+
+    #[test]
+    fn any_other_payload_is_no_event() {
+        let mut bad_record: Value = serde_json::from_str(STREAM_EVENT).unwrap();
+        bad_record["Records"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("dynamodb");
+        for payload in [
+            json!({}),
+            json!(null),
+            json!("tick"),
+            json!({ "detail-type": "Scheduled Event" }),
+            json!({ "Records": "none" }),
+            bad_record,
+        ] {
+            assert_eq!(
+                UpdaterEvent::from_payload(payload.clone()),
+                None,
+                "{payload}"
+            );
+        }
+    }
 
     fn job(card: &str, id: &str) -> JobRef {
         JobRef {

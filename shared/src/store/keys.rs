@@ -22,6 +22,8 @@ pub const DEDUP_SK: &str = "-";
 pub const CARD_STATE_SK: &str = "state";
 /// Prefix of a job's sort key; a card's jobs are a `begins_with` Query on its partition.
 pub const JOB_SK_PREFIX: &str = "job#";
+/// Prefix of a card partition's `pk`.
+const CARD_PK_PREFIX: &str = "card#";
 
 /// The `due` index partition of every job waiting for delivery. One partition is fine for our
 /// volume (a GSI partition takes ~1,000 writes/s; a click writes one job); shard it by suffix if not.
@@ -39,12 +41,20 @@ pub fn dedup_pk(key: &str) -> String {
 
 /// `pk` of a card's partition (its state and its jobs).
 pub fn card_pk(card_key: &str) -> String {
-    format!("card#{card_key}")
+    format!("{CARD_PK_PREFIX}{card_key}")
 }
 
 /// `sk` of a job.
 pub fn job_sk(job_id: &str) -> String {
     format!("{JOB_SK_PREFIX}{job_id}")
+}
+
+/// `(card_key, job_id)` of the item keyed `(pk, sk)` if it is a job, else `None` (a card's state,
+/// any other item, or a key with an empty card key or job id).
+pub fn parse_job_key<'a>(pk: &'a str, sk: &'a str) -> Option<(&'a str, &'a str)> {
+    let card_key = pk.strip_prefix(CARD_PK_PREFIX)?;
+    let job_id = sk.strip_prefix(JOB_SK_PREFIX)?;
+    (!card_key.is_empty() && !job_id.is_empty()).then_some((card_key, job_id))
 }
 
 #[cfg(test)]
@@ -58,5 +68,18 @@ mod tests {
         assert_eq!(card_pk("c1"), "card#c1");
         assert_eq!(job_sk("j1"), "job#j1");
         assert!(job_sk("j1").starts_with(JOB_SK_PREFIX));
+    }
+
+    #[test]
+    fn a_job_key_parses_back_and_nothing_else_does() {
+        assert_eq!(
+            parse_job_key(&card_pk("om_1"), &job_sk("post_answer")),
+            Some(("om_1", "post_answer"))
+        );
+        assert_eq!(parse_job_key(&card_pk("om_1"), CARD_STATE_SK), None);
+        assert_eq!(parse_job_key(&dedup_pk("om_1"), &job_sk("j1")), None);
+        assert_eq!(parse_job_key(&card_pk(""), &job_sk("j1")), None);
+        assert_eq!(parse_job_key(&card_pk("om_1"), &job_sk("")), None);
+        assert_eq!(parse_job_key("om_1", "j1"), None);
     }
 }

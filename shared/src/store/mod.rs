@@ -1,4 +1,5 @@
-//! DynamoDB single-table access: tenant tokens, dedup records, card state, sequences, update jobs.
+//! DynamoDB single-table access: tenant tokens, dedup records, card state, sequences, update jobs,
+//! and the decoding of the table's stream records ([`stream`]).
 //!
 //! One trait per capability so each function depends on the least it needs. Two adapters share
 //! the semantics: [`dynamo::DynamoStore`] (aws-sdk-dynamodb) and [`memory::MemoryStore`] (fast
@@ -8,6 +9,7 @@
 pub mod dynamo;
 pub mod keys;
 pub mod memory;
+pub mod stream;
 pub mod table;
 
 use async_trait::async_trait;
@@ -278,6 +280,25 @@ pub struct Job {
     pub lease_until: Option<EpochMillis>,
     pub created_at: EpochMillis,
     pub updated_at: EpochMillis,
+}
+
+/// A job named by a stream record or the sweep: what the updater needs to claim it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub card_key: String,
+    pub job_id: String,
+    /// When it is due, if the source says.
+    pub due_at: Option<EpochMillis>,
+}
+
+impl From<Job> for JobRef {
+    fn from(job: Job) -> Self {
+        Self {
+            card_key: job.card_key,
+            job_id: job.job_id,
+            due_at: Some(job.due_at),
+        }
+    }
 }
 
 /// A new job to enqueue.

@@ -465,6 +465,55 @@ mod tests {
         assert!(records_to_retry(&batch, &Value::Null).is_empty());
     }
 
+    /// A record exactly as DynamoDB Local 3.3's GetRecords returns it for a new job.
+    fn get_records_insert() -> Value {
+        json!({
+            "eventID": "cf30d08e-0056-4499-8258-0e5298246e05", "eventName": "INSERT",
+            "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "ddblocal",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1796063100.0,
+                "Keys": {"sk": {"S": "job#post_answer"}, "pk": {"S": "card#om_1"}},
+                "NewImage": {
+                    "due_pk": {"S": "due"}, "payload": {"M": {"a": {"NULL": true}}},
+                    "sk": {"S": "job#post_answer"}, "due_at": {"N": "1700000002000"},
+                    "pk": {"S": "card#om_1"}, "status": {"S": "pending"}
+                },
+                "SequenceNumber": "000000000000000000001", "SizeBytes": 104,
+                "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    }
+
+    #[test]
+    fn the_stream_event_sent_is_the_updaters_stream_event() {
+        let arn =
+            "arn:aws:dynamodb:ddblocal:000000000000:table/cardbot/stream/2024-01-01T00:00:00.000";
+        let event = stream_event(&[get_records_insert()], arn, "us-east-1");
+        let Some(card_updater::UpdaterEvent::Stream(batch)) =
+            card_updater::UpdaterEvent::from_payload(event)
+        else {
+            panic!("not a stream event");
+        };
+        let record = &batch.records[0];
+        assert_eq!(record.aws_region, "us-east-1");
+        assert_eq!(record.event_source_arn.as_deref(), Some(arn));
+        let jobs = cardbot::store::stream::new_jobs(&batch.records);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].card_key.as_str(), jobs[0].job_id.as_str()),
+            ("om_1", "post_answer")
+        );
+    }
+
+    #[test]
+    fn the_scheduled_event_sent_is_the_updaters_schedule_event() {
+        let event = scheduled_event(SystemTime::now(), "us-east-1");
+        assert!(matches!(
+            card_updater::UpdaterEvent::from_payload(event),
+            Some(card_updater::UpdaterEvent::Schedule(_))
+        ));
+    }
+
     #[test]
     fn scheduled_event_time_is_whole_seconds_utc() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
