@@ -217,8 +217,8 @@ where
     /// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
     pub async fn run_job(&self, job: &Job) -> Result<JobOutcome, StoreError> {
         let Self { store, now, .. } = *self;
-        let result = match JobKind::parse(&job.kind) {
-            Some(JobKind::SendReply) => self.run_send_reply(job).await,
+        let result = match job.kind {
+            JobKind::SendReply => self.run_send_reply(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {

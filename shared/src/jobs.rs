@@ -26,42 +26,15 @@ pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// The card delivery mode (one type, `crate::config::CardDelivery`), under the jobs' name.
 pub use crate::config::CardDelivery as DeliveryMode;
 
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobKind {
-    /// After a click's answer: the tutorial's simulated approval, delivered to the card.
-    PostAnswer,
-    /// An undecided card reached `APPROVAL_TTL`: re-render it as expired.
-    Expire,
-    /// A command reply the event handler could not send within its budget (the outbox).
-    SendReply,
-}
+pub use crate::store::JobKind;
 
 impl JobKind {
-    /// `Job.kind`; also the job id, since each happens at most once per card.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PostAnswer => "post_answer",
-            Self::Expire => "expire",
-            Self::SendReply => "send_reply",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "post_answer" => Some(Self::PostAnswer),
-            "expire" => Some(Self::Expire),
-            "send_reply" => Some(Self::SendReply),
-            _ => None,
-        }
-    }
-
-    /// The domain timer a card-update job runs; `None` for the reply outbox.
-    pub fn timer(self) -> Option<Timer> {
+    /// The domain timer a card-update job runs; `None` for the reply outbox and unknown kinds.
+    pub fn timer(&self) -> Option<Timer> {
         match self {
             Self::PostAnswer => Some(Timer::SimulatedDecision),
             Self::Expire => Some(Timer::Expiry),
-            Self::SendReply => None,
+            Self::SendReply | Self::Other(_) => None,
         }
     }
 
@@ -81,7 +54,7 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
     NewJob {
         card_key: card_key.to_owned(),
         job_id: kind.as_str().to_owned(),
-        kind: kind.as_str().to_owned(),
+        kind,
         payload: json!({}),
         not_before: scheduled.at,
     }
@@ -117,7 +90,7 @@ pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis)
     NewJob {
         card_key: source_message_id.to_owned(),
         job_id: JobKind::SendReply.as_str().to_owned(),
-        kind: JobKind::SendReply.as_str().to_owned(),
+        kind: JobKind::SendReply,
         payload,
         not_before: now,
     }
@@ -311,11 +284,11 @@ pub fn plan_job(
     now: EpochMillis,
     time_zone: &TimeZone,
 ) -> Result<JobPlan, PlanError> {
-    let kind =
-        JobKind::parse(&job.kind).ok_or_else(|| PlanError::UnknownJobKind(job.kind.clone()))?;
-    let timer = kind
-        .timer()
-        .ok_or(PlanError::NotACardUpdate(kind.as_str()))?;
+    let timer = match &job.kind {
+        JobKind::Other(kind) => return Err(PlanError::UnknownJobKind(kind.clone())),
+        JobKind::SendReply => return Err(PlanError::NotACardUpdate(JobKind::SendReply.as_str())),
+        kind => kind.timer().ok_or(PlanError::NotACardUpdate("unknown"))?,
+    };
     let step = approval::on_timer(state, timer, now, job.attempts == 0, time_zone)?;
     deliver(step, now)
 }
@@ -334,7 +307,7 @@ fn deliver(step: CardStep, now: EpochMillis) -> Result<JobPlan, PlanError> {
     if now - next_state.created_at >= UPDATE_WINDOW_MS {
         return Err(PlanError::TooOld);
     }
-    let entity = DeliveryMode::parse(&next_state.delivery) == Some(DeliveryMode::Entity);
+    let entity = next_state.delivery == DeliveryMode::Entity;
     let mut token_used = false;
     let delivery = match (entity, next_state.card_id.clone()) {
         (true, Some(card_id)) => Delivery::CardKit {

@@ -46,7 +46,7 @@ pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
         source_message_id: Some(sent.source_message_id.clone()),
         message_id: Some(sent.message_id.clone()),
         card_id: sent.card_id.clone(),
-        delivery: sent.delivery.as_str().to_owned(),
+        delivery: sent.delivery,
         kind: CARD_KIND.to_owned(),
         status: ApprovalStatus::Pending.as_str().to_owned(),
         update_token: None,
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(state.card_key, "om_dc13264520392913993dd051dba21dcf");
         assert_eq!(state.status, "pending");
         assert_eq!(state.kind, CARD_KIND);
-        assert_eq!(state.delivery, "entity");
+        assert_eq!(state.delivery.as_str(), "entity");
         assert_eq!(state.card_id.as_deref(), Some("7355372766134157313"));
         assert_eq!(render_state(&state, &CST).unwrap(), views::pending_card());
         let scheduled = scheduled_for_new_card(&state, TTL);

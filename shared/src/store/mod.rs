@@ -15,6 +15,8 @@ pub mod table;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::CardDelivery;
+
 /// Milliseconds since the Unix epoch.
 pub type EpochMillis = i64;
 
@@ -193,8 +195,8 @@ pub struct CardState {
     pub message_id: Option<String>,
     /// The CardKit entity, in entity delivery mode.
     pub card_id: Option<String>,
-    /// Delivery mode: `entity` or `message`.
-    pub delivery: String,
+    /// Delivery mode: a card entity or the message's card JSON.
+    pub delivery: CardDelivery,
     /// What the card is, e.g. `approval`.
     pub kind: String,
     /// Domain status, e.g. `pending`, `leave_submitted`, `leave_approved`, `expired`.
@@ -260,13 +262,75 @@ pub enum JobStatus {
     Dead,
 }
 
+/// What a job does (`Job.kind`; also its job id, since each kind happens at most once per card).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// After a click's answer: the tutorial's simulated approval, delivered to the card.
+    PostAnswer,
+    /// An undecided card reached `APPROVAL_TTL`: re-render it as expired.
+    Expire,
+    /// A command reply the event handler could not send within its budget (the outbox).
+    SendReply,
+    /// A kind this version does not know (written by a newer one): kept as stored, so the job is
+    /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
+    Other(String),
+}
+
+impl JobKind {
+    /// The stored string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::PostAnswer => "post_answer",
+            Self::Expire => "expire",
+            Self::SendReply => "send_reply",
+            Self::Other(kind) => kind,
+        }
+    }
+
+    /// A kind this version knows; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match Self::from(s) {
+            Self::Other(_) => None,
+            known => Some(known),
+        }
+    }
+}
+
+impl From<&str> for JobKind {
+    fn from(s: &str) -> Self {
+        match s {
+            "post_answer" => Self::PostAnswer,
+            "expire" => Self::Expire,
+            "send_reply" => Self::SendReply,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl PartialEq<&str> for JobKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for JobKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from(String::deserialize(d)?.as_str()))
+    }
+}
+
 /// A card-update job (`pk = card#<card_key>`, `sk = job#<job_id>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub card_key: String,
     pub job_id: String,
-    /// What to deliver, e.g. `post_answer`, `simulated_approval`, `expire`.
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: serde_json::Value,
     pub status: JobStatus,
     /// Not before this time (epoch ms); the `due` index sort key while pending.
@@ -307,7 +371,7 @@ pub struct NewJob {
     pub card_key: String,
     /// Deterministic per logical job, so enqueueing twice is one job.
     pub job_id: String,
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: serde_json::Value,
     pub not_before: EpochMillis,
 }

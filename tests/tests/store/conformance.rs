@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use cardbot::store::{
-    now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobStatus, NewJob, Store,
+    now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobKind, JobStatus, NewJob, Store,
     StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, LEASE_EXPIRED_ERROR,
     MAX_JOB_ATTEMPTS,
 };
@@ -34,7 +34,7 @@ pub fn card(card_key: &str, now: EpochMillis) -> CardState {
         source_message_id: Some("om_source".into()),
         message_id: None,
         card_id: Some("7355_card".into()),
-        delivery: "entity".into(),
+        delivery: cardbot::config::CardDelivery::Entity,
         kind: "approval".into(),
         status: "pending".into(),
         update_token: None,
@@ -566,6 +566,27 @@ pub async fn enqueue_is_idempotent<S: Store>(store: Arc<S>) {
         .collect();
     assert_eq!(ids, ["j1", "j2"]);
     assert_eq!(store.get_job(&key, "j3").await.unwrap(), None);
+}
+
+/// A kind this version does not know (written by a newer one) is read, listed due and claimed
+/// like any other, so the updater can record it dead instead of stalling on it.
+pub async fn unknown_job_kinds_round_trip<S: Store>(store: Arc<S>) {
+    let key = unique("card");
+    let now = t0();
+    let mut newer = job(&key, "reminder", now);
+    newer.kind = JobKind::Other("reminder".into());
+    store.enqueue(&newer).await.unwrap();
+    let stored = store.get_job(&key, "reminder").await.unwrap().unwrap();
+    assert_eq!(stored.kind, JobKind::Other("reminder".into()));
+    assert_eq!(due_ids(&*store, &key, now).await, ["reminder"]);
+    let claimed = store
+        .claim_job(&key, "reminder", "owner", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.kind.as_str(), "reminder");
+    assert_eq!(JobKind::parse("reminder"), None);
+    assert_eq!(JobKind::parse("expire"), Some(JobKind::Expire));
 }
 
 /// Due jobs of this test's card only (other tests share a MemoryStore's index never; a

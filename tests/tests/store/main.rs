@@ -44,6 +44,7 @@ against_both_adapters!(
     sequence_ranges_are_reserved_in_one_write,
     update_card_and_enqueue_is_one_write,
     enqueue_is_idempotent,
+    unknown_job_kinds_round_trip,
     create_card_with_jobs_writes_both_or_neither,
     job_claim_complete_lifecycle,
     job_lapsed_lease_becomes_due_again,

@@ -14,6 +14,7 @@ use super::{
     cancellation_reasons, cancelled_error, condition_failed_item, is_condition_failed, json_to_av,
     n, reason_code, s, set_remove, store_error, DynamoStore, Expr, Fields, Item,
 };
+use crate::config::CardDelivery;
 use crate::store::keys::{self, PK};
 use crate::store::{
     CardState, CardStore, JobStore, NewJob, StoreError, StoreResult, StoredUpdateToken,
@@ -35,7 +36,7 @@ fn card_attributes(state: &CardState) -> Vec<(&'static str, Option<AttributeValu
         ("source_message_id", state.source_message_id.as_ref().map(s)),
         ("message_id", state.message_id.as_ref().map(s)),
         ("card_id", state.card_id.as_ref().map(s)),
-        ("delivery", Some(s(&state.delivery))),
+        ("delivery", Some(s(state.delivery.as_str()))),
         ("kind", Some(s(&state.kind))),
         ("status", Some(s(&state.status))),
         (
@@ -84,7 +85,11 @@ fn card_from_item(item: &Item) -> StoreResult<CardState> {
         source_message_id: f.opt_s("source_message_id")?,
         message_id: f.opt_s("message_id")?,
         card_id: f.opt_s("card_id")?,
-        delivery: f.s("delivery")?,
+        delivery: {
+            let delivery = f.s("delivery")?;
+            CardDelivery::parse(&delivery)
+                .ok_or_else(|| f.corrupt(format!("unknown delivery {delivery}")))?
+        },
         kind: f.s("kind")?,
         status: f.s("status")?,
         update_token,

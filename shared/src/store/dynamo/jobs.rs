@@ -14,6 +14,7 @@ use super::{
 };
 use crate::store::keys::{self, PK, SK};
 use crate::store::table::{DUE_INDEX, TABLE};
+use crate::store::JobKind;
 use crate::store::{
     is_last_attempt, plan_failure, truncate_error, ttl_secs, EpochMillis, FailOutcome, Job,
     JobStatus, JobStore, NewJob, StoreError, StoreResult, DONE_JOB_TTL_MS, LEASE_EXPIRED_ERROR,
@@ -49,7 +50,7 @@ fn job_item(job: &NewJob, now: EpochMillis) -> Item {
     item.extend([
         ("card_key".to_owned(), s(&job.card_key)),
         ("job_id".to_owned(), s(&job.job_id)),
-        ("kind".to_owned(), s(&job.kind)),
+        ("kind".to_owned(), s(job.kind.as_str())),
         ("payload".to_owned(), json_to_av(&job.payload)),
         ("status".to_owned(), s(job_status_str(JobStatus::Pending))),
         (DUE_INDEX.partition_key.name.to_owned(), s(keys::DUE_PK)),
@@ -73,7 +74,7 @@ fn job_from_item(item: &Item) -> StoreResult<Job> {
     Ok(Job {
         card_key: f.s("card_key")?,
         job_id: f.s("job_id")?,
-        kind: f.s("kind")?,
+        kind: JobKind::from(f.s("kind")?.as_str()),
         payload: f.json("payload")?,
         status,
         due_at: f.n(DUE_INDEX.sort_key.name)?,
