@@ -47,3 +47,150 @@ pub fn verify(
         Box::new(error_response(e.status(), e.reason()))
     })
 }
+
+/// The parts of a function-URL event (payload 2.0) the webhooks read: headers and body. The path
+/// and query string are never read, so no request URI is ever built from them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionUrlEvent {
+    #[serde(default)]
+    headers: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    is_base64_encoded: bool,
+}
+
+/// Why a function-URL event could not become a request (answered 400 by [`run`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("not a function URL event")]
+    Shape,
+    #[error("body is not base64 although isBase64Encoded is set")]
+    Base64,
+}
+
+/// A function-URL event as the request the handlers take: `POST /` with the event's headers
+/// (those that are not valid HTTP headers are left out) and its body, base64 undone.
+///
+/// lambda_http's own conversion builds the URI from the raw path, query string and `Host` and
+/// panics when that is not a valid URI (`?a<b"c`); under `panic = "abort"` one such request would
+/// take the instance down, so the functions use this instead (see [`run`]).
+pub fn request_from_event(event: serde_json::Value) -> Result<Request, EventError> {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use lambda_http::http::{HeaderName, Method};
+
+    let event: FunctionUrlEvent = serde_json::from_value(event).map_err(|_| EventError::Shape)?;
+    let body = match (event.body, event.is_base64_encoded) {
+        (None, _) => Body::Empty,
+        (Some(text), false) => Body::Text(text),
+        (Some(text), true) => Body::Binary(STANDARD.decode(text).map_err(|_| EventError::Base64)?),
+    };
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    for (name, value) in &event.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            request.headers_mut().append(name, value);
+        }
+    }
+    Ok(request)
+}
+
+/// A handler's answer as the function-URL response event (`statusCode`, `headers`, `body`).
+pub fn response_event(response: &Response<Body>) -> serde_json::Value {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+
+    let headers: serde_json::Map<String, serde_json::Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.into())))
+        .collect();
+    let (body, base64) = match response.body() {
+        Body::Text(text) => (text.clone(), false),
+        Body::Binary(bytes) => (STANDARD.encode(bytes), true),
+        _ => (String::new(), false),
+    };
+    serde_json::json!({
+        "statusCode": response.status().as_u16(),
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": base64,
+    })
+}
+
+/// Serves `handler` behind a function URL on the Lambda runtime: each event becomes a request
+/// through [`request_from_event`] (an event that cannot is answered 400 and logged), and the
+/// answer goes back as [`response_event`].
+pub async fn run<H, F>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request) -> F,
+    F: std::future::Future<Output = Response<Body>>,
+{
+    let handler = &handler;
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<serde_json::Value>| async move {
+            let response = match request_from_event(event.payload) {
+                Ok(request) => handler(request).await,
+                Err(e) => {
+                    warn!(reason = %e, "request rejected");
+                    error_response(StatusCode::BAD_REQUEST, "bad function URL event")
+                }
+            };
+            Ok::<_, lambda_http::Error>(response_event(&response))
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_become_post_requests_with_headers_and_body_only() {
+        let event = json!({
+            "rawPath": "/%zz<",
+            "rawQueryString": "a<b\"c",
+            "headers": { "x-lark-signature": "abc", "bad header": "x", "x-ok": "line\nbreak" },
+            "body": "eyJhIjoxfQ==",
+            "isBase64Encoded": true,
+        });
+        let request = request_from_event(event).unwrap();
+        assert_eq!(request.method(), "POST");
+        assert_eq!(request.uri(), "/");
+        assert_eq!(request.headers()["x-lark-signature"], "abc");
+        assert_eq!(request.headers().len(), 1, "invalid names and values are left out");
+        assert_eq!(body_bytes(request.body()), br#"{"a":1}"#);
+        let plain = request_from_event(json!({"body": "{}", "isBase64Encoded": false})).unwrap();
+        assert_eq!(body_bytes(plain.body()), b"{}");
+    }
+
+    #[test]
+    fn broken_events_are_errors_not_panics() {
+        assert_eq!(
+            request_from_event(json!({"body": "***", "isBase64Encoded": true})).unwrap_err(),
+            EventError::Base64
+        );
+        assert_eq!(
+            request_from_event(json!(["not", "an", "object"])).unwrap_err(),
+            EventError::Shape
+        );
+        assert_eq!(
+            request_from_event(json!({"headers": {"a": 1}})).unwrap_err(),
+            EventError::Shape
+        );
+    }
+
+    #[test]
+    fn answers_become_function_url_responses() {
+        let event = response_event(&error_response(StatusCode::UNAUTHORIZED, "token mismatch"));
+        assert_eq!(event["statusCode"], 401);
+        assert_eq!(event["headers"]["content-type"], "application/json");
+        assert_eq!(event["body"], r#"{"error":"token mismatch"}"#);
+        assert_eq!(event["isBase64Encoded"], false);
+    }
+}

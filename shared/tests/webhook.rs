@@ -278,11 +278,32 @@ fn card_action_with_every_documented_field_parses() {
 }
 
 #[test]
+fn a_legacy_replay_with_another_refresh_token_has_the_same_dedup_key() {
+    let body = fixture("callback_card_legacy_leave.json");
+    let first = verify(&keyed(), &legacy_request(&body, TS), &body, NOW).unwrap();
+    let mut headers = legacy_request(&body, TS);
+    headers.insert("X-Refresh-Token", "forged-9999".parse().unwrap());
+    let replay = verify(&keyed(), &headers, &body, NOW).unwrap();
+    assert_eq!(replay.dedup_id(), first.dedup_id());
+    let click = replay.card_click().unwrap();
+    assert_eq!(Some(click.dedup_key.as_str()), first.dedup_id().as_deref());
+    assert_eq!(
+        click.operator_open_id.as_deref(),
+        Some("ou_84aad35d084aa403a838cf73ee18467")
+    );
+}
+
+#[test]
 fn legacy_fixture_yields_a_legacy_action_with_refresh_token() {
     // The pretty-printed fixture is signed over its own bytes: the signature covers whatever was sent.
     let body = fixture("callback_card_legacy_leave.json");
     let inbound = verify(&keyed(), &legacy_request(&body, TS), &body, NOW).unwrap();
-    assert_eq!(inbound.dedup_id().as_deref(), Some("refresh-0001"));
+    // The dedup key comes from the signed body (SHA-256 of its update token), not the unsigned
+    // X-Refresh-Token header (here "refresh-0001").
+    assert_eq!(
+        inbound.dedup_id().as_deref(),
+        Some("legacy-token-248b4d09beaffae481c1ef2817fae314670534f339c061fce40333c1dd12406c")
+    );
     let Inbound::LegacyCardAction(a) = inbound else {
         panic!("not legacy");
     };

@@ -15,6 +15,7 @@ use card_action::CardAction;
 use card_updater::{CardUpdater, Summary, UpdaterEvent};
 use cardbot::config::Config;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
+use cardbot::function_url;
 use cardbot::jobs::JobKind;
 use cardbot::store::{EpochMillis, Job, Store};
 use event_callback::EventCallback;
@@ -65,9 +66,9 @@ pub fn function_url_event(headers: &[(String, String)], body: &[u8]) -> Value {
     })
 }
 
-/// Parses a function-URL event as the Lambda runtime does.
+/// Reads a function-URL event as the functions' runtime loop does (`function_url::run`).
 pub fn lambda_request(event: &Value) -> Request {
-    lambda_http::request::from_str(&event.to_string()).expect("function URL event parses")
+    function_url::request_from_event(event.clone()).expect("function URL event parses")
 }
 
 /// The bytes of a handler's response body.

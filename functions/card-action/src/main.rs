@@ -4,8 +4,9 @@ use std::sync::Arc;
 use card_action::CardAction;
 use cardbot::config::Config;
 use cardbot::feishu::SystemClock;
+use cardbot::function_url;
 use cardbot::store::dynamo::DynamoStore;
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,9 +14,6 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let store = Arc::new(DynamoStore::from_env().await?);
     let handler = CardAction::new(&config, store, Arc::new(SystemClock));
-    let handler = &handler;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handler.handle(request).await)
-    }))
-    .await
+    // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
+    function_url::run(|request| handler.handle(request)).await
 }

@@ -3,9 +3,10 @@ use std::sync::Arc;
 
 use cardbot::config::Config;
 use cardbot::feishu::{FeishuClient, FeishuClientConfig, SystemClock};
+use cardbot::function_url;
 use cardbot::store::dynamo::DynamoStore;
 use event_callback::EventCallback;
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,9 +18,6 @@ async fn main() -> Result<(), Error> {
         store.clone(),
     )?);
     let handler = EventCallback::new(&config, store, feishu, Arc::new(SystemClock));
-    let handler = &handler;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handler.handle(request).await)
-    }))
-    .await
+    // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
+    function_url::run(|request| handler.handle(request)).await
 }

@@ -114,6 +114,10 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             answer: CallbackAnswer::toast_only(toast),
         })
     };
+    // Only the requester acts on their approval card: in a group every member could click it.
+    if click.operator_open_id != Some(state.requester_open_id.as_str()) {
+        return no_change(views::not_requester_toast());
+    }
     let overdue =
         status == ApprovalStatus::Pending && click.now >= state.created_at + click.approval_ttl_ms;
     if overdue {
@@ -328,18 +332,32 @@ mod tests {
     }
 
     #[test]
-    fn a_click_without_token_or_operator_still_works() {
+    fn a_click_without_token_still_works() {
         let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
-        let value = RequestKind::Leave;
-        let mut c = click(value);
+        let mut c = click(RequestKind::Leave);
         c.update_token = None;
-        c.operator_open_id = None;
         let ClickDecision::Transition { state: next, .. } = decide_click(&state, &c).unwrap()
         else {
             panic!()
         };
         assert!(next.update_token.is_none());
         assert!(render_state(&next, &CST).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn only_the_requester_may_click_and_others_change_nothing() {
+        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        for operator in [None, Some("ou_someone_else"), Some("all"), Some("")] {
+            let mut c = click(RequestKind::Leave);
+            c.operator_open_id = operator;
+            let ClickDecision::NoChange { answer } = decide_click(&state, &c).unwrap() else {
+                panic!("{operator:?} may not decide")
+            };
+            assert!(answer.card.is_none());
+            let toast = answer.toast.unwrap();
+            assert_eq!(toast.kind, ToastKind::Warning);
+            assert!(toast.content.contains("仅申请人"), "{}", toast.content);
+        }
     }
 
     #[test]

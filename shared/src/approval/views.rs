@@ -7,6 +7,7 @@
 
 use super::action::ApprovalAction;
 use super::machine::{status_of, ApprovalData, ApprovalStatus, DomainError, RequestKind};
+use crate::cards::text;
 use crate::cards::{
     Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Column, ColumnSet,
     Element, HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
@@ -133,9 +134,11 @@ fn actions(disabled_tips: Option<&str>) -> Element {
 }
 
 fn submitted_line(view: &RequestView<'_>, waiting: bool) -> String {
+    // Only a well-formed open_id becomes a mention (not `all`, not markup, not 40 KB).
     let who = view
         .submitted_by
-        .map(|id| format!("<at id={id}></at> "))
+        .and_then(text::mention)
+        .map(|at| at + " ")
         .unwrap_or_default();
     let suffix = if waiting { "，等待审批" } else { "" };
     format!(
@@ -255,6 +258,15 @@ pub fn already_decided_toast(outcome: &str) -> Toast {
         ToastKind::Info,
         &format!("该审批已处理：{outcome}"),
         "This request was already handled",
+    )
+}
+
+/// The toast for a click by anyone but the card's requester (nothing changes).
+pub fn not_requester_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "仅申请人本人可以操作此审批卡片",
+        "Only the requester can act on this card",
     )
 }
 
@@ -557,5 +569,45 @@ mod tests {
         let approved =
             render(ApprovalStatus::OvertimeApproved, &data, &shanghai()).to_json_string();
         assert!(approved.contains("加班通过") && approved.contains("11-22 08:00"));
+    }
+
+    fn hostile_ids() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<String>(),
+            Just("all".to_owned()),
+            Just("</at><font color='red'>x</font>".to_owned()),
+            Just("ou_x></at><at id=all></at>".to_owned()),
+            "[a-z_<>/='\" ]{0,40}",
+            (0usize..45_000).prop_map(|n| "ou_".to_owned() + &"9".repeat(n)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any requester string renders every card valid, under 30 KB, and exactly as if no
+        /// requester were known, unless it is a well-formed open_id (then only its mention differs).
+        #[test]
+        fn hostile_requesters_never_reach_card_markup(id in hostile_ids()) {
+            for request in [RequestKind::Leave, RequestKind::WorkOvertime] {
+                let with = RequestView { request, submitted_by: Some(&id), submitted_at: "11-22 08:00" };
+                let without = RequestView { submitted_by: None, ..with };
+                for (a, b) in [
+                    (submitted_card(&with), submitted_card(&without)),
+                    (approved_card(&with, "11-22 08:01"), approved_card(&without, "11-22 08:01")),
+                ] {
+                    proptest::prop_assert_eq!(a.validate(), Ok(()));
+                    let json = a.to_json_string();
+                    proptest::prop_assert!(json.len() <= MAX_CARD_BYTES);
+                    match text::mention(&id) {
+                        None => proptest::prop_assert_eq!(&a, &b),
+                        Some(at) => {
+                            proptest::prop_assert!(crate::cards::text::FeishuId::OpenId.is_valid(&id));
+                            proptest::prop_assert_eq!(json.replace(&format!("{at} "), ""), b.to_json_string());
+                        }
+                    }
+                }
+            }
+        }
     }
 }

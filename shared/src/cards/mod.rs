@@ -5,6 +5,7 @@
 //! [`CardKitOp`] describes CardKit's element-level writes on a card entity.
 
 mod edit;
+pub mod text;
 
 pub use edit::{element_value, CardKitOp};
 

@@ -1,8 +1,6 @@
 //! One card click, whichever callback style carried it (`card.action.trigger` or the legacy card
 //! request): the ids the bot acts on, its one dedup key, the update token and the parsed action.
 
-use std::borrow::Cow;
-
 use sha2::{Digest, Sha256};
 
 use super::wire::{CardActionTrigger, LegacyCardAction, UpdateToken};
@@ -21,8 +19,8 @@ pub enum CallbackStyle {
 #[derive(Debug, Clone)]
 pub struct CardClick {
     pub style: CallbackStyle,
-    /// What identifies a re-delivery of this click: `header.event_id` (new style); the
-    /// `X-Refresh-Token` header, else the hashed update token (legacy).
+    /// What identifies a re-delivery of this click, from signed material only: `header.event_id`
+    /// (new style), the hashed update token (legacy).
     pub dedup_key: String,
     /// `operator.open_id` (new) or `open_id` (legacy), else the `user_id`.
     pub operator_open_id: Option<String>,
@@ -35,19 +33,14 @@ pub struct CardClick {
     pub action: Result<ApprovalAction, ActionError>,
 }
 
-/// The dedup key of a legacy click: the `X-Refresh-Token` header, the same on every re-delivery
-/// of one click; without it the update token, hashed since it is a secret.
-pub(super) fn legacy_dedup_key<'a>(
-    refresh_token: Option<&'a str>,
-    token: &UpdateToken,
-) -> Cow<'a, str> {
-    match refresh_token {
-        Some(refresh) => Cow::Borrowed(refresh),
-        None => Cow::Owned(format!(
-            "legacy-token-{}",
-            hex::encode(Sha256::digest(token.expose().as_bytes()))
-        )),
-    }
+/// The dedup key of a legacy click: its update token, hashed since it is a secret. The token is
+/// new for every click, the same on every re-delivery of one, and covered by the SHA-1 signature;
+/// the `X-Refresh-Token` header is not signed, so a replay could change it to pass as new.
+pub(super) fn legacy_dedup_key(token: &UpdateToken) -> String {
+    format!(
+        "legacy-token-{}",
+        hex::encode(Sha256::digest(token.expose().as_bytes()))
+    )
 }
 
 fn non_empty(token: &UpdateToken) -> Option<UpdateToken> {
@@ -77,8 +70,7 @@ impl CardClick {
     pub fn from_legacy(legacy: &LegacyCardAction) -> Self {
         Self {
             style: CallbackStyle::Legacy,
-            dedup_key: legacy_dedup_key(legacy.refresh_token.as_deref(), &legacy.token)
-                .into_owned(),
+            dedup_key: legacy_dedup_key(&legacy.token),
             operator_open_id: legacy.open_id.clone().or_else(|| legacy.user_id.clone()),
             open_message_id: Some(legacy.open_message_id.clone()),
             open_chat_id: legacy.open_chat_id.clone(),

@@ -79,18 +79,15 @@ pub struct OtherEvent {
 
 impl Inbound {
     /// What identifies a re-delivery of this request: `message_id` for messages (Feishu says not to
-    /// rely on `event_id` there), `event_id`/`uuid` for other events and callbacks, for legacy card
-    /// callbacks the `X-Refresh-Token` header or else the hashed update token (the one rule of
-    /// [`CardClick::dedup_key`]). `None` for challenges.
+    /// rely on `event_id` there), `event_id`/`uuid` for other events and callbacks, the hashed
+    /// update token for legacy card callbacks (the one rule of [`CardClick::dedup_key`]; the
+    /// unsigned `X-Refresh-Token` header is not used). `None` for challenges.
     pub fn dedup_id(&self) -> Option<Cow<'_, str>> {
         match self {
             Inbound::Challenge(_) => None,
             Inbound::MessageReceive(m) => Some(Cow::Borrowed(&m.event.message.message_id)),
             Inbound::CardAction(c) => Some(Cow::Borrowed(&c.header.event_id)),
-            Inbound::LegacyCardAction(l) => Some(click::legacy_dedup_key(
-                l.refresh_token.as_deref(),
-                &l.token,
-            )),
+            Inbound::LegacyCardAction(l) => Some(Cow::Owned(click::legacy_dedup_key(&l.token))),
             Inbound::Event(e) => Some(Cow::Borrowed(&e.event_id)),
         }
     }

@@ -331,6 +331,59 @@ fn apply_callback_card(
     out.card_updated = true;
 }
 
+pub(crate) async fn replay(
+    sim: &Shared,
+    url: &str,
+    original: &Delivery,
+    header: &str,
+    value: &str,
+) -> Delivery {
+    let mut headers: Vec<(String, String)> = original
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case(header))
+        .cloned()
+        .collect();
+    headers.push((header.to_owned(), value.to_owned()));
+    let mut request = sim
+        .http
+        .post(url)
+        .timeout(sim.config.push_deadline)
+        .body(original.body.clone());
+    for (k, v) in &headers {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let sent_at_ms = sim.clock.now_ms();
+    let started = Instant::now();
+    let (status, response_body, error) = match request.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.text().await {
+                Ok(text) => (Some(status), text, None),
+                Err(e) => (None, String::new(), Some(e.to_string())),
+            }
+        }
+        Err(e) => (None, String::new(), Some(e.to_string())),
+    };
+    let delivery = Delivery {
+        kind: format!("{}_replay", original.kind),
+        url: url.to_owned(),
+        plaintext: original.plaintext.clone(),
+        body: original.body.clone(),
+        headers,
+        sent_at_ms,
+        response_json: serde_json::from_str(&response_body).ok(),
+        answered_at_ms: status.map(|_| sim.clock.now_ms()),
+        status,
+        response_body,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        error,
+        message_id: original.message_id.clone(),
+    };
+    sim.world().deliveries.push(delivery.clone());
+    delivery
+}
+
 async fn post(
     sim: &Shared,
     url: &str,

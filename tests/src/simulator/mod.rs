@@ -339,6 +339,18 @@ impl Simulator {
         delivery::card_callback(&self.shared, url, message_id, value, true).await
     }
 
+    /// Posts `original` again, byte for byte with its headers, but `header` set to `value` (an
+    /// attacker's replay of a captured request, or a proxy that rewrote an unsigned header).
+    pub async fn redeliver_with_header(
+        &self,
+        url: &str,
+        original: &Delivery,
+        header: &str,
+        value: &str,
+    ) -> Delivery {
+        delivery::replay(&self.shared, url, original, header, value).await
+    }
+
     /// The console's URL check: `url_verification` with `challenge` (encrypted if a key is set, unsigned).
     pub async fn url_verification(&self, url: &str, challenge: &str) -> Delivery {
         delivery::url_verification(&self.shared, url, challenge).await
