@@ -7,9 +7,9 @@ use std::time::Duration;
 use card_action::CardAction;
 use cardbot::approval::views;
 use cardbot::approval::{self, SentCard};
+use cardbot::config::CardDelivery;
 use cardbot::config::Config;
 use cardbot::feishu::SystemClock;
-use cardbot::jobs::DeliveryMode;
 use cardbot::store::memory::MemoryStore;
 use cardbot::store::{now_millis, CardStore};
 use cardbot::webhook::{self, Inbound};
@@ -176,7 +176,7 @@ fn handlers(c: &mut Criterion) {
                     requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
                     source_message_id: format!("om_src_{n:012}"),
                     card_id: Some("7355372766134157313".into()),
-                    delivery: DeliveryMode::Entity,
+                    delivery: CardDelivery::Entity,
                 };
                 let state = approval::new_card_state(&sent, now);
                 rt.block_on(store.create_card(&state))

@@ -69,7 +69,7 @@ pub enum ConfigError {
 
 /// How the approval card is sent, and so how it is updated later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum CardDelivery {
     /// A CardKit card entity sent by `card_id` (element-level updates, strictly increasing `sequence`).
     #[default]
@@ -87,13 +87,27 @@ impl CardDelivery {
         }
     }
 
-    /// The one parser of both spellings, case- and space-insensitive.
+    /// The one parser (`CARD_DELIVERY`, stored items, job payloads), case- and space-insensitive.
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "entity" => Some(Self::Entity),
             "message" => Some(Self::Message),
             _ => None,
         }
+    }
+}
+
+impl From<CardDelivery> for &'static str {
+    fn from(mode: CardDelivery) -> Self {
+        mode.as_str()
+    }
+}
+
+impl TryFrom<String> for CardDelivery {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown card delivery {s:?}"))
     }
 }
 

@@ -351,3 +351,46 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_payloads_written_before_the_typed_fields_still_read() {
+        // A `send_reply` payload as the string-typed version stored it.
+        let old = serde_json::json!({
+            "source_message_id": "om_5ce6d572455d361153b7cb51da133945",
+            "chat_id": "oc_5ad11d72b830411d72b836c20",
+            "requester_open_id": "ou_84aad35d084aa403a838cf73ee18467",
+            "command": "approval",
+            "delivery": "entity",
+            "card_id": "7355372766134157313",
+        });
+        let request: ReplyRequest = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(request.command, Command::Approval);
+        assert_eq!(request.delivery, CardDelivery::Entity);
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            old,
+            "written the same way"
+        );
+        let help = ReplyRequest::new(
+            "om_1",
+            "oc_1",
+            "ou_1",
+            Command::Unknown,
+            CardDelivery::Message,
+        );
+        let value = serde_json::to_value(&help).unwrap();
+        assert_eq!(
+            (value["command"].as_str(), value["delivery"].as_str()),
+            (Some("help"), Some("message"))
+        );
+        assert!(serde_json::from_value::<ReplyRequest>(serde_json::json!({
+            "source_message_id": "om_1", "chat_id": "oc_1", "requester_open_id": "ou_1",
+            "command": "help", "delivery": "carrier-pigeon"
+        }))
+        .is_err());
+    }
+}

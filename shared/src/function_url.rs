@@ -163,7 +163,11 @@ mod tests {
         assert_eq!(request.method(), "POST");
         assert_eq!(request.uri(), "/");
         assert_eq!(request.headers()["x-lark-signature"], "abc");
-        assert_eq!(request.headers().len(), 1, "invalid names and values are left out");
+        assert_eq!(
+            request.headers().len(),
+            1,
+            "invalid names and values are left out"
+        );
         assert_eq!(body_bytes(request.body()), br#"{"a":1}"#);
         let plain = request_from_event(json!({"body": "{}", "isBase64Encoded": false})).unwrap();
         assert_eq!(body_bytes(plain.body()), b"{}");

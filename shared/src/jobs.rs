@@ -8,8 +8,9 @@
 
 use crate::approval::{self, CardChange, CardStep, DomainError, Scheduled, Timer};
 use crate::cards::{element_value, Card, CardKitOp};
+use crate::config::CardDelivery;
 use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, FeishuResult};
-use crate::store::{CardState, EpochMillis, Job, NewJob};
+use crate::store::{CardState, EpochMillis, Job, NewJob, StoredUpdateToken};
 use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
@@ -22,9 +23,6 @@ pub use crate::feishu::limits::{
 pub const UPDATE_TOKEN_MARGIN_MS: i64 = 30_000;
 /// Default `APPROVAL_TTL`: an undecided card expires after 7 days.
 pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// The card delivery mode (one type, `crate::config::CardDelivery`), under the jobs' name.
-pub use crate::config::CardDelivery as DeliveryMode;
 
 pub use crate::store::JobKind;
 
@@ -58,30 +56,6 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         payload: json!({}),
         not_before: scheduled.at,
     }
-}
-
-/// The job a click enqueues (with the state write, in one transaction).
-pub fn post_answer_job(card_key: &str, clicked_at: EpochMillis) -> NewJob {
-    let at = clicked_at + POST_ANSWER_DELAY_MS;
-    scheduled_job(
-        card_key,
-        Scheduled {
-            timer: Timer::SimulatedDecision,
-            at,
-        },
-    )
-}
-
-/// The job that expires a card left undecided.
-pub fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) -> NewJob {
-    let at = sent_at + approval_ttl_ms;
-    scheduled_job(
-        card_key,
-        Scheduled {
-            timer: Timer::Expiry,
-            at,
-        },
-    )
 }
 
 /// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's
@@ -212,6 +186,16 @@ pub enum MessagePath {
     TooOld,
 }
 
+/// The update token of a click as the state keeps it: unused, valid `UPDATE_TOKEN_TTL_MS` from the
+/// click (Feishu: 30 minutes, 2 uses).
+pub fn issue_update_token(token: &str, clicked_at: EpochMillis) -> StoredUpdateToken {
+    StoredUpdateToken {
+        token: token.to_owned(),
+        uses: 0,
+        expires_at: clicked_at + UPDATE_TOKEN_TTL_MS,
+    }
+}
+
 /// Picks the message-mode path: the update token while valid (< 2 uses, ≤ 30 min), else PATCH.
 pub fn choose_message_path(state: &CardState, now: EpochMillis) -> MessagePath {
     if now - state.created_at >= UPDATE_WINDOW_MS {
@@ -289,12 +273,14 @@ pub fn plan_job(
         JobKind::SendReply => return Err(PlanError::NotACardUpdate(JobKind::SendReply.as_str())),
         kind => kind.timer().ok_or(PlanError::NotACardUpdate("unknown"))?,
     };
-    let step = approval::on_timer(state, timer, now, job.attempts == 0, time_zone)?;
-    deliver(step, now)
+    let step = approval::on_timer(state, timer, now, time_zone)?;
+    // The element-by-element walk only on the first attempt: a retry cannot know how far a
+    // failed walk got, so it replaces the whole card.
+    deliver(step, now, job.attempts == 0)
 }
 
 /// Chooses the delivery path for the step's change and returns the plan.
-fn deliver(step: CardStep, now: EpochMillis) -> Result<JobPlan, PlanError> {
+fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, PlanError> {
     let CardStep {
         state: mut next_state,
         changed,
@@ -307,12 +293,14 @@ fn deliver(step: CardStep, now: EpochMillis) -> Result<JobPlan, PlanError> {
     if now - next_state.created_at >= UPDATE_WINDOW_MS {
         return Err(PlanError::TooOld);
     }
-    let entity = next_state.delivery == DeliveryMode::Entity;
+    let entity = next_state.delivery == CardDelivery::Entity;
     let mut token_used = false;
     let delivery = match (entity, next_state.card_id.clone()) {
         (true, Some(card_id)) => Delivery::CardKit {
             card_id,
-            ops: edits.unwrap_or_else(|| vec![CardKitOp::UpdateCard { card }]),
+            ops: edits
+                .filter(|_| walk)
+                .unwrap_or_else(|| vec![CardKitOp::UpdateCard { card }]),
         },
         // Without an entity id (or in message mode) the message itself is updated.
         _ => match choose_message_path(&next_state, now) {
@@ -397,33 +385,61 @@ mod tests {
     use crate::feishu::cardkit;
     use crate::feishu::request::ApiRequest;
     use crate::feishu::{BatchUpdateAction, ElementPosition};
-    use crate::store::{JobStatus, StoredUpdateToken};
+    use crate::store::JobStatus;
 
     const NOW: EpochMillis = 1_732_233_600_734;
+
+    /// The job a click enqueues (with the state write, in one transaction).
+    fn post_answer_job(card_key: &str, clicked_at: EpochMillis) -> NewJob {
+        let at = clicked_at + POST_ANSWER_DELAY_MS;
+        scheduled_job(
+            card_key,
+            Scheduled {
+                timer: Timer::SimulatedDecision,
+                at,
+            },
+        )
+    }
+
+    /// The job that expires a card left undecided.
+    fn expire_job(card_key: &str, sent_at: EpochMillis, approval_ttl_ms: i64) -> NewJob {
+        let at = sent_at + approval_ttl_ms;
+        scheduled_job(
+            card_key,
+            Scheduled {
+                timer: Timer::Expiry,
+                at,
+            },
+        )
+    }
+
     static CST: std::sync::LazyLock<TimeZone> =
         std::sync::LazyLock::new(|| TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap());
     const TTL: i64 = DEFAULT_APPROVAL_TTL_MS;
 
-    fn sent(delivery: DeliveryMode) -> CardState {
+    fn sent(delivery: CardDelivery) -> CardState {
         new_card_state(
             &SentCard {
                 message_id: "om_dc13264520392913993dd051dba21dcf".into(),
                 chat_id: "oc_5ad11d72b830411d72b836c20".into(),
                 requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
                 source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
-                card_id: (delivery == DeliveryMode::Entity).then(|| "7355372766134157313".into()),
+                card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
                 delivery,
             },
             NOW,
         )
     }
 
-    fn clicked(delivery: DeliveryMode, kind: RequestKind) -> (CardState, NewJob, Card) {
+    fn clicked(delivery: CardDelivery, kind: RequestKind) -> (CardState, NewJob, Card) {
         let state = sent(delivery);
         let click = approval::Click {
             action: ApprovalAction::Submit(kind),
             operator_open_id: Some("ou_84aad35d084aa403a838cf73ee18467"),
-            update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
+            update_token: Some(issue_update_token(
+                "c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4",
+                NOW + 10_000,
+            )),
             now: NOW + 10_000,
             approval_ttl_ms: TTL,
             time_zone: &CST,
@@ -604,7 +620,7 @@ mod tests {
     #[test]
     fn entity_walk_uses_every_cardkit_call_and_lands_on_the_approved_card() {
         for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
-            let (state, new_job, answered) = clicked(DeliveryMode::Entity, kind);
+            let (state, new_job, answered) = clicked(CardDelivery::Entity, kind);
             let now = new_job.not_before + 100;
             let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
             let next = plan.state_update.clone().unwrap();
@@ -653,7 +669,7 @@ mod tests {
 
     #[test]
     fn entity_retry_replaces_the_whole_card() {
-        let (state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        let (state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
         let now = new_job.not_before;
         let plan = plan_job(&job_from(&new_job, 1), &state, now, &CST).unwrap();
         let Some(Delivery::CardKit { ops, .. }) = &plan.delivery else {
@@ -676,7 +692,7 @@ mod tests {
 
     #[test]
     fn message_mode_uses_the_token_then_patches() {
-        let (state, new_job, _) = clicked(DeliveryMode::Message, RequestKind::WorkOvertime);
+        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::WorkOvertime);
         let now = new_job.not_before;
         let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
         let next = plan.state_update.clone().unwrap();
@@ -710,8 +726,15 @@ mod tests {
     }
 
     #[test]
+    fn a_clicks_token_is_unused_and_valid_for_30_minutes() {
+        let token = issue_update_token("c-x", NOW);
+        assert_eq!((token.uses, token.expires_at), (0, NOW + 30 * 60 * 1000));
+        assert_eq!(token.token, "c-x");
+    }
+
+    #[test]
     fn message_path_rules() {
-        let mut state = sent(DeliveryMode::Message);
+        let mut state = sent(CardDelivery::Message);
         assert_eq!(
             choose_message_path(&state, NOW),
             MessagePath::PatchMessage,
@@ -754,7 +777,7 @@ mod tests {
 
     #[test]
     fn expiry_of_an_undecided_card() {
-        for delivery in [DeliveryMode::Entity, DeliveryMode::Message] {
+        for delivery in [CardDelivery::Entity, CardDelivery::Message] {
             let state = sent(delivery);
             let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
             assert_eq!(job.due_at, NOW + TTL);
@@ -763,8 +786,8 @@ mod tests {
             let card = plan.delivery.as_ref().unwrap().final_card().unwrap();
             assert_eq!(*card, views::expired_card());
             match (delivery, plan.delivery.unwrap()) {
-                (DeliveryMode::Entity, Delivery::CardKit { ops, .. }) => assert_eq!(ops.len(), 1),
-                (DeliveryMode::Message, Delivery::Message(MessageOp::PatchMessage { .. })) => {}
+                (CardDelivery::Entity, Delivery::CardKit { ops, .. }) => assert_eq!(ops.len(), 1),
+                (CardDelivery::Message, Delivery::Message(MessageOp::PatchMessage { .. })) => {}
                 other => panic!("{other:?}"),
             }
         }
@@ -772,7 +795,7 @@ mod tests {
 
     #[test]
     fn expiry_of_a_decided_card_is_a_no_op() {
-        let (state, _, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        let (state, _, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
         let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
         let plan = plan_job(&job, &state, NOW + TTL, &CST).unwrap();
         assert_eq!(
@@ -787,7 +810,7 @@ mod tests {
 
     #[test]
     fn post_answer_on_a_pending_card_does_nothing() {
-        let state = sent(DeliveryMode::Entity);
+        let state = sent(CardDelivery::Entity);
         let job = job_from(&post_answer_job(&state.card_key, NOW), 0);
         let plan = plan_job(&job, &state, NOW + 3_000, &CST).unwrap();
         assert!(plan.state_update.is_none() && plan.delivery.is_none());
@@ -795,7 +818,7 @@ mod tests {
 
     #[test]
     fn unplannable_jobs_are_errors_to_record() {
-        let (state, new_job, _) = clicked(DeliveryMode::Message, RequestKind::Leave);
+        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::Leave);
         let mut job = job_from(&new_job, 0);
         job.kind = "reminder".into();
         assert_eq!(
@@ -824,7 +847,7 @@ mod tests {
 
     #[test]
     fn entity_mode_without_a_card_id_updates_the_message() {
-        let (mut state, new_job, _) = clicked(DeliveryMode::Entity, RequestKind::Leave);
+        let (mut state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
         state.card_id = None;
         let plan = plan_job(&job_from(&new_job, 0), &state, new_job.not_before, &CST).unwrap();
         assert!(matches!(
@@ -975,15 +998,15 @@ mod tests {
         for kind in [JobKind::PostAnswer, JobKind::Expire, JobKind::SendReply] {
             assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
         }
-        for mode in [DeliveryMode::Entity, DeliveryMode::Message] {
-            assert_eq!(DeliveryMode::parse(mode.as_str()), Some(mode));
+        for mode in [CardDelivery::Entity, CardDelivery::Message] {
+            assert_eq!(CardDelivery::parse(mode.as_str()), Some(mode));
         }
         assert_eq!(
-            DeliveryMode::parse(" MESSAGE "),
-            Some(DeliveryMode::Message)
+            CardDelivery::parse(" MESSAGE "),
+            Some(CardDelivery::Message)
         );
-        assert_eq!(DeliveryMode::parse("smoke"), None);
-        assert_eq!(DeliveryMode::default(), DeliveryMode::Entity);
+        assert_eq!(CardDelivery::parse("smoke"), None);
+        assert_eq!(CardDelivery::default(), CardDelivery::Entity);
         let job = post_answer_job("om_x", NOW);
         assert_eq!(
             (job.job_id.as_str(), job.not_before),

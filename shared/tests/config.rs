@@ -89,6 +89,9 @@ fn simulator_base_url_over_http_is_accepted() {
     assert_eq!(config.feishu.base_url, "http://127.0.0.1:9123");
     let config = with("CARD_DELIVERY", "entity").unwrap();
     assert_eq!(config.card_delivery, CardDelivery::Entity);
+    // The one parser of the mode is case- and space-insensitive, here as in stored items.
+    let config = with("CARD_DELIVERY", " Message ").unwrap();
+    assert_eq!(config.card_delivery, CardDelivery::Message);
 }
 
 #[test]

@@ -1,14 +1,17 @@
 //! The crate's import graph has no circle: no module of `shared/src` imports one that imports it
-//! back, between the top-level modules (`crate::x`) and between the files of one folder module
-//! (`super::x`, `crate::folder::x`). Comment lines and a file's test module (from its
-//! `#[cfg(test)]` on) do not count: a test may reach across.
+//! back, between the top-level modules and between the files of every folder module, at any
+//! depth. Every `crate::`, `super::` and `self::` path is resolved to the module it names, with
+//! `{a, b::c}` groups expanded and names a folder's `mod.rs` re-exports (`pub use x::{…}`)
+//! followed to the file that defines them. Comment lines and `#[cfg(test)] mod` blocks do not
+//! count: a test may reach across.
 //!
-//! `cargo test -p cardbot --test module_graph -- --nocapture` prints the graph.
+//! `cargo test -p cardbot --test module_graph -- --nocapture` prints the graphs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
+type ModPath = Vec<String>;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -21,28 +24,220 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every `prefix<ident>` in the code lines of `text`.
-fn references(text: &str, prefix: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.trim_start();
-        if code.starts_with("//") {
-            continue;
+/// The code of a file that counts: no comment lines, nothing from a `#[cfg(test)] mod` on.
+fn code(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("#[cfg(test)]")
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("mod "))
+        {
+            break;
         }
-        let mut rest = code;
-        while let Some(at) = rest.find(prefix) {
-            let tail = &rest[at + prefix.len()..];
-            let ident: String = tail
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !ident.is_empty() {
-                found.insert(ident);
-            }
-            rest = tail;
+        if !trimmed.starts_with("//") {
+            out.push_str(line);
+            out.push('\n');
         }
     }
-    found
+    out
+}
+
+fn ident_at(text: &[u8], mut at: usize) -> (String, usize) {
+    let start = at;
+    while at < text.len() && (text[at].is_ascii_alphanumeric() || text[at] == b'_') {
+        at += 1;
+    }
+    (String::from_utf8_lossy(&text[start..at]).into_owned(), at)
+}
+
+/// The paths of a use tree starting at `at` (after a `::`), groups expanded.
+fn use_tree(text: &[u8], at: usize, prefix: &ModPath, out: &mut Vec<ModPath>) -> usize {
+    let mut at = at;
+    while at < text.len() && text[at].is_ascii_whitespace() {
+        at += 1;
+    }
+    if text.get(at) == Some(&b'{') {
+        at += 1;
+        loop {
+            while at < text.len() && (text[at].is_ascii_whitespace() || text[at] == b',') {
+                at += 1;
+            }
+            if at >= text.len() || text[at] == b'}' {
+                return at + 1;
+            }
+            at = use_tree(text, at, prefix, out);
+        }
+    }
+    let (ident, next) = ident_at(text, at);
+    if ident.is_empty() {
+        out.push(prefix.clone());
+        return next.max(at + 1);
+    }
+    let mut path = prefix.clone();
+    path.push(ident);
+    if text[next..].starts_with(b"::") {
+        use_tree(text, next + 2, &path, out)
+    } else {
+        out.push(path);
+        next
+    }
+}
+
+/// Every path in `code` that starts at `crate`, `super` or `self`, made absolute for a file whose
+/// module is `module`.
+fn absolute_paths(code: &str, module: &ModPath) -> Vec<ModPath> {
+    let bytes = code.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let starts_word = at == 0
+            || !(bytes[at - 1].is_ascii_alphanumeric()
+                || bytes[at - 1] == b'_'
+                || bytes[at - 1] == b':');
+        let (word, next) = ident_at(bytes, at);
+        if word.is_empty() {
+            at += 1;
+            continue;
+        }
+        if starts_word
+            && matches!(word.as_str(), "crate" | "super" | "self")
+            && bytes[next..].starts_with(b"::")
+        {
+            let mut base: ModPath = match word.as_str() {
+                "crate" => Vec::new(),
+                "super" => module[..module.len().saturating_sub(1)].to_vec(),
+                _ => module.clone(),
+            };
+            let mut rest = next + 2;
+            loop {
+                let (more, after) = ident_at(bytes, rest);
+                if more == "super" && bytes[after..].starts_with(b"::") {
+                    base.pop();
+                    rest = after + 2;
+                } else {
+                    break;
+                }
+            }
+            let mut found = Vec::new();
+            at = use_tree(bytes, rest, &base, &mut found);
+            out.extend(found);
+        } else {
+            at = next;
+        }
+    }
+    out
+}
+
+struct Crate {
+    /// Each file's module path and the absolute paths its code names.
+    files: Vec<(ModPath, Vec<ModPath>)>,
+    modules: BTreeSet<ModPath>,
+    /// `folder + [name]` re-exported by the folder's `mod.rs` → the path it names.
+    reexports: BTreeMap<ModPath, ModPath>,
+}
+
+fn read_crate() -> Crate {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let mut files = Vec::new();
+    let mut reexports = BTreeMap::new();
+    for file in paths {
+        let mut module: ModPath = file
+            .strip_prefix(&src)
+            .unwrap()
+            .with_extension("")
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let is_mod = matches!(module.last().map(String::as_str), Some("mod" | "lib"));
+        if is_mod {
+            module.pop();
+        }
+        let code = code(&std::fs::read_to_string(&file).unwrap());
+        if is_mod {
+            for line in code
+                .split(';')
+                .filter(|s| s.trim_start().starts_with("pub use "))
+            {
+                let tree = line.trim_start().trim_start_matches("pub use ");
+                let mut found = Vec::new();
+                use_tree(tree.as_bytes(), 0, &module, &mut found);
+                for target in found {
+                    let mut name = module.clone();
+                    name.extend(target.last().cloned());
+                    if target.len() > module.len() + 1 {
+                        reexports.insert(name, target);
+                    }
+                }
+            }
+        }
+        let paths = absolute_paths(&code, &module);
+        files.push((module, paths));
+    }
+    let modules = files.iter().map(|(m, _)| m.clone()).collect();
+    Crate {
+        files,
+        modules,
+        reexports,
+    }
+}
+
+impl Crate {
+    /// The module file `path` lands in: re-exports followed, then its longest module prefix.
+    fn target(&self, path: &ModPath) -> ModPath {
+        let mut path = path.clone();
+        for _ in 0..8 {
+            let hit = (1..=path.len())
+                .rev()
+                .find_map(|n| self.reexports.get(&path[..n]).map(|to| (n, to.clone())));
+            match hit {
+                Some((n, to)) if !self.modules.contains(&path[..n]) => {
+                    let mut next = to;
+                    next.extend_from_slice(&path[n..]);
+                    path = next;
+                }
+                _ => break,
+            }
+        }
+        (0..=path.len())
+            .rev()
+            .map(|n| path[..n].to_vec())
+            .find(|prefix| self.modules.contains(prefix))
+            .unwrap_or_default()
+    }
+
+    /// For each folder module, the graph of its children (files or subfolders).
+    fn graphs(&self) -> BTreeMap<String, Graph> {
+        let mut graphs: BTreeMap<String, Graph> = BTreeMap::new();
+        for (module, paths) in &self.files {
+            for depth in 0..module.len() {
+                let folder = &module[..depth];
+                let name = if folder.is_empty() {
+                    "shared/src".to_owned()
+                } else {
+                    format!("shared/src/{}", folder.join("/"))
+                };
+                let child = module[depth].clone();
+                let edges = graphs
+                    .entry(name)
+                    .or_default()
+                    .entry(child.clone())
+                    .or_default();
+                for path in paths {
+                    let target = self.target(path);
+                    if target.len() > depth && target[..depth] == *folder && target[depth] != child
+                    {
+                        edges.insert(target[depth].clone());
+                    }
+                }
+            }
+        }
+        graphs
+    }
 }
 
 /// A circle in `graph`, as the path that closes it, if there is one.
@@ -77,70 +272,56 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
         .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
 
-/// The top-level graph and, per folder module, the graph of its files.
-fn graphs() -> (Graph, BTreeMap<String, Graph>) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let mut top = Graph::new();
-    let mut folders: BTreeMap<String, Graph> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&src).unwrap();
-        let parts: Vec<String> = relative
-            .with_extension("")
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        if parts == ["lib"] {
-            continue;
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let graphs = read_crate().graphs();
+    for (folder, graph) in &graphs {
+        println!("{folder}:");
+        for (node, edges) in graph {
+            let list: Vec<&str> = edges.iter().map(String::as_str).collect();
+            println!("  {node} -> {}", list.join(", "));
         }
-        let whole = std::fs::read_to_string(&file).unwrap();
-        let text = whole.split("#[cfg(test)]").next().unwrap_or_default();
-        let module = parts[0].clone();
-        let targets = references(text, "crate::");
-        let edges = top.entry(module.clone()).or_default();
-        edges.extend(targets.into_iter().filter(|t| *t != module));
-        if parts.len() == 2 && parts[1] != "mod" {
-            let file_module = parts[1].clone();
-            let mut siblings = references(text, "super::");
-            siblings.extend(references(text, &format!("crate::{module}::")));
-            let graph = folders.entry(module).or_default();
-            let edges = graph.entry(file_module.clone()).or_default();
-            edges.extend(siblings.into_iter().filter(|s| *s != file_module));
-        }
+        assert_eq!(find_cycle(graph), None, "an import circle in {folder}");
     }
-    // Names reached through a folder's `mod.rs` re-exports are not files: keep only real nodes.
-    for graph in folders.values_mut() {
-        let nodes: BTreeSet<String> = graph.keys().cloned().collect();
-        for edges in graph.values_mut() {
-            edges.retain(|e| nodes.contains(e));
-        }
+    let top = &graphs["shared/src"];
+    assert!(top["approval"].contains("cards"));
+    for delivery in ["jobs", "deliver", "feishu", "webhook", "function_url"] {
+        assert!(
+            !top["approval"].contains(delivery),
+            "approval imports {delivery}"
+        );
     }
-    (top, folders)
+    assert!(
+        graphs.contains_key("shared/src/store/dynamo"),
+        "nested folders are read"
+    );
 }
 
-fn print(name: &str, graph: &Graph) {
-    println!("{name}:");
-    for (node, edges) in graph {
-        let list: Vec<&str> = edges.iter().map(String::as_str).collect();
-        println!("  {node} -> {}", list.join(", "));
-    }
+fn path(p: &str) -> ModPath {
+    p.split("::").map(str::to_owned).collect()
 }
 
 #[test]
-fn no_module_imports_one_that_imports_it_back() {
-    let (top, folders) = graphs();
-    print("shared/src", &top);
-    assert_eq!(find_cycle(&top), None, "an import circle between modules");
-    for (folder, graph) in &folders {
-        print(&format!("shared/src/{folder}"), graph);
-        assert_eq!(
-            find_cycle(graph),
-            None,
-            "an import circle between the files of {folder}"
-        );
-    }
-    assert!(top["approval"].contains("cards") && !top["approval"].contains("jobs"));
+fn paths_are_resolved_groups_expanded_and_comments_skipped() {
+    let module = path("approval::click");
+    let code = code(
+        "use crate::{jobs::X, cards::{Card, text}};\nuse super::views::render;\n\
+         use super::super::store::Job;\n// crate::deliver\n    /// [`crate::feishu`]\n\
+         let x = self::inner::f();\n#[cfg(test)]\nmod tests { use crate::webhook; }",
+    );
+    let found: BTreeSet<ModPath> = absolute_paths(&code, &module).into_iter().collect();
+    let expected: BTreeSet<ModPath> = [
+        "jobs::X",
+        "cards::Card",
+        "cards::text",
+        "approval::views::render",
+        "store::Job",
+        "approval::click::inner::f",
+    ]
+    .into_iter()
+    .map(path)
+    .collect();
+    assert_eq!(found, expected);
 }
 
 #[test]
@@ -160,11 +341,22 @@ fn the_check_finds_a_circle() {
     );
     graph.insert("cards".into(), BTreeSet::new());
     assert_eq!(find_cycle(&graph), None);
+}
+
+#[test]
+fn re_exports_lead_to_the_defining_file() {
+    let krate = read_crate();
+    // `crate::approval::decide_click` is `pub use click::{decide_click, …}` in approval/mod.rs.
     assert_eq!(
-        references(
-            "use crate::jobs::X;\n// crate::store\n    /// [`crate::deliver`]",
-            "crate::"
-        ),
-        ["jobs".to_owned()].into()
+        krate.target(&path("approval::decide_click")),
+        path("approval::click")
+    );
+    assert_eq!(
+        krate.target(&path("approval::views::pending_card")),
+        path("approval::views")
+    );
+    assert_eq!(
+        krate.target(&path("store::dynamo::DynamoStore")),
+        path("store::dynamo")
     );
 }

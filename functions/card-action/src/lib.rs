@@ -131,7 +131,10 @@ where
         let click = Click {
             action,
             operator_open_id: clicked.operator_open_id.as_deref(),
-            update_token: clicked.update_token.as_ref().map(|t| t.expose()),
+            update_token: clicked
+                .update_token
+                .as_ref()
+                .map(|t| jobs::issue_update_token(t.expose(), now)),
             now,
             approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
             time_zone: &self.time_zone,

@@ -85,6 +85,9 @@ pub enum UpdaterEvent {
     Stream(DynamoDbEvent),
     /// The EventBridge schedule: the sweep for due, retried and time-based work.
     Schedule(EventBridgeEvent<Value>),
+    /// Anything else (a manual invoke such as `{}`, a stream batch this code cannot read): a
+    /// sweep too, so no invocation is wasted and every due job is still found.
+    Other,
 }
 
 impl<'de> Deserialize<'de> for UpdaterEvent {
@@ -101,14 +104,14 @@ impl<'de> Deserialize<'de> for UpdaterEvent {
 }
 
 impl UpdaterEvent {
-    /// The invocation's payload as an updater event, or `None` (logged) for anything else: a
-    /// retry of the same payload cannot help, and the sweep finds every due job anyway.
-    pub fn from_payload(payload: Value) -> Option<Self> {
+    /// The invocation's payload as an updater event; anything that is neither kind is
+    /// [`UpdaterEvent::Other`] (logged), which sweeps: a retry of the same payload cannot help.
+    pub fn from_payload(payload: Value) -> Self {
         match serde_json::from_value(payload) {
-            Ok(event) => Some(event),
+            Ok(event) => event,
             Err(e) => {
-                warn!(error = %e, "neither a stream batch nor a schedule event; ignored");
-                None
+                warn!(error = %e, "neither a stream batch nor a schedule event; sweeping");
+                Self::Other
             }
         }
     }
@@ -154,7 +157,7 @@ where
         };
         let targets = match event {
             UpdaterEvent::Stream(batch) => store::stream::new_jobs(&batch.records),
-            UpdaterEvent::Schedule(_) => self.due_jobs().await,
+            UpdaterEvent::Schedule(_) | UpdaterEvent::Other => self.due_jobs().await,
         };
         let budget = &budget;
         let summary = stream::iter(by_card(targets))
@@ -309,13 +312,13 @@ mod tests {
     fn an_empty_batch_is_a_stream_event() {
         let event = UpdaterEvent::from_payload(json!({ "Records": [] }));
         assert!(
-            matches!(&event, Some(UpdaterEvent::Stream(b)) if b.records.is_empty()),
+            matches!(&event, UpdaterEvent::Stream(b) if b.records.is_empty()),
             "{event:?}"
         );
     }
 
     #[test]
-    fn any_other_payload_is_no_event() {
+    fn any_other_payload_sweeps() {
         let mut bad_record: Value = serde_json::from_str(STREAM_EVENT).unwrap();
         bad_record["Records"][0]
             .as_object_mut()
@@ -331,7 +334,7 @@ mod tests {
         ] {
             assert_eq!(
                 UpdaterEvent::from_payload(payload.clone()),
-                None,
+                UpdaterEvent::Other,
                 "{payload}"
             );
         }

@@ -1,7 +1,7 @@
 //! The card-updater Lambda: wiring only (config, store, Feishu client built once).
 use std::sync::Arc;
 
-use card_updater::{CardUpdater, Summary, UpdaterEvent};
+use card_updater::{CardUpdater, UpdaterEvent};
 use cardbot::config::Config;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
@@ -20,15 +20,14 @@ async fn main() -> Result<(), Error> {
     let owner = uuid::Uuid::new_v4().to_string();
     let updater = CardUpdater::new(&config, store, feishu, Arc::new(SystemClock), owner);
     let updater = &updater;
-    // The payload is read as JSON first: an event that is neither kind is answered with an empty
-    // summary (the runtime would report a deserialisation error and the stream would retry it).
+    // The payload is read as JSON first: an event that is neither kind sweeps (the runtime would
+    // report a deserialisation error and the stream would retry the same batch).
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = effective_deadline(event.context.deadline, SystemClock.now_millis());
-        let summary = match UpdaterEvent::from_payload(event.payload) {
-            Some(event) => updater.handle(&event, deadline).await,
-            None => Summary::default(),
-        };
-        Ok::<_, Error>(serde_json::to_value(summary)?)
+        let event = UpdaterEvent::from_payload(event.payload);
+        Ok::<_, Error>(serde_json::to_value(
+            updater.handle(&event, deadline).await,
+        )?)
     }))
     .await
 }

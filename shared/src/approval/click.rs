@@ -8,7 +8,6 @@ use super::scheduled::{Scheduled, Timer};
 use super::views::{self, render};
 use crate::cards::CallbackAnswer;
 use crate::config::CardDelivery;
-use crate::feishu::limits::UPDATE_TOKEN_TTL_MS;
 use crate::store::{CardState, EpochMillis, StoredUpdateToken};
 use jiff::tz::TimeZone;
 
@@ -71,8 +70,9 @@ pub struct Click<'a> {
     pub action: ApprovalAction,
     /// `operator.open_id` (new) or `open_id` (legacy).
     pub operator_open_id: Option<&'a str>,
-    /// The card-update token (`c-…`): 30 minutes, 2 uses. A secret.
-    pub update_token: Option<&'a str>,
+    /// The click's card-update token as the delivery side records it (`jobs::issue_update_token`):
+    /// kept on the new state for the post-answer update. A secret.
+    pub update_token: Option<StoredUpdateToken>,
     pub now: EpochMillis,
     /// An undecided card older than this is expired (`APPROVAL_TTL`).
     pub approval_ttl_ms: i64,
@@ -85,7 +85,7 @@ impl std::fmt::Debug for Click<'_> {
         f.debug_struct("Click")
             .field("action", &self.action)
             .field("operator_open_id", &self.operator_open_id)
-            .field("update_token", &self.update_token.map(|_| "<redacted>"))
+            .field("update_token", &self.update_token)
             .field("now", &self.now)
             .finish()
     }
@@ -136,11 +136,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     new_state.status = next.as_str().to_owned();
     new_state.data = data.to_value();
     new_state.updated_at = click.now;
-    new_state.update_token = click.update_token.map(|token| StoredUpdateToken {
-        token: token.to_owned(),
-        uses: 0,
-        expires_at: click.now + UPDATE_TOKEN_TTL_MS,
-    });
+    new_state.update_token = click.update_token.clone();
     Ok(ClickDecision::Transition {
         scheduled: Scheduled {
             timer: Timer::SimulatedDecision,
@@ -162,15 +158,13 @@ mod tests {
     use crate::cards::{Element, ToastKind};
     use serde_json::json;
 
-    type DeliveryMode = CardDelivery;
-
-    fn sent(delivery: DeliveryMode) -> SentCard {
+    fn sent(delivery: CardDelivery) -> SentCard {
         SentCard {
             message_id: "om_dc13264520392913993dd051dba21dcf".into(),
             chat_id: "oc_5ad11d72b830411d72b836c20".into(),
             requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
             source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
-            card_id: (delivery == DeliveryMode::Entity).then(|| "7355372766134157313".into()),
+            card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
             delivery,
         }
     }
@@ -179,7 +173,11 @@ mod tests {
         Click {
             action: ApprovalAction::Submit(kind),
             operator_open_id: Some("ou_84aad35d084aa403a838cf73ee18467"),
-            update_token: Some("c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4"),
+            update_token: Some(StoredUpdateToken {
+                token: "c-295ee57216a5dc9de90fefd0aadb4b1d7d8e21a4".into(),
+                uses: 0,
+                expires_at: NOW + 5_000 + 30 * 60 * 1000,
+            }),
             now: NOW + 5_000,
             approval_ttl_ms: TTL,
             time_zone: &CST,
@@ -193,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_new_card_is_pending_keyed_by_the_bot_message_and_expires_later() {
-        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
         assert_eq!(state.card_key, "om_dc13264520392913993dd051dba21dcf");
         assert_eq!(state.status, "pending");
         assert_eq!(state.kind, CARD_KIND);
@@ -220,7 +218,7 @@ mod tests {
                 "已提交加班申请",
             ),
         ] {
-            let state = new_card_state(&sent(DeliveryMode::Message), NOW);
+            let state = new_card_state(&sent(CardDelivery::Message), NOW);
             let ClickDecision::Transition {
                 state: next,
                 scheduled,
@@ -266,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_second_click_changes_nothing() {
-        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
         let leave = RequestKind::Leave;
         let ClickDecision::Transition {
             state: submitted, ..
@@ -294,14 +292,14 @@ mod tests {
     #[test]
     fn expired_and_overdue_cards_refuse_clicks() {
         let leave = RequestKind::Leave;
-        let mut expired = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let mut expired = new_card_state(&sent(CardDelivery::Entity), NOW);
         expired.status = "expired".into();
         let ClickDecision::NoChange { answer } = decide_click(&expired, &click(leave)).unwrap()
         else {
             panic!()
         };
         assert_eq!(answer.toast.unwrap().kind, ToastKind::Warning);
-        let old = new_card_state(&sent(DeliveryMode::Entity), NOW - TTL);
+        let old = new_card_state(&sent(CardDelivery::Entity), NOW - TTL);
         let ClickDecision::NoChange { answer } = decide_click(&old, &click(leave)).unwrap() else {
             panic!()
         };
@@ -311,7 +309,7 @@ mod tests {
     #[test]
     fn corrupt_or_foreign_state_is_an_error() {
         let value = RequestKind::Leave;
-        let mut state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let mut state = new_card_state(&sent(CardDelivery::Entity), NOW);
         state.status = "weird".into();
         assert!(matches!(
             decide_click(&state, &click(value)),
@@ -333,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_click_without_token_still_works() {
-        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
         let mut c = click(RequestKind::Leave);
         c.update_token = None;
         let ClickDecision::Transition { state: next, .. } = decide_click(&state, &c).unwrap()
@@ -346,7 +344,7 @@ mod tests {
 
     #[test]
     fn only_the_requester_may_click_and_others_change_nothing() {
-        let state = new_card_state(&sent(DeliveryMode::Entity), NOW);
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
         for operator in [None, Some("ou_someone_else"), Some("all"), Some("")] {
             let mut c = click(RequestKind::Leave);
             c.operator_open_id = operator;

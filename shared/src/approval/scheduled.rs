@@ -7,8 +7,7 @@ use serde_json::json;
 
 use super::machine::{status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
 use super::views::{ids, render};
-use crate::cards::{Card, CardKitOp, Element};
-use crate::feishu::{BatchUpdateAction, ElementPosition};
+use crate::cards::{BatchUpdateAction, Card, CardKitOp, Element, ElementPosition};
 use crate::store::{CardState, EpochMillis};
 use jiff::tz::TimeZone;
 
@@ -34,7 +33,8 @@ pub enum Timer {
 pub struct CardChange {
     /// The whole card as it must end up.
     pub card: Card,
-    /// CardKit edits from the card as shown to `card`, in order; `None`: replace the whole card.
+    /// CardKit edits from the card as first shown to `card`, in order; `None`: replace the whole
+    /// card. Whether the edits or one full update go out is the delivery's choice.
     pub edits: Option<Vec<CardKitOp>>,
 }
 
@@ -72,14 +72,12 @@ impl CardStep {
     }
 }
 
-/// Runs `timer` against the card's current state at `now`. `first_attempt` allows the CardKit
-/// walk: a retry cannot know how far a failed walk got, so it replaces the whole card. Times on
-/// the card are shown in `time_zone`.
+/// Runs `timer` against the card's current state at `now`. Times on the card are shown in
+/// `time_zone`.
 pub fn on_timer(
     state: &CardState,
     timer: Timer,
     now: EpochMillis,
-    first_attempt: bool,
     time_zone: &TimeZone,
 ) -> Result<CardStep, DomainError> {
     let render = |status, data: &ApprovalData| render(status, data, time_zone);
@@ -100,7 +98,7 @@ pub fn on_timer(
             next_state.status = next.as_str().to_owned();
             next_state.data = next_data.to_value();
             let to = render(next, &next_data);
-            let edits = first_attempt.then(|| approval_walk(&render(status, &data), &to));
+            let edits = Some(approval_walk(&render(status, &data), &to));
             Ok(CardStep {
                 state: next_state,
                 changed: true,

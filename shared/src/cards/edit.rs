@@ -1,10 +1,9 @@
 //! CardKit's element-level writes on a card entity, as data: what the domain plans and the
 //! jobs send (`../shared/feishu/cards-and-cardkit.md`, CardKit).
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{Card, Element};
-use crate::feishu::{BatchUpdateAction, ElementPosition};
 
 /// One CardKit write on a card entity. Each needs a fresh, strictly increasing `sequence`.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +52,94 @@ impl CardKitOp {
             Self::AddElements { .. } => "add_elements",
             Self::BatchUpdate { .. } => "batch_update",
             Self::UpdateCard { .. } => "update_card",
+        }
+    }
+}
+
+/// Where `add_elements` puts new elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementPosition {
+    /// Before the element with this `element_id`.
+    InsertBefore(String),
+    /// After the element with this `element_id`.
+    InsertAfter(String),
+    /// At the end of this container, or of the card body when `None`.
+    Append(Option<String>),
+}
+
+impl ElementPosition {
+    /// The `type` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InsertBefore(_) => "insert_before",
+            Self::InsertAfter(_) => "insert_after",
+            Self::Append(_) => "append",
+        }
+    }
+
+    /// The `target_element_id` field, if any.
+    pub fn target_element_id(&self) -> Option<&str> {
+        match self {
+            Self::InsertBefore(id) | Self::InsertAfter(id) => Some(id),
+            Self::Append(container) => container.as_deref(),
+        }
+    }
+}
+
+/// One action of `batch_update`. Inside the `actions` string, `params` are objects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchUpdateAction {
+    /// Merges `config` / `card_link` settings, e.g. `{"config":{"streaming_mode":false}}`.
+    PartialUpdateSetting { settings: Value },
+    /// Adds elements at a position.
+    AddElements {
+        position: ElementPosition,
+        elements: Vec<Value>,
+    },
+    /// Deletes elements (a container with its children).
+    DeleteElements { element_ids: Vec<String> },
+    /// Merges properties into one element.
+    PartialUpdateElement {
+        element_id: String,
+        partial_element: Value,
+    },
+    /// Replaces one element.
+    UpdateElement { element_id: String, element: Value },
+}
+
+impl BatchUpdateAction {
+    /// The action as Feishu's JSON object `{"action": …, "params": {…}}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::PartialUpdateSetting { settings } => json!({
+                "action": "partial_update_setting",
+                "params": { "settings": settings },
+            }),
+            Self::AddElements { position, elements } => {
+                let mut params = json!({ "type": position.kind(), "elements": elements });
+                if let Some(target) = position.target_element_id() {
+                    params["target_element_id"] = json!(target);
+                }
+                json!({ "action": "add_elements", "params": params })
+            }
+            Self::DeleteElements { element_ids } => json!({
+                "action": "delete_elements",
+                "params": { "element_ids": element_ids },
+            }),
+            Self::PartialUpdateElement {
+                element_id,
+                partial_element,
+            } => json!({
+                "action": "partial_update_element",
+                "params": { "element_id": element_id, "partial_element": partial_element },
+            }),
+            Self::UpdateElement {
+                element_id,
+                element,
+            } => json!({
+                "action": "update_element",
+                "params": { "element_id": element_id, "element": element },
+            }),
         }
     }
 }

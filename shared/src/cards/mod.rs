@@ -7,7 +7,7 @@
 mod edit;
 pub mod text;
 
-pub use edit::{element_value, CardKitOp};
+pub use edit::{element_value, BatchUpdateAction, CardKitOp, ElementPosition};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -33,6 +33,11 @@ pub struct CardClick {
     pub action: Result<ApprovalAction, ActionError>,
 }
 
+/// The dedup key of a `card.action.trigger` click: its signed `header.event_id`.
+pub(super) fn trigger_dedup_key(trigger: &CardActionTrigger) -> &str {
+    &trigger.header.event_id
+}
+
 /// The dedup key of a legacy click: its update token, hashed since it is a secret. The token is
 /// new for every click, the same on every re-delivery of one, and covered by the SHA-1 signature;
 /// the `X-Refresh-Token` header is not signed, so a replay could change it to pass as new.
@@ -53,7 +58,7 @@ impl CardClick {
         let event = &trigger.event;
         Self {
             style: CallbackStyle::Trigger,
-            dedup_key: trigger.header.event_id.clone(),
+            dedup_key: trigger_dedup_key(trigger).to_owned(),
             operator_open_id: event
                 .operator
                 .open_id

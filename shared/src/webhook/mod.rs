@@ -86,7 +86,7 @@ impl Inbound {
         match self {
             Inbound::Challenge(_) => None,
             Inbound::MessageReceive(m) => Some(Cow::Borrowed(&m.event.message.message_id)),
-            Inbound::CardAction(c) => Some(Cow::Borrowed(&c.header.event_id)),
+            Inbound::CardAction(c) => Some(Cow::Borrowed(click::trigger_dedup_key(c))),
             Inbound::LegacyCardAction(l) => Some(Cow::Owned(click::legacy_dedup_key(&l.token))),
             Inbound::Event(e) => Some(Cow::Borrowed(&e.event_id)),
         }

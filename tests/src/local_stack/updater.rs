@@ -489,7 +489,7 @@ mod tests {
         let arn =
             "arn:aws:dynamodb:ddblocal:000000000000:table/cardbot/stream/2024-01-01T00:00:00.000";
         let event = stream_event(&[get_records_insert()], arn, "us-east-1");
-        let Some(card_updater::UpdaterEvent::Stream(batch)) =
+        let card_updater::UpdaterEvent::Stream(batch) =
             card_updater::UpdaterEvent::from_payload(event)
         else {
             panic!("not a stream event");
@@ -510,7 +510,7 @@ mod tests {
         let event = scheduled_event(SystemTime::now(), "us-east-1");
         assert!(matches!(
             card_updater::UpdaterEvent::from_payload(event),
-            Some(card_updater::UpdaterEvent::Schedule(_))
+            card_updater::UpdaterEvent::Schedule(_)
         ));
     }
 
