@@ -113,11 +113,15 @@ pub fn response_event(response: &Response<Body>) -> serde_json::Value {
         Body::Binary(bytes) => (STANDARD.encode(bytes), true),
         _ => (String::new(), false),
     };
+    // The function-URL response format; `cookies` and `multiValueHeaders` are sent even empty:
+    // readers of the API Gateway v2 shape (cargo lambda watch) refuse an answer without them.
     serde_json::json!({
         "statusCode": response.status().as_u16(),
         "headers": headers,
+        "multiValueHeaders": {},
         "body": body,
         "isBase64Encoded": base64,
+        "cookies": [],
     })
 }
 
@@ -196,5 +200,10 @@ mod tests {
         assert_eq!(event["headers"]["content-type"], "application/json");
         assert_eq!(event["body"], r#"{"error":"token mismatch"}"#);
         assert_eq!(event["isBase64Encoded"], false);
+        assert_eq!(event["cookies"], json!([]));
+        // What lambda_http (and cargo lambda watch) read an API Gateway v2 answer into.
+        let read: lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse =
+            serde_json::from_value(event).unwrap();
+        assert_eq!(read.status_code, 401);
     }
 }
