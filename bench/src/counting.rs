@@ -14,6 +14,8 @@ use cardbot::store::{
 pub enum StoreCall {
     Claim,
     Release,
+    Finish,
+    KeepReplyEntity,
     GetTenantToken,
     PutTenantToken,
     EvictTenantToken,
@@ -33,9 +35,11 @@ pub enum StoreCall {
     FailJobPermanently,
 }
 
-const ALL: [StoreCall; 19] = [
+const ALL: [StoreCall; 21] = [
     StoreCall::Claim,
     StoreCall::Release,
+    StoreCall::Finish,
+    StoreCall::KeepReplyEntity,
     StoreCall::GetTenantToken,
     StoreCall::PutTenantToken,
     StoreCall::EvictTenantToken,
@@ -60,6 +64,8 @@ impl StoreCall {
         match self {
             Self::Claim => "dedup.claim",
             Self::Release => "dedup.release",
+            Self::Finish => "dedup.finish",
+            Self::KeepReplyEntity => "dedup.keep_reply_entity",
             Self::GetTenantToken => "token.get",
             Self::PutTenantToken => "token.put",
             Self::EvictTenantToken => "token.evict",
@@ -150,9 +156,25 @@ impl<S> CountingStore<S> {
 
 #[async_trait]
 impl<S: DedupStore> DedupStore for CountingStore<S> {
-    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim> {
+    async fn claim(
+        &self,
+        key: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<DedupClaim> {
         self.count(StoreCall::Claim);
-        self.inner.claim(key, now, ttl_ms).await
+        self.inner.claim(key, now, lease_ms, ttl_ms).await
+    }
+
+    async fn finish(&self, key: &str, now: EpochMillis) -> StoreResult<()> {
+        self.count(StoreCall::Finish);
+        self.inner.finish(key, now).await
+    }
+
+    async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String> {
+        self.count(StoreCall::KeepReplyEntity);
+        self.inner.keep_reply_entity(key, card_id).await
     }
 
     async fn release(&self, key: &str) -> StoreResult<()> {
@@ -292,12 +314,12 @@ mod tests {
     async fn counts_each_call_once_and_take_resets() {
         let store = CountingStore::new(MemoryStore::new());
         assert_eq!(
-            store.claim("dedup-a", 1_000, 60_000).await.unwrap(),
+            store.claim("dedup-a", 1_000, 5_000, 60_000).await.unwrap(),
             DedupClaim::FirstTime
         );
         assert_eq!(
-            store.claim("dedup-a", 1_001, 60_000).await.unwrap(),
-            DedupClaim::Duplicate
+            store.claim("dedup-a", 1_001, 5_000, 60_000).await.unwrap(),
+            DedupClaim::InProgress
         );
         assert!(store.get_card("card-a").await.unwrap().is_none());
         let counts = store.take();

@@ -11,7 +11,7 @@ use crate::approval::{self, Command, CommandReply, SentCard};
 use crate::config::CardDelivery;
 use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent};
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
-use crate::store::{CardStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
+use crate::store::{CardStore, DedupStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
 use jiff::tz::TimeZone;
 
 /// What every effect needs, borrowed for one reply or one job.
@@ -121,7 +121,7 @@ pub enum JobOutcome {
 
 impl<S, F> Effects<'_, S, F>
 where
-    S: CardStore + JobStore + ?Sized,
+    S: CardStore + JobStore + DedupStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
     /// Sends the reply to a command: the help text, or the text and the approval card; then writes
@@ -170,9 +170,16 @@ where
             }
         };
         let (text_sent, created) = tokio::join!(text_reply, entity);
-        // A created entity is kept in the progress even when the text failed, so a retry reuses it.
+        // A created entity is kept in the progress even when the text failed, so a retry reuses
+        // it, and in the message's dedup record, so a retry after a crash does too.
         if let Some(created) = created {
-            progress.card_id = Some(created.map_err(|e| fail(e.into(), &progress))?);
+            let created = created.map_err(|e| fail(e.into(), &progress))?;
+            progress.card_id = Some(created.clone());
+            let kept = store
+                .keep_reply_entity(source, &created)
+                .await
+                .map_err(|e| fail(e.into(), &progress))?;
+            progress.card_id = Some(kept);
         }
         text_sent.map_err(|e| fail(e.into(), &progress))?;
         let content = match (delivery, &progress.card_id) {

@@ -19,6 +19,14 @@ pub fn body_bytes(body: &Body) -> &[u8] {
     }
 }
 
+/// How long a webhook's dedup claim is ours (ms): the answer budget plus a margin, so a live
+/// attempt is never taken over, and one that died is taken over by Feishu's next re-delivery
+/// (its first retry comes after 15 s).
+pub fn claim_lease_ms(answer_budget: std::time::Duration) -> i64 {
+    const MARGIN_MS: i64 = 5_000;
+    i64::try_from(answer_budget.as_millis()).unwrap_or(i64::MAX / 2) + MARGIN_MS
+}
+
 /// A JSON response.
 pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(body));

@@ -10,7 +10,7 @@ use cardbot::approval::{self, views, Click, ClickDecision};
 use cardbot::cards::CallbackAnswer;
 use cardbot::config::{Config, WebhookConfig};
 use cardbot::feishu::Clock;
-use cardbot::function_url::{self, error_response, json_response};
+use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, StoreError};
 use cardbot::webhook::{CallbackStyle as Style, CardClick, Inbound};
@@ -107,14 +107,24 @@ where
             return retry_later(style);
         };
         let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
-        match self
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        let claim = self
             .store
-            .claim(&clicked.dedup_key, now, dedup_ttl_ms)
-            .await
-        {
+            .claim(&clicked.dedup_key, now, lease_ms, dedup_ttl_ms)
+            .await;
+        let taken_over = matches!(claim, Ok(DedupClaim::TakenOver));
+        match claim {
             Ok(DedupClaim::FirstTime) => {}
-            Ok(DedupClaim::Duplicate) => {
-                info!(card_key, "duplicate callback");
+            // The card state says whether the first attempt's transition was written: deciding
+            // again against it applies the click at most once.
+            Ok(DedupClaim::TakenOver) => {
+                warn!(
+                    card_key,
+                    "an earlier attempt died after its claim; deciding again"
+                );
+            }
+            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
+                info!(card_key, ?claim, "duplicate callback");
                 return answer(
                     style,
                     &CallbackAnswer {
@@ -140,7 +150,18 @@ where
             time_zone: &self.time_zone,
         };
         match self.decide_and_write(&card_key, &click).await {
-            Ok(result) => answer(style, &result),
+            Ok(mut result) => {
+                if taken_over && result.card.is_none() {
+                    // The first attempt's answer never reached Feishu: show the card as it stands,
+                    // so what the user sees is what later element updates start from.
+                    result.card = self.current_card(&card_key).await;
+                }
+                if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
+                    // The lease lapses; a re-delivery decides again and changes nothing twice.
+                    warn!(card_key, error = %e, "cannot mark the callback done");
+                }
+                answer(style, &result)
+            }
             Err(e) => {
                 warn!(card_key, error = %e, "click not applied");
                 // Nothing changed: the same click may be tried again.
@@ -150,6 +171,12 @@ where
                 retry_later(style)
             }
         }
+    }
+
+    /// The card as its stored state renders now; `None` when it cannot be read.
+    async fn current_card(&self, card_key: &str) -> Option<cardbot::cards::Card> {
+        let state = self.store.get_card(card_key).await.ok()??;
+        approval::render_state(&state, &self.time_zone).ok()
     }
 
     /// Reads the card, decides, and writes state + job in one transaction; re-reads on a conflict.

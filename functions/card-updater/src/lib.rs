@@ -12,7 +12,7 @@ use cardbot::config::Config;
 use cardbot::deliver::{Effects, JobOutcome};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
 use cardbot::jobs::ClaimBudget;
-use cardbot::store::{self, CardStore, EpochMillis, JobRef, JobStore};
+use cardbot::store::{self, CardStore, DedupStore, EpochMillis, JobRef, JobStore};
 use futures::stream::{self, StreamExt};
 use jiff::tz::TimeZone;
 use serde::de::{Deserializer, Error as _};
@@ -119,7 +119,7 @@ impl UpdaterEvent {
 
 impl<S, F> CardUpdater<S, F>
 where
-    S: CardStore + JobStore + ?Sized,
+    S: CardStore + JobStore + DedupStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(

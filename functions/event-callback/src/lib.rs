@@ -9,7 +9,7 @@ use cardbot::approval;
 use cardbot::config::{CardDelivery, Config, WebhookConfig};
 use cardbot::deliver::{Effects, ReplyRequest};
 use cardbot::feishu::{Clock, Deadline, FeishuApi};
-use cardbot::function_url::{self, error_response, json_response};
+use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore};
 use cardbot::webhook::{Inbound, MessageReceive};
@@ -31,6 +31,9 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
 }
+
+/// The part of the answer budget kept for queueing a reply that did not fit (one DynamoDB write).
+const QUEUE_RESERVE: Duration = Duration::from_millis(500);
 
 fn ok_empty() -> Response<Body> {
     json_response(StatusCode::OK, "{}".to_owned())
@@ -57,7 +60,8 @@ where
     /// One request to the event URL.
     #[tracing::instrument(name = "event_callback", skip_all)]
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let deadline = Deadline::after(self.answer_budget);
+        // Feishu calls stop early enough that a reply that did not fit is still queued in time.
+        let deadline = Deadline::after(self.answer_budget.saturating_sub(QUEUE_RESERVE));
         let now = self.clock.now_millis();
         let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
@@ -67,7 +71,18 @@ where
             Inbound::Challenge(challenge) => {
                 json_response(StatusCode::OK, challenge.response_body())
             }
-            Inbound::MessageReceive(message) => self.on_message(&message, deadline).await,
+            Inbound::MessageReceive(message) => {
+                let budget = self.answer_budget;
+                match tokio::time::timeout(budget, self.on_message(&message, deadline)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        // Neither sent nor queued in time: no `done`, so the claim's lease lapses
+                        // and Feishu's retry (a 5xx makes it retry) takes over the work.
+                        warn!("message not handled within the answer budget");
+                        error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
+                    }
+                }
+            }
             Inbound::Event(event) => {
                 info!(event_type = %event.event_type, "event ignored");
                 ok_empty()
@@ -84,10 +99,21 @@ where
         let message_id = event.message.message_id.as_str();
         let now = self.clock.now_millis();
         let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
-        match self.store.claim(message_id, now, dedup_ttl_ms).await {
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        match self
+            .store
+            .claim(message_id, now, lease_ms, dedup_ttl_ms)
+            .await
+        {
             Ok(DedupClaim::FirstTime) => {}
-            Ok(DedupClaim::Duplicate) => {
-                info!(message_id, "duplicate delivery");
+            Ok(DedupClaim::TakenOver) => {
+                warn!(
+                    message_id,
+                    "an earlier attempt died after its claim; finishing its work"
+                );
+            }
+            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
+                info!(message_id, ?claim, "duplicate delivery");
                 return ok_empty();
             }
             Err(e) => {
@@ -97,7 +123,7 @@ where
             }
         }
         if event.sender.sender_type != "user" {
-            return ok_empty();
+            return self.finished(message_id, now).await;
         }
         let text = event.message.content.text.as_deref().unwrap_or_default();
         let command = approval::parse_command(text);
@@ -127,7 +153,7 @@ where
         let failure = match sent {
             Ok(sent) => {
                 info!(message_id, ?command, card_key = ?sent.card_key, "replied");
-                return ok_empty();
+                return self.finished(message_id, now).await;
             }
             Err(failure) => failure,
         };
@@ -138,7 +164,7 @@ where
             .enqueue(&jobs::send_reply_job(message_id, payload, now))
             .await
         {
-            Ok(()) => ok_empty(),
+            Ok(()) => self.finished(message_id, now).await,
             Err(e) => {
                 // Neither sent nor queued: let Feishu's retry try again.
                 warn!(error = %e, "cannot queue the reply");
@@ -148,5 +174,14 @@ where
                 error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
             }
         }
+    }
+
+    /// The reply is sent or durably queued: mark the delivery done. If that write fails the lease
+    /// lapses and a re-delivery redoes the reply, which Feishu's uuid dedup makes one message.
+    async fn finished(&self, message_id: &str, now: i64) -> Response<Body> {
+        if let Err(e) = self.store.finish(message_id, now).await {
+            warn!(message_id, error = %e, "cannot mark the delivery done");
+        }
+        ok_empty()
     }
 }

@@ -14,10 +14,19 @@ use super::{
     StoreResult, StoredTenantToken, TokenStore, LEASE_EXPIRED_ERROR,
 };
 
+/// A dedup record as DynamoDB holds it.
+struct DedupRecord {
+    /// Epoch seconds (the TTL attribute).
+    expires_at: i64,
+    /// `processing` until this time (epoch ms); `None` once `done`.
+    lease_until: Option<EpochMillis>,
+    /// The CardKit entity of the reply, once kept.
+    card_id: Option<String>,
+}
+
 #[derive(Default)]
 struct Tables {
-    /// Dedup key → `expires_at` in epoch seconds, as DynamoDB stores it.
-    dedup: HashMap<String, i64>,
+    dedup: HashMap<String, DedupRecord>,
     tokens: HashMap<String, StoredTenantToken>,
     cards: BTreeMap<String, CardState>,
     /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
@@ -101,16 +110,50 @@ fn leased_as<'a>(
 
 #[async_trait]
 impl DedupStore for MemoryStore {
-    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim> {
+    async fn claim(
+        &self,
+        key: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<DedupClaim> {
         let mut tables = self.lock();
         let now_secs = now.div_euclid(1000);
-        match tables.dedup.get(key) {
-            Some(&expires_at) if expires_at >= now_secs => Ok(DedupClaim::Duplicate),
-            _ => {
-                tables.dedup.insert(key.to_owned(), ttl_secs(now + ttl_ms));
-                Ok(DedupClaim::FirstTime)
-            }
+        let claim = match tables.dedup.get(key) {
+            Some(record) if record.expires_at >= now_secs => match record.lease_until {
+                Some(until) if until >= now => return Ok(DedupClaim::InProgress),
+                Some(_) => DedupClaim::TakenOver,
+                None => return Ok(DedupClaim::Done),
+            },
+            _ => DedupClaim::FirstTime,
+        };
+        // A takeover keeps what the lapsed attempt recorded (its reply entity).
+        let card_id = tables.dedup.remove(key).and_then(|old| old.card_id);
+        let card_id = card_id.filter(|_| claim == DedupClaim::TakenOver);
+        let record = DedupRecord {
+            expires_at: ttl_secs(now + ttl_ms),
+            lease_until: Some(now + lease_ms),
+            card_id,
+        };
+        tables.dedup.insert(key.to_owned(), record);
+        Ok(claim)
+    }
+
+    async fn finish(&self, key: &str, _now: EpochMillis) -> StoreResult<()> {
+        if let Some(record) = self.lock().dedup.get_mut(key) {
+            record.lease_until = None;
         }
+        Ok(())
+    }
+
+    async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String> {
+        Ok(match self.lock().dedup.get_mut(key) {
+            Some(record) => record
+                .card_id
+                .get_or_insert_with(|| card_id.to_owned())
+                .clone(),
+            None => card_id.to_owned(),
+        })
     }
 
     async fn release(&self, key: &str) -> StoreResult<()> {

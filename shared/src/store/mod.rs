@@ -117,16 +117,47 @@ pub fn ttl_secs(at: EpochMillis) -> i64 {
 /// The outcome of claiming a dedup key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupClaim {
+    /// Nobody had it: ours for the lease; [`DedupStore::finish`] it once the work is durable.
     FirstTime,
-    Duplicate,
+    /// An earlier attempt claimed it and its lease lapsed unfinished (the function died or timed
+    /// out): ours now, for a new lease; finish what it left.
+    TakenOver,
+    /// Another attempt holds a live lease: answer without working (it is on it; if it dies, a
+    /// later re-delivery takes over).
+    InProgress,
+    /// Finished (or claimed by a version that recorded only "seen"): answer without working.
+    Done,
 }
 
-/// Exactly-once processing of Feishu deliveries (events retried for ~7.1 h, duplicate card callbacks).
+impl DedupClaim {
+    /// Whether the caller does the work.
+    pub fn is_ours(self) -> bool {
+        matches!(self, Self::FirstTime | Self::TakenOver)
+    }
+}
+
+/// Exactly-once processing of Feishu deliveries (events retried for ~7.1 h, duplicate card
+/// callbacks). A claim is a lease (`processing`) until the work is durable (`done`), so a
+/// delivery whose function died after its claim is not lost: the next re-delivery takes it over.
 #[async_trait]
 pub trait DedupStore: Send + Sync {
-    /// Claims `key` until `now + ttl_ms`. Exactly one concurrent caller gets `FirstTime`; an
-    /// expired record that DynamoDB's TTL has not removed yet does not block a new claim.
-    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim>;
+    /// Claims `key` as `processing` until `now + lease_ms`; the record lives until `now + ttl_ms`.
+    /// Exactly one concurrent caller gets a claim that [`DedupClaim::is_ours`]. An expired record
+    /// that DynamoDB's TTL has not removed yet does not block a new claim.
+    async fn claim(
+        &self,
+        key: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<DedupClaim>;
+    /// Marks a claimed key `done`: later deliveries answer without working.
+    async fn finish(&self, key: &str, now: EpochMillis) -> StoreResult<()>;
+    /// Keeps the CardKit entity a reply to the message `key` sends, first writer wins, and returns
+    /// the kept one: an entity can be sent only once, so a reply retried after a crash (a lease
+    /// taken over, an outbox job re-run) sends the entity the first attempt created, never a
+    /// second one nobody would see updated. Without a record for `key` it returns `card_id`.
+    async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String>;
     /// Releases a claim so Feishu's retry is processed. Call it only when processing failed before
     /// anything reached a user (no message sent, no card state changed, no job queued) and the
     /// request is answered with an error so Feishu retries; after any visible effect keep the

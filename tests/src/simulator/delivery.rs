@@ -202,7 +202,6 @@ pub(crate) async fn card_callback(
                 uses: 0,
             },
         );
-        *world.interactions.entry(message_id.to_owned()).or_default() += 1;
         chat_id
     };
     let action = json!({"value": value, "tag": "button"});
@@ -243,7 +242,51 @@ pub(crate) async fn card_callback(
         });
         (body, "card_callback", Protection::EventStyle)
     };
-    let delivery = post(sim, url, kind, &body, protection, None).await;
+    Ok(send_callback(sim, url, message_id, &token, &body, kind, protection).await)
+}
+
+/// Feishu re-delivers a callback that was not answered: the same body (same `event_id` and
+/// update token), signed anew; the answer is applied as for the first delivery.
+pub(crate) async fn redeliver_callback(
+    sim: &Shared,
+    url: &str,
+    original: &CallbackDelivery,
+) -> CallbackDelivery {
+    let legacy = original.delivery.kind == "card_callback_legacy";
+    let protection = if legacy {
+        Protection::Legacy
+    } else {
+        Protection::EventStyle
+    };
+    send_callback(
+        sim,
+        url,
+        &original.message_id,
+        &original.update_token,
+        &original.delivery.plaintext,
+        &original.delivery.kind,
+        protection,
+    )
+    .await
+}
+
+/// Posts a card callback and applies its answer (toast, immediate card update) as Feishu does.
+async fn send_callback(
+    sim: &Shared,
+    url: &str,
+    message_id: &str,
+    token: &str,
+    body: &Value,
+    kind: &str,
+    protection: Protection,
+) -> CallbackDelivery {
+    let legacy = protection == Protection::Legacy;
+    let token = token.to_owned();
+    {
+        let mut world = sim.world();
+        *world.interactions.entry(message_id.to_owned()).or_default() += 1;
+    }
+    let delivery = post(sim, url, kind, body, protection, None).await;
     let answered_at = sim.clock.now_ms();
     let mut world = sim.world();
     if let Some(n) = world.interactions.get_mut(message_id) {
@@ -302,7 +345,7 @@ pub(crate) async fn card_callback(
         }
         Some(_) => out.client_error = Some(200671),
     }
-    Ok(out)
+    out
 }
 
 /// The immediate update carried by a callback answer (not while the card is streaming).

@@ -329,6 +329,16 @@ impl Simulator {
         delivery::card_callback(&self.shared, url, message_id, value, false).await
     }
 
+    /// Feishu's re-delivery of an unanswered callback: the same body, signed anew; the answer is
+    /// applied as for a first delivery.
+    pub async fn redeliver_callback(
+        &self,
+        url: &str,
+        original: &CallbackDelivery,
+    ) -> CallbackDelivery {
+        delivery::redeliver_callback(&self.shared, url, original).await
+    }
+
     /// The same click as a legacy card callback (no schema; SHA-1 signature with the Verification Token).
     pub async fn click_card_legacy(
         &self,

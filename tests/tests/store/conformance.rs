@@ -56,32 +56,39 @@ pub fn job(card_key: &str, job_id: &str, not_before: EpochMillis) -> NewJob {
 
 // ---- dedup ----
 
+/// A claim's lease in these tests: longer than any step between two calls.
+const CLAIM_LEASE_MS: i64 = 10_000;
+
 pub async fn dedup_claims_once_and_release_reopens<S: Store>(store: Arc<S>) {
     let key = unique("om");
     let now = t0();
-    assert_eq!(
-        store.claim(&key, now, DAY_MS).await.unwrap(),
-        DedupClaim::FirstTime
-    );
-    assert_eq!(
-        store.claim(&key, now + 1, DAY_MS).await.unwrap(),
-        DedupClaim::Duplicate
-    );
-    assert_eq!(
-        store
-            .claim(&key, now + DAY_MS - 1_000, DAY_MS)
-            .await
-            .unwrap(),
-        DedupClaim::Duplicate
-    );
+    let claim = |at| {
+        let (store, key) = (store.clone(), key.clone());
+        async move { store.claim(&key, at, CLAIM_LEASE_MS, DAY_MS).await.unwrap() }
+    };
+    assert_eq!(claim(now).await, DedupClaim::FirstTime);
+    assert_eq!(claim(now + 1).await, DedupClaim::InProgress);
+    store.finish(&key, now + 2).await.unwrap();
+    assert_eq!(claim(now + 3).await, DedupClaim::Done);
+    assert_eq!(claim(now + DAY_MS - 1_000).await, DedupClaim::Done);
     store.release(&key).await.unwrap();
-    assert_eq!(
-        store.claim(&key, now + 2, DAY_MS).await.unwrap(),
-        DedupClaim::FirstTime
-    );
+    assert_eq!(claim(now + 4).await, DedupClaim::FirstTime);
     // Another key is independent.
     assert_eq!(
-        store.claim(&unique("om"), now, DAY_MS).await.unwrap(),
+        store
+            .claim(&unique("om"), now, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::FirstTime
+    );
+    // Finishing a key that is gone creates nothing.
+    let gone = unique("om");
+    store.finish(&gone, now).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&gone, now + 1, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
         DedupClaim::FirstTime
     );
 }
@@ -90,17 +97,95 @@ pub async fn dedup_expired_record_does_not_block<S: Store>(store: Arc<S>) {
     let key = unique("ev");
     let now = t0();
     assert_eq!(
-        store.claim(&key, now, 1_000).await.unwrap(),
+        store.claim(&key, now, 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     // The record expired at now + 1 s; TTL has not removed it (its time is a day ahead).
     assert_eq!(
-        store.claim(&key, now + 3_500, 1_000).await.unwrap(),
+        store.claim(&key, now + 3_500, 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     assert_eq!(
-        store.claim(&key, now + 3_600, 1_000).await.unwrap(),
-        DedupClaim::Duplicate
+        store.claim(&key, now + 3_600, 500, 1_000).await.unwrap(),
+        DedupClaim::InProgress
+    );
+}
+
+/// A claim whose holder died is taken over once its lease lapses, by exactly one of many
+/// concurrent re-deliveries; a finished claim never is.
+pub async fn dedup_lapsed_lease_is_taken_over_once<S: Store + 'static>(store: Arc<S>) {
+    let key = unique("om");
+    let now = t0();
+    assert_eq!(
+        store.claim(&key, now, 5_000, DAY_MS).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    assert_eq!(
+        store.claim(&key, now + 4_999, 5_000, DAY_MS).await.unwrap(),
+        DedupClaim::InProgress
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.claim(&key, now + 6_000, 5_000, DAY_MS).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    let taken: Vec<_> = outcomes.iter().filter(|c| c.is_ours()).collect();
+    assert_eq!(taken, [&DedupClaim::TakenOver], "{outcomes:?}");
+    store.finish(&key, now + 7_000).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&key, now + 60_000, 5_000, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::Done
+    );
+}
+
+/// The reply's CardKit entity is kept first-writer-wins and survives a takeover.
+pub async fn dedup_keeps_the_reply_entity_across_a_takeover<S: Store>(store: Arc<S>) {
+    let key = unique("om");
+    let now = t0();
+    store.claim(&key, now, 5_000, DAY_MS).await.unwrap();
+    assert_eq!(
+        store.keep_reply_entity(&key, "card-1").await.unwrap(),
+        "card-1"
+    );
+    assert_eq!(
+        store.keep_reply_entity(&key, "card-2").await.unwrap(),
+        "card-1"
+    );
+    assert_eq!(
+        store.claim(&key, now + 6_000, 5_000, DAY_MS).await.unwrap(),
+        DedupClaim::TakenOver
+    );
+    assert_eq!(
+        store.keep_reply_entity(&key, "card-3").await.unwrap(),
+        "card-1"
+    );
+    // Without a record (released, or never claimed) the caller's entity stands.
+    assert_eq!(
+        store
+            .keep_reply_entity(&unique("om"), "card-4")
+            .await
+            .unwrap(),
+        "card-4"
+    );
+    // A record claimed anew after it expired forgets the old entity.
+    let old = unique("om");
+    store.claim(&old, now, 500, 1_000).await.unwrap();
+    store.keep_reply_entity(&old, "card-5").await.unwrap();
+    assert_eq!(
+        store.claim(&old, now + 3_000, 500, 1_000).await.unwrap(),
+        DedupClaim::FirstTime
+    );
+    assert_eq!(
+        store.keep_reply_entity(&old, "card-6").await.unwrap(),
+        "card-6"
     );
 }
 
@@ -110,19 +195,16 @@ pub async fn dedup_100_concurrent_claims_one_first_time<S: Store + 'static>(stor
     let tasks: Vec<_> = (0..100)
         .map(|_| {
             let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.claim(&key, now, DAY_MS).await })
+            tokio::spawn(async move { store.claim(&key, now, CLAIM_LEASE_MS, DAY_MS).await })
         })
         .collect();
     let mut first = 0;
     for task in tasks {
-        if task.await.unwrap().unwrap() == DedupClaim::FirstTime {
+        if task.await.unwrap().unwrap().is_ours() {
             first += 1;
         }
     }
-    assert_eq!(
-        first, 1,
-        "exactly one of 100 concurrent claims is FirstTime"
-    );
+    assert_eq!(first, 1, "exactly one of 100 concurrent claims is ours");
 }
 
 // ---- tenant token ----

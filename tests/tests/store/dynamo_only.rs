@@ -54,14 +54,28 @@ async fn items_are_laid_out_as_documented() {
     let (store, client, table) = store_and_client().await;
     let now = t0();
 
-    // Dedup: `dedup#<key>` / `-`, TTL in epoch seconds.
+    // Dedup: `dedup#<key>` / `-`, TTL in epoch seconds; `processing` with a lease, then `done`.
     assert_eq!(
-        store.claim("om_1", now, 86_400_000).await.unwrap(),
+        store.claim("om_1", now, 7_500, 86_400_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     let dedup = raw(&client, &table, "dedup#om_1", "-").await.unwrap();
     assert_eq!(dedup["expires_at"], n(ttl_secs(now + 86_400_000)));
     assert_eq!(dedup["claimed_at"], n(now));
+    assert_eq!(dedup["status"], AttributeValue::S("processing".into()));
+    assert_eq!(dedup["lease_until"], n(now + 7_500));
+    store
+        .keep_reply_entity("om_1", "7355372766134157313")
+        .await
+        .unwrap();
+    store.finish("om_1", now + 1).await.unwrap();
+    let dedup = raw(&client, &table, "dedup#om_1", "-").await.unwrap();
+    assert_eq!(dedup["status"], AttributeValue::S("done".into()));
+    assert!(!dedup.contains_key("lease_until"));
+    assert_eq!(
+        dedup["card_id"],
+        AttributeValue::S("7355372766134157313".into())
+    );
 
     // Tenant token: the ms field and the TTL in seconds.
     let token = StoredTenantToken {
@@ -231,7 +245,7 @@ async fn expired_dedup_record_still_in_table_is_reclaimed() {
     let (store, client, table) = store_and_client().await;
     let now = t0();
     assert_eq!(
-        store.claim("ev_1", now, 1_000).await.unwrap(),
+        store.claim("ev_1", now, 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     let later = now + 5_000;
@@ -240,11 +254,35 @@ async fn expired_dedup_record_still_in_table_is_reclaimed() {
         "the expired record is there"
     );
     assert_eq!(
-        store.claim("ev_1", later, 1_000).await.unwrap(),
+        store.claim("ev_1", later, 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     let item = raw(&client, &table, "dedup#ev_1", "-").await.unwrap();
     assert_eq!(item["claimed_at"], n(later));
+}
+
+#[tokio::test]
+async fn a_seen_record_of_the_previous_version_counts_as_done() {
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+    // What the version before leases wrote: no status, no lease.
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("dedup#om_old".into()))
+        .item("sk", AttributeValue::S("-".into()))
+        .item("claimed_at", n(now))
+        .item("expires_at", n(ttl_secs(now + 86_400_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim("om_old", now + 60_000, 7_500, 86_400_000)
+            .await
+            .unwrap(),
+        DedupClaim::Done
+    );
 }
 
 #[tokio::test]

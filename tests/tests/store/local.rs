@@ -127,7 +127,7 @@ async fn from_env_child() {
     assert_eq!(std::env::var("CARDBOT_FROM_ENV_CHILD").as_deref(), Ok("1"));
     let store = DynamoStore::from_env().await.unwrap();
     assert_eq!(
-        store.claim(&unique("k"), t0(), 1_000).await.unwrap(),
+        store.claim(&unique("k"), t0(), 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
     store.create_card(&card("from-env", t0())).await.unwrap();

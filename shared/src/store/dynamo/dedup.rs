@@ -1,40 +1,163 @@
-//! Dedup records: `DedupStore` for `DynamoStore` (a conditional put per key, expired by TTL).
+//! Dedup records: `DedupStore` for `DynamoStore`: a conditional put takes a `processing` lease,
+//! an update marks it `done`; records expire by TTL.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{is_condition_failed, n, store_error, DynamoStore};
+use super::{
+    condition_failed_item, is_condition_failed, n, s, store_error, DynamoStore, Fields, Item,
+};
 use crate::store::keys::{self, PK};
 use crate::store::table::TABLE;
 use crate::store::{ttl_secs, DedupClaim, DedupStore, EpochMillis, StoreResult};
 
+const PROCESSING: &str = "processing";
+const DONE: &str = "done";
+
+/// What an existing record says to a new claim: a lapsed `processing` lease is taken over.
+fn existing(item: Option<&Item>, now: EpochMillis) -> DedupClaim {
+    let Some(item) = item else {
+        return DedupClaim::Done;
+    };
+    let fields = Fields::new(item);
+    let status = fields.opt_s("status").ok().flatten();
+    let lease_until: Option<EpochMillis> = fields.opt_n("lease_until").ok().flatten();
+    match (status.as_deref(), lease_until) {
+        (Some(PROCESSING), Some(until)) if until >= now => DedupClaim::InProgress,
+        (Some(PROCESSING), _) => DedupClaim::TakenOver,
+        // `done`, or a record of the version that wrote only "seen".
+        _ => DedupClaim::Done,
+    }
+}
+
 #[async_trait]
 impl DedupStore for DynamoStore {
-    // The key may be a legacy callback token: not recorded.
+    // The key may be a legacy callback token hash: not recorded.
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn claim(&self, key: &str, now: EpochMillis, ttl_ms: i64) -> StoreResult<DedupClaim> {
-        let mut item = Self::key(keys::dedup_pk(key), keys::DEDUP_SK);
-        item.insert(TABLE.ttl_attribute.into(), n(ttl_secs(now + ttl_ms)));
-        item.insert("claimed_at".into(), n(now));
+    async fn claim(
+        &self,
+        key: &str,
+        now: EpochMillis,
+        lease_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<DedupClaim> {
+        let key_item = Self::key(keys::dedup_pk(key), keys::DEDUP_SK);
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            // An expired record TTL has not removed yet must not block the claim.
-            .condition_expression("attribute_not_exists(#pk) OR #expires_at < :now_secs")
+            .set_key(Some(key_item.clone()))
+            // An update, not a put: a takeover keeps what the lapsed attempt recorded (its reply
+            // entity, `keep_reply_entity`).
+            .update_expression(
+                "SET #status = :processing, #lease_until = :lease_until, \
+                 #claimed_at = :now, #expires_at = :expires_at",
+            )
+            // An expired record TTL has not removed yet must not block the claim, nor a lease
+            // whose holder died before finishing.
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #expires_at < :now_secs \
+                 OR (#status = :processing AND #lease_until < :now)",
+            )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#expires_at", TABLE.ttl_attribute)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease_until", "lease_until")
+            .expression_attribute_names("#claimed_at", "claimed_at")
             .expression_attribute_values(":now_secs", n(now.div_euclid(1000)))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":processing", s(PROCESSING))
+            .expression_attribute_values(":lease_until", n(now + lease_ms))
+            .expression_attribute_values(":expires_at", n(ttl_secs(now + ttl_ms)))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(DedupClaim::FirstTime),
-            Err(e) if is_condition_failed(&e) => Ok(DedupClaim::Duplicate),
+            Ok(out) => {
+                let Some(old) = out.attributes().filter(|old| !old.is_empty()) else {
+                    return Ok(DedupClaim::FirstTime);
+                };
+                let expires: Option<i64> =
+                    Fields::new(old).opt_n(TABLE.ttl_attribute).ok().flatten();
+                if expires.is_some_and(|at| at >= now.div_euclid(1000)) {
+                    return Ok(DedupClaim::TakenOver);
+                }
+                // An expired record claimed anew: a new delivery; forget the old reply entity
+                // (rare: only a replay after the record's 24 h).
+                if old.contains_key("card_id") {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key_item))
+                        .update_expression("REMOVE #card_id")
+                        .expression_attribute_names("#card_id", "card_id")
+                        .send()
+                        .await
+                        .map_err(|e| store_error("claim dedup key", e))?;
+                }
+                Ok(DedupClaim::FirstTime)
+            }
+            Err(e) if is_condition_failed(&e) => {
+                Ok(match existing(condition_failed_item(&e), now) {
+                    // The condition said no: the lease is live or the record is done.
+                    DedupClaim::TakenOver => DedupClaim::InProgress,
+                    other => other,
+                })
+            }
             Err(e) => Err(store_error("claim dedup key", e)),
         }
     }
 
-    // The key may be a legacy callback token: not recorded.
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn finish(&self, key: &str, _now: EpochMillis) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::dedup_pk(key), keys::DEDUP_SK)))
+            .update_expression("SET #status = :done REMOVE #lease_until")
+            // Never create a record without its TTL (a released or expired key stays gone).
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease_until", "lease_until")
+            .expression_attribute_values(":done", s(DONE))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("finish dedup key", e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::dedup_pk(key), keys::DEDUP_SK)))
+            .update_expression("SET #card_id = if_not_exists(#card_id, :card_id)")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#card_id", "card_id")
+            .expression_attribute_values(":card_id", s(card_id))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|item| Fields::new(item).opt_s("card_id").ok().flatten())
+                .unwrap_or_else(|| card_id.to_owned())),
+            Err(e) if is_condition_failed(&e) => Ok(card_id.to_owned()),
+            Err(e) => Err(store_error("keep reply entity", e)),
+        }
+    }
+
+    // The key may be a legacy callback token hash: not recorded.
     #[tracing::instrument(level = "debug", skip_all)]
     async fn release(&self, key: &str) -> StoreResult<()> {
         self.client

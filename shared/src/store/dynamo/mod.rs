@@ -37,9 +37,13 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Attempts per call (the first plus retries) for throttling and transient errors.
 const MAX_ATTEMPTS: u32 = 3;
-/// A Lambda answering Feishu within 3 s cannot wait longer than this for one attempt.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1_500);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One attempt: DynamoDB answers in tens of ms; a stalled connection is cut and retried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);
+/// One call with all its attempts and backoff: well inside Feishu's 3 s answer, so a store that
+/// stalls makes the call fail (and the webhook answer so Feishu retries) instead of the answer
+/// coming late.
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(1_800);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The SDK retry policy every `DynamoStore` client should use: standard mode (exponential
 /// backoff with jitter on throttling and transient errors), bounded attempts.
@@ -52,6 +56,7 @@ pub fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
         .build()
 }
 
