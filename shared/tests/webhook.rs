@@ -698,8 +698,8 @@ fn oversized_body_is_rejected_first() {
         "exactly at the limit"
     );
 
-    // Default 1 MiB, checked before anything else (no headers, not JSON).
-    let big = vec![b' '; 1_048_577];
+    // Default 256 KiB, checked before anything else (no headers, not JSON).
+    let big = vec![b' '; cardbot::config::DEFAULT_MAX_BODY_BYTES + 1];
     assert_eq!(
         verify(&plain(), &stamped(), &big, NOW)
             .unwrap_err()

@@ -1,8 +1,9 @@
-//! The card-updater Lambda: wiring only (config, store, Feishu client built once).
+//! The card-updater Lambda: wiring only (config, App Secret, store, Feishu client built once; it
+//! receives no webhook, so it holds neither the Encrypt Key nor the Verification Token).
 use std::sync::Arc;
 
 use card_updater::{CardUpdater, UpdaterEvent};
-use cardbot::config::Config;
+use cardbot::config::{Config, FeishuConfig, Function};
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -12,9 +13,12 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     cardbot::logging::init();
     let config = Config::from_env()?;
-    let store = Arc::new(DynamoStore::from_env().await?);
+    let aws = cardbot::aws::sdk_config().await;
+    let secrets = cardbot::secrets::load(Function::CardUpdater, &aws).await?;
+    let app = FeishuConfig::from_env(&secrets)?;
+    let store = Arc::new(DynamoStore::from_sdk_config(&aws)?);
     let feishu = Arc::new(FeishuClient::new(
-        FeishuClientConfig::from(&config.feishu),
+        FeishuClientConfig::from(&app),
         store.clone(),
     )?);
     let owner = uuid::Uuid::new_v4().to_string();
