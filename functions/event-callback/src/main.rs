@@ -11,6 +11,15 @@ use lambda_http::Error;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cardbot::logging::init();
+    // `main`'s `Err` prints only `Debug`: log the message that says what to fix.
+    let handler = start()
+        .await
+        .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
+    // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
+    function_url::run(|request| handler.handle(request)).await
+}
+
+async fn start() -> Result<EventCallback<DynamoStore, FeishuClient>, Error> {
     let config = Config::from_env()?;
     let aws = cardbot::aws::sdk_config().await;
     let secrets = cardbot::secrets::load(Function::EventCallback, &aws).await?;
@@ -21,7 +30,11 @@ async fn main() -> Result<(), Error> {
         FeishuClientConfig::from(&app),
         store.clone(),
     )?);
-    let handler = EventCallback::new(&config, webhook, store, feishu, Arc::new(SystemClock));
-    // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
-    function_url::run(|request| handler.handle(request)).await
+    Ok(EventCallback::new(
+        &config,
+        webhook,
+        store,
+        feishu,
+        Arc::new(SystemClock),
+    ))
 }
