@@ -9,7 +9,7 @@ export AWS_REGION ?= us-east-1
 
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
-	@echo "make test   - every test: unit, DynamoDB Local, simulator, end-to-end"
+	@echo "make test   - every test: unit, DynamoDB Local, moto (Secrets Manager), simulator, end-to-end"
 	@echo "make lint   - cargo fmt --check, clippy, template lint"
 	@echo "make build  - sam build (release bootstraps for Lambda)"
 	@echo "make deploy - sam deploy --guided"
@@ -22,12 +22,14 @@ run:
 	@echo "==> building the local stack runner (cargo run --bin cardbot-local)"
 	@cargo run --bin cardbot-local
 
-# One DynamoDB Local for the whole run (nextest runs each test in its own process); always stopped.
-# The default members: the bench crate (criterion) builds only under make bench.
+# One DynamoDB Local and one moto (Secrets Manager) for the whole run (nextest runs each test in its
+# own process); always stopped. The default members: the bench crate (criterion) builds only under make bench.
 test:
 	@set -euo pipefail; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
+	eval "$$(scripts/moto-server.sh start)"; \
+	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"; scripts/moto-server.sh stop "$$CARDBOT_MOTO_PID"' EXIT; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --no-fail-fast; \
 	else \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the build/deploy tools (aws-sam-cli, cfn-lint, cargo-lambda, ziglang: all PyPI wheels)
-# into a venv under .tools/venv when missing, and prints the venv's bin folder for PATH.
+# Installs the build/deploy tools (aws-sam-cli, cfn-lint, cargo-lambda, ziglang) and the tests' moto
+# server (a local AWS Secrets Manager), all from PyPI, into a venv under .tools/venv when missing, and
+# prints the venv's bin folder for PATH.
 # Usage: PATH="$(scripts/ensure-tools.sh):$PATH"   (or: scripts/ensure-tools.sh cargo-lambda)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,9 +12,16 @@ declare -A pkgs=(
   [cfn-lint]="cfn-lint==1.58.0"
   [cargo-lambda]="cargo-lambda==1.9.2"
   [python-zig]="ziglang==0.14.1"
+  [moto]="moto[server]==5.2.5"
 )
+# Test processes may ask at once: one install at a time (flock is util-linux; elsewhere, no lock).
+mkdir -p "$root/.tools"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$root/.tools/.ensure-tools.lock"
+  flock 9
+fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(sam cfn-lint cargo-lambda python-zig)
+[ ${#want[@]} -eq 0 ] && want=(sam cfn-lint cargo-lambda python-zig moto)
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null 2>&1 || { echo "the tools are installed with Python 3: install python3" >&2; exit 1; }
   echo "creating the tools venv in .tools/venv ..." >&2
@@ -25,6 +33,7 @@ for tool in "${want[@]}"; do
   [ -n "$spec" ] || { echo "unknown tool: $tool (known: ${!pkgs[*]})" >&2; exit 1; }
   case "$tool" in
     python-zig) "$venv/bin/python" -c "import ziglang" 2>/dev/null || missing+=("$spec") ;;
+    moto) [ -x "$venv/bin/moto_server" ] || missing+=("$spec") ;;
     *) [ -x "$venv/bin/$tool" ] || missing+=("$spec") ;;
   esac
 done

@@ -106,24 +106,10 @@ fn webhook_and_cards(c: &mut Criterion) {
     group.finish();
 }
 
-/// The function's env as the bench runs it: the vectors' app and secrets.
-fn config(v: &Vectors) -> Config {
-    let key = v
-        .webhook
-        .encrypt_key
-        .as_ref()
-        .map(|k| k.expose().to_owned());
-    let token = v.webhook.verification_token.expose().to_owned();
-    let app_id = v.app_id.clone();
-    Config::from_lookup(move |name| match name {
-        "FEISHU_APP_ID" => Some(app_id.clone()),
-        "FEISHU_APP_SECRET" => Some("bench-app-secret".into()),
-        "FEISHU_ENCRYPT_KEY" => key.clone(),
-        "FEISHU_VERIFICATION_TOKEN" => Some(token.clone()),
-        "TABLE_NAME" => Some("bench".into()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("bench config: {e}"))
+/// The functions' settings as the bench runs them; the webhook is the vectors' (`v.webhook`).
+fn config() -> Config {
+    Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "bench".to_owned()))
+        .unwrap_or_else(|e| panic!("bench config: {e}"))
 }
 
 fn request(signed: &SignedRequest) -> lambda_http::Request {
@@ -134,7 +120,7 @@ fn request(signed: &SignedRequest) -> lambda_http::Request {
 /// (fresh ids, so no dedup shortcut); signing and the Lambda event parse are setup, not measured.
 fn handlers(c: &mut Criterion) {
     let v = Vectors::load().unwrap_or_else(|e| panic!("{e}"));
-    let config = config(&v);
+    let config = config();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -143,11 +129,17 @@ fn handlers(c: &mut Criterion) {
     let feishu = Arc::new(FakeFeishu::new());
     let events = EventCallback::new(
         &config,
+        v.webhook.clone(),
         store.clone(),
         feishu.clone(),
         Arc::new(SystemClock),
     );
-    let cards = CardAction::new(&config, store.clone(), Arc::new(SystemClock));
+    let cards = CardAction::new(
+        &config,
+        v.webhook.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+    );
     let mut n = 0_u64;
     let mut group = group(c);
     group.bench_function("event_handler", |b| {

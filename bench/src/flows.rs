@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 use card_action::CardAction;
 use card_updater::CardUpdater;
 use cardbot::approval;
-use cardbot::config::Config;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::JobStore;
@@ -205,10 +204,8 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
     let store = Arc::new(CountingStore::new(DynamoStore::new(client, table.clone())));
     // The functions' environment in the default (entity) mode, on this run's table.
-    let config = Config {
-        table_name: table.clone(),
-        ..harness::config_for(&sim, "entity")
-    };
+    let mut config = harness::config_for(&sim, "entity");
+    config.config.table_name = table.clone();
     let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
     // As main.rs builds it: default retry policy.
     let feishu = Arc::new(
@@ -218,14 +215,20 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
             .map_err(|e| format!("feishu client: {e}"))?,
     );
     let events = Arc::new(EventCallback::new(
-        &config,
+        &config.config,
+        config.webhook.clone(),
         store.clone(),
         feishu.clone(),
         clock.clone(),
     ));
-    let cards = Arc::new(CardAction::new(&config, store.clone(), clock.clone()));
+    let cards = Arc::new(CardAction::new(
+        &config.config,
+        config.webhook.clone(),
+        store.clone(),
+        clock.clone(),
+    ));
     let updater = CardUpdater::new(
-        &config,
+        &config.config,
         store.clone(),
         feishu,
         clock,

@@ -1,4 +1,5 @@
-//! Env → typed config, validated at start; secrets are wrapped so they never print.
+//! Env → typed config, validated at start; each function's secrets (from Secrets Manager or plain
+//! env) hold only what that function uses, and are wrapped so they never print.
 
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ secret_string!(
     VerificationToken
 );
 
-/// A missing or invalid environment variable; never carries a variable's value.
+/// A missing or invalid setting; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set")]
@@ -65,6 +66,228 @@ pub enum ConfigError {
         name: &'static str,
         reason: &'static str,
     },
+    #[error(
+        "FEISHU_ENCRYPT_KEY (or encrypt_key in the FEISHU_SECRET_ARN secret) is not set: without an \
+         Encrypt Key Feishu signs nothing and anyone who has seen one request can forge events and \
+         clicks. Set the app's Encrypt Key (事件与回调 > 加密策略), or set ALLOW_UNENCRYPTED=true to \
+         run without one"
+    )]
+    EncryptKeyRequired,
+    #[error("\"{key}\" is missing from the Secrets Manager secret named by FEISHU_SECRET_ARN")]
+    MissingInSecret { key: &'static str },
+    #[error("the Secrets Manager secret named by FEISHU_SECRET_ARN is invalid: {reason}")]
+    InvalidSecret { reason: &'static str },
+    #[error("{function} does not hold {name}: it is not among the secrets that function uses")]
+    NotHeld {
+        function: &'static str,
+        name: &'static str,
+    },
+}
+
+/// The three Lambda functions. Each reads only the secrets it uses ([`Function::secrets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The event subscription URL: verifies webhooks and calls Feishu.
+    EventCallback,
+    /// The card callback URL: verifies webhooks, never calls Feishu.
+    CardAction,
+    /// The updater: calls Feishu, receives no webhook.
+    CardUpdater,
+}
+
+impl Function {
+    pub const ALL: [Function; 3] = [Self::EventCallback, Self::CardAction, Self::CardUpdater];
+
+    /// The crate and binary name, as in `functions/<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EventCallback => "event-callback",
+            Self::CardAction => "card-action",
+            Self::CardUpdater => "card-updater",
+        }
+    }
+
+    /// The secrets this function holds; the others are never read into it.
+    pub fn secrets(self) -> &'static [SecretName] {
+        use SecretName::*;
+        match self {
+            Self::EventCallback => &[AppSecret, EncryptKey, VerificationToken],
+            Self::CardAction => &[EncryptKey, VerificationToken],
+            Self::CardUpdater => &[AppSecret],
+        }
+    }
+
+    pub fn holds(self, secret: SecretName) -> bool {
+        self.secrets().contains(&secret)
+    }
+}
+
+/// One of the app's three secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretName {
+    AppSecret,
+    EncryptKey,
+    VerificationToken,
+}
+
+impl SecretName {
+    pub const ALL: [SecretName; 3] = [Self::AppSecret, Self::EncryptKey, Self::VerificationToken];
+
+    /// Its plain environment variable (local runs, when `FEISHU_SECRET_ARN` is unset).
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::AppSecret => "FEISHU_APP_SECRET",
+            Self::EncryptKey => "FEISHU_ENCRYPT_KEY",
+            Self::VerificationToken => "FEISHU_VERIFICATION_TOKEN",
+        }
+    }
+
+    /// Its key in the JSON of the Secrets Manager secret.
+    pub fn json_key(self) -> &'static str {
+        match self {
+            Self::AppSecret => "app_secret",
+            Self::EncryptKey => "encrypt_key",
+            Self::VerificationToken => "verification_token",
+        }
+    }
+}
+
+/// Where a function's secrets came from, so an error names the place to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Plain env values (`FEISHU_APP_SECRET`, …).
+    Env,
+    /// The Secrets Manager secret named by `FEISHU_SECRET_ARN`.
+    SecretsManager,
+}
+
+/// The secrets one function holds: only those in [`Function::secrets`] are ever read into it.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    function: Function,
+    source: SecretSource,
+    app_secret: Option<AppSecret>,
+    encrypt_key: Option<EncryptKey>,
+    verification_token: Option<VerificationToken>,
+}
+
+impl Secrets {
+    /// From plain env values; blank counts as unset.
+    pub fn from_env(function: Function) -> Self {
+        Self::from_lookup(function, env_lookup)
+    }
+
+    /// From any variable source (tests pass a map); reads only `function`'s variables.
+    pub fn from_lookup(function: Function, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let vars = Vars(&lookup);
+        let mut secrets = Self::empty(function, SecretSource::Env);
+        for &name in function.secrets() {
+            secrets.set(name, vars.secret_optional(name.env_var()));
+        }
+        secrets
+    }
+
+    /// From the `SecretString` of the Secrets Manager secret, a JSON object such as
+    /// `{"app_secret": "…", "encrypt_key": "…", "verification_token": "…"}`. Keys the function
+    /// does not use are dropped unread; an empty string counts as unset.
+    pub fn from_secret_string(function: Function, text: &str) -> Result<Self, ConfigError> {
+        // serde's messages quote the offending input: map them to fixed reasons.
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|_| ConfigError::InvalidSecret {
+                reason: "expected a JSON object of strings",
+            })?;
+        let mut secrets = Self::empty(function, SecretSource::SecretsManager);
+        for &name in function.secrets() {
+            let value = match object.get(name.json_key()) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(v)) => Some(v.clone()),
+                Some(_) => {
+                    return Err(ConfigError::InvalidSecret {
+                        reason: "a value the function reads is not a string",
+                    })
+                }
+            };
+            secrets.set(name, value.filter(|v| !v.trim().is_empty()));
+        }
+        Ok(secrets)
+    }
+
+    fn empty(function: Function, source: SecretSource) -> Self {
+        Self {
+            function,
+            source,
+            app_secret: None,
+            encrypt_key: None,
+            verification_token: None,
+        }
+    }
+
+    fn set(&mut self, name: SecretName, value: Option<String>) {
+        match name {
+            SecretName::AppSecret => self.app_secret = value.map(AppSecret::new),
+            SecretName::EncryptKey => self.encrypt_key = value.map(EncryptKey::new),
+            SecretName::VerificationToken => {
+                self.verification_token = value.map(VerificationToken::new)
+            }
+        }
+    }
+
+    pub fn function(&self) -> Function {
+        self.function
+    }
+
+    pub fn source(&self) -> SecretSource {
+        self.source
+    }
+
+    /// Whether `name` is set (it is never set for a secret the function does not hold).
+    pub fn is_set(&self, name: SecretName) -> bool {
+        match name {
+            SecretName::AppSecret => self.app_secret.is_some(),
+            SecretName::EncryptKey => self.encrypt_key.is_some(),
+            SecretName::VerificationToken => self.verification_token.is_some(),
+        }
+    }
+
+    pub fn app_secret(&self) -> Result<AppSecret, ConfigError> {
+        self.required(SecretName::AppSecret, self.app_secret.as_ref())
+    }
+
+    pub fn verification_token(&self) -> Result<VerificationToken, ConfigError> {
+        self.required(
+            SecretName::VerificationToken,
+            self.verification_token.as_ref(),
+        )
+    }
+
+    /// `None` when unset: the caller decides whether that is allowed (`ALLOW_UNENCRYPTED`).
+    pub fn encrypt_key(&self) -> Result<Option<EncryptKey>, ConfigError> {
+        self.held(SecretName::EncryptKey)?;
+        Ok(self.encrypt_key.clone())
+    }
+
+    fn held(&self, name: SecretName) -> Result<(), ConfigError> {
+        if self.function.holds(name) {
+            Ok(())
+        } else {
+            Err(ConfigError::NotHeld {
+                function: self.function.name(),
+                name: name.env_var(),
+            })
+        }
+    }
+
+    fn required<T: Clone>(&self, name: SecretName, value: Option<&T>) -> Result<T, ConfigError> {
+        self.held(name)?;
+        value.cloned().ok_or(match self.source {
+            SecretSource::Env => ConfigError::Missing {
+                name: name.env_var(),
+            },
+            SecretSource::SecretsManager => ConfigError::MissingInSecret {
+                key: name.json_key(),
+            },
+        })
+    }
 }
 
 /// How the approval card is sent, and so how it is updated later.
@@ -123,7 +346,9 @@ pub struct FeishuConfig {
 /// What the webhook needs to verify an inbound request.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// `None` when the console has no Encrypt Key: bodies are plain and unsigned.
+    /// `None` only in unencrypted mode (`ALLOW_UNENCRYPTED=true`, no Encrypt Key in the console):
+    /// bodies are plain and unsigned, and every request but the challenge must carry a timestamp
+    /// inside the replay window.
     pub encrypt_key: Option<EncryptKey>,
     pub verification_token: VerificationToken,
     /// A signed request older than this is rejected as a replay.
@@ -134,11 +359,12 @@ pub struct WebhookConfig {
     pub max_body_bytes: usize,
 }
 
-/// Everything a cardbot function reads from its environment.
+/// The settings every cardbot function reads from its environment; none of them is a secret.
+/// The sections that hold secrets load apart, each only in the functions that use it:
+/// [`FeishuConfig`] (event-callback, card-updater) and [`WebhookConfig`] (event-callback,
+/// card-action), from the function's [`Secrets`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub feishu: FeishuConfig,
-    pub webhook: WebhookConfig,
     pub table_name: String,
     pub card_delivery: CardDelivery,
     /// How long an undecided approval stays open.
@@ -156,7 +382,9 @@ const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 // Feishu retries an event for about 7.1 h, so a legitimate retry must still fit in the window.
 const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
-const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Request body cap (`MAX_BODY_BYTES`): a user's text message may hold 150 KB, which an encrypted
+/// event carries as about 210 KB of base64; card callbacks stay under a few KB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 const DEFAULT_ANSWER_BUDGET: Duration = Duration::from_millis(2500);
 
 impl Config {
@@ -168,8 +396,6 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars(&lookup);
         Ok(Self {
-            feishu: FeishuConfig::read(&vars)?,
-            webhook: WebhookConfig::read(&vars)?,
             table_name: vars.required("TABLE_NAME")?,
             card_delivery: match vars.optional("CARD_DELIVERY") {
                 None => CardDelivery::default(),
@@ -197,18 +423,19 @@ impl Config {
 }
 
 impl FeishuConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(env_lookup)
+    /// `FEISHU_APP_ID`, `FEISHU_BASE_URL` and the app secret from `secrets`.
+    pub fn from_env(secrets: &Secrets) -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup, secrets)
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Self::read(&Vars(&lookup))
-    }
-
-    fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: &Secrets,
+    ) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
         Ok(Self {
             app_id: vars.required("FEISHU_APP_ID")?,
-            app_secret: AppSecret::new(vars.secret("FEISHU_APP_SECRET")?),
+            app_secret: secrets.app_secret()?,
             base_url: match vars.optional("FEISHU_BASE_URL") {
                 None => FEISHU_BASE_URL.to_owned(),
                 Some(v) => base_url("FEISHU_BASE_URL", &v)?,
@@ -218,7 +445,9 @@ impl FeishuConfig {
 }
 
 impl WebhookConfig {
-    /// Defaults for everything but the secrets (8 h replay window, 24 h dedup, 1 MiB bodies).
+    /// Defaults for everything but the secrets (8 h replay window, 24 h dedup, 256 KiB bodies).
+    /// `encrypt_key: None` is unencrypted mode, which [`WebhookConfig::from_env`] allows only with
+    /// `ALLOW_UNENCRYPTED=true`.
     pub fn new(verification_token: VerificationToken, encrypt_key: Option<EncryptKey>) -> Self {
         Self {
             encrypt_key,
@@ -229,21 +458,26 @@ impl WebhookConfig {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(env_lookup)
+    /// The Encrypt Key and Verification Token from `secrets`, `ALLOW_UNENCRYPTED`,
+    /// `REPLAY_WINDOW`, `DEDUP_TTL` and `MAX_BODY_BYTES`. Without an Encrypt Key this refuses
+    /// to load unless `ALLOW_UNENCRYPTED=true`.
+    pub fn from_env(secrets: &Secrets) -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup, secrets)
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Self::read(&Vars(&lookup))
-    }
-
-    fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: &Secrets,
+    ) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
+        let allow_unencrypted = vars.flag("ALLOW_UNENCRYPTED")?;
+        let encrypt_key = secrets.encrypt_key()?;
+        if encrypt_key.is_none() && !allow_unencrypted {
+            return Err(ConfigError::EncryptKeyRequired);
+        }
         let config = Self {
-            // An empty value means "no Encrypt Key" (a SAM parameter left blank).
-            encrypt_key: vars
-                .secret_optional("FEISHU_ENCRYPT_KEY")
-                .map(EncryptKey::new),
-            verification_token: VerificationToken::new(vars.secret("FEISHU_VERIFICATION_TOKEN")?),
+            encrypt_key,
+            verification_token: secrets.verification_token()?,
             replay_window: vars.duration("REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW)?,
             dedup_ttl: vars.duration("DEDUP_TTL", DEFAULT_DEDUP_TTL)?,
             max_body_bytes: match vars.optional("MAX_BODY_BYTES") {
@@ -292,9 +526,17 @@ impl Vars<'_> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
-    fn secret(&self, name: &'static str) -> Result<String, ConfigError> {
-        self.secret_optional(name)
-            .ok_or(ConfigError::Missing { name })
+    /// `true` or `false` (any case); unset is `false`.
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.optional(name) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(ConfigError::Invalid {
+                name,
+                reason: "expected true or false",
+            }),
+        }
     }
 
     fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {

@@ -1,6 +1,7 @@
 //! cardbot: everything the three Lambda functions share.
 
 pub mod approval;
+pub mod aws;
 pub mod cards;
 pub mod config;
 pub mod deliver;
@@ -8,5 +9,6 @@ pub mod feishu;
 pub mod function_url;
 pub mod jobs;
 pub mod logging;
+pub mod secrets;
 pub mod store;
 pub mod webhook;

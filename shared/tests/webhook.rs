@@ -25,8 +25,16 @@ fn keyed() -> WebhookConfig {
     WebhookConfig::new(VerificationToken::new(TOKEN), Some(EncryptKey::new(KEY)))
 }
 
+/// Unencrypted mode (`ALLOW_UNENCRYPTED=true`): plain bodies, a timestamp on every request.
 fn plain() -> WebhookConfig {
     WebhookConfig::new(VerificationToken::new(TOKEN), None)
+}
+
+/// What unencrypted mode needs on every plain request but the challenge: a timestamp in the window.
+fn stamped() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Lark-Request-Timestamp", TS.parse().unwrap());
+    headers
 }
 
 fn signed_headers(ts: &str, signature: &str) -> HeaderMap {
@@ -107,7 +115,7 @@ fn encrypted_p2p_approval_event_yields_text_and_ids() {
 fn plain_p2p_fixture_gives_the_same_message_as_the_encrypted_one() {
     let Inbound::MessageReceive(m) = verify(
         &plain(),
-        &HeaderMap::new(),
+        &stamped(),
         &fixture("event_im_message_receive_p2p_approval.json"),
         NOW,
     )
@@ -125,7 +133,7 @@ fn plain_p2p_fixture_gives_the_same_message_as_the_encrypted_one() {
 fn group_fixture_yields_mentions_and_reply_context() {
     let inbound = verify(
         &plain(),
-        &HeaderMap::new(),
+        &stamped(),
         &fixture("event_im_message_receive_group_mention.json"),
         NOW,
     )
@@ -187,7 +195,7 @@ fn card_action_fixtures_yield_clicks() {
         let plain_body = fixture(file);
         let (headers, body) = feishu_request(&keyed(), &plain_body, TS);
         for inbound in [
-            verify(&plain(), &HeaderMap::new(), &plain_body, NOW).unwrap(),
+            verify(&plain(), &stamped(), &plain_body, NOW).unwrap(),
             verify(&keyed(), &headers, &body, NOW).unwrap(),
         ] {
             assert_eq!(inbound.dedup_id().as_deref(), Some(event_id));
@@ -248,13 +256,9 @@ fn card_action_with_every_documented_field_parses() {
                          "open_message_id": "om_1", "open_chat_id": "oc_1" }
         }
     });
-    let Inbound::CardAction(c) = verify(
-        &plain(),
-        &HeaderMap::new(),
-        body.to_string().as_bytes(),
-        NOW,
-    )
-    .unwrap() else {
+    let Inbound::CardAction(c) =
+        verify(&plain(), &stamped(), body.to_string().as_bytes(), NOW).unwrap()
+    else {
         panic!("not a card action");
     };
     let a = &c.event.action;
@@ -402,7 +406,7 @@ fn every_event_and_callback_fixture_is_covered() {
             "callback_card_legacy_leave.json" => {
                 verify(&plain(), &legacy_request(&body, TS), &body, NOW)
             }
-            _ => verify(&plain(), &HeaderMap::new(), &body, NOW),
+            _ => verify(&plain(), &stamped(), &body, NOW),
         }
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let kind = match inbound {
@@ -467,7 +471,7 @@ fn other_events_pass_through_without_the_token() {
         "event": { "app_id": "cli_9c8609450f78d102", "chat_id": "oc_26b66a5eb603162b849f91bcd8815b20",
                    "tenant_key": "736588c9260f175c", "type": "p2p_chat_create" }
     });
-    let inbound = verify(&plain(), &HeaderMap::new(), v1.to_string().as_bytes(), NOW).unwrap();
+    let inbound = verify(&plain(), &stamped(), v1.to_string().as_bytes(), NOW).unwrap();
     assert_eq!(
         inbound.dedup_id().as_deref(),
         Some("bc447199585340d1f3728d26b1c0297a")
@@ -483,13 +487,7 @@ fn other_events_pass_through_without_the_token() {
     let mut wrong = v1.clone();
     wrong["token"] = json!("not-the-token");
     assert_eq!(
-        verify(
-            &plain(),
-            &HeaderMap::new(),
-            wrong.to_string().as_bytes(),
-            NOW
-        )
-        .unwrap_err(),
+        verify(&plain(), &stamped(), wrong.to_string().as_bytes(), NOW).unwrap_err(),
         WebhookError::TokenMismatch
     );
 }
@@ -535,7 +533,7 @@ fn wrong_verification_token_is_rejected() {
         "event_url_verification_plain.json",
     ] {
         assert_eq!(
-            verify(&other, &HeaderMap::new(), &fixture(file), NOW).unwrap_err(),
+            verify(&other, &stamped(), &fixture(file), NOW).unwrap_err(),
             WebhookError::TokenMismatch,
             "{file}"
         );
@@ -588,7 +586,7 @@ fn replay_window_bounds_signed_requests() {
         WebhookError::StaleTimestamp
     );
 
-    // Unsigned (no Encrypt Key) requests: a timestamp that is present still counts.
+    // Unencrypted mode: the timestamp is held to the same window.
     let mut stale = HeaderMap::new();
     stale.insert("x-lark-request-timestamp", "1700000000".parse().unwrap());
     assert_eq!(
@@ -601,6 +599,63 @@ fn replay_window_bounds_signed_requests() {
         .unwrap_err(),
         WebhookError::StaleTimestamp
     );
+}
+
+/// Unencrypted mode (an opt-in): nothing is signed, so every plain request but the challenge must
+/// carry `X-Lark-Request-Timestamp` inside the replay window, or it is a 401.
+#[test]
+fn unencrypted_mode_requires_a_timestamp_on_every_plain_request() {
+    let window_ms = 8 * 3600 * 1000;
+    for file in [
+        "event_im_message_receive_p2p_approval.json",
+        "event_im_message_receive_group_mention.json",
+        "callback_card_action_trigger_leave.json",
+    ] {
+        let body = fixture(file);
+        let err = verify(&plain(), &HeaderMap::new(), &body, NOW).unwrap_err();
+        assert_eq!(
+            err,
+            WebhookError::MissingHeader("x-lark-request-timestamp"),
+            "{file}"
+        );
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(err.reason(), "missing timestamp header");
+        // Other headers do not stand in for it.
+        let mut unstamped = signed_headers(TS, "00");
+        unstamped.remove("X-Lark-Request-Timestamp");
+        assert_eq!(
+            verify(&plain(), &unstamped, &body, NOW).unwrap_err(),
+            WebhookError::MissingHeader("x-lark-request-timestamp")
+        );
+        assert!(verify(&plain(), &stamped(), &body, NOW).is_ok(), "{file}");
+        assert!(verify(&plain(), &stamped(), &body, NOW + window_ms).is_ok());
+        // A replay after the window (and after its dedup record expired) is refused.
+        assert_eq!(
+            verify(&plain(), &stamped(), &body, NOW + 24 * 3600 * 1000).unwrap_err(),
+            WebhookError::StaleTimestamp
+        );
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            "X-Lark-Request-Timestamp",
+            http::HeaderValue::from_bytes(b"\xff1732233600").unwrap(),
+        );
+        assert_eq!(
+            verify(&plain(), &bad, &body, NOW).unwrap_err(),
+            WebhookError::InvalidTimestamp
+        );
+    }
+    // The challenge comes without one and is still answered (its token is checked).
+    let challenge = fixture("event_url_verification_plain.json");
+    assert!(matches!(
+        verify(&plain(), &HeaderMap::new(), &challenge, NOW),
+        Ok(Inbound::Challenge(_))
+    ));
+    // Legacy card callbacks keep their own rule: SHA-1 signed, timestamp required.
+    let legacy = fixture("raw/callback_card_legacy_leave.json");
+    assert!(matches!(
+        verify(&plain(), &legacy_request(&legacy, TS), &legacy, NOW),
+        Ok(Inbound::LegacyCardAction(_))
+    ));
 }
 
 #[test]
@@ -643,10 +698,10 @@ fn oversized_body_is_rejected_first() {
         "exactly at the limit"
     );
 
-    // Default 1 MiB, checked before anything else (no headers, not JSON).
-    let big = vec![b' '; 1_048_577];
+    // Default 256 KiB, checked before anything else (no headers, not JSON).
+    let big = vec![b' '; cardbot::config::DEFAULT_MAX_BODY_BYTES + 1];
     assert_eq!(
-        verify(&plain(), &HeaderMap::new(), &big, NOW)
+        verify(&plain(), &stamped(), &big, NOW)
             .unwrap_err()
             .status(),
         413
@@ -702,7 +757,7 @@ fn missing_signature_headers_are_rejected() {
     // Legacy callbacks without a signature.
     let legacy = fixture("raw/callback_card_legacy_leave.json");
     assert_eq!(
-        verify(&plain(), &HeaderMap::new(), &legacy, NOW).unwrap_err(),
+        verify(&plain(), &stamped(), &legacy, NOW).unwrap_err(),
         WebhookError::MissingHeader("x-lark-signature")
     );
 }
@@ -790,12 +845,12 @@ fn malformed_events_are_bad_requests() {
         (json!({"encrypt": 5}), WebhookError::MissingField("encrypt")),
     ];
     for (body, expected) in cases {
-        let config = if body.get("encrypt").is_some() {
-            keyed()
+        let (config, headers) = if body.get("encrypt").is_some() {
+            (keyed(), HeaderMap::new())
         } else {
-            plain()
+            (plain(), stamped())
         };
-        let err = verify(&config, &HeaderMap::new(), body.to_string().as_bytes(), NOW).unwrap_err();
+        let err = verify(&config, &headers, body.to_string().as_bytes(), NOW).unwrap_err();
         assert_eq!(err, expected, "{body}");
         assert_eq!(err.status(), 400);
     }
@@ -804,7 +859,7 @@ fn malformed_events_are_bad_requests() {
     let mut msg: Value =
         serde_json::from_slice(&fixture("event_im_message_receive_p2p_approval.json")).unwrap();
     msg["event"]["message"]["content"] = json!("secret-looking {not json");
-    let err = verify(&plain(), &HeaderMap::new(), msg.to_string().as_bytes(), NOW).unwrap_err();
+    let err = verify(&plain(), &stamped(), msg.to_string().as_bytes(), NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -821,13 +876,7 @@ fn malformed_events_are_bad_requests() {
     let mut click: Value =
         serde_json::from_slice(&fixture("callback_card_action_trigger_leave.json")).unwrap();
     click["event"]["action"]["checked"] = json!("c-update-token-lookalike");
-    let err = verify(
-        &plain(),
-        &HeaderMap::new(),
-        click.to_string().as_bytes(),
-        NOW,
-    )
-    .unwrap_err();
+    let err = verify(&plain(), &stamped(), click.to_string().as_bytes(), NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -883,6 +932,7 @@ fn errors_never_echo_secrets() {
         WebhookError::Decrypt(DecryptError::Padding),
         WebhookError::Decrypt(DecryptError::Utf8),
         WebhookError::MissingHeader("x-lark-signature"),
+        WebhookError::MissingHeader("x-lark-request-timestamp"),
         WebhookError::InvalidTimestamp,
         WebhookError::StaleTimestamp,
         WebhookError::SignatureMismatch,

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use card_action::CardAction;
 use card_updater::{CardUpdater, Summary, UpdaterEvent};
-use cardbot::config::Config;
+use cardbot::config::{Config, FeishuConfig, Function, Secrets, WebhookConfig};
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
 use cardbot::function_url;
 use cardbot::jobs::JobKind;
@@ -122,28 +122,53 @@ pub fn http_response(response: &Response<Body>) -> axum::response::Response {
     out
 }
 
-/// The environment the functions read, pointed at the simulator.
-pub fn config_for(sim: &Simulator, delivery: &str) -> Config {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("FEISHU_APP_ID", ids::APP_ID.to_owned()),
-        ("FEISHU_APP_SECRET", ids::APP_SECRET.to_owned()),
-        ("FEISHU_ENCRYPT_KEY", ids::ENCRYPT_KEY.to_owned()),
-        (
-            "FEISHU_VERIFICATION_TOKEN",
-            ids::VERIFICATION_TOKEN.to_owned(),
-        ),
+/// What the functions load, as their `main.rs` do, from an environment pointed at the simulator.
+#[derive(Debug, Clone)]
+pub struct FunctionConfigs {
+    pub config: Config,
+    /// The Feishu app (event-callback, card-updater).
+    pub feishu: FeishuConfig,
+    /// The webhook (event-callback, card-action), from card-action's secrets: no App Secret.
+    pub webhook: WebhookConfig,
+}
+
+/// The functions' environment for the simulator's app. A simulator without an Encrypt Key is
+/// unencrypted mode, so the environment opts in with `ALLOW_UNENCRYPTED=true`.
+pub fn config_for(sim: &Simulator, delivery: &str) -> FunctionConfigs {
+    let app = sim.config();
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("FEISHU_APP_ID", app.app_id.clone()),
+        ("FEISHU_APP_SECRET", app.app_secret.clone()),
+        ("FEISHU_VERIFICATION_TOKEN", app.verification_token.clone()),
         ("FEISHU_BASE_URL", sim.base_url()),
         ("TABLE_NAME", "cardbot-test".to_owned()),
         ("CARD_DELIVERY", delivery.to_owned()),
     ]);
-    Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid")
+    match &app.encrypt_key {
+        Some(key) => vars.insert("FEISHU_ENCRYPT_KEY", key.clone()),
+        None => vars.insert("ALLOW_UNENCRYPTED", "true".to_owned()),
+    };
+    let lookup = |name: &str| vars.get(name).cloned();
+    FunctionConfigs {
+        config: Config::from_lookup(lookup).expect("test config is valid"),
+        feishu: FeishuConfig::from_lookup(
+            lookup,
+            &Secrets::from_lookup(Function::CardUpdater, lookup),
+        )
+        .expect("test app config is valid"),
+        webhook: WebhookConfig::from_lookup(
+            lookup,
+            &Secrets::from_lookup(Function::CardAction, lookup),
+        )
+        .expect("test webhook config is valid"),
+    }
 }
 
 /// The three functions on one store and one simulator.
 pub struct Bot<S: Store + 'static> {
     pub sim: Arc<Simulator>,
     pub store: Arc<S>,
-    pub config: Config,
+    pub config: FunctionConfigs,
     pub event_callback: Arc<EventCallback<S, FeishuClient>>,
     pub card_action: Arc<CardAction<S>>,
     pub updater: Arc<CardUpdater<S, FeishuClient>>,
@@ -170,14 +195,20 @@ impl<S: Store + 'static> Bot<S> {
                 .expect("client"),
         );
         let event_callback = Arc::new(EventCallback::new(
-            &config,
+            &config.config,
+            config.webhook.clone(),
             store.clone(),
             feishu.clone(),
             clock.clone(),
         ));
-        let card_action = Arc::new(CardAction::new(&config, store.clone(), clock.clone()));
+        let card_action = Arc::new(CardAction::new(
+            &config.config,
+            config.webhook.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
         let mut updater = CardUpdater::new(
-            &config,
+            &config.config,
             store.clone(),
             feishu,
             clock,

@@ -1,7 +1,9 @@
-//! Test support: the Feishu simulator, DynamoDB Local, the function harness, the local stack of `make run`.
+//! Test support: the Feishu simulator, DynamoDB Local, moto (Secrets Manager), the function harness,
+//! the local stack of `make run`.
 
 pub mod dynamodb_local;
 pub mod faults;
 pub mod harness;
 pub mod local_stack;
+pub mod moto;
 pub mod simulator;

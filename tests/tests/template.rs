@@ -1,17 +1,22 @@
 //! `template.yaml` and `cardbot::store::table::TABLE` describe one table: these tests fail when
-//! either side changes alone, and check the template's functions against the workspace.
+//! either side changes alone, and check the template's functions against the workspace: their
+//! environment, their secrets (Secrets Manager, least privilege), encrypted by default, and the
+//! limits on the public function URLs.
 
+use cardbot::config::{Function, SecretName, DEFAULT_MAX_BODY_BYTES};
 use cardbot::store::table::{IndexSpec, KeyAttribute, TableSpec, DUE_INDEX, TABLE};
 use serde_yaml::Value;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
 
-/// Every env var the functions read, exactly (design.md, Config).
+/// Every env var the template sets for the functions, exactly (design.md, Config). The plain
+/// secret variables (`FEISHU_APP_SECRET`, …) serve local runs only: in AWS the secrets come from
+/// the Secrets Manager secret named by `FEISHU_SECRET_ARN`.
 const ENV_VARS: &[&str] = &[
     "FEISHU_APP_ID",
-    "FEISHU_APP_SECRET",
-    "FEISHU_ENCRYPT_KEY",
-    "FEISHU_VERIFICATION_TOKEN",
+    "FEISHU_SECRET_ARN",
+    "ALLOW_UNENCRYPTED",
+    "MAX_BODY_BYTES",
     "FEISHU_BASE_URL",
     "TABLE_NAME",
     "CARD_DELIVERY",
@@ -25,6 +30,21 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("CardActionFunction", "card-action"),
     ("CardUpdaterFunction", "card-updater"),
 ];
+
+/// The two public function URLs (webhooks), with their reserved-concurrency parameter.
+const WEBHOOK_FUNCTIONS: &[(&str, &str)] = &[
+    ("EventCallbackFunction", "EventCallbackConcurrency"),
+    ("CardActionFunction", "CardActionConcurrency"),
+];
+
+/// The template parameter of each secret.
+fn secret_parameter(name: SecretName) -> &'static str {
+    match name {
+        SecretName::AppSecret => "FeishuAppSecret",
+        SecretName::EncryptKey => "FeishuEncryptKey",
+        SecretName::VerificationToken => "FeishuVerificationToken",
+    }
+}
 
 fn parse(text: &str) -> Value {
     serde_yaml::from_str(text).expect("template.yaml parses (CloudFormation tags included)")
@@ -522,5 +542,424 @@ fn each_function_builds_its_own_workspace_binary() {
             manifest.contains(&format!("[[bin]]\nname = \"{package}\"")),
             "{code_uri} builds a binary named {package}"
         );
+    }
+}
+
+// ---------- secrets, encrypted by default, function URLs ----------
+
+/// A CloudFormation short-form tag (`!Ref X`) as (tag, value).
+fn tagged(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        )),
+        _ => None,
+    }
+}
+
+/// `!Ref name` → `name`.
+fn ref_name(v: &Value) -> Option<&str> {
+    match tagged(v) {
+        Some((tag, value)) if tag == "Ref" => value.as_str(),
+        _ => None,
+    }
+}
+
+/// Every parameter a value refers to, through `!Ref`, `!Sub` (`${Name}`) and nested functions.
+fn referenced_parameters(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            if tag == "Ref" {
+                if let Some(name) = t.value.as_str() {
+                    out.push(name.to_owned());
+                }
+            } else if tag == "Sub" {
+                let text = match &t.value {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Sequence(seq) => seq.first().and_then(Value::as_str),
+                    _ => None,
+                };
+                let mut rest = text.unwrap_or_default();
+                while let Some(at) = rest.find("${") {
+                    let tail = &rest[at + 2..];
+                    let end = tail.find('}').unwrap_or(tail.len());
+                    out.push(tail[..end].to_owned());
+                    rest = &tail[end..];
+                }
+            }
+            referenced_parameters(&t.value, out);
+        }
+        Value::Sequence(seq) => seq.iter().for_each(|v| referenced_parameters(v, out)),
+        Value::Mapping(map) => map.values().for_each(|v| referenced_parameters(v, out)),
+        _ => {}
+    }
+}
+
+/// A function's effective environment: the globals, overridden by its own.
+fn environment(template: &Value, id: &str) -> serde_yaml::Mapping {
+    let mut env = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(own) =
+        template["Resources"][id]["Properties"]["Environment"]["Variables"].as_mapping()
+    {
+        env.extend(own.clone());
+    }
+    env
+}
+
+fn no_echo_parameters(template: &Value) -> Vec<String> {
+    template["Parameters"]
+        .as_mapping()
+        .expect("Parameters")
+        .iter()
+        .filter(|(_, p)| p["NoEcho"].as_bool() == Some(true))
+        .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The logical id of the one `AWS::SecretsManager::Secret`.
+fn feishu_secret(template: &Value) -> String {
+    let secrets: Vec<&str> = resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SecretsManager::Secret"))
+        .filter_map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        1,
+        "one secret holds the app's secrets: {secrets:?}"
+    );
+    secrets[0].to_owned()
+}
+
+#[test]
+fn no_function_environment_holds_a_secret_value() {
+    check_no_function_environment_holds_a_secret_value(&template());
+}
+
+fn check_no_function_environment_holds_a_secret_value(template: &Value) {
+    let no_echo = no_echo_parameters(template);
+    for name in SecretName::ALL {
+        assert!(
+            no_echo.iter().any(|p| p == secret_parameter(name)),
+            "{} is NoEcho",
+            secret_parameter(name)
+        );
+    }
+    for (id, _) in FUNCTIONS {
+        let env = environment(template, id);
+        for name in SecretName::ALL {
+            assert!(
+                !env.contains_key(name.env_var()),
+                "{id}'s environment sets {}",
+                name.env_var()
+            );
+        }
+        let mut refs = Vec::new();
+        for value in env.values() {
+            referenced_parameters(value, &mut refs);
+        }
+        for secret in &no_echo {
+            assert!(
+                !refs.contains(secret),
+                "{id}'s environment holds the value of the NoEcho parameter {secret}"
+            );
+        }
+    }
+    // card-action in particular: no App Secret in any form.
+    let env = environment(template, "CardActionFunction");
+    let text = format!("{env:?}");
+    assert!(
+        !text.contains("FeishuAppSecret") && !text.contains("APP_SECRET"),
+        "{text}"
+    );
+}
+
+#[test]
+fn each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy() {
+    check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy(
+        &template(),
+    );
+}
+
+fn check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy(
+    template: &Value,
+) {
+    let secret = feishu_secret(template);
+
+    // The secret is the JSON the functions read, built from the three NoEcho parameters.
+    let props = &template["Resources"][secret.as_str()]["Properties"];
+    let mut refs = Vec::new();
+    referenced_parameters(&props["SecretString"], &mut refs);
+    let (tag, text) = tagged(&props["SecretString"]).expect("SecretString is a !Sub");
+    assert_eq!(tag, "Sub");
+    let text = text.as_str().expect("a !Sub string");
+    for name in SecretName::ALL {
+        let pair = format!(
+            "\"{}\":\"${{{}}}\"",
+            name.json_key(),
+            secret_parameter(name)
+        );
+        assert!(text.contains(&pair), "SecretString holds {pair}: {text}");
+    }
+    let mut refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    refs.sort_unstable();
+    assert_eq!(
+        refs,
+        [
+            "FeishuAppSecret",
+            "FeishuEncryptKey",
+            "FeishuVerificationToken"
+        ]
+    );
+
+    for (id, package) in FUNCTIONS {
+        let function = Function::ALL
+            .into_iter()
+            .find(|f| f.name() == *package)
+            .expect("a cardbot::config::Function per template function");
+        assert!(!function.secrets().is_empty(), "{id} uses a secret");
+        let env = environment(template, id);
+        let arn = env
+            .get("FEISHU_SECRET_ARN")
+            .unwrap_or_else(|| panic!("{id} gets FEISHU_SECRET_ARN"));
+        assert_eq!(
+            ref_name(arn),
+            Some(secret.as_str()),
+            "{id}: FEISHU_SECRET_ARN"
+        );
+
+        let policies = template["Resources"][*id]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id} has a Policies list"));
+        let reads: Vec<&Value> = policies
+            .iter()
+            .filter_map(|p| p.get("AWSSecretsManagerGetSecretValuePolicy"))
+            .collect();
+        assert_eq!(reads.len(), 1, "{id}: one GetSecretValue policy");
+        assert_eq!(
+            ref_name(&reads[0]["SecretArn"]),
+            Some(secret.as_str()),
+            "{id} may read that one secret only"
+        );
+        // Nothing else grants Secrets Manager, and nothing is granted on every resource.
+        for statement in policies
+            .iter()
+            .filter_map(|p| p["Statement"].as_sequence())
+            .flatten()
+        {
+            let text = format!("{:?}", statement["Action"]);
+            assert!(!text.contains("secretsmanager"), "{id}: {text}");
+            assert_ne!(statement["Resource"].as_str(), Some("*"), "{id}");
+        }
+    }
+}
+
+#[test]
+fn the_encrypt_key_is_required_unless_the_deploy_opts_out() {
+    check_the_encrypt_key_is_required_unless_the_deploy_opts_out(&template());
+}
+
+fn check_the_encrypt_key_is_required_unless_the_deploy_opts_out(template: &Value) {
+    let key = &template["Parameters"]["FeishuEncryptKey"];
+    let empty_default = key["Default"].as_str() == Some("");
+    let allow = &template["Parameters"]["AllowUnencrypted"];
+    assert_eq!(allow["Default"].as_str(), Some("false"));
+    let allowed: Vec<&str> = allow["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["true", "false"]);
+    for (id, _) in WEBHOOK_FUNCTIONS {
+        assert_eq!(
+            environment(template, id)
+                .get("ALLOW_UNENCRYPTED")
+                .and_then(ref_name),
+            Some("AllowUnencrypted"),
+            "{id}"
+        );
+    }
+
+    // A rule fails the deploy when the key is empty and the opt-out is off.
+    let rules: Vec<&Value> = template["Rules"]
+        .as_mapping()
+        .map(|m| m.values().collect())
+        .unwrap_or_default();
+    let guarded = rules.iter().any(|rule| {
+        let condition = tagged(&rule["RuleCondition"]);
+        let condition_ok = matches!(&condition, Some((tag, args)) if tag == "Equals"
+            && args[0].clone() == rule_ref("AllowUnencrypted")
+            && args[1].as_str() == Some("false"));
+        let asserts_key = rule["Assertions"].as_sequence().is_some_and(|asserts| {
+            asserts.iter().any(|a| {
+                let not = tagged(&a["Assert"]);
+                let inner = match &not {
+                    Some((tag, args)) if tag == "Not" => args.as_sequence().and_then(|s| s.first()),
+                    _ => None,
+                };
+                let key_not_empty = inner.and_then(tagged).is_some_and(|(tag, args)| {
+                    tag == "Equals"
+                        && args[0].clone() == rule_ref("FeishuEncryptKey")
+                        && args[1].as_str() == Some("")
+                });
+                let says_how = a["AssertDescription"].as_str().is_some_and(|d| {
+                    d.contains("AllowUnencrypted=true") && d.contains("Encrypt Key")
+                });
+                key_not_empty && says_how
+            })
+        });
+        condition_ok && asserts_key
+    });
+    assert!(
+        guarded || !empty_default,
+        "FeishuEncryptKey defaults to empty and no rule requires it unless AllowUnencrypted=true"
+    );
+    assert!(guarded, "the EncryptKeyRequired rule");
+}
+
+/// `!Ref name` as serde_yaml reads it, to compare against.
+fn rule_ref(name: &str) -> Value {
+    serde_yaml::from_str(&format!("!Ref {name}")).unwrap()
+}
+
+#[test]
+fn the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account() {
+    check_the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account(&template());
+}
+
+fn check_the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account(
+    template: &Value,
+) {
+    for (id, parameter) in WEBHOOK_FUNCTIONS {
+        let p = &template["Parameters"][*parameter];
+        assert_eq!(p["Type"].as_str(), Some("Number"), "{parameter}");
+        // A new account may have a limit of 10 and must keep 10 unreserved: no reservation by default.
+        assert_eq!(p["Default"].as_u64(), Some(0), "{parameter}");
+        assert_eq!(p["MinValue"].as_u64(), Some(0), "{parameter}");
+
+        let reserved = &template["Resources"][*id]["Properties"]["ReservedConcurrentExecutions"];
+        let (tag, args) = tagged(reserved).unwrap_or_else(|| panic!("{id}: !If"));
+        assert_eq!(tag, "If", "{id}");
+        let args = args.as_sequence().expect("!If args");
+        let condition = args[0].as_str().expect("condition name");
+        assert_eq!(ref_name(&args[1]), Some(*parameter), "{id}");
+        assert_eq!(ref_name(&args[2]), Some("AWS::NoValue"), "{id}");
+        // The condition: the parameter is not 0.
+        let (not, inner) = tagged(&template["Conditions"][condition]).expect("condition");
+        assert_eq!(not, "Not");
+        let (eq, operands) = tagged(&inner[0]).expect("!Equals");
+        assert_eq!(eq, "Equals");
+        assert_eq!(ref_name(&operands[0]), Some(*parameter));
+        assert_eq!(operands[1].as_u64(), Some(0));
+        // And a function URL, which is what the cap protects.
+        assert!(
+            template["Resources"][*id]["Properties"]["FunctionUrlConfig"].is_mapping(),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn the_body_cap_parameter_feeds_max_body_bytes_with_the_config_default() {
+    check_the_body_cap_parameter_feeds_max_body_bytes_with_the_config_default(&template());
+}
+
+fn check_the_body_cap_parameter_feeds_max_body_bytes_with_the_config_default(template: &Value) {
+    let p = &template["Parameters"]["MaxBodyBytes"];
+    assert_eq!(p["Type"].as_str(), Some("Number"));
+    assert_eq!(p["Default"].as_u64(), Some(DEFAULT_MAX_BODY_BYTES as u64));
+    // Lambda's own request payload limit is 6 MB.
+    assert!(p["MaxValue"]
+        .as_u64()
+        .is_some_and(|max| max <= 6 * 1024 * 1024));
+    for (id, _) in WEBHOOK_FUNCTIONS {
+        assert_eq!(
+            environment(template, id)
+                .get("MAX_BODY_BYTES")
+                .and_then(ref_name),
+            Some("MaxBodyBytes"),
+            "{id}"
+        );
+    }
+}
+
+/// Each check above fails on a template edited to break what it guards: none is a test that
+/// cannot fail.
+#[test]
+fn the_secret_and_url_checks_catch_a_template_edited_alone() {
+    let text = std::fs::read_to_string(TEMPLATE).expect("template.yaml");
+    type Check = fn(&Value);
+    let edits: [(&str, &str, &str, Check); 9] = [
+        (
+            "FEISHU_SECRET_ARN: !Ref FeishuSecret\n",
+            "FEISHU_SECRET_ARN: !Ref FeishuSecret\n        FEISHU_APP_SECRET: !Ref FeishuAppSecret\n",
+            "an App Secret in the environment",
+            check_no_function_environment_holds_a_secret_value,
+        ),
+        (
+            "FEISHU_BASE_URL: !Ref FeishuBaseUrl\n",
+            "FEISHU_BASE_URL: !Sub \"${FeishuBaseUrl}?k=${FeishuEncryptKey}\"\n",
+            "a secret smuggled in through !Sub",
+            check_no_function_environment_holds_a_secret_value,
+        ),
+        (
+            "      Description: Feishu card callback URL (card.action.trigger)\n",
+            "      Description: Feishu card callback URL (card.action.trigger)\n      Environment:\n        Variables:\n          FEISHU_TOKEN: !Ref FeishuAppSecret\n",
+            "card-action's own environment",
+            check_no_function_environment_holds_a_secret_value,
+        ),
+        (
+            "            SecretArn: !Ref FeishuSecret\n        - Statement:\n            # Transactions",
+            "            SecretArn: \"*\"\n        - Statement:\n            # Transactions",
+            "a policy on every secret",
+            check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy,
+        ),
+        (
+            "\"encrypt_key\":\"${FeishuEncryptKey}\"",
+            "\"encryptKey\":\"${FeishuEncryptKey}\"",
+            "a key the functions do not read",
+            check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy,
+        ),
+        (
+            "      - Assert: !Not [!Equals [!Ref FeishuEncryptKey, \"\"]]",
+            "      - Assert: !Not [!Equals [!Ref FeishuAppId, \"\"]]",
+            "a rule that guards another parameter",
+            check_the_encrypt_key_is_required_unless_the_deploy_opts_out,
+        ),
+        (
+            "    RuleCondition: !Equals [!Ref AllowUnencrypted, \"false\"]",
+            "    RuleCondition: !Equals [!Ref AllowUnencrypted, \"true\"]",
+            "a rule on the wrong condition",
+            check_the_encrypt_key_is_required_unless_the_deploy_opts_out,
+        ),
+        (
+            "!If [ReserveCardActionConcurrency, !Ref CardActionConcurrency, !Ref AWS::NoValue]",
+            "!Ref AWS::NoValue",
+            "card-action without a concurrency setting",
+            check_the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account,
+        ),
+        (
+            "    Default: 262144",
+            "    Default: 1048576",
+            "a body cap default that differs from the config's",
+            check_the_body_cap_parameter_feeds_max_body_bytes_with_the_config_default,
+        ),
+    ];
+    for (from, to, what, check) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "template.yaml holds {from:?} once"
+        );
+        let edited = parse(&text.replacen(from, to, 1));
+        let caught = std::panic::catch_unwind(|| check(&edited)).is_err();
+        assert!(caught, "{what} is not caught");
     }
 }

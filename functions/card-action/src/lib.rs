@@ -53,11 +53,16 @@ impl<S> CardAction<S>
 where
     S: DedupStore + CardStore + ?Sized,
 {
-    pub fn new(config: &Config, store: Arc<S>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: &Config,
+        webhook: WebhookConfig,
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             clock,
-            webhook: config.webhook.clone(),
+            webhook,
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,

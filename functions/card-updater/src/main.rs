@@ -1,8 +1,9 @@
-//! The card-updater Lambda: wiring only (config, store, Feishu client built once).
+//! The card-updater Lambda: wiring only (config, App Secret, store, Feishu client built once; it
+//! receives no webhook, so it holds neither the Encrypt Key nor the Verification Token).
 use std::sync::Arc;
 
 use card_updater::{CardUpdater, UpdaterEvent};
-use cardbot::config::Config;
+use cardbot::config::{Config, FeishuConfig, Function};
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -11,14 +12,10 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cardbot::logging::init();
-    let config = Config::from_env()?;
-    let store = Arc::new(DynamoStore::from_env().await?);
-    let feishu = Arc::new(FeishuClient::new(
-        FeishuClientConfig::from(&config.feishu),
-        store.clone(),
-    )?);
-    let owner = uuid::Uuid::new_v4().to_string();
-    let updater = CardUpdater::new(&config, store, feishu, Arc::new(SystemClock), owner);
+    // `main`'s `Err` prints only `Debug`: log the message that says what to fix.
+    let updater = start()
+        .await
+        .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     let updater = &updater;
     // The payload is read as JSON first: an event that is neither kind sweeps (the runtime would
     // report a deserialisation error and the stream would retry the same batch).
@@ -30,6 +27,26 @@ async fn main() -> Result<(), Error> {
         )?)
     }))
     .await
+}
+
+async fn start() -> Result<CardUpdater<DynamoStore, FeishuClient>, Error> {
+    let config = Config::from_env()?;
+    let aws = cardbot::aws::sdk_config().await;
+    let secrets = cardbot::secrets::load(Function::CardUpdater, &aws).await?;
+    let app = FeishuConfig::from_env(&secrets)?;
+    let store = Arc::new(DynamoStore::from_sdk_config(&aws)?);
+    let feishu = Arc::new(FeishuClient::new(
+        FeishuClientConfig::from(&app),
+        store.clone(),
+    )?);
+    let owner = uuid::Uuid::new_v4().to_string();
+    Ok(CardUpdater::new(
+        &config,
+        store,
+        feishu,
+        Arc::new(SystemClock),
+        owner,
+    ))
 }
 
 /// The template's Timeout of this function.

@@ -44,12 +44,18 @@ where
     S: DedupStore + CardStore + JobStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
-    pub fn new(config: &Config, store: Arc<S>, feishu: Arc<F>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: &Config,
+        webhook: WebhookConfig,
+        store: Arc<S>,
+        feishu: Arc<F>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             feishu,
             clock,
-            webhook: config.webhook.clone(),
+            webhook,
             delivery: config.card_delivery,
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),

@@ -2,7 +2,8 @@
 //!
 //! [`verify`] is the only way to get an [`Inbound`]: holding one proves the body passed the size
 //! limit, the signature (SHA-256 with the Encrypt Key, or SHA-1 for legacy card callbacks), the
-//! replay window and the Verification Token.
+//! replay window and the Verification Token. In unencrypted mode (no Encrypt Key, an opt-in) a
+//! plain request proves only the token and a timestamp inside the window.
 
 mod click;
 mod crypto;
@@ -174,6 +175,7 @@ impl WebhookError {
             WebhookError::Decrypt(DecryptError::CiphertextLength) => "bad ciphertext length",
             WebhookError::Decrypt(DecryptError::Padding) => "bad padding",
             WebhookError::Decrypt(DecryptError::Utf8) => "plaintext not utf-8",
+            WebhookError::MissingHeader(HEADER_TIMESTAMP) => "missing timestamp header",
             WebhookError::MissingHeader(_) => "missing signature header",
             WebhookError::InvalidTimestamp => "invalid timestamp",
             WebhookError::StaleTimestamp => "stale timestamp",
@@ -252,11 +254,15 @@ pub fn verify(
     if config.encrypt_key.is_some() {
         return Err(WebhookError::PlainBodyWithKey);
     }
-    // Without a key nothing is signed, but a timestamp that is sent is still held to the window.
-    if let Some(timestamp) = header_str(headers, HEADER_TIMESTAMP) {
+    // Unencrypted mode (an explicit opt-in): nothing is signed, so at least every request must
+    // carry a timestamp inside the replay window; a replay of a request older than the window is
+    // refused even after its dedup record has expired.
+    if headers.contains_key(HEADER_TIMESTAMP) {
+        let timestamp =
+            header_str(headers, HEADER_TIMESTAMP).ok_or(WebhookError::InvalidTimestamp)?;
         check_timestamp(timestamp, config, now)?;
-    } else if headers.contains_key(HEADER_TIMESTAMP) {
-        return Err(WebhookError::InvalidTimestamp);
+    } else {
+        return Err(WebhookError::MissingHeader(HEADER_TIMESTAMP));
     }
     dispatch(config, outer)
 }

@@ -99,15 +99,15 @@ impl Options {
             },
             Some(_) => {
                 // The functions check the same names at start; say what is missing before building.
-                let config = cardbot::config::Config::from_lookup(|name| match name {
-                    "TABLE_NAME" => Some(table_name.clone()),
-                    _ => lookup(name),
-                })
-                .map_err(|e| {
-                    format!("FEISHU_BASE_URL is set, so the functions talk to that server: {e}")
-                })?;
+                use cardbot::config::{FeishuConfig, Function, Secrets, WebhookConfig};
+                let secrets = Secrets::from_lookup(Function::EventCallback, &lookup);
+                let app = FeishuConfig::from_lookup(&lookup, &secrets)
+                    .and_then(|app| WebhookConfig::from_lookup(&lookup, &secrets).map(|_| app))
+                    .map_err(|e| {
+                        format!("FEISHU_BASE_URL is set, so the functions talk to that server: {e}")
+                    })?;
                 FeishuTarget::External {
-                    base_url: config.feishu.base_url,
+                    base_url: app.base_url,
                 }
             }
         };
@@ -273,6 +273,10 @@ impl LocalStack {
                     ),
                     ("FEISHU_VERIFICATION_TOKEN", c.verification_token.clone()),
                     ("FEISHU_BASE_URL", url.clone()),
+                    // The simulator's app always has an Encrypt Key; without one, opt in.
+                    ("ALLOW_UNENCRYPTED", c.encrypt_key.is_none().to_string()),
+                    // The simulator's secrets come by env, never from a Secrets Manager secret.
+                    (cardbot::secrets::SECRET_ARN_VAR, String::new()),
                 ];
                 self.simulator = Some(sim);
                 (env, Some(url))
@@ -576,6 +580,7 @@ mod tests {
             ("FEISHU_APP_ID", "cli_x"),
             ("FEISHU_APP_SECRET", "s"),
             ("FEISHU_VERIFICATION_TOKEN", "v"),
+            ("FEISHU_ENCRYPT_KEY", "k"),
             (env::DEMO, "0"),
             (env::WATCH_PORT, "9300"),
         ])
@@ -588,6 +593,23 @@ mod tests {
         );
         assert!(!o.demo);
         assert_eq!(o.watch_port, 9300);
+    }
+
+    #[test]
+    fn real_feishu_without_an_encrypt_key_needs_the_opt_in() {
+        let app = [
+            ("FEISHU_BASE_URL", "https://open.feishu.cn"),
+            ("FEISHU_APP_ID", "cli_x"),
+            ("FEISHU_APP_SECRET", "s"),
+            ("FEISHU_VERIFICATION_TOKEN", "v"),
+        ];
+        let err = options(&app).unwrap_err();
+        assert!(
+            err.contains("FEISHU_ENCRYPT_KEY") && err.contains("ALLOW_UNENCRYPTED=true"),
+            "{err}"
+        );
+        let opted = [app.as_slice(), &[("ALLOW_UNENCRYPTED", "true")]].concat();
+        assert!(options(&opted).is_ok());
     }
 
     #[test]

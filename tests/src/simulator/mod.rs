@@ -50,7 +50,8 @@ pub struct SimConfig {
     pub app_id: String,
     pub app_secret: String,
     pub tenant_key: String,
-    /// `None`: events and callbacks go out in plain JSON, unsigned.
+    /// `None`: events and callbacks go out in plain JSON, unsigned but with the timestamp header
+    /// (the bot's unencrypted mode, `ALLOW_UNENCRYPTED=true`, requires it).
     pub encrypt_key: Option<String>,
     pub verification_token: String,
     pub user_open_id: String,

@@ -16,8 +16,7 @@ mod token;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -31,34 +30,10 @@ use super::keys::{PK, SK};
 use super::table::{KeyAttribute, TABLE};
 use super::{StoreError, StoreResult};
 
+pub use crate::aws::{retry_config, timeout_config};
 pub use jobs::{pending_job_item, QueryStats};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Attempts per call (the first plus retries) for throttling and transient errors.
-const MAX_ATTEMPTS: u32 = 3;
-/// One attempt: DynamoDB answers in tens of ms; a stalled connection is cut and retried.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);
-/// One call with all its attempts and backoff: well inside Feishu's 3 s answer, so a store that
-/// stalls makes the call fail (and the webhook answer so Feishu retries) instead of the answer
-/// coming late.
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(1_800);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// The SDK retry policy every `DynamoStore` client should use: standard mode (exponential
-/// backoff with jitter on throttling and transient errors), bounded attempts.
-pub fn retry_config() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
-}
-
-/// Timeouts that fit a 3-second Feishu answer.
-pub fn timeout_config() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build()
-}
 
 /// The store on one DynamoDB table. Cheap to clone (the SDK client is shared).
 #[derive(Clone, Debug)]
@@ -79,16 +54,17 @@ impl DynamoStore {
     /// From the environment: the table from `TABLE_NAME`, the endpoint, region and credentials
     /// from the SDK's own variables (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
     pub async fn from_env() -> StoreResult<Self> {
+        Self::from_sdk_config(&crate::aws::sdk_config().await)
+    }
+
+    /// As [`DynamoStore::from_env`], on an SDK config the function already loaded
+    /// ([`crate::aws::sdk_config`]) and shares with its other clients.
+    pub fn from_sdk_config(sdk: &SdkConfig) -> StoreResult<Self> {
         let table = std::env::var("TABLE_NAME")
             .ok()
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| StoreError::Unavailable("TABLE_NAME is not set".into()))?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(retry_config())
-            .timeout_config(timeout_config())
-            .load()
-            .await;
-        Ok(Self::new(Client::new(&sdk), table))
+        Ok(Self::new(Client::new(sdk), table))
     }
 
     pub fn table_name(&self) -> &str {

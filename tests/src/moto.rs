@@ -1,0 +1,136 @@
+//! AWS Secrets Manager for tests: moto in server mode (PyPI `moto[server]`, installed into
+//! `.tools/venv` by `scripts/ensure-tools.sh moto`), one server per test process on a free port,
+//! or the one named by `CARDBOT_MOTO_ENDPOINT`. It speaks the real wire protocol (`POST /` with
+//! `X-Amz-Target: secretsmanager.*`), so the SDK client under test is the one the functions use.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::Client;
+use tokio::sync::OnceCell;
+
+/// Set to a running moto server to share it instead of starting one.
+pub const ENDPOINT_ENV: &str = "CARDBOT_MOTO_ENDPOINT";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const REGION: &str = "us-east-1";
+
+static ENDPOINT: OnceCell<String> = OnceCell::const_new();
+
+/// The endpoint of the moto server (`http://127.0.0.1:<port>`), started on first use.
+pub async fn endpoint() -> String {
+    ENDPOINT
+        .get_or_init(|| async {
+            match std::env::var(ENDPOINT_ENV) {
+                Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+                _ => start().await,
+            }
+        })
+        .await
+        .clone()
+}
+
+/// A Secrets Manager client for the moto server, with dummy credentials. A new one per call:
+/// each `#[tokio::test]` has its own runtime.
+pub async fn client() -> Client {
+    client_for(&endpoint().await)
+}
+
+fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates a uniquely named secret holding `secret_string` and returns its ARN.
+pub async fn create_secret(client: &Client, secret_string: &str) -> String {
+    let name = format!("cardbot-test/{}", uuid::Uuid::new_v4().simple());
+    let out = client
+        .create_secret()
+        .name(&name)
+        .secret_string(secret_string)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot create secret {name} in moto: {e:?}"));
+    out.arn().expect("CreateSecret returns the ARN").to_owned()
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Installs (when missing) and starts moto on a free port; it stops with this process.
+async fn start() -> String {
+    let script = repo_root().join("scripts/ensure-tools.sh");
+    let out = Command::new(&script)
+        .arg("moto")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "moto is not available (see the message above; it is installed from PyPI with Python 3), \
+             or set {ENDPOINT_ENV} to a running moto server"
+        );
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("moto_server");
+    let mut last_error = String::new();
+    // A free port can be taken between probing and binding: try a few.
+    for _ in 0..3 {
+        match launch(&bin, free_port()).await {
+            Ok(endpoint) => return endpoint,
+            Err(e) => last_error = e,
+        }
+    }
+    panic!("moto did not start: {last_error}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free local port: {e}"))
+}
+
+async fn launch(bin: &std::path::Path, port: u16) -> Result<String, String> {
+    // Statics are never dropped, so a watcher shell ends moto when this test process is gone.
+    let watcher = r#""$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
+m=$!
+while kill -0 "$3" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 0.5; done
+kill "$m" 2>/dev/null
+wait "$m" 2>/dev/null"#;
+    let mut child = Command::new("sh")
+        .args(["-c", watcher, "moto"])
+        .arg(bin)
+        .arg(port.to_string())
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start moto: {e}"))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = client_for(&endpoint);
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("moto exited ({status}) on port {port}"));
+        }
+        if client.list_secrets().max_results(1).send().await.is_ok() {
+            return Ok(endpoint);
+        }
+        if started.elapsed() > STARTUP_TIMEOUT {
+            let _ = child.kill();
+            return Err(format!(
+                "no answer on port {port} after {STARTUP_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
