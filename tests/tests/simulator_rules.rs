@@ -385,7 +385,7 @@ async fn app_rate_limit_answers_429_with_ogw_headers() {
     let api = Api::start().await;
     api.sim.set_rate_limits(RateLimits {
         app_per_second: Some(50),
-        card_writes_per_second: None,
+        ..RateLimits::disabled()
     });
     let calls = (0..120).map(|_| {
         api.call(
@@ -421,8 +421,8 @@ async fn app_rate_limit_answers_429_with_ogw_headers() {
 async fn card_write_limit_is_10_per_second_per_card() {
     let api = Api::start_with(SimConfig {
         rate_limits: RateLimits {
-            app_per_second: None,
             card_writes_per_second: Some(10),
+            ..RateLimits::disabled()
         },
         ..SimConfig::default()
     })

@@ -9,9 +9,10 @@
 //! | `GET /_sim/messages/:message_id/card` | → `CardSnapshot` (card, text, history, streaming) |
 //! | `GET /_sim/cards/:card_id` | → `CardSnapshot` of a CardKit entity |
 //! | `GET` / `DELETE /_sim/calls` | → `{items: [ApiCall]}` / clears the log |
+//! | `GET /_sim/call_rates` | → `CallRates`: the busiest windows of the call log |
 //! | `GET /_sim/deliveries` | → `{items: [Delivery]}` |
 //! | `POST` / `DELETE /_sim/faults` | `FaultSpec` (`{"method":"POST","path":"/open-apis/im/v1/messages","count":1,"kind":{"type":"rate_limited","reset_secs":2}}`) / clears |
-//! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"card_writes_per_second":10}` (null disables) |
+//! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"api_per_minute":1000,"chat_per_second":5,"card_writes_per_second":10}` (a missing field keeps Feishu's value, null disables) |
 //! | `GET /_sim/update_tokens/:token` | → `UpdateTokenInfo` |
 //! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text}` → `Delivery` |
 //! | `POST /_sim/user/click` | `{url, message_id, value, legacy?}` → `CallbackDelivery` |
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::delivery::{self, ChatKind};
+use super::limits::CallRates;
 use super::state::{FaultSpec, RateLimits};
 use super::{to_json, Shared};
 
@@ -134,6 +136,9 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
         ("DELETE", ["calls"]) => {
             sim.world().calls.clear();
             reply(StatusCode::OK, json!({}))
+        }
+        ("GET", ["call_rates"]) => {
+            reply(StatusCode::OK, to_json(&CallRates::of(&sim.world().calls)))
         }
         ("GET", ["deliveries"]) => reply(
             StatusCode::OK,

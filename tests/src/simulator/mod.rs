@@ -8,6 +8,7 @@ pub mod clock;
 mod control;
 pub mod crypto;
 mod delivery;
+pub mod limits;
 mod openapi;
 pub mod state;
 
@@ -21,6 +22,7 @@ use tokio::sync::oneshot;
 
 pub use clock::SimClock;
 pub use delivery::{CallbackDelivery, ChatKind};
+pub use limits::CallRates;
 pub use state::{
     ApiCall, CardRevision, CardSnapshot, ChatMessage, Delivery, FaultKind, FaultSpec, RateLimits,
     Sender, UpdateTokenInfo,
@@ -284,6 +286,11 @@ impl Simulator {
 
     pub fn clear_calls(&self) {
         self.shared.world().calls.clear();
+    }
+
+    /// The busiest 1 s and 60 s windows of the call log, per app, per API and per chat.
+    pub fn call_rates(&self) -> CallRates {
+        CallRates::of(&self.shared.world().calls)
     }
 
     /// Every event and callback pushed so far.

@@ -87,9 +87,13 @@ pub struct ApiCall {
     pub status: u16,
     /// `code` of the JSON answer, if any.
     pub code: Option<i64>,
-    /// Simulated time when the request arrived.
+    /// Simulated time when the request arrived; for a rate-limited API, the instant its limits
+    /// were checked (after an injected hang), so the log and the limiter see the same times.
     pub at_ms: i64,
     pub elapsed_ms: u64,
+    /// The chat a send or reply goes into, when it names one that exists (the per-chat limit's key).
+    #[serde(default)]
+    pub chat_id: Option<String>,
 }
 
 /// A fault to inject into the next calls that match.
@@ -127,11 +131,24 @@ impl FaultKind {
     }
 }
 
-/// Request-rate limits; `None` disables one.
+/// Feishu's request-rate limits; `None` disables one. Over the control API a missing field keeps
+/// Feishu's value and `null` disables it.
+///
+/// Every limit is a sliding window: a request is admitted when fewer than `limit` requests were
+/// admitted in the window (1 s or 60 s) that ends with it. The rate-limit doc
+/// (open.feishu.cn/document/server-docs/api-call-guide/frequency-control) names the limits and the
+/// answer but not the window kind; a sliding window is the strictest reading, so a bot that never
+/// trips it never trips a fixed-window gateway either. Refused requests use no budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RateLimits {
     /// Requests per second per app across all Open APIs (Feishu: 50).
     pub app_per_second: Option<u32>,
+    /// Requests per minute to one API, i.e. one method + path template such as
+    /// `POST /open-apis/im/v1/messages/:message_id/reply` whatever the ids (Feishu: 1000).
+    pub api_per_minute: Option<u32>,
+    /// Sends and replies per second into one chat (Feishu: 5 per user and 5 per group).
+    pub chat_per_second: Option<u32>,
     /// Writes per second per card: CardKit writes, message PATCH, delayed update (Feishu: 10).
     pub card_writes_per_second: Option<u32>,
 }
@@ -140,6 +157,8 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             app_per_second: Some(50),
+            api_per_minute: Some(1000),
+            chat_per_second: Some(5),
             card_writes_per_second: Some(10),
         }
     }
@@ -150,8 +169,45 @@ impl RateLimits {
     pub fn disabled() -> Self {
         Self {
             app_per_second: None,
+            api_per_minute: None,
+            chat_per_second: None,
             card_writes_per_second: None,
         }
+    }
+}
+
+/// One second and one minute, the spans of Feishu's windows, in ms.
+pub const SECOND_MS: i64 = 1000;
+pub const MINUTE_MS: i64 = 60 * SECOND_MS;
+
+/// The times one budget admitted requests, oldest first (a sliding-log window).
+#[derive(Debug, Default, Clone)]
+pub struct SlidingWindow(VecDeque<i64>);
+
+impl SlidingWindow {
+    /// `Ok` when one more request at `now` keeps every `span_ms` window at or under `limit`;
+    /// else `Err(reset_secs)`: whole seconds (at least 1) until it would.
+    pub fn check(&mut self, limit: u32, span_ms: i64, now: i64) -> Result<(), u64> {
+        while self.0.front().is_some_and(|t| *t <= now - span_ms) {
+            self.0.pop_front();
+        }
+        let limit = limit as usize;
+        if self.0.len() < limit {
+            return Ok(());
+        }
+        // It fits once all but `limit - 1` of the admitted have left (more than `limit` are held
+        // only after a test lowered the limit).
+        let frees_at = self
+            .0
+            .get(self.0.len() - limit)
+            .map_or(now + span_ms, |t| t + span_ms);
+        let wait_ms = (frees_at - now).max(1);
+        Err((wait_ms as u64).div_ceil(SECOND_MS as u64))
+    }
+
+    /// Counts an admitted request; `now` never goes back (it is read under the world lock).
+    pub fn record(&mut self, now: i64) {
+        self.0.push_back(now);
     }
 }
 
@@ -334,8 +390,12 @@ pub(crate) struct World {
     pub interactions: HashMap<String, u32>,
     pub calls: Vec<ApiCall>,
     pub faults: Vec<FaultSpec>,
-    pub app_window: VecDeque<i64>,
-    pub card_windows: HashMap<String, VecDeque<i64>>,
+    pub app_window: SlidingWindow,
+    /// Keyed by API (method + path template).
+    pub api_windows: HashMap<&'static str, SlidingWindow>,
+    /// Keyed by chat_id: sends and replies into the chat.
+    pub chat_windows: HashMap<String, SlidingWindow>,
+    pub card_windows: HashMap<String, SlidingWindow>,
     pub deliveries: Vec<Delivery>,
 }
 
@@ -389,23 +449,6 @@ impl World {
             &entity.doc,
             entity.last_sequence,
         ))
-    }
-
-    /// Counts a request in a sliding one-second window; `Err(reset_secs)` when over `limit`.
-    pub fn admit(window: &mut VecDeque<i64>, limit: Option<u32>, now: i64) -> Result<(), u64> {
-        let Some(limit) = limit else {
-            return Ok(());
-        };
-        while window.front().is_some_and(|t| *t <= now - 1000) {
-            window.pop_front();
-        }
-        if window.len() >= limit as usize {
-            let oldest = window.front().copied().unwrap_or(now);
-            let wait_ms = (oldest + 1000 - now).max(1);
-            return Err(((wait_ms + 999) / 1000) as u64);
-        }
-        window.push_back(now);
-        Ok(())
     }
 }
 
@@ -479,11 +522,43 @@ mod tests {
     }
 
     #[test]
-    fn sliding_window() {
-        let mut w = VecDeque::new();
-        assert!(World::admit(&mut w, Some(2), 0).is_ok());
-        assert!(World::admit(&mut w, Some(2), 10).is_ok());
-        assert_eq!(World::admit(&mut w, Some(2), 20), Err(1));
-        assert!(World::admit(&mut w, Some(2), 1001).is_ok());
+    fn sliding_window_admits_limit_per_span_and_says_when_the_next_fits() {
+        let mut w = SlidingWindow::default();
+        let mut admit = |now| w.check(2, SECOND_MS, now).map(|()| w.record(now));
+        assert_eq!(admit(0), Ok(()));
+        assert_eq!(admit(10), Ok(()));
+        assert_eq!(admit(20), Err(1), "980 ms left, rounded up");
+        assert_eq!(admit(999), Err(1), "1 ms left is still a second");
+        assert_eq!(admit(1000), Ok(()), "the call at 0 has left the window");
+        assert_eq!(admit(1001), Err(1));
+        assert_eq!(admit(1010), Ok(()));
+    }
+
+    #[test]
+    fn minute_window_reset_counts_whole_seconds_until_the_oldest_leaves() {
+        let mut w = SlidingWindow::default();
+        for t in [0, 15_000, 30_000] {
+            w.record(t);
+        }
+        assert_eq!(w.check(3, MINUTE_MS, 30_500), Err(30));
+        assert_eq!(w.check(3, MINUTE_MS, 59_999), Err(1));
+        assert_eq!(w.check(3, MINUTE_MS, 60_000), Ok(()));
+    }
+
+    #[test]
+    fn lowered_limit_waits_for_enough_calls_to_leave() {
+        let mut w = SlidingWindow::default();
+        for t in [0, 100, 200, 300] {
+            w.record(t);
+        }
+        // Limit 2 with 4 held: the calls at 0, 100 and 200 must leave, the last at 1200.
+        assert_eq!(w.check(2, SECOND_MS, 300), Err(1));
+        assert_eq!(w.check(2, SECOND_MS, 1199), Err(1));
+        assert_eq!(w.check(2, SECOND_MS, 1200), Ok(()));
+        assert_eq!(
+            w.check(0, SECOND_MS, 5000),
+            Err(1),
+            "limit 0 admits nothing"
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::simulator::state::{
     sender_json, CardDoc, ChatMessage, Sender, StoredMessage, FOURTEEN_DAYS_MS,
     MESSAGE_UUID_WINDOW_MS,
 };
-use crate::simulator::Shared;
+use crate::simulator::{Shared, SimConfig};
 
 const RECEIVE_ID_TYPES: &[&str] = &["open_id", "union_id", "user_id", "email", "chat_id"];
 
@@ -25,11 +25,7 @@ pub(super) fn send_message(
 ) -> ApiResult {
     let cfg = &sim.config;
     let receive = if reply_to.is_none() {
-        let rtype = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "receive_id_type")
-            .map(|(_, v)| v)
+        let rtype = receive_id_type(query)
             .ok_or_else(|| ApiError::field("receive_id_type", "receive_id_type is required"))?;
         if !RECEIVE_ID_TYPES.contains(&rtype) {
             return Err(ApiError::field(
@@ -75,16 +71,8 @@ pub(super) fn send_message(
     let (chat_id, parent_id, root_id) = match (&receive, reply_to) {
         (Some(rtype), _) => {
             let rid = receive_id.as_deref().unwrap_or("");
-            let chat = match rtype.as_str() {
-                "chat_id" if rid == cfg.p2p_chat_id || rid == cfg.group_chat_id => {
-                    Some(rid.to_owned())
-                }
-                "open_id" if rid == cfg.user_open_id => Some(cfg.p2p_chat_id.clone()),
-                "union_id" if rid == cfg.user_union_id => Some(cfg.p2p_chat_id.clone()),
-                "user_id" if rid == cfg.user_id => Some(cfg.p2p_chat_id.clone()),
-                _ => None,
-            };
-            let chat = chat.ok_or_else(|| ApiError::biz(230034, "The receive_id is invalid."))?;
+            let chat = receiver_chat(cfg, rtype, rid)
+                .ok_or_else(|| ApiError::biz(230034, "The receive_id is invalid."))?;
             (chat, None, None)
         }
         (None, Some(parent)) => {
@@ -188,6 +176,48 @@ pub(super) fn send_message(
     let answer = success(message_json(&msg, &cfg.tenant_key));
     world.messages.push(StoredMessage { msg, inline_card });
     Ok(answer)
+}
+
+/// The chat a send (`reply_to` is `None`) or a reply goes into, when the request names an existing
+/// one: the key of the per-chat limit.
+///
+/// The send and reply docs ([D-msg-create], [D-msg-reply] in the shared `events-and-auth.md` §7)
+/// give "5 QPS to the same user; 5 QPS per group, shared by all bots in that group" for both
+/// calls. A send to the user (by open_id, union_id or user_id) lands in their p2p chat, so the
+/// user's budget is that chat's: sends and replies whose message lands in a chat share its 5/s.
+pub(super) fn target_chat(
+    sim: &Shared,
+    query: &str,
+    body: &[u8],
+    reply_to: Option<&str>,
+) -> Option<String> {
+    match reply_to {
+        Some(parent) => sim.world().message(parent).map(|p| p.msg.chat_id.clone()),
+        None => {
+            let rtype = receive_id_type(query)?;
+            let req: Value = serde_json::from_slice(body).ok()?;
+            receiver_chat(&sim.config, rtype, req.get("receive_id")?.as_str()?)
+        }
+    }
+}
+
+fn receive_id_type(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "receive_id_type")
+        .map(|(_, v)| v)
+}
+
+/// The chat a message to `rid` (of type `rtype`) lands in; `None` when no such receiver exists.
+fn receiver_chat(cfg: &SimConfig, rtype: &str, rid: &str) -> Option<String> {
+    match rtype {
+        "chat_id" if rid == cfg.p2p_chat_id || rid == cfg.group_chat_id => Some(rid.to_owned()),
+        "open_id" if rid == cfg.user_open_id => Some(cfg.p2p_chat_id.clone()),
+        "union_id" if rid == cfg.user_union_id => Some(cfg.p2p_chat_id.clone()),
+        "user_id" if rid == cfg.user_id => Some(cfg.p2p_chat_id.clone()),
+        _ => None,
+    }
 }
 
 /// `PATCH /im/v1/messages/:message_id`: replace a sent card (shared cards only, within 14 days).

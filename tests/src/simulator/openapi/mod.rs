@@ -155,24 +155,24 @@ pub(crate) async fn handle(
         return control::handle(sim, method, uri, body).await;
     }
     let started = Instant::now();
-    let at_ms = sim.clock.now_ms();
+    let mut at_ms = sim.clock.now_ms();
+    let query = uri.query().unwrap_or("");
+    let endpoint = Endpoint::parse(method.as_str(), &path);
+    let chat_id = match &endpoint {
+        Some(Endpoint::Api(api)) => api.target_chat(&sim, query, &body),
+        _ => None,
+    };
     let fault = take_fault(&sim, &method, &path);
-    let answer: Option<Answer> = match fault {
-        Some(FaultKind::Hang { millis }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-            route(&sim, &method, &uri, &headers, &body)
-        }
-        Some(FaultKind::RateLimited { reset_secs }) => {
-            let limit = sim.world().rate_limits.app_per_second.unwrap_or(50);
-            Some(ApiError::rate_limited(limit, reset_secs).into())
-        }
-        Some(FaultKind::ServerError { status }) => Some(Answer {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body: json!({"code": 2200, "msg": "Internal Error"}),
-            headers: Vec::new(),
+    if let Some(FaultKind::Hang { millis }) = fault {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+    let answer = match fault.and_then(|f| fault_answer(&sim, f)) {
+        Some(a) => Some(a),
+        None => endpoint.map(|e| {
+            let (answer, checked_at) = route(&sim, e, query, &headers, &body, chat_id.as_deref());
+            at_ms = checked_at.unwrap_or(at_ms);
+            answer
         }),
-        Some(FaultKind::InvalidToken) => Some(ApiError::invalid_token().into()),
-        None => route(&sim, &method, &uri, &headers, &body),
     };
     let (status, code, mut response) = match answer {
         Some(a) => {
@@ -206,6 +206,7 @@ pub(crate) async fn handle(
         code,
         at_ms,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        chat_id,
     });
     response
 }
@@ -228,85 +229,135 @@ fn take_fault(sim: &Shared, method: &Method, path: &str) -> Option<FaultKind> {
     Some(kind)
 }
 
-/// Dispatches to an endpoint; `None` is an unknown path (404).
+/// What an injected fault answers instead of the endpoint; `None` for a hang, which is then handled.
+fn fault_answer(sim: &Shared, fault: FaultKind) -> Option<Answer> {
+    match fault {
+        FaultKind::Hang { .. } => None,
+        FaultKind::RateLimited { reset_secs } => {
+            let limit = sim.world().rate_limits.app_per_second.unwrap_or(50);
+            Some(ApiError::rate_limited(limit, reset_secs).into())
+        }
+        FaultKind::ServerError { status } => Some(Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: json!({"code": 2200, "msg": "Internal Error"}),
+            headers: Vec::new(),
+        }),
+        FaultKind::InvalidToken => Some(ApiError::invalid_token().into()),
+    }
+}
+
+/// Answers a call to a known endpoint, and says when its rate limits were checked (if they were).
 fn route(
     sim: &Shared,
-    method: &Method,
-    uri: &Uri,
+    endpoint: Endpoint,
+    query: &str,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Option<Answer> {
-    let segs: Vec<&str> = uri
-        .path()
-        .trim_start_matches("/open-apis/")
-        .split('/')
-        .collect();
-    if !uri.path().starts_with("/open-apis/") {
-        return None;
-    }
-    let query = uri.query().unwrap_or("");
-    let m = method.as_str();
-    if let (["auth", "v3", "tenant_access_token", "internal"], "POST") = (segs.as_slice(), m) {
-        return Some(tenant_access_token(sim, body));
-    }
-    let endpoint: Endpoint = match (segs.as_slice(), m) {
-        (["im", "v1", "messages"], "POST") => Endpoint::SendMessage,
-        (["im", "v1", "messages", id, "reply"], "POST") => Endpoint::Reply(id),
-        (["im", "v1", "messages", id], "PATCH") => Endpoint::PatchMessage(id),
-        (["interactive", "v1", "card", "update"], "POST") => Endpoint::DelayedUpdate,
-        (["cardkit", "v1", "cards"], "POST") => Endpoint::CreateCard,
-        (["cardkit", "v1", "cards", "id_convert"], "POST") => Endpoint::IdConvert,
-        (["cardkit", "v1", "cards", id], "PUT") => Endpoint::Card(id, CardOp::Update),
-        (["cardkit", "v1", "cards", id, "settings"], "PATCH") => {
-            Endpoint::Card(id, CardOp::Settings)
-        }
-        (["cardkit", "v1", "cards", id, "batch_update"], "POST") => {
-            Endpoint::Card(id, CardOp::Batch)
-        }
-        (["cardkit", "v1", "cards", id, "elements"], "POST") => {
-            Endpoint::Card(id, CardOp::AddElements)
-        }
-        (["cardkit", "v1", "cards", id, "elements", el], "PUT") => {
-            Endpoint::Card(id, CardOp::UpdateElement(el))
-        }
-        (["cardkit", "v1", "cards", id, "elements", el], "PATCH") => {
-            Endpoint::Card(id, CardOp::PatchElement(el))
-        }
-        (["cardkit", "v1", "cards", id, "elements", el], "DELETE") => {
-            Endpoint::Card(id, CardOp::DeleteElement(el))
-        }
-        (["cardkit", "v1", "cards", id, "elements", el, "content"], "PUT") => {
-            Endpoint::Card(id, CardOp::Content(el))
-        }
-        _ => return None,
+    chat_id: Option<&str>,
+) -> (Answer, Option<i64>) {
+    let api = match endpoint {
+        // [D-tat] lists no rate limit for the token endpoint (UNCONFIRMED): it uses no budget.
+        Endpoint::TenantAccessToken => return (tenant_access_token(sim, body), None),
+        Endpoint::Api(api) => api,
     };
-    let now = sim.clock.now_ms();
-    let result = authorize(sim, headers, now).and_then(|()| {
-        let mut world = sim.world();
-        let limit = world.rate_limits.app_per_second;
-        World::admit(&mut world.app_window, limit, now)
-            .map_err(|reset| ApiError::rate_limited(limit.unwrap_or(0), reset))
+    // A call without a valid token names no app, so no app's budget counts it.
+    if let Err(e) = authorize(sim, headers, sim.clock.now_ms()) {
+        return (e.into(), None);
+    }
+    let (now, admitted) = admit(sim, api.template(), chat_id);
+    let result = admitted.and_then(|()| match api {
+        Api::SendMessage => send_message(sim, query, body, None, now),
+        Api::Reply(id) => send_message(sim, query, body, Some(id), now),
+        Api::PatchMessage(id) => patch_message(sim, id, body, now),
+        Api::DelayedUpdate => delayed_update(sim, body, now),
+        Api::CreateCard => create_card(sim, body, now),
+        Api::IdConvert => id_convert(sim, body, now),
+        Api::Card(id, op) => card_write(sim, id, op, body, now),
     });
-    let result = result.and_then(|()| match endpoint {
-        Endpoint::SendMessage => send_message(sim, query, body, None, now),
-        Endpoint::Reply(id) => send_message(sim, query, body, Some(id), now),
-        Endpoint::PatchMessage(id) => patch_message(sim, id, body, now),
-        Endpoint::DelayedUpdate => delayed_update(sim, body, now),
-        Endpoint::CreateCard => create_card(sim, body, now),
-        Endpoint::IdConvert => id_convert(sim, body, now),
-        Endpoint::Card(id, op) => card_write(sim, id, op, body, now),
-    });
-    Some(match result {
+    let answer = match result {
         Ok(body) => Answer {
             status: StatusCode::OK,
             body,
             headers: Vec::new(),
         },
         Err(e) => e.into(),
-    })
+    };
+    (answer, Some(now))
 }
 
+/// Feishu's limits for one call to `api`, at the instant returned: read under the world lock, so
+/// windows fill in time order.
+fn admit(sim: &Shared, api: &'static str, chat_id: Option<&str>) -> (i64, Result<(), ApiError>) {
+    let mut world = sim.world();
+    let now = sim.clock.now_ms();
+    let admitted = admit_at(&mut world, api, chat_id, now);
+    (now, admitted)
+}
+
+/// The gateway's 50/s per app and 1000/min per API (a call uses both budgets or neither), then
+/// 5/s per chat for a send or reply, which the message service checks behind the gateway (a call
+/// refused there has used the gateway's budget). The docs give the per-chat limit but not its
+/// answer; it answers as the gateway does (429 + 99991400 + reset).
+fn admit_at(
+    world: &mut World,
+    api: &'static str,
+    chat_id: Option<&str>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let limits = world.rate_limits;
+    let api_window = world.api_windows.entry(api).or_default();
+    check(&mut world.app_window, limits.app_per_second, SECOND_MS, now)?;
+    check(api_window, limits.api_per_minute, MINUTE_MS, now)?;
+    record(&mut world.app_window, limits.app_per_second, now);
+    record(api_window, limits.api_per_minute, now);
+    if let Some(chat) = chat_id {
+        let window = world.chat_windows.entry(chat.to_owned()).or_default();
+        check(window, limits.chat_per_second, SECOND_MS, now)?;
+        record(window, limits.chat_per_second, now);
+    }
+    Ok(())
+}
+
+/// Whether `window` has room under `limit` (`None`: no limit); else Feishu's 429 answer.
+fn check(
+    window: &mut SlidingWindow,
+    limit: Option<u32>,
+    span_ms: i64,
+    now: i64,
+) -> Result<(), ApiError> {
+    match limit {
+        Some(limit) => window
+            .check(limit, span_ms, now)
+            .map_err(|reset| ApiError::rate_limited(limit, reset)),
+        None => Ok(()),
+    }
+}
+
+/// Counts an admitted call in `window` while its limit is on.
+fn record(window: &mut SlidingWindow, limit: Option<u32>, now: i64) {
+    if limit.is_some() {
+        window.record(now);
+    }
+}
+
+/// The API template of a rate-limited Open API call (`path` may carry a query); `None` for the
+/// token endpoint and unknown paths. The key of the per-API limit.
+pub(crate) fn limited_api(method: &str, path: &str) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or(path);
+    match Endpoint::parse(method, path)? {
+        Endpoint::Api(api) => Some(api.template()),
+        Endpoint::TenantAccessToken => None,
+    }
+}
+
+/// What a request on the Open API port is for.
 enum Endpoint<'a> {
+    TenantAccessToken,
+    Api(Api<'a>),
+}
+
+/// The rate-limited Open APIs, with the ids from their paths.
+enum Api<'a> {
     SendMessage,
     Reply(&'a str),
     PatchMessage(&'a str),
@@ -314,6 +365,72 @@ enum Endpoint<'a> {
     CreateCard,
     IdConvert,
     Card(&'a str, CardOp<'a>),
+}
+
+impl<'a> Endpoint<'a> {
+    /// The endpoint of `method` + `path` (no query); `None` is an unknown path (404).
+    fn parse(method: &str, path: &'a str) -> Option<Self> {
+        let segs: Vec<&str> = path.strip_prefix("/open-apis/")?.split('/').collect();
+        let api = match (segs.as_slice(), method) {
+            (["auth", "v3", "tenant_access_token", "internal"], "POST") => {
+                return Some(Endpoint::TenantAccessToken)
+            }
+            (["im", "v1", "messages"], "POST") => Api::SendMessage,
+            (["im", "v1", "messages", id, "reply"], "POST") => Api::Reply(id),
+            (["im", "v1", "messages", id], "PATCH") => Api::PatchMessage(id),
+            (["interactive", "v1", "card", "update"], "POST") => Api::DelayedUpdate,
+            (["cardkit", "v1", "cards"], "POST") => Api::CreateCard,
+            (["cardkit", "v1", "cards", "id_convert"], "POST") => Api::IdConvert,
+            (["cardkit", "v1", "cards", id], "PUT") => Api::Card(id, CardOp::Update),
+            (["cardkit", "v1", "cards", id, "settings"], "PATCH") => {
+                Api::Card(id, CardOp::Settings)
+            }
+            (["cardkit", "v1", "cards", id, "batch_update"], "POST") => {
+                Api::Card(id, CardOp::Batch)
+            }
+            (["cardkit", "v1", "cards", id, "elements"], "POST") => {
+                Api::Card(id, CardOp::AddElements)
+            }
+            (["cardkit", "v1", "cards", id, "elements", el], "PUT") => {
+                Api::Card(id, CardOp::UpdateElement(el))
+            }
+            (["cardkit", "v1", "cards", id, "elements", el], "PATCH") => {
+                Api::Card(id, CardOp::PatchElement(el))
+            }
+            (["cardkit", "v1", "cards", id, "elements", el], "DELETE") => {
+                Api::Card(id, CardOp::DeleteElement(el))
+            }
+            (["cardkit", "v1", "cards", id, "elements", el, "content"], "PUT") => {
+                Api::Card(id, CardOp::Content(el))
+            }
+            _ => return None,
+        };
+        Some(Endpoint::Api(api))
+    }
+}
+
+impl Api<'_> {
+    /// Method + path template, as Feishu's docs name the API: all calls to one share its budget.
+    fn template(&self) -> &'static str {
+        match self {
+            Api::SendMessage => "POST /open-apis/im/v1/messages",
+            Api::Reply(_) => "POST /open-apis/im/v1/messages/:message_id/reply",
+            Api::PatchMessage(_) => "PATCH /open-apis/im/v1/messages/:message_id",
+            Api::DelayedUpdate => "POST /open-apis/interactive/v1/card/update",
+            Api::CreateCard => "POST /open-apis/cardkit/v1/cards",
+            Api::IdConvert => "POST /open-apis/cardkit/v1/cards/id_convert",
+            Api::Card(_, op) => op.template(),
+        }
+    }
+
+    /// The chat a send or reply goes into (see [`im::target_chat`]); `None` for other APIs.
+    fn target_chat(&self, sim: &Shared, query: &str, body: &[u8]) -> Option<String> {
+        match self {
+            Api::SendMessage => im::target_chat(sim, query, body, None),
+            Api::Reply(parent) => im::target_chat(sim, query, body, Some(parent)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -329,6 +446,27 @@ enum CardOp<'a> {
 }
 
 impl CardOp<'_> {
+    fn template(&self) -> &'static str {
+        match self {
+            CardOp::Update => "PUT /open-apis/cardkit/v1/cards/:card_id",
+            CardOp::Settings => "PATCH /open-apis/cardkit/v1/cards/:card_id/settings",
+            CardOp::Batch => "POST /open-apis/cardkit/v1/cards/:card_id/batch_update",
+            CardOp::AddElements => "POST /open-apis/cardkit/v1/cards/:card_id/elements",
+            CardOp::UpdateElement(_) => {
+                "PUT /open-apis/cardkit/v1/cards/:card_id/elements/:element_id"
+            }
+            CardOp::PatchElement(_) => {
+                "PATCH /open-apis/cardkit/v1/cards/:card_id/elements/:element_id"
+            }
+            CardOp::DeleteElement(_) => {
+                "DELETE /open-apis/cardkit/v1/cards/:card_id/elements/:element_id"
+            }
+            CardOp::Content(_) => {
+                "PUT /open-apis/cardkit/v1/cards/:card_id/elements/:element_id/content"
+            }
+        }
+    }
+
     fn via(&self) -> &'static str {
         match self {
             CardOp::Update => "cardkit.update",
@@ -382,10 +520,92 @@ fn opt_uuid(obj: &Map<String, Value>, max: usize) -> Result<Option<String>, ApiE
 fn admit_card_write(world: &mut World, key: &str, now: i64) -> Result<(), ApiError> {
     let limit = world.rate_limits.card_writes_per_second;
     let window = world.card_windows.entry(key.to_owned()).or_default();
-    World::admit(window, limit, now)
-        .map_err(|reset| ApiError::rate_limited(limit.unwrap_or(0), reset))
+    check(window, limit, SECOND_MS, now)?;
+    record(window, limit, now);
+    Ok(())
 }
 
 pub(crate) fn new_message_id() -> String {
     format!("om_{}", random_hex(16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATES: &[&str] = &[
+        "POST /open-apis/im/v1/messages",
+        "POST /open-apis/im/v1/messages/:message_id/reply",
+        "PATCH /open-apis/im/v1/messages/:message_id",
+        "POST /open-apis/interactive/v1/card/update",
+        "POST /open-apis/cardkit/v1/cards",
+        "POST /open-apis/cardkit/v1/cards/id_convert",
+        "PUT /open-apis/cardkit/v1/cards/:card_id",
+        "PATCH /open-apis/cardkit/v1/cards/:card_id/settings",
+        "POST /open-apis/cardkit/v1/cards/:card_id/batch_update",
+        "POST /open-apis/cardkit/v1/cards/:card_id/elements",
+        "PUT /open-apis/cardkit/v1/cards/:card_id/elements/:element_id",
+        "PATCH /open-apis/cardkit/v1/cards/:card_id/elements/:element_id",
+        "DELETE /open-apis/cardkit/v1/cards/:card_id/elements/:element_id",
+        "PUT /open-apis/cardkit/v1/cards/:card_id/elements/:element_id/content",
+    ];
+
+    #[test]
+    fn every_api_template_is_the_key_of_its_calls() {
+        for template in TEMPLATES {
+            let (method, path) = template.split_once(' ').unwrap();
+            let concrete = path
+                .replace(":message_id", "om_1a2b")
+                .replace(":card_id", "7371713483664506900")
+                .replace(":element_id", "md_1");
+            assert_eq!(
+                limited_api(method, &format!("{concrete}?x=1")),
+                Some(*template)
+            );
+        }
+        assert_eq!(
+            limited_api("POST", "/open-apis/auth/v3/tenant_access_token/internal"),
+            None,
+            "the token endpoint has no documented limit"
+        );
+        assert_eq!(limited_api("GET", "/open-apis/im/v1/messages"), None);
+    }
+
+    fn limit_header(e: &ApiError) -> Option<&str> {
+        e.headers
+            .iter()
+            .find(|(k, _)| *k == "x-ogw-ratelimit-limit")
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_call_the_gateway_refuses_uses_no_budget_and_a_chat_refusal_uses_the_gateways() {
+        let mut world = World {
+            rate_limits: RateLimits {
+                app_per_second: Some(2),
+                api_per_minute: Some(1),
+                chat_per_second: Some(1),
+                card_writes_per_second: None,
+            },
+            ..World::default()
+        };
+        let send = TEMPLATES[0];
+        let reply = TEMPLATES[1];
+        assert!(admit_at(&mut world, send, Some("oc_a"), 0).is_ok());
+        let per_api = admit_at(&mut world, send, None, 1).unwrap_err();
+        assert_eq!(
+            (per_api.status, limit_header(&per_api)),
+            (StatusCode::TOO_MANY_REQUESTS, Some("1"))
+        );
+        // The refused send used no app budget, so the reply fits the app's 2/s.
+        let per_chat = admit_at(&mut world, reply, Some("oc_a"), 2).unwrap_err();
+        assert_eq!(
+            (per_chat.code, limit_header(&per_chat)),
+            (99991400, Some("1"))
+        );
+        // The reply the chat refused passed the gateway: the app's 2/s is used up.
+        let per_app = admit_at(&mut world, TEMPLATES[4], None, 3).unwrap_err();
+        assert_eq!(limit_header(&per_app), Some("2"));
+        assert!(admit_at(&mut world, TEMPLATES[4], None, 1000).is_ok());
+    }
 }
