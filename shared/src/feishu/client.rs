@@ -17,7 +17,7 @@ use super::im::{self, MessageContent, ReceiveId, SentMessage};
 use super::pacer::Pacer;
 use super::request::{
     classify_answer, parse_data, AnswerOutcome, ApiRequest, Method, LOG_ID_HEADER,
-    RATE_LIMIT_RESET_HEADER,
+    MAX_RATE_LIMIT_RESET, RATE_LIMIT_RESET_HEADER,
 };
 use super::request_uuid::RequestUuid;
 use super::token::{
@@ -100,12 +100,13 @@ impl RetryPolicy {
         exp.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
 
-    /// Wait after a rate limit: at least Feishu's reset (plus up to 10 % so instances spread out),
-    /// else the backoff.
+    /// Wait after a rate limit: at least Feishu's reset, clamped to [`MAX_RATE_LIMIT_RESET`] (plus
+    /// up to 10 % so instances spread out), else the backoff.
     pub fn rate_limit_wait(&self, retry_after: Option<Duration>, retry: u32) -> Duration {
         match retry_after {
             Some(reset) if !reset.is_zero() => {
-                reset + reset.mul_f64(rand::thread_rng().gen_range(0.0..=0.1))
+                let reset = reset.min(MAX_RATE_LIMIT_RESET);
+                reset.saturating_add(reset.mul_f64(rand::thread_rng().gen_range(0.0..=0.1)))
             }
             _ => self.backoff(retry).max(self.base_backoff),
         }

@@ -11,6 +11,21 @@ use super::error::{codes, FeishuError, FeishuResult};
 pub const LOG_ID_HEADER: &str = "x-tt-logid";
 /// Response header: seconds until the rate-limit window recovers.
 pub const RATE_LIMIT_RESET_HEADER: &str = "x-ogw-ratelimit-reset";
+/// The longest `x-ogw-ratelimit-reset` honoured: Feishu's windows are a second or a minute, so a
+/// larger value is a fault, and must not park a call or a job for longer.
+pub const MAX_RATE_LIMIT_RESET: Duration = Duration::from_secs(60);
+
+/// `x-ogw-ratelimit-reset` as a wait: whole seconds, clamped to [`MAX_RATE_LIMIT_RESET`]; `None`
+/// when absent or not a number (the caller backs off instead).
+pub fn parse_rate_limit_reset(value: Option<&str>) -> Option<Duration> {
+    let value = value?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: too large for u64 is as good as the clamp.
+    let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(MAX_RATE_LIMIT_RESET))
+}
 
 /// HTTP methods the Open API calls use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +117,7 @@ pub fn classify_answer(
     rate_limit_reset: Option<&str>,
     body: &[u8],
 ) -> AnswerOutcome {
-    let retry_after = rate_limit_reset
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = parse_rate_limit_reset(rate_limit_reset);
     let parsed: Option<(Envelope, Value)> = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| Envelope::deserialize(&v).ok().map(|e| (e, v)));
@@ -295,6 +308,38 @@ mod tests {
                 ..
             }) if d == Duration::from_secs(1)
         ));
+    }
+
+    #[test]
+    fn a_huge_or_malformed_reset_never_panics_and_never_waits_past_the_clamp() {
+        let body = fixture("error_99991400_rate_limited.json");
+        for (header, expected) in [
+            ("18000000000000000000", Some(MAX_RATE_LIMIT_RESET)),
+            ("99999999999999999999999999", Some(MAX_RATE_LIMIT_RESET)),
+            ("61", Some(MAX_RATE_LIMIT_RESET)),
+            ("60", Some(Duration::from_secs(60))),
+            (" 2 ", Some(Duration::from_secs(2))),
+            ("0", Some(Duration::ZERO)),
+            ("abc", None),
+            ("-5", None),
+            ("1.5", None),
+            ("", None),
+            ("+3", None),
+        ] {
+            let outcome = classify_answer(429, None, Some(header), &body);
+            let AnswerOutcome::RateLimited(error) = outcome else {
+                panic!("{header:?}: {outcome:?}");
+            };
+            assert_eq!(error.retry_after(), expected, "{header:?}");
+            // The retry loop's wait, jitter included, stays within the clamp plus 10 %.
+            let wait =
+                crate::feishu::RetryPolicy::default().rate_limit_wait(error.retry_after(), 0);
+            assert!(
+                wait <= MAX_RATE_LIMIT_RESET.mul_f64(1.1),
+                "{header:?}: {wait:?}"
+            );
+        }
+        assert_eq!(parse_rate_limit_reset(None), None);
     }
 
     #[test]
