@@ -1020,6 +1020,15 @@ mod tests {
                 retry_at: Some(i64::MAX)
             }
         );
+        let no_permit = FeishuError::NoPermit {
+            retry_after: Duration::from_millis(1_300),
+        };
+        assert_eq!(
+            on_failure(&no_permit, NOW),
+            FailureAction::Retry {
+                retry_at: Some(NOW + 1_300)
+            }
+        );
     }
 
     #[test]

@@ -57,6 +57,51 @@ impl ApiRequest {
     }
 }
 
+impl ApiRequest {
+    /// The API this request calls, method and path template without ids, in the dotted form of
+    /// Feishu's docs (`im.message.reply`): the key of its 1000/min budget. Anything unknown
+    /// shares one budget, `other`.
+    pub fn api_name(&self) -> &'static str {
+        let path = self.path.split('?').next().unwrap_or_default();
+        let Some(rest) = path.strip_prefix("/open-apis/") else {
+            return "other";
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        match (self.method, segments.as_slice()) {
+            (Method::Post, ["auth", "v3", "tenant_access_token", "internal"]) => {
+                "auth.tenant_access_token.internal"
+            }
+            (Method::Post, ["im", "v1", "messages"]) => "im.message.create",
+            (Method::Post, ["im", "v1", "messages", _, "reply"]) => "im.message.reply",
+            (Method::Patch, ["im", "v1", "messages", _]) => "im.message.patch",
+            (Method::Post, ["interactive", "v1", "card", "update"]) => "interactive.card.update",
+            (Method::Post, ["cardkit", "v1", "cards"]) => "cardkit.card.create",
+            (Method::Post, ["cardkit", "v1", "cards", "id_convert"]) => "cardkit.card.id_convert",
+            (Method::Put, ["cardkit", "v1", "cards", _]) => "cardkit.card.update",
+            (Method::Patch, ["cardkit", "v1", "cards", _, "settings"]) => "cardkit.card.settings",
+            (Method::Post, ["cardkit", "v1", "cards", _, "batch_update"]) => {
+                "cardkit.card.batch_update"
+            }
+            (Method::Post, ["cardkit", "v1", "cards", _, "elements"]) => {
+                "cardkit.card_element.create"
+            }
+            (Method::Put, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.update"
+            }
+            (Method::Patch, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.patch"
+            }
+            (Method::Delete, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.delete"
+            }
+            (Method::Put, ["cardkit", "v1", "cards", _, "elements", _, "content"]) => {
+                "cardkit.card_element.content"
+            }
+            _ => "other",
+        }
+    }
+}
+
 impl std::fmt::Debug for ApiRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiRequest")
@@ -340,6 +385,99 @@ mod tests {
             );
         }
         assert_eq!(parse_rate_limit_reset(None), None);
+    }
+
+    #[test]
+    fn every_request_builder_names_its_api() {
+        use crate::feishu::cardkit::{self, BatchUpdateAction, CardWrite, ElementPosition};
+        use crate::feishu::im::{self, MessageContent, ReceiveId};
+        use crate::feishu::RequestUuid;
+        use serde_json::json;
+        let uuid = RequestUuid::derive("k");
+        let write = CardWrite::new(1, "k");
+        let text = MessageContent::Text("x".into());
+        let card = json!({"schema": "2.0"});
+        let cases = [
+            (
+                crate::feishu::token::tenant_access_token_request("cli", "s"),
+                "auth.tenant_access_token.internal",
+            ),
+            (
+                im::send_message(&ReceiveId::ChatId("oc_1".into()), &text, &uuid).unwrap(),
+                "im.message.create",
+            ),
+            (
+                im::reply_message("om_1", &text, false, &uuid).unwrap(),
+                "im.message.reply",
+            ),
+            (
+                im::patch_message_card("om_1", &card).unwrap(),
+                "im.message.patch",
+            ),
+            (
+                im::delayed_update_card("t", &card),
+                "interactive.card.update",
+            ),
+            (cardkit::create_card(&card).unwrap(), "cardkit.card.create"),
+            (
+                cardkit::convert_message_id("om_1").unwrap(),
+                "cardkit.card.id_convert",
+            ),
+            (
+                cardkit::update_card("7355", &card, &write).unwrap(),
+                "cardkit.card.update",
+            ),
+            (
+                cardkit::update_card_settings("7355", &card, &write).unwrap(),
+                "cardkit.card.settings",
+            ),
+            (
+                cardkit::batch_update_card(
+                    "7355",
+                    &[BatchUpdateAction::PartialUpdateSetting {
+                        settings: card.clone(),
+                    }],
+                    &write,
+                )
+                .unwrap(),
+                "cardkit.card.batch_update",
+            ),
+            (
+                cardkit::add_card_elements(
+                    "7355",
+                    &ElementPosition::Append(None),
+                    std::slice::from_ref(&card),
+                    &write,
+                )
+                .unwrap(),
+                "cardkit.card_element.create",
+            ),
+            (
+                cardkit::update_card_element("7355", "e1", &card, &write).unwrap(),
+                "cardkit.card_element.update",
+            ),
+            (
+                cardkit::patch_card_element("7355", "e1", &card, &write).unwrap(),
+                "cardkit.card_element.patch",
+            ),
+            (
+                cardkit::delete_card_element("7355", "e1", &write).unwrap(),
+                "cardkit.card_element.delete",
+            ),
+            (
+                cardkit::stream_card_element_text("7355", "e1", "x", &write).unwrap(),
+                "cardkit.card_element.content",
+            ),
+        ];
+        for (request, name) in cases {
+            assert_eq!(request.api_name(), name, "{request:?}");
+        }
+        let odd = ApiRequest::new(
+            Method::Get,
+            "/open-apis/contact/v3/users/ou_1".into(),
+            json!({}),
+        );
+        assert_eq!(odd.api_name(), "other");
     }
 
     #[test]
