@@ -6,11 +6,11 @@
 //! The local fast path: a take fetches a batch, and the calls after it pay no round trip until the
 //! batch is spent or its hold ends. How long a batch may be held is what it costs in the shared
 //! budget (see [`crate::store::rate`]: a permit counts in every window its hold can meet), so:
-//! - **quiet** (the counters far under the limit): 5 app permits held 1 s, 5 per API held 5–10 s
-//!   (topped up for every API this instance called in the last minute), 2 chat permits held 1 s:
-//!   an event's reply text, card entity and card reply cost one take of the app item and one of
-//!   the chat item, made in parallel, so one round trip of latency on the event's first call and
-//!   none on the others;
+//! - **quiet** (the counters far under the limit): 5 app permits held 1 s, 5 per API held to the
+//!   end of its 10 s tick (topped up for the last APIs this instance called), 2 chat permits
+//!   held 1 s: an event's reply text, card entity and card reply cost one take of the app item
+//!   and one of the chat item, made in parallel, so one round trip of latency on the event's
+//!   first call and none on the others;
 //! - **busy** (a quiet take would pass half the limit): 1–8 app permits, as many as the waiting
 //!   callers and this instance's rate want and its pacer can send before the hold ends, held
 //!   100–200 ms, so the app sustains about 38 calls/s (50 per 1.3 s of counters). Measured on
@@ -37,9 +37,10 @@ pub const APP_CALLS_PER_SECOND: u32 = 50;
 pub const API_CALLS_PER_MINUTE: u32 = 1_000;
 pub const CHAT_CALLS_PER_SECOND: u32 = 5;
 
-/// Per-second budgets count in ticks of 100 ms, per-minute ones in ticks of 5 s.
+/// Per-second budgets count in ticks of 100 ms, per-minute ones in ticks of 10 s (8 counters a
+/// take: the app item stays small, so a take is one or two write units).
 const SECOND_TICK_MS: i64 = 100;
-const MINUTE_TICK_MS: i64 = 5_000;
+const MINUTE_TICK_MS: i64 = 10_000;
 
 /// A take waits at most this long for the table before the call goes ahead without it.
 const TAKE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -49,6 +50,9 @@ const FAIL_OPEN_MS: i64 = 1_000;
 const BUSY_FOR_MS: i64 = 2_000;
 /// An API this instance called within this long is topped up with a quiet app take.
 const TOP_UP_WITHIN_MS: i64 = 60_000;
+/// At most this many budgets topped up per take (the most recently called), so a take of an
+/// updater that touched every CardKit API stays a short expression on a small item.
+const MAX_TOP_UPS: usize = 3;
 /// Chats remembered per process before the map starts over.
 const MAX_CHATS: usize = 1_024;
 /// Largest busy app take.
@@ -78,9 +82,9 @@ const APP_TERMS: Terms = Terms {
 
 const API_TERMS: Terms = Terms {
     quiet_count: 5,
-    quiet_hold_ticks: 2,
+    quiet_hold_ticks: 1,
     quiet_ceiling: API_CALLS_PER_MINUTE,
-    busy_hold_ticks: 2,
+    busy_hold_ticks: 1,
     busy_max_count: BUSY_MAX_COUNT,
 };
 
@@ -441,14 +445,16 @@ impl SharedLimiter {
             .clamp(1, BUSY_MAX_COUNT);
         let mut wanted: Vec<&Budget> = needs.iter().collect();
         if quiet {
-            wanted.extend(
-                state
-                    .wanted
-                    .values()
-                    .filter(|(_, at)| now - at < TOP_UP_WITHIN_MS)
-                    .map(|(b, _)| b)
-                    .filter(|b| !needs.iter().any(|n| n.rate.name() == b.rate.name())),
-            );
+            let mut recent: Vec<_> = state
+                .wanted
+                .values()
+                .filter(|(b, at)| {
+                    now - at < TOP_UP_WITHIN_MS
+                        && !needs.iter().any(|n| n.rate.name() == b.rate.name())
+                })
+                .collect();
+            recent.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            wanted.extend(recent.into_iter().take(MAX_TOP_UPS).map(|(b, _)| b));
         }
         wanted
             .into_iter()
