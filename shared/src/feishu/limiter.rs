@@ -172,8 +172,9 @@ struct ItemState {
     wanted: HashMap<String, (Budget, EpochMillis)>,
     /// Takes are busy until then.
     busy_until: EpochMillis,
-    /// The last take was refused: none could fit before then.
-    blocked_until: EpochMillis,
+    /// Budgets a busy take was refused for, and the time before which none of theirs can fit
+    /// (an API out of its minute must not hold back the calls of other APIs).
+    blocked: HashMap<String, EpochMillis>,
     /// The table failed: calls go ahead without takes until then.
     open_until: EpochMillis,
 }
@@ -360,8 +361,14 @@ impl SharedLimiter {
             if state.open_until > now {
                 return Ok(());
             }
-            if state.blocked_until > now {
-                let wait = millis(state.blocked_until - now);
+            let blocked_until = needs
+                .iter()
+                .filter_map(|b| state.blocked.get(b.rate.name()))
+                .max()
+                .copied()
+                .unwrap_or(now);
+            if blocked_until > now {
+                let wait = millis(blocked_until - now);
                 if Instant::now() + wait > latest {
                     return Err(NoPermit { retry_after: wait });
                 }
@@ -403,7 +410,23 @@ impl SharedLimiter {
                         // Not quiet any more: at once, a short busy take.
                         state.busy_until = now + BUSY_FOR_MS;
                     } else {
-                        state.blocked_until = retry_at.max(now + 1);
+                        // The budgets that did not fit (all of them, if a race hid which).
+                        let full: Vec<&PermitRequest> = requests
+                            .iter()
+                            .zip(&peaks)
+                            .filter(|(r, peak)| *peak + r.count() > r.ceiling())
+                            .map(|(r, _)| r)
+                            .collect();
+                        let full = if full.is_empty() {
+                            requests.iter().collect()
+                        } else {
+                            full
+                        };
+                        let until = retry_at.max(now + 1);
+                        state.blocked.retain(|_, at| *at > now);
+                        for r in full {
+                            state.blocked.insert(r.budget().name().to_owned(), until);
+                        }
                     }
                 }
                 Ok(Err(error)) => {
@@ -601,6 +624,32 @@ mod tests {
             "{refused:?}"
         );
         assert!(refused.retry_after <= Duration::from_secs(2), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn an_api_out_of_its_minute_holds_back_only_its_own_calls() {
+        let clock = Arc::new(ManualClock::default());
+        let (limiter, store) = limiter(clock.clone());
+        // Another instance spent the reply API's minute.
+        let spent = PermitRequest::new(
+            Budget::api("im.message.reply").rate,
+            API_CALLS_PER_MINUTE,
+            1,
+            API_CALLS_PER_MINUTE,
+        );
+        store
+            .take_permits("cli_a", &RateScope::App, &[spent], T0)
+            .await
+            .unwrap();
+        let soon = || Instant::now() + Duration::from_millis(200);
+        let refused = limiter.acquire(REPLY, soon()).await.unwrap_err();
+        assert!(refused.retry_after > Duration::from_secs(60), "{refused:?}");
+        // Refused again at once, without asking the table.
+        let takes = store.takes.load(Ordering::SeqCst);
+        limiter.acquire(REPLY, soon()).await.unwrap_err();
+        assert_eq!(store.takes.load(Ordering::SeqCst), takes);
+        // The card API and the app's own budget are not held back.
+        limiter.acquire(CREATE, soon()).await.unwrap();
     }
 
     /// A store that always fails.
