@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use cardbot::store::{
     CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore, NewJob,
-    StoreResult, StoredTenantToken, TokenStore,
+    PermitRequest, PermitTake, RateScope, RateStore, StoreResult, StoredTenantToken, TokenStore,
 };
 
 /// Every store method; each is one DynamoDB request in `DynamoStore` (a transaction counts once).
@@ -33,9 +33,10 @@ pub enum StoreCall {
     CompleteJob,
     FailJob,
     FailJobPermanently,
+    TakePermits,
 }
 
-const ALL: [StoreCall; 21] = [
+const ALL: [StoreCall; 22] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -57,6 +58,7 @@ const ALL: [StoreCall; 21] = [
     StoreCall::CompleteJob,
     StoreCall::FailJob,
     StoreCall::FailJobPermanently,
+    StoreCall::TakePermits,
 ];
 
 impl StoreCall {
@@ -83,6 +85,7 @@ impl StoreCall {
             Self::CompleteJob => "job.complete",
             Self::FailJob => "job.fail",
             Self::FailJobPermanently => "job.fail_permanently",
+            Self::TakePermits => "rate.take",
         }
     }
 }
@@ -180,6 +183,20 @@ impl<S: DedupStore> DedupStore for CountingStore<S> {
     async fn release(&self, key: &str) -> StoreResult<()> {
         self.count(StoreCall::Release);
         self.inner.release(key).await
+    }
+}
+
+#[async_trait]
+impl<S: RateStore> RateStore for CountingStore<S> {
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &RateScope,
+        requests: &[PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<PermitTake> {
+        self.count(StoreCall::TakePermits);
+        self.inner.take_permits(app_id, scope, requests, now).await
     }
 }
 

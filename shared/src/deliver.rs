@@ -145,11 +145,19 @@ where
             progress: progress.clone(),
         };
         let source = request.source_message_id.as_str();
+        let chat = request.chat_id.as_str();
         let reply = match request.command.reply() {
             CommandReply::Text(text) => {
                 let content = MessageContent::Text(text.to_owned());
                 feishu
-                    .reply_message(source, &content, false, &request.key("help"), deadline)
+                    .reply_message_in_chat(
+                        chat,
+                        source,
+                        &content,
+                        false,
+                        &request.key("help"),
+                        deadline,
+                    )
                     .await
                     .map_err(|e| fail(e.into(), &progress))?;
                 return Ok(SentReply { card_key: None });
@@ -160,7 +168,8 @@ where
         let delivery = request.delivery;
         // The text reply and the card entity do not depend on each other: one round trip for both.
         let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
-        let text_reply = feishu.reply_message(source, &content, false, &text_key, deadline);
+        let text_reply =
+            feishu.reply_message_in_chat(chat, source, &content, false, &text_key, deadline);
         let entity = async {
             match (delivery, &progress.card_id) {
                 (CardDelivery::Entity, None) => {
@@ -189,7 +198,14 @@ where
             _ => MessageContent::Card(card.to_value()),
         };
         let sent = feishu
-            .reply_message(source, &content, false, &request.key("card"), deadline)
+            .reply_message_in_chat(
+                chat,
+                source,
+                &content,
+                false,
+                &request.key("card"),
+                deadline,
+            )
             .await
             .map_err(|e| fail(e.into(), &progress))?;
         let state = approval::new_card_state(

@@ -350,10 +350,12 @@ pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
         }
         // The next attempt allocates a fresh sequence, so this one is worth retrying.
         FeishuError::SequenceNotIncreasing { .. } => FailureAction::Retry { retry_at: None },
+        // Never further than the backoff's cap, whatever a header said: no job parked for years.
         e if e.is_retryable() => FailureAction::Retry {
-            retry_at: e
-                .retry_after()
-                .map(|wait| now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
+            retry_at: e.retry_after().map(|wait| {
+                let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                now.saturating_add(wait.min(crate::store::JOB_RETRY_CAP_MS))
+            }),
         },
         _ => FailureAction::Permanent,
     }
@@ -980,6 +982,53 @@ mod tests {
                 "{permanent}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_reset_cannot_park_a_job() {
+        use crate::feishu::request::{classify_answer, AnswerOutcome, MAX_RATE_LIMIT_RESET};
+        use std::time::Duration;
+        let body = br#"{"code":99991400,"msg":"request trigger frequency limit"}"#;
+        for header in ["18000000000000000000", "abc"] {
+            let AnswerOutcome::RateLimited(error) = classify_answer(429, None, Some(header), body)
+            else {
+                panic!("{header}");
+            };
+            match on_failure(&error, NOW) {
+                FailureAction::Retry { retry_at: None } => assert_eq!(header, "abc"),
+                FailureAction::Retry { retry_at: Some(at) } => {
+                    assert_eq!(at, NOW + MAX_RATE_LIMIT_RESET.as_millis() as i64)
+                }
+                other => panic!("{header}: {other:?}"),
+            }
+        }
+        // Even an error built by hand with the largest wait, at the largest time.
+        let forever = FeishuError::RateLimited {
+            code: 99991400,
+            retry_after: Some(Duration::MAX),
+            log_id: None,
+        };
+        assert_eq!(
+            on_failure(&forever, NOW),
+            FailureAction::Retry {
+                retry_at: Some(NOW + crate::store::JOB_RETRY_CAP_MS)
+            }
+        );
+        assert_eq!(
+            on_failure(&forever, i64::MAX - 1),
+            FailureAction::Retry {
+                retry_at: Some(i64::MAX)
+            }
+        );
+        let no_permit = FeishuError::NoPermit {
+            retry_after: Duration::from_millis(1_300),
+        };
+        assert_eq!(
+            on_failure(&no_permit, NOW),
+            FailureAction::Retry {
+                retry_at: Some(NOW + 1_300)
+            }
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cardbot::store::{
     CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore, NewJob,
-    StoreResult, StoredTenantToken, TokenStore,
+    PermitRequest, PermitTake, RateScope, RateStore, StoreResult, StoredTenantToken, TokenStore,
 };
 
 /// A store call after which the caller can be made to hang.
@@ -198,5 +198,18 @@ impl<S: JobStore> JobStore for HangAfter<S> {
         now: EpochMillis,
     ) -> StoreResult<()> {
         self.inner.fail_job_permanently(job, error, now).await
+    }
+}
+
+#[async_trait]
+impl<S: RateStore> RateStore for HangAfter<S> {
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &RateScope,
+        requests: &[PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<PermitTake> {
+        self.inner.take_permits(app_id, scope, requests, now).await
     }
 }

@@ -17,7 +17,7 @@ use cardbot::config::{Config, FeishuConfig, Function, Secrets, WebhookConfig};
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
 use cardbot::function_url;
 use cardbot::jobs::JobKind;
-use cardbot::store::{EpochMillis, Job, Store};
+use cardbot::store::{EpochMillis, Job, RateStore, Store};
 use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -176,7 +176,7 @@ pub struct Bot<S: Store + 'static> {
     pub card_url: String,
 }
 
-impl<S: Store + 'static> Bot<S> {
+impl<S: Store + RateStore + 'static> Bot<S> {
     /// Wires the functions as their `main.rs` do, with the simulator's clock.
     pub async fn start(sim: Arc<Simulator>, store: Arc<S>, delivery: &str) -> Self {
         let config = config_for(&sim, delivery);
@@ -239,7 +239,9 @@ impl<S: Store + 'static> Bot<S> {
             card_url,
         }
     }
+}
 
+impl<S: Store + 'static> Bot<S> {
     /// One updater invocation with `event` and 60 s to run.
     pub async fn run_updater(&self, event: &UpdaterEvent) -> Summary {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await

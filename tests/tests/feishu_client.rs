@@ -2,6 +2,7 @@
 //! token, rate-limit and 5xx fault paths.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,16 +11,37 @@ use cardbot::feishu::{
     BatchUpdateAction, CardWrite, Clock, Deadline, ElementPosition, FeishuApi, FeishuClient,
     FeishuClientConfig, FeishuError, MessageContent, ReceiveId, RequestUuid, RetryPolicy,
 };
-use cardbot::store::{EpochMillis, StoreResult, StoredTenantToken, TokenStore};
+use cardbot::store::dynamo::DynamoStore;
+use cardbot::store::memory::MemoryStore;
+use cardbot::store::{
+    EpochMillis, PermitRequest, PermitTake, RateScope, RateStore, StoreResult, StoredTenantToken,
+    TokenStore,
+};
+use cardbot_tests::dynamodb_local;
 use cardbot_tests::simulator::{ids, ApiCall, FaultKind, SimConfig, Simulator};
 use serde_json::{json, Value};
 
 const AUTH_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 
-/// The shared token table, as the DynamoDB adapter behaves (later expiry wins, conditional evict).
+/// The shared token table, as the DynamoDB adapter behaves (later expiry wins, conditional evict),
+/// and the shared rate counters (a MemoryStore's).
 #[derive(Default)]
 struct SharedTokenTable {
     items: Mutex<HashMap<String, StoredTenantToken>>,
+    rates: MemoryStore,
+}
+
+#[async_trait]
+impl RateStore for SharedTokenTable {
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &RateScope,
+        requests: &[PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<PermitTake> {
+        self.rates.take_permits(app_id, scope, requests, now).await
+    }
 }
 
 #[async_trait]
@@ -937,4 +959,278 @@ async fn a_few_5xx_are_retried_to_success() {
         .map(|c| c.status)
         .collect();
     assert_eq!(statuses, [502, 502, 200]);
+}
+
+// ------------------------------------------------------------------ the app-wide rate limit
+
+/// A table on DynamoDB Local that counts rate takes; every client on it is one Lambda instance.
+struct CountedTable {
+    inner: DynamoStore,
+    takes: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl CountedTable {
+    async fn fresh() -> Arc<Self> {
+        Arc::new(Self {
+            inner: dynamodb_local::fresh_store().await,
+            takes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    fn takes(&self) -> u64 {
+        self.takes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl TokenStore for CountedTable {
+    async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+        self.inner.get_tenant_token(app_id).await
+    }
+    async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
+        self.inner.put_tenant_token(app_id, token).await
+    }
+    async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        self.inner.evict_tenant_token(app_id, token).await
+    }
+}
+
+#[async_trait]
+impl RateStore for CountedTable {
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &RateScope,
+        requests: &[PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<PermitTake> {
+        self.takes.fetch_add(1, Ordering::SeqCst);
+        let taken = self.inner.take_permits(app_id, scope, requests, now).await;
+        if let Ok(PermitTake::Refused { .. }) = taken {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        taken
+    }
+}
+
+fn instance_on(sim: &Arc<Simulator>, table: Arc<CountedTable>) -> FeishuClient {
+    let config = FeishuClientConfig {
+        base_url: sim.base_url(),
+        app_id: ids::APP_ID.into(),
+        app_secret: ids::APP_SECRET.into(),
+    };
+    FeishuClient::builder(config, table)
+        .retry_policy(fast_retries())
+        .clock(Arc::new(SimTime(sim.clone())))
+        .build()
+        .unwrap()
+}
+
+/// The most Open API calls (the token fetch has limits of its own) the simulator saw in any
+/// one-second window, as its own limiter counts them.
+fn busiest_second(calls: &[ApiCall]) -> usize {
+    let mut at: Vec<i64> = calls
+        .iter()
+        .filter(|c| c.path != AUTH_PATH)
+        .map(|c| c.at_ms)
+        .collect();
+    at.sort_unstable();
+    (0..at.len())
+        .map(|i| at[i..].iter().take_while(|t| **t < at[i] + 1_000).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_table_send_150_calls_without_a_429_or_a_second_over_50() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let table = CountedTable::fresh().await;
+    let instances = [
+        instance_on(&sim, table.clone()),
+        instance_on(&sim, table.clone()),
+    ];
+    let started = Instant::now();
+    let cards: Vec<Value> = (0..150)
+        .map(|i| approval_card(&format!("card {i}")))
+        .collect();
+    let calls = cards.iter().enumerate().map(|(i, card)| {
+        instances[i % 2].create_card(card, Deadline::after(Duration::from_secs(20)))
+    });
+    let results = futures::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let calls = sim.calls();
+    let limited: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
+    assert!(limited.is_empty(), "{} answered 429", limited.len());
+    let busiest = busiest_second(&calls);
+    let takes = table.takes();
+    eprintln!(
+        "150 calls from two instances in {elapsed:?}: busiest second {busiest}, {takes} takes \
+         ({} refused; {:.2} DynamoDB requests per Feishu call)",
+        table.refused.load(Ordering::SeqCst),
+        takes as f64 / 150.0
+    );
+    assert!(busiest <= 50, "{busiest} calls in one second");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.path == "/open-apis/cardkit/v1/cards")
+            .count(),
+        150,
+        "no call was retried"
+    );
+    // Busy takes hold up to 8 permits: far fewer round trips than calls (about 0.3 per call
+    // here, half of them refusals that tell when to come back).
+    assert!(takes <= 75, "{takes} takes");
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_quiet_event_costs_one_take_of_the_app_and_one_of_the_chat() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let table = CountedTable::fresh().await;
+    let client = instance_on(&sim, table.clone());
+    let source = client
+        .send_message(
+            &ReceiveId::ChatId(ids::P2P_CHAT_ID.into()),
+            &MessageContent::Text("审批".into()),
+            "source",
+            deadline(),
+        )
+        .await
+        .unwrap();
+    let mut per_event = Vec::new();
+    for event in 0..3 {
+        // Quiet: a few seconds between events, so every app and chat permit of the last ran out.
+        sim.advance(Duration::from_secs(3));
+        let before = table.takes();
+        let text = MessageContent::Text("收到".into());
+        let (text_key, card) = (format!("text {event}"), approval_card("待审批"));
+        let (text, card) = tokio::join!(
+            client.reply_message_in_chat(
+                ids::P2P_CHAT_ID,
+                &source.message_id,
+                &text,
+                false,
+                &text_key,
+                deadline(),
+            ),
+            client.create_card(&card, deadline())
+        );
+        text.unwrap();
+        let card_id = card.unwrap();
+        client
+            .reply_message_in_chat(
+                ids::P2P_CHAT_ID,
+                &source.message_id,
+                &MessageContent::CardEntity { card_id },
+                false,
+                &format!("card {event}"),
+                deadline(),
+            )
+            .await
+            .unwrap();
+        per_event.push(table.takes() - before);
+    }
+    eprintln!("takes per quiet event of 3 Feishu calls: {per_event:?}");
+    // The first event on a cold instance also takes the card API's permits; later ones find them
+    // held (or topped up): one take of the app item and one of the chat item, in parallel.
+    assert!(per_event[0] <= 3, "{per_event:?}");
+    assert!(per_event[1..].iter().all(|n| *n == 2), "{per_event:?}");
+}
+
+#[tokio::test]
+async fn a_huge_reset_header_over_http_is_clamped_and_returned_at_once() {
+    let h = Harness::warm().await;
+    h.fail_card_creates(
+        1,
+        FaultKind::RateLimited {
+            reset_secs: 18_000_000_000_000_000_000,
+        },
+    );
+    let started = Instant::now();
+    let err = h
+        .client
+        .create_card(&approval_card("x"), Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.retry_after(),
+        Some(cardbot::feishu::request::MAX_RATE_LIMIT_RESET)
+    );
+    let now = h.sim.now_ms();
+    match cardbot::jobs::on_failure(&err, now) {
+        cardbot::jobs::FailureAction::Retry { retry_at: Some(at) } => assert_eq!(at, now + 60_000),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A server that answers the token request, and every other request with 429 and `reset`.
+async fn limited_server(reset: &'static str) -> String {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+        if uri.path() == AUTH_PATH {
+            axum::Json(
+                json!({"code": 0, "msg": "ok", "tenant_access_token": "t-limited", "expire": 7200}),
+            )
+            .into_response()
+        } else {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("x-ogw-ratelimit-reset", reset)],
+                axum::Json(json!({"code": 99991400, "msg": "request trigger frequency limit"})),
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_malformed_reset_header_over_http_falls_back_to_the_backoff() {
+    for (reset, expected) in [
+        ("abc", None),
+        (
+            "18000000000000000000",
+            Some(cardbot::feishu::request::MAX_RATE_LIMIT_RESET),
+        ),
+    ] {
+        let config = FeishuClientConfig {
+            base_url: limited_server(reset).await,
+            app_id: ids::APP_ID.into(),
+            app_secret: ids::APP_SECRET.into(),
+        };
+        let client = FeishuClient::builder(config, Arc::new(SharedTokenTable::default()))
+            .retry_policy(RetryPolicy {
+                max_attempts: 3,
+                ..fast_retries()
+            })
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = client
+            .create_card(&approval_card("x"), Deadline::after(Duration::from_secs(3)))
+            .await
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(err, FeishuError::RateLimited { retry_after, .. } if retry_after == expected),
+            "{reset}: {err:?}"
+        );
+        // `abc`: three attempts with the short backoff between them; the huge one: at once.
+        assert!(elapsed < Duration::from_secs(2), "{reset}: {elapsed:?}");
+    }
 }

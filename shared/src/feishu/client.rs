@@ -14,10 +14,11 @@ use super::cardkit::{self, BatchUpdateAction, CardIdData, CardWrite, ElementPosi
 use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::im::{self, MessageContent, ReceiveId, SentMessage};
+use super::limiter::{CallBudget, NoPermit, SharedLimiter};
 use super::pacer::Pacer;
 use super::request::{
     classify_answer, parse_data, AnswerOutcome, ApiRequest, Method, LOG_ID_HEADER,
-    RATE_LIMIT_RESET_HEADER,
+    MAX_RATE_LIMIT_RESET, RATE_LIMIT_RESET_HEADER,
 };
 use super::request_uuid::RequestUuid;
 use super::token::{
@@ -26,7 +27,7 @@ use super::token::{
 };
 use super::FeishuApi;
 use crate::config::FeishuConfig;
-use crate::store::TokenStore;
+use crate::store::{RateStore, TokenStore};
 
 /// Feishu (China).
 pub const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
@@ -100,12 +101,13 @@ impl RetryPolicy {
         exp.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
 
-    /// Wait after a rate limit: at least Feishu's reset (plus up to 10 % so instances spread out),
-    /// else the backoff.
+    /// Wait after a rate limit: at least Feishu's reset, clamped to [`MAX_RATE_LIMIT_RESET`] (plus
+    /// up to 10 % so instances spread out), else the backoff.
     pub fn rate_limit_wait(&self, retry_after: Option<Duration>, retry: u32) -> Duration {
         match retry_after {
             Some(reset) if !reset.is_zero() => {
-                reset + reset.mul_f64(rand::thread_rng().gen_range(0.0..=0.1))
+                let reset = reset.min(MAX_RATE_LIMIT_RESET);
+                reset.saturating_add(reset.mul_f64(rand::thread_rng().gen_range(0.0..=0.1)))
             }
             _ => self.backoff(retry).max(self.base_backoff),
         }
@@ -116,6 +118,7 @@ impl RetryPolicy {
 pub struct FeishuClientBuilder {
     config: FeishuClientConfig,
     token_store: Arc<dyn TokenStore>,
+    rate_store: Arc<dyn RateStore>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     pacer: Pacer,
@@ -148,6 +151,11 @@ impl FeishuClientBuilder {
         Ok(FeishuClient {
             http,
             base_url,
+            limiter: SharedLimiter::new(
+                self.config.app_id.clone(),
+                self.rate_store,
+                self.clock.clone(),
+            ),
             tokens: TenantTokenProvider::new(
                 self.config.app_id.clone(),
                 self.token_store,
@@ -169,7 +177,10 @@ pub struct FeishuClient {
     app_secret: String,
     tokens: TenantTokenProvider,
     retry: RetryPolicy,
+    /// Spaces this process's calls.
     pacer: Pacer,
+    /// Permits of the app-wide limits, shared with every other instance through the table.
+    limiter: SharedLimiter,
 }
 
 impl fmt::Debug for FeishuClient {
@@ -184,19 +195,24 @@ impl fmt::Debug for FeishuClient {
 }
 
 impl FeishuClient {
-    /// A client with the default retry policy and the system clock.
-    pub fn new(config: FeishuClientConfig, token_store: Arc<dyn TokenStore>) -> FeishuResult<Self> {
-        Self::builder(config, token_store).build()
+    /// A client with the default retry policy and the system clock, keeping the tenant token and
+    /// the app-wide rate limit in `store`.
+    pub fn new<S>(config: FeishuClientConfig, store: Arc<S>) -> FeishuResult<Self>
+    where
+        S: TokenStore + RateStore + 'static,
+    {
+        Self::builder(config, store).build()
     }
 
     /// A builder for a non-default retry policy or clock.
-    pub fn builder(
-        config: FeishuClientConfig,
-        token_store: Arc<dyn TokenStore>,
-    ) -> FeishuClientBuilder {
+    pub fn builder<S>(config: FeishuClientConfig, store: Arc<S>) -> FeishuClientBuilder
+    where
+        S: TokenStore + RateStore + 'static,
+    {
         FeishuClientBuilder {
             config,
-            token_store,
+            token_store: store.clone(),
+            rate_store: store,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
             pacer: Pacer::default(),
@@ -215,10 +231,27 @@ impl FeishuClient {
         request: &ApiRequest,
         deadline: Deadline,
     ) -> FeishuResult<T> {
+        self.call_in(request, None, deadline).await
+    }
+
+    /// [`Self::call`] for a message send or reply, which also takes a permit of `chat`'s 5/s.
+    async fn call_in<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+        chat: Option<&str>,
+        deadline: Deadline,
+    ) -> FeishuResult<T> {
         let mut refetched = false;
+        let budget = CallBudget {
+            api: request.api_name(),
+            chat,
+        };
         loop {
             let token = self.tokens.get(self, deadline).await?;
-            match self.execute(request, Some(&token), deadline).await {
+            match self
+                .execute(request, Some((&token, budget)), deadline)
+                .await
+            {
                 Err(FeishuError::InvalidToken { code, log_id }) if !refetched => {
                     tracing::warn!(code, ?log_id, path = %request.path, "tenant token rejected; refetching once");
                     self.tokens.evict(&token).await;
@@ -230,13 +263,16 @@ impl FeishuClient {
         }
     }
 
-    /// Sends `request` until success, a final error, the attempt limit, or the deadline.
+    /// Sends `request` until success, a final error, the attempt limit, or the deadline. An API
+    /// call (with a token) takes a slot of the local pacer and a permit of the app-wide limits
+    /// on every attempt; the token fetch has limits of its own and takes neither.
     async fn execute(
         &self,
         request: &ApiRequest,
-        token: Option<&TenantAccessToken>,
+        api: Option<(&TenantAccessToken, CallBudget<'_>)>,
         deadline: Deadline,
     ) -> FeishuResult<Value> {
+        let token = api.map(|(token, _)| token);
         let mut attempts = 0u32;
         loop {
             let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);
@@ -246,7 +282,7 @@ impl FeishuClient {
                     last: "no time left for an attempt".to_owned(),
                 });
             }
-            if token.is_some() {
+            if let Some((_, budget)) = api {
                 // Every API call, retries included, takes a slot of the app's rate.
                 let latest = deadline
                     .instant()
@@ -256,6 +292,15 @@ impl FeishuClient {
                         attempts,
                         last: "no slot of the app's request rate before the deadline".to_owned(),
                     });
+                }
+                let latest = latest.unwrap_or_else(Instant::now);
+                if let Err(NoPermit { retry_after }) = self.limiter.acquire(budget, latest).await {
+                    tracing::warn!(
+                        api = budget.api,
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        "no app-wide rate permit before the deadline"
+                    );
+                    return Err(FeishuError::NoPermit { retry_after });
                 }
             }
             let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);
@@ -380,8 +425,12 @@ impl FeishuApi for FeishuClient {
         deadline: Deadline,
     ) -> FeishuResult<SentMessage> {
         let uuid = RequestUuid::derive(idempotency_key);
-        self.call(&im::send_message(receiver, content, &uuid)?, deadline)
-            .await
+        let chat = match receiver {
+            ReceiveId::ChatId(chat_id) => chat_id.clone(),
+            other => format!("{}:{}", other.id_type(), other.id()),
+        };
+        let request = im::send_message(receiver, content, &uuid)?;
+        self.call_in(&request, Some(&chat), deadline).await
     }
 
     async fn reply_message(
@@ -392,9 +441,31 @@ impl FeishuApi for FeishuClient {
         idempotency_key: &str,
         deadline: Deadline,
     ) -> FeishuResult<SentMessage> {
+        // Without the chat, replies to one message share a budget (a part of their chat's).
+        let chat = format!("message:{message_id}");
+        self.reply_message_in_chat(
+            &chat,
+            message_id,
+            content,
+            reply_in_thread,
+            idempotency_key,
+            deadline,
+        )
+        .await
+    }
+
+    async fn reply_message_in_chat(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        content: &MessageContent,
+        reply_in_thread: bool,
+        idempotency_key: &str,
+        deadline: Deadline,
+    ) -> FeishuResult<SentMessage> {
         let uuid = RequestUuid::derive(idempotency_key);
         let request = im::reply_message(message_id, content, reply_in_thread, &uuid)?;
-        self.call(&request, deadline).await
+        self.call_in(&request, Some(chat_id), deadline).await
     }
 
     async fn patch_message_card(

@@ -97,6 +97,11 @@ pub enum FeishuError {
     /// 200860 / 230025: card or message over Feishu's size limit (30 KB for cards).
     #[error("content too large (code {code}, log_id {log_id:?})")]
     TooLarge { code: i64, log_id: Option<String> },
+    /// The app-wide rate limit (shared by every instance through the table) has no permit for the
+    /// call before its deadline; nothing was sent. One could come after `retry_after`: retry then,
+    /// or queue the work.
+    #[error("no app-wide rate permit before the deadline (retry after {retry_after:?})")]
+    NoPermit { retry_after: Duration },
     /// The caller's deadline passed (or the next wait would cross it) before a success.
     #[error("deadline exceeded after {attempts} attempt(s); last: {last}")]
     DeadlineExceeded { attempts: u32, last: String },
@@ -157,6 +162,7 @@ impl FeishuError {
             Self::InvalidToken { .. }
             | Self::RateLimited { .. }
             | Self::CardInCallback { .. }
+            | Self::NoPermit { .. }
             | Self::DeadlineExceeded { .. }
             | Self::Server { .. }
             | Self::Transport(_) => true,
@@ -177,10 +183,12 @@ impl FeishuError {
         }
     }
 
-    /// How long Feishu asked us to wait (`x-ogw-ratelimit-reset`), when it said.
+    /// How long Feishu asked us to wait (`x-ogw-ratelimit-reset`, clamped where it is parsed), or
+    /// the app-wide limiter's next permit, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::NoPermit { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -199,7 +207,8 @@ impl FeishuError {
             Self::UpdateTokenUsedUp { .. } => Some(UPDATE_TOKEN_USED_UP),
             Self::CardInCallback { .. } => Some(CARD_IN_CALLBACK),
             Self::MessageTooOld { .. } => Some(MESSAGE_TOO_OLD),
-            Self::DeadlineExceeded { .. }
+            Self::NoPermit { .. }
+            | Self::DeadlineExceeded { .. }
             | Self::Server { .. }
             | Self::Transport(_)
             | Self::InvalidRequest(_) => None,
@@ -234,6 +243,9 @@ mod tests {
             },
             FeishuError::Transport("reset".into()),
             FeishuError::from_code(18121, "same request in progress", None, None),
+            FeishuError::NoPermit {
+                retry_after: Duration::from_millis(300),
+            },
         ];
         for e in &retryable {
             assert!(e.is_retryable(), "{e}");
@@ -259,6 +271,10 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         let e = FeishuError::from_code(300317, "", None, Some(Duration::from_secs(7)));
         assert_eq!(e.retry_after(), None);
+        let e = FeishuError::NoPermit {
+            retry_after: Duration::from_millis(300),
+        };
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(300)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod client;
 pub mod deadline;
 pub mod error;
 pub mod im;
+pub mod limiter;
 pub mod limits;
 pub mod pacer;
 pub mod request;
@@ -51,6 +52,28 @@ pub trait FeishuApi: Send + Sync {
         idempotency_key: &str,
         deadline: Deadline,
     ) -> FeishuResult<SentMessage>;
+
+    /// [`FeishuApi::reply_message`] to a message in `chat_id`, so the reply counts in that chat's
+    /// 5 QPS (Feishu limits sends per chat; a reply's path names only the message).
+    async fn reply_message_in_chat(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        content: &MessageContent,
+        reply_in_thread: bool,
+        idempotency_key: &str,
+        deadline: Deadline,
+    ) -> FeishuResult<SentMessage> {
+        let _ = chat_id;
+        self.reply_message(
+            message_id,
+            content,
+            reply_in_thread,
+            idempotency_key,
+            deadline,
+        )
+        .await
+    }
 
     /// Replaces a sent card (`PATCH im/v1/messages/:id`; ≤ 14 days, `update_multi: true` on both cards).
     async fn patch_message_card(

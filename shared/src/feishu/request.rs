@@ -11,6 +11,21 @@ use super::error::{codes, FeishuError, FeishuResult};
 pub const LOG_ID_HEADER: &str = "x-tt-logid";
 /// Response header: seconds until the rate-limit window recovers.
 pub const RATE_LIMIT_RESET_HEADER: &str = "x-ogw-ratelimit-reset";
+/// The longest `x-ogw-ratelimit-reset` honoured: Feishu's windows are a second or a minute, so a
+/// larger value is a fault, and must not park a call or a job for longer.
+pub const MAX_RATE_LIMIT_RESET: Duration = Duration::from_secs(60);
+
+/// `x-ogw-ratelimit-reset` as a wait: whole seconds, clamped to [`MAX_RATE_LIMIT_RESET`]; `None`
+/// when absent or not a number (the caller backs off instead).
+pub fn parse_rate_limit_reset(value: Option<&str>) -> Option<Duration> {
+    let value = value?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: too large for u64 is as good as the clamp.
+    let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(MAX_RATE_LIMIT_RESET))
+}
 
 /// HTTP methods the Open API calls use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +53,51 @@ impl ApiRequest {
             method,
             path,
             body: Some(body),
+        }
+    }
+}
+
+impl ApiRequest {
+    /// The API this request calls, method and path template without ids, in the dotted form of
+    /// Feishu's docs (`im.message.reply`): the key of its 1000/min budget. Anything unknown
+    /// shares one budget, `other`.
+    pub fn api_name(&self) -> &'static str {
+        let path = self.path.split('?').next().unwrap_or_default();
+        let Some(rest) = path.strip_prefix("/open-apis/") else {
+            return "other";
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        match (self.method, segments.as_slice()) {
+            (Method::Post, ["auth", "v3", "tenant_access_token", "internal"]) => {
+                "auth.tenant_access_token.internal"
+            }
+            (Method::Post, ["im", "v1", "messages"]) => "im.message.create",
+            (Method::Post, ["im", "v1", "messages", _, "reply"]) => "im.message.reply",
+            (Method::Patch, ["im", "v1", "messages", _]) => "im.message.patch",
+            (Method::Post, ["interactive", "v1", "card", "update"]) => "interactive.card.update",
+            (Method::Post, ["cardkit", "v1", "cards"]) => "cardkit.card.create",
+            (Method::Post, ["cardkit", "v1", "cards", "id_convert"]) => "cardkit.card.id_convert",
+            (Method::Put, ["cardkit", "v1", "cards", _]) => "cardkit.card.update",
+            (Method::Patch, ["cardkit", "v1", "cards", _, "settings"]) => "cardkit.card.settings",
+            (Method::Post, ["cardkit", "v1", "cards", _, "batch_update"]) => {
+                "cardkit.card.batch_update"
+            }
+            (Method::Post, ["cardkit", "v1", "cards", _, "elements"]) => {
+                "cardkit.card_element.create"
+            }
+            (Method::Put, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.update"
+            }
+            (Method::Patch, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.patch"
+            }
+            (Method::Delete, ["cardkit", "v1", "cards", _, "elements", _]) => {
+                "cardkit.card_element.delete"
+            }
+            (Method::Put, ["cardkit", "v1", "cards", _, "elements", _, "content"]) => {
+                "cardkit.card_element.content"
+            }
+            _ => "other",
         }
     }
 }
@@ -102,9 +162,7 @@ pub fn classify_answer(
     rate_limit_reset: Option<&str>,
     body: &[u8],
 ) -> AnswerOutcome {
-    let retry_after = rate_limit_reset
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = parse_rate_limit_reset(rate_limit_reset);
     let parsed: Option<(Envelope, Value)> = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| Envelope::deserialize(&v).ok().map(|e| (e, v)));
@@ -295,6 +353,131 @@ mod tests {
                 ..
             }) if d == Duration::from_secs(1)
         ));
+    }
+
+    #[test]
+    fn a_huge_or_malformed_reset_never_panics_and_never_waits_past_the_clamp() {
+        let body = fixture("error_99991400_rate_limited.json");
+        for (header, expected) in [
+            ("18000000000000000000", Some(MAX_RATE_LIMIT_RESET)),
+            ("99999999999999999999999999", Some(MAX_RATE_LIMIT_RESET)),
+            ("61", Some(MAX_RATE_LIMIT_RESET)),
+            ("60", Some(Duration::from_secs(60))),
+            (" 2 ", Some(Duration::from_secs(2))),
+            ("0", Some(Duration::ZERO)),
+            ("abc", None),
+            ("-5", None),
+            ("1.5", None),
+            ("", None),
+            ("+3", None),
+        ] {
+            let outcome = classify_answer(429, None, Some(header), &body);
+            let AnswerOutcome::RateLimited(error) = outcome else {
+                panic!("{header:?}: {outcome:?}");
+            };
+            assert_eq!(error.retry_after(), expected, "{header:?}");
+            // The retry loop's wait, jitter included, stays within the clamp plus 10 %.
+            let wait =
+                crate::feishu::RetryPolicy::default().rate_limit_wait(error.retry_after(), 0);
+            assert!(
+                wait <= MAX_RATE_LIMIT_RESET.mul_f64(1.1),
+                "{header:?}: {wait:?}"
+            );
+        }
+        assert_eq!(parse_rate_limit_reset(None), None);
+    }
+
+    #[test]
+    fn every_request_builder_names_its_api() {
+        use crate::feishu::cardkit::{self, BatchUpdateAction, CardWrite, ElementPosition};
+        use crate::feishu::im::{self, MessageContent, ReceiveId};
+        use crate::feishu::RequestUuid;
+        use serde_json::json;
+        let uuid = RequestUuid::derive("k");
+        let write = CardWrite::new(1, "k");
+        let text = MessageContent::Text("x".into());
+        let card = json!({"schema": "2.0"});
+        let cases = [
+            (
+                crate::feishu::token::tenant_access_token_request("cli", "s"),
+                "auth.tenant_access_token.internal",
+            ),
+            (
+                im::send_message(&ReceiveId::ChatId("oc_1".into()), &text, &uuid).unwrap(),
+                "im.message.create",
+            ),
+            (
+                im::reply_message("om_1", &text, false, &uuid).unwrap(),
+                "im.message.reply",
+            ),
+            (
+                im::patch_message_card("om_1", &card).unwrap(),
+                "im.message.patch",
+            ),
+            (
+                im::delayed_update_card("t", &card),
+                "interactive.card.update",
+            ),
+            (cardkit::create_card(&card).unwrap(), "cardkit.card.create"),
+            (
+                cardkit::convert_message_id("om_1").unwrap(),
+                "cardkit.card.id_convert",
+            ),
+            (
+                cardkit::update_card("7355", &card, &write).unwrap(),
+                "cardkit.card.update",
+            ),
+            (
+                cardkit::update_card_settings("7355", &card, &write).unwrap(),
+                "cardkit.card.settings",
+            ),
+            (
+                cardkit::batch_update_card(
+                    "7355",
+                    &[BatchUpdateAction::PartialUpdateSetting {
+                        settings: card.clone(),
+                    }],
+                    &write,
+                )
+                .unwrap(),
+                "cardkit.card.batch_update",
+            ),
+            (
+                cardkit::add_card_elements(
+                    "7355",
+                    &ElementPosition::Append(None),
+                    std::slice::from_ref(&card),
+                    &write,
+                )
+                .unwrap(),
+                "cardkit.card_element.create",
+            ),
+            (
+                cardkit::update_card_element("7355", "e1", &card, &write).unwrap(),
+                "cardkit.card_element.update",
+            ),
+            (
+                cardkit::patch_card_element("7355", "e1", &card, &write).unwrap(),
+                "cardkit.card_element.patch",
+            ),
+            (
+                cardkit::delete_card_element("7355", "e1", &write).unwrap(),
+                "cardkit.card_element.delete",
+            ),
+            (
+                cardkit::stream_card_element_text("7355", "e1", "x", &write).unwrap(),
+                "cardkit.card_element.content",
+            ),
+        ];
+        for (request, name) in cases {
+            assert_eq!(request.api_name(), name, "{request:?}");
+        }
+        let odd = ApiRequest::new(
+            Method::Get,
+            "/open-apis/contact/v3/users/ou_1".into(),
+            json!({}),
+        );
+        assert_eq!(odd.api_name(), "other");
     }
 
     #[test]

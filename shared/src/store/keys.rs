@@ -6,6 +6,8 @@
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
 //! | job | `card#<card_key>` | `job#<job_id>` |
+//! | app rate counters | `rate#<app_id>#app` | `counters` |
+//! | chat rate counters | `rate#<app_id>#chat#<chat>` | `counters` |
 //!
 //! Pending and leased jobs also carry `due_pk` = [`DUE_PK`] for the sparse `due` index.
 
@@ -49,6 +51,18 @@ pub fn job_sk(job_id: &str) -> String {
     format!("{JOB_SK_PREFIX}{job_id}")
 }
 
+/// Sort key of a rate item: one item holds every counter of its scope (a take checks several
+/// windows in one conditional write), so the window is in the attribute names, not the key.
+pub const RATE_SK: &str = "counters";
+
+/// `pk` of the rate item of `app_id` for `scope`.
+pub fn rate_pk(app_id: &str, scope: &super::rate::RateScope) -> String {
+    match scope {
+        super::rate::RateScope::App => format!("rate#{app_id}#app"),
+        super::rate::RateScope::Chat(chat) => format!("rate#{app_id}#chat#{chat}"),
+    }
+}
+
 /// `(card_key, job_id)` of the item keyed `(pk, sk)` if it is a job, else `None` (a card's state,
 /// any other item, or a key with an empty card key or job id).
 pub fn parse_job_key<'a>(pk: &'a str, sk: &'a str) -> Option<(&'a str, &'a str)> {
@@ -68,6 +82,12 @@ mod tests {
         assert_eq!(card_pk("c1"), "card#c1");
         assert_eq!(job_sk("j1"), "job#j1");
         assert!(job_sk("j1").starts_with(JOB_SK_PREFIX));
+        use crate::store::rate::RateScope;
+        assert_eq!(rate_pk("cli_a", &RateScope::App), "rate#cli_a#app");
+        assert_eq!(
+            rate_pk("cli_a", &RateScope::Chat("oc_1".into())),
+            "rate#cli_a#chat#oc_1"
+        );
     }
 
     #[test]

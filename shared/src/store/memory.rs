@@ -31,6 +31,8 @@ struct Tables {
     cards: BTreeMap<String, CardState>,
     /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
     jobs: BTreeMap<(String, String), Job>,
+    /// Rate item `pk` → its counters.
+    rates: HashMap<String, super::rate::RateCounters>,
 }
 
 /// Everything in process memory; cheap to create per test.
@@ -422,4 +424,23 @@ fn bury(job: &mut Job, now: EpochMillis) {
     job.lease_owner = None;
     job.lease_until = None;
     job.updated_at = now;
+}
+
+#[async_trait]
+impl super::RateStore for MemoryStore {
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &super::RateScope,
+        requests: &[super::PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<super::PermitTake> {
+        let mut tables = self.lock();
+        let counters = tables
+            .rates
+            .entry(super::keys::rate_pk(app_id, scope))
+            .or_default();
+        counters.prune(now);
+        Ok(counters.take(requests, now))
+    }
 }

@@ -9,6 +9,7 @@
 pub mod dynamo;
 pub mod keys;
 pub mod memory;
+pub mod rate;
 pub mod stream;
 pub mod table;
 
@@ -466,3 +467,22 @@ pub trait JobStore: Send + Sync {
 /// Everything a function may need, for wiring convenience.
 pub trait Store: DedupStore + TokenStore + CardStore + JobStore {}
 impl<T: DedupStore + TokenStore + CardStore + JobStore> Store for T {}
+
+pub use rate::{PermitRequest, PermitTake, RateBudget, RateScope};
+
+/// The app-wide rate limit's shared counters (`rate#<app_id>#…`, short TTL): every instance of
+/// every function takes its Feishu call permits here, so the app stays under Feishu's limits
+/// however far Lambda scales out. See [`rate`] for how a take is counted.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    /// Takes every request from the counters of `scope`'s item at `now` in one conditional write:
+    /// all granted, or none (then `Refused` with the earliest time the same take could fit). Each
+    /// budget appears at most once in `requests`.
+    async fn take_permits(
+        &self,
+        app_id: &str,
+        scope: &RateScope,
+        requests: &[PermitRequest],
+        now: EpochMillis,
+    ) -> StoreResult<PermitTake>;
+}

@@ -4,9 +4,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use cardbot::store::{
-    now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobKind, JobStatus, NewJob, Store,
-    StoreError, StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, LEASE_EXPIRED_ERROR,
-    MAX_JOB_ATTEMPTS,
+    now_millis, CardState, DedupClaim, EpochMillis, FailOutcome, JobKind, JobStatus, NewJob,
+    PermitRequest, PermitTake, RateBudget, RateScope, RateStore, Store, StoreError,
+    StoredTenantToken, StoredUpdateToken, JOB_RETRY_BASE_MS, LEASE_EXPIRED_ERROR, MAX_JOB_ATTEMPTS,
 };
 use futures::StreamExt;
 use rand::seq::SliceRandom;
@@ -1141,4 +1141,280 @@ pub async fn jobs_two_claimers_deliver_500_exactly_once<S: Store + 'static>(stor
     let jobs = store.jobs_for_card(&key).await.unwrap();
     assert_eq!(jobs.len(), 500);
     assert!(jobs.iter().all(|j| j.status == JobStatus::Done));
+}
+
+// ---- rate counters ----
+
+/// Feishu's per-app budget as the client keeps it: 50 calls in any second, ticks of 100 ms.
+fn app_second() -> RateBudget {
+    RateBudget::new("app", 50, 1_000, 100)
+}
+
+/// A time at the start of a 5 s tick (so minute and second ticks both start there).
+fn tick_start() -> EpochMillis {
+    t0().div_euclid(5_000) * 5_000
+}
+
+/// `count` permits of `budget` at once, held for the take's tick only, up to the limit.
+fn take(budget: &RateBudget, count: u32) -> PermitRequest {
+    PermitRequest::new(budget.clone(), count, 1, budget.limit())
+}
+
+fn granted(outcome: &PermitTake) -> bool {
+    matches!(outcome, PermitTake::Granted { .. })
+}
+
+pub async fn rate_200_concurrent_takes_never_grant_more_than_50<S: RateStore + 'static>(
+    store: Arc<S>,
+) {
+    let app = unique("cli");
+    let start = tick_start();
+    let now = start + 20;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (store, app) = (store.clone(), app.clone());
+            // Spread over the first second's ticks: every one of them shares counters.
+            let at = now + (i % 10) * 7;
+            tokio::spawn(async move {
+                store
+                    .take_permits(&app, &RateScope::App, &[take(&app_second(), 1)], at)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut grants = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            PermitTake::Granted { peaks } => {
+                grants += 1;
+                assert!(peaks[0] <= 50, "{peaks:?}");
+            }
+            PermitTake::Refused { retry_at, peaks } => {
+                assert_eq!(peaks, vec![50]);
+                // Once the full counters (ticks 0..=11) have ended.
+                assert_eq!(retry_at, start + 1_200);
+            }
+        }
+    }
+    assert_eq!(grants, 50, "50 of 200 concurrent takes granted");
+}
+
+pub async fn rate_refused_take_adds_nothing_and_fits_at_retry_at<S: RateStore>(store: Arc<S>) {
+    let app = unique("cli");
+    let budget = app_second();
+    let now = tick_start();
+    // Held two ticks: counts in 13 counters.
+    let full = PermitRequest::new(budget.clone(), 50, 2, 50);
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &[full], now)
+            .await
+            .unwrap()
+    ));
+    let one = [take(&budget, 1)];
+    let retry_at = match store
+        .take_permits(&app, &RateScope::App, &one, now + 150)
+        .await
+        .unwrap()
+    {
+        PermitTake::Refused { retry_at, peaks } => {
+            assert_eq!(peaks, vec![50]);
+            retry_at
+        }
+        other => panic!("{other:?}"),
+    };
+    // The full counters cover ticks 0..=12: the first take that touches none is at tick 13.
+    assert_eq!(retry_at, now + 1_300);
+    // Refused just before it, granted at it: the refusals added nothing.
+    for at in [now + 700, retry_at - 1] {
+        assert!(!granted(
+            &store
+                .take_permits(&app, &RateScope::App, &one, at)
+                .await
+                .unwrap()
+        ));
+    }
+    match store
+        .take_permits(&app, &RateScope::App, &one, retry_at)
+        .await
+        .unwrap()
+    {
+        PermitTake::Granted { peaks } => assert_eq!(peaks, vec![1]),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn rate_windows_roll_over_and_holds_count_where_they_reach<S: RateStore>(store: Arc<S>) {
+    let app = unique("cli");
+    let budget = app_second();
+    let start = tick_start();
+    let two = [take(&budget, 2)];
+    // A steady 6 calls (3 takes of 2) every 100 ms tick, more than a span (12 ticks: 1.1 s and
+    // jitter) can hold: 50 per span are granted, whichever second it is.
+    let mut granted_at = Vec::new();
+    for tick in 0..24 {
+        for i in 0..3 {
+            let at = start + tick * 100 + i;
+            if granted(
+                &store
+                    .take_permits(&app, &RateScope::App, &two, at)
+                    .await
+                    .unwrap(),
+            ) {
+                granted_at.extend([at, at]);
+            }
+        }
+    }
+    // Every 1.1 s window holds at most 50 grants, and the later seconds get permits again.
+    for (i, first) in granted_at.iter().enumerate() {
+        let in_window = granted_at[i..]
+            .iter()
+            .take_while(|t| **t < first + 1_100)
+            .count();
+        assert!(in_window <= 50, "{in_window} grants from {first}");
+    }
+    assert_eq!(granted_at.len(), 100, "grants in 2.4 s");
+    assert!(granted_at.iter().any(|t| *t >= start + 1_800));
+
+    // A long hold counts in every window it can reach: 25 permits held 1 s leave only 25 for
+    // takes in the next 2.1 s.
+    let app = unique("cli");
+    let long = PermitRequest::new(budget.clone(), 25, 10, 50);
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &[long], start)
+            .await
+            .unwrap()
+    ));
+    let quarter = [PermitRequest::new(budget.clone(), 25, 1, 50)];
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &quarter, start + 1_900)
+            .await
+            .unwrap()
+    ));
+    assert!(!granted(
+        &store
+            .take_permits(&app, &RateScope::App, &quarter, start + 2_000)
+            .await
+            .unwrap()
+    ));
+    // The long take's counters end with tick 20, the quarter's with tick 30: whole again at 31.
+    let whole = [PermitRequest::new(budget.clone(), 50, 1, 50)];
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &whole, start + 3_100)
+            .await
+            .unwrap()
+    ));
+}
+
+pub async fn rate_per_api_minute_budget<S: RateStore>(store: Arc<S>) {
+    let app = unique("cli");
+    let reply = RateBudget::new("api:im.message.reply", 1_000, 60_000, 5_000);
+    let create = RateBudget::new("api:cardkit.card.create", 1_000, 60_000, 5_000);
+    let start = tick_start();
+    // 1000 replies in batches of 25 over 40 s pass the minute budget, and not one batch more
+    // (the per-second budget is left out of this test).
+    let mut replies = 0;
+    for i in 0..44 {
+        let at = start + i * 900;
+        if granted(
+            &store
+                .take_permits(&app, &RateScope::App, &[take(&reply, 25)], at)
+                .await
+                .unwrap(),
+        ) {
+            replies += 25;
+        }
+    }
+    assert_eq!(replies, 1_000, "a minute's budget, and not one more");
+    let refused = store
+        .take_permits(&app, &RateScope::App, &[take(&reply, 1)], start + 40_000)
+        .await
+        .unwrap();
+    let PermitTake::Refused { retry_at, .. } = refused else {
+        panic!("{refused:?}");
+    };
+    // Back once the first takes' counters end: 14 ticks of 5 s (a minute and jitter) later.
+    assert!(retry_at > start + 60_000, "{}", retry_at - start);
+    assert!(retry_at <= start + 40_000 + 75_000, "{}", retry_at - start);
+    // Another API has its own minute.
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &[take(&create, 25)], start + 40_000)
+            .await
+            .unwrap()
+    ));
+    // A take of both is all or nothing: the full one refuses it, the other gains nothing.
+    let both = [take(&create, 975), take(&reply, 1)];
+    assert!(!granted(
+        &store
+            .take_permits(&app, &RateScope::App, &both, start + 40_000)
+            .await
+            .unwrap()
+    ));
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &[take(&create, 975)], start + 40_000)
+            .await
+            .unwrap()
+    ));
+}
+
+pub async fn rate_per_chat_budget<S: RateStore>(store: Arc<S>) {
+    let app = unique("cli");
+    let chat = RateBudget::new("chat", 5, 1_000, 100);
+    let now = tick_start();
+    let in_chat = |c: &str| RateScope::Chat(c.to_owned());
+    for i in 0..5 {
+        assert!(
+            granted(
+                &store
+                    .take_permits(&app, &in_chat("oc_1"), &[take(&chat, 1)], now + i)
+                    .await
+                    .unwrap()
+            ),
+            "send {i}"
+        );
+    }
+    let refused = store
+        .take_permits(&app, &in_chat("oc_1"), &[take(&chat, 1)], now + 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, PermitTake::Refused { retry_at, .. } if retry_at == now + 1_200),
+        "{refused:?}"
+    );
+    // Other chats, the same chat of another app, and the app's own item are apart.
+    assert!(granted(
+        &store
+            .take_permits(&app, &in_chat("oc_2"), &[take(&chat, 5)], now + 10)
+            .await
+            .unwrap()
+    ));
+    assert!(granted(
+        &store
+            .take_permits(
+                &unique("cli"),
+                &in_chat("oc_1"),
+                &[take(&chat, 5)],
+                now + 10
+            )
+            .await
+            .unwrap()
+    ));
+    assert!(granted(
+        &store
+            .take_permits(&app, &RateScope::App, &[take(&chat, 5)], now + 10)
+            .await
+            .unwrap()
+    ));
+    assert!(granted(
+        &store
+            .take_permits(&app, &in_chat("oc_1"), &[take(&chat, 5)], now + 1_200)
+            .await
+            .unwrap()
+    ));
 }

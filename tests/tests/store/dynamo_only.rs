@@ -402,3 +402,63 @@ async fn update_token_uses_survive_a_round_trip() {
     let created = store.create_card(&state).await.unwrap();
     assert_eq!(store.get_card(&key).await.unwrap(), Some(created));
 }
+
+#[tokio::test]
+async fn rate_items_are_one_per_scope_with_a_short_ttl_and_drop_stale_counters() {
+    use cardbot::store::{PermitRequest, PermitTake, RateBudget, RateScope, RateStore};
+    let (store, client, table) = store_and_client().await;
+    let app = unique("cli");
+    let now = t0().div_euclid(1_000) * 1_000;
+    let budget = RateBudget::new("app", 50, 1_000, 100);
+    let take = |count| [PermitRequest::new(budget.clone(), count, 2, 50)];
+    let outcome = store
+        .take_permits(&app, &RateScope::App, &take(3), now)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PermitTake::Granted { peaks: vec![3] });
+    let item = raw(&client, &table, &format!("rate#{app}#app"), "counters")
+        .await
+        .expect("the app's rate item");
+    // Held two ticks of 100 ms, counted in 13 counters named by when each one ends.
+    let counters: Vec<_> = item.keys().filter(|k| k.starts_with("app@")).collect();
+    assert_eq!(counters.len(), 13, "{item:?}");
+    assert_eq!(item[&format!("app@{}", now + 100)], n(3));
+    assert_eq!(item[&format!("app@{}", now + 1_300)], n(3));
+    // A short TTL, in epoch seconds: minutes, not days.
+    let AttributeValue::N(expires_at) = &item["expires_at"] else {
+        panic!("{item:?}");
+    };
+    let expires_at: i64 = expires_at.parse().unwrap();
+    assert!(expires_at > now / 1_000 + 60 && expires_at <= now / 1_000 + 15 * 60);
+    // A chat's item is its own.
+    store
+        .take_permits(&app, &RateScope::Chat("oc_1".into()), &take(1), now)
+        .await
+        .unwrap();
+    assert!(raw(
+        &client,
+        &table,
+        &format!("rate#{app}#chat#oc_1"),
+        "counters"
+    )
+    .await
+    .is_some());
+
+    // Two seconds later every counter of the first take has ended: this store saw them, so its
+    // next take removes them in the same write.
+    let later = now + 2_000;
+    store
+        .take_permits(&app, &RateScope::App, &take(1), later)
+        .await
+        .unwrap();
+    let item = raw(&client, &table, &format!("rate#{app}#app"), "counters")
+        .await
+        .unwrap();
+    let ends: Vec<i64> = item
+        .keys()
+        .filter_map(|k| k.strip_prefix("app@"))
+        .map(|end| end.parse().unwrap())
+        .collect();
+    assert_eq!(ends.len(), 13, "{item:?}");
+    assert!(ends.iter().all(|end| *end > later), "{ends:?}");
+}

@@ -56,4 +56,9 @@ against_both_adapters!(
     job_lapsed_leases_count_until_dead,
     job_lapsed_lease_taken_over_once,
     jobs_two_claimers_deliver_500_exactly_once,
+    rate_200_concurrent_takes_never_grant_more_than_50,
+    rate_refused_take_adds_nothing_and_fits_at_retry_at,
+    rate_windows_roll_over_and_holds_count_where_they_reach,
+    rate_per_api_minute_budget,
+    rate_per_chat_budget,
 );

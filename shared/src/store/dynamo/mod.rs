@@ -6,11 +6,12 @@
 //!
 //! This file owns the store's construction, `create_table` and the helpers every capability
 //! shares (error mapping, attribute values, update expressions); each capability's encoding and
-//! trait impl is in its own file: `token`, `dedup`, `cards`, `jobs`.
+//! trait impl is in its own file: `token`, `dedup`, `cards`, `jobs`, `rate`.
 
 mod cards;
 mod dedup;
 mod jobs;
+mod rate;
 mod token;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Rate counters this process saw, removed by its next take once stale.
+    rate_memo: rate::RateMemo,
 }
 
 impl DynamoStore {
@@ -48,6 +51,7 @@ impl DynamoStore {
         Self {
             client,
             table: table_name.into(),
+            rate_memo: rate::RateMemo::default(),
         }
     }
 
