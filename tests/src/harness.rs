@@ -247,22 +247,27 @@ impl<S: Store + 'static> Bot<S> {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await
     }
 
-    /// Sends `审批` in the p2p chat and clicks 请假 on the card it answers with (the newest card
-    /// from the bot); returns that card's message_id. The click is answered with the new card.
-    pub async fn clicked_card(&self) -> String {
+    /// Sends `审批` in the p2p chat; returns the message_id of the card it answers with (the
+    /// newest card from the bot).
+    pub async fn approval_card(&self) -> String {
         let delivery = self
             .sim
             .send_user_message(&self.event_url, ChatKind::P2p, "审批")
             .await;
         assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
-        let card = self
-            .sim
+        self.sim
             .messages(ids::P2P_CHAT_ID)
             .into_iter()
             .rev()
             .find(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
             .expect("the approval card")
-            .message_id;
+            .message_id
+    }
+
+    /// Sends `审批` in the p2p chat and clicks 请假 on the card it answers with (the newest card
+    /// from the bot); returns that card's message_id. The click is answered with the new card.
+    pub async fn clicked_card(&self) -> String {
+        let card = self.approval_card().await;
         let clicked = self
             .sim
             .click_card(&self.card_url, &card, json!({"type": "leave"}))

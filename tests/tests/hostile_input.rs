@@ -11,7 +11,7 @@ use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStatus};
 use cardbot_tests::dynamodb_local;
 use cardbot_tests::harness::{function_url_event, response_bytes, Bot};
-use cardbot_tests::simulator::{ids, ChatKind, Sender, SimConfig, Simulator};
+use cardbot_tests::simulator::{ids, SimConfig, Simulator};
 use serde_json::json;
 
 async fn bot_for_user(user_open_id: &str, delivery: &str) -> Bot<DynamoStore> {
@@ -75,17 +75,7 @@ async fn a_well_formed_operator_is_mentioned() {
 #[tokio::test]
 async fn a_legacy_click_replayed_with_another_refresh_token_is_claimed_once() {
     let bot = bot_for_user(ids::USER_OPEN_ID, "message").await;
-    bot.sim
-        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
-        .await;
-    let card = bot
-        .sim
-        .messages(ids::P2P_CHAT_ID)
-        .into_iter()
-        .rev()
-        .find(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
-        .expect("the approval card")
-        .message_id;
+    let card = bot.approval_card().await;
     let first = bot
         .sim
         .click_card_legacy(&bot.card_url, &card, json!({"type": "leave"}))

@@ -149,19 +149,7 @@ async fn a_plain_event_without_a_timestamp_is_401_and_writes_nothing() {
 #[tokio::test]
 async fn a_plain_click_without_a_timestamp_is_401_and_a_stamped_one_works() {
     let bot = unencrypted_bot().await;
-    let delivery = bot
-        .sim
-        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
-        .await;
-    assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
-    let card = bot
-        .sim
-        .messages(ids::P2P_CHAT_ID)
-        .into_iter()
-        .rev()
-        .find(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
-        .expect("the approval card")
-        .message_id;
+    let card = bot.approval_card().await;
     let clicked = bot
         .sim
         .click_card(&bot.card_url, &card, json!({"type": "leave"}))
