@@ -1,19 +1,19 @@
 //! Amazon DynamoDB Local for tests: one server per test process (or the one `make test` shares
 //! through `CARDBOT_DYNAMODB_ENDPOINT`), SDK clients for it, and a fresh table per test.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use cardbot::store::dynamo::{self, DynamoStore};
 use tokio::sync::OnceCell;
 
+use crate::local_server;
+
 /// Set by `make test` (scripts/dynamodb-local.sh) so every test process shares one server.
 pub const ENDPOINT_ENV: &str = "CARDBOT_DYNAMODB_ENDPOINT";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 static ENDPOINT: OnceCell<String> = OnceCell::const_new();
 
@@ -98,7 +98,7 @@ async fn start() -> String {
     let mut last_error = String::new();
     // A free port can be taken between probing and binding: try a few.
     for _ in 0..3 {
-        let port = free_port();
+        let port = local_server::free_port();
         match launch(&dir, port).await {
             Ok(endpoint) => return endpoint,
             Err(e) => last_error = e,
@@ -107,48 +107,23 @@ async fn start() -> String {
     panic!("DynamoDB Local did not start: {last_error}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free local port: {e}"))
-}
-
 async fn launch(dir: &str, port: u16) -> Result<String, String> {
-    // Statics are never dropped, so a watcher shell ends java when this test process is gone.
-    let watcher = r#"java -Djava.library.path="$1/DynamoDBLocal_lib" -jar "$1/DynamoDBLocal.jar" \
-        -inMemory -disableTelemetry -port "$2" >/dev/null 2>&1 &
-j=$!
-while kill -0 "$3" 2>/dev/null && kill -0 "$j" 2>/dev/null; do sleep 0.5; done
-kill "$j" 2>/dev/null
-wait "$j" 2>/dev/null"#;
-    let mut child = Command::new("sh")
-        .args(["-c", watcher, "dynamodb-local"])
-        .current_dir(dir)
-        .arg(dir)
-        .arg(port.to_string())
-        .arg(std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start java: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let client = client_for(&endpoint);
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("java exited ({status}) on port {port}"));
-        }
-        if client.list_tables().limit(1).send().await.is_ok() {
-            return Ok(endpoint);
-        }
-        if started.elapsed() > STARTUP_TIMEOUT {
-            let _ = child.kill();
-            return Err(format!(
-                "no answer on port {port} after {STARTUP_TIMEOUT:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let java = r#"java -Djava.library.path="$1/DynamoDBLocal_lib" -jar "$1/DynamoDBLocal.jar" \
+        -inMemory -disableTelemetry -port "$2""#;
+    local_server::launch(
+        "dynamodb-local",
+        java,
+        dir,
+        Some(dir),
+        port,
+        |endpoint| async move {
+            client_for(&endpoint)
+                .list_tables()
+                .limit(1)
+                .send()
+                .await
+                .is_ok()
+        },
+    )
+    .await
 }

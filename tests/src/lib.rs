@@ -4,6 +4,7 @@
 pub mod dynamodb_local;
 pub mod faults;
 pub mod harness;
+mod local_server;
 pub mod local_stack;
 pub mod moto;
 pub mod simulator;

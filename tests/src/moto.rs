@@ -3,18 +3,17 @@
 //! or the one named by `CARDBOT_MOTO_ENDPOINT`. It speaks the real wire protocol (`POST /` with
 //! `X-Amz-Target: secretsmanager.*`), so the SDK client under test is the one the functions use.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::Client;
 use tokio::sync::OnceCell;
 
+use crate::local_server;
+
 /// Set to a running moto server to share it instead of starting one.
 pub const ENDPOINT_ENV: &str = "CARDBOT_MOTO_ENDPOINT";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const REGION: &str = "us-east-1";
 
 static ENDPOINT: OnceCell<String> = OnceCell::const_new();
@@ -83,7 +82,7 @@ async fn start() -> String {
     let mut last_error = String::new();
     // A free port can be taken between probing and binding: try a few.
     for _ in 0..3 {
-        match launch(&bin, free_port()).await {
+        match launch(&bin, local_server::free_port()).await {
             Ok(endpoint) => return endpoint,
             Err(e) => last_error = e,
         }
@@ -91,46 +90,22 @@ async fn start() -> String {
     panic!("moto did not start: {last_error}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free local port: {e}"))
-}
-
 async fn launch(bin: &std::path::Path, port: u16) -> Result<String, String> {
-    // Statics are never dropped, so a watcher shell ends moto when this test process is gone.
-    let watcher = r#""$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
-m=$!
-while kill -0 "$3" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 0.5; done
-kill "$m" 2>/dev/null
-wait "$m" 2>/dev/null"#;
-    let mut child = Command::new("sh")
-        .args(["-c", watcher, "moto"])
-        .arg(bin)
-        .arg(port.to_string())
-        .arg(std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let client = client_for(&endpoint);
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("moto exited ({status}) on port {port}"));
-        }
-        if client.list_secrets().max_results(1).send().await.is_ok() {
-            return Ok(endpoint);
-        }
-        if started.elapsed() > STARTUP_TIMEOUT {
-            let _ = child.kill();
-            return Err(format!(
-                "no answer on port {port} after {STARTUP_TIMEOUT:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let bin = bin.to_string_lossy();
+    local_server::launch(
+        "moto",
+        r#""$1" -H 127.0.0.1 -p "$2""#,
+        &bin,
+        None,
+        port,
+        |endpoint| async move {
+            client_for(&endpoint)
+                .list_secrets()
+                .max_results(1)
+                .send()
+                .await
+                .is_ok()
+        },
+    )
+    .await
 }
