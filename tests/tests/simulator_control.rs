@@ -97,3 +97,83 @@ async fn control_api_drives_clock_faults_pushes_and_state() {
         .await;
     assert_eq!(missing.status, 404);
 }
+
+/// Added users each have a p2p chat: their messages come from their open_id into their chat, the
+/// bot's send by their open_id lands there, their clicks carry them as operator; an unknown open_id
+/// is refused by name.
+#[tokio::test]
+async fn added_users_message_and_click_as_themselves() {
+    let api = Api::start().await;
+    let added = sim(&api, "POST", "users", json!({"count": 2})).await;
+    let second = &added["items"][1];
+    let (open_id, chat) = (
+        second["open_id"].as_str().unwrap().to_owned(),
+        second["p2p_chat_id"].as_str().unwrap().to_owned(),
+    );
+    assert!(
+        open_id.starts_with("ou_") && open_id.len() == 35,
+        "{open_id}"
+    );
+    let all = sim(&api, "GET", "users", json!({})).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+
+    let bot = Receiver::start(
+        api.sim.config().encrypt_key.clone(),
+        api.sim.config().verification_token.clone(),
+        answer(200, json!({})),
+    )
+    .await;
+    sim(
+        &api,
+        "POST",
+        "user/message",
+        json!({"url": bot.url, "text": "审批", "open_id": open_id}),
+    )
+    .await;
+    let event = &bot.received()[0].plaintext["event"];
+    assert_eq!(event["sender"]["sender_id"]["open_id"], open_id.as_str());
+    assert_eq!(event["message"]["chat_id"], chat.as_str());
+
+    let sent = api
+        .call(
+            "POST",
+            "/open-apis/im/v1/messages?receive_id_type=open_id",
+            json!({"receive_id": open_id, "msg_type": "interactive", "content": approval_card().to_string()}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["chat_id"], chat.as_str());
+    let mid = sent["message_id"].as_str().unwrap();
+    sim(
+        &api,
+        "POST",
+        "user/click",
+        json!({"url": bot.url, "message_id": mid, "value": {"type": "leave"}, "open_id": open_id}),
+    )
+    .await;
+    let click = &bot.received()[1].plaintext["event"];
+    assert_eq!(click["operator"]["open_id"], open_id.as_str());
+    assert_eq!(click["context"]["open_chat_id"], chat.as_str());
+    let messages = sim(&api, "GET", &format!("chats/{chat}/messages"), json!({})).await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 2, "{messages}");
+
+    let unknown = api
+        .call_as(
+            None,
+            "POST",
+            "/_sim/user/message",
+            json!({"url": bot.url, "text": "hi", "open_id": "ou_nobody"}).to_string(),
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown.body.to_string().contains("ou_nobody"),
+        "{}",
+        unknown.body
+    );
+    assert_eq!(
+        bot.received().len(),
+        2,
+        "nothing pushed for an unknown user"
+    );
+}

@@ -14,8 +14,9 @@
 //! | `POST` / `DELETE /_sim/faults` | `FaultSpec` (`{"method":"POST","path":"/open-apis/im/v1/messages","count":1,"kind":{"type":"rate_limited","reset_secs":2}}`) / clears |
 //! | `PUT /_sim/rate_limits` | `{"app_per_second":50,"api_per_minute":1000,"chat_per_second":5,"card_writes_per_second":10}` (a missing field keeps Feishu's value, null disables) |
 //! | `GET /_sim/update_tokens/:token` | → `UpdateTokenInfo` |
-//! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text}` → `Delivery` |
-//! | `POST /_sim/user/click` | `{url, message_id, value, legacy?}` → `CallbackDelivery` |
+//! | `GET` / `POST /_sim/users` | → / `{count}` → `{items: [SimUser]}`: the tenant's users / adds `count` (each with a p2p chat) |
+//! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text, open_id?}` → `Delivery` (from `open_id`, default the configured user) |
+//! | `POST /_sim/user/click` | `{url, message_id, value, legacy?, open_id?}` → `CallbackDelivery` |
 //! | `POST /_sim/url_verification` | `{url, challenge}` → `Delivery` |
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use serde_json::{json, Value};
 
 use super::delivery::{self, ChatKind};
 use super::limits::CallRates;
-use super::state::{FaultSpec, RateLimits};
+use super::state::{FaultSpec, RateLimits, SimUser};
 use super::{to_json, Shared};
 
 #[derive(Deserialize)]
@@ -46,7 +47,18 @@ struct UserMessage {
     #[serde(default = "p2p")]
     chat: ChatKind,
     text: String,
+    /// Who sends it; `None`: the configured user.
+    #[serde(default)]
+    open_id: Option<String>,
 }
+
+#[derive(Deserialize)]
+struct AddUsers {
+    count: usize,
+}
+
+/// Most users one `POST /_sim/users` adds.
+const MAX_ADDED_USERS: usize = 10_000;
 
 fn p2p() -> ChatKind {
     ChatKind::P2p
@@ -59,6 +71,8 @@ struct Click {
     value: Value,
     #[serde(default)]
     legacy: bool,
+    #[serde(default)]
+    open_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +87,16 @@ fn reply(status: StatusCode, body: Value) -> Response {
 
 fn bad(msg: impl std::fmt::Display) -> Response {
     reply(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
+}
+
+/// The user acting: `open_id`'s, or the configured user when it is absent.
+fn acting_user(sim: &Shared, open_id: Option<&str>) -> Result<SimUser, Response> {
+    match open_id {
+        None => Ok(sim.config.user()),
+        Some(id) => sim
+            .user(id)
+            .ok_or_else(|| bad(format!("no user {id}; add users with POST /_sim/users"))),
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Error> {
@@ -169,20 +193,42 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 json!({"error": "no such update token"}),
             ),
         },
+        ("GET", ["users"]) => {
+            let mut users = vec![sim.config.user()];
+            users.extend(sim.world().users.iter().cloned());
+            reply(StatusCode::OK, json!({ "items": to_json(&users) }))
+        }
+        ("POST", ["users"]) => match parse::<AddUsers>(&body) {
+            Ok(a) if a.count <= MAX_ADDED_USERS => reply(
+                StatusCode::OK,
+                json!({ "items": to_json(&sim.add_users(a.count)) }),
+            ),
+            Ok(_) => bad(format!("count is at most {MAX_ADDED_USERS}")),
+            Err(e) => bad(e),
+        },
         ("POST", ["user", "message"]) => match parse::<UserMessage>(&body) {
-            Ok(m) => {
-                let d = delivery::user_message(&sim, &m.url, m.chat, &m.text).await;
-                reply(StatusCode::OK, to_json(&d))
-            }
+            Ok(m) => match acting_user(&sim, m.open_id.as_deref()) {
+                Ok(user) => {
+                    let d = delivery::user_message(&sim, &m.url, &user, m.chat, &m.text).await;
+                    reply(StatusCode::OK, to_json(&d))
+                }
+                Err(response) => response,
+            },
             Err(e) => bad(e),
         },
         ("POST", ["user", "click"]) => match parse::<Click>(&body) {
-            Ok(c) => match delivery::card_callback(&sim, &c.url, &c.message_id, c.value, c.legacy)
-                .await
-            {
-                Ok(d) => reply(StatusCode::OK, to_json(&d)),
-                Err(e) => bad(e),
-            },
+            Ok(c) => {
+                let user = match acting_user(&sim, c.open_id.as_deref()) {
+                    Ok(user) => user,
+                    Err(response) => return response,
+                };
+                match delivery::card_callback(&sim, &c.url, &user, &c.message_id, c.value, c.legacy)
+                    .await
+                {
+                    Ok(d) => reply(StatusCode::OK, to_json(&d)),
+                    Err(e) => bad(e),
+                }
+            }
             Err(e) => bad(e),
         },
         ("POST", ["url_verification"]) => match parse::<Challenge>(&body) {

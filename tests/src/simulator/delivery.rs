@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::card;
 use super::crypto::{encrypt, random_hex, sign_sha1, sign_sha256};
 use super::openapi::new_message_id;
-use super::state::{ChatMessage, Delivery, Sender, StoredMessage, UpdateTokenInfo};
+use super::state::{ChatMessage, Delivery, Sender, SimUser, StoredMessage, UpdateTokenInfo};
 use super::{Shared, SimError};
 
 /// Which of the test chats a user message goes to.
@@ -60,12 +60,18 @@ enum Protection {
     Challenge,
 }
 
-pub(crate) async fn user_message(sim: &Shared, url: &str, chat: ChatKind, text: &str) -> Delivery {
+pub(crate) async fn user_message(
+    sim: &Shared,
+    url: &str,
+    user: &SimUser,
+    chat: ChatKind,
+    text: &str,
+) -> Delivery {
     let cfg = &sim.config;
     let now = sim.clock.now_ms();
     let message_id = new_message_id();
     let (chat_id, chat_type) = match chat {
-        ChatKind::P2p => (cfg.p2p_chat_id.clone(), "p2p"),
+        ChatKind::P2p => (user.p2p_chat_id.clone(), "p2p"),
         ChatKind::Group => (cfg.group_chat_id.clone(), "group"),
     };
     let content_text = match chat {
@@ -102,7 +108,7 @@ pub(crate) async fn user_message(sim: &Shared, url: &str, chat: ChatKind, text: 
         },
         "event": {
             "sender": {
-                "sender_id": {"union_id": cfg.user_union_id, "user_id": cfg.user_id, "open_id": cfg.user_open_id},
+                "sender_id": {"union_id": user.union_id, "user_id": user.user_id, "open_id": user.open_id},
                 "sender_type": "user",
                 "tenant_key": cfg.tenant_key,
             },
@@ -114,7 +120,7 @@ pub(crate) async fn user_message(sim: &Shared, url: &str, chat: ChatKind, text: 
             message_id: message_id.clone(),
             chat_id,
             sender: Sender::User {
-                open_id: cfg.user_open_id.clone(),
+                open_id: user.open_id.clone(),
             },
             msg_type: "text".into(),
             content,
@@ -176,6 +182,7 @@ pub(crate) async fn url_verification(sim: &Shared, url: &str, challenge: &str) -
 pub(crate) async fn card_callback(
     sim: &Shared,
     url: &str,
+    operator: &SimUser,
     message_id: &str,
     value: Value,
     legacy: bool,
@@ -207,8 +214,8 @@ pub(crate) async fn card_callback(
     let action = json!({"value": value, "tag": "button"});
     let (body, kind, protection) = if legacy {
         let body = json!({
-            "open_id": cfg.user_open_id,
-            "user_id": cfg.user_id,
+            "open_id": operator.open_id,
+            "user_id": operator.user_id,
             "open_message_id": message_id,
             "open_chat_id": chat_id,
             "tenant_key": cfg.tenant_key,
@@ -230,9 +237,9 @@ pub(crate) async fn card_callback(
             "event": {
                 "operator": {
                     "tenant_key": cfg.tenant_key,
-                    "user_id": cfg.user_id,
-                    "open_id": cfg.user_open_id,
-                    "union_id": cfg.user_union_id,
+                    "user_id": operator.user_id,
+                    "open_id": operator.open_id,
+                    "union_id": operator.union_id,
                 },
                 "token": token,
                 "action": action,

@@ -25,7 +25,7 @@ pub use delivery::{CallbackDelivery, ChatKind};
 pub use limits::CallRates;
 pub use state::{
     ApiCall, CardRevision, CardSnapshot, ChatMessage, Delivery, FaultKind, FaultSpec, RateLimits,
-    Sender, UpdateTokenInfo,
+    Sender, SimUser, UpdateTokenInfo,
 };
 
 /// The test app, user and chats of all fixtures (`../shared/fixtures/feishu/README.md`).
@@ -92,6 +92,19 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The configured user (the fixtures' Tom) and their p2p chat.
+    pub fn user(&self) -> SimUser {
+        SimUser {
+            open_id: self.user_open_id.clone(),
+            union_id: self.user_union_id.clone(),
+            user_id: self.user_id.clone(),
+            name: self.user_name.clone(),
+            p2p_chat_id: self.p2p_chat_id.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimConfig")
@@ -135,6 +148,28 @@ impl Shared {
     pub fn world(&self) -> MutexGuard<'_, state::World> {
         // A panic while holding the lock only happens in a broken test; keep serving.
         self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The user with `open_id`: the configured one or an added one.
+    pub fn user(&self, open_id: &str) -> Option<SimUser> {
+        let configured = self.config.user();
+        if configured.open_id == open_id {
+            return Some(configured);
+        }
+        self.world()
+            .users
+            .iter()
+            .find(|u| u.open_id == open_id)
+            .cloned()
+    }
+
+    /// Adds `count` users (each with a p2p chat with the bot); returns them.
+    pub fn add_users(&self, count: usize) -> Vec<SimUser> {
+        let mut world = self.world();
+        let first = world.users.len() + 1;
+        let added: Vec<SimUser> = (first..first + count).map(SimUser::numbered).collect();
+        world.users.extend(added.iter().cloned());
+        added
     }
 }
 
@@ -318,7 +353,24 @@ impl Simulator {
     /// A user's text message: stored in the chat, pushed as `im.message.receive_v1` to `url`.
     /// In a group the text starts with an @mention of the bot.
     pub async fn send_user_message(&self, url: &str, chat: ChatKind, text: &str) -> Delivery {
-        delivery::user_message(&self.shared, url, chat, text).await
+        let user = self.shared.config.user();
+        delivery::user_message(&self.shared, url, &user, chat, text).await
+    }
+
+    /// [`Simulator::send_user_message`] from another user (see [`Simulator::add_users`]).
+    pub async fn send_message_as(
+        &self,
+        url: &str,
+        user: &SimUser,
+        chat: ChatKind,
+        text: &str,
+    ) -> Delivery {
+        delivery::user_message(&self.shared, url, user, chat, text).await
+    }
+
+    /// Adds `count` users to the tenant, each with a p2p chat with the bot.
+    pub fn add_users(&self, count: usize) -> Vec<SimUser> {
+        self.shared.add_users(count)
     }
 
     /// Posts any plaintext event JSON (encrypted and signed as configured), e.g. to redeliver one.
@@ -334,7 +386,19 @@ impl Simulator {
         message_id: &str,
         value: Value,
     ) -> Result<CallbackDelivery, SimError> {
-        delivery::card_callback(&self.shared, url, message_id, value, false).await
+        let user = self.shared.config.user();
+        delivery::card_callback(&self.shared, url, &user, message_id, value, false).await
+    }
+
+    /// [`Simulator::click_card`] by another user.
+    pub async fn click_card_as(
+        &self,
+        url: &str,
+        user: &SimUser,
+        message_id: &str,
+        value: Value,
+    ) -> Result<CallbackDelivery, SimError> {
+        delivery::card_callback(&self.shared, url, user, message_id, value, false).await
     }
 
     /// Feishu's re-delivery of an unanswered callback: the same body, signed anew; the answer is
@@ -354,7 +418,8 @@ impl Simulator {
         message_id: &str,
         value: Value,
     ) -> Result<CallbackDelivery, SimError> {
-        delivery::card_callback(&self.shared, url, message_id, value, true).await
+        let user = self.shared.config.user();
+        delivery::card_callback(&self.shared, url, &user, message_id, value, true).await
     }
 
     /// Posts `original` again, byte for byte with its headers, but `header` set to `value` (an

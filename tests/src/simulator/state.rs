@@ -35,6 +35,30 @@ pub enum Sender {
     App { app_id: String },
 }
 
+/// A person in the simulated tenant: the configured user ([`SimConfig::user`]) or one added with
+/// `Simulator::add_users`. Each has a p2p chat with the bot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimUser {
+    pub open_id: String,
+    pub union_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub p2p_chat_id: String,
+}
+
+impl SimUser {
+    /// The `n`th added user, with ids in Feishu's formats (`ou_` / `on_` + 32 hex, `oc_` + 32 hex).
+    pub fn numbered(n: usize) -> Self {
+        Self {
+            open_id: format!("ou_5e{n:030x}"),
+            union_id: format!("on_5e{n:030x}"),
+            user_id: format!("u{n:07x}"),
+            name: format!("User {n}"),
+            p2p_chat_id: format!("oc_5e{n:030x}"),
+        }
+    }
+}
+
 /// One message in a chat, as Feishu stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatMessage {
@@ -380,6 +404,8 @@ impl Delivery {
 #[derive(Debug, Default)]
 pub(crate) struct World {
     pub rate_limits: RateLimits,
+    /// Users added after start (the configured user is in `SimConfig`).
+    pub users: Vec<SimUser>,
     pub tenant_tokens: HashMap<String, i64>,
     pub current_token: Option<String>,
     pub messages: Vec<StoredMessage>,

@@ -8,10 +8,10 @@ use super::{
 };
 use crate::simulator::card::{self, CardRuleError};
 use crate::simulator::state::{
-    sender_json, CardDoc, ChatMessage, Sender, StoredMessage, FOURTEEN_DAYS_MS,
+    sender_json, CardDoc, ChatMessage, Sender, StoredMessage, World, FOURTEEN_DAYS_MS,
     MESSAGE_UUID_WINDOW_MS,
 };
-use crate::simulator::{Shared, SimConfig};
+use crate::simulator::Shared;
 
 const RECEIVE_ID_TYPES: &[&str] = &["open_id", "union_id", "user_id", "email", "chat_id"];
 
@@ -71,7 +71,7 @@ pub(super) fn send_message(
     let (chat_id, parent_id, root_id) = match (&receive, reply_to) {
         (Some(rtype), _) => {
             let rid = receive_id.as_deref().unwrap_or("");
-            let chat = receiver_chat(cfg, rtype, rid)
+            let chat = receiver_chat(sim, &world, rtype, rid)
                 .ok_or_else(|| ApiError::biz(230034, "The receive_id is invalid."))?;
             (chat, None, None)
         }
@@ -196,7 +196,8 @@ pub(super) fn target_chat(
         None => {
             let rtype = receive_id_type(query)?;
             let req: Value = serde_json::from_slice(body).ok()?;
-            receiver_chat(&sim.config, rtype, req.get("receive_id")?.as_str()?)
+            let world = sim.world();
+            receiver_chat(sim, &world, rtype, req.get("receive_id")?.as_str()?)
         }
     }
 }
@@ -210,14 +211,23 @@ fn receive_id_type(query: &str) -> Option<&str> {
 }
 
 /// The chat a message to `rid` (of type `rtype`) lands in; `None` when no such receiver exists.
-fn receiver_chat(cfg: &SimConfig, rtype: &str, rid: &str) -> Option<String> {
-    match rtype {
-        "chat_id" if rid == cfg.p2p_chat_id || rid == cfg.group_chat_id => Some(rid.to_owned()),
-        "open_id" if rid == cfg.user_open_id => Some(cfg.p2p_chat_id.clone()),
-        "union_id" if rid == cfg.user_union_id => Some(cfg.p2p_chat_id.clone()),
-        "user_id" if rid == cfg.user_id => Some(cfg.p2p_chat_id.clone()),
-        _ => None,
+/// Users are the configured one and those added since (`World::users`), each with a p2p chat.
+fn receiver_chat(sim: &Shared, world: &World, rtype: &str, rid: &str) -> Option<String> {
+    let cfg = &sim.config;
+    if rtype == "chat_id" && rid == cfg.group_chat_id {
+        return Some(rid.to_owned());
     }
+    let configured = cfg.user();
+    std::iter::once(&configured)
+        .chain(world.users.iter())
+        .find(|u| match rtype {
+            "chat_id" => u.p2p_chat_id == rid,
+            "open_id" => u.open_id == rid,
+            "union_id" => u.union_id == rid,
+            "user_id" => u.user_id == rid,
+            _ => false,
+        })
+        .map(|u| u.p2p_chat_id.clone())
 }
 
 /// `PATCH /im/v1/messages/:message_id`: replace a sent card (shared cards only, within 14 days).
