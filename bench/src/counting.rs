@@ -26,6 +26,7 @@ pub enum StoreCall {
     CreateCardWithJobs,
     UpdateCardAndEnqueue,
     Enqueue,
+    EnqueueFinishing,
     GetJob,
     JobsForCard,
     DueJobs,
@@ -36,7 +37,7 @@ pub enum StoreCall {
     TakePermits,
 }
 
-const ALL: [StoreCall; 22] = [
+const ALL: [StoreCall; 23] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -51,6 +52,7 @@ const ALL: [StoreCall; 22] = [
     StoreCall::CreateCardWithJobs,
     StoreCall::UpdateCardAndEnqueue,
     StoreCall::Enqueue,
+    StoreCall::EnqueueFinishing,
     StoreCall::GetJob,
     StoreCall::JobsForCard,
     StoreCall::DueJobs,
@@ -78,6 +80,7 @@ impl StoreCall {
             Self::CreateCardWithJobs => "card.create_with_jobs",
             Self::UpdateCardAndEnqueue => "card.update_and_enqueue",
             Self::Enqueue => "job.enqueue",
+            Self::EnqueueFinishing => "job.enqueue_finishing",
             Self::GetJob => "job.get",
             Self::JobsForCard => "job.for_card",
             Self::DueJobs => "job.due",
@@ -264,6 +267,16 @@ impl<S: JobStore> JobStore for CountingStore<S> {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
         self.count(StoreCall::Enqueue);
         self.inner.enqueue(job).await
+    }
+
+    async fn enqueue_finishing(
+        &self,
+        job: &NewJob,
+        dedup_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        self.count(StoreCall::EnqueueFinishing);
+        self.inner.enqueue_finishing(job, dedup_key, now).await
     }
 
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {

@@ -13,7 +13,8 @@ use cardbot_bench::flows::{self, FlowPlan};
 use cardbot_bench::peers::{self, PeerResult};
 use cardbot_bench::report::{self, duration_ns, Row, Verdict};
 use cardbot_bench::runtime_api::{self, Bootstrap, OutcomeKind};
-use cardbot_tests::local_stack::updater;
+use cardbot_tests::local_stack::burst::{self, percentile, BurstPlan, BurstReport};
+use cardbot_tests::local_stack::{updater, LocalStack, Options};
 use serde_json::{json, Value};
 
 /// Which of a peer's two numbers a row compares against.
@@ -63,6 +64,9 @@ async fn main() -> Result<(), String> {
     if wants("flows") {
         bench.flows().await;
     }
+    if wants("burst") {
+        bench.burst().await;
+    }
     print!("{}", report::table(&bench.rows));
     let notes: Vec<String> = bench
         .rows
@@ -82,6 +86,138 @@ async fn main() -> Result<(), String> {
 }
 
 impl Bench {
+    /// `make run`'s whole stack with `BENCH_BURST_INSTANCES` (4) instances of each function: 200
+    /// users send 审批 at once, then 100 of them click 请假 at once (`BENCH_BURST_USERS`,
+    /// `BENCH_BURST_CLICKS`).
+    async fn burst(&mut self) {
+        let plan = BurstPlan {
+            users: env_usize("BENCH_BURST_USERS", 200),
+            clicks: env_usize("BENCH_BURST_CLICKS", 100),
+            settle: Duration::from_secs(180),
+            warm_up: 16,
+        };
+        let instances = env_usize("BENCH_BURST_INSTANCES", 4);
+        let result = run_burst(&plan, instances).await;
+        let section = "burst";
+        let label = format!(
+            "{} users, {} clicks, {instances} instances/function (make run)",
+            plan.users, plan.clicks
+        );
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.rows
+                    .push(Row::new(section, label).not_available("no problem", e));
+                return;
+            }
+        };
+        self.raw.insert("burst".into(), json!(r));
+        let problems = r.problems();
+        let m = &r.messages;
+        self.rows.push(
+            Row::new(
+                section,
+                format!(
+                    "{} users send 审批 at once: answers 200 within 3 s",
+                    r.users
+                ),
+            )
+            .value(
+                m.ok_in_time as f64,
+                "answers",
+                format!(
+                    "{}/{} (p50 {} ms, p99 {} ms, max {} ms)",
+                    m.ok_in_time, m.sent, m.p50_ms, m.p99_ms, m.max_ms
+                ),
+            )
+            .target("all", Verdict::from_bool(m.all_in_time())),
+        );
+        self.rows.push(
+            Row::new(section, "chats with exactly 1 text + 1 card")
+                .value(
+                    r.chats_exact as f64,
+                    "chats",
+                    format!("{}/{}", r.chats_exact, r.users),
+                )
+                .target("all", Verdict::from_bool(r.chats_exact == r.users)),
+        );
+        if let Some(ms) = r.last_card_ms {
+            self.rows
+                .push(Row::new(section, "time until the last card").value(
+                    ms as f64,
+                    "ms",
+                    format!("{:.1} s", ms as f64 / 1e3),
+                ));
+        }
+        let c = &r.clicks;
+        self.rows.push(
+            Row::new(
+                section,
+                format!("{} click 请假 at once: answers 200 within 3 s", c.sent),
+            )
+            .value(
+                c.ok_in_time as f64,
+                "answers",
+                format!(
+                    "{}/{} (p50 {} ms, p99 {} ms, max {} ms)",
+                    c.ok_in_time, c.sent, c.p50_ms, c.p99_ms, c.max_ms
+                ),
+            )
+            .target("all", Verdict::from_bool(c.all_in_time())),
+        );
+        self.rows.push(
+            Row::new(section, "clicked cards reaching 请假通过")
+                .value(
+                    r.cards_approved as f64,
+                    "cards",
+                    format!(
+                        "{}/{}{}",
+                        r.cards_approved,
+                        c.sent,
+                        r.last_approval_ms.map_or(String::new(), |ms| format!(
+                            ", the last after {:.1} s",
+                            ms as f64 / 1e3
+                        ))
+                    ),
+                )
+                .target("all", Verdict::from_bool(r.cards_approved == c.sent)),
+        );
+        let rates = &r.rates;
+        for (metric, value, limit) in [
+            (
+                "busiest second of Open API calls",
+                rates.app_max_per_second,
+                50,
+            ),
+            ("busiest minute of one API", rates.api_max_per_minute, 1000),
+            (
+                "busiest second of sends into one chat",
+                rates.chat_max_per_second,
+                5,
+            ),
+        ] {
+            self.rows.push(
+                Row::new(section, metric)
+                    .value(value as f64, "calls", value.to_string())
+                    .target(format!("≤ {limit}"), Verdict::from_bool(value <= limit)),
+            );
+        }
+        self.rows.push(
+            Row::new(section, "Open API calls answered 429")
+                .value(
+                    rates.rate_limited as f64,
+                    "calls",
+                    rates.rate_limited.to_string(),
+                )
+                .target("0", Verdict::from_bool(rates.rate_limited == 0))
+                .note(if problems.is_empty() {
+                    format!("{} Open API calls in all", r.open_api_calls)
+                } else {
+                    problems.join("; ")
+                }),
+        );
+    }
+
     /// Median ns of one criterion bench of `hot_path`, from its last run.
     fn criterion_median(&self, id: &str) -> Option<f64> {
         let path = self
@@ -566,14 +702,38 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// The `p`-th percentile (nearest rank) of `xs`.
-fn percentile(xs: &mut [f64], p: f64) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * xs.len() as f64).ceil() as usize;
-    xs[rank.clamp(1, xs.len()) - 1]
+/// Starts `make run`'s stack (no demo, free ports) with `instances` per function, runs `plan`, stops.
+async fn run_burst(plan: &BurstPlan, instances: usize) -> Result<BurstReport, String> {
+    let free = || -> Result<String, String> {
+        Ok(cardbot_tests::local_stack::process::free_port()?.to_string())
+    };
+    let watch = free()?;
+    let simulator = free()?;
+    let instances = instances.to_string();
+    let options = Options::from_lookup(|name| match name {
+        "CARDBOT_WATCH_PORT" => Some(watch.clone()),
+        "CARDBOT_SIMULATOR_PORT" => Some(simulator.clone()),
+        "CARDBOT_LOCAL_INSTANCES" => Some(instances.clone()),
+        "CARDBOT_DEMO" => Some("0".into()),
+        // The functions as deployed; `make run`'s debug builds are several times slower.
+        "CARDBOT_RELEASE" => {
+            Some(std::env::var("BENCH_BURST_RELEASE").unwrap_or_else(|_| "1".into()))
+        }
+        "FEISHU_BASE_URL" | "AWS_ENDPOINT_URL_DYNAMODB" | "TABLE_NAME" => None,
+        other => std::env::var(other).ok(),
+    })?;
+    let mut stack = LocalStack::new(options);
+    let result = match stack.start().await.cloned() {
+        Ok(urls) => {
+            let sim = urls.simulator.clone().unwrap_or_default();
+            burst::run(&sim, &urls.event_callback, &urls.card_callback, plan).await
+        }
+        Err(e) => Err(e),
+    };
+    stack.stop().await;
+    let report = result?;
+    eprintln!("{}", report.summary());
+    Ok(report)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

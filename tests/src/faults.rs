@@ -152,6 +152,15 @@ impl<S: JobStore> JobStore for HangAfter<S> {
         self.inner.enqueue(job).await
     }
 
+    async fn enqueue_finishing(
+        &self,
+        job: &NewJob,
+        dedup_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        self.inner.enqueue_finishing(job, dedup_key, now).await
+    }
+
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {
         self.inner.get_job(card_key, job_id).await
     }

@@ -2,6 +2,7 @@
 //! deduplicates `im.message.receive_v1` on `message_id`, and replies to `审批` / help; a reply that
 //! does not fit the answer budget becomes a `send_reply` job for the updater.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,10 +31,24 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub time_zone: TimeZone,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
+    /// Epoch ms until which replies go straight to the queue: a reply of this instance did not
+    /// fit a moment ago (see [`BUSY_HOLD`]).
+    busy_until: AtomicI64,
 }
 
 /// The part of the answer budget kept for queueing a reply that did not fit (one DynamoDB write).
 const QUEUE_RESERVE: Duration = Duration::from_millis(500);
+
+/// How long one Feishu call of the reply may wait for a rate slot or the app-wide permit. Past that
+/// the reply is queued for the updater, which paces without a clock: in a burst the answer comes at
+/// once and the instance is free for the next event (Lambda bills the wait, and where concurrency is
+/// capped, reserved or `make run`'s instances, a waiting instance holds up every event behind it).
+pub const ANSWER_RATE_WAIT: Duration = Duration::from_millis(25);
+
+/// After a reply did not fit, the next replies of this instance within this time are queued
+/// without trying Feishu: in a burst every try costs a round trip to the rate limiter's item only
+/// to be refused, and the answer is what must stay fast. The updater delivers them (stream, ~1 s).
+pub const BUSY_HOLD: Duration = Duration::from_secs(1);
 
 fn ok_empty() -> Response<Body> {
     json_response(StatusCode::OK, "{}".to_owned())
@@ -60,6 +75,7 @@ where
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
+            busy_until: AtomicI64::new(0),
         }
     }
 
@@ -67,7 +83,8 @@ where
     #[tracing::instrument(name = "event_callback", skip_all)]
     pub async fn handle(&self, request: Request) -> Response<Body> {
         // Feishu calls stop early enough that a reply that did not fit is still queued in time.
-        let deadline = Deadline::after(self.answer_budget.saturating_sub(QUEUE_RESERVE));
+        let deadline = Deadline::after(self.answer_budget.saturating_sub(QUEUE_RESERVE))
+            .with_rate_wait(ANSWER_RATE_WAIT);
         let now = self.clock.now_millis();
         let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
@@ -79,8 +96,16 @@ where
             }
             Inbound::MessageReceive(message) => {
                 let budget = self.answer_budget;
+                let started = std::time::Instant::now();
                 match tokio::time::timeout(budget, self.on_message(&message, deadline)).await {
-                    Ok(response) => response,
+                    Ok(response) => {
+                        info!(
+                            status = response.status().as_u16(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "message answered"
+                        );
+                        response
+                    }
                     Err(_) => {
                         // Neither sent nor queued in time: no `done`, so the claim's lease lapses
                         // and Feishu's retry (a 5xx makes it retry) takes over the work.
@@ -155,22 +180,29 @@ where
             deadline,
             time_zone: &self.time_zone,
         };
-        let sent = effects.send_command_reply(&request).await;
-        let failure = match sent {
-            Ok(sent) => {
-                info!(message_id, ?command, card_key = ?sent.card_key, "replied");
-                return self.finished(message_id, now).await;
-            }
-            Err(failure) => failure,
+        let payload = if now < self.busy_until.load(Ordering::Relaxed) {
+            info!(
+                message_id,
+                "busy a moment ago: reply queued for the updater"
+            );
+            serde_json::to_value(&request).unwrap_or_default()
+        } else {
+            let failure = match effects.send_command_reply(&request).await {
+                Ok(sent) => {
+                    info!(message_id, ?command, card_key = ?sent.card_key, "replied");
+                    return self.finished(message_id, now).await;
+                }
+                Err(failure) => failure,
+            };
+            let hold = i64::try_from(BUSY_HOLD.as_millis()).unwrap_or(i64::MAX);
+            self.busy_until
+                .store(now.saturating_add(hold), Ordering::Relaxed);
+            warn!(message_id, error = %failure.error, "reply did not fit; queued for the updater");
+            serde_json::to_value(&failure.progress).unwrap_or_default()
         };
-        warn!(message_id, error = %failure.error, "reply did not fit; queued for the updater");
-        let payload = serde_json::to_value(&failure.progress).unwrap_or_default();
-        match self
-            .store
-            .enqueue(&jobs::send_reply_job(message_id, payload, now))
-            .await
-        {
-            Ok(()) => self.finished(message_id, now).await,
+        let job = jobs::send_reply_job(message_id, payload, now);
+        match self.store.enqueue_finishing(&job, message_id, now).await {
+            Ok(()) => ok_empty(),
             Err(e) => {
                 // Neither sent nor queued: let Feishu's retry try again.
                 warn!(error = %e, "cannot queue the reply");

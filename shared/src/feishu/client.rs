@@ -284,9 +284,8 @@ impl FeishuClient {
             }
             if let Some((_, budget)) = api {
                 // Every API call, retries included, takes a slot of the app's rate.
-                let latest = deadline
-                    .instant()
-                    .checked_sub(self.retry.min_attempt_window);
+                let latest =
+                    deadline.rate_wait_until(Instant::now(), self.retry.min_attempt_window);
                 if !matches!(latest, Some(latest) if self.pacer.acquire(latest).await) {
                     return Err(FeishuError::DeadlineExceeded {
                         attempts,

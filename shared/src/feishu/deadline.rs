@@ -4,23 +4,47 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// Time left for a call, including all its retries and waits. Cheap to copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Time left for a call, including all its retries and waits, and how long one call may wait for
+/// a rate slot or permit. Cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
     at: Instant,
+    /// `None`: a call may wait for a rate permit until the deadline.
+    rate_wait: Option<Duration>,
 }
 
 impl Deadline {
     /// The deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        Self {
-            at: Instant::now() + budget,
-        }
+        Self::at(Instant::now() + budget)
     }
 
     /// A deadline at a monotonic instant.
     pub fn at(at: Instant) -> Self {
-        Self { at }
+        Self {
+            at,
+            rate_wait: None,
+        }
+    }
+
+    /// The same deadline, but each call waits at most `wait` for a rate slot or permit: past that it
+    /// fails at once (`NoPermit`) and the caller queues the work. For answers whose instance should
+    /// not sit out a burst in the pacer (an event answer, Feishu's 3 s).
+    pub fn with_rate_wait(self, wait: Duration) -> Self {
+        Self {
+            rate_wait: Some(wait),
+            ..self
+        }
+    }
+
+    /// The latest instant a call starting at `now` may wait until for a rate slot or permit,
+    /// keeping `then_needed` for the attempt itself; `None` when no wait fits.
+    pub fn rate_wait_until(&self, now: Instant, then_needed: Duration) -> Option<Instant> {
+        let by_deadline = self.at.checked_sub(then_needed)?;
+        Some(match self.rate_wait.and_then(|w| now.checked_add(w)) {
+            Some(by_wait) => by_wait.min(by_deadline),
+            None => by_deadline,
+        })
     }
 
     /// A deadline given as epoch milliseconds (the Lambda context's `deadline`), less `reserve`
@@ -118,6 +142,28 @@ mod tests {
             deadline.attempt_timeout_at(start + Duration::from_secs(4), per_attempt),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_rate_wait_caps_the_wait_not_the_deadline() {
+        let start = Instant::now();
+        let need = Duration::from_millis(50);
+        let deadline = Deadline::at(start + Duration::from_secs(2));
+        assert_eq!(
+            deadline.rate_wait_until(start, need),
+            Some(start + Duration::from_millis(1950))
+        );
+        let short = deadline.with_rate_wait(Duration::from_millis(200));
+        assert_eq!(
+            short.rate_wait_until(start, need),
+            Some(start + Duration::from_millis(200))
+        );
+        // Late in the budget the deadline is the bound again.
+        assert_eq!(
+            short.rate_wait_until(start + Duration::from_millis(1900), need),
+            Some(start + Duration::from_millis(1950))
+        );
+        assert_eq!(short.instant(), deadline.instant());
     }
 
     #[test]

@@ -301,6 +301,20 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
+    async fn enqueue_finishing(
+        &self,
+        job: &NewJob,
+        dedup_key: &str,
+        _now: EpochMillis,
+    ) -> StoreResult<()> {
+        let mut tables = self.lock();
+        tables.enqueue(job, super::now_millis());
+        if let Some(record) = tables.dedup.get_mut(dedup_key) {
+            record.lease_until = None;
+        }
+        Ok(())
+    }
+
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {
         Ok(self.lock().jobs.get(&job_key(card_key, job_id)).cloned())
     }

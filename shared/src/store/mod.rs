@@ -420,6 +420,16 @@ pub enum FailOutcome {
 pub trait JobStore: Send + Sync {
     /// Idempotent on (card_key, job_id): a second enqueue of the same id leaves the first.
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()>;
+    /// [`JobStore::enqueue`] and [`DedupStore::finish`] of the delivery `dedup_key` in one write
+    /// (a transaction): the answer of a reply that did not fit costs one round trip for both, and
+    /// a crash leaves either both or neither (then the lease lapses and a re-delivery queues it).
+    /// A job already queued, or a delivery record already gone, does not stop the other half.
+    async fn enqueue_finishing(
+        &self,
+        job: &NewJob,
+        dedup_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()>;
     /// Strongly consistent read.
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>>;
     /// Every job of one card in any status, ordered by job id (strongly consistent).

@@ -2,9 +2,12 @@
 //! `cargo lambda watch`, the updater driven by the table's stream and a schedule, and the Feishu
 //! simulator unless `FEISHU_BASE_URL` points at a real Feishu.
 
+pub mod burst;
 pub mod demo;
+pub mod front;
 pub mod process;
 pub mod updater;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::simulator::{SimConfig, Simulator};
 use process::{command, Service};
 use updater::{Invoker, StreamsApi};
+use watch::{Supervisor, WatchRecipe};
 
 /// Function names as cargo lambda watch serves them (`/lambda-url/<name>/`), the crates' binaries.
 pub const EVENT_CALLBACK: &str = "event-callback";
@@ -30,6 +34,8 @@ pub mod env {
     pub const DYNAMODB_PORT: &str = "CARDBOT_DYNAMODB_PORT";
     pub const DEMO: &str = "CARDBOT_DEMO";
     pub const SWEEP_SECONDS: &str = "CARDBOT_SWEEP_SECONDS";
+    pub const LOCAL_INSTANCES: &str = "CARDBOT_LOCAL_INSTANCES";
+    pub const RELEASE: &str = "CARDBOT_RELEASE";
 }
 
 /// Lines the runner prints for people and for tests that parse them.
@@ -39,6 +45,8 @@ pub mod lines {
     pub const SIMULATOR_URL: &str = "simulator control API: ";
     pub const DYNAMODB: &str = "DynamoDB endpoint: ";
     pub const READY: &str = "ready: ";
+    /// A function process died and cargo lambda watch is being restarted.
+    pub const FUNCTION_DIED: &str = "function process died: ";
 }
 
 pub const DEFAULT_WATCH_PORT: u16 = 9000;
@@ -46,6 +54,8 @@ pub const DEFAULT_SIMULATOR_PORT: u16 = 9100;
 pub const DEFAULT_TABLE: &str = "cardbot-local";
 const DEFAULT_REGION: &str = "us-east-1";
 const DEFAULT_SWEEP: Duration = Duration::from_secs(60);
+/// Most instances per function `CARDBOT_LOCAL_INSTANCES` accepts (each is a process).
+pub const MAX_LOCAL_INSTANCES: u16 = 32;
 
 /// Where the functions' Feishu lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +80,10 @@ pub struct Options {
     pub feishu: FeishuTarget,
     pub demo: bool,
     pub sweep_every: Duration,
+    /// Concurrent instances (processes) of each function, as Lambda runs one per concurrent request.
+    pub instances: u16,
+    /// Run release builds of the functions (as deployed) instead of debug builds.
+    pub release: bool,
 }
 
 impl Options {
@@ -123,6 +137,18 @@ impl Options {
                 }
             },
         };
+        let instances = match get(env::LOCAL_INSTANCES) {
+            None => 1,
+            Some(v) => match v.parse::<u16>() {
+                Ok(n) if (1..=MAX_LOCAL_INSTANCES).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                    "{} must be a number of instances from 1 to {MAX_LOCAL_INSTANCES}, not {v:?}",
+                    env::LOCAL_INSTANCES
+                ))
+                }
+            },
+        };
         Ok(Self {
             repo_root: repo_root(),
             watch_address: get(env::WATCH_ADDRESS).unwrap_or_else(|| "127.0.0.1".into()),
@@ -139,6 +165,11 @@ impl Options {
             ),
             feishu,
             sweep_every,
+            instances,
+            release: matches!(
+                get(env::RELEASE).as_deref(),
+                Some("1" | "true" | "yes" | "on")
+            ),
         })
     }
 }
@@ -168,6 +199,8 @@ pub struct LocalStack {
     pub urls: Option<Urls>,
     pub simulator: Option<Simulator>,
     services: Vec<Service>,
+    /// Holds cargo lambda watch once it runs.
+    supervisor: Option<Supervisor>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -182,6 +215,7 @@ impl LocalStack {
             urls: None,
             simulator: None,
             services: Vec::new(),
+            supervisor: None,
             tasks: Vec::new(),
         }
     }
@@ -227,7 +261,10 @@ impl LocalStack {
             }
         };
 
-        say("building the three functions (cargo build; the first build takes a few minutes)");
+        say(format!(
+            "building the three functions (cargo build{}; the first build takes a few minutes)",
+            if o.release { " --release" } else { "" }
+        ));
         self.build_functions().await?;
 
         if o.dynamodb_endpoint.is_none() {
@@ -291,37 +328,50 @@ impl LocalStack {
 
         let watch_url = format!("http://127.0.0.1:{}", o.watch_port);
         say(format!(
-            "starting cargo lambda watch on {}:{} (function URLs under /lambda-url/<function>/)",
-            o.watch_address, o.watch_port
+            "starting cargo lambda watch on {}:{} (function URLs under /lambda-url/<function>/, {} instance(s) of each function)",
+            o.watch_address, o.watch_port, o.instances
         ));
-        let mut watch = command(&cargo_lambda);
-        watch
-            .args(["lambda", "watch", "--invoke-address", &o.watch_address])
-            .args(["--invoke-port", &o.watch_port.to_string()])
-            .current_dir(&o.repo_root)
-            .env("TABLE_NAME", &o.table_name)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb)
-            .env("AWS_REGION", &o.region)
+        let mut env: Vec<(String, String)> = vec![
+            ("TABLE_NAME".into(), o.table_name.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb.clone()),
+            ("AWS_REGION".into(), o.region.clone()),
             // cargo lambda's own chatter stays out; the functions log at RUST_LOG (default info),
             // from a file because a filter like `cardbot=debug,info` holds the list separator of --env-var.
-            .env("RUST_LOG", "warn")
-            .arg("--env-file")
-            .arg(functions_env_file(&o.repo_root)?);
+            ("RUST_LOG".into(), "warn".into()),
+        ];
+        let mut env_remove = Vec::new();
         // DynamoDB Local takes any key; never hand it a real one.
         if o.dynamodb_endpoint.is_none() || std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            watch
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env_remove("AWS_SESSION_TOKEN")
-                .env_remove("AWS_PROFILE");
+            env.push(("AWS_ACCESS_KEY_ID".into(), "test".into()));
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), "test".into()));
+            env_remove.extend(["AWS_SESSION_TOKEN", "AWS_PROFILE"]);
         }
-        for (name, value) in &feishu_env {
-            watch.env(name, value);
-        }
-        let mut watch = Service::spawn("cargo lambda watch", watch)?;
-        watch.forward_output("  λ │ ");
-        process::wait_for_port(o.watch_port, &mut watch, Duration::from_secs(120)).await?;
-        self.services.push(watch);
+        env.extend(feishu_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        // cargo lambda watch serves an inner port; the front on the watch port forwards to it.
+        let inner_port = process::free_port()?;
+        let recipe = WatchRecipe {
+            program: cargo_lambda,
+            repo_root: o.repo_root.clone(),
+            address: "127.0.0.1".into(),
+            port: inner_port,
+            instances: o.instances,
+            release: o.release,
+            env,
+            env_remove,
+            env_file: functions_env_file(&o.repo_root)?,
+        };
+        let watch = recipe.start().await?;
+        self.supervisor = Some(Supervisor::start(recipe, watch));
+        self.tasks.push(
+            front::start(
+                &o.watch_address,
+                o.watch_port,
+                format!("http://127.0.0.1:{inner_port}"),
+                &FUNCTIONS,
+                o.instances,
+            )
+            .await?,
+        );
 
         let http = reqwest::Client::new();
         let invoker = Invoker::new(http.clone(), &watch_url);
@@ -367,6 +417,9 @@ impl LocalStack {
         // The same selection as cargo lambda watch's `cargo run --bin <function>`, so it finds them fresh.
         let mut cargo = command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo.arg("build").current_dir(&self.options.repo_root);
+        if self.options.release {
+            cargo.arg("--release");
+        }
         for f in FUNCTIONS {
             cargo.args(["--bin", f]);
         }
@@ -423,15 +476,26 @@ impl LocalStack {
         Ok(())
     }
 
-    /// Resolves when a started process exits on its own: the stack is broken.
+    /// Resolves when a started process exits on its own and cannot be started again: the stack is
+    /// broken. (A dead function process is started again; see [`watch`].)
     pub async fn wait_for_failure(&mut self) -> String {
-        loop {
-            for s in &mut self.services {
-                if let Some(status) = s.exited() {
-                    return format!("{} exited ({status})", s.name);
+        let services = &mut self.services;
+        let exited = async {
+            loop {
+                for s in services.iter_mut() {
+                    if let Some(status) = s.exited() {
+                        return format!("{} exited ({status})", s.name);
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        match &mut self.supervisor {
+            Some(supervisor) => tokio::select! {
+                why = exited => why,
+                why = supervisor.failed() => why,
+            },
+            None => exited.await,
         }
     }
 
@@ -439,6 +503,10 @@ impl LocalStack {
     pub async fn stop(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
+        }
+        if let Some(supervisor) = self.supervisor.take() {
+            say("stopping cargo lambda watch");
+            supervisor.stop().await;
         }
         while let Some(mut service) = self.services.pop() {
             say(format!("stopping {}", service.name));

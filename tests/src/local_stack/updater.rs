@@ -99,6 +99,13 @@ pub fn stream_event(records: &[Value], stream_arn: &str, region: &str) -> Value 
         .iter()
         .map(|r| {
             let mut r = r.clone();
+            if let Some(images) = r.get_mut("dynamodb").and_then(Value::as_object_mut) {
+                for name in ["Keys", "NewImage", "OldImage"] {
+                    if let Some(Value::Object(image)) = images.get_mut(name) {
+                        image.values_mut().for_each(repair_empty_map);
+                    }
+                }
+            }
             if let Some(obj) = r.as_object_mut() {
                 obj.insert("eventSourceARN".into(), json!(stream_arn));
                 obj.insert("awsRegion".into(), json!(region));
@@ -108,6 +115,23 @@ pub fn stream_event(records: &[Value], stream_arn: &str, region: &str) -> Value 
         })
         .collect();
     json!({ "Records": records })
+}
+
+/// DynamoDB Local's GetRecords writes an empty map attribute as `{}` where DynamoDB Streams (and
+/// Lambda's event) have `{"M": {}}`; an attribute value with no type fails the event's parse.
+fn repair_empty_map(av: &mut Value) {
+    match av {
+        Value::Object(typed) if typed.is_empty() => *av = json!({"M": {}}),
+        Value::Object(typed) => {
+            if let Some(Value::Object(map)) = typed.get_mut("M") {
+                map.values_mut().for_each(repair_empty_map);
+            }
+            if let Some(Value::Array(list)) = typed.get_mut("L") {
+                list.iter_mut().for_each(repair_empty_map);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Records to hand back after an invocation that reported `batchItemFailures`: Lambda resumes
@@ -465,7 +489,8 @@ mod tests {
         assert!(records_to_retry(&batch, &Value::Null).is_empty());
     }
 
-    /// A record exactly as DynamoDB Local 3.3's GetRecords returns it for a new job.
+    /// A record exactly as DynamoDB Local 3.3's GetRecords returns it for a new job, with its way
+    /// of writing an empty map (`{}`, where DynamoDB Streams writes `{"M": {}}`).
     fn get_records_insert() -> Value {
         json!({
             "eventID": "cf30d08e-0056-4499-8258-0e5298246e05", "eventName": "INSERT",
@@ -474,7 +499,7 @@ mod tests {
                 "ApproximateCreationDateTime": 1796063100.0,
                 "Keys": {"sk": {"S": "job#post_answer"}, "pk": {"S": "card#om_1"}},
                 "NewImage": {
-                    "due_pk": {"S": "due"}, "payload": {"M": {"a": {"NULL": true}}},
+                    "due_pk": {"S": "due"}, "payload": {"M": {"a": {"NULL": true}, "b": {}, "c": {"L": [{}]}}},
                     "sk": {"S": "job#post_answer"}, "due_at": {"N": "1700000002000"},
                     "pk": {"S": "card#om_1"}, "status": {"S": "pending"}
                 },
@@ -496,6 +521,14 @@ mod tests {
         };
         let record = &batch.records[0];
         assert_eq!(record.aws_region, "us-east-1");
+        let payload = &record.change.new_image["payload"];
+        let serde_dynamo::AttributeValue::M(payload) = payload else {
+            panic!("{payload:?}");
+        };
+        assert_eq!(
+            payload["b"],
+            serde_dynamo::AttributeValue::M(Default::default())
+        );
         assert_eq!(record.event_source_arn.as_deref(), Some(arn));
         let jobs = cardbot::store::stream::new_jobs(&batch.records);
         assert_eq!(jobs.len(), 1);

@@ -93,6 +93,67 @@ pub async fn dedup_claims_once_and_release_reopens<S: Store>(store: Arc<S>) {
     );
 }
 
+/// A queued reply and its finished delivery come together; a job already queued or a delivery
+/// record already gone does not stop the other half.
+pub async fn enqueue_finishing_queues_and_finishes_in_one_write<S: Store>(store: Arc<S>) {
+    let now = t0();
+    let key = unique("om");
+    let card_key = unique("card");
+    assert_eq!(
+        store
+            .claim(&key, now, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::FirstTime
+    );
+    let queued = job(&card_key, "send_reply", now);
+    store.enqueue_finishing(&queued, &key, now).await.unwrap();
+    let stored = store
+        .get_job(&card_key, "send_reply")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, JobStatus::Pending);
+    assert_eq!(
+        store
+            .claim(&key, now + 1, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::Done
+    );
+
+    // The job is already there (a retried answer): the delivery is still finished.
+    let again = unique("om");
+    store
+        .claim(&again, now, CLAIM_LEASE_MS, DAY_MS)
+        .await
+        .unwrap();
+    store.enqueue_finishing(&queued, &again, now).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&again, now + 1, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::Done
+    );
+    // No delivery record: the job is still queued, and no record is created.
+    let gone = unique("om");
+    let other = job(&card_key, "other_reply", now);
+    store.enqueue_finishing(&other, &gone, now).await.unwrap();
+    assert!(store
+        .get_job(&card_key, "other_reply")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .claim(&gone, now + 1, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::FirstTime
+    );
+}
+
 pub async fn dedup_expired_record_does_not_block<S: Store>(store: Arc<S>) {
     let key = unique("ev");
     let now = t0();

@@ -46,6 +46,7 @@ against_both_adapters!(
     sequence_ranges_are_reserved_in_one_write,
     update_card_and_enqueue_is_one_write,
     enqueue_is_idempotent,
+    enqueue_finishing_queues_and_finishes_in_one_write,
     unknown_job_kinds_round_trip,
     create_card_with_jobs_writes_both_or_neither,
     job_claim_complete_lifecycle,

@@ -2,17 +2,34 @@
 //! an update marks it `done`; records expire by TTL.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 
 use super::{
     condition_failed_item, is_condition_failed, n, s, store_error, DynamoStore, Fields, Item,
 };
 use crate::store::keys::{self, PK};
 use crate::store::table::TABLE;
-use crate::store::{ttl_secs, DedupClaim, DedupStore, EpochMillis, StoreResult};
+use crate::store::{ttl_secs, DedupClaim, DedupStore, EpochMillis, StoreError, StoreResult};
 
 const PROCESSING: &str = "processing";
 const DONE: &str = "done";
+const FINISH_UPDATE: &str = "SET #status = :done REMOVE #lease_until";
+
+/// `finish` as a transaction's update (`JobStore::enqueue_finishing`): the same expression and
+/// condition, so it never creates a record.
+pub(super) fn finish_update(table: &str, key: &str) -> StoreResult<Update> {
+    Update::builder()
+        .table_name(table)
+        .set_key(Some(DynamoStore::key(keys::dedup_pk(key), keys::DEDUP_SK)))
+        .update_expression(FINISH_UPDATE)
+        .condition_expression("attribute_exists(#pk)")
+        .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#lease_until", "lease_until")
+        .expression_attribute_values(":done", s(DONE))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("finish update: {e}")))
+}
 
 /// What an existing record says to a new claim: a lapsed `processing` lease is taken over.
 fn existing(item: Option<&Item>, now: EpochMillis) -> DedupClaim {
@@ -116,7 +133,7 @@ impl DedupStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::dedup_pk(key), keys::DEDUP_SK)))
-            .update_expression("SET #status = :done REMOVE #lease_until")
+            .update_expression(FINISH_UPDATE)
             // Never create a record without its TTL (a released or expired key stays gone).
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 use super::{
@@ -14,11 +14,11 @@ use super::{
 };
 use crate::store::keys::{self, PK, SK};
 use crate::store::table::{DUE_INDEX, TABLE};
-use crate::store::JobKind;
 use crate::store::{
     is_last_attempt, plan_failure, truncate_error, ttl_secs, EpochMillis, FailOutcome, Job,
     JobStatus, JobStore, NewJob, StoreError, StoreResult, DONE_JOB_TTL_MS, LEASE_EXPIRED_ERROR,
 };
+use crate::store::{DedupStore, JobKind};
 
 /// Items per `due` index page; a sweep asks for fewer in practice.
 const MAX_QUERY_PAGE: usize = 1_000;
@@ -329,6 +329,49 @@ impl JobStore for DynamoStore {
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("enqueue job", e)),
             Ok(_) => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn enqueue_finishing(
+        &self,
+        job: &NewJob,
+        dedup_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_job(&self.table, job, crate::store::now_millis())?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(super::dedup::finish_update(&self.table, dedup_key)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let op = "enqueue job and finish delivery";
+        let reasons = super::cancellation_reasons(op, err)?;
+        let failed = |i: usize| {
+            reasons
+                .get(i)
+                .is_some_and(|r| super::reason_code(r) == "ConditionalCheckFailed")
+        };
+        // Nothing was written; do what each half still needs on its own.
+        match (failed(0), failed(1)) {
+            (true, _) => self.finish(dedup_key, now).await,
+            (false, true) => self.enqueue(job).await,
+            (false, false) => Err(StoreError::Unavailable(format!(
+                "{op}: transaction cancelled: {reasons:?}"
+            ))),
         }
     }
 

@@ -1,0 +1,161 @@
+//! The front door of the function URLs and the invoke API: every request is passed to cargo lambda
+//! watch (on an inner port) and its answer passed back.
+//!
+//! Why not let callers talk to cargo lambda watch directly: when a caller gives up on a request
+//! (Feishu stops waiting after 3 s), cargo lambda watch answers the function's later response with
+//! a 500 and never frees that instance: after as many timeouts as there are instances, the function
+//! takes no request again. Here each request to cargo lambda watch runs in its own task, which reads
+//! the answer to the end even after the caller has left, so an instance is always freed, as Lambda
+//! frees it when the invocation ends. A request whose function process died gets 502, as a function
+//! URL answers a crashed invocation.
+//!
+//! The front also holds each function to its instance count: at most that many of its requests are
+//! at cargo lambda watch at once, the rest wait here in arrival order (cargo lambda watch stops
+//! dispatching altogether when a couple of hundred requests queue inside it).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+/// Headers that belong to one hop, not to the request.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// The function a request is for: `/lambda-url/<name>/…` or `/2015-03-31/functions/<name>/invocations`.
+fn function_of(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/lambda-url/")
+        .or_else(|| path.strip_prefix("/2015-03-31/functions/"))?;
+    rest.split('/').next().filter(|name| !name.is_empty())
+}
+
+/// Serves `address:port`, forwarding to `upstream` (`http://127.0.0.1:<inner port>`), at most
+/// `instances` requests of each of `functions` at a time.
+pub async fn start(
+    address: &str,
+    port: u16,
+    upstream: String,
+    functions: &[&str],
+    instances: u16,
+) -> Result<JoinHandle<()>, String> {
+    let slots: Arc<HashMap<String, Arc<Semaphore>>> = Arc::new(
+        functions
+            .iter()
+            .map(|f| {
+                (
+                    (*f).to_owned(),
+                    Arc::new(Semaphore::new(usize::from(instances.max(1)))),
+                )
+            })
+            .collect(),
+    );
+    let listener = tokio::net::TcpListener::bind((address, port))
+        .await
+        .map_err(|e| format!("cannot listen on {address}:{port}: {e}"))?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let http = http.clone();
+            let upstream = upstream.clone();
+            let slot = function_of(uri.path()).and_then(|f| slots.get(f)).cloned();
+            async move {
+                // Its own task: dropped with the caller's connection, the request still completes.
+                let forwarded = tokio::spawn(async move {
+                    let _instance = match slot {
+                        Some(slot) => slot.acquire_owned().await.ok(),
+                        None => None,
+                    };
+                    forward(http, upstream, method, uri, headers, body).await
+                })
+                .await;
+                match forwarded {
+                    Ok(response) => response,
+                    Err(e) => bad_gateway(format!("forwarding failed: {e}")),
+                }
+            }
+        },
+    );
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    }))
+}
+
+async fn forward(
+    http: reqwest::Client,
+    upstream: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = http.request(method, format!("{upstream}{path}")).body(body);
+    for (name, value) in &headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => return bad_gateway(format!("the function did not answer: {e}")),
+    };
+    let status = answer.status();
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out_headers.append(name, value.clone());
+        }
+    }
+    match answer.bytes().await {
+        Ok(bytes) => (status, out_headers, bytes).into_response(),
+        Err(e) => bad_gateway(format!("the function's answer broke off: {e}")),
+    }
+}
+
+fn bad_gateway(reason: String) -> Response {
+    tracing::warn!(%reason, "502 from the function URL front");
+    (
+        StatusCode::BAD_GATEWAY,
+        axum::Json(serde_json::json!({ "message": reason })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_per_function() {
+        assert_eq!(
+            function_of("/lambda-url/event-callback/"),
+            Some("event-callback")
+        );
+        assert_eq!(function_of("/lambda-url/card-action"), Some("card-action"));
+        assert_eq!(
+            function_of("/2015-03-31/functions/card-updater/invocations"),
+            Some("card-updater")
+        );
+        assert_eq!(function_of("/lambda-url//"), None);
+        assert_eq!(function_of("/other"), None);
+    }
+}
