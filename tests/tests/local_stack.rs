@@ -13,6 +13,7 @@ use axum::http::Uri;
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{JobStore, NewJob};
 use cardbot_tests::dynamodb_local;
+use cardbot_tests::local_stack::burst::{self, BurstPlan};
 use cardbot_tests::local_stack::updater::{self, Invoker, StreamsApi, UPDATER_FUNCTION};
 use cardbot_tests::local_stack::{demo, env, lines, process};
 use serde_json::{json, Value};
@@ -223,6 +224,10 @@ impl Runner {
                 process::free_port().unwrap().to_string(),
             )
             .env(env::DEMO, "0")
+            // Two instances of each function, so the front's per-function slots and the shared
+            // limiter are exercised; the functions' info lines would only slow the small burst.
+            .env(env::LOCAL_INSTANCES, "2")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -317,7 +322,9 @@ async fn sim_post(http: &reqwest::Client, url: String, body: Value) -> Value {
 
 /// The whole stack as `make run` starts it (cargo lambda watch, DynamoDB Local, simulator, updater
 /// driver), driven from outside: a signed, encrypted `审批` event and a click posted to the printed
-/// URLs by the simulator's control API; the card must end as 请假通过 in the simulator.
+/// URLs by the simulator's control API; the card must end as 请假通过 in the simulator. Then, with
+/// two instances of each function, a small burst of users and clicks, and a killed function process
+/// that is started again on the next request.
 #[test]
 fn make_run_serves_the_demo_conversation_over_http() {
     let mut runner = Runner::start();
@@ -396,6 +403,63 @@ fn make_run_serves_the_demo_conversation_over_http() {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+
+        // A small burst (`make bench` runs 200 users and 100 clicks on 4 instances): every event
+        // and click answered 200 within 3 s, each chat exactly 1 text + 1 card, every clicked card
+        // approved, Feishu's limits kept with no 429.
+        let plan = BurstPlan {
+            users: 20,
+            clicks: 10,
+            settle: Duration::from_secs(120),
+            warm_up: 0,
+        };
+        let report = burst::run(&sim, &event_url, &card_url, &plan)
+            .await
+            .unwrap();
+        println!("{}", report.summary());
+        assert!(report.problems().is_empty(), "{:?}", report.problems());
+
+        // A function process that dies is started again on the next request (as on Lambda).
+        let runner_pid = runner.child.id();
+        let victim = process::descendants(runner_pid)
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "event-callback")
+            })
+            .expect("an event-callback process");
+        unsafe {
+            libc::kill(victim as i32, libc::SIGKILL);
+        }
+        let started = Instant::now();
+        while !runner
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(lines::FUNCTION_DIED) && l.contains("event-callback"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the death was not noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let started = Instant::now();
+        let delivery = loop {
+            let d = sim_post(
+                &http,
+                format!("{sim}/_sim/user/message"),
+                json!({"url": event_url, "text": demo::COMMAND}),
+            )
+            .await;
+            // Until cargo lambda watch is back, the front answers 502 (Feishu would deliver again).
+            if d["status"] == 200 || started.elapsed() > Duration::from_secs(60) {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(delivery["status"], 200, "after the restart: {delivery}");
     });
     drop(rt);
 

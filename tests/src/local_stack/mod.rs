@@ -690,6 +690,21 @@ mod tests {
     }
 
     #[test]
+    fn local_instances_default_to_one_and_are_bounded() {
+        assert_eq!(options(&[]).unwrap().instances, 1);
+        assert_eq!(
+            options(&[(env::LOCAL_INSTANCES, "4")]).unwrap().instances,
+            4
+        );
+        for bad in ["0", "33", "four", "-1"] {
+            let err = options(&[(env::LOCAL_INSTANCES, bad)]).unwrap_err();
+            assert!(err.contains(env::LOCAL_INSTANCES), "{bad}: {err}");
+        }
+        assert!(!options(&[]).unwrap().release);
+        assert!(options(&[(env::RELEASE, "1")]).unwrap().release);
+    }
+
+    #[test]
     fn a_bad_port_is_refused() {
         let err = options(&[(env::WATCH_PORT, "90000")]).unwrap_err();
         assert!(err.contains(env::WATCH_PORT), "{err}");

@@ -90,12 +90,12 @@ fn bad(msg: impl std::fmt::Display) -> Response {
 }
 
 /// The user acting: `open_id`'s, or the configured user when it is absent.
-fn acting_user(sim: &Shared, open_id: Option<&str>) -> Result<SimUser, Response> {
+fn acting_user(sim: &Shared, open_id: Option<&str>) -> Result<SimUser, String> {
     match open_id {
         None => Ok(sim.config.user()),
         Some(id) => sim
             .user(id)
-            .ok_or_else(|| bad(format!("no user {id}; add users with POST /_sim/users"))),
+            .ok_or_else(|| format!("no user {id}; add users with POST /_sim/users")),
     }
 }
 
@@ -212,7 +212,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                     let d = delivery::user_message(&sim, &m.url, &user, m.chat, &m.text).await;
                     reply(StatusCode::OK, to_json(&d))
                 }
-                Err(response) => response,
+                Err(e) => bad(e),
             },
             Err(e) => bad(e),
         },
@@ -220,7 +220,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
             Ok(c) => {
                 let user = match acting_user(&sim, c.open_id.as_deref()) {
                     Ok(user) => user,
-                    Err(response) => return response,
+                    Err(e) => return bad(e),
                 };
                 match delivery::card_callback(&sim, &c.url, &user, &c.message_id, c.value, c.legacy)
                     .await
