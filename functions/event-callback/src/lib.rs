@@ -43,7 +43,7 @@ const QUEUE_RESERVE: Duration = Duration::from_millis(500);
 /// the reply is queued for the updater, which paces without a clock: in a burst the answer comes at
 /// once and the instance is free for the next event (Lambda bills the wait, and where concurrency is
 /// capped, reserved or `make run`'s instances, a waiting instance holds up every event behind it).
-pub const ANSWER_RATE_WAIT: Duration = Duration::from_millis(25);
+pub const ANSWER_RATE_WAIT: Duration = Duration::from_millis(100);
 
 /// After a reply did not fit, the next replies of this instance within this time are queued
 /// without trying Feishu: in a burst every try costs a round trip to the rate limiter's item only

@@ -284,16 +284,26 @@ impl FeishuClient {
             }
             if let Some((_, budget)) = api {
                 // Every API call, retries included, takes a slot of the app's rate.
-                let latest =
-                    deadline.rate_wait_until(Instant::now(), self.retry.min_attempt_window);
-                if !matches!(latest, Some(latest) if self.pacer.acquire(latest).await) {
+                // Waiting for a slot or a refused permit stops at the rate wait (an event answer's
+                // is short); the limiter's round trip itself may use the whole deadline.
+                let window = self.retry.min_attempt_window;
+                let wait_until = deadline.rate_wait_until(Instant::now(), window);
+                if !matches!(wait_until, Some(until) if self.pacer.acquire(until).await) {
                     return Err(FeishuError::DeadlineExceeded {
                         attempts,
                         last: "no slot of the app's request rate before the deadline".to_owned(),
                     });
                 }
-                let latest = latest.unwrap_or_else(Instant::now);
-                if let Err(NoPermit { retry_after }) = self.limiter.acquire(budget, latest).await {
+                let latest = deadline
+                    .instant()
+                    .checked_sub(window)
+                    .unwrap_or_else(Instant::now);
+                let wait_until = wait_until.unwrap_or(latest);
+                if let Err(NoPermit { retry_after }) = self
+                    .limiter
+                    .acquire_within(budget, latest, wait_until)
+                    .await
+                {
                     tracing::warn!(
                         api = budget.api,
                         retry_after_ms = retry_after.as_millis() as u64,

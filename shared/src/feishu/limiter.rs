@@ -245,6 +245,13 @@ pub struct CallBudget<'a> {
     pub chat: Option<&'a str>,
 }
 
+/// How long one acquire may take: the deadline of everything, and of waiting for refused permits.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    latest: Instant,
+    wait_until: Instant,
+}
+
 /// No permit for the call before its deadline; nothing was sent. One could come after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoPermit {
@@ -285,14 +292,30 @@ impl SharedLimiter {
     /// Waits for a permit of every budget `call` needs, or fails at once with [`NoPermit`] when
     /// one could only come after `latest`.
     pub async fn acquire(&self, call: CallBudget<'_>, latest: Instant) -> Result<(), NoPermit> {
+        self.acquire_within(call, latest, latest).await
+    }
+
+    /// [`RateLimiter::acquire`], but a permit the table refuses now is waited for only until
+    /// `wait_until` (≤ `latest`); the round trip of a take itself may run until `latest`. So a
+    /// quiet bot's first call is never refused for the time its take took.
+    pub async fn acquire_within(
+        &self,
+        call: CallBudget<'_>,
+        latest: Instant,
+        wait_until: Instant,
+    ) -> Result<(), NoPermit> {
+        let bounds = Bounds {
+            latest,
+            wait_until: wait_until.min(latest),
+        };
         let app_needs = [Budget::app(), Budget::api(call.api)];
-        let app = self.acquire_in(&self.app, &app_needs, latest);
+        let app = self.acquire_in(&self.app, &app_needs, bounds);
         let Some(chat) = call.chat else {
             return app.await;
         };
         let item = self.chat_item(chat);
         let chat_needs = [Budget::chat()];
-        let (app, chat) = tokio::join!(app, self.acquire_in(&item, &chat_needs, latest));
+        let (app, chat) = tokio::join!(app, self.acquire_in(&item, &chat_needs, bounds));
         app.and(chat)
     }
 
@@ -327,10 +350,10 @@ impl SharedLimiter {
         &self,
         item: &RateItem,
         needs: &[Budget],
-        latest: Instant,
+        bounds: Bounds,
     ) -> Result<(), NoPermit> {
         item.waiting.fetch_add(1, Ordering::Relaxed);
-        let result = self.acquire_counted(item, needs, latest).await;
+        let result = self.acquire_counted(item, needs, bounds).await;
         item.waiting.fetch_sub(1, Ordering::Relaxed);
         result
     }
@@ -339,8 +362,9 @@ impl SharedLimiter {
         &self,
         item: &RateItem,
         needs: &[Budget],
-        latest: Instant,
+        bounds: Bounds,
     ) -> Result<(), NoPermit> {
+        let Bounds { latest, wait_until } = bounds;
         let tick = Duration::from_millis(SECOND_TICK_MS as u64);
         loop {
             let Ok(mut state) = tokio::time::timeout_at(latest, item.state.lock()).await else {
@@ -369,7 +393,7 @@ impl SharedLimiter {
                 .unwrap_or(now);
             if blocked_until > now {
                 let wait = millis(blocked_until - now);
-                if Instant::now() + wait > latest {
+                if Instant::now() + wait > wait_until {
                     return Err(NoPermit { retry_after: wait });
                 }
                 // Others may look (and fail fast) while this one sleeps.
