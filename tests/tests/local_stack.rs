@@ -13,9 +13,9 @@ use axum::http::Uri;
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{JobStore, NewJob};
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::local_stack::burst::{self, BurstPlan};
+use cardbot_tests::local_stack::burst::{self, BurstPlan, SimControl};
 use cardbot_tests::local_stack::updater::{self, Invoker, StreamsApi, UPDATER_FUNCTION};
-use cardbot_tests::local_stack::{demo, env, lines, process};
+use cardbot_tests::local_stack::{demo, env, lines, process, watch, EVENT_CALLBACK};
 use serde_json::{json, Value};
 
 /// A stand-in for cargo lambda watch's invoke endpoint: records `(path, body)` of each call.
@@ -298,26 +298,19 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Whether the runner printed a line that `matches`.
+    fn printed(&self, matches: impl Fn(&str) -> bool) -> bool {
+        self.log.lock().unwrap().iter().any(|l| matches(l))
+    }
+}
+
 impl Drop for Runner {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.stop();
         }
     }
-}
-
-async fn sim_get(http: &reqwest::Client, url: String) -> Value {
-    http.get(&url).send().await.unwrap().json().await.unwrap()
-}
-
-async fn sim_post(http: &reqwest::Client, url: String, body: Value) -> Value {
-    let response = http.post(&url).json(&body).send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
-    response.json().await.unwrap()
 }
 
 /// The whole stack as `make run` starts it (cargo lambda watch, DynamoDB Local, simulator, updater
@@ -339,15 +332,17 @@ fn make_run_serves_the_demo_conversation_over_http() {
             // The function itself rejects a malformed request (cargo lambda watch would answer 5xx).
             assert!(status.is_client_error(), "{url}: {status}");
         }
-        let config = sim_get(&http, format!("{sim}/_sim/config")).await;
+        let control = SimControl::new(&sim).unwrap();
+        let config = control.get("config").await.unwrap();
         let chat = config["p2p_chat_id"].as_str().unwrap().to_owned();
 
-        let delivery = sim_post(
-            &http,
-            format!("{sim}/_sim/user/message"),
-            json!({"url": event_url, "text": demo::COMMAND}),
-        )
-        .await;
+        let delivery = control
+            .post(
+                "user/message",
+                json!({"url": event_url, "text": demo::COMMAND}),
+            )
+            .await
+            .unwrap();
         assert_eq!(delivery["status"], 200, "{delivery}");
         assert!(
             delivery["headers"]
@@ -360,8 +355,8 @@ fn make_run_serves_the_demo_conversation_over_http() {
 
         let started = Instant::now();
         let card_message = loop {
-            let messages = sim_get(&http, format!("{sim}/_sim/chats/{chat}/messages")).await;
-            let found = messages["items"].as_array().unwrap().iter().find(|m| {
+            let messages = control.messages(&chat).await.unwrap();
+            let found = messages.iter().find(|m| {
                 m["msg_type"] == "interactive" && m["sender"].to_string().contains("app")
             });
             if let Some(m) = found {
@@ -369,31 +364,31 @@ fn make_run_serves_the_demo_conversation_over_http() {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
-                "no card: {messages}"
+                "no card: {messages:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let card = sim_get(&http, format!("{sim}/_sim/messages/{card_message}/card")).await;
+        let card = control
+            .get(&format!("messages/{card_message}/card"))
+            .await
+            .unwrap();
         let value = demo::button_value(&card["card"], demo::LEAVE_BUTTON)
             .unwrap_or_else(|| panic!("no [{}] button: {card}", demo::LEAVE_BUTTON));
 
-        let click = sim_post(
-            &http,
-            format!("{sim}/_sim/user/click"),
-            json!({"url": card_url, "message_id": card_message, "value": value}),
-        )
-        .await;
+        let click = control
+            .post(
+                "user/click",
+                json!({"url": card_url, "message_id": card_message, "value": value}),
+            )
+            .await
+            .unwrap();
         assert_eq!(click["delivery"]["status"], 200, "{click}");
         assert_eq!(click["client_error"], Value::Null, "{click}");
 
         let started = Instant::now();
         loop {
-            let card = sim_get(&http, format!("{sim}/_sim/messages/{card_message}/card")).await;
-            if card["text"]
-                .as_str()
-                .unwrap_or("")
-                .contains(demo::LEAVE_APPROVED)
-            {
+            let card = control.card_text(&card_message).await.unwrap();
+            if card.contains(demo::LEAVE_APPROVED) {
                 break;
             }
             assert!(
@@ -420,24 +415,15 @@ fn make_run_serves_the_demo_conversation_over_http() {
         assert!(report.problems().is_empty(), "{:?}", report.problems());
 
         // A function process that dies is started again on the next request (as on Lambda).
-        let runner_pid = runner.child.id();
-        let victim = process::descendants(runner_pid)
+        let victim = watch::function_processes(runner.child.id())
             .into_iter()
-            .find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "event-callback")
-            })
+            .find_map(|(pid, name)| (name == EVENT_CALLBACK).then_some(pid))
             .expect("an event-callback process");
         unsafe {
             libc::kill(victim as i32, libc::SIGKILL);
         }
         let started = Instant::now();
-        while !runner
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.starts_with(lines::FUNCTION_DIED) && l.contains("event-callback"))
+        while !runner.printed(|l| l.starts_with(lines::FUNCTION_DIED) && l.contains(EVENT_CALLBACK))
         {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
@@ -447,12 +433,13 @@ fn make_run_serves_the_demo_conversation_over_http() {
         }
         let started = Instant::now();
         let delivery = loop {
-            let d = sim_post(
-                &http,
-                format!("{sim}/_sim/user/message"),
-                json!({"url": event_url, "text": demo::COMMAND}),
-            )
-            .await;
+            let d = control
+                .post(
+                    "user/message",
+                    json!({"url": event_url, "text": demo::COMMAND}),
+                )
+                .await
+                .unwrap();
             // Until cargo lambda watch is back, the front answers 502 (Feishu would deliver again).
             if d["status"] == 200 || started.elapsed() > Duration::from_secs(60) {
                 break d;
@@ -466,13 +453,7 @@ fn make_run_serves_the_demo_conversation_over_http() {
     // The stream driver reports an invocation once the updater answers, which on a loaded machine
     // may come after the card changed.
     let started = Instant::now();
-    while !runner
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains(" new job"))
-        && started.elapsed() < Duration::from_secs(60)
+    while !runner.printed(|l| l.contains(" new job")) && started.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -197,13 +197,24 @@ pub fn percentile(xs: &mut [f64], p: f64) -> f64 {
     xs[rank.clamp(1, xs.len()) - 1]
 }
 
-/// The simulator's control API, as a client.
-struct Control {
+/// The simulator's control API (`/_sim/…`, see `simulator::control`) as a client, for a stack in
+/// another process.
+pub struct SimControl {
     http: reqwest::Client,
     base: String,
 }
 
-impl Control {
+impl SimControl {
+    /// A client for the simulator at `base` (its base URL, without `/_sim`).
+    pub fn new(base: &str) -> Result<Self, String> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .build()
+                .map_err(|e| e.to_string())?,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -224,11 +235,13 @@ impl Control {
         Ok(body)
     }
 
-    async fn get(&self, path: &str) -> Result<Value, String> {
+    /// `GET /_sim/<path>`; a non-2xx answer is an error.
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+    /// `POST /_sim/<path>` with a JSON body; a non-2xx answer is an error.
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
@@ -238,12 +251,14 @@ impl Control {
             .ok_or_else(|| "clock: no now_ms".to_owned())
     }
 
-    async fn messages(&self, chat_id: &str) -> Result<Vec<Value>, String> {
+    /// The messages of a chat, oldest first.
+    pub async fn messages(&self, chat_id: &str) -> Result<Vec<Value>, String> {
         let list = self.get(&format!("chats/{chat_id}/messages")).await?;
         Ok(list["items"].as_array().cloned().unwrap_or_default())
     }
 
-    async fn card_text(&self, message_id: &str) -> Result<String, String> {
+    /// A card as users see it now, in short text.
+    pub async fn card_text(&self, message_id: &str) -> Result<String, String> {
         let card = self.get(&format!("messages/{message_id}/card")).await?;
         Ok(card["text"].as_str().unwrap_or_default().to_owned())
     }
@@ -261,13 +276,7 @@ pub async fn run(
     card_url: &str,
     plan: &BurstPlan,
 ) -> Result<BurstReport, String> {
-    let sim = Control {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(plan.users.max(1))
-            .build()
-            .map_err(|e| e.to_string())?,
-        base: simulator.trim_end_matches('/').to_owned(),
-    };
+    let sim = SimControl::new(simulator)?;
     if plan.warm_up > 0 {
         let warm = sim.post("users", json!({ "count": plan.warm_up })).await?;
         let warm: Vec<SimUser> =

@@ -14,7 +14,6 @@
 //! dispatching altogether when a couple of hundred requests queue inside it).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -91,11 +90,7 @@ pub async fn start(
         },
     );
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        let _ = axum::serve(listener, app).await;
     }))
 }
 

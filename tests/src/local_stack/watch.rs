@@ -11,8 +11,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -77,7 +75,6 @@ pub struct Supervisor {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     failures: mpsc::UnboundedReceiver<String>,
-    restarts: Arc<AtomicU32>,
 }
 
 impl Supervisor {
@@ -85,19 +82,12 @@ impl Supervisor {
     pub fn start(recipe: WatchRecipe, watch: Service) -> Self {
         let (stop, stopped) = oneshot::channel();
         let (report, failures) = mpsc::unbounded_channel();
-        let restarts = Arc::new(AtomicU32::new(0));
-        let task = tokio::spawn(supervise(recipe, watch, stopped, report, restarts.clone()));
+        let task = tokio::spawn(supervise(recipe, watch, stopped, report));
         Self {
             stop: Some(stop),
             task,
             failures,
-            restarts,
         }
-    }
-
-    /// How many times cargo lambda watch was restarted after a function process died.
-    pub fn restarts(&self) -> u32 {
-        self.restarts.load(Ordering::SeqCst)
     }
 
     /// Resolves when cargo lambda watch cannot be kept running; says why.
@@ -122,7 +112,6 @@ async fn supervise(
     mut watch: Service,
     mut stopped: oneshot::Receiver<()>,
     report: mpsc::UnboundedSender<String>,
-    restarts: Arc<AtomicU32>,
 ) {
     // pid → function name of every function process seen since the last (re)start.
     let mut seen: HashMap<u32, &'static str> = HashMap::new();
@@ -153,10 +142,7 @@ async fn supervise(
         watch.stop(Duration::from_secs(5)).await;
         seen.clear();
         match recipe.start().await {
-            Ok(started) => {
-                watch = started;
-                restarts.fetch_add(1, Ordering::SeqCst);
-            }
+            Ok(started) => watch = started,
             Err(e) => {
                 let _ = report.send(format!("cannot restart cargo lambda watch: {e}"));
                 // Nothing left to stop; wait for the stack to stop us.
@@ -168,8 +154,8 @@ async fn supervise(
     watch.stop(Duration::from_secs(5)).await;
 }
 
-/// The function processes (by binary name) below `root`.
-fn function_processes(root: u32) -> HashMap<u32, &'static str> {
+/// The function processes (pid → binary name) below `root`.
+pub fn function_processes(root: u32) -> HashMap<u32, &'static str> {
     process::descendants(root)
         .into_iter()
         .filter_map(|pid| {
