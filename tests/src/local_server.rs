@@ -4,13 +4,73 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
 
 /// How long a server may take to answer its first request.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) fn free_port() -> u16 {
+/// The server's endpoint for this test process: the one `env` names (the server `make test`
+/// shares), else the one `start` starts, once.
+pub(crate) async fn shared_endpoint<Fut: Future<Output = String>>(
+    cell: &'static OnceCell<String>,
+    env: &str,
+    start: impl FnOnce() -> Fut,
+) -> String {
+    cell.get_or_init(|| async {
+        match std::env::var(env) {
+            Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+            _ => start().await,
+        }
+    })
+    .await
+    .clone()
+}
+
+/// Runs the install script `scripts/<script> <args>` (its messages pass through) and returns what
+/// it prints (a folder); panics with `unavailable` when it fails.
+pub(crate) fn install(script: &str, args: &[&str], unavailable: &str) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(script);
+    let out = Command::new(&script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!("{unavailable}");
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// [`launch`] on a free port, trying another when the port was taken between probing and binding;
+/// panics after three failures.
+pub(crate) async fn launch_on_a_free_port<F, Fut>(
+    name: &str,
+    command: &str,
+    arg: &str,
+    dir: Option<&str>,
+    ready: F,
+) -> String
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        match launch(name, command, arg, dir, free_port(), &ready).await {
+            Ok(endpoint) => return endpoint,
+            Err(e) => last_error = e,
+        }
+    }
+    panic!("{name} did not start: {last_error}");
+}
+
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -19,13 +79,13 @@ pub(crate) fn free_port() -> u16 {
 
 /// Runs `command` (a shell command line that may use `"$1"` = `arg` and `"$2"` = the port) in
 /// `dir`, tied to this process, and waits until `ready()` says it answers; returns its endpoint.
-pub(crate) async fn launch<F, Fut>(
+async fn launch<F, Fut>(
     name: &str,
     command: &str,
     arg: &str,
     dir: Option<&str>,
     port: u16,
-    ready: F,
+    ready: &F,
 ) -> Result<String, String>
 where
     F: Fn(String) -> Fut,

@@ -3,9 +3,6 @@
 //! or the one named by `CARDBOT_MOTO_ENDPOINT`. It speaks the real wire protocol (`POST /` with
 //! `X-Amz-Target: secretsmanager.*`), so the SDK client under test is the one the functions use.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::Client;
 use tokio::sync::OnceCell;
@@ -20,15 +17,7 @@ static ENDPOINT: OnceCell<String> = OnceCell::const_new();
 
 /// The endpoint of the moto server (`http://127.0.0.1:<port>`), started on first use.
 pub async fn endpoint() -> String {
-    ENDPOINT
-        .get_or_init(|| async {
-            match std::env::var(ENDPOINT_ENV) {
-                Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-                _ => start().await,
-            }
-        })
-        .await
-        .clone()
+    local_server::shared_endpoint(&ENDPOINT, ENDPOINT_ENV, start).await
 }
 
 /// A Secrets Manager client for the moto server, with dummy credentials. A new one per call:
@@ -60,44 +49,22 @@ pub async fn create_secret(client: &Client, secret_string: &str) -> String {
     out.arn().expect("CreateSecret returns the ARN").to_owned()
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Installs (when missing) and starts moto on a free port; it stops with this process.
 async fn start() -> String {
-    let script = repo_root().join("scripts/ensure-tools.sh");
-    let out = Command::new(&script)
-        .arg("moto")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    if !out.status.success() {
-        panic!(
+    let bin = local_server::install(
+        "ensure-tools.sh",
+        &["moto"],
+        &format!(
             "moto is not available (see the message above; it is installed from PyPI with Python 3), \
              or set {ENDPOINT_ENV} to a running moto server"
-        );
-    }
-    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("moto_server");
-    let mut last_error = String::new();
-    // A free port can be taken between probing and binding: try a few.
-    for _ in 0..3 {
-        match launch(&bin, local_server::free_port()).await {
-            Ok(endpoint) => return endpoint,
-            Err(e) => last_error = e,
-        }
-    }
-    panic!("moto did not start: {last_error}");
-}
-
-async fn launch(bin: &std::path::Path, port: u16) -> Result<String, String> {
-    let bin = bin.to_string_lossy();
-    local_server::launch(
+        ),
+    );
+    let bin = format!("{bin}/moto_server");
+    local_server::launch_on_a_free_port(
         "moto",
         r#""$1" -H 127.0.0.1 -p "$2""#,
         &bin,
         None,
-        port,
         |endpoint| async move {
             client_for(&endpoint)
                 .list_secrets()
