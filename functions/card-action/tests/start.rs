@@ -1,26 +1,11 @@
 //! The card-action binary at cold start: it needs the webhook's two secrets and no App Secret, and
 //! without an Encrypt Key it refuses to start unless `ALLOW_UNENCRYPTED=true`.
 
-use std::process::Command;
+#[path = "../../../tests/support/cold_start.rs"]
+mod cold_start;
 
-/// Runs the binary with only `vars` (no Lambda runtime API: past its config it stops there).
 fn start(vars: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_card-action"))
-        .env_clear()
-        .envs([
-            ("AWS_REGION", "us-east-1"),
-            ("TABLE_NAME", "t"),
-            ("NO_COLOR", "1"),
-        ])
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    cold_start::start(env!("CARGO_BIN_EXE_card-action"), vars)
 }
 
 #[test]

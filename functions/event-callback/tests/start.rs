@@ -1,29 +1,20 @@
 //! The event-callback binary at cold start: without an Encrypt Key it refuses to start unless
 //! `ALLOW_UNENCRYPTED=true`.
 
-use std::process::Command;
+#[path = "../../../tests/support/cold_start.rs"]
+mod cold_start;
 
-/// Runs the binary with only `vars` (no Lambda runtime API: past its config it stops there).
+/// The binary with its app credentials and `vars`.
 fn start(vars: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_event-callback"))
-        .env_clear()
-        .envs([
-            ("AWS_REGION", "us-east-1"),
-            ("TABLE_NAME", "t"),
-            ("NO_COLOR", "1"),
-            ("FEISHU_APP_ID", "cli_test"),
-            ("FEISHU_APP_SECRET", "s"),
-            ("FEISHU_VERIFICATION_TOKEN", "v"),
-        ])
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let app = [
+        ("FEISHU_APP_ID", "cli_test"),
+        ("FEISHU_APP_SECRET", "s"),
+        ("FEISHU_VERIFICATION_TOKEN", "v"),
+    ];
+    cold_start::start(
+        env!("CARGO_BIN_EXE_event-callback"),
+        &[&app[..], vars].concat(),
+    )
 }
 
 #[test]
