@@ -94,6 +94,17 @@ fn fast_retries() -> RetryPolicy {
 }
 
 impl Harness {
+    /// A card create with `deadline` that must fail; its error and how long it took.
+    async fn failing_create(&self, deadline: Duration) -> (FeishuError, Duration) {
+        let started = Instant::now();
+        let err = self
+            .client
+            .create_card(&approval_card("x"), Deadline::after(deadline))
+            .await
+            .unwrap_err();
+        (err, started.elapsed())
+    }
+
     async fn start() -> Self {
         let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
         let table = Arc::new(SharedTokenTable::default());
@@ -861,17 +872,8 @@ async fn three_429s_with_reset_1s_then_success_no_sooner_than_the_resets() {
 async fn a_rate_limit_wait_past_the_deadline_returns_at_once() {
     let h = Harness::warm().await;
     h.fail_card_creates(1, FaultKind::RateLimited { reset_secs: 52 });
-    let started = Instant::now();
-    let err = h
-        .client
-        .create_card(&approval_card("x"), Deadline::after(Duration::from_secs(5)))
-        .await
-        .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    let (err, elapsed) = h.failing_create(Duration::from_secs(5)).await;
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(52)));
     assert!(err.is_retryable());
 }
@@ -912,24 +914,12 @@ async fn endless_5xx_ends_in_a_typed_error_at_the_deadline() {
 async fn a_hanging_call_is_cut_at_the_deadline() {
     let h = Harness::warm().await;
     h.fail_card_creates(1, FaultKind::Hang { millis: 5_000 });
-    let started = Instant::now();
-    let err = h
-        .client
-        .create_card(
-            &approval_card("x"),
-            Deadline::after(Duration::from_millis(800)),
-        )
-        .await
-        .unwrap_err();
+    let (err, elapsed) = h.failing_create(Duration::from_millis(800)).await;
     assert!(
         matches!(err, FeishuError::DeadlineExceeded { .. }),
         "{err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_millis(1200),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -1152,17 +1142,8 @@ async fn a_huge_reset_header_over_http_is_clamped_and_returned_at_once() {
             reset_secs: 18_000_000_000_000_000_000,
         },
     );
-    let started = Instant::now();
-    let err = h
-        .client
-        .create_card(&approval_card("x"), Deadline::after(Duration::from_secs(5)))
-        .await
-        .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    let (err, elapsed) = h.failing_create(Duration::from_secs(5)).await;
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     assert_eq!(
         err.retry_after(),
         Some(cardbot::feishu::request::MAX_RATE_LIMIT_RESET)
