@@ -216,21 +216,14 @@ impl CardStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, version = state.version))]
     async fn update_card(&self, state: &CardState) -> StoreResult<CardState> {
         let (update, condition, expr) = card_update(state);
-        let (names, values) = expr.values();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
+            .conditional_update(
                 keys::card_pk(&state.card_key),
                 keys::CARD_STATE_SK,
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                update,
+                condition,
+                expr,
+            )
             .send()
             .await;
         match result {

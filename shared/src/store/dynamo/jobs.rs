@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::{
     condition_failed_item, is_condition_failed, json_to_av, n, s, set_remove, store_error,
@@ -183,21 +181,14 @@ impl DynamoStore {
         update: String,
         condition: String,
     ) -> StoreResult<JobWrite> {
-        let (names, values) = expr.values();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
+            .conditional_update(
                 keys::card_pk(card_key),
                 &keys::job_sk(job_id),
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                update,
+                condition,
+                expr,
+            )
             .send()
             .await;
         match result {

@@ -22,7 +22,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, SseSpecification,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, SseSpecification,
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
@@ -77,6 +78,29 @@ impl DynamoStore {
 
     fn key(pk: String, sk: &str) -> Item {
         HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+    }
+
+    /// An `UpdateItem` of (`pk`, `sk`): `update` if `condition` holds, both over `expr`'s names and
+    /// values; it answers the item as written, or as it was when the condition failed.
+    fn conditional_update(
+        &self,
+        pk: String,
+        sk: &str,
+        update: String,
+        condition: String,
+        expr: Expr,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let (names, values) = expr.values();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
     /// A strongly consistent read of one item; `what` names the read in an error.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{condition_failed_item, is_condition_failed, n, store_error, DynamoStore, Expr, Item};
 use crate::store::keys;
@@ -107,18 +107,8 @@ impl RateStore for DynamoStore {
             update.push_str(&format!(" REMOVE {}", stale.join(", ")));
         }
         let condition = format!("NOT ({})", over.join(" OR "));
-        let (names, values) = expr.values();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(pk.clone(), keys::RATE_SK)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .conditional_update(pk.clone(), keys::RATE_SK, update, condition, expr)
             .send()
             .await;
         match result {
