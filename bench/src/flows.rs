@@ -21,7 +21,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::counting::{CountingStore, StoreCounts};
+use cardbot_tests::probed::{CountingStore, StoreCounts};
 
 type Handler =
     Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;

@@ -1,7 +1,6 @@
-//! cardbot-bench: the harness behind `make bench` — signed requests, a counting store, a fake
+//! cardbot-bench: the harness behind `make bench` — signed requests, a fake
 //! Feishu, a Lambda Runtime API emulator, the peer SDK runners and the report.
 
-pub mod counting;
 pub mod fake_feishu;
 pub mod fixtures;
 pub mod flows;

@@ -7,4 +7,5 @@ pub mod harness;
 mod local_server;
 pub mod local_stack;
 pub mod moto;
+pub mod probed;
 pub mod simulator;

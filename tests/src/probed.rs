@@ -1,7 +1,11 @@
-//! A store wrapper that counts every DynamoDB round trip per method, so a flow's cost is a number.
+//! Store wrappers for tests and the bench: [`Probed`] passes every call of the store traits to an
+//! inner store and tells a [`StoreProbe`] before and after it. Two probes: [`Counts`] (the
+//! `CountingStore` of `make bench`: round trips per method) and `faults::Hang` (a caller that dies
+//! right after a chosen write).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardbot::store::{
@@ -116,26 +120,63 @@ impl StoreCounts {
     }
 }
 
-/// Wraps any store and counts its calls; otherwise transparent.
-pub struct CountingStore<S> {
-    inner: S,
-    counts: [AtomicU64; ALL.len()],
+/// What a [`Probed`] store tells about each call.
+pub trait StoreProbe: Send + Sync {
+    /// Before `call` goes to the inner store.
+    fn before(&self, _call: StoreCall) {}
+    /// After `call` succeeded. `took` is false only for a dedup claim that is not the caller's (a
+    /// duplicate delivery).
+    fn after(&self, _call: StoreCall, _took: bool) {}
 }
 
-impl<S> CountingStore<S> {
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
+/// Any store behind a [`StoreProbe`]; otherwise transparent.
+pub struct Probed<S, P> {
+    inner: Arc<S>,
+    probe: P,
+}
+
+impl<S, P> Probed<S, P> {
+    pub fn with(inner: Arc<S>, probe: P) -> Self {
+        Self { inner, probe }
     }
 
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    fn count(&self, call: StoreCall) {
-        self.counts[call as usize].fetch_add(1, Ordering::Relaxed);
+    pub fn probe(&self) -> &P {
+        &self.probe
+    }
+}
+
+/// One probed call: `before`, the inner call, `after` on success.
+macro_rules! probed {
+    ($self:ident, $call:expr, $inner:expr) => {{
+        $self.probe.before($call);
+        let out = $inner.await?;
+        $self.probe.after($call, true);
+        Ok(out)
+    }};
+}
+
+/// Counts every call per method: each is one DynamoDB request in `DynamoStore`.
+pub struct Counts([AtomicU64; ALL.len()]);
+
+impl StoreProbe for Counts {
+    fn before(&self, call: StoreCall) {
+        self.0[call as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A store that counts its round trips per method, so a flow's cost is a number.
+pub type CountingStore<S> = Probed<S, Counts>;
+
+impl<S> Probed<S, Counts> {
+    pub fn new(inner: S) -> Self {
+        Self::with(
+            Arc::new(inner),
+            Counts(std::array::from_fn(|_| AtomicU64::new(0))),
+        )
     }
 
     /// The counts so far, without resetting them.
@@ -143,7 +184,7 @@ impl<S> CountingStore<S> {
         StoreCounts(
             ALL.iter()
                 .filter_map(|&c| {
-                    let n = self.counts[c as usize].load(Ordering::Relaxed);
+                    let n = self.probe.0[c as usize].load(Ordering::Relaxed);
                     (n > 0).then_some((c.name(), n))
                 })
                 .collect(),
@@ -153,7 +194,7 @@ impl<S> CountingStore<S> {
     /// The counts so far, resetting them to zero.
     pub fn take(&self) -> StoreCounts {
         let counts = self.counts();
-        for c in &self.counts {
+        for c in &self.probe.0 {
             c.store(0, Ordering::Relaxed);
         }
         counts
@@ -161,7 +202,7 @@ impl<S> CountingStore<S> {
 }
 
 #[async_trait]
-impl<S: DedupStore> DedupStore for CountingStore<S> {
+impl<S: DedupStore, P: StoreProbe> DedupStore for Probed<S, P> {
     async fn claim(
         &self,
         key: &str,
@@ -169,28 +210,31 @@ impl<S: DedupStore> DedupStore for CountingStore<S> {
         lease_ms: i64,
         ttl_ms: i64,
     ) -> StoreResult<DedupClaim> {
-        self.count(StoreCall::Claim);
-        self.inner.claim(key, now, lease_ms, ttl_ms).await
+        self.probe.before(StoreCall::Claim);
+        let claim = self.inner.claim(key, now, lease_ms, ttl_ms).await?;
+        self.probe.after(StoreCall::Claim, claim.is_ours());
+        Ok(claim)
     }
 
     async fn finish(&self, key: &str, now: EpochMillis) -> StoreResult<()> {
-        self.count(StoreCall::Finish);
-        self.inner.finish(key, now).await
+        probed!(self, StoreCall::Finish, self.inner.finish(key, now))
     }
 
     async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String> {
-        self.count(StoreCall::KeepReplyEntity);
-        self.inner.keep_reply_entity(key, card_id).await
+        probed!(
+            self,
+            StoreCall::KeepReplyEntity,
+            self.inner.keep_reply_entity(key, card_id)
+        )
     }
 
     async fn release(&self, key: &str) -> StoreResult<()> {
-        self.count(StoreCall::Release);
-        self.inner.release(key).await
+        probed!(self, StoreCall::Release, self.inner.release(key))
     }
 }
 
 #[async_trait]
-impl<S: RateStore> RateStore for CountingStore<S> {
+impl<S: RateStore, P: StoreProbe> RateStore for Probed<S, P> {
     async fn take_permits(
         &self,
         app_id: &str,
@@ -198,44 +242,53 @@ impl<S: RateStore> RateStore for CountingStore<S> {
         requests: &[PermitRequest],
         now: EpochMillis,
     ) -> StoreResult<PermitTake> {
-        self.count(StoreCall::TakePermits);
-        self.inner.take_permits(app_id, scope, requests, now).await
+        probed!(
+            self,
+            StoreCall::TakePermits,
+            self.inner.take_permits(app_id, scope, requests, now)
+        )
     }
 }
 
 #[async_trait]
-impl<S: TokenStore> TokenStore for CountingStore<S> {
+impl<S: TokenStore, P: StoreProbe> TokenStore for Probed<S, P> {
     async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
-        self.count(StoreCall::GetTenantToken);
-        self.inner.get_tenant_token(app_id).await
+        probed!(
+            self,
+            StoreCall::GetTenantToken,
+            self.inner.get_tenant_token(app_id)
+        )
     }
 
     async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
-        self.count(StoreCall::PutTenantToken);
-        self.inner.put_tenant_token(app_id, token).await
+        probed!(
+            self,
+            StoreCall::PutTenantToken,
+            self.inner.put_tenant_token(app_id, token)
+        )
     }
 
     async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
-        self.count(StoreCall::EvictTenantToken);
-        self.inner.evict_tenant_token(app_id, token).await
+        probed!(
+            self,
+            StoreCall::EvictTenantToken,
+            self.inner.evict_tenant_token(app_id, token)
+        )
     }
 }
 
 #[async_trait]
-impl<S: CardStore> CardStore for CountingStore<S> {
+impl<S: CardStore, P: StoreProbe> CardStore for Probed<S, P> {
     async fn create_card(&self, state: &CardState) -> StoreResult<CardState> {
-        self.count(StoreCall::CreateCard);
-        self.inner.create_card(state).await
+        probed!(self, StoreCall::CreateCard, self.inner.create_card(state))
     }
 
     async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>> {
-        self.count(StoreCall::GetCard);
-        self.inner.get_card(card_key).await
+        probed!(self, StoreCall::GetCard, self.inner.get_card(card_key))
     }
 
     async fn update_card(&self, state: &CardState) -> StoreResult<CardState> {
-        self.count(StoreCall::UpdateCard);
-        self.inner.update_card(state).await
+        probed!(self, StoreCall::UpdateCard, self.inner.update_card(state))
     }
 
     async fn create_card_with_jobs(
@@ -243,13 +296,19 @@ impl<S: CardStore> CardStore for CountingStore<S> {
         state: &CardState,
         jobs: &[NewJob],
     ) -> StoreResult<CardState> {
-        self.count(StoreCall::CreateCardWithJobs);
-        self.inner.create_card_with_jobs(state, jobs).await
+        probed!(
+            self,
+            StoreCall::CreateCardWithJobs,
+            self.inner.create_card_with_jobs(state, jobs)
+        )
     }
 
     async fn next_sequences(&self, card_key: &str, count: u32) -> StoreResult<i32> {
-        self.count(StoreCall::NextSequence);
-        self.inner.next_sequences(card_key, count).await
+        probed!(
+            self,
+            StoreCall::NextSequence,
+            self.inner.next_sequences(card_key, count)
+        )
     }
 
     async fn update_card_and_enqueue(
@@ -257,16 +316,18 @@ impl<S: CardStore> CardStore for CountingStore<S> {
         state: &CardState,
         job: &NewJob,
     ) -> StoreResult<CardState> {
-        self.count(StoreCall::UpdateCardAndEnqueue);
-        self.inner.update_card_and_enqueue(state, job).await
+        probed!(
+            self,
+            StoreCall::UpdateCardAndEnqueue,
+            self.inner.update_card_and_enqueue(state, job)
+        )
     }
 }
 
 #[async_trait]
-impl<S: JobStore> JobStore for CountingStore<S> {
+impl<S: JobStore, P: StoreProbe> JobStore for Probed<S, P> {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
-        self.count(StoreCall::Enqueue);
-        self.inner.enqueue(job).await
+        probed!(self, StoreCall::Enqueue, self.inner.enqueue(job))
     }
 
     async fn enqueue_finishing(
@@ -275,23 +336,31 @@ impl<S: JobStore> JobStore for CountingStore<S> {
         dedup_key: &str,
         now: EpochMillis,
     ) -> StoreResult<()> {
-        self.count(StoreCall::EnqueueFinishing);
-        self.inner.enqueue_finishing(job, dedup_key, now).await
+        probed!(
+            self,
+            StoreCall::EnqueueFinishing,
+            self.inner.enqueue_finishing(job, dedup_key, now)
+        )
     }
 
     async fn get_job(&self, card_key: &str, job_id: &str) -> StoreResult<Option<Job>> {
-        self.count(StoreCall::GetJob);
-        self.inner.get_job(card_key, job_id).await
+        probed!(
+            self,
+            StoreCall::GetJob,
+            self.inner.get_job(card_key, job_id)
+        )
     }
 
     async fn jobs_for_card(&self, card_key: &str) -> StoreResult<Vec<Job>> {
-        self.count(StoreCall::JobsForCard);
-        self.inner.jobs_for_card(card_key).await
+        probed!(
+            self,
+            StoreCall::JobsForCard,
+            self.inner.jobs_for_card(card_key)
+        )
     }
 
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>> {
-        self.count(StoreCall::DueJobs);
-        self.inner.due_jobs(now, limit).await
+        probed!(self, StoreCall::DueJobs, self.inner.due_jobs(now, limit))
     }
 
     async fn claim_job(
@@ -302,15 +371,19 @@ impl<S: JobStore> JobStore for CountingStore<S> {
         now: EpochMillis,
         lease_ms: i64,
     ) -> StoreResult<Option<Job>> {
-        self.count(StoreCall::ClaimJob);
-        self.inner
-            .claim_job(card_key, job_id, owner, now, lease_ms)
-            .await
+        probed!(
+            self,
+            StoreCall::ClaimJob,
+            self.inner.claim_job(card_key, job_id, owner, now, lease_ms)
+        )
     }
 
     async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()> {
-        self.count(StoreCall::CompleteJob);
-        self.inner.complete_job(job, now).await
+        probed!(
+            self,
+            StoreCall::CompleteJob,
+            self.inner.complete_job(job, now)
+        )
     }
 
     async fn fail_job(
@@ -320,8 +393,11 @@ impl<S: JobStore> JobStore for CountingStore<S> {
         retry_at: Option<EpochMillis>,
         now: EpochMillis,
     ) -> StoreResult<FailOutcome> {
-        self.count(StoreCall::FailJob);
-        self.inner.fail_job(job, error, retry_at, now).await
+        probed!(
+            self,
+            StoreCall::FailJob,
+            self.inner.fail_job(job, error, retry_at, now)
+        )
     }
 
     async fn fail_job_permanently(
@@ -330,8 +406,11 @@ impl<S: JobStore> JobStore for CountingStore<S> {
         error: &str,
         now: EpochMillis,
     ) -> StoreResult<()> {
-        self.count(StoreCall::FailJobPermanently);
-        self.inner.fail_job_permanently(job, error, now).await
+        probed!(
+            self,
+            StoreCall::FailJobPermanently,
+            self.inner.fail_job_permanently(job, error, now)
+        )
     }
 }
 
