@@ -86,6 +86,8 @@ pub struct BurstReport {
     /// From the first `审批` sent until the last card appeared in its chat.
     pub last_card_ms: Option<u64>,
     pub clicks: Answers,
+    /// Clicks the plan asked for that could not be made (no card, or no 请假 button on it).
+    pub clicks_missing: usize,
     /// Clicked cards that reached 请假通过.
     pub cards_approved: usize,
     /// From the first click until the last clicked card showed 请假通过.
@@ -122,6 +124,12 @@ impl BurstReport {
                 self.clicks.sent - self.clicks.ok_in_time,
                 self.clicks.sent,
                 self.clicks.failed
+            ));
+        }
+        if self.clicks_missing > 0 {
+            out.push(format!(
+                "{} clicks could not be made: no card with a {LEAVE_BUTTON} button",
+                self.clicks_missing
             ));
         }
         if self.cards_approved != self.clicks.sent {
@@ -386,9 +394,8 @@ pub async fn run(
         .into_iter()
         .map(|r| r.map(|c| c["delivery"].clone()))
         .collect::<Result<_, _>>()?;
-    let mut clicks = Answers::of(&click_deliveries);
-    // A card without a 请假 button is a click that could not be made.
-    clicks.sent = clicks.sent.max(plan.clicks.min(users.len()));
+    let clicks = Answers::of(&click_deliveries);
+    let clicks_missing = plan.clicks.min(users.len()) - clicked.len();
 
     // 4. Until every clicked card shows 请假通过.
     let deadline = Instant::now() + plan.settle;
@@ -428,6 +435,7 @@ pub async fn run(
         chats_wrong,
         last_card_ms,
         clicks,
+        clicks_missing,
         cards_approved,
         last_approval_ms,
         rates,
