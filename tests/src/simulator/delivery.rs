@@ -395,32 +395,61 @@ pub(crate) async fn replay(
         .cloned()
         .collect();
     headers.push((header.to_owned(), value.to_owned()));
+    let push = Push {
+        kind: format!("{}_replay", original.kind),
+        plaintext: original.plaintext.clone(),
+        body: original.body.clone(),
+        headers,
+        message_id: original.message_id.clone(),
+    };
+    send(sim, url, push).await
+}
+
+/// One push as it goes on the wire.
+struct Push {
+    kind: String,
+    plaintext: Value,
+    body: String,
+    headers: Vec<(String, String)>,
+    message_id: Option<String>,
+}
+
+/// Posts `push` to `url` with Feishu's answer deadline and records the [`Delivery`].
+async fn send(sim: &Shared, url: &str, push: Push) -> Delivery {
+    let sent_at_ms = sim.clock.now_ms();
+    let started = Instant::now();
     let mut request = sim
         .http
         .post(url)
         .timeout(sim.config.push_deadline)
-        .body(original.body.clone());
-    for (k, v) in &headers {
+        .body(push.body.clone());
+    for (k, v) in &push.headers {
         request = request.header(k.as_str(), v.as_str());
     }
-    let sent_at_ms = sim.clock.now_ms();
-    let started = Instant::now();
+    let failed = |e: reqwest::Error| {
+        let error = if e.is_timeout() {
+            "timeout".to_owned()
+        } else {
+            e.to_string()
+        };
+        (None, String::new(), Some(error))
+    };
     let (status, response_body, error) = match request.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             match resp.text().await {
                 Ok(text) => (Some(status), text, None),
-                Err(e) => (None, String::new(), Some(e.to_string())),
+                Err(e) => failed(e),
             }
         }
-        Err(e) => (None, String::new(), Some(e.to_string())),
+        Err(e) => failed(e),
     };
     let delivery = Delivery {
-        kind: format!("{}_replay", original.kind),
+        kind: push.kind,
         url: url.to_owned(),
-        plaintext: original.plaintext.clone(),
-        body: original.body.clone(),
-        headers,
+        plaintext: push.plaintext,
+        body: push.body,
+        headers: push.headers,
         sent_at_ms,
         response_json: serde_json::from_str(&response_body).ok(),
         answered_at_ms: status.map(|_| sim.clock.now_ms()),
@@ -428,7 +457,7 @@ pub(crate) async fn replay(
         response_body,
         elapsed_ms: started.elapsed().as_millis() as u64,
         error,
-        message_id: original.message_id.clone(),
+        message_id: push.message_id,
     };
     sim.world().deliveries.push(delivery.clone());
     delivery
@@ -477,45 +506,12 @@ async fn post(
     if protection == Protection::Legacy {
         headers.push(("X-Refresh-Token".into(), random_hex(16)));
     }
-    let sent_at_ms = sim.clock.now_ms();
-    let started = Instant::now();
-    let mut request = sim
-        .http
-        .post(url)
-        .timeout(cfg.push_deadline)
-        .body(body.clone());
-    for (k, v) in &headers {
-        request = request.header(k.as_str(), v.as_str());
-    }
-    let result = request.send().await;
-    let (status, response_body, error) = match result {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            match resp.text().await {
-                Ok(text) => (Some(status), text, None),
-                Err(e) if e.is_timeout() => (None, String::new(), Some("timeout".to_owned())),
-                Err(e) => (None, String::new(), Some(e.to_string())),
-            }
-        }
-        Err(e) if e.is_timeout() => (None, String::new(), Some("timeout".to_owned())),
-        Err(e) => (None, String::new(), Some(e.to_string())),
-    };
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let delivery = Delivery {
+    let push = Push {
         kind: kind.to_owned(),
-        url: url.to_owned(),
         plaintext: plaintext.clone(),
         body,
         headers,
-        sent_at_ms,
-        response_json: serde_json::from_str(&response_body).ok(),
-        answered_at_ms: status.map(|_| sim.clock.now_ms()),
-        status,
-        response_body,
-        elapsed_ms,
-        error,
         message_id,
     };
-    sim.world().deliveries.push(delivery.clone());
-    delivery
+    send(sim, url, push).await
 }
