@@ -43,6 +43,18 @@ impl FakeFeishu {
 
 #[async_trait]
 impl FeishuApi for FakeFeishu {
+    async fn get_user(
+        &self,
+        open_id: &str,
+        _deadline: Deadline,
+    ) -> FeishuResult<cardbot::feishu::ContactUser> {
+        self.call();
+        Ok(cardbot::feishu::ContactUser {
+            open_id: Some(open_id.to_owned()),
+            ..Default::default()
+        })
+    }
+
     async fn send_message(
         &self,
         _receiver: &ReceiveId,

@@ -373,6 +373,50 @@ pub struct Config {
     pub answer_budget: Duration,
     /// `TENANT_TIME_ZONE`: the IANA zone the cards show times in (default `Asia/Shanghai`).
     pub time_zone: jiff::tz::TimeZone,
+    /// Who decides requests (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    pub approvers: ApproverConfig,
+}
+
+/// How a request's approvers are found, in order: the configured open_ids; else the requester's
+/// leader from the contact API (when `from_leader`); else nobody, and the tutorial's simulated
+/// approval decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApproverConfig {
+    /// `APPROVER_OPEN_IDS`: comma-separated open_ids (`ou_…`), at most [`MAX_APPROVERS`].
+    pub open_ids: Vec<String>,
+    /// `APPROVER_FROM_LEADER` (default `true`): without configured approvers, look the
+    /// requester's leader up (`contact:user.department:readonly`).
+    pub from_leader: bool,
+}
+
+/// At most this many configured approvers: each gets a card, and a decision refreshes them all in
+/// one transaction.
+pub const MAX_APPROVERS: usize = 20;
+
+fn parse_approvers(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let invalid = |reason| ConfigError::Invalid {
+        name: "APPROVER_OPEN_IDS",
+        reason,
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for id in value.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if id.is_empty() {
+            continue;
+        }
+        let well_formed = id.strip_prefix("ou_").is_some_and(|rest| {
+            (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if !well_formed {
+            return Err(invalid("expected comma-separated open_ids (ou_…)"));
+        }
+        if !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    if ids.len() > MAX_APPROVERS {
+        return Err(invalid("more than 20 approvers"));
+    }
+    Ok(ids)
 }
 
 /// The tutorial's tenant clock: China Standard Time.
@@ -417,6 +461,13 @@ impl Config {
                         reason: "expected an IANA time zone name, e.g. Asia/Shanghai",
                     },
                 )?
+            },
+            approvers: ApproverConfig {
+                open_ids: parse_approvers(vars.optional("APPROVER_OPEN_IDS"))?,
+                from_leader: match vars.optional("APPROVER_FROM_LEADER") {
+                    None => true,
+                    Some(_) => vars.flag("APPROVER_FROM_LEADER")?,
+                },
             },
         })
     }
@@ -596,4 +647,51 @@ fn base_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
         return Err(invalid);
     }
     Ok(value.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod approver_tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain([("TABLE_NAME".to_owned(), "cardbot".to_owned())])
+            .collect();
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn approvers_are_open_ids_deduplicated_and_the_leader_is_asked_by_default() {
+        let none = config(&[]).unwrap().approvers;
+        assert_eq!(
+            none,
+            ApproverConfig {
+                open_ids: vec![],
+                from_leader: true
+            }
+        );
+        let two = config(&[
+            ("APPROVER_OPEN_IDS", " ou_a1 , ou_b2,,ou_a1 "),
+            ("APPROVER_FROM_LEADER", "false"),
+        ])
+        .unwrap()
+        .approvers;
+        assert_eq!(two.open_ids, ["ou_a1", "ou_b2"]);
+        assert!(!two.from_leader);
+    }
+
+    #[test]
+    fn anything_but_open_ids_is_refused_by_name() {
+        let many: Vec<String> = (0..21).map(|i| format!("ou_{i}")).collect();
+        for bad in ["all", "ou_", "on_abc", "ou_a/b", "<at id=all>", many.join(",").as_str()] {
+            let error = config(&[("APPROVER_OPEN_IDS", bad)]).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Invalid { name: "APPROVER_OPEN_IDS", .. }),
+                "{bad}: {error}"
+            );
+        }
+        assert!(config(&[("APPROVER_FROM_LEADER", "maybe")]).is_err());
+    }
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{self, Command, CommandReply, SentCard};
-use crate::config::CardDelivery;
-use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, MessageContent};
+use crate::approval::{self, ApprovalData, Command, CommandReply, SentCard};
+use crate::config::{ApproverConfig, CardDelivery};
+use crate::feishu::{
+    CardWrite, Deadline, FeishuApi, FeishuError, Leader, MessageContent, ReceiveId,
+};
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
 use crate::store::{CardStore, DedupStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
 use jiff::tz::TimeZone;
@@ -26,6 +28,8 @@ pub struct Effects<'a, S: ?Sized, F: ?Sized> {
     pub deadline: Deadline,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: &'a TimeZone,
+    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    pub approvers: &'a ApproverConfig,
 }
 
 impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
@@ -178,7 +182,8 @@ where
                 _ => None,
             }
         };
-        let (text_sent, created) = tokio::join!(text_reply, entity);
+        let approvers = self.resolve_approvers(&request.requester_open_id);
+        let (text_sent, created, approvers) = tokio::join!(text_reply, entity, approvers);
         // A created entity is kept in the progress even when the text failed, so a retry reuses
         // it, and in the message's dedup record, so a retry after a crash does too.
         if let Some(created) = created {
@@ -191,6 +196,7 @@ where
             progress.card_id = Some(kept);
         }
         text_sent.map_err(|e| fail(e.into(), &progress))?;
+        let approvers = approvers.map_err(|e| fail(e.into(), &progress))?;
         let content = match (delivery, &progress.card_id) {
             (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
                 card_id: card_id.clone(),
@@ -219,6 +225,7 @@ where
                     .clone()
                     .filter(|_| delivery == CardDelivery::Entity),
                 delivery,
+                approvers,
             },
             now,
         );
@@ -236,12 +243,52 @@ where
         })
     }
 
+    /// Who decides a request made on a new card of `requester`: the configured approvers (but
+    /// the requester), else their leader from the contact API, else nobody (the tutorial's
+    /// simulated approval). A missing permission (99991672, 41050) means nobody, logged; any
+    /// other failure fails the reply, which is retried: a request must not go to the simulated
+    /// approver because Feishu hiccuped.
+    async fn resolve_approvers(&self, requester: &str) -> Result<Vec<String>, FeishuError> {
+        let config = self.approvers;
+        let configured: Vec<String> = config
+            .open_ids
+            .iter()
+            .filter(|id| id.as_str() != requester)
+            .cloned()
+            .collect();
+        if !configured.is_empty() {
+            return Ok(configured);
+        }
+        if !config.from_leader {
+            return Ok(Vec::new());
+        }
+        let answer = self.feishu.get_user(requester, self.deadline).await;
+        Ok(match Leader::of(requester, answer)? {
+            Leader::Found(leader) => vec![leader],
+            Leader::None => {
+                tracing::info!("requester has no leader: the simulated approval decides");
+                Vec::new()
+            }
+            Leader::NoPermission { code } => {
+                tracing::warn!(
+                    code,
+                    "cannot read the requester's leader (grant contact:contact.base:readonly and \
+                     contact:user.department:readonly, and put the user in the contact data \
+                     scope); the simulated approval decides"
+                );
+                Vec::new()
+            }
+        })
+    }
+
     /// Runs a job this updater has claimed: plan against the card's state, write the state, make the
     /// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
     pub async fn run_job(&self, job: &Job) -> Result<JobOutcome, StoreError> {
         let Self { store, now, .. } = *self;
         let result = match job.kind {
             JobKind::SendReply => self.run_send_reply(job).await,
+            JobKind::NotifyApprovers => self.run_notify_approvers(job).await,
+            JobKind::NotifyRequester => self.run_notify_requester(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -291,6 +338,117 @@ where
             .map_err(|failure| failure.error)
     }
 
+    /// Sends each approver of a filed request their card (p2p by open_id), writes its state and
+    /// records it on the request. A retry skips the approvers already recorded; a send retried
+    /// after a crash is one message through its uuid. A card sent after the request was decided
+    /// or withdrawn gets a refresh job, since the decision's refreshes did not know it.
+    async fn run_notify_approvers(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let Self {
+            store,
+            feishu,
+            now,
+            deadline,
+            time_zone,
+            ..
+        } = *self;
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let status = approval::status_of(&request).map_err(bad_job)?;
+        if status.stage() != Some(approval::Stage::Filed) {
+            return Ok("request no longer waiting");
+        }
+        let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
+        for approver in data.approvers.iter().filter(|a| !data.notified.contains(a)) {
+            let key = format!("notify:{}:{approver}", request.card_key);
+            let sent = feishu
+                .send_message(
+                    &ReceiveId::OpenId(approver.clone()),
+                    &MessageContent::Card(card.to_value()),
+                    &key,
+                    deadline,
+                )
+                .await?;
+            let chat_id = sent.chat_id.clone().unwrap_or_default();
+            let review =
+                approval::new_review_state(&request, approver, &sent.message_id, &chat_id, now);
+            match store.create_card(&review).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let recorded = self.record_review_card(&request.card_key, approver, &review.card_key).await?;
+            if approval::status_of(&recorded).map_err(bad_job)?.is_final() {
+                let scheduled = approval::Scheduled {
+                    timer: approval::Timer::Refresh,
+                    at: now,
+                };
+                store.enqueue(&jobs::scheduled_job(&review.card_key, scheduled)).await?;
+            }
+        }
+        Ok("approvers notified")
+    }
+
+    /// Adds an approver's card to the request (version-checked, re-read on a conflict).
+    async fn record_review_card(
+        &self,
+        request_key: &str,
+        approver: &str,
+        card_key: &str,
+    ) -> Result<crate::store::CardState, DeliverError> {
+        for _ in 0..MAX_RECORD_ATTEMPTS {
+            let mut request = self.card_or_bad_job(request_key).await?;
+            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if data.notified.iter().any(|a| a == approver) {
+                return Ok(request);
+            }
+            data.notified.push(approver.to_owned());
+            if !data.review_cards.iter().any(|k| k == card_key) {
+                data.review_cards.push(card_key.to_owned());
+            }
+            request.data = data.to_value();
+            match self.store.update_card(&request).await {
+                Ok(stored) => return Ok(stored),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!("request {request_key} kept changing")).into())
+    }
+
+    /// Tells the requester of a decided request (p2p by open_id; one message through its uuid).
+    async fn run_notify_requester(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let text = approval::views::decision_text(&request, self.time_zone).map_err(bad_job)?;
+        self.feishu
+            .send_message(
+                &ReceiveId::OpenId(request.requester_open_id.clone()),
+                &MessageContent::Text(text),
+                &format!("decided:{}", request.card_key),
+                self.deadline,
+            )
+            .await?;
+        Ok("requester told")
+    }
+
+    async fn card_or_bad_job(&self, card_key: &str) -> Result<crate::store::CardState, DeliverError> {
+        self.store
+            .get_card(card_key)
+            .await?
+            .ok_or_else(|| DeliverError::BadJob(format!("no card state for {card_key}")))
+    }
+
+    /// The plan of a refresh: the card as it renders now (an approver's card from its request).
+    async fn plan_refresh(
+        &self,
+        state: &crate::store::CardState,
+    ) -> Result<jobs::JobPlan, DeliverError> {
+        let request = match approval::ReviewData::of(state) {
+            Ok(review) => Some(self.card_or_bad_job(&review.request_key).await?),
+            Err(_) => None,
+        };
+        let card = approval::render_card(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
+        jobs::plan_redelivery(state, card, self.now).map_err(|e| DeliverError::BadJob(e.to_string()))
+    }
+
     async fn run_card_update(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let Self {
             store,
@@ -305,8 +463,11 @@ where
             let state = store.get_card(&job.card_key).await?.ok_or_else(|| {
                 DeliverError::BadJob(format!("no card state for {}", job.card_key))
             })?;
-            let plan = jobs::plan_job(job, &state, now, self.time_zone)
-                .map_err(|e| DeliverError::BadJob(e.to_string()))?;
+            let plan = match job.kind {
+                JobKind::Refresh => self.plan_refresh(&state).await?,
+                _ => jobs::plan_job(job, &state, now, self.time_zone)
+                    .map_err(|e| DeliverError::BadJob(e.to_string()))?,
+            };
             let current = match &plan.state_update {
                 Some(next) => store.update_card(next).await?,
                 None => state,
@@ -373,6 +534,13 @@ where
             }
         }
     }
+}
+
+/// A request's record of its approvers' cards is re-read and retried this many times.
+const MAX_RECORD_ATTEMPTS: usize = 5;
+
+fn bad_job(error: approval::DomainError) -> DeliverError {
+    DeliverError::BadJob(error.to_string())
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ impl JobKind {
         match self {
             Self::PostAnswer => Some(Timer::SimulatedDecision),
             Self::Expire => Some(Timer::Expiry),
+            Self::NotifyApprovers => Some(Timer::NotifyApprovers),
+            Self::NotifyRequester => Some(Timer::NotifyRequester),
+            Self::Refresh => Some(Timer::Refresh),
             Self::SendReply | Self::Other(_) => None,
         }
     }
@@ -41,6 +44,9 @@ impl JobKind {
         match timer {
             Timer::SimulatedDecision => Self::PostAnswer,
             Timer::Expiry => Self::Expire,
+            Timer::NotifyApprovers => Self::NotifyApprovers,
+            Timer::NotifyRequester => Self::NotifyRequester,
+            Timer::Refresh => Self::Refresh,
         }
     }
 }
@@ -279,6 +285,21 @@ pub fn plan_job(
     deliver(step, now, job.attempts == 0)
 }
 
+/// Plans showing `card` again on the card of `state` as it stands (no state change but a spent
+/// update token): the refresh of a card another card's click changed.
+pub fn plan_redelivery(state: &CardState, card: Card, now: EpochMillis) -> Result<JobPlan, PlanError> {
+    deliver(
+        CardStep {
+            state: state.clone(),
+            changed: false,
+            show: Some(CardChange { card, edits: None }),
+            reason: "refresh",
+        },
+        now,
+        false,
+    )
+}
+
 /// Chooses the delivery path for the step's change and returns the plan.
 fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, PlanError> {
     let CardStep {
@@ -428,6 +449,7 @@ mod tests {
                 source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
                 card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
                 delivery,
+                approvers: vec![],
             },
             NOW,
         )
@@ -445,14 +467,18 @@ mod tests {
             now: NOW + 10_000,
             approval_ttl_ms: TTL,
             time_zone: &CST,
+            form_value: None,
         };
         match decide_click(&state, &click).unwrap() {
             ClickDecision::Transition {
                 state,
-                scheduled,
+                mut followups,
                 answer,
             } => {
-                let job = scheduled_job(&state.card_key, scheduled);
+                assert_eq!(followups.len(), 1);
+                let followup = followups.remove(0);
+                assert_eq!(followup.card_key, state.card_key);
+                let job = scheduled_job(&followup.card_key, followup.scheduled);
                 (*state, job, answer.card.unwrap())
             }
             other => panic!("{other:?}"),

@@ -314,12 +314,12 @@ impl<S: CardStore, P: StoreProbe> CardStore for Probed<S, P> {
     async fn update_card_and_enqueue(
         &self,
         state: &CardState,
-        job: &NewJob,
+        jobs: &[NewJob],
     ) -> StoreResult<CardState> {
         probed!(
             self,
             StoreCall::UpdateCardAndEnqueue,
-            self.inner.update_card_and_enqueue(state, job)
+            self.inner.update_card_and_enqueue(state, jobs)
         )
     }
 }

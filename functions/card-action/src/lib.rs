@@ -153,6 +153,7 @@ where
             now,
             approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
             time_zone: &self.time_zone,
+            form_value: clicked.form_value.as_ref(),
         };
         match self.decide_and_write(&card_key, &click).await {
             Ok(mut result) => {
@@ -181,7 +182,11 @@ where
     /// The card as its stored state renders now; `None` when it cannot be read.
     async fn current_card(&self, card_key: &str) -> Option<cardbot::cards::Card> {
         let state = self.store.get_card(card_key).await.ok()??;
-        approval::render_state(&state, &self.time_zone).ok()
+        let request = match approval::ReviewData::of(&state) {
+            Ok(review) => self.store.get_card(&review.request_key).await.ok()?,
+            Err(_) => None,
+        };
+        approval::render_card(&state, request.as_ref(), &self.time_zone).ok()
     }
 
     /// Reads the card, decides, and writes state + job in one transaction; re-reads on a conflict.
@@ -196,14 +201,29 @@ where
                 .get_card(card_key)
                 .await?
                 .ok_or(ClickError::UnknownCard)?;
-            match approval::decide_click(&state, click)? {
+            // An approver's card decides its request, kept on the requester's card.
+            let decision = match approval::ReviewData::of(&state) {
+                Ok(review) => {
+                    let request = self
+                        .store
+                        .get_card(&review.request_key)
+                        .await?
+                        .ok_or(ClickError::UnknownCard)?;
+                    approval::decide_review_click(&state, &request, click)?
+                }
+                Err(_) => approval::decide_click(&state, click)?,
+            };
+            match decision {
                 ClickDecision::Transition {
                     state,
-                    scheduled,
+                    followups,
                     answer,
                 } => {
-                    let job = jobs::scheduled_job(card_key, scheduled);
-                    match self.store.update_card_and_enqueue(&state, &job).await {
+                    let jobs: Vec<_> = followups
+                        .into_iter()
+                        .map(|f| jobs::scheduled_job(&f.card_key, f.scheduled))
+                        .collect();
+                    match self.store.update_card_and_enqueue(&state, &jobs).await {
                         Ok(_) => {
                             info!(card_key, status = %state.status, "click applied");
                             return Ok(answer);

@@ -30,6 +30,8 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     pub approval_ttl: Duration,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: TimeZone,
+    /// How a new card\'s approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    pub approvers: cardbot::config::ApproverConfig,
     /// A claimed job is ours this long; longer than one job can take.
     pub lease: Duration,
     /// Jobs per sweep.
@@ -136,6 +138,7 @@ where
             owner,
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
+            approvers: config.approvers.clone(),
             lease: Duration::from_secs(60),
             batch: 100,
             per_job: Duration::from_secs(10),
@@ -247,6 +250,7 @@ where
             now,
             deadline: Deadline::after(self.per_job),
             time_zone: &self.time_zone,
+            approvers: &self.approvers,
         };
         match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {

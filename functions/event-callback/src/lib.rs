@@ -29,6 +29,8 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub approval_ttl: Duration,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: TimeZone,
+    /// How a new card\'s approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    pub approvers: cardbot::config::ApproverConfig,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
     /// Epoch ms until which replies go straight to the queue: a reply of this instance did not
@@ -74,6 +76,7 @@ where
             delivery: config.card_delivery,
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
+            approvers: config.approvers.clone(),
             answer_budget: config.answer_budget,
             busy_until: AtomicI64::new(0),
         }
@@ -179,6 +182,7 @@ where
             now,
             deadline,
             time_zone: &self.time_zone,
+            approvers: &self.approvers,
         };
         let payload = if now < self.busy_until.load(Ordering::Relaxed) {
             info!(

@@ -11,6 +11,14 @@ pub enum ApprovalAction {
     /// 请假 / 加班: `{"type":"leave"}` / `{"type":"work_overtime"}`, the tutorial's values (the
     /// strings are [`RequestKind`]'s serde names).
     Submit(RequestKind),
+    /// The request form's 提交 button: `{"type":"file"}`; the values come in `form_value`.
+    File,
+    /// The approver's 同意: `{"type":"approve"}` (an optional comment in `form_value`).
+    Approve,
+    /// The approver's 拒绝: `{"type":"reject"}`.
+    Reject,
+    /// The requester's 撤回: `{"type":"withdraw"}`.
+    Withdraw,
 }
 
 /// Why a callback's `action.value` is not one of ours.
@@ -32,6 +40,10 @@ impl ApprovalAction {
     pub fn value(self) -> Value {
         match self {
             Self::Submit(kind) => serde_json::json!({ "type": kind }),
+            Self::File => serde_json::json!({ "type": "file" }),
+            Self::Approve => serde_json::json!({ "type": "approve" }),
+            Self::Reject => serde_json::json!({ "type": "reject" }),
+            Self::Withdraw => serde_json::json!({ "type": "withdraw" }),
         }
     }
 
@@ -49,6 +61,13 @@ impl ApprovalAction {
         };
         let kind = object.get("type").ok_or(ActionError::MissingType)?;
         let name = kind.as_str().ok_or(ActionError::MissingType)?;
+        match name {
+            "file" => return Ok(Self::File),
+            "approve" => return Ok(Self::Approve),
+            "reject" => return Ok(Self::Reject),
+            "withdraw" => return Ok(Self::Withdraw),
+            _ => {}
+        }
         serde_json::from_value::<RequestKind>(kind.clone())
             .map(Self::Submit)
             .map_err(|_| {
@@ -99,11 +118,15 @@ mod tests {
         );
         assert_eq!(parse_action(&json!("leave")), Err(ActionError::NotAnObject));
         assert_eq!(parse_action(&Value::Null), Err(ActionError::NotAnObject));
-        for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
-            assert_eq!(
-                parse_action(&ApprovalAction::Submit(kind).value()),
-                Ok(ApprovalAction::Submit(kind))
-            );
+        for action in [
+            ApprovalAction::Submit(RequestKind::Leave),
+            ApprovalAction::Submit(RequestKind::WorkOvertime),
+            ApprovalAction::File,
+            ApprovalAction::Approve,
+            ApprovalAction::Reject,
+            ApprovalAction::Withdraw,
+        ] {
+            assert_eq!(parse_action(&action.value()), Ok(action));
         }
     }
 

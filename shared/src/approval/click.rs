@@ -1,10 +1,16 @@
-//! A new approval card and the click transition: a pending card becomes a submitted request.
+//! A new approval card and the click transitions: the tutorial's pending card becomes a submitted
+//! request; with an approver it becomes the request form, a filed request, and a decision on an
+//! approver's card (the first decision wins: the request's state is written version-checked).
+
+use serde_json::{Map, Value};
 
 use super::action::ApprovalAction;
 use super::machine::{
-    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError, Refusal, CARD_KIND,
+    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
+    Refusal, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
 };
-use super::scheduled::{Scheduled, Timer};
+use super::request::{parse_comment, parse_form};
+use super::scheduled::{Followup, Scheduled, Timer};
 use super::views::{self, render};
 use crate::cards::CallbackAnswer;
 use crate::config::CardDelivery;
@@ -27,6 +33,8 @@ pub struct SentCard {
     /// The CardKit entity, in entity mode.
     pub card_id: Option<String>,
     pub delivery: CardDelivery,
+    /// Who decides a request made on this card; empty: the tutorial's simulated approval.
+    pub approvers: Vec<String>,
 }
 
 /// The card key of an approval card: the bot card's `message_id`, which every click carries.
@@ -49,7 +57,44 @@ pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
         kind: CARD_KIND.to_owned(),
         status: ApprovalStatus::Pending.as_str().to_owned(),
         update_token: None,
-        data: ApprovalData::default().to_value(),
+        data: ApprovalData {
+            approvers: sent.approvers.clone(),
+            ..ApprovalData::default()
+        }
+        .to_value(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The state item of an approver's card, written right after its send. Approvers' cards are
+/// message cards (no CardKit entity): the notify job that sends them may be retried, and a
+/// retried send is one message through its uuid, which a created entity is not.
+pub fn new_review_state(
+    request: &CardState,
+    approver: &str,
+    message_id: &str,
+    chat_id: &str,
+    now: EpochMillis,
+) -> CardState {
+    CardState {
+        card_key: card_key(message_id),
+        version: 0,
+        sequence: 0,
+        chat_id: chat_id.to_owned(),
+        requester_open_id: request.requester_open_id.clone(),
+        source_message_id: None,
+        message_id: Some(message_id.to_owned()),
+        card_id: None,
+        delivery: CardDelivery::Message,
+        kind: REVIEW_KIND.to_owned(),
+        status: "open".to_owned(),
+        update_token: None,
+        data: serde_json::to_value(ReviewData {
+            request_key: request.card_key.clone(),
+            approver: approver.to_owned(),
+        })
+        .unwrap_or(Value::Null),
         created_at: now,
         updated_at: now,
     }
@@ -78,6 +123,8 @@ pub struct Click<'a> {
     pub approval_ttl_ms: i64,
     /// The zone the card shows times in (`TENANT_TIME_ZONE`).
     pub time_zone: &'a TimeZone,
+    /// A form submit's values (`action.form_value`, keyed by component `name`).
+    pub form_value: Option<&'a Map<String, Value>>,
 }
 
 impl std::fmt::Debug for Click<'_> {
@@ -87,6 +134,7 @@ impl std::fmt::Debug for Click<'_> {
             .field("operator_open_id", &self.operator_open_id)
             .field("update_token", &self.update_token)
             .field("now", &self.now)
+            .field("form_fields", &self.form_value.map(Map::len))
             .finish()
     }
 }
@@ -94,57 +142,238 @@ impl std::fmt::Debug for Click<'_> {
 /// What to do with a click.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClickDecision {
-    /// Write `state` (version-checked) and schedule `scheduled` in one transaction, then answer.
+    /// Write `state` (version-checked; the clicked card's, or the request's for an approver's
+    /// card) and schedule `followups` in one transaction, then answer.
     Transition {
         state: Box<CardState>,
-        scheduled: Scheduled,
+        followups: Vec<Followup>,
         answer: CallbackAnswer,
     },
     /// Answer with a toast; write nothing.
     NoChange { answer: CallbackAnswer },
 }
 
-/// Decides a click on a stored approval card.
+fn no_change(toast: crate::cards::Toast) -> Result<ClickDecision, DomainError> {
+    Ok(ClickDecision::NoChange {
+        answer: CallbackAnswer::toast_only(toast),
+    })
+}
+
+fn refused(status: ApprovalStatus, refusal: Refusal) -> Result<ClickDecision, DomainError> {
+    match refusal {
+        Refusal::Expired => no_change(views::expired_toast()),
+        _ => no_change(views::already_decided_toast(status.outcome_text())),
+    }
+}
+
+/// Decides a click on a stored approval card (the requester's card).
 pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecision, DomainError> {
     let status = status_of(state)?;
     let mut data = ApprovalData::from_value(&state.data)?;
-    let ApprovalAction::Submit(kind) = click.action;
-    let no_change = |toast| {
-        Ok(ClickDecision::NoChange {
-            answer: CallbackAnswer::toast_only(toast),
-        })
-    };
     // Only the requester acts on their approval card: in a group every member could click it.
     if click.operator_open_id != Some(state.requester_open_id.as_str()) {
         return no_change(views::not_requester_toast());
     }
-    let overdue =
-        status == ApprovalStatus::Pending && click.now >= state.created_at + click.approval_ttl_ms;
-    if overdue {
+    let undecided = status == ApprovalStatus::Pending || status.stage() == Some(Stage::Draft);
+    if undecided && click.now >= state.created_at + click.approval_ttl_ms {
         // The expiry job re-renders it; the click must not revive it meanwhile.
         return no_change(views::expired_toast());
     }
-    let next = match status.apply(ApprovalEvent::Submit(kind)) {
-        Ok(next) => next,
-        Err(Refusal::Expired) => return no_change(views::expired_toast()),
-        Err(_) => return no_change(views::already_decided_toast(status.outcome_text())),
+    let event = match click.action {
+        ApprovalAction::Submit(kind) if data.approvers.is_empty() => ApprovalEvent::Submit(kind),
+        ApprovalAction::Submit(kind) => ApprovalEvent::Open(kind),
+        ApprovalAction::File => ApprovalEvent::File,
+        ApprovalAction::Withdraw => ApprovalEvent::Withdraw,
+        ApprovalAction::Approve | ApprovalAction::Reject => {
+            return no_change(views::unknown_action_toast())
+        }
     };
-    data.submitted_by = click.operator_open_id.map(str::to_owned);
-    data.submitted_at = Some(click.now);
-    let card = render(next, &data, click.time_zone);
+    let next = match status.apply(event) {
+        Ok(next) => next,
+        Err(refusal) => return refused(status, refusal),
+    };
+    let kind = next.request().unwrap_or(super::machine::RequestKind::Leave);
+    let mut followups = Vec::new();
+    let toast = match event {
+        ApprovalEvent::Submit(kind) => {
+            data.submitted_by = click.operator_open_id.map(str::to_owned);
+            data.submitted_at = Some(click.now);
+            followups.push(Followup {
+                card_key: state.card_key.clone(),
+                scheduled: Scheduled {
+                    timer: Timer::SimulatedDecision,
+                    at: click.now + POST_ANSWER_DELAY_MS,
+                },
+            });
+            views::submitted_toast(kind)
+        }
+        ApprovalEvent::Open(_) => return open_form(state, next, click),
+        ApprovalEvent::File => {
+            let form = match parse_form(kind, click.form_value.unwrap_or(&Map::new())) {
+                Ok(form) => form,
+                Err(problem) => return no_change(views::form_problem_toast(&problem)),
+            };
+            data.form = Some(form);
+            data.submitted_by = click.operator_open_id.map(str::to_owned);
+            data.submitted_at = Some(click.now);
+            data.audit.push(AuditEntry {
+                at: click.now,
+                by: data.submitted_by.clone(),
+                action: AuditAction::Submitted,
+            });
+            followups.push(Followup {
+                card_key: state.card_key.clone(),
+                scheduled: Scheduled {
+                    timer: Timer::NotifyApprovers,
+                    at: click.now,
+                },
+            });
+            views::filed_toast(kind)
+        }
+        ApprovalEvent::Withdraw => {
+            data.audit.push(AuditEntry {
+                at: click.now,
+                by: click.operator_open_id.map(str::to_owned),
+                action: AuditAction::Withdrawn,
+            });
+            followups.extend(refresh_all(&data.review_cards, None, click.now));
+            views::withdrawn_toast()
+        }
+        _ => return refused(status, Refusal::NotSubmitted(status)),
+    };
     let mut new_state = state.clone();
     new_state.status = next.as_str().to_owned();
     new_state.data = data.to_value();
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
+    let card = render(next, &data, click.time_zone);
     Ok(ClickDecision::Transition {
-        scheduled: Scheduled {
-            timer: Timer::SimulatedDecision,
-            at: click.now + POST_ANSWER_DELAY_MS,
-        },
         state: Box::new(new_state),
+        followups,
         answer: CallbackAnswer {
-            toast: Some(views::submitted_toast(kind)),
+            toast: Some(toast),
+            card: Some(card),
+        },
+    })
+}
+
+/// 请假 / 加班 with an approver: the card becomes the request form; nothing is scheduled.
+fn open_form(
+    state: &CardState,
+    next: ApprovalStatus,
+    click: &Click<'_>,
+) -> Result<ClickDecision, DomainError> {
+    let data = ApprovalData::from_value(&state.data)?;
+    let mut new_state = state.clone();
+    new_state.status = next.as_str().to_owned();
+    new_state.updated_at = click.now;
+    new_state.update_token = click.update_token.clone();
+    Ok(ClickDecision::Transition {
+        state: Box::new(new_state),
+        followups: Vec::new(),
+        answer: CallbackAnswer {
+            toast: None,
+            card: Some(render(next, &data, click.time_zone)),
+        },
+    })
+}
+
+/// A refresh of each card in `cards` but `except`, due `now`.
+fn refresh_all(cards: &[String], except: Option<&str>, now: EpochMillis) -> Vec<Followup> {
+    cards
+        .iter()
+        .filter(|key| Some(key.as_str()) != except)
+        .map(|key| Followup {
+            card_key: key.clone(),
+            scheduled: Scheduled {
+                timer: Timer::Refresh,
+                at: now,
+            },
+        })
+        .collect()
+}
+
+/// Decides a click on an approver's card (`review`) against its `request` (the requester's card
+/// state). Only a listed approver decides; the written state is the request's, version-checked,
+/// so of two decisions at once exactly one is written and the other is re-decided against it
+/// (and refused). Every other card of the request is refreshed after the answer, and the
+/// requester is told.
+pub fn decide_review_click(
+    review: &CardState,
+    request: &CardState,
+    click: &Click<'_>,
+) -> Result<ClickDecision, DomainError> {
+    let review_data = ReviewData::of(review)?;
+    if review_data.request_key != request.card_key {
+        return Err(DomainError::CorruptState(format!(
+            "review of {} given {}",
+            review_data.request_key, request.card_key
+        )));
+    }
+    let approve = match click.action {
+        ApprovalAction::Approve => true,
+        ApprovalAction::Reject => false,
+        _ => return no_change(views::unknown_action_toast()),
+    };
+    let status = status_of(request)?;
+    let mut data = ApprovalData::from_value(&request.data)?;
+    let Some(operator) = click
+        .operator_open_id
+        .filter(|op| data.approvers.iter().any(|a| a == op))
+    else {
+        return no_change(views::not_approver_toast());
+    };
+    let next = match status.apply(ApprovalEvent::Decide { approve }) {
+        Ok(next) => next,
+        Err(refusal) => return refused(status, refusal),
+    };
+    let comment = match parse_comment(click.form_value) {
+        Ok(comment) => comment,
+        Err(problem) => return no_change(views::form_problem_toast(&problem)),
+    };
+    data.decided_by = Some(operator.to_owned());
+    data.decided_at = Some(click.now);
+    data.comment = comment;
+    data.audit.push(AuditEntry {
+        at: click.now,
+        by: Some(operator.to_owned()),
+        action: if approve {
+            AuditAction::Approved
+        } else {
+            AuditAction::Rejected
+        },
+    });
+    let mut next_request = request.clone();
+    next_request.status = next.as_str().to_owned();
+    next_request.data = data.to_value();
+    next_request.updated_at = click.now;
+    let mut followups = vec![
+        Followup {
+            card_key: request.card_key.clone(),
+            scheduled: Scheduled {
+                timer: Timer::Refresh,
+                at: click.now,
+            },
+        },
+        Followup {
+            card_key: request.card_key.clone(),
+            scheduled: Scheduled {
+                timer: Timer::NotifyRequester,
+                at: click.now,
+            },
+        },
+    ];
+    followups.extend(refresh_all(
+        &data.review_cards,
+        Some(review.card_key.as_str()),
+        click.now,
+    ));
+    let card = views::review_card(&next_request, click.time_zone)?;
+    Ok(ClickDecision::Transition {
+        state: Box::new(next_request),
+        followups,
+        answer: CallbackAnswer {
+            toast: Some(views::decided_toast(approve)),
             card: Some(card),
         },
     })
@@ -166,6 +395,7 @@ mod tests {
             source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
             card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
             delivery,
+            approvers: vec![],
         }
     }
 
@@ -181,6 +411,7 @@ mod tests {
             now: NOW + 5_000,
             approval_ttl_ms: TTL,
             time_zone: &CST,
+            form_value: None,
         }
     }
 
@@ -221,12 +452,21 @@ mod tests {
             let state = new_card_state(&sent(CardDelivery::Message), NOW);
             let ClickDecision::Transition {
                 state: next,
-                scheduled,
+                followups,
                 answer,
             } = decide_click(&state, &click(kind)).unwrap()
             else {
                 panic!("transition expected")
             };
+            let [Followup {
+                card_key,
+                scheduled,
+            }] = &followups[..]
+            else {
+                panic!("one followup: {followups:?}")
+            };
+            assert_eq!(card_key, &state.card_key);
+            let scheduled = *scheduled;
             assert_eq!(next.status, status);
             assert_eq!(
                 next.version, state.version,

@@ -37,7 +37,9 @@ impl RequestKind {
     }
 }
 
-/// Where an approval card stands (`CardState.status`).
+/// Where an approval card stands (`CardState.status`). The tutorial's path is pending →
+/// *_submitted → *_approved (the simulated approver); with an approver it is pending → *_draft
+/// (the form) → *_filed → *_approved / *_rejected, or *_withdrawn by the requester.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApprovalStatus {
     Pending,
@@ -46,16 +48,32 @@ pub enum ApprovalStatus {
     LeaveApproved,
     OvertimeApproved,
     Expired,
+    LeaveDraft,
+    OvertimeDraft,
+    LeaveFiled,
+    OvertimeFiled,
+    LeaveRejected,
+    OvertimeRejected,
+    LeaveWithdrawn,
+    OvertimeWithdrawn,
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 14] = [
         Self::Pending,
         Self::LeaveSubmitted,
         Self::OvertimeSubmitted,
         Self::LeaveApproved,
         Self::OvertimeApproved,
         Self::Expired,
+        Self::LeaveDraft,
+        Self::OvertimeDraft,
+        Self::LeaveFiled,
+        Self::OvertimeFiled,
+        Self::LeaveRejected,
+        Self::OvertimeRejected,
+        Self::LeaveWithdrawn,
+        Self::OvertimeWithdrawn,
     ];
 
     /// The string stored in `CardState.status`.
@@ -67,6 +85,14 @@ impl ApprovalStatus {
             Self::LeaveApproved => "leave_approved",
             Self::OvertimeApproved => "overtime_approved",
             Self::Expired => "expired",
+            Self::LeaveDraft => "leave_draft",
+            Self::OvertimeDraft => "overtime_draft",
+            Self::LeaveFiled => "leave_filed",
+            Self::OvertimeFiled => "overtime_filed",
+            Self::LeaveRejected => "leave_rejected",
+            Self::OvertimeRejected => "overtime_rejected",
+            Self::LeaveWithdrawn => "leave_withdrawn",
+            Self::OvertimeWithdrawn => "overtime_withdrawn",
         }
     }
 
@@ -74,55 +100,107 @@ impl ApprovalStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    pub fn submitted(kind: RequestKind) -> Self {
-        match kind {
-            RequestKind::Leave => Self::LeaveSubmitted,
-            RequestKind::WorkOvertime => Self::OvertimeSubmitted,
+    /// The status of `kind` at `stage`.
+    fn of(kind: RequestKind, stage: Stage) -> Self {
+        use RequestKind::{Leave, WorkOvertime as Overtime};
+        match (stage, kind) {
+            (Stage::Submitted, Leave) => Self::LeaveSubmitted,
+            (Stage::Submitted, Overtime) => Self::OvertimeSubmitted,
+            (Stage::Approved, Leave) => Self::LeaveApproved,
+            (Stage::Approved, Overtime) => Self::OvertimeApproved,
+            (Stage::Draft, Leave) => Self::LeaveDraft,
+            (Stage::Draft, Overtime) => Self::OvertimeDraft,
+            (Stage::Filed, Leave) => Self::LeaveFiled,
+            (Stage::Filed, Overtime) => Self::OvertimeFiled,
+            (Stage::Rejected, Leave) => Self::LeaveRejected,
+            (Stage::Rejected, Overtime) => Self::OvertimeRejected,
+            (Stage::Withdrawn, Leave) => Self::LeaveWithdrawn,
+            (Stage::Withdrawn, Overtime) => Self::OvertimeWithdrawn,
         }
     }
 
+    /// Where a request stands, whatever its kind; `None` for pending and expired.
+    pub fn stage(self) -> Option<Stage> {
+        Some(match self {
+            Self::LeaveSubmitted | Self::OvertimeSubmitted => Stage::Submitted,
+            Self::LeaveApproved | Self::OvertimeApproved => Stage::Approved,
+            Self::LeaveDraft | Self::OvertimeDraft => Stage::Draft,
+            Self::LeaveFiled | Self::OvertimeFiled => Stage::Filed,
+            Self::LeaveRejected | Self::OvertimeRejected => Stage::Rejected,
+            Self::LeaveWithdrawn | Self::OvertimeWithdrawn => Stage::Withdrawn,
+            Self::Pending | Self::Expired => return None,
+        })
+    }
+
+    pub fn submitted(kind: RequestKind) -> Self {
+        Self::of(kind, Stage::Submitted)
+    }
+
     pub fn approved(kind: RequestKind) -> Self {
-        match kind {
-            RequestKind::Leave => Self::LeaveApproved,
-            RequestKind::WorkOvertime => Self::OvertimeApproved,
-        }
+        Self::of(kind, Stage::Approved)
     }
 
     /// The request a card is about, once one was chosen.
     pub fn request(self) -> Option<RequestKind> {
         match self {
-            Self::LeaveSubmitted | Self::LeaveApproved => Some(RequestKind::Leave),
-            Self::OvertimeSubmitted | Self::OvertimeApproved => Some(RequestKind::WorkOvertime),
+            Self::LeaveSubmitted
+            | Self::LeaveApproved
+            | Self::LeaveDraft
+            | Self::LeaveFiled
+            | Self::LeaveRejected
+            | Self::LeaveWithdrawn => Some(RequestKind::Leave),
+            Self::OvertimeSubmitted
+            | Self::OvertimeApproved
+            | Self::OvertimeDraft
+            | Self::OvertimeFiled
+            | Self::OvertimeRejected
+            | Self::OvertimeWithdrawn => Some(RequestKind::WorkOvertime),
             Self::Pending | Self::Expired => None,
         }
     }
 
     /// Terminal: nothing moves it any more.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::LeaveApproved | Self::OvertimeApproved | Self::Expired
-        )
+        self == Self::Expired
+            || matches!(
+                self.stage(),
+                Some(Stage::Approved | Stage::Rejected | Stage::Withdrawn)
+            )
     }
 
-    /// Applies an event: pending → *_submitted → *_approved; pending → expired.
+    /// Applies an event. Tutorial: pending → *_submitted → *_approved. With an approver:
+    /// pending → *_draft → *_filed → *_approved | *_rejected | *_withdrawn. Pending and draft
+    /// cards expire.
     pub fn apply(self, event: ApprovalEvent) -> Result<Self, Refusal> {
-        match (self, event) {
-            (Self::Pending, ApprovalEvent::Submit(kind)) => Ok(Self::submitted(kind)),
-            (Self::Pending, ApprovalEvent::Expire) => Ok(Self::Expired),
-            (Self::LeaveSubmitted | Self::OvertimeSubmitted, ApprovalEvent::Approve) => self
-                .request()
-                .map(Self::approved)
-                .ok_or(Refusal::NotSubmitted(self)),
-            (Self::Expired, _) => Err(Refusal::Expired),
-            (Self::LeaveSubmitted | Self::OvertimeSubmitted, ApprovalEvent::Submit(_)) => {
-                Err(Refusal::AlreadySubmitted(self))
+        use ApprovalEvent as E;
+        if self == Self::Expired {
+            return Err(Refusal::Expired);
+        }
+        if self.is_final() {
+            return Err(Refusal::AlreadyDecided(self));
+        }
+        let stage = self.stage();
+        let kind = self.request();
+        match (event, stage, kind) {
+            (E::Submit(kind), None, _) => Ok(Self::submitted(kind)),
+            (E::Open(kind), None, _) => Ok(Self::of(kind, Stage::Draft)),
+            (E::Expire, None | Some(Stage::Draft), _) => Ok(Self::Expired),
+            (E::Approve, Some(Stage::Submitted), Some(kind)) => Ok(Self::approved(kind)),
+            (E::File, Some(Stage::Draft), Some(kind)) => Ok(Self::of(kind, Stage::Filed)),
+            (E::Decide { approve }, Some(Stage::Filed), Some(kind)) => Ok(Self::of(
+                kind,
+                if approve {
+                    Stage::Approved
+                } else {
+                    Stage::Rejected
+                },
+            )),
+            (E::Withdraw, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Withdrawn)),
+            (E::Submit(_) | E::Open(_), Some(_), _) => Err(Refusal::AlreadySubmitted(self)),
+            (E::Expire, _, _) => Err(Refusal::NotPending(self)),
+            (E::Approve | E::File | E::Decide { .. } | E::Withdraw, _, _) => {
+                Err(Refusal::NotSubmitted(self))
             }
-            (Self::LeaveApproved | Self::OvertimeApproved, ApprovalEvent::Submit(_)) => {
-                Err(Refusal::AlreadyDecided(self))
-            }
-            (_, ApprovalEvent::Approve) => Err(Refusal::NotSubmitted(self)),
-            (_, ApprovalEvent::Expire) => Err(Refusal::NotPending(self)),
         }
     }
 
@@ -130,20 +208,48 @@ impl ApprovalStatus {
     pub fn outcome_text(self) -> &'static str {
         match self {
             Self::Pending => "待处理",
-            Self::LeaveSubmitted => "请假审批中",
-            Self::OvertimeSubmitted => "加班审批中",
+            Self::LeaveSubmitted | Self::LeaveFiled => "请假审批中",
+            Self::OvertimeSubmitted | Self::OvertimeFiled => "加班审批中",
             Self::LeaveApproved => "请假通过",
             Self::OvertimeApproved => "加班通过",
             Self::Expired => "已过期",
+            Self::LeaveDraft => "请假申请填写中",
+            Self::OvertimeDraft => "加班申请填写中",
+            Self::LeaveRejected => "请假未通过",
+            Self::OvertimeRejected => "加班未通过",
+            Self::LeaveWithdrawn => "请假已撤回",
+            Self::OvertimeWithdrawn => "加班已撤回",
         }
     }
+}
+
+/// A request's stage, whatever its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Tutorial: clicked, waiting for the simulated approver.
+    Submitted,
+    Approved,
+    /// The form is on the requester's card.
+    Draft,
+    /// Filed, waiting for an approver.
+    Filed,
+    Rejected,
+    Withdrawn,
 }
 
 /// What can happen to an approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalEvent {
-    /// A click on 请假 / 加班.
+    /// A click on 请假 / 加班 with no approver (the tutorial).
     Submit(RequestKind),
+    /// A click on 请假 / 加班 with an approver: the card becomes the request form.
+    Open(RequestKind),
+    /// A valid form submit: the request goes to the approvers.
+    File,
+    /// An approver's 同意 (`approve`) or 拒绝.
+    Decide { approve: bool },
+    /// The requester's 撤回 while the request waits.
+    Withdraw,
     /// The tutorial's simulated approval (the post-answer job).
     Approve,
     /// The card outlived `APPROVAL_TTL` undecided.
@@ -177,6 +283,139 @@ pub struct ApprovalData {
     pub submitted_at: Option<EpochMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<EpochMillis>,
+    /// Who decides this request (open_ids), resolved when the card was sent: `APPROVER_OPEN_IDS`,
+    /// else the requester's leader; empty: the tutorial's simulated approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// What the requester filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<RequestForm>,
+    /// The approver who decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// The decider's comment, as typed (escaped and capped where it is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The approvers' cards of this request (their card keys), as the notify job sends them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review_cards: Vec<String>,
+    /// The approvers whose card was sent (a retried notify job skips them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<String>,
+    /// Who did what and when, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The leave types of the 请假 form: the select's option values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveType {
+    Annual,
+    Personal,
+    Sick,
+    Compensatory,
+}
+
+impl LeaveType {
+    pub const ALL: [Self; 4] = [Self::Annual, Self::Personal, Self::Sick, Self::Compensatory];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Annual => "年假",
+            Self::Personal => "事假",
+            Self::Sick => "病假",
+            Self::Compensatory => "调休",
+        }
+    }
+
+    /// The select option's `value`.
+    pub fn value(self) -> &'static str {
+        match self {
+            Self::Annual => "annual",
+            Self::Personal => "personal",
+            Self::Sick => "sick",
+            Self::Compensatory => "compensatory",
+        }
+    }
+}
+
+/// A filed request's form, validated (`request::parse_form`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestForm {
+    Leave {
+        leave_type: LeaveType,
+        /// `yyyy-MM-dd`, inclusive.
+        start: String,
+        end: String,
+        reason: String,
+    },
+    WorkOvertime {
+        /// `yyyy-MM-dd`.
+        date: String,
+        /// Decimal hours as typed, validated (`0.5`–`12`).
+        hours: String,
+        reason: String,
+    },
+}
+
+/// What happened to a request (`AuditEntry.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Submitted,
+    Approved,
+    Rejected,
+    Withdrawn,
+    Reminded,
+    Expired,
+}
+
+impl AuditAction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Submitted => "提交申请",
+            Self::Approved => "同意",
+            Self::Rejected => "拒绝",
+            Self::Withdrawn => "撤回申请",
+            Self::Reminded => "提醒审批人",
+            Self::Expired => "已过期",
+        }
+    }
+}
+
+/// One line of a request's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Epoch ms.
+    pub at: EpochMillis,
+    /// The open_id who acted; `None` for the bot (reminders, expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub action: AuditAction,
+}
+
+/// `CardState.kind` of an approver's card: it shows a request kept on the requester's card.
+pub const REVIEW_KIND: &str = "approval_review";
+
+/// An approver's card's data (`CardState.data` of a [`REVIEW_KIND`] card).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewData {
+    /// The requester's card key: the request.
+    pub request_key: String,
+    /// The approver this card was sent to.
+    pub approver: String,
+}
+
+impl ReviewData {
+    pub fn of(state: &CardState) -> Result<Self, DomainError> {
+        if state.kind != REVIEW_KIND {
+            return Err(DomainError::NotAnApprovalCard(state.kind.clone()));
+        }
+        serde_json::from_value(state.data.clone())
+            .map_err(|e| DomainError::CorruptState(format!("review data: {e}")))
+    }
 }
 
 impl ApprovalData {
@@ -219,33 +458,54 @@ mod tests {
     fn the_state_machine_exhaustively() {
         use ApprovalEvent::*;
         use ApprovalStatus::*;
+        let leave = RequestKind::Leave;
+        let overtime = RequestKind::WorkOvertime;
         let events = [
-            Submit(RequestKind::Leave),
-            Submit(RequestKind::WorkOvertime),
+            Submit(leave),
+            Submit(overtime),
+            Open(leave),
+            Open(overtime),
+            File,
+            Decide { approve: true },
+            Decide { approve: false },
+            Withdraw,
             Approve,
             Expire,
         ];
+        let mut allowed = 0;
         for status in ApprovalStatus::ALL {
             for event in events {
                 let expected = match (status, event) {
                     (Pending, Submit(RequestKind::Leave)) => Ok(LeaveSubmitted),
                     (Pending, Submit(RequestKind::WorkOvertime)) => Ok(OvertimeSubmitted),
-                    (Pending, Expire) => Ok(Expired),
+                    (Pending, Open(RequestKind::Leave)) => Ok(LeaveDraft),
+                    (Pending, Open(RequestKind::WorkOvertime)) => Ok(OvertimeDraft),
+                    (Pending | LeaveDraft | OvertimeDraft, Expire) => Ok(Expired),
                     (LeaveSubmitted, Approve) => Ok(LeaveApproved),
                     (OvertimeSubmitted, Approve) => Ok(OvertimeApproved),
+                    (LeaveDraft, File) => Ok(LeaveFiled),
+                    (OvertimeDraft, File) => Ok(OvertimeFiled),
+                    (LeaveFiled, Decide { approve: true }) => Ok(LeaveApproved),
+                    (OvertimeFiled, Decide { approve: true }) => Ok(OvertimeApproved),
+                    (LeaveFiled, Decide { approve: false }) => Ok(LeaveRejected),
+                    (OvertimeFiled, Decide { approve: false }) => Ok(OvertimeRejected),
+                    (LeaveFiled, Withdraw) => Ok(LeaveWithdrawn),
+                    (OvertimeFiled, Withdraw) => Ok(OvertimeWithdrawn),
                     (Expired, _) => Err(Refusal::Expired),
-                    (LeaveSubmitted | OvertimeSubmitted, Submit(_)) => {
-                        Err(Refusal::AlreadySubmitted(status))
-                    }
-                    (LeaveApproved | OvertimeApproved, Submit(_)) => {
-                        Err(Refusal::AlreadyDecided(status))
-                    }
-                    (_, Approve) => Err(Refusal::NotSubmitted(status)),
+                    (
+                        LeaveApproved | OvertimeApproved | LeaveRejected | OvertimeRejected
+                        | LeaveWithdrawn | OvertimeWithdrawn,
+                        _,
+                    ) => Err(Refusal::AlreadyDecided(status)),
+                    (_, Submit(_) | Open(_)) => Err(Refusal::AlreadySubmitted(status)),
                     (_, Expire) => Err(Refusal::NotPending(status)),
+                    (_, _) => Err(Refusal::NotSubmitted(status)),
                 };
+                allowed += usize::from(expected.is_ok());
                 assert_eq!(status.apply(event), expected, "{status:?} + {event:?}");
             }
         }
+        assert_eq!(allowed, 17);
     }
 
     #[test]

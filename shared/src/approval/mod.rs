@@ -6,26 +6,28 @@
 //! between the store and Feishu; this module never calls either, and imports nothing that
 //! delivers (`jobs`, `deliver`).
 //!
-//! Inside, each file depends only on those listed before it: `machine` (statuses, events) →
-//! `action` (button values) → `views` (cards, toasts, texts) → `command` (text routing) →
+//! Inside, each file depends only on those listed before it: `machine` (statuses, events, the
+//! request's data) → `request` (form validation) → `action` (button values) → `views` (cards, toasts, texts) → `command` (text routing) →
 //! `scheduled` (timed transitions, the CardKit walk) → `click` (the click transition).
 
 mod action;
 mod click;
 mod command;
 mod machine;
+mod request;
 mod scheduled;
 pub mod views;
 
 pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
-    card_key, decide_click, new_card_state, scheduled_for_new_card, Click, ClickDecision, SentCard,
-    POST_ANSWER_DELAY_MS,
+    card_key, decide_click, decide_review_click, new_card_state, new_review_state,
+    scheduled_for_new_card, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{
-    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError, Refusal, RequestKind,
-    CARD_KIND,
+    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
+    LeaveType, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
 };
-pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Scheduled, Timer};
-pub use views::{format_local, render, render_state};
+pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
+pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};
+pub use views::{format_local, render, render_card, render_state};

@@ -26,6 +26,19 @@ pub enum Timer {
     SimulatedDecision,
     /// The card reached `APPROVAL_TTL` undecided.
     Expiry,
+    /// A request was filed: send each approver their card (p2p, by open_id).
+    NotifyApprovers,
+    /// A request was decided: tell the requester by a text.
+    NotifyRequester,
+    /// Show the card as its state (or its request) now renders: another card's click changed it.
+    Refresh,
+}
+
+/// Work scheduled on a card, which may be another than the one a click wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followup {
+    pub card_key: String,
+    pub scheduled: Scheduled,
 }
 
 /// What the user should see after a transition.
@@ -117,7 +130,9 @@ pub fn on_timer(
         (Timer::SimulatedDecision, ApprovalStatus::Pending | ApprovalStatus::Expired) => {
             Ok(CardStep::nothing(state, "nothing submitted"))
         }
-        (Timer::Expiry, ApprovalStatus::Pending) => {
+        // A request with an approver is never decided by the simulated approver.
+        (Timer::SimulatedDecision, _) => Ok(CardStep::nothing(state, "decided by an approver")),
+        (Timer::Expiry, ApprovalStatus::Pending | ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft) => {
             next_state.status = ApprovalStatus::Expired.as_str().to_owned();
             Ok(CardStep {
                 state: next_state,
@@ -135,6 +150,14 @@ pub fn on_timer(
             "redeliver expiry",
         )),
         (Timer::Expiry, _) => Ok(CardStep::nothing(state, "decided before expiry")),
+        (Timer::Refresh, _) => Ok(CardStep::redeliver(
+            state,
+            super::views::render_state(state, time_zone)?,
+            "refresh",
+        )),
+        (Timer::NotifyApprovers | Timer::NotifyRequester, _) => {
+            Ok(CardStep::nothing(state, "not a card update"))
+        }
     }
 }
 

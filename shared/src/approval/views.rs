@@ -6,11 +6,16 @@
 //! [`approved_card`].
 
 use super::action::ApprovalAction;
-use super::machine::{status_of, ApprovalData, ApprovalStatus, DomainError, RequestKind};
+use super::machine::{
+    status_of, ApprovalData, ApprovalStatus, AuditEntry, DomainError, LeaveType, RequestForm,
+    RequestKind, ReviewData, Stage, REVIEW_KIND,
+};
+use super::request::{fields, FormProblem, MAX_REASON_CHARS};
 use crate::cards::text;
 use crate::cards::{
     Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Column, ColumnSet,
-    Element, HeaderTemplate, PlainText, Schema, Summary, TagColor, TextTag, Toast, ToastKind,
+    DatePicker, Element, Form, HeaderTemplate, Input, PlainText, Schema, SelectOption,
+    SelectStatic, Summary, TagColor, TextTag, Toast, ToastKind,
 };
 use crate::store::{CardState, EpochMillis};
 use jiff::tz::TimeZone;
@@ -103,6 +108,8 @@ fn button(
             text: PlainText::new(request.label()),
             disabled: disabled_tips.is_some(),
             disabled_tips: disabled_tips.map(PlainText::new),
+            name: None,
+            form_action_type: None,
             behaviors: vec![Behavior::Callback {
                 value: ApprovalAction::Submit(request).value(),
             }],
@@ -323,14 +330,22 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
         submitted_by: data.submitted_by.as_deref(),
         submitted_at: &submitted_at,
     };
+    let requester = data.submitted_by.as_deref().unwrap_or_default();
     match status {
         ApprovalStatus::Pending => pending_card(),
         ApprovalStatus::Expired => expired_card(),
+        ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft => {
+            form_card(status.request().unwrap_or(RequestKind::Leave))
+        }
+        _ if data.form.is_some() || status.stage().is_some_and(|s| s != Stage::Submitted && s != Stage::Approved) => {
+            let kind = status.request().unwrap_or(RequestKind::Leave);
+            request_card(kind, status, data, requester, time_zone)
+        }
         ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted => {
             let kind = status.request().unwrap_or(RequestKind::Leave);
             submitted_card(&view(kind))
         }
-        ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved => {
+        _ => {
             let kind = status.request().unwrap_or(RequestKind::Leave);
             let decided_at = data.decided_at.map(local).unwrap_or_default();
             approved_card(&view(kind), &decided_at)
@@ -338,10 +353,404 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
     }
 }
 
-/// Renders a stored approval card.
+/// Renders a stored approval card (the requester's; an approver's card needs its request:
+/// [`render_card`]).
 pub fn render_state(state: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
     let data = ApprovalData::from_value(&state.data)?;
     Ok(render(status_of(state)?, &data, time_zone))
+}
+
+/// Renders any stored card of an approval: the requester's card, or an approver's card
+/// ([`REVIEW_KIND`]) from the `request` it shows (the requester's card state).
+pub fn render_card(
+    state: &CardState,
+    request: Option<&CardState>,
+    time_zone: &TimeZone,
+) -> Result<Card, DomainError> {
+    if state.kind != REVIEW_KIND {
+        return render_state(state, time_zone);
+    }
+    let review = ReviewData::of(state)?;
+    let request = request
+        .filter(|r| r.card_key == review.request_key)
+        .ok_or_else(|| DomainError::CorruptState(format!("request {} not given", review.request_key)))?;
+    review_card(request, time_zone)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real approval: the request form, the requester's card, the approvers' cards
+
+/// `element_id`s of the real approval's cards.
+pub mod request_ids {
+    pub const FIELDS: &str = "fields";
+    pub const PEOPLE: &str = "people";
+    pub const DECISION: &str = "decision";
+    pub const TIMELINE: &str = "timeline";
+    pub const FORM: &str = "request_form";
+    pub const REVIEW_FORM: &str = "review_form";
+    pub const BTN_FILE: &str = "btn_file";
+    pub const BTN_APPROVE: &str = "btn_approve";
+    pub const BTN_REJECT: &str = "btn_reject";
+    pub const BTN_WITHDRAW: &str = "btn_withdraw";
+}
+
+fn label(id: &str, text: &str) -> Element {
+    Element::markdown(id, format!("**{text}**"))
+}
+
+fn submit_button(id: &str, text: &str, button_type: ButtonType, action: ApprovalAction) -> Element {
+    Element::Button(Button {
+        element_id: id.to_owned(),
+        button_type,
+        text: PlainText::new(text),
+        disabled: false,
+        disabled_tips: None,
+        name: Some(id.to_owned()),
+        form_action_type: Some("submit".to_owned()),
+        behaviors: vec![Behavior::Callback {
+            value: action.value(),
+        }],
+    })
+}
+
+fn date_picker(name: &str, placeholder: &str) -> Element {
+    Element::DatePicker(DatePicker {
+        element_id: name.to_owned(),
+        name: name.to_owned(),
+        required: true,
+        initial_date: None,
+        placeholder: PlainText::new(placeholder),
+    })
+}
+
+fn input(name: &str, placeholder: &str, required: bool, multiline: bool) -> Element {
+    Element::Input(Input {
+        element_id: name.to_owned(),
+        name: name.to_owned(),
+        required,
+        placeholder: PlainText::new(placeholder),
+        max_length: Some(u32::try_from(MAX_REASON_CHARS).unwrap_or(1000)),
+        input_type: multiline.then(|| "multiline_text".to_owned()),
+        label: None,
+    })
+}
+
+/// The requester's card after 请假 / 加班 with an approver: the request form (Feishu's form,
+/// select, date picker and input components; values come back in `form_value` on 提交).
+pub fn form_card(kind: RequestKind) -> Card {
+    let mut children = Vec::new();
+    match kind {
+        RequestKind::Leave => {
+            children.push(label("lbl_type", "请假类型"));
+            children.push(Element::SelectStatic(SelectStatic {
+                element_id: fields::LEAVE_TYPE.to_owned(),
+                name: fields::LEAVE_TYPE.to_owned(),
+                required: true,
+                placeholder: PlainText::new("请选择请假类型"),
+                initial_option: None,
+                options: LeaveType::ALL
+                    .into_iter()
+                    .map(|t| SelectOption {
+                        text: PlainText::new(t.label()),
+                        value: t.value().to_owned(),
+                    })
+                    .collect(),
+            }));
+            children.push(label("lbl_start", "开始日期"));
+            children.push(date_picker(fields::START_DATE, "请选择开始日期"));
+            children.push(label("lbl_end", "结束日期"));
+            children.push(date_picker(fields::END_DATE, "请选择结束日期"));
+        }
+        RequestKind::WorkOvertime => {
+            children.push(label("lbl_date", "加班日期"));
+            children.push(date_picker(fields::DATE, "请选择加班日期"));
+            children.push(label("lbl_hours", "加班时长（小时）"));
+            children.push(input(fields::HOURS, "0.5 到 12，如 2 或 2.5", true, false));
+        }
+    }
+    children.push(label("lbl_reason", "申请事由"));
+    children.push(input(fields::REASON, "请填写申请事由", true, true));
+    children.push(submit_button(
+        request_ids::BTN_FILE,
+        "提交",
+        ButtonType::PrimaryFilled,
+        ApprovalAction::File,
+    ));
+    let title = format!("{}申请", kind.label());
+    Card {
+        schema: Schema::V2,
+        config: config(format!("填写{title}")),
+        header: request_header(kind),
+        body: CardBody {
+            elements: vec![
+                Element::div(ids::PROMPT, format!("请填写{title}，提交后发送给审批人")),
+                Element::Form(Form {
+                    element_id: request_ids::FORM.to_owned(),
+                    name: request_ids::FORM.to_owned(),
+                    elements: children,
+                }),
+            ],
+        },
+    }
+}
+
+/// `@name` for an open_id, or nothing for a malformed one.
+fn who(open_id: &str) -> String {
+    text::mention(open_id).unwrap_or_default()
+}
+
+/// The request's fields as markdown lines; user text escaped and capped.
+pub fn form_lines(form: &RequestForm) -> String {
+    match form {
+        RequestForm::Leave {
+            leave_type,
+            start,
+            end,
+            reason,
+        } => format!(
+            "**请假类型**：{}\n**时间**：{} 至 {}\n**事由**：{}",
+            leave_type.label(),
+            text::escape_markdown(start, 10),
+            text::escape_markdown(end, 10),
+            text::escape_markdown(reason, MAX_REASON_CHARS)
+        ),
+        RequestForm::WorkOvertime {
+            date,
+            hours,
+            reason,
+        } => format!(
+            "**加班日期**：{}\n**时长**：{} 小时\n**事由**：{}",
+            text::escape_markdown(date, 10),
+            text::escape_markdown(hours, 4),
+            text::escape_markdown(reason, MAX_REASON_CHARS)
+        ),
+    }
+}
+
+/// The audit trail as the card's timeline, one line per entry.
+pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone) -> String {
+    audit
+        .iter()
+        .map(|entry| {
+            let by = entry.by.as_deref().map(who).unwrap_or_else(|| "系统".to_owned());
+            format!(
+                "{} · {by} {}",
+                format_local(entry.at, time_zone),
+                entry.action.label()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The status shown on a request's cards: tag text, tag colour, header colour.
+fn request_status(kind: RequestKind, status: ApprovalStatus) -> (String, TagColor, HeaderTemplate) {
+    let label = kind.label();
+    match status.stage() {
+        Some(Stage::Approved) => (format!("{label}通过"), TagColor::Green, HeaderTemplate::Green),
+        Some(Stage::Rejected) => (format!("{label}未通过"), TagColor::Red, HeaderTemplate::Red),
+        Some(Stage::Withdrawn) => ("已撤回".to_owned(), TagColor::Neutral, HeaderTemplate::Grey),
+        _ if status == ApprovalStatus::Expired => {
+            ("已过期".to_owned(), TagColor::Neutral, HeaderTemplate::Grey)
+        }
+        _ => ("审批中".to_owned(), TagColor::Orange, HeaderTemplate::Orange),
+    }
+}
+
+fn decision_line(data: &ApprovalData, status: ApprovalStatus, time_zone: &TimeZone) -> Option<String> {
+    let verdict = match status.stage() {
+        Some(Stage::Approved) => "已同意",
+        Some(Stage::Rejected) => "已拒绝",
+        _ => return None,
+    };
+    let by = data.decided_by.as_deref().map(who).unwrap_or_default();
+    let at = data.decided_at.map(|at| format_local(at, time_zone)).unwrap_or_default();
+    let mut line = format!("**审批结果**：{by} {verdict} · {at}");
+    if let Some(comment) = &data.comment {
+        line.push_str(&format!("\n**审批意见**：{}", text::escape_markdown(comment, MAX_REASON_CHARS)));
+    }
+    Some(line)
+}
+
+fn request_elements(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    requester: &str,
+    time_zone: &TimeZone,
+    kind: RequestKind,
+) -> Vec<Element> {
+    let (tag, color, _) = request_status(kind, status);
+    let mut elements = vec![Element::markdown(ids::STATUS, status_tag(&tag, color))];
+    if let Some(form) = &data.form {
+        elements.push(Element::markdown(request_ids::FIELDS, form_lines(form)));
+    }
+    let approvers: Vec<String> = data.approvers.iter().map(|a| who(a)).collect();
+    elements.push(Element::markdown(
+        request_ids::PEOPLE,
+        format!("**申请人**：{}\n**审批人**：{}", who(requester), approvers.join(" ")),
+    ));
+    if let Some(line) = decision_line(data, status, time_zone) {
+        elements.push(Element::markdown(request_ids::DECISION, line));
+    }
+    elements.push(Element::hr(ids::DIVIDER));
+    elements.push(Element::markdown(request_ids::TIMELINE, timeline(&data.audit, time_zone)));
+    elements
+}
+
+fn request_card_of(
+    kind: RequestKind,
+    status: ApprovalStatus,
+    title: String,
+    mut elements: Vec<Element>,
+    extra: Vec<Element>,
+) -> Card {
+    let (tag, color, template) = request_status(kind, status);
+    elements.extend(extra);
+    Card {
+        schema: Schema::V2,
+        config: config(format!("{title}：{tag}")),
+        header: Some(CardHeader {
+            title: PlainText::new(title),
+            subtitle: None,
+            text_tag_list: vec![TextTag {
+                text: PlainText::new(tag),
+                color,
+            }],
+            template,
+        }),
+        body: CardBody { elements },
+    }
+}
+
+/// The requester's card of a filed request: fields, approvers, decision, timeline; 撤回 while it
+/// waits.
+pub fn request_card(
+    kind: RequestKind,
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    requester: &str,
+    time_zone: &TimeZone,
+) -> Card {
+    let elements = request_elements(status, data, requester, time_zone, kind);
+    let withdraw = (status.stage() == Some(Stage::Filed)).then(|| {
+        Element::Button(Button {
+            element_id: request_ids::BTN_WITHDRAW.to_owned(),
+            button_type: ButtonType::Default,
+            text: PlainText::new("撤回"),
+            disabled: false,
+            disabled_tips: None,
+            name: None,
+            form_action_type: None,
+            behaviors: vec![Behavior::Callback {
+                value: ApprovalAction::Withdraw.value(),
+            }],
+        })
+    });
+    request_card_of(
+        kind,
+        status,
+        format!("{}申请", kind.label()),
+        elements,
+        withdraw.into_iter().collect(),
+    )
+}
+
+/// An approver's card, from the request (the requester's card state): while it waits, an
+/// optional comment and 同意 / 拒绝; once decided, withdrawn or expired, the outcome and no
+/// buttons.
+pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
+    let status = status_of(request)?;
+    let data = ApprovalData::from_value(&request.data)?;
+    let kind = status
+        .request()
+        .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
+    let requester = data.submitted_by.as_deref().unwrap_or(&request.requester_open_id);
+    let elements = request_elements(status, &data, requester, time_zone, kind);
+    let buttons = (status.stage() == Some(Stage::Filed)).then(|| {
+        Element::Form(Form {
+            element_id: request_ids::REVIEW_FORM.to_owned(),
+            name: request_ids::REVIEW_FORM.to_owned(),
+            elements: vec![
+                input(fields::COMMENT, "审批意见（选填）", false, true),
+                submit_button(
+                    request_ids::BTN_APPROVE,
+                    "同意",
+                    ButtonType::PrimaryFilled,
+                    ApprovalAction::Approve,
+                ),
+                submit_button(
+                    request_ids::BTN_REJECT,
+                    "拒绝",
+                    ButtonType::DangerFilled,
+                    ApprovalAction::Reject,
+                ),
+            ],
+        })
+    });
+    Ok(request_card_of(
+        kind,
+        status,
+        format!("{}审批", kind.label()),
+        elements,
+        buttons.into_iter().collect(),
+    ))
+}
+
+/// The text the requester gets when an approver decides.
+pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String, DomainError> {
+    let status = status_of(request)?;
+    let data = ApprovalData::from_value(&request.data)?;
+    let kind = status
+        .request()
+        .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
+    let verdict = match status.stage() {
+        Some(Stage::Approved) => "已通过",
+        Some(Stage::Rejected) => "未通过",
+        _ => return Err(DomainError::CorruptState(format!("{} is not decided", status.as_str()))),
+    };
+    let at = data.decided_at.map(|at| format_local(at, time_zone)).unwrap_or_default();
+    let mut text = format!("你的{}申请{verdict}（{at}）", kind.label());
+    if let Some(comment) = &data.comment {
+        text.push_str(&format!("\n审批意见：{}", text::plain(comment, MAX_REASON_CHARS)));
+    }
+    Ok(text)
+}
+
+/// The toast for a form that does not validate: names the field; nothing is filed.
+pub fn form_problem_toast(problem: &FormProblem) -> Toast {
+    Toast::new(ToastKind::Error, &problem.to_string(), &problem.english())
+}
+
+/// The toast for a filed request.
+pub fn filed_toast(kind: RequestKind) -> Toast {
+    Toast::new(
+        ToastKind::Success,
+        &format!("{}申请已提交，等待审批", kind.label()),
+        &format!("Your {} request was sent to the approver", english(kind)),
+    )
+}
+
+/// The toast for a decision.
+pub fn decided_toast(approve: bool) -> Toast {
+    if approve {
+        Toast::new(ToastKind::Success, "已同意", "Approved")
+    } else {
+        Toast::new(ToastKind::Success, "已拒绝", "Rejected")
+    }
+}
+
+/// The toast for a withdrawn request.
+pub fn withdrawn_toast() -> Toast {
+    Toast::new(ToastKind::Success, "已撤回申请", "Request withdrawn")
+}
+
+/// The toast for a click on an approver's card by anyone but a listed approver.
+pub fn not_approver_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "仅审批人可以处理此申请",
+        "Only an approver can decide this request",
+    )
 }
 
 #[cfg(test)]
@@ -560,6 +969,7 @@ mod tests {
             submitted_by: Some("ou_x".into()),
             submitted_at: Some(NOW),
             decided_at: Some(NOW + 2_000),
+            ..ApprovalData::default()
         };
         for status in ApprovalStatus::ALL {
             let card = render(status, &data, &shanghai());

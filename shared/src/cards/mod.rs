@@ -173,6 +173,76 @@ pub enum Element {
     ColumnSet(ColumnSet),
     Button(Button),
     Hr(Hr),
+    Form(Form),
+    DatePicker(DatePicker),
+    SelectStatic(SelectStatic),
+    Input(Input),
+}
+
+/// `{"tag":"form","name":…,"elements":[…]}`: at the body root only; its interactive children
+/// need card-unique `name`s and one button with `form_action_type: "submit"`; their values
+/// arrive only on submit, in the callback's `form_value` keyed by `name`
+/// (`../shared/feishu/cards-and-cardkit.md` §6, `approval-apis.md` §7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Form {
+    #[serde(default)]
+    pub element_id: String,
+    pub name: String,
+    pub elements: Vec<Element>,
+}
+
+/// `{"tag":"date_picker",…}`: its `form_value` entry is `"2024-04-01 +0800"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatePicker {
+    #[serde(default)]
+    pub element_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// `yyyy-MM-dd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_date: Option<String>,
+    pub placeholder: PlainText,
+}
+
+/// `{"tag":"select_static",…}`: its `form_value` entry is the chosen option's `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectStatic {
+    #[serde(default)]
+    pub element_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    pub placeholder: PlainText,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_option: Option<String>,
+    pub options: Vec<SelectOption>,
+}
+
+/// One option of a select: shown `text`, returned `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectOption {
+    pub text: PlainText,
+    pub value: String,
+}
+
+/// `{"tag":"input",…}`: its `form_value` entry is the typed text (`""` when left empty).
+/// `max_length` is 1–1000, enforced by the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    #[serde(default)]
+    pub element_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    pub placeholder: PlainText,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// `text`, `multiline_text`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<PlainText>,
 }
 
 /// `{"tag":"markdown","element_id":…,"content":…}`.
@@ -233,6 +303,12 @@ pub struct Button {
     pub disabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_tips: Option<PlainText>,
+    /// Inside a form: the button's card-unique `name` (`action.name` of its callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Inside a form: `submit` sends the form's values with the callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_action_type: Option<String>,
     pub behaviors: Vec<Behavior>,
 }
 
@@ -267,6 +343,10 @@ impl Element {
             Self::ColumnSet(c) => &c.element_id,
             Self::Button(b) => &b.element_id,
             Self::Hr(h) => &h.element_id,
+            Self::Form(f) => &f.element_id,
+            Self::DatePicker(d) => &d.element_id,
+            Self::SelectStatic(s) => &s.element_id,
+            Self::Input(i) => &i.element_id,
         }
     }
 
@@ -293,13 +373,21 @@ impl Element {
     /// Every `element_id` in this component and its children, depth first.
     fn collect_ids<'a>(&'a self, out: &mut Vec<&'a str>) {
         out.push(self.element_id());
-        if let Self::ColumnSet(set) = self {
-            for column in &set.columns {
-                out.push(&column.element_id);
-                for child in &column.elements {
+        match self {
+            Self::ColumnSet(set) => {
+                for column in &set.columns {
+                    out.push(&column.element_id);
+                    for child in &column.elements {
+                        child.collect_ids(out);
+                    }
+                }
+            }
+            Self::Form(form) => {
+                for child in &form.elements {
                     child.collect_ids(out);
                 }
             }
+            _ => {}
         }
     }
 }
@@ -319,6 +407,8 @@ pub enum CardError {
     TooManyHeaderTags(usize),
     #[error("update_multi must be true for JSON 2.0 cards")]
     NotShared,
+    #[error("form rule: {0} (200530)")]
+    Form(String),
 }
 
 /// Whether `id` is a valid CardKit `element_id`: `^[A-Za-z][A-Za-z0-9_]{0,19}$`.
@@ -392,12 +482,49 @@ impl Card {
                 return Err(CardError::DuplicateElementId((*id).to_owned()));
             }
         }
+        self.validate_forms()?;
         if ids.len() > MAX_COMPONENTS {
             return Err(CardError::TooManyComponents(ids.len()));
         }
         let size = self.to_json_string().len();
         if size > MAX_CARD_BYTES {
             return Err(CardError::TooLarge(size));
+        }
+        Ok(())
+    }
+
+    /// Feishu's form rules: a form only at the body root, holding a submit button, and every
+    /// named child's `name` unique in the card (`cards-and-cardkit.md` §6).
+    fn validate_forms(&self) -> Result<(), CardError> {
+        let mut names = HashSet::new();
+        for element in &self.body.elements {
+            let Element::Form(form) = element else {
+                continue;
+            };
+            let mut submit = false;
+            for child in &form.elements {
+                let name = match child {
+                    Element::Form(_) => {
+                        return Err(CardError::Form("a form inside a form".to_owned()))
+                    }
+                    Element::DatePicker(d) => Some(&d.name),
+                    Element::SelectStatic(s) => Some(&s.name),
+                    Element::Input(i) => Some(&i.name),
+                    Element::Button(b) => {
+                        submit |= b.form_action_type.as_deref() == Some("submit");
+                        b.name.as_ref()
+                    }
+                    _ => None,
+                };
+                if let Some(name) = name {
+                    if name.is_empty() || !names.insert(name.as_str()) {
+                        return Err(CardError::Form(format!("name {name:?} empty or reused")));
+                    }
+                }
+            }
+            if !submit {
+                return Err(CardError::Form(format!("form {:?} has no submit button", form.name)));
+            }
         }
         Ok(())
     }
@@ -409,12 +536,20 @@ impl Card {
                 if element.element_id() == id {
                     return Some(element);
                 }
-                if let Element::ColumnSet(set) = element {
-                    for column in &set.columns {
-                        if let Some(found) = walk(&column.elements, id) {
+                match element {
+                    Element::ColumnSet(set) => {
+                        for column in &set.columns {
+                            if let Some(found) = walk(&column.elements, id) {
+                                return Some(found);
+                            }
+                        }
+                    }
+                    Element::Form(form) => {
+                        if let Some(found) = walk(&form.elements, id) {
                             return Some(found);
                         }
                     }
+                    _ => {}
                 }
             }
             None
@@ -661,6 +796,8 @@ mod tests {
             text: PlainText::new("请假"),
             disabled: false,
             disabled_tips: None,
+            name: None,
+            form_action_type: None,
             behaviors: vec![Behavior::Callback {
                 value: json!({"type": "leave"}),
             }],

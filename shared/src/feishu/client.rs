@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::cardkit::{self, BatchUpdateAction, CardIdData, CardWrite, ElementPosition};
+use super::contact::{self, ContactUser};
 use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::im::{self, MessageContent, ReceiveId, SentMessage};
@@ -426,6 +427,12 @@ impl FetchTenantToken for FeishuClient {
 
 #[async_trait]
 impl FeishuApi for FeishuClient {
+    async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser> {
+        let request = contact::get_user(open_id)?;
+        let data: contact::UserData = self.call(&request, deadline).await?;
+        Ok(data.user)
+    }
+
     async fn send_message(
         &self,
         receiver: &ReceiveId,

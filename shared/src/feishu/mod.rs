@@ -6,6 +6,7 @@
 
 pub mod cardkit;
 mod client;
+pub mod contact;
 pub mod deadline;
 pub mod error;
 pub mod im;
@@ -24,6 +25,7 @@ pub use client::{
     FeishuClient, FeishuClientBuilder, FeishuClientConfig, RetryPolicy, FEISHU_BASE_URL,
     LARK_BASE_URL,
 };
+pub use contact::{ContactUser, Leader};
 pub use deadline::Deadline;
 pub use error::{codes, FeishuError, FeishuResult};
 pub use im::{MessageContent, ReceiveId, SentMessage};
@@ -34,6 +36,10 @@ pub use token::{Clock, SystemClock, TenantAccessToken, REFRESH_MARGIN_MS};
 /// or a [`CardWrite`] (sequence + uuid), so a retried call is never applied twice.
 #[async_trait]
 pub trait FeishuApi: Send + Sync {
+    /// Gets one user by open_id (`GET contact/v3/users/:user_id`), for their leader
+    /// ([`contact::Leader::of`]).
+    async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser>;
+
     /// Sends a message (`POST im/v1/messages`); the same `idempotency_key` within 1 h is one message.
     async fn send_message(
         &self,

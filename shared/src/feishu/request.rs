@@ -72,6 +72,7 @@ impl ApiRequest {
                 "auth.tenant_access_token.internal"
             }
             (Method::Post, ["im", "v1", "messages"]) => "im.message.create",
+            (Method::Get, ["contact", "v3", "users", _]) => "contact.user.get",
             (Method::Post, ["im", "v1", "messages", _, "reply"]) => "im.message.reply",
             (Method::Patch, ["im", "v1", "messages", _]) => "im.message.patch",
             (Method::Post, ["interactive", "v1", "card", "update"]) => "interactive.card.update",
@@ -468,13 +469,17 @@ mod tests {
                 cardkit::stream_card_element_text("7355", "e1", "x", &write).unwrap(),
                 "cardkit.card_element.content",
             ),
+            (
+                super::super::contact::get_user("ou_1").unwrap(),
+                "contact.user.get",
+            ),
         ];
         for (request, name) in cases {
             assert_eq!(request.api_name(), name, "{request:?}");
         }
         let odd = ApiRequest::new(
             Method::Get,
-            "/open-apis/contact/v3/users/ou_1".into(),
+            "/open-apis/contact/v3/departments/od_1".into(),
             json!({}),
         );
         assert_eq!(odd.api_name(), "other");

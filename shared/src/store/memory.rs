@@ -260,7 +260,7 @@ impl CardStore for MemoryStore {
     async fn update_card_and_enqueue(
         &self,
         state: &CardState,
-        job: &NewJob,
+        jobs: &[NewJob],
     ) -> StoreResult<CardState> {
         let mut tables = self.lock();
         let stored = card_at_version(&mut tables.cards, state)?;
@@ -269,7 +269,9 @@ impl CardStore for MemoryStore {
             sequence: stored.sequence,
             ..state.clone()
         };
-        tables.enqueue(job, state.updated_at);
+        for job in jobs {
+            tables.enqueue(job, state.updated_at);
+        }
         Ok(CardState {
             version: state.version + 1,
             ..state.clone()

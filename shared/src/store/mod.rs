@@ -240,6 +240,10 @@ pub struct CardState {
     pub updated_at: EpochMillis,
 }
 
+/// The most jobs one [`CardStore::update_card_and_enqueue`] takes: a transaction holds at most
+/// 100 items (DynamoDB `TransactWriteItems`), one of them the card.
+pub const MAX_JOBS_PER_WRITE: usize = 99;
+
 /// Card state with optimistic concurrency and CardKit sequence allocation.
 #[async_trait]
 pub trait CardStore: Send + Sync {
@@ -267,14 +271,16 @@ pub trait CardStore: Send + Sync {
         state: &CardState,
         jobs: &[NewJob],
     ) -> StoreResult<CardState>;
-    /// [`CardStore::update_card`] and [`JobStore::enqueue`] in one transaction, so a click is one
-    /// write: both happen or neither. If the job already exists (a retried click), the card is
-    /// still updated and the job left as it is. The returned state's `sequence` is the one passed
-    /// in (a transaction returns no item); read the card for the current one.
+    /// [`CardStore::update_card`] and [`JobStore::enqueue`] of each of `jobs` (on this card or
+    /// others) in one transaction, so a click is one write: all happen or none. If a job already
+    /// exists (a retried click), the card is still updated, the existing job left as it is and the
+    /// others enqueued one by one (each idempotent). The returned state's `sequence` is the one
+    /// passed in (a transaction returns no item); read the card for the current one. At most
+    /// [`MAX_JOBS_PER_WRITE`] jobs (DynamoDB's 100 items per transaction, with the card).
     async fn update_card_and_enqueue(
         &self,
         state: &CardState,
-        job: &NewJob,
+        jobs: &[NewJob],
     ) -> StoreResult<CardState>;
 }
 
@@ -303,6 +309,12 @@ pub enum JobKind {
     Expire,
     /// A command reply the event handler could not send within its budget (the outbox).
     SendReply,
+    /// A filed request: send each approver their card.
+    NotifyApprovers,
+    /// A decided request: tell the requester.
+    NotifyRequester,
+    /// Show a card as it now renders (another card's click changed its request).
+    Refresh,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -315,6 +327,9 @@ impl JobKind {
             Self::PostAnswer => "post_answer",
             Self::Expire => "expire",
             Self::SendReply => "send_reply",
+            Self::NotifyApprovers => "notify_approvers",
+            Self::NotifyRequester => "notify_requester",
+            Self::Refresh => "refresh",
             Self::Other(kind) => kind,
         }
     }
@@ -334,6 +349,9 @@ impl From<&str> for JobKind {
             "post_answer" => Self::PostAnswer,
             "expire" => Self::Expire,
             "send_reply" => Self::SendReply,
+            "notify_approvers" => Self::NotifyApprovers,
+            "notify_requester" => Self::NotifyRequester,
+            "refresh" => Self::Refresh,
             other => Self::Other(other.to_owned()),
         }
     }

@@ -31,6 +31,8 @@ pub struct CardClick {
     pub update_token: Option<UpdateToken>,
     /// `action.value`, parsed once.
     pub action: Result<ApprovalAction, ActionError>,
+    /// `action.form_value` of a form submit: the form's values keyed by component `name`.
+    pub form_value: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The dedup key of a `card.action.trigger` click: its signed `header.event_id`.
@@ -68,6 +70,7 @@ impl CardClick {
             open_chat_id: event.context.open_chat_id.clone(),
             update_token: non_empty(&event.token),
             action: ApprovalAction::parse(&event.action.value),
+            form_value: event.action.form_value.clone(),
         }
     }
 
@@ -81,6 +84,7 @@ impl CardClick {
             open_chat_id: legacy.open_chat_id.clone(),
             update_token: non_empty(&legacy.token),
             action: ApprovalAction::parse(&legacy.action.value),
+            form_value: legacy.action.form_value.clone(),
         }
     }
 }

@@ -557,7 +557,7 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
         ..v1.clone()
     };
     let v2 = store
-        .update_card_and_enqueue(&clicked, &job(&key, "answer-v1", now + 2_000))
+        .update_card_and_enqueue(&clicked, &[job(&key, "answer-v1", now + 2_000)])
         .await
         .unwrap();
     assert_eq!(
@@ -576,7 +576,7 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
 
     // A stale click changes nothing: no card write, no job.
     let stale = store
-        .update_card_and_enqueue(&clicked, &job(&key, "answer-stale", now))
+        .update_card_and_enqueue(&clicked, &[job(&key, "answer-stale", now)])
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     assert_eq!(store.get_job(&key, "answer-stale").await.unwrap(), None);
@@ -589,8 +589,10 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
     };
     let mut same_job = job(&key, "answer-v1", now + 9_999);
     same_job.payload = json!({"other": true});
+    // With it, a job on another card (a decision refreshes the request's other cards): queued.
+    let other = unique("card");
     let v3 = store
-        .update_card_and_enqueue(&again, &same_job)
+        .update_card_and_enqueue(&again, &[same_job, job(&other, "refresh", now)])
         .await
         .unwrap();
     assert_eq!(v3.version, 3);
@@ -600,9 +602,37 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
         queued
     );
     assert_eq!(store.jobs_for_card(&key).await.unwrap().len(), 1);
+    assert_eq!(store.jobs_for_card(&other).await.unwrap().len(), 1);
+
+    // Several cards' jobs in one write with the card; none without the card.
+    let (a, b) = (unique("card"), unique("card"));
+    let withdrawn = CardState {
+        status: "withdrawn".into(),
+        ..v3.clone()
+    };
+    let v4 = store
+        .update_card_and_enqueue(&withdrawn, &[job(&a, "refresh", now), job(&b, "refresh", now)])
+        .await
+        .unwrap();
+    assert_eq!(v4.version, 4);
+    for card_key in [&a, &b] {
+        assert_eq!(store.jobs_for_card(card_key).await.unwrap().len(), 1);
+    }
+    let c = unique("card");
+    let stale = store
+        .update_card_and_enqueue(&withdrawn, &[job(&c, "refresh", now)])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert!(store.jobs_for_card(&c).await.unwrap().is_empty());
+    // No job: a plain version-checked update.
+    let v5 = store
+        .update_card_and_enqueue(&v4, &[])
+        .await
+        .unwrap();
+    assert_eq!(v5.version, 5);
 
     let missing = store
-        .update_card_and_enqueue(&card(&unique("card"), now), &job("x", "y", now))
+        .update_card_and_enqueue(&card(&unique("card"), now), &[job("x", "y", now)])
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),

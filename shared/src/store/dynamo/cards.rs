@@ -278,12 +278,23 @@ impl CardStore for DynamoStore {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, job_id = %job.job_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, jobs = jobs.len()))]
     async fn update_card_and_enqueue(
         &self,
         state: &CardState,
-        job: &NewJob,
+        jobs: &[NewJob],
     ) -> StoreResult<CardState> {
+        if jobs.len() > super::super::MAX_JOBS_PER_WRITE {
+            return Err(StoreError::Unavailable(format!(
+                "{} jobs in one write, more than {}",
+                jobs.len(),
+                super::super::MAX_JOBS_PER_WRITE
+            )));
+        }
+        if jobs.is_empty() {
+            // One item: a plain conditional update says the same for less.
+            return self.update_card(state).await;
+        }
         let (update, condition, expr) = card_update(state);
         let (names, values) = expr.values();
         let card = Update::builder()
@@ -299,17 +310,18 @@ impl CardStore for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let result = self
+        let mut write = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(card).build())
-            .transact_items(
+            .transact_items(TransactWriteItem::builder().update(card).build());
+        for job in jobs {
+            write = write.transact_items(
                 TransactWriteItem::builder()
                     .put(put_job(&self.table, job, state.updated_at)?)
                     .build(),
-            )
-            .send()
-            .await;
+            );
+        }
+        let result = write.send().await;
         let updated = CardState {
             version: state.version + 1,
             ..state.clone()
@@ -321,14 +333,19 @@ impl CardStore for DynamoStore {
         let op = "update card and enqueue";
         let reasons = cancellation_reasons(op, err)?;
         let code = |i: usize| reasons.get(i).map_or("None", reason_code);
-        match (code(0), code(1)) {
-            ("ConditionalCheckFailed", _) => Err(card_condition_error(
+        let job_exists = (1..=jobs.len()).any(|i| code(i) == "ConditionalCheckFailed");
+        let others_fine = (1..=jobs.len()).all(|i| matches!(code(i), "None" | "ConditionalCheckFailed"));
+        match code(0) {
+            "ConditionalCheckFailed" => Err(card_condition_error(
                 &state.card_key,
                 reasons.first().and_then(|r| r.item()),
             )),
-            // A retried click: the job is already queued, so only the card changes.
-            ("None", "ConditionalCheckFailed") => {
+            // A retried click: a job is already queued; the card changes and the rest queue.
+            "None" if job_exists && others_fine => {
                 self.update_card(state).await?;
+                for job in jobs {
+                    self.enqueue(job).await?;
+                }
                 Ok(updated)
             }
             _ => Err(cancelled_error(op, &state.card_key, &reasons)),

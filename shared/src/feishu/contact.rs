@@ -1,0 +1,122 @@
+//! The contact API's one call the bot makes: get a user, for their leader
+//! (`GET /open-apis/contact/v3/users/:user_id?user_id_type=open_id`, `approval-apis.md` §1).
+
+use serde::Deserialize;
+
+use super::error::{FeishuError, FeishuResult};
+use super::request::{path_segment, ApiRequest, Method};
+
+/// The fields of a user the bot reads (Feishu sends more). A field whose scope the app lacks is
+/// left out of the answer, not an error: `leader_user_id` needs `contact:user.department:readonly`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ContactUser {
+    #[serde(default)]
+    pub open_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The direct manager's open_id (with `user_id_type=open_id`).
+    #[serde(default)]
+    pub leader_user_id: Option<String>,
+}
+
+/// `data` of the get-user answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserData {
+    pub user: ContactUser,
+}
+
+/// `GET /open-apis/contact/v3/users/:open_id?user_id_type=open_id`.
+pub fn get_user(open_id: &str) -> FeishuResult<ApiRequest> {
+    let id = path_segment("open_id", open_id)?;
+    Ok(ApiRequest {
+        method: Method::Get,
+        path: format!(
+            "/open-apis/contact/v3/users/{id}?user_id_type=open_id&department_id_type=open_department_id"
+        ),
+        body: None,
+    })
+}
+
+/// Who a contact look-up names as the requester's approver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leader {
+    /// The leader's open_id.
+    Found(String),
+    /// The user has no leader: `leader_user_id` omitted or `""` (which of the two Feishu sends
+    /// is unconfirmed, `approval-apis.md` §1; both mean none), or it is the user themself.
+    None,
+    /// The app may not read this user or the field (99991672 scope missing, 41050 user outside
+    /// the contact data scope): the bot falls back to the tutorial's flow.
+    NoPermission { code: i64 },
+}
+
+/// 99991672: the app lacks the API scope; 41050: the user is outside the contact data scope.
+pub const NO_PERMISSION_CODES: [i64; 2] = [99_991_672, 41_050];
+
+impl Leader {
+    /// Reads the answer of [`get_user`] for `open_id`; errors other than a missing permission
+    /// stay errors (the caller decides).
+    pub fn of(open_id: &str, answer: FeishuResult<ContactUser>) -> FeishuResult<Self> {
+        match answer {
+            Ok(user) => Ok(match user.leader_user_id.filter(|l| !l.is_empty()) {
+                Some(leader) if leader != open_id => Self::Found(leader),
+                _ => Self::None,
+            }),
+            Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
+                Ok(Self::NoPermission { code })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_names_the_user_by_open_id() {
+        let request = get_user("ou_7dab8a3d3cdcc9da365777c7ad535d62").unwrap();
+        assert_eq!(request.method, Method::Get);
+        assert_eq!(
+            request.path,
+            "/open-apis/contact/v3/users/ou_7dab8a3d3cdcc9da365777c7ad535d62?user_id_type=open_id&department_id_type=open_department_id"
+        );
+        assert!(request.body.is_none());
+        assert_eq!(request.api_name(), "contact.user.get");
+        assert!(get_user("ou_1/../../auth").is_err());
+    }
+
+    #[test]
+    fn the_documented_answer_parses_and_every_no_leader_shape_is_none() {
+        let body = serde_json::json!({"user": {
+            "open_id": "ou_7dab8a3d3cdcc9da365777c7ad535d62", "name": "张三",
+            "leader_user_id": "ou_7dab8a3d3cdcc9da365777c7ad535d99", "job_title": "xxxxx"}});
+        let user = serde_json::from_value::<UserData>(body).unwrap().user;
+        let me = "ou_7dab8a3d3cdcc9da365777c7ad535d62";
+        assert_eq!(
+            Leader::of(me, Ok(user.clone())),
+            Ok(Leader::Found("ou_7dab8a3d3cdcc9da365777c7ad535d99".into()))
+        );
+        for leader in [None, Some(String::new()), Some(me.to_owned())] {
+            let user = ContactUser {
+                leader_user_id: leader,
+                ..user.clone()
+            };
+            assert_eq!(Leader::of(me, Ok(user)), Ok(Leader::None));
+        }
+        for code in NO_PERMISSION_CODES {
+            let error = FeishuError::Api {
+                code,
+                msg: "denied".into(),
+                log_id: None,
+            };
+            assert_eq!(Leader::of(me, Err(error)), Ok(Leader::NoPermission { code }));
+        }
+        let other = FeishuError::Server {
+            status: 502,
+            log_id: None,
+        };
+        assert!(Leader::of(me, Err(other)).is_err());
+    }
+}
