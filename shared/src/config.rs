@@ -685,10 +685,23 @@ mod approver_tests {
     #[test]
     fn anything_but_open_ids_is_refused_by_name() {
         let many: Vec<String> = (0..21).map(|i| format!("ou_{i}")).collect();
-        for bad in ["all", "ou_", "on_abc", "ou_a/b", "<at id=all>", many.join(",").as_str()] {
+        for bad in [
+            "all",
+            "ou_",
+            "on_abc",
+            "ou_a/b",
+            "<at id=all>",
+            many.join(",").as_str(),
+        ] {
             let error = config(&[("APPROVER_OPEN_IDS", bad)]).unwrap_err();
             assert!(
-                matches!(error, ConfigError::Invalid { name: "APPROVER_OPEN_IDS", .. }),
+                matches!(
+                    error,
+                    ConfigError::Invalid {
+                        name: "APPROVER_OPEN_IDS",
+                        ..
+                    }
+                ),
                 "{bad}: {error}"
             );
         }

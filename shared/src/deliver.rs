@@ -375,13 +375,17 @@ where
                 Ok(_) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            let recorded = self.record_review_card(&request.card_key, approver, &review.card_key).await?;
+            let recorded = self
+                .record_review_card(&request.card_key, approver, &review.card_key)
+                .await?;
             if approval::status_of(&recorded).map_err(bad_job)?.is_final() {
                 let scheduled = approval::Scheduled {
                     timer: approval::Timer::Refresh,
                     at: now,
                 };
-                store.enqueue(&jobs::scheduled_job(&review.card_key, scheduled)).await?;
+                store
+                    .enqueue(&jobs::scheduled_job(&review.card_key, scheduled))
+                    .await?;
             }
         }
         Ok("approvers notified")
@@ -429,7 +433,10 @@ where
         Ok("requester told")
     }
 
-    async fn card_or_bad_job(&self, card_key: &str) -> Result<crate::store::CardState, DeliverError> {
+    async fn card_or_bad_job(
+        &self,
+        card_key: &str,
+    ) -> Result<crate::store::CardState, DeliverError> {
         self.store
             .get_card(card_key)
             .await?
@@ -445,8 +452,10 @@ where
             Ok(review) => Some(self.card_or_bad_job(&review.request_key).await?),
             Err(_) => None,
         };
-        let card = approval::render_card(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
-        jobs::plan_redelivery(state, card, self.now).map_err(|e| DeliverError::BadJob(e.to_string()))
+        let card =
+            approval::render_card(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
+        jobs::plan_redelivery(state, card, self.now)
+            .map_err(|e| DeliverError::BadJob(e.to_string()))
     }
 
     async fn run_card_update(&self, job: &Job) -> Result<&'static str, DeliverError> {

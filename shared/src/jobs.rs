@@ -287,7 +287,11 @@ pub fn plan_job(
 
 /// Plans showing `card` again on the card of `state` as it stands (no state change but a spent
 /// update token): the refresh of a card another card's click changed.
-pub fn plan_redelivery(state: &CardState, card: Card, now: EpochMillis) -> Result<JobPlan, PlanError> {
+pub fn plan_redelivery(
+    state: &CardState,
+    card: Card,
+    now: EpochMillis,
+) -> Result<JobPlan, PlanError> {
     deliver(
         CardStep {
             state: state.clone(),

@@ -135,6 +135,11 @@ pub struct FunctionConfigs {
 /// The functions' environment for the simulator's app. A simulator without an Encrypt Key is
 /// unencrypted mode, so the environment opts in with `ALLOW_UNENCRYPTED=true`.
 pub fn config_for(sim: &Simulator, delivery: &str) -> FunctionConfigs {
+    config_with(sim, delivery, &[])
+}
+
+/// [`config_for`] with more settings (e.g. `APPROVER_OPEN_IDS`).
+pub fn config_with(sim: &Simulator, delivery: &str, settings: &[(&str, &str)]) -> FunctionConfigs {
     let app = sim.config();
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("FEISHU_APP_ID", app.app_id.clone()),
@@ -148,6 +153,9 @@ pub fn config_for(sim: &Simulator, delivery: &str) -> FunctionConfigs {
         Some(key) => vars.insert("FEISHU_ENCRYPT_KEY", key.clone()),
         None => vars.insert("ALLOW_UNENCRYPTED", "true".to_owned()),
     };
+    for (name, value) in settings {
+        vars.insert(name, (*value).to_owned());
+    }
     let lookup = |name: &str| vars.get(name).cloned();
     FunctionConfigs {
         config: Config::from_lookup(lookup).expect("test config is valid"),
@@ -179,7 +187,17 @@ pub struct Bot<S: Store + 'static> {
 impl<S: Store + RateStore + 'static> Bot<S> {
     /// Wires the functions as their `main.rs` do, with the simulator's clock.
     pub async fn start(sim: Arc<Simulator>, store: Arc<S>, delivery: &str) -> Self {
-        let config = config_for(&sim, delivery);
+        Self::start_with(sim, store, delivery, &[]).await
+    }
+
+    /// [`Bot::start`] with more settings for the functions (e.g. `APPROVER_OPEN_IDS`).
+    pub async fn start_with(
+        sim: Arc<Simulator>,
+        store: Arc<S>,
+        delivery: &str,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let config = config_with(&sim, delivery, settings);
         let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
         let retry = RetryPolicy {
             max_attempts: 3,

@@ -52,7 +52,9 @@ impl FormProblem {
             Self::EndBeforeStart => "The end date is before the start date".to_owned(),
             Self::HoursOutOfRange => "Overtime hours must be 0.5 to 12, in half hours".to_owned(),
             Self::EmptyReason => "Please give a reason".to_owned(),
-            Self::ReasonTooLong => format!("The reason is longer than {MAX_REASON_CHARS} characters"),
+            Self::ReasonTooLong => {
+                format!("The reason is longer than {MAX_REASON_CHARS} characters")
+            }
         }
     }
 }
@@ -125,7 +127,10 @@ fn half_hours(text: &str) -> Option<u32> {
 }
 
 /// Validates a form submit of `kind`: the first problem, in the form's order, or the request.
-pub fn parse_form(kind: RequestKind, form: &Map<String, Value>) -> Result<RequestForm, FormProblem> {
+pub fn parse_form(
+    kind: RequestKind,
+    form: &Map<String, Value>,
+) -> Result<RequestForm, FormProblem> {
     match kind {
         RequestKind::Leave => {
             let chosen = string_field(form, fields::LEAVE_TYPE).unwrap_or_default();
@@ -197,8 +202,10 @@ mod tests {
     fn a_valid_leave_form_in_feishus_date_format() {
         let parsed = parse_form(
             RequestKind::Leave,
-            &form(json!({"leave_type": "annual", "start_date": "2026-12-01 +0800",
-                         "end_date": "2026-12-03 +0800", "reason": "  family trip "})),
+            &form(
+                json!({"leave_type": "annual", "start_date": "2026-12-01 +0800",
+                         "end_date": "2026-12-03 +0800", "reason": "  family trip "}),
+            ),
         );
         assert_eq!(
             parsed,
@@ -215,15 +222,34 @@ mod tests {
     fn leave_problems_name_the_first_bad_field() {
         let ok = json!({"leave_type": "sick", "start_date": "2026-12-02 +0800",
                         "end_date": "2026-12-02 +0800", "reason": "flu"});
-        assert!(parse_form(RequestKind::Leave, &form(ok.clone())).is_ok(), "one day");
+        assert!(
+            parse_form(RequestKind::Leave, &form(ok.clone())).is_ok(),
+            "one day"
+        );
         for (field, value, problem) in [
             ("leave_type", json!(""), FormProblem::Missing("请假类型")),
-            ("leave_type", json!("holiday"), FormProblem::Malformed("请假类型")),
+            (
+                "leave_type",
+                json!("holiday"),
+                FormProblem::Malformed("请假类型"),
+            ),
             ("start_date", json!(null), FormProblem::Missing("开始日期")),
-            ("start_date", json!("2026-13-45 +0800"), FormProblem::Malformed("开始日期")),
-            ("end_date", json!("2026-12-01 +0800"), FormProblem::EndBeforeStart),
+            (
+                "start_date",
+                json!("2026-13-45 +0800"),
+                FormProblem::Malformed("开始日期"),
+            ),
+            (
+                "end_date",
+                json!("2026-12-01 +0800"),
+                FormProblem::EndBeforeStart,
+            ),
             ("reason", json!("   "), FormProblem::EmptyReason),
-            ("reason", json!("长".repeat(301)), FormProblem::ReasonTooLong),
+            (
+                "reason",
+                json!("长".repeat(301)),
+                FormProblem::ReasonTooLong,
+            ),
         ] {
             let mut bad = form(ok.clone());
             bad.insert(field.into(), value);
@@ -254,7 +280,17 @@ mod tests {
             }
         }
         assert!(with(json!(3)).is_ok(), "a number is read too");
-        for bad in ["0", "12.5", "13", "-1", "1.25", "abc", "1e1", ".5", "9999999999"] {
+        for bad in [
+            "0",
+            "12.5",
+            "13",
+            "-1",
+            "1.25",
+            "abc",
+            "1e1",
+            ".5",
+            "9999999999",
+        ] {
             assert_eq!(with(json!(bad)), Err(FormProblem::HoursOutOfRange), "{bad}");
         }
         assert_eq!(with(json!("")), Err(FormProblem::Missing("加班时长")));

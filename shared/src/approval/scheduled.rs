@@ -132,7 +132,10 @@ pub fn on_timer(
         }
         // A request with an approver is never decided by the simulated approver.
         (Timer::SimulatedDecision, _) => Ok(CardStep::nothing(state, "decided by an approver")),
-        (Timer::Expiry, ApprovalStatus::Pending | ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft) => {
+        (
+            Timer::Expiry,
+            ApprovalStatus::Pending | ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft,
+        ) => {
             next_state.status = ApprovalStatus::Expired.as_str().to_owned();
             Ok(CardStep {
                 state: next_state,

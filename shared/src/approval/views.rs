@@ -337,7 +337,11 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
         ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft => {
             form_card(status.request().unwrap_or(RequestKind::Leave))
         }
-        _ if data.form.is_some() || status.stage().is_some_and(|s| s != Stage::Submitted && s != Stage::Approved) => {
+        _ if data.form.is_some()
+            || status
+                .stage()
+                .is_some_and(|s| s != Stage::Submitted && s != Stage::Approved) =>
+        {
             let kind = status.request().unwrap_or(RequestKind::Leave);
             request_card(kind, status, data, requester, time_zone)
         }
@@ -373,7 +377,9 @@ pub fn render_card(
     let review = ReviewData::of(state)?;
     let request = request
         .filter(|r| r.card_key == review.request_key)
-        .ok_or_else(|| DomainError::CorruptState(format!("request {} not given", review.request_key)))?;
+        .ok_or_else(|| {
+            DomainError::CorruptState(format!("request {} not given", review.request_key))
+        })?;
     review_card(request, time_zone)
 }
 
@@ -499,6 +505,23 @@ fn who(open_id: &str) -> String {
     text::mention(open_id).unwrap_or_default()
 }
 
+/// A stored date shown as is when it is a date (`request::parse_form` wrote it), else escaped.
+fn date_text(date: &str) -> String {
+    match date.parse::<jiff::civil::Date>() {
+        Ok(day) => day.to_string(),
+        Err(_) => text::escape_markdown(date, 10),
+    }
+}
+
+/// Stored hours shown as is when they are digits and one dot, else escaped.
+fn hours_text(hours: &str) -> String {
+    if hours.len() <= 4 && hours.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        hours.to_owned()
+    } else {
+        text::escape_markdown(hours, 4)
+    }
+}
+
 /// The request's fields as markdown lines; user text escaped and capped.
 pub fn form_lines(form: &RequestForm) -> String {
     match form {
@@ -510,8 +533,8 @@ pub fn form_lines(form: &RequestForm) -> String {
         } => format!(
             "**请假类型**：{}\n**时间**：{} 至 {}\n**事由**：{}",
             leave_type.label(),
-            text::escape_markdown(start, 10),
-            text::escape_markdown(end, 10),
+            date_text(start),
+            date_text(end),
             text::escape_markdown(reason, MAX_REASON_CHARS)
         ),
         RequestForm::WorkOvertime {
@@ -520,8 +543,8 @@ pub fn form_lines(form: &RequestForm) -> String {
             reason,
         } => format!(
             "**加班日期**：{}\n**时长**：{} 小时\n**事由**：{}",
-            text::escape_markdown(date, 10),
-            text::escape_markdown(hours, 4),
+            date_text(date),
+            hours_text(hours),
             text::escape_markdown(reason, MAX_REASON_CHARS)
         ),
     }
@@ -532,7 +555,11 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone) -> String {
     audit
         .iter()
         .map(|entry| {
-            let by = entry.by.as_deref().map(who).unwrap_or_else(|| "系统".to_owned());
+            let by = entry
+                .by
+                .as_deref()
+                .map(who)
+                .unwrap_or_else(|| "系统".to_owned());
             format!(
                 "{} · {by} {}",
                 format_local(entry.at, time_zone),
@@ -547,27 +574,45 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone) -> String {
 fn request_status(kind: RequestKind, status: ApprovalStatus) -> (String, TagColor, HeaderTemplate) {
     let label = kind.label();
     match status.stage() {
-        Some(Stage::Approved) => (format!("{label}通过"), TagColor::Green, HeaderTemplate::Green),
+        Some(Stage::Approved) => (
+            format!("{label}通过"),
+            TagColor::Green,
+            HeaderTemplate::Green,
+        ),
         Some(Stage::Rejected) => (format!("{label}未通过"), TagColor::Red, HeaderTemplate::Red),
         Some(Stage::Withdrawn) => ("已撤回".to_owned(), TagColor::Neutral, HeaderTemplate::Grey),
         _ if status == ApprovalStatus::Expired => {
             ("已过期".to_owned(), TagColor::Neutral, HeaderTemplate::Grey)
         }
-        _ => ("审批中".to_owned(), TagColor::Orange, HeaderTemplate::Orange),
+        _ => (
+            "审批中".to_owned(),
+            TagColor::Orange,
+            HeaderTemplate::Orange,
+        ),
     }
 }
 
-fn decision_line(data: &ApprovalData, status: ApprovalStatus, time_zone: &TimeZone) -> Option<String> {
+fn decision_line(
+    data: &ApprovalData,
+    status: ApprovalStatus,
+    time_zone: &TimeZone,
+) -> Option<String> {
     let verdict = match status.stage() {
         Some(Stage::Approved) => "已同意",
         Some(Stage::Rejected) => "已拒绝",
         _ => return None,
     };
     let by = data.decided_by.as_deref().map(who).unwrap_or_default();
-    let at = data.decided_at.map(|at| format_local(at, time_zone)).unwrap_or_default();
+    let at = data
+        .decided_at
+        .map(|at| format_local(at, time_zone))
+        .unwrap_or_default();
     let mut line = format!("**审批结果**：{by} {verdict} · {at}");
     if let Some(comment) = &data.comment {
-        line.push_str(&format!("\n**审批意见**：{}", text::escape_markdown(comment, MAX_REASON_CHARS)));
+        line.push_str(&format!(
+            "\n**审批意见**：{}",
+            text::escape_markdown(comment, MAX_REASON_CHARS)
+        ));
     }
     Some(line)
 }
@@ -587,13 +632,20 @@ fn request_elements(
     let approvers: Vec<String> = data.approvers.iter().map(|a| who(a)).collect();
     elements.push(Element::markdown(
         request_ids::PEOPLE,
-        format!("**申请人**：{}\n**审批人**：{}", who(requester), approvers.join(" ")),
+        format!(
+            "**申请人**：{}\n**审批人**：{}",
+            who(requester),
+            approvers.join(" ")
+        ),
     ));
     if let Some(line) = decision_line(data, status, time_zone) {
         elements.push(Element::markdown(request_ids::DECISION, line));
     }
     elements.push(Element::hr(ids::DIVIDER));
-    elements.push(Element::markdown(request_ids::TIMELINE, timeline(&data.audit, time_zone)));
+    elements.push(Element::markdown(
+        request_ids::TIMELINE,
+        timeline(&data.audit, time_zone),
+    ));
     elements
 }
 
@@ -664,7 +716,10 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
     let kind = status
         .request()
         .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
-    let requester = data.submitted_by.as_deref().unwrap_or(&request.requester_open_id);
+    let requester = data
+        .submitted_by
+        .as_deref()
+        .unwrap_or(&request.requester_open_id);
     let elements = request_elements(status, &data, requester, time_zone, kind);
     let buttons = (status.stage() == Some(Stage::Filed)).then(|| {
         Element::Form(Form {
@@ -706,12 +761,23 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
     let verdict = match status.stage() {
         Some(Stage::Approved) => "已通过",
         Some(Stage::Rejected) => "未通过",
-        _ => return Err(DomainError::CorruptState(format!("{} is not decided", status.as_str()))),
+        _ => {
+            return Err(DomainError::CorruptState(format!(
+                "{} is not decided",
+                status.as_str()
+            )))
+        }
     };
-    let at = data.decided_at.map(|at| format_local(at, time_zone)).unwrap_or_default();
+    let at = data
+        .decided_at
+        .map(|at| format_local(at, time_zone))
+        .unwrap_or_default();
     let mut text = format!("你的{}申请{verdict}（{at}）", kind.label());
     if let Some(comment) = &data.comment {
-        text.push_str(&format!("\n审批意见：{}", text::plain(comment, MAX_REASON_CHARS)));
+        text.push_str(&format!(
+            "\n审批意见：{}",
+            text::plain(comment, MAX_REASON_CHARS)
+        ));
     }
     Ok(text)
 }

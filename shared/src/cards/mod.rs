@@ -523,7 +523,10 @@ impl Card {
                 }
             }
             if !submit {
-                return Err(CardError::Form(format!("form {:?} has no submit button", form.name)));
+                return Err(CardError::Form(format!(
+                    "form {:?} has no submit button",
+                    form.name
+                )));
             }
         }
         Ok(())

@@ -111,7 +111,10 @@ mod tests {
                 msg: "denied".into(),
                 log_id: None,
             };
-            assert_eq!(Leader::of(me, Err(error)), Ok(Leader::NoPermission { code }));
+            assert_eq!(
+                Leader::of(me, Err(error)),
+                Ok(Leader::NoPermission { code })
+            );
         }
         let other = FeishuError::Server {
             status: 502,

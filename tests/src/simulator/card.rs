@@ -98,6 +98,7 @@ pub fn validate_v2(card: &Value) -> Result<(), CardRuleError> {
     let mut ids = Vec::new();
     let mut count = 0usize;
     check_components(elements, &mut ids, &mut count)?;
+    check_forms(elements)?;
     if count > MAX_COMPONENTS {
         return Err(CardRuleError::new(
             300305,
@@ -205,6 +206,169 @@ fn check_components(
         }
     }
     Ok(())
+}
+
+/// Interactive components that carry a `name` inside a form and a value in `form_value`.
+const FORM_FIELDS: &[&str] = &[
+    "input",
+    "select_static",
+    "multi_select_static",
+    "select_person",
+    "multi_select_person",
+    "date_picker",
+    "picker_time",
+    "picker_datetime",
+    "checker",
+];
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Feishu's form rules ([D-form], `cards-and-cardkit.md` §6): a form only at the body root and
+/// never inside another; every interactive child with a card-unique, non-empty `name` (200530);
+/// at least one submit button; a button needs a callback value (200340).
+fn check_forms(root: &[Value]) -> Result<(), CardRuleError> {
+    fn nested_form(list: &[Value]) -> bool {
+        list.iter().any(|item| {
+            str_of(item, "tag") == Some("form")
+                || CHILD_LISTS.iter().any(|key| {
+                    item.get(*key)
+                        .and_then(Value::as_array)
+                        .is_some_and(|children| nested_form(children))
+                })
+        })
+    }
+    let mut names: Vec<String> = Vec::new();
+    for item in root {
+        let children = item.get("elements").and_then(Value::as_array);
+        if str_of(item, "tag") != Some("form") {
+            if CHILD_LISTS.iter().any(|key| {
+                item.get(*key)
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| nested_form(c))
+            }) {
+                return Err(CardRuleError::new(
+                    200530,
+                    "a form may only sit at the body root",
+                ));
+            }
+            continue;
+        }
+        let children =
+            children.ok_or_else(|| CardRuleError::new(200530, "form without elements"))?;
+        if nested_form(children) {
+            return Err(CardRuleError::new(200530, "a form inside a form"));
+        }
+        let mut submit = false;
+        for child in children {
+            let tag = str_of(child, "tag").unwrap_or_default();
+            let is_button = tag == "button";
+            if !is_button && !FORM_FIELDS.contains(&tag) {
+                continue;
+            }
+            if is_button {
+                submit |= str_of(child, "form_action_type") == Some("submit");
+                if child.get("value").is_none() && child.get("behaviors").is_none() {
+                    return Err(CardRuleError::new(200340, "a form button needs a value"));
+                }
+            }
+            let name = str_of(child, "name").unwrap_or_default();
+            if name.is_empty() {
+                if is_button {
+                    continue;
+                }
+                return Err(CardRuleError::new(
+                    200530,
+                    format!("`{tag}` in a form has no name"),
+                ));
+            }
+            if names.iter().any(|seen| seen == name) {
+                return Err(CardRuleError::new(
+                    200530,
+                    format!("name `{name}` is used twice"),
+                ));
+            }
+            names.push(name.to_owned());
+        }
+        if !submit {
+            return Err(CardRuleError::new(200530, "a form needs a submit button"));
+        }
+    }
+    Ok(())
+}
+
+/// The `action` a client sends when a user presses the button `element_id` of `card`: its
+/// callback value; inside a form with `form_action_type: submit`, also its `name` and the form's
+/// values (`form_value`): the given ones, an empty optional input as `""`. A gone or disabled
+/// button, an empty required field or a value for an unknown name is what a client would refuse.
+pub fn press(
+    card: &Value,
+    element_id: &str,
+    form_value: &[(&str, Value)],
+) -> Result<Value, super::SimError> {
+    use super::SimError;
+    let button = find_element(card, element_id)
+        .filter(|b| str_of(b, "tag") == Some("button"))
+        .filter(|b| b.get("disabled") != Some(&Value::Bool(true)))
+        .ok_or_else(|| SimError::NoButton(element_id.to_owned()))?;
+    let value = button
+        .pointer("/behaviors/0/value")
+        .or_else(|| button.get("value"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut action = serde_json::json!({"value": value, "tag": "button"});
+    if str_of(button, "form_action_type") != Some("submit") {
+        return Ok(action);
+    }
+    let form = card
+        .pointer("/body/elements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|item| {
+            str_of(item, "tag") == Some("form")
+                && item
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|e| str_of(e, "element_id") == Some(element_id))
+                    })
+        })
+        .ok_or_else(|| SimError::NoButton(element_id.to_owned()))?;
+    let fields: Vec<&Value> = form["elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| FORM_FIELDS.contains(&str_of(c, "tag").unwrap_or_default()))
+        .collect();
+    let mut values = serde_json::Map::new();
+    for (name, value) in form_value {
+        if !fields.iter().any(|f| str_of(f, "name") == Some(name)) {
+            return Err(SimError::NotInForm((*name).to_owned()));
+        }
+        values.insert((*name).to_owned(), value.clone());
+    }
+    for field in fields {
+        let name = str_of(field, "name").unwrap_or_default();
+        let empty = match values.get(name) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        };
+        if empty && field.get("required") == Some(&Value::Bool(true)) {
+            return Err(SimError::RequiredEmpty(name.to_owned()));
+        }
+        // An optional input left empty arrives as "" ([D-card-interact]).
+        if empty && str_of(field, "tag") == Some("input") {
+            values.insert(name.to_owned(), Value::String(String::new()));
+        }
+    }
+    action["name"] = button.get("name").cloned().unwrap_or(Value::Null);
+    action["form_value"] = Value::Object(values);
+    Ok(action)
 }
 
 /// Properties that hold nested components (containers, columns, 1.0 action modules).

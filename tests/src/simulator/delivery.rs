@@ -187,6 +187,20 @@ pub(crate) async fn card_callback(
     value: Value,
     legacy: bool,
 ) -> Result<CallbackDelivery, SimError> {
+    let action = json!({"value": value, "tag": "button"});
+    card_callback_action(sim, url, operator, message_id, action, legacy).await
+}
+
+/// A card callback carrying `action` as given (`value`, `tag`, and for a form submit `name` and
+/// `form_value`).
+pub(crate) async fn card_callback_action(
+    sim: &Shared,
+    url: &str,
+    operator: &SimUser,
+    message_id: &str,
+    action: Value,
+    legacy: bool,
+) -> Result<CallbackDelivery, SimError> {
     let cfg = &sim.config;
     let now = sim.clock.now_ms();
     let token = format!("c-{}", random_hex(20));
@@ -211,7 +225,6 @@ pub(crate) async fn card_callback(
         );
         chat_id
     };
-    let action = json!({"value": value, "tag": "button"});
     let (body, kind, protection) = if legacy {
         let body = json!({
             "open_id": operator.open_id,

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 pub use clock::SimClock;
 pub use delivery::{CallbackDelivery, ChatKind};
 pub use limits::CallRates;
+pub use openapi::ContactAccess;
 pub use state::{
     ApiCall, CardRevision, CardSnapshot, ChatMessage, Delivery, FaultKind, FaultSpec, RateLimits,
     Sender, SimUser, UpdateTokenInfo,
@@ -133,6 +134,15 @@ pub enum SimError {
     NotACard(String),
     #[error("cannot build the push: {0}")]
     Build(String),
+    /// The card has no enabled button with this `element_id`: a user could not click it.
+    #[error("no enabled button {0} on the card")]
+    NoButton(String),
+    /// A required form field is empty: the client shows 有必填项未填写 and sends nothing.
+    #[error("required field {0} is empty: the client sends no callback")]
+    RequiredEmpty(String),
+    /// A value for a name the form does not have: the client could not send it.
+    #[error("the form has no component named {0}")]
+    NotInForm(String),
 }
 
 /// State shared by the HTTP handlers and the handle.
@@ -388,6 +398,40 @@ impl Simulator {
     ) -> Result<CallbackDelivery, SimError> {
         let user = self.shared.config.user();
         delivery::card_callback(&self.shared, url, &user, message_id, value, false).await
+    }
+
+    /// `user` presses the button `element_id` of the card of `message_id` as it is shown now:
+    /// its own callback value, refused when the button is gone or disabled. A form's submit
+    /// button sends `form_value` as the client does: every named field of the form, an empty
+    /// optional input as `""`; an empty required field sends nothing ([`SimError::RequiredEmpty`],
+    /// `approval-apis.md` §7).
+    pub async fn press_as(
+        &self,
+        url: &str,
+        user: &SimUser,
+        message_id: &str,
+        element_id: &str,
+        form_value: &[(&str, Value)],
+    ) -> Result<CallbackDelivery, SimError> {
+        let card = self
+            .card(message_id)
+            .ok_or_else(|| SimError::NoMessage(message_id.to_owned()))?
+            .card;
+        let action = card::press(&card, element_id, form_value)?;
+        delivery::card_callback_action(&self.shared, url, user, message_id, action, false).await
+    }
+
+    /// Gives `user` a leader in the contact API (`leader_user_id`).
+    pub fn set_leader(&self, user: &str, leader: &str) {
+        self.shared
+            .world()
+            .leaders
+            .insert(user.to_owned(), leader.to_owned());
+    }
+
+    /// What the app may read through the contact API.
+    pub fn set_contact_access(&self, access: ContactAccess) {
+        self.shared.world().contact_access = access;
     }
 
     /// [`Simulator::click_card`] by another user.

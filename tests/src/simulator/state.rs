@@ -423,6 +423,9 @@ pub(crate) struct World {
     pub chat_windows: HashMap<String, SlidingWindow>,
     pub card_windows: HashMap<String, SlidingWindow>,
     pub deliveries: Vec<Delivery>,
+    /// open_id → their leader's open_id, for the contact API.
+    pub leaders: HashMap<String, String>,
+    pub contact_access: super::openapi::ContactAccess,
 }
 
 impl World {

@@ -611,7 +611,10 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
         ..v3.clone()
     };
     let v4 = store
-        .update_card_and_enqueue(&withdrawn, &[job(&a, "refresh", now), job(&b, "refresh", now)])
+        .update_card_and_enqueue(
+            &withdrawn,
+            &[job(&a, "refresh", now), job(&b, "refresh", now)],
+        )
         .await
         .unwrap();
     assert_eq!(v4.version, 4);
@@ -625,10 +628,7 @@ pub async fn update_card_and_enqueue_is_one_write<S: Store>(store: Arc<S>) {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     assert!(store.jobs_for_card(&c).await.unwrap().is_empty());
     // No job: a plain version-checked update.
-    let v5 = store
-        .update_card_and_enqueue(&v4, &[])
-        .await
-        .unwrap();
+    let v5 = store.update_card_and_enqueue(&v4, &[]).await.unwrap();
     assert_eq!(v5.version, 5);
 
     let missing = store

@@ -334,7 +334,8 @@ impl CardStore for DynamoStore {
         let reasons = cancellation_reasons(op, err)?;
         let code = |i: usize| reasons.get(i).map_or("None", reason_code);
         let job_exists = (1..=jobs.len()).any(|i| code(i) == "ConditionalCheckFailed");
-        let others_fine = (1..=jobs.len()).all(|i| matches!(code(i), "None" | "ConditionalCheckFailed"));
+        let others_fine =
+            (1..=jobs.len()).all(|i| matches!(code(i), "None" | "ConditionalCheckFailed"));
         match code(0) {
             "ConditionalCheckFailed" => Err(card_condition_error(
                 &state.card_key,

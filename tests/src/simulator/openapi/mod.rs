@@ -5,6 +5,7 @@
 
 mod auth;
 mod cardkit;
+mod contact;
 mod delayed_update;
 mod im;
 
@@ -28,6 +29,7 @@ use delayed_update::delayed_update;
 use im::{patch_message, send_message};
 
 pub(crate) use auth::issue_tenant_token;
+pub use contact::ContactAccess;
 
 /// A Feishu error answer: HTTP status, `code`, `msg`, extra headers and an optional `error` object.
 #[derive(Debug)]
@@ -266,6 +268,7 @@ fn route(
     }
     let (now, admitted) = admit(sim, api.template(), chat_id);
     let result = admitted.and_then(|()| match api {
+        Api::GetUser(id) => contact::get_user(sim, id, query),
         Api::SendMessage => send_message(sim, query, body, None, now),
         Api::Reply(id) => send_message(sim, query, body, Some(id), now),
         Api::PatchMessage(id) => patch_message(sim, id, body, now),
@@ -358,6 +361,7 @@ enum Endpoint<'a> {
 
 /// The rate-limited Open APIs, with the ids from their paths.
 enum Api<'a> {
+    GetUser(&'a str),
     SendMessage,
     Reply(&'a str),
     PatchMessage(&'a str),
@@ -376,6 +380,7 @@ impl<'a> Endpoint<'a> {
                 return Some(Endpoint::TenantAccessToken)
             }
             (["im", "v1", "messages"], "POST") => Api::SendMessage,
+            (["contact", "v3", "users", id], "GET") => Api::GetUser(id),
             (["im", "v1", "messages", id, "reply"], "POST") => Api::Reply(id),
             (["im", "v1", "messages", id], "PATCH") => Api::PatchMessage(id),
             (["interactive", "v1", "card", "update"], "POST") => Api::DelayedUpdate,
@@ -413,6 +418,7 @@ impl Api<'_> {
     /// Method + path template, as Feishu's docs name the API: all calls to one share its budget.
     fn template(&self) -> &'static str {
         match self {
+            Api::GetUser(_) => "GET /open-apis/contact/v3/users/:user_id",
             Api::SendMessage => "POST /open-apis/im/v1/messages",
             Api::Reply(_) => "POST /open-apis/im/v1/messages/:message_id/reply",
             Api::PatchMessage(_) => "PATCH /open-apis/im/v1/messages/:message_id",
@@ -534,6 +540,7 @@ mod tests {
     use super::*;
 
     const TEMPLATES: &[&str] = &[
+        "GET /open-apis/contact/v3/users/:user_id",
         "POST /open-apis/im/v1/messages",
         "POST /open-apis/im/v1/messages/:message_id/reply",
         "PATCH /open-apis/im/v1/messages/:message_id",
@@ -556,6 +563,7 @@ mod tests {
             let (method, path) = template.split_once(' ').unwrap();
             let concrete = path
                 .replace(":message_id", "om_1a2b")
+                .replace(":user_id", "ou_1a2b")
                 .replace(":card_id", "7371713483664506900")
                 .replace(":element_id", "md_1");
             assert_eq!(

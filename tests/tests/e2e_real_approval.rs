@@ -1,0 +1,544 @@
+//! The real approval end to end, on DynamoDB Local and the simulator over HTTP, in both delivery
+//! modes: a request through the form, the approvers' p2p cards, one decision (also under two
+//! concurrent clicks), withdraw, refusals that change nothing, leader routing through the contact
+//! API and its permission error. Assertions are on what the chats show and what the table holds.
+
+use std::sync::Arc;
+
+use cardbot::approval::{ApprovalData, AuditAction};
+use cardbot::store::dynamo::DynamoStore;
+use cardbot::store::{CardStore, JobStore};
+use cardbot_tests::dynamodb_local;
+use cardbot_tests::harness::Bot;
+use cardbot_tests::simulator::{
+    ids, CallbackDelivery, ChatKind, ChatMessage, ContactAccess, Sender, SimConfig, SimError,
+    SimUser, Simulator,
+};
+use serde_json::{json, Value};
+
+struct Scene {
+    bot: Bot<DynamoStore>,
+    requester: SimUser,
+    approvers: Vec<SimUser>,
+}
+
+/// A bot with two configured approvers (the simulator's added users), or none (`leader` routing).
+async fn scene(delivery: &str, configured: bool) -> Scene {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approvers = sim.add_users(2);
+    let list = format!("{},{}", approvers[0].open_id, approvers[1].open_id);
+    let settings: Vec<(&str, &str)> = if configured {
+        vec![("APPROVER_OPEN_IDS", list.as_str())]
+    } else {
+        vec![]
+    };
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Bot::start_with(sim.clone(), store, delivery, &settings).await;
+    Scene {
+        requester: sim.config().user(),
+        bot,
+        approvers,
+    }
+}
+
+fn from_bot(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .filter(|m| matches!(m.sender, Sender::App { .. }))
+        .cloned()
+        .collect()
+}
+
+fn texts(messages: &[ChatMessage]) -> Vec<String> {
+    from_bot(messages)
+        .iter()
+        .filter(|m| m.msg_type == "text")
+        .map(|m| {
+            let content: Value = serde_json::from_str(&m.content).unwrap();
+            content["text"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+fn toast(delivery: &CallbackDelivery) -> String {
+    assert_eq!(delivery.client_error, None, "{delivery:?}");
+    delivery
+        .toast
+        .as_ref()
+        .and_then(|t| t["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl Scene {
+    fn card_text(&self, message_id: &str) -> String {
+        self.bot.sim.card_text(message_id).unwrap()
+    }
+
+    fn card_json(&self, message_id: &str) -> String {
+        self.bot.sim.card(message_id).unwrap().card.to_string()
+    }
+
+    /// `审批` → the approval card; returns its message_id.
+    async fn ask(&self) -> String {
+        let delivery = self
+            .bot
+            .sim
+            .send_user_message(&self.bot.event_url, ChatKind::P2p, "审批")
+            .await;
+        assert_eq!(delivery.status, Some(200), "{}", delivery.response_body);
+        let cards: Vec<_> = from_bot(&self.bot.sim.messages(ids::P2P_CHAT_ID))
+            .into_iter()
+            .filter(|m| m.msg_type == "interactive")
+            .collect();
+        cards.last().unwrap().message_id.clone()
+    }
+
+    async fn press(
+        &self,
+        who: &SimUser,
+        card: &str,
+        button: &str,
+        form: &[(&str, Value)],
+    ) -> Result<CallbackDelivery, SimError> {
+        self.bot
+            .sim
+            .press_as(&self.bot.card_url, who, card, button, form)
+            .await
+    }
+
+    /// 请假 → the form → a valid submit → the approvers' cards; returns (requester's card, the
+    /// approvers' cards in approver order).
+    async fn file_leave(&self, reason: &str) -> (String, Vec<String>) {
+        let card = self.ask().await;
+        let opened = self
+            .press(&self.requester, &card, "btn_leave", &[])
+            .await
+            .unwrap();
+        assert!(opened.card_updated, "{opened:?}");
+        let form = self.card_json(&card);
+        for name in ["leave_type", "start_date", "end_date", "reason", "btn_file"] {
+            assert!(form.contains(name), "the form has {name}: {form}");
+        }
+        let filed = self
+            .press(
+                &self.requester,
+                &card,
+                "btn_file",
+                &[
+                    ("leave_type", json!("annual")),
+                    ("start_date", json!("2026-12-01 +0800")),
+                    ("end_date", json!("2026-12-03 +0800")),
+                    ("reason", json!(reason)),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(toast(&filed).contains("已提交"), "{filed:?}");
+        assert!(self.card_text(&card).contains("审批中"));
+        let summary = self.bot.sweep().await;
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        let reviews = self
+            .approvers
+            .iter()
+            .map(|a| {
+                let cards: Vec<_> = from_bot(&self.bot.sim.messages(&a.p2p_chat_id))
+                    .into_iter()
+                    .filter(|m| m.msg_type == "interactive")
+                    .collect();
+                assert_eq!(cards.len(), 1, "one card for {}", a.open_id);
+                cards[0].message_id.clone()
+            })
+            .collect();
+        (card, reviews)
+    }
+
+    async fn request(&self, card: &str) -> (String, ApprovalData) {
+        let state = self.bot.store.get_card(card).await.unwrap().unwrap();
+        (
+            state.status.clone(),
+            ApprovalData::from_value(&state.data).unwrap(),
+        )
+    }
+}
+
+async fn approve_with_comment(delivery: &str) {
+    let s = scene(delivery, true).await;
+    let (card, reviews) = s.file_leave("family trip").await;
+    let review = s.card_text(&reviews[0]);
+    for words in [
+        "请假审批",
+        "年假",
+        "2026-12-01",
+        "family trip",
+        "同意",
+        "拒绝",
+    ] {
+        assert!(review.contains(words), "{words}: {review}");
+    }
+    assert!(
+        s.card_json(&reviews[0]).contains(&s.requester.open_id),
+        "requester mentioned"
+    );
+    let decided = s
+        .press(
+            &s.approvers[0],
+            &reviews[0],
+            "btn_approve",
+            &[("comment", json!("好的"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(toast(&decided), "已同意");
+    assert!(
+        decided.card_updated,
+        "the deciding card updates in the answer"
+    );
+    assert!(s.card_text(&reviews[0]).contains("请假通过"));
+    let summary = s.bot.sweep().await;
+    assert_eq!((summary.done, summary.failed), (3, 0), "{summary:?}");
+    for message in [&card, &reviews[0], &reviews[1]] {
+        let text = s.card_text(message);
+        assert!(text.contains("请假通过"), "{text}");
+        let json = s.card_json(message);
+        assert!(
+            json.contains(&s.approvers[0].open_id),
+            "the approver shown: {json}"
+        );
+        assert!(json.contains("好的"), "the comment shown");
+        for button in ["btn_approve", "btn_reject", "btn_withdraw"] {
+            assert!(!json.contains(button), "{button} gone from {message}");
+        }
+    }
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    assert!(
+        told.iter()
+            .any(|t| t.contains("你的请假申请已通过") && t.contains("好的")),
+        "{told:?}"
+    );
+    let (status, data) = s.request(&card).await;
+    assert_eq!(status, "leave_approved");
+    assert_eq!(
+        data.decided_by.as_deref(),
+        Some(s.approvers[0].open_id.as_str())
+    );
+    assert_eq!(data.comment.as_deref(), Some("好的"));
+    let trail: Vec<_> = data.audit.iter().map(|e| e.action).collect();
+    assert_eq!(trail, [AuditAction::Submitted, AuditAction::Approved]);
+    assert_eq!(data.review_cards.len(), 2);
+    // The other approver's buttons are gone: a client cannot press them.
+    let late = s
+        .press(&s.approvers[1], &reviews[1], "btn_reject", &[])
+        .await;
+    assert!(matches!(late, Err(SimError::NoButton(_))), "{late:?}");
+}
+
+#[tokio::test]
+async fn entity_mode_request_approved_with_a_comment_updates_every_card_and_tells_the_requester() {
+    approve_with_comment("entity").await;
+}
+
+#[tokio::test]
+async fn message_mode_request_approved_with_a_comment_updates_every_card_and_tells_the_requester() {
+    approve_with_comment("message").await;
+}
+
+#[tokio::test]
+async fn rejected_with_a_comment() {
+    let s = scene("message", true).await;
+    let (card, reviews) = s.file_leave("moving house").await;
+    let decided = s
+        .press(
+            &s.approvers[1],
+            &reviews[1],
+            "btn_reject",
+            &[("comment", json!("人手不足"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(toast(&decided), "已拒绝");
+    s.bot.sweep().await;
+    for message in [&card, &reviews[0], &reviews[1]] {
+        assert!(
+            s.card_text(message).contains("请假未通过"),
+            "{}",
+            s.card_text(message)
+        );
+        assert!(s.card_json(message).contains("人手不足"));
+    }
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    assert!(
+        told.iter()
+            .any(|t| t.contains("未通过") && t.contains("人手不足")),
+        "{told:?}"
+    );
+    assert_eq!(s.request(&card).await.0, "leave_rejected");
+}
+
+async fn two_approvers_at_once(delivery: &str) {
+    let s = scene(delivery, true).await;
+    let (card, reviews) = s.file_leave("conference").await;
+    let (a, b) = tokio::join!(
+        s.press(&s.approvers[0], &reviews[0], "btn_approve", &[]),
+        s.press(&s.approvers[1], &reviews[1], "btn_reject", &[]),
+    );
+    let toasts = [toast(&a.unwrap()), toast(&b.unwrap())];
+    let decided: Vec<_> = toasts
+        .iter()
+        .filter(|t| *t == "已同意" || *t == "已拒绝")
+        .collect();
+    assert_eq!(decided.len(), 1, "exactly one decision: {toasts:?}");
+    assert!(
+        toasts.iter().any(|t| t.contains("已处理")),
+        "the other is told: {toasts:?}"
+    );
+    s.bot.sweep().await;
+    let (status, data) = s.request(&card).await;
+    let outcome = if status == "leave_approved" {
+        "请假通过"
+    } else {
+        assert_eq!(status, "leave_rejected");
+        "请假未通过"
+    };
+    assert_eq!(
+        data.audit.len(),
+        2,
+        "one decision in the trail: {:?}",
+        data.audit
+    );
+    for message in [&card, &reviews[0], &reviews[1]] {
+        assert!(
+            s.card_text(message).contains(outcome),
+            "{}",
+            s.card_text(message)
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_approvers_decide_at_the_same_moment_entity_mode() {
+    two_approvers_at_once("entity").await;
+}
+
+#[tokio::test]
+async fn two_approvers_decide_at_the_same_moment_message_mode() {
+    two_approvers_at_once("message").await;
+}
+
+#[tokio::test]
+async fn a_non_approver_and_a_decided_request_get_a_toast_no_change_and_no_feishu_call() {
+    let s = scene("entity", true).await;
+    let (card, reviews) = s.file_leave("dentist").await;
+    let before = s.request(&card).await;
+    let calls = s.bot.sim.calls().len();
+    // The requester is no approver of their own request.
+    let outsider = s
+        .press(&s.requester, &reviews[0], "btn_approve", &[])
+        .await
+        .unwrap();
+    assert!(toast(&outsider).contains("仅审批人"), "{outsider:?}");
+    assert!(!outsider.card_updated);
+    assert_eq!(s.request(&card).await, before, "nothing written");
+    assert_eq!(s.bot.sim.calls().len(), calls, "no Feishu call");
+    s.press(&s.approvers[0], &reviews[0], "btn_approve", &[])
+        .await
+        .unwrap();
+    s.bot.sweep().await;
+    let decided = s.request(&card).await;
+    let calls = s.bot.sim.calls().len();
+    // A click that still carries 拒绝 (a stale client): refused, nothing changes.
+    let stale = s
+        .bot
+        .sim
+        .click_card_as(
+            &s.bot.card_url,
+            &s.approvers[1],
+            &reviews[1],
+            json!({"type": "reject"}),
+        )
+        .await
+        .unwrap();
+    assert!(toast(&stale).contains("已处理"), "{stale:?}");
+    assert_eq!(s.request(&card).await, decided);
+    assert_eq!(s.bot.sim.calls().len(), calls, "no Feishu call");
+    let jobs = s.bot.store.jobs_for_card(&reviews[1]).await.unwrap();
+    assert_eq!(jobs.len(), 1, "only the decision's refresh: {jobs:?}");
+}
+
+#[tokio::test]
+async fn withdraw_while_pending_then_a_decision_is_refused() {
+    let s = scene("message", true).await;
+    let (card, reviews) = s.file_leave("wedding").await;
+    let withdrawn = s
+        .press(&s.requester, &card, "btn_withdraw", &[])
+        .await
+        .unwrap();
+    assert!(toast(&withdrawn).contains("撤回"), "{withdrawn:?}");
+    s.bot.sweep().await;
+    for message in [&card, &reviews[0], &reviews[1]] {
+        let text = s.card_text(message);
+        assert!(text.contains("已撤回"), "{text}");
+        assert!(!s.card_json(message).contains("btn_approve"));
+    }
+    let late = s
+        .bot
+        .sim
+        .click_card_as(
+            &s.bot.card_url,
+            &s.approvers[0],
+            &reviews[0],
+            json!({"type": "approve"}),
+        )
+        .await
+        .unwrap();
+    assert!(toast(&late).contains("已处理"), "{late:?}");
+    let (status, data) = s.request(&card).await;
+    assert_eq!(status, "leave_withdrawn");
+    assert_eq!(data.decided_by, None);
+    let trail: Vec<_> = data.audit.iter().map(|e| e.action).collect();
+    assert_eq!(trail, [AuditAction::Submitted, AuditAction::Withdrawn]);
+}
+
+#[tokio::test]
+async fn invalid_form_input_gets_a_toast_naming_the_field_and_files_nothing() {
+    let s = scene("entity", true).await;
+    let card = s.ask().await;
+    s.press(&s.requester, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    let before = s.request(&card).await;
+    assert_eq!(before.0, "leave_draft");
+    let backwards = s
+        .press(
+            &s.requester,
+            &card,
+            "btn_file",
+            &[
+                ("leave_type", json!("sick")),
+                ("start_date", json!("2026-12-05 +0800")),
+                ("end_date", json!("2026-12-01 +0800")),
+                ("reason", json!("flu")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(toast(&backwards).contains("结束日期"), "{backwards:?}");
+    assert!(!backwards.card_updated);
+    assert_eq!(s.request(&card).await, before, "nothing filed");
+    assert!(s
+        .bot
+        .store
+        .jobs_for_card(&card)
+        .await
+        .unwrap()
+        .iter()
+        .all(|j| j.kind != "notify_approvers"));
+    // The client refuses an empty required field before any callback.
+    let empty = s
+        .press(
+            &s.requester,
+            &card,
+            "btn_file",
+            &[("leave_type", json!("sick"))],
+        )
+        .await;
+    assert!(
+        matches!(empty, Err(SimError::RequiredEmpty(_))),
+        "{empty:?}"
+    );
+    // A signed callback the client would not send: the bot checks again.
+    let blank = s
+        .bot
+        .sim
+        .click_card_as(
+            &s.bot.card_url,
+            &s.requester,
+            &card,
+            json!({"type": "file"}),
+        )
+        .await
+        .unwrap();
+    assert!(toast(&blank).contains("请假类型"), "{blank:?}");
+    assert_eq!(s.request(&card).await, before);
+}
+
+#[tokio::test]
+async fn hostile_reason_is_shown_as_text() {
+    let s = scene("message", true).await;
+    let (card, reviews) = s
+        .file_leave("</at><at id=all></at> **bold** <script>")
+        .await;
+    for message in [&card, &reviews[0]] {
+        let json = s.card_json(message);
+        assert!(!json.contains("<at id=all>"), "{json}");
+        assert!(!json.contains("<script>"), "{json}");
+    }
+}
+
+#[tokio::test]
+async fn the_leader_from_the_contact_api_is_the_approver() {
+    let s = scene("entity", false).await;
+    let leader = &s.approvers[1];
+    s.bot.sim.set_leader(&s.requester.open_id, &leader.open_id);
+    let card = s.ask().await;
+    let lookups: Vec<_> = s
+        .bot
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GET" && c.path.contains("/contact/v3/users/"))
+        .collect();
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert!(lookups[0].path.contains("user_id_type=open_id"));
+    let (_, data) = s.request(&card).await;
+    assert_eq!(data.approvers, [leader.open_id.clone()]);
+    s.press(&s.requester, &card, "btn_overtime", &[])
+        .await
+        .unwrap();
+    let filed = s
+        .press(
+            &s.requester,
+            &card,
+            "btn_file",
+            &[
+                ("date", json!("2026-12-06 +0800")),
+                ("hours", json!("2.5")),
+                ("reason", json!("release")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(toast(&filed).contains("已提交"), "{filed:?}");
+    s.bot.sweep().await;
+    let review = from_bot(&s.bot.sim.messages(&leader.p2p_chat_id));
+    assert_eq!(review.len(), 1, "{review:?}");
+    assert!(s.card_text(&review[0].message_id).contains("2.5 小时"));
+    assert!(from_bot(&s.bot.sim.messages(&s.approvers[0].p2p_chat_id)).is_empty());
+}
+
+#[tokio::test]
+async fn without_contact_permission_the_tutorial_flow_runs() {
+    for access in [
+        ContactAccess::NoScope,
+        ContactAccess::OutsideScope,
+        ContactAccess::NoLeaderField,
+    ] {
+        let s = scene("entity", false).await;
+        s.bot
+            .sim
+            .set_leader(&s.requester.open_id, &s.approvers[0].open_id);
+        s.bot.sim.set_contact_access(access);
+        let card = s.ask().await;
+        assert!(s.request(&card).await.1.approvers.is_empty(), "{access:?}");
+        let clicked = s
+            .bot
+            .sim
+            .click_card(&s.bot.card_url, &card, json!({"type": "leave"}))
+            .await
+            .unwrap();
+        assert!(toast(&clicked).contains("已提交请假申请"), "{clicked:?}");
+        s.bot.sim.advance(std::time::Duration::from_secs(3));
+        s.bot.sweep().await;
+        assert!(s.card_text(&card).contains("请假通过"), "{access:?}");
+    }
+}
