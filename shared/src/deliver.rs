@@ -259,7 +259,8 @@ where
         if !configured.is_empty() {
             return Ok(configured);
         }
-        if !config.from_leader {
+        // Only a well-formed open_id is looked up (the event's id is the user's, but never trusted).
+        if !config.from_leader || !crate::cards::text::FeishuId::OpenId.is_valid(requester) {
             return Ok(Vec::new());
         }
         let answer = self.feishu.get_user(requester, self.deadline).await;

@@ -21,6 +21,8 @@ const ENV_VARS: &[&str] = &[
     "TABLE_NAME",
     "CARD_DELIVERY",
     "TENANT_TIME_ZONE",
+    "APPROVER_OPEN_IDS",
+    "APPROVER_FROM_LEADER",
     "RUST_LOG",
 ];
 

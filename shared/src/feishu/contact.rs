@@ -50,6 +50,9 @@ pub enum Leader {
     NoPermission { code: i64 },
 }
 
+/// 41012 `user id invalid error`: no such user (or an id of another type).
+pub const UNKNOWN_USER_CODE: i64 = 41_012;
+
 /// 99991672: the app lacks the API scope; 41050: the user is outside the contact data scope.
 pub const NO_PERMISSION_CODES: [i64; 2] = [99_991_672, 41_050];
 
@@ -65,6 +68,11 @@ impl Leader {
             Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
                 Ok(Self::NoPermission { code })
             }
+            // 41012: not a user of this app; nobody to route to.
+            Err(FeishuError::Api {
+                code: UNKNOWN_USER_CODE,
+                ..
+            }) => Ok(Self::None),
             Err(e) => Err(e),
         }
     }
@@ -116,6 +124,12 @@ mod tests {
                 Ok(Leader::NoPermission { code })
             );
         }
+        let unknown = FeishuError::Api {
+            code: UNKNOWN_USER_CODE,
+            msg: "user id invalid error".into(),
+            log_id: None,
+        };
+        assert_eq!(Leader::of(me, Err(unknown)), Ok(Leader::None));
         let other = FeishuError::Server {
             status: 502,
             log_id: None,
