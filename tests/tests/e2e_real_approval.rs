@@ -491,7 +491,7 @@ async fn the_leader_from_the_contact_api_is_the_approver() {
     assert_eq!(lookups.len(), 1, "{lookups:?}");
     assert!(lookups[0].path.contains("user_id_type=open_id"));
     let (_, data) = s.request(&card).await;
-    assert_eq!(data.approvers, [leader.open_id.clone()]);
+    assert_eq!(data.approvers, std::slice::from_ref(&leader.open_id));
     s.press(&s.requester, &card, "btn_overtime", &[])
         .await
         .unwrap();
