@@ -1047,6 +1047,91 @@ mod tests {
         assert!(approved.contains("加班通过") && approved.contains("11-22 08:00"));
     }
 
+    #[test]
+    fn the_real_approvals_cards_are_valid_at_the_largest_input_and_keep_buttons_only_while_filed() {
+        let long = "长<".repeat(MAX_REASON_CHARS);
+        let approvers: Vec<String> = (0..crate::config::MAX_APPROVERS)
+            .map(|i| format!("ou_{i:032x}"))
+            .collect();
+        for form in [
+            RequestForm::Leave {
+                leave_type: LeaveType::Compensatory,
+                start: "2026-12-01".into(),
+                end: "2026-12-31".into(),
+                reason: long.clone(),
+            },
+            RequestForm::WorkOvertime {
+                date: "2026-12-06".into(),
+                hours: "12".into(),
+                reason: long.clone(),
+            },
+        ] {
+            let kind = match form {
+                RequestForm::Leave { .. } => RequestKind::Leave,
+                RequestForm::WorkOvertime { .. } => RequestKind::WorkOvertime,
+            };
+            assert_eq!(form_card(kind).validate(), Ok(()));
+            let data = ApprovalData {
+                submitted_by: Some(approvers[0].clone()),
+                submitted_at: Some(NOW),
+                decided_by: Some(approvers[1].clone()),
+                decided_at: Some(NOW + 1),
+                comment: Some(long.clone()),
+                approvers: approvers.clone(),
+                form: Some(form),
+                audit: (0..5)
+                    .map(|i| AuditEntry {
+                        at: NOW + i,
+                        by: Some(approvers[0].clone()),
+                        action: super::super::machine::AuditAction::Reminded,
+                    })
+                    .collect(),
+                ..ApprovalData::default()
+            };
+            for status in ApprovalStatus::ALL
+                .into_iter()
+                .filter(|s| s.request() == Some(kind) && s.stage() != Some(Stage::Submitted))
+            {
+                let mut request = CardState {
+                    card_key: "om_1".into(),
+                    version: 1,
+                    sequence: 0,
+                    chat_id: "oc_1".into(),
+                    requester_open_id: approvers[0].clone(),
+                    source_message_id: None,
+                    message_id: Some("om_1".into()),
+                    card_id: None,
+                    delivery: crate::config::CardDelivery::Message,
+                    kind: super::super::machine::CARD_KIND.into(),
+                    status: status.as_str().into(),
+                    update_token: None,
+                    data: data.to_value(),
+                    created_at: NOW,
+                    updated_at: NOW,
+                };
+                let mine = render_state(&request, &shanghai()).unwrap();
+                assert_eq!(mine.validate(), Ok(()), "{status:?}");
+                let filed = status.stage() == Some(Stage::Filed);
+                let json = mine.to_json_string();
+                assert_eq!(
+                    json.contains(request_ids::BTN_WITHDRAW),
+                    filed,
+                    "{status:?}"
+                );
+                assert!(!json.contains("长<"), "escaped: {status:?}");
+                if status.stage() == Some(Stage::Draft) {
+                    continue;
+                }
+                request.data = data.to_value();
+                let review = review_card(&request, &shanghai()).unwrap();
+                assert_eq!(review.validate(), Ok(()), "{status:?}");
+                let json = review.to_json_string();
+                assert_eq!(json.contains(request_ids::BTN_APPROVE), filed, "{status:?}");
+                assert_eq!(json.contains(request_ids::BTN_REJECT), filed, "{status:?}");
+            }
+        }
+    }
+
     fn hostile_ids() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         prop_oneof![
