@@ -1,6 +1,6 @@
 //! `make run`: the whole bot on this machine, until Ctrl-C. Settings: see `cardbot_tests::local_stack`.
 
-use cardbot_tests::local_stack::{demo, lines, FeishuTarget, LocalStack, Options, Urls};
+use cardbot_tests::local_stack::{demo, lines, Demo, FeishuTarget, LocalStack, Options, Urls};
 
 #[tokio::main]
 async fn main() {
@@ -27,9 +27,10 @@ async fn main() {
     };
 
     let mut demo_value = None;
-    if let (Some(sim), true) = (&stack.simulator, stack.options.demo) {
+    if let (Some(sim), true) = (&stack.simulator, stack.options.demo != Demo::Off) {
+        let approver = stack.approver.as_ref();
         let played = tokio::select! {
-            r = demo::play(sim, &urls.event_callback, &urls.card_callback) => Some(r),
+            r = demo::play(sim, &urls.event_callback, &urls.card_callback, approver) => Some(r),
             _ = shutdown_signal() => None,
         };
         match played {

@@ -67,6 +67,18 @@ pub enum FeishuTarget {
 }
 
 /// Everything the runner reads from its environment.
+/// Which demo `make run` plays (`CARDBOT_DEMO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    /// `0` / `off`: none.
+    Off,
+    /// The default: a real approval, with the simulator's second user as the approver
+    /// (`APPROVER_OPEN_IDS`, unless the environment sets it).
+    Approval,
+    /// `tutorial`: the Feishu tutorial's flow, approved by the simulated approver.
+    Tutorial,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub repo_root: PathBuf,
@@ -78,12 +90,15 @@ pub struct Options {
     pub table_name: String,
     pub region: String,
     pub feishu: FeishuTarget,
-    pub demo: bool,
+    /// The conversation played through the simulator once the stack is up (`CARDBOT_DEMO`).
+    pub demo: Demo,
     pub sweep_every: Duration,
     /// Concurrent instances (processes) of each function, as Lambda runs one per concurrent request.
     pub instances: u16,
     /// Run release builds of the functions (as deployed) instead of debug builds.
     pub release: bool,
+    /// `APPROVER_OPEN_IDS` from the environment (the functions inherit it).
+    pub approver_open_ids: Option<String>,
 }
 
 impl Options {
@@ -159,10 +174,18 @@ impl Options {
             region: get("AWS_REGION")
                 .or_else(|| get("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| DEFAULT_REGION.into()),
-            demo: !matches!(
-                get(env::DEMO).as_deref(),
-                Some("0" | "false" | "no" | "off")
-            ),
+            demo: match get(env::DEMO).as_deref() {
+                Some("0" | "false" | "no" | "off") => Demo::Off,
+                Some("tutorial") => Demo::Tutorial,
+                None | Some("1" | "true" | "yes" | "on" | "approval") => Demo::Approval,
+                Some(other) => {
+                    return Err(format!(
+                        "{}={other:?}: expected approval (default), tutorial or 0",
+                        env::DEMO
+                    ))
+                }
+            },
+            approver_open_ids: get("APPROVER_OPEN_IDS"),
             feishu,
             sweep_every,
             instances,
@@ -198,6 +221,8 @@ pub struct LocalStack {
     pub options: Options,
     pub urls: Option<Urls>,
     pub simulator: Option<Simulator>,
+    /// The approver the approval demo set up (the simulator's second user).
+    pub approver: Option<crate::simulator::SimUser>,
     services: Vec<Service>,
     /// Holds cargo lambda watch once it runs.
     supervisor: Option<Supervisor>,
@@ -214,6 +239,7 @@ impl LocalStack {
             options,
             urls: None,
             simulator: None,
+            approver: None,
             services: Vec::new(),
             supervisor: None,
             tasks: Vec::new(),
@@ -315,6 +341,18 @@ impl LocalStack {
                     // The simulator's secrets come by env, never from a Secrets Manager secret.
                     (cardbot::secrets::SECRET_ARN_VAR, String::new()),
                 ];
+                let mut env = env;
+                // The approval demo needs an approver: the simulator's second user, unless the
+                // environment names approvers itself.
+                if o.demo == Demo::Approval && o.approver_open_ids.is_none() {
+                    let approver = sim.add_users(1).remove(0);
+                    say(format!(
+                        "approver: {} ({}), the simulator's second user (APPROVER_OPEN_IDS)",
+                        approver.name, approver.open_id
+                    ));
+                    env.push(("APPROVER_OPEN_IDS", approver.open_id.clone()));
+                    self.approver = Some(approver);
+                }
                 self.simulator = Some(sim);
                 (env, Some(url))
             }
@@ -630,7 +668,7 @@ mod tests {
         );
         assert_eq!(o.watch_port, DEFAULT_WATCH_PORT);
         assert_eq!(o.table_name, DEFAULT_TABLE);
-        assert!(o.demo);
+        assert_eq!(o.demo, Demo::Approval);
         assert_eq!(o.dynamodb_endpoint, None);
         assert_eq!(o.sweep_every, Duration::from_secs(60));
     }
@@ -659,8 +697,14 @@ mod tests {
                 base_url: "https://open.feishu.cn".into()
             }
         );
-        assert!(!o.demo);
+        assert_eq!(o.demo, Demo::Off);
         assert_eq!(o.watch_port, 9300);
+        assert_eq!(
+            options(&[(env::DEMO, "tutorial")]).unwrap().demo,
+            Demo::Tutorial
+        );
+        let wrong = options(&[(env::DEMO, "everything")]).unwrap_err();
+        assert!(wrong.contains("CARDBOT_DEMO"), "{wrong}");
     }
 
     #[test]

@@ -676,6 +676,24 @@ fn render_list(list: &[Value], lines: &mut Vec<String>) {
                 }
             }
             "hr" => lines.push("---".into()),
+            // Form fields as empty boxes with their placeholder; `*` marks a required one.
+            "input" | "select_static" | "date_picker" | "picker_time" | "picker_datetime" => {
+                let hint = item
+                    .get("placeholder")
+                    .and_then(text_of)
+                    .unwrap_or_default();
+                let required = if item.get("required") == Some(&Value::Bool(true)) {
+                    "*"
+                } else {
+                    ""
+                };
+                let shape = match tag {
+                    "select_static" => "▾",
+                    "input" => "✎",
+                    _ => "📅",
+                };
+                lines.push(format!("[{shape} {hint}{required}]"));
+            }
             _ => {
                 if let Some(t) = item.get("text").and_then(text_of) {
                     lines.push(t.to_owned());
