@@ -43,6 +43,16 @@ impl FakeFeishu {
 
 #[async_trait]
 impl FeishuApi for FakeFeishu {
+    async fn urgent_app(
+        &self,
+        _message_id: &str,
+        _open_ids: &[String],
+        _deadline: Deadline,
+    ) -> FeishuResult<()> {
+        self.call();
+        Ok(())
+    }
+
     async fn get_user(
         &self,
         open_id: &str,

@@ -367,8 +367,11 @@ pub struct WebhookConfig {
 pub struct Config {
     pub table_name: String,
     pub card_delivery: CardDelivery,
-    /// How long an undecided approval stays open.
+    /// How long an undecided approval stays open (`APPROVAL_TTL`, default 7 days, under 14).
     pub approval_ttl: Duration,
+    /// When a pending request's approvers are first reminded (`APPROVAL_REMIND_AFTER`, default
+    /// 24 h); then every [`REMIND_INTERVAL`], at most [`MAX_REMINDERS`] times.
+    pub remind_after: Duration,
     /// Time the callback handler may spend before it must answer Feishu (deadline 3 s).
     pub answer_budget: Duration,
     /// `TENANT_TIME_ZONE`: the IANA zone the cards show times in (default `Asia/Shanghai`).
@@ -423,6 +426,14 @@ fn parse_approvers(value: Option<String>) -> Result<Vec<String>, ConfigError> {
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
 
 const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Feishu refuses every update to a message or card entity older than 14 days (230031, 200750):
+/// a request must end before, so that its cards can still show it.
+pub const MAX_APPROVAL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+const DEFAULT_REMIND_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Reminders after the first come this often.
+pub const REMIND_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// A request's approvers are reminded at most this many times.
+pub const MAX_REMINDERS: u32 = 3;
 // Feishu retries an event for about 7.1 h, so a legitimate retry must still fit in the window.
 const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -448,7 +459,18 @@ impl Config {
                     reason: "expected `entity` or `message`",
                 })?,
             },
-            approval_ttl: vars.duration("APPROVAL_TTL", DEFAULT_APPROVAL_TTL)?,
+            approval_ttl: match vars.duration("APPROVAL_TTL", DEFAULT_APPROVAL_TTL)? {
+                ttl if ttl >= MAX_APPROVAL_TTL => {
+                    return Err(ConfigError::Invalid {
+                        name: "APPROVAL_TTL",
+                        reason: "must be under 14 days (e.g. 7d): Feishu refuses card updates \
+                                 after 14 days (230031), so an older request could never show \
+                                 that it expired",
+                    })
+                }
+                ttl => ttl,
+            },
+            remind_after: vars.duration("APPROVAL_REMIND_AFTER", DEFAULT_REMIND_AFTER)?,
             answer_budget: match vars.optional("ANSWER_BUDGET_MS") {
                 None => DEFAULT_ANSWER_BUDGET,
                 Some(v) => Duration::from_millis(positive_integer("ANSWER_BUDGET_MS", &v)?),
@@ -706,5 +728,26 @@ mod approver_tests {
             );
         }
         assert!(config(&[("APPROVER_FROM_LEADER", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn a_ttl_of_14_days_or_more_is_refused_and_reminders_default_to_a_day() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.approval_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(defaults.remind_after, Duration::from_secs(86_400));
+        for ttl in ["14d", "336h", "30d"] {
+            let error = config(&[("APPROVAL_TTL", ttl)]).unwrap_err();
+            assert!(
+                error.to_string().contains("under 14 days"),
+                "{ttl}: {error}"
+            );
+        }
+        assert_eq!(
+            config(&[("APPROVAL_TTL", "13d"), ("APPROVAL_REMIND_AFTER", "4h")])
+                .unwrap()
+                .remind_after,
+            Duration::from_secs(4 * 3600)
+        );
+        assert!(config(&[("APPROVAL_REMIND_AFTER", "soon")]).is_err());
     }
 }

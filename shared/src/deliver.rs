@@ -290,6 +290,7 @@ where
             JobKind::SendReply => self.run_send_reply(job).await,
             JobKind::NotifyApprovers => self.run_notify_approvers(job).await,
             JobKind::NotifyRequester => self.run_notify_requester(job).await,
+            JobKind::Remind => self.run_remind(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -419,6 +420,105 @@ where
         Err(StoreError::Conflict(format!("request {request_key} kept changing")).into())
     }
 
+    /// The `n`th reminder of a filed request: recorded in its audit trail with the next reminder
+    /// queued (one write; a retry finds it recorded and only sends), then each approver gets a
+    /// reply to their card (the reply links to it) and, where the app may, an in-app buzz on it
+    /// (`urgent_app`; without the permission the message alone).
+    async fn run_remind(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let n = job
+            .payload
+            .get("n")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=crate::config::MAX_REMINDERS).contains(n))
+            .ok_or_else(|| DeliverError::BadJob(format!("reminder {:?}", job.payload)))?;
+        let mut recorded = None;
+        for _ in 0..MAX_RECORD_ATTEMPTS {
+            let request = self.card_or_bad_job(&job.card_key).await?;
+            if approval::status_of(&request).map_err(bad_job)?.stage()
+                != Some(approval::Stage::Filed)
+            {
+                return Ok("request no longer waiting");
+            }
+            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            let reminded = data
+                .audit
+                .iter()
+                .filter(|e| e.action == approval::AuditAction::Reminded)
+                .count();
+            if reminded >= n as usize {
+                recorded = Some((request, data));
+                break;
+            }
+            data.audit.push(approval::AuditEntry {
+                at: self.now,
+                by: None,
+                action: approval::AuditAction::Reminded,
+            });
+            let mut next = request.clone();
+            next.data = data.to_value();
+            next.updated_at = self.now;
+            let later: Vec<_> = (n < crate::config::MAX_REMINDERS)
+                .then(|| {
+                    jobs::scheduled_job(
+                        &request.card_key,
+                        approval::Scheduled {
+                            timer: approval::Timer::Remind(n + 1),
+                            at: self.now + self.remind_interval_ms(),
+                        },
+                    )
+                })
+                .into_iter()
+                .collect();
+            match self.store.update_card_and_enqueue(&next, &later).await {
+                Ok(stored) => {
+                    recorded = Some((stored, data));
+                    break;
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some((request, data)) = recorded else {
+            return Err(
+                StoreError::Conflict(format!("request {} kept changing", job.card_key)).into(),
+            );
+        };
+        let text = approval::views::reminder_text(&request, n, self.time_zone).map_err(bad_job)?;
+        for card_key in &data.review_cards {
+            let review = self.card_or_bad_job(card_key).await?;
+            let approver = approval::ReviewData::of(&review).map_err(bad_job)?.approver;
+            let Some(message_id) = review.message_id.as_deref() else {
+                continue;
+            };
+            let sent = self
+                .feishu
+                .reply_message_in_chat(
+                    &review.chat_id,
+                    message_id,
+                    &MessageContent::Text(text.clone()),
+                    false,
+                    &format!("remind:{}:{n}:{approver}", request.card_key),
+                    self.deadline,
+                )
+                .await?;
+            // The buzz is a courtesy: without `im:message.urgent` (or any other refusal) the
+            // reminder message stands alone.
+            if let Err(e) = self
+                .feishu
+                .urgent_app(&sent.message_id, &[approver.clone()], self.deadline)
+                .await
+            {
+                tracing::info!(error = %e, "reminder sent without an in-app buzz");
+            }
+        }
+        Ok("approvers reminded")
+    }
+
+    fn remind_interval_ms(&self) -> i64 {
+        i64::try_from(crate::config::REMIND_INTERVAL.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Tells the requester of a decided request (p2p by open_id; one message through its uuid).
     async fn run_notify_requester(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let request = self.card_or_bad_job(&job.card_key).await?;
@@ -479,6 +579,9 @@ where
                     .map_err(|e| DeliverError::BadJob(e.to_string()))?,
             };
             let current = match &plan.state_update {
+                Some(next) if !plan.followups.is_empty() => {
+                    store.update_card_and_enqueue(next, &plan.followups).await?
+                }
                 Some(next) => store.update_card(next).await?,
                 None => state,
             };

@@ -35,7 +35,8 @@ impl JobKind {
             Self::NotifyApprovers => Some(Timer::NotifyApprovers),
             Self::NotifyRequester => Some(Timer::NotifyRequester),
             Self::Refresh => Some(Timer::Refresh),
-            Self::SendReply | Self::Other(_) => None,
+            // Which reminder it is lives in the payload; the effects run it.
+            Self::Remind | Self::SendReply | Self::Other(_) => None,
         }
     }
 
@@ -47,6 +48,7 @@ impl JobKind {
             Timer::NotifyApprovers => Self::NotifyApprovers,
             Timer::NotifyRequester => Self::NotifyRequester,
             Timer::Refresh => Self::Refresh,
+            Timer::Remind(_) => Self::Remind,
         }
     }
 }
@@ -55,11 +57,16 @@ impl JobKind {
 /// most once per card, so scheduling one twice is one job.
 pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
     let kind = JobKind::for_timer(scheduled.timer);
+    // Reminders happen up to three times: each is its own job (`remind_1`, …).
+    let (job_id, payload) = match scheduled.timer {
+        Timer::Remind(n) => (format!("{}_{n}", kind.as_str()), json!({ "n": n })),
+        _ => (kind.as_str().to_owned(), json!({})),
+    };
     NewJob {
         card_key: card_key.to_owned(),
-        job_id: kind.as_str().to_owned(),
+        job_id,
         kind,
-        payload: json!({}),
+        payload,
         not_before: scheduled.at,
     }
 }
@@ -239,16 +246,8 @@ pub struct JobPlan {
     pub delivery: Option<Delivery>,
     /// Why, for the log.
     pub reason: &'static str,
-}
-
-impl JobPlan {
-    fn nothing(reason: &'static str) -> Self {
-        Self {
-            state_update: None,
-            delivery: None,
-            reason,
-        }
-    }
+    /// Jobs (on this card or others) written with `state_update`, in one transaction.
+    pub followups: Vec<NewJob>,
 }
 
 /// A job that can never be delivered; record it on the job (dead), never drop it.
@@ -298,6 +297,7 @@ pub fn plan_redelivery(
             changed: false,
             show: Some(CardChange { card, edits: None }),
             reason: "refresh",
+            followups: Vec::new(),
         },
         now,
         false,
@@ -311,9 +311,19 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
         changed,
         show,
         reason,
+        followups,
     } = step;
+    let followups: Vec<NewJob> = followups
+        .into_iter()
+        .map(|f| scheduled_job(&f.card_key, f.scheduled))
+        .collect();
     let Some(CardChange { card, edits }) = show else {
-        return Ok(JobPlan::nothing(reason));
+        return Ok(JobPlan {
+            state_update: changed.then_some(next_state),
+            delivery: None,
+            reason,
+            followups,
+        });
     };
     if now - next_state.created_at >= UPDATE_WINDOW_MS {
         return Err(PlanError::TooOld);
@@ -349,6 +359,7 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
         state_update,
         delivery: Some(delivery),
         reason,
+        followups,
     })
 }
 
@@ -470,6 +481,7 @@ mod tests {
             )),
             now: NOW + 10_000,
             approval_ttl_ms: TTL,
+            remind_after_ms: 24 * 3600 * 1000,
             time_zone: &CST,
             form_value: None,
         };
@@ -835,7 +847,8 @@ mod tests {
             JobPlan {
                 state_update: None,
                 delivery: None,
-                reason: "decided before expiry"
+                reason: "decided before expiry",
+                followups: vec![],
             }
         );
     }

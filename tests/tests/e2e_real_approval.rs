@@ -542,3 +542,180 @@ async fn without_contact_permission_the_tutorial_flow_runs() {
         assert!(s.card_text(&card).contains("请假通过"), "{access:?}");
     }
 }
+
+// ---- lifecycle: reminders, expiry, terminal errors (simulated clock) ----
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn reminders_in(s: &Scene, approver: &SimUser) -> Vec<String> {
+    texts(&s.bot.sim.messages(&approver.p2p_chat_id))
+        .into_iter()
+        .filter(|t| t.starts_with("提醒"))
+        .collect()
+}
+
+async fn remind_then_expire(delivery: &str, buzz: bool) {
+    let s = scene(delivery, true).await;
+    s.bot.sim.set_urgent_allowed(buzz);
+    let (card, reviews) = s.file_leave("annual trip").await;
+    let filed_at = s.bot.sim.now_ms();
+    // Nothing before the first day is over.
+    s.bot.sim.advance(23 * HOUR);
+    s.bot.sweep().await;
+    assert!(reminders_in(&s, &s.approvers[0]).is_empty());
+    for n in 1..=3 {
+        s.bot.sim.advance(if n == 1 { HOUR } else { 24 * HOUR });
+        let summary = s.bot.sweep().await;
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        for approver in &s.approvers {
+            let got = reminders_in(&s, approver);
+            assert_eq!(
+                got.len(),
+                n,
+                "reminder {n} for {}: {got:?}",
+                approver.open_id
+            );
+            assert!(got[n - 1].contains(&format!("第 {n} 次")), "{got:?}");
+        }
+        let (_, data) = s.request(&card).await;
+        let reminded = data
+            .audit
+            .iter()
+            .filter(|e| e.action == AuditAction::Reminded)
+            .count();
+        assert_eq!(reminded, n, "{:?}", data.audit);
+    }
+    // The reminders are replies to each approver's card: they link to it.
+    let replies: Vec<_> = from_bot(&s.bot.sim.messages(&s.approvers[0].p2p_chat_id))
+        .into_iter()
+        .filter(|m| m.msg_type == "text")
+        .collect();
+    assert!(replies
+        .iter()
+        .all(|m| m.parent_id.as_deref() == Some(reviews[0].as_str())));
+    let buzzes = s.bot.sim.buzzes();
+    assert_eq!(buzzes.len(), if buzz { 6 } else { 0 }, "{buzzes:?}");
+    // No fourth reminder.
+    s.bot.sim.advance(24 * HOUR);
+    s.bot.sweep().await;
+    assert_eq!(reminders_in(&s, &s.approvers[1]).len(), 3);
+    // At +7 days after the card was sent, the request expires on every card.
+    let (status, _) = s.request(&card).await;
+    assert_eq!(status, "leave_filed");
+    let until_ttl = filed_at + 7 * 24 * 3_600_000 - s.bot.sim.now_ms();
+    s.bot.sim.advance(std::time::Duration::from_millis(
+        until_ttl.max(0) as u64 + 1_000,
+    ));
+    let summary = s.bot.sweep().await;
+    assert_eq!(
+        (summary.done, summary.failed),
+        (1, 0),
+        "the expiry: {summary:?}"
+    );
+    // Its refreshes and the text are new jobs: the stream delivers them; here the next sweep.
+    let summary = s.bot.sweep().await;
+    assert_eq!((summary.done, summary.failed), (3, 0), "{summary:?}");
+    for message in [&card, &reviews[0], &reviews[1]] {
+        let text = s.card_text(message);
+        assert!(text.contains("已过期"), "{text}");
+        assert!(!s.card_json(message).contains("btn_approve"));
+        assert!(!s.card_json(message).contains("btn_withdraw"));
+    }
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    assert!(told.iter().any(|t| t.contains("已过期")), "{told:?}");
+    let (status, data) = s.request(&card).await;
+    assert_eq!(status, "expired");
+    assert_eq!(
+        data.audit.last().map(|e| e.action),
+        Some(AuditAction::Expired)
+    );
+    // A decision after expiry is refused.
+    let late = s
+        .bot
+        .sim
+        .click_card_as(
+            &s.bot.card_url,
+            &s.approvers[0],
+            &reviews[0],
+            json!({"type": "approve"}),
+        )
+        .await
+        .unwrap();
+    assert!(toast(&late).contains("过期"), "{late:?}");
+}
+
+#[tokio::test]
+async fn a_pending_request_is_reminded_three_times_then_expires_on_every_card_entity_mode() {
+    remind_then_expire("entity", true).await;
+}
+
+#[tokio::test]
+async fn without_the_buzz_scope_reminders_are_messages_alone_message_mode() {
+    remind_then_expire("message", false).await;
+}
+
+#[tokio::test]
+async fn a_decided_request_is_never_reminded() {
+    let s = scene("message", true).await;
+    let (_, reviews) = s.file_leave("short").await;
+    s.press(&s.approvers[0], &reviews[0], "btn_approve", &[])
+        .await
+        .unwrap();
+    s.bot.sweep().await;
+    s.bot.sim.advance(80 * HOUR);
+    s.bot.sweep().await;
+    assert!(reminders_in(&s, &s.approvers[0]).is_empty());
+    assert!(s.bot.sim.buzzes().is_empty());
+}
+
+#[tokio::test]
+async fn terminal_feishu_errors_leave_the_job_dead_after_one_attempt_with_the_reason() {
+    use cardbot::store::JobStatus;
+    use cardbot_tests::simulator::FaultKind;
+    for (delivery, method, path, code) in [
+        ("message", "PATCH", "/open-apis/im/v1/messages/*", 230031),
+        ("message", "PATCH", "/open-apis/im/v1/messages/*", 230011),
+        ("entity", "PUT", "/open-apis/cardkit/v1/cards/*", 200750),
+    ] {
+        let s = scene(delivery, true).await;
+        let (card, reviews) = s.file_leave("x").await;
+        // Past the update token's 30 minutes, so the refresh goes out by PATCH / CardKit.
+        s.bot.sim.advance(HOUR);
+        s.press(&s.approvers[0], &reviews[0], "btn_approve", &[])
+            .await
+            .unwrap();
+        s.bot
+            .sim
+            .fail_next(method, path, 10, FaultKind::Api { code });
+        s.bot.sweep().await;
+        let job = s
+            .bot
+            .store
+            .get_job(&card, "refresh")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (job.status, job.attempts),
+            (JobStatus::Dead, 1),
+            "{code}: {job:?}"
+        );
+        let error = job.last_error.unwrap_or_default();
+        assert!(
+            error.starts_with("permanent:") && error.contains(&code.to_string()),
+            "{error}"
+        );
+        // Never retried: later sweeps leave it.
+        s.bot.sim.clear_faults();
+        s.bot.sim.advance(HOUR);
+        s.bot.sweep().await;
+        let again = s
+            .bot
+            .store
+            .get_job(&card, "refresh")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.status, again.attempts), (JobStatus::Dead, 1));
+    }
+}

@@ -23,6 +23,8 @@ const ENV_VARS: &[&str] = &[
     "TENANT_TIME_ZONE",
     "APPROVER_OPEN_IDS",
     "APPROVER_FROM_LEADER",
+    "APPROVAL_TTL",
+    "APPROVAL_REMIND_AFTER",
     "RUST_LOG",
 ];
 

@@ -28,6 +28,8 @@ pub struct CardAction<S: ?Sized> {
     pub clock: Arc<dyn Clock>,
     pub webhook: WebhookConfig,
     pub approval_ttl: Duration,
+    /// `APPROVAL_REMIND_AFTER`: a filed request's first reminder comes this long after it.
+    pub remind_after: Duration,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: TimeZone,
     /// Feishu wants the answer within 3 s; past this budget the click gets a "retry" toast.
@@ -64,6 +66,7 @@ where
             clock,
             webhook,
             approval_ttl: config.approval_ttl,
+            remind_after: config.remind_after,
             time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
         }
@@ -152,6 +155,7 @@ where
                 .map(|t| jobs::issue_update_token(t.expose(), now)),
             now,
             approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
+            remind_after_ms: i64::try_from(self.remind_after.as_millis()).unwrap_or(i64::MAX),
             time_zone: &self.time_zone,
             form_value: clicked.form_value.as_ref(),
         };

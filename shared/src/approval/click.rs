@@ -121,6 +121,9 @@ pub struct Click<'a> {
     pub now: EpochMillis,
     /// An undecided card older than this is expired (`APPROVAL_TTL`).
     pub approval_ttl_ms: i64,
+    /// A filed request's approvers are first reminded this long after it was filed
+    /// (`APPROVAL_REMIND_AFTER`).
+    pub remind_after_ms: i64,
     /// The zone the card shows times in (`TENANT_TIME_ZONE`).
     pub time_zone: &'a TimeZone,
     /// A form submit's values (`action.form_value`, keyed by component `name`).
@@ -228,6 +231,17 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     at: click.now,
                 },
             });
+            // Reminders only while the request can still expire after them.
+            let first_reminder = click.now + click.remind_after_ms;
+            if first_reminder < state.created_at + click.approval_ttl_ms {
+                followups.push(Followup {
+                    card_key: state.card_key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::Remind(1),
+                        at: first_reminder,
+                    },
+                });
+            }
             views::filed_toast(kind)
         }
         ApprovalEvent::Withdraw => {
@@ -410,6 +424,7 @@ mod tests {
             }),
             now: NOW + 5_000,
             approval_ttl_ms: TTL,
+            remind_after_ms: 24 * 3600 * 1000,
             time_zone: &CST,
             form_value: None,
         }

@@ -360,6 +360,16 @@ pub enum RequestForm {
     },
 }
 
+impl RequestForm {
+    /// Which request this form files.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::Leave { .. } => RequestKind::Leave,
+            Self::WorkOvertime { .. } => RequestKind::WorkOvertime,
+        }
+    }
+}
+
 /// What happened to a request (`AuditEntry.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

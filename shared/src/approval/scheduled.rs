@@ -32,6 +32,8 @@ pub enum Timer {
     NotifyRequester,
     /// Show the card as its state (or its request) now renders: another card's click changed it.
     Refresh,
+    /// The `n`th reminder (1-based) of a filed request's approvers.
+    Remind(u32),
 }
 
 /// Work scheduled on a card, which may be another than the one a click wrote.
@@ -62,6 +64,8 @@ pub struct CardStep {
     pub show: Option<CardChange>,
     /// Why, for the log.
     pub reason: &'static str,
+    /// Work on other cards, scheduled in the same write as `state`.
+    pub followups: Vec<Followup>,
 }
 
 impl CardStep {
@@ -71,16 +75,18 @@ impl CardStep {
             changed: false,
             show: None,
             reason,
+            followups: Vec::new(),
         }
     }
 
     /// Shows the current card again: an earlier attempt wrote the state but its delivery failed.
-    fn redeliver(state: &CardState, card: Card, reason: &'static str) -> Self {
+    pub fn redeliver(state: &CardState, card: Card, reason: &'static str) -> Self {
         Self {
             state: state.clone(),
             changed: false,
             show: Some(CardChange { card, edits: None }),
             reason,
+            followups: Vec::new(),
         }
     }
 }
@@ -117,6 +123,7 @@ pub fn on_timer(
                 changed: true,
                 show: Some(CardChange { card: to, edits }),
                 reason: "simulated approval",
+                followups: Vec::new(),
             })
         }
         (
@@ -145,6 +152,46 @@ pub fn on_timer(
                     edits: None,
                 }),
                 reason: "expire",
+                followups: Vec::new(),
+            })
+        }
+        // A filed request nobody decided: every card shows 已过期 and the requester is told.
+        (Timer::Expiry, ApprovalStatus::LeaveFiled | ApprovalStatus::OvertimeFiled) => {
+            let mut next_data = data.clone();
+            next_data.audit.push(super::machine::AuditEntry {
+                at: now,
+                by: None,
+                action: super::machine::AuditAction::Expired,
+            });
+            next_state.status = ApprovalStatus::Expired.as_str().to_owned();
+            next_state.data = next_data.to_value();
+            let mut followups: Vec<Followup> = next_data
+                .review_cards
+                .iter()
+                .map(|key| Followup {
+                    card_key: key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::Refresh,
+                        at: now,
+                    },
+                })
+                .collect();
+            followups.push(Followup {
+                card_key: state.card_key.clone(),
+                scheduled: Scheduled {
+                    timer: Timer::NotifyRequester,
+                    at: now,
+                },
+            });
+            Ok(CardStep {
+                state: next_state,
+                changed: true,
+                show: Some(CardChange {
+                    card: render(ApprovalStatus::Expired, &next_data),
+                    edits: None,
+                }),
+                reason: "expire request",
+                followups,
             })
         }
         (Timer::Expiry, ApprovalStatus::Expired) => Ok(CardStep::redeliver(
@@ -158,7 +205,7 @@ pub fn on_timer(
             super::views::render_state(state, time_zone)?,
             "refresh",
         )),
-        (Timer::NotifyApprovers | Timer::NotifyRequester, _) => {
+        (Timer::NotifyApprovers | Timer::NotifyRequester | Timer::Remind(_), _) => {
             Ok(CardStep::nothing(state, "not a card update"))
         }
     }

@@ -333,7 +333,11 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
     let requester = data.submitted_by.as_deref().unwrap_or_default();
     match status {
         ApprovalStatus::Pending => pending_card(),
-        ApprovalStatus::Expired => expired_card(),
+        // A filed request that expired keeps its fields, decision line and timeline.
+        ApprovalStatus::Expired => match &data.form {
+            Some(form) => request_card(form.kind(), status, data, requester, time_zone),
+            None => expired_card(),
+        },
         ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft => {
             form_card(status.request().unwrap_or(RequestKind::Leave))
         }
@@ -715,6 +719,7 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
     let data = ApprovalData::from_value(&request.data)?;
     let kind = status
         .request()
+        .or_else(|| data.form.as_ref().map(RequestForm::kind))
         .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
     let requester = data
         .submitted_by
@@ -757,10 +762,17 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
     let data = ApprovalData::from_value(&request.data)?;
     let kind = status
         .request()
+        .or_else(|| data.form.as_ref().map(RequestForm::kind))
         .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
     let verdict = match status.stage() {
         Some(Stage::Approved) => "已通过",
         Some(Stage::Rejected) => "未通过",
+        None if status == ApprovalStatus::Expired => {
+            return Ok(format!(
+                "你的{}申请无人审批，已过期。如仍需要，请重新发送「审批」。",
+                kind.label()
+            ))
+        }
         _ => {
             return Err(DomainError::CorruptState(format!(
                 "{} is not decided",
@@ -780,6 +792,29 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
         ));
     }
     Ok(text)
+}
+
+/// The `n`th reminder to an approver, sent as a reply to their card.
+pub fn reminder_text(
+    request: &CardState,
+    n: u32,
+    time_zone: &TimeZone,
+) -> Result<String, DomainError> {
+    let data = ApprovalData::from_value(&request.data)?;
+    let kind = data
+        .form
+        .as_ref()
+        .map(RequestForm::kind)
+        .or_else(|| status_of(request).ok().and_then(ApprovalStatus::request))
+        .ok_or_else(|| DomainError::CorruptState("no request to remind of".to_owned()))?;
+    let since = data
+        .submitted_at
+        .map(|at| format_local(at, time_zone))
+        .unwrap_or_default();
+    Ok(format!(
+        "提醒（第 {n} 次）：{}申请（{since} 提交）仍在等待你审批，请在这张卡片中处理。",
+        kind.label()
+    ))
 }
 
 /// The toast for a form that does not validate: names the field; nothing is filed.

@@ -427,6 +427,17 @@ impl FetchTenantToken for FeishuClient {
 
 #[async_trait]
 impl FeishuApi for FeishuClient {
+    async fn urgent_app(
+        &self,
+        message_id: &str,
+        open_ids: &[String],
+        deadline: Deadline,
+    ) -> FeishuResult<()> {
+        let request = im::urgent_app(message_id, open_ids)?;
+        let _: IgnoredAny = self.call(&request, deadline).await?;
+        Ok(())
+    }
+
     async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser> {
         let request = contact::get_user(open_id)?;
         let data: contact::UserData = self.call(&request, deadline).await?;

@@ -80,7 +80,7 @@ pub enum FeishuError {
     #[error("CardKit sequence not increasing (log_id {log_id:?})")]
     SequenceNotIncreasing { log_id: Option<String> },
     /// 200750: the CardKit entity is older than 14 days.
-    #[error("CardKit card entity expired (log_id {log_id:?})")]
+    #[error("CardKit card entity expired (200750, log_id {log_id:?})")]
     CardEntityExpired { log_id: Option<String> },
     /// 300030: the callback's card-update token is older than 30 minutes.
     #[error("card-update token expired (log_id {log_id:?})")]
@@ -92,7 +92,7 @@ pub enum FeishuError {
     #[error("card is in a callback interaction (log_id {log_id:?})")]
     CardInCallback { log_id: Option<String> },
     /// 230031: a message can only be modified within 14 days after sending.
-    #[error("message older than 14 days (log_id {log_id:?})")]
+    #[error("message older than 14 days (230031, log_id {log_id:?})")]
     MessageTooOld { log_id: Option<String> },
     /// 200860 / 230025: card or message over Feishu's size limit (30 KB for cards).
     #[error("content too large (code {code}, log_id {log_id:?})")]

@@ -162,6 +162,19 @@ pub fn patch_message_card(message_id: &str, card: &Value) -> FeishuResult<ApiReq
     ))
 }
 
+/// `PATCH /open-apis/im/v1/messages/:message_id/urgent_app?user_id_type=open_id`: an in-app buzz
+/// on a message the bot sent, for members of its chat (≤ 200 ids; `approval-apis.md` §4).
+pub fn urgent_app(message_id: &str, open_ids: &[String]) -> FeishuResult<ApiRequest> {
+    Ok(ApiRequest::new(
+        Method::Patch,
+        format!(
+            "/open-apis/im/v1/messages/{}/urgent_app?user_id_type=open_id",
+            path_segment("message_id", message_id)?
+        ),
+        json!({ "user_id_list": open_ids }),
+    ))
+}
+
 /// `POST /open-apis/interactive/v1/card/update` with the callback's update token; `card` is an
 /// object here, not a string. The body holds a secret: never log it.
 pub fn delayed_update_card(update_token: &str, card: &Value) -> ApiRequest {

@@ -40,6 +40,15 @@ pub trait FeishuApi: Send + Sync {
     /// ([`contact::Leader::of`]).
     async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser>;
 
+    /// Buzzes `open_ids` in-app on a message the bot sent (`PATCH im/v1/messages/:id/urgent_app`,
+    /// scope `im:message.urgent`).
+    async fn urgent_app(
+        &self,
+        message_id: &str,
+        open_ids: &[String],
+        deadline: Deadline,
+    ) -> FeishuResult<()>;
+
     /// Sends a message (`POST im/v1/messages`); the same `idempotency_key` within 1 h is one message.
     async fn send_message(
         &self,

@@ -75,6 +75,7 @@ impl ApiRequest {
             (Method::Get, ["contact", "v3", "users", _]) => "contact.user.get",
             (Method::Post, ["im", "v1", "messages", _, "reply"]) => "im.message.reply",
             (Method::Patch, ["im", "v1", "messages", _]) => "im.message.patch",
+            (Method::Patch, ["im", "v1", "messages", _, "urgent_app"]) => "im.message.urgent_app",
             (Method::Post, ["interactive", "v1", "card", "update"]) => "interactive.card.update",
             (Method::Post, ["cardkit", "v1", "cards"]) => "cardkit.card.create",
             (Method::Post, ["cardkit", "v1", "cards", "id_convert"]) => "cardkit.card.id_convert",
@@ -472,6 +473,10 @@ mod tests {
             (
                 super::super::contact::get_user("ou_1").unwrap(),
                 "contact.user.get",
+            ),
+            (
+                im::urgent_app("om_1", &["ou_1".to_owned()]).unwrap(),
+                "im.message.urgent_app",
             ),
         ];
         for (request, name) in cases {

@@ -315,6 +315,8 @@ pub enum JobKind {
     NotifyRequester,
     /// Show a card as it now renders (another card's click changed its request).
     Refresh,
+    /// Remind a filed request's approvers (`payload.n`: which reminder).
+    Remind,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -330,6 +332,7 @@ impl JobKind {
             Self::NotifyApprovers => "notify_approvers",
             Self::NotifyRequester => "notify_requester",
             Self::Refresh => "refresh",
+            Self::Remind => "remind",
             Self::Other(kind) => kind,
         }
     }
@@ -352,6 +355,7 @@ impl From<&str> for JobKind {
             "notify_approvers" => Self::NotifyApprovers,
             "notify_requester" => Self::NotifyRequester,
             "refresh" => Self::Refresh,
+            "remind" => Self::Remind,
             other => Self::Other(other.to_owned()),
         }
     }

@@ -200,6 +200,7 @@ impl Simulator {
             .map_err(|e| SimError::Build(e.to_string()))?;
         let world = state::World {
             rate_limits: config.rate_limits,
+            urgent_allowed: true,
             ..Default::default()
         };
         let shared = Arc::new(Shared {
@@ -427,6 +428,16 @@ impl Simulator {
             .world()
             .leaders
             .insert(user.to_owned(), leader.to_owned());
+    }
+
+    /// Whether the app holds the buzz scope `im:message.urgent` (default yes).
+    pub fn set_urgent_allowed(&self, allowed: bool) {
+        self.shared.world().urgent_allowed = allowed;
+    }
+
+    /// In-app buzzes so far: (message_id, open_id).
+    pub fn buzzes(&self) -> Vec<(String, String)> {
+        self.shared.world().buzzes.clone()
     }
 
     /// What the app may read through the contact API.

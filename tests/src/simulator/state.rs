@@ -144,6 +144,8 @@ pub enum FaultKind {
     InvalidToken,
     /// Waits `millis` before handling the call normally (so a client with a shorter timeout gives up).
     Hang { millis: u64 },
+    /// HTTP 400 with this business `code` (e.g. 230031 message too old, 230011 recalled).
+    Api { code: i64 },
 }
 
 impl FaultKind {
@@ -426,6 +428,10 @@ pub(crate) struct World {
     /// open_id → their leader's open_id, for the contact API.
     pub leaders: HashMap<String, String>,
     pub contact_access: super::openapi::ContactAccess,
+    /// In-app buzzes: (message_id, open_id).
+    pub buzzes: Vec<(String, String)>,
+    /// Whether the app holds `im:message.urgent` (see [`World::default`]).
+    pub urgent_allowed: bool,
 }
 
 impl World {

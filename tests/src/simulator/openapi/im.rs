@@ -341,3 +341,78 @@ fn message_json(m: &ChatMessage, tenant_key: &str) -> Value {
     }
     v
 }
+
+/// `PATCH /im/v1/messages/:id/urgent_app?user_id_type=open_id`: an in-app buzz
+/// (`approval-apis.md` §4). Only on a message the bot sent (230012); targets that are not members
+/// of its chat come back in `invalid_user_id_list`, all invalid is 230001; without the
+/// `im:message.urgent` scope, 99991672.
+pub(super) fn urgent_app(sim: &Shared, message_id: &str, query: &str, body: &Bytes) -> ApiResult {
+    if !query.split('&').any(|kv| kv == "user_id_type=open_id") {
+        return Err(ApiError::field("user_id_type", "user_id_type is required"));
+    }
+    let req = parse_object(body)?;
+    let ids: Vec<String> = req
+        .get("user_id_list")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() || ids.len() > 200 {
+        return Err(ApiError::field("user_id_list", "1 to 200 ids"));
+    }
+    let chat_members: Vec<String> = {
+        let world = sim.world();
+        if !world.urgent_allowed {
+            let mut e = ApiError::biz(
+                99991672,
+                "Access denied. One of the following scopes is required: [im:message.urgent, im:message.urgent:app_send]",
+            );
+            e.error = Some(json!({"permission_violations": [
+                {"type": "action_scope_required", "subject": "im:message.urgent"}]}));
+            return Err(e);
+        }
+        let stored = world.message(message_id).ok_or_else(|| {
+            ApiError::biz(
+                230001,
+                format!("invalid param: message {message_id} not found"),
+            )
+        })?;
+        if stored.msg.sender
+            != (Sender::App {
+                app_id: sim.config.app_id.clone(),
+            })
+        {
+            return Err(ApiError::biz(
+                230012,
+                "the bot is not the sender of the message",
+            ));
+        }
+        let chat = stored.msg.chat_id.clone();
+        drop(world);
+        // A p2p chat's members: its user (and the bot).
+        let configured = sim.config.user();
+        let world = sim.world();
+        std::iter::once(configured)
+            .chain(world.users.iter().cloned())
+            .filter(|u| u.p2p_chat_id == chat)
+            .map(|u| u.open_id)
+            .collect()
+    };
+    let (valid, invalid): (Vec<String>, Vec<String>) =
+        ids.into_iter().partition(|id| chat_members.contains(id));
+    if valid.is_empty() {
+        return Err(ApiError::biz(
+            230001,
+            "invalid param: no target is a member of the chat",
+        ));
+    }
+    let mut world = sim.world();
+    for id in valid {
+        world.buzzes.push((message_id.to_owned(), id));
+    }
+    Ok(success(json!({ "invalid_user_id_list": invalid })))
+}

@@ -245,6 +245,9 @@ fn fault_answer(sim: &Shared, fault: FaultKind) -> Option<Answer> {
             headers: Vec::new(),
         }),
         FaultKind::InvalidToken => Some(ApiError::invalid_token().into()),
+        FaultKind::Api { code } => {
+            Some(ApiError::biz(code, format!("injected error {code}")).into())
+        }
     }
 }
 
@@ -269,6 +272,7 @@ fn route(
     let (now, admitted) = admit(sim, api.template(), chat_id);
     let result = admitted.and_then(|()| match api {
         Api::GetUser(id) => contact::get_user(sim, id, query),
+        Api::Urgent(id) => im::urgent_app(sim, id, query, body),
         Api::SendMessage => send_message(sim, query, body, None, now),
         Api::Reply(id) => send_message(sim, query, body, Some(id), now),
         Api::PatchMessage(id) => patch_message(sim, id, body, now),
@@ -362,6 +366,7 @@ enum Endpoint<'a> {
 /// The rate-limited Open APIs, with the ids from their paths.
 enum Api<'a> {
     GetUser(&'a str),
+    Urgent(&'a str),
     SendMessage,
     Reply(&'a str),
     PatchMessage(&'a str),
@@ -381,6 +386,7 @@ impl<'a> Endpoint<'a> {
             }
             (["im", "v1", "messages"], "POST") => Api::SendMessage,
             (["contact", "v3", "users", id], "GET") => Api::GetUser(id),
+            (["im", "v1", "messages", id, "urgent_app"], "PATCH") => Api::Urgent(id),
             (["im", "v1", "messages", id, "reply"], "POST") => Api::Reply(id),
             (["im", "v1", "messages", id], "PATCH") => Api::PatchMessage(id),
             (["interactive", "v1", "card", "update"], "POST") => Api::DelayedUpdate,
@@ -419,6 +425,7 @@ impl Api<'_> {
     fn template(&self) -> &'static str {
         match self {
             Api::GetUser(_) => "GET /open-apis/contact/v3/users/:user_id",
+            Api::Urgent(_) => "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
             Api::SendMessage => "POST /open-apis/im/v1/messages",
             Api::Reply(_) => "POST /open-apis/im/v1/messages/:message_id/reply",
             Api::PatchMessage(_) => "PATCH /open-apis/im/v1/messages/:message_id",
@@ -541,6 +548,7 @@ mod tests {
 
     const TEMPLATES: &[&str] = &[
         "GET /open-apis/contact/v3/users/:user_id",
+        "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
         "POST /open-apis/im/v1/messages",
         "POST /open-apis/im/v1/messages/:message_id/reply",
         "PATCH /open-apis/im/v1/messages/:message_id",
