@@ -65,6 +65,28 @@ pub struct ReplyRequest {
     /// A CardKit entity already created by an earlier attempt (an entity can be sent only once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
+    /// How the answer goes out: as replies to the user's message (a command), or as new messages
+    /// in the requester's p2p chat (the bot menu and the welcome card's button, which have no
+    /// message to reply to; `source_message_id` is then the event's id, for the uuids).
+    #[serde(default, skip_serializing_if = "SendAs::is_reply")]
+    pub send_as: SendAs,
+}
+
+/// How a command's answer is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendAs {
+    /// Replies to the user's message, in its chat.
+    #[default]
+    Reply,
+    /// New messages to the requester by open_id (their p2p chat with the bot).
+    P2p,
+}
+
+impl SendAs {
+    fn is_reply(&self) -> bool {
+        *self == Self::Reply
+    }
 }
 
 impl ReplyRequest {
@@ -86,6 +108,21 @@ impl ReplyRequest {
             command,
             delivery,
             card_id: None,
+            send_as: SendAs::Reply,
+        }
+    }
+
+    /// The answer to a command that came without a message (the bot menu, the welcome card's
+    /// button): new messages in `requester`'s p2p chat; `event_id` keys their uuids.
+    pub fn to_p2p(
+        event_id: &str,
+        requester: &str,
+        command: Command,
+        delivery: CardDelivery,
+    ) -> Self {
+        Self {
+            send_as: SendAs::P2p,
+            ..Self::new(event_id, "", requester, command, delivery)
         }
     }
 
@@ -149,19 +186,10 @@ where
             progress: progress.clone(),
         };
         let source = request.source_message_id.as_str();
-        let chat = request.chat_id.as_str();
         let reply = match request.command.reply() {
             CommandReply::Text(text) => {
                 let content = MessageContent::Text(text.to_owned());
-                feishu
-                    .reply_message_in_chat(
-                        chat,
-                        source,
-                        &content,
-                        false,
-                        &request.key("help"),
-                        deadline,
-                    )
+                self.answer(request, &content, &request.key("help"))
                     .await
                     .map_err(|e| fail(e.into(), &progress))?;
                 return Ok(SentReply { card_key: None });
@@ -172,8 +200,7 @@ where
         let delivery = request.delivery;
         // The text reply and the card entity do not depend on each other: one round trip for both.
         let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
-        let text_reply =
-            feishu.reply_message_in_chat(chat, source, &content, false, &text_key, deadline);
+        let text_reply = self.answer(request, &content, &text_key);
         let entity = async {
             match (delivery, &progress.card_id) {
                 (CardDelivery::Entity, None) => {
@@ -203,21 +230,19 @@ where
             },
             _ => MessageContent::Card(card.to_value()),
         };
-        let sent = feishu
-            .reply_message_in_chat(
-                chat,
-                source,
-                &content,
-                false,
-                &request.key("card"),
-                deadline,
-            )
+        let sent = self
+            .answer(request, &content, &request.key("card"))
             .await
             .map_err(|e| fail(e.into(), &progress))?;
+        // A p2p send names its chat only in the answer.
+        let chat_id = match request.send_as {
+            SendAs::Reply => request.chat_id.clone(),
+            SendAs::P2p => sent.chat_id.clone().unwrap_or_default(),
+        };
         let state = approval::new_card_state(
             &SentCard {
                 message_id: sent.message_id,
-                chat_id: request.chat_id.clone(),
+                chat_id,
                 requester_open_id: request.requester_open_id.clone(),
                 source_message_id: request.source_message_id.clone(),
                 card_id: progress
@@ -241,6 +266,40 @@ where
         Ok(SentReply {
             card_key: Some(state.card_key),
         })
+    }
+
+    /// Sends one message of a command's answer: a reply to the user's message, or a new message
+    /// in the requester's p2p chat ([`SendAs`]).
+    async fn answer(
+        &self,
+        request: &ReplyRequest,
+        content: &MessageContent,
+        key: &str,
+    ) -> Result<crate::feishu::SentMessage, FeishuError> {
+        match request.send_as {
+            SendAs::Reply => {
+                self.feishu
+                    .reply_message_in_chat(
+                        &request.chat_id,
+                        &request.source_message_id,
+                        content,
+                        false,
+                        key,
+                        self.deadline,
+                    )
+                    .await
+            }
+            SendAs::P2p => {
+                self.feishu
+                    .send_message(
+                        &ReceiveId::OpenId(request.requester_open_id.clone()),
+                        content,
+                        key,
+                        self.deadline,
+                    )
+                    .await
+            }
+        }
     }
 
     /// Who decides a request made on a new card of `requester`: the configured approvers (but

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardbot::approval::{self, views, Click, ClickDecision};
+use cardbot::approval::{self, views, ApprovalAction, Click, ClickDecision, Command};
 use cardbot::cards::CallbackAnswer;
-use cardbot::config::{Config, WebhookConfig};
+use cardbot::config::{CardDelivery, Config, WebhookConfig};
+use cardbot::deliver::ReplyRequest;
 use cardbot::feishu::Clock;
 use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
-use cardbot::store::{CardStore, DedupClaim, DedupStore, StoreError};
+use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore, StoreError};
 use cardbot::webhook::{CallbackStyle as Style, CardClick, Inbound};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -34,6 +35,8 @@ pub struct CardAction<S: ?Sized> {
     pub time_zone: TimeZone,
     /// Feishu wants the answer within 3 s; past this budget the click gets a "retry" toast.
     pub answer_budget: Duration,
+    /// How approval cards are sent (`CARD_DELIVERY`), for 发起审批's card.
+    pub delivery: CardDelivery,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -53,7 +56,7 @@ fn retry_later(style: Style) -> Response<Body> {
 
 impl<S> CardAction<S>
 where
-    S: DedupStore + CardStore + ?Sized,
+    S: DedupStore + CardStore + JobStore + ?Sized,
 {
     pub fn new(
         config: &Config,
@@ -69,6 +72,7 @@ where
             remind_after: config.remind_after,
             time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
+            delivery: config.card_delivery,
         }
     }
 
@@ -87,6 +91,12 @@ where
             warn!("event sent to the card callback URL");
             return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
         };
+        self.handle_click(clicked, now).await
+    }
+
+    /// A verified click, from the card callback URL or (when an admin pasted one URL in both
+    /// places) the event URL: decided within the answer budget.
+    pub async fn handle_click(&self, clicked: CardClick, now: i64) -> Response<Body> {
         let style = clicked.style;
         match tokio::time::timeout(self.answer_budget, self.on_click(clicked, now)).await {
             Ok(response) => response,
@@ -146,6 +156,9 @@ where
                 return retry_later(style);
             }
         }
+        if action == ApprovalAction::Start {
+            return self.start(&clicked, now).await;
+        }
         let click = Click {
             action,
             operator_open_id: clicked.operator_open_id.as_deref(),
@@ -175,6 +188,52 @@ where
             Err(e) => {
                 warn!(card_key, error = %e, "click not applied");
                 // Nothing changed: the same click may be tried again.
+                if let Err(e) = self.store.release(&clicked.dedup_key).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                retry_later(style)
+            }
+        }
+    }
+
+    /// 发起审批 on the welcome card: the approval card goes to the clicker's p2p chat as new
+    /// messages, queued for the updater in the same write that marks the click done (this
+    /// function never calls Feishu); the welcome card stays as it is.
+    async fn start(&self, clicked: &CardClick, now: i64) -> Response<Body> {
+        let style = clicked.style;
+        let operator = clicked
+            .operator_open_id
+            .as_deref()
+            .filter(|id| cardbot::cards::text::FeishuId::OpenId.is_valid(id));
+        let Some(operator) = operator else {
+            warn!("发起审批 without a well-formed operator open_id");
+            if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
+                warn!(error = %e, "cannot mark the callback done");
+            }
+            return answer(
+                style,
+                &CallbackAnswer::toast_only(views::unknown_action_toast()),
+            );
+        };
+        let request = ReplyRequest::to_p2p(
+            &clicked.dedup_key,
+            operator,
+            Command::Approval,
+            self.delivery,
+        );
+        let payload = serde_json::to_value(&request).unwrap_or_default();
+        let job = jobs::send_reply_job(&clicked.dedup_key, payload, now);
+        match self
+            .store
+            .enqueue_finishing(&job, &clicked.dedup_key, now)
+            .await
+        {
+            Ok(()) => {
+                info!("approval card queued for the clicker's p2p chat");
+                answer(style, &CallbackAnswer::toast_only(views::start_toast()))
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot queue the approval card");
                 if let Err(e) = self.store.release(&clicked.dedup_key).await {
                     warn!(error = %e, "cannot release the dedup claim");
                 }

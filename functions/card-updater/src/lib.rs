@@ -30,7 +30,7 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     pub approval_ttl: Duration,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: TimeZone,
-    /// How a new card\'s approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
     pub approvers: cardbot::config::ApproverConfig,
     /// A claimed job is ours this long; longer than one job can take.
     pub lease: Duration,

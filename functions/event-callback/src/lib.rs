@@ -1,19 +1,24 @@
 //! The event-callback Lambda: Feishu's event subscription URL. Verifies, answers the challenge,
-//! deduplicates `im.message.receive_v1` on `message_id`, and replies to `审批` / help; a reply that
-//! does not fit the answer budget becomes a `send_reply` job for the updater.
+//! deduplicates `im.message.receive_v1` on `message_id`, and replies to `审批` / help (text or
+//! rich text); a reply that does not fit the answer budget becomes a `send_reply` job for the
+//! updater. It also welcomes a user who opens the bot's p2p chat (once a day), answers the bot
+//! menu's `start_approval`, and handles a card callback that reached this URL as the card URL
+//! would.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardbot::approval;
+use card_action::CardAction;
+use cardbot::approval::{self, Command};
+use cardbot::cards::text::FeishuId;
 use cardbot::config::{CardDelivery, Config, WebhookConfig};
 use cardbot::deliver::{Effects, ReplyRequest};
-use cardbot::feishu::{Clock, Deadline, FeishuApi};
+use cardbot::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
 use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore};
-use cardbot::webhook::{Inbound, MessageReceive};
+use cardbot::webhook::{Inbound, MessageReceive, OtherEvent};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -29,14 +34,28 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub approval_ttl: Duration,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: TimeZone,
-    /// How a new card\'s approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
     pub approvers: cardbot::config::ApproverConfig,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
     /// Epoch ms until which replies go straight to the queue: a reply of this instance did not
     /// fit a moment ago (see [`BUSY_HOLD`]).
     busy_until: AtomicI64,
+    /// Card callbacks that reach this URL (one URL pasted in both places) are handled by the
+    /// card-action function's own code, with the same verification, dedup and answer.
+    card_action: CardAction<S>,
 }
+
+/// `im.chat.access_event.bot_p2p_chat_entered_v1`: a user opened the p2p chat with the bot.
+pub const P2P_CHAT_ENTERED: &str = "im.chat.access_event.bot_p2p_chat_entered_v1";
+/// `application.bot.menu_v6`: a bot menu item with a push-event action was clicked.
+pub const BOT_MENU: &str = "application.bot.menu_v6";
+/// The menu item's event key (set in the console, 机器人 > 机器人自定义菜单) that sends the
+/// approval card.
+pub const MENU_START_APPROVAL: &str = "start_approval";
+/// A user is welcomed at most once per day (the tenant's day, `TENANT_TIME_ZONE`); the record
+/// outlives the day.
+const WELCOME_TTL_MS: i64 = 26 * 3600 * 1000;
 
 /// The part of the answer budget kept for queueing a reply that did not fit (one DynamoDB write).
 const QUEUE_RESERVE: Duration = Duration::from_millis(500);
@@ -58,7 +77,7 @@ fn ok_empty() -> Response<Body> {
 
 impl<S, F> EventCallback<S, F>
 where
-    S: DedupStore + CardStore + JobStore + ?Sized,
+    S: DedupStore + CardStore + JobStore + Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(
@@ -69,6 +88,7 @@ where
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            card_action: CardAction::new(config, webhook.clone(), store.clone(), clock.clone()),
             store,
             feishu,
             clock,
@@ -93,6 +113,13 @@ where
             Ok(inbound) => inbound,
             Err(rejection) => return *rejection,
         };
+        if let Some(clicked) = inbound.card_click() {
+            warn!(
+                "a card callback reached the event URL: handled as the card callback URL would; \
+                 the card-action function URL is the one intended for 回调配置"
+            );
+            return self.card_action.handle_click(clicked, now).await;
+        }
         match inbound {
             Inbound::Challenge(challenge) => {
                 json_response(StatusCode::OK, challenge.response_body())
@@ -118,12 +145,151 @@ where
                 }
             }
             Inbound::Event(event) => {
-                info!(event_type = %event.event_type, "event ignored");
+                match tokio::time::timeout(self.answer_budget, self.on_event(&event, deadline, now))
+                    .await
+                {
+                    Ok(response) => response,
+                    Err(_) => {
+                        warn!(event_type = %event.event_type, "event not handled within the answer budget");
+                        error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
+                    }
+                }
+            }
+            // Taken above: every card callback is a click.
+            Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
+                error_response(StatusCode::BAD_REQUEST, "unreadable card callback")
+            }
+        }
+    }
+
+    async fn on_event(&self, event: &OtherEvent, deadline: Deadline, now: i64) -> Response<Body> {
+        let field = |pointer: &str| {
+            event
+                .raw
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        match event.event_type.as_str() {
+            P2P_CHAT_ENTERED => {
+                let open_id = field("/event/operator_id/open_id");
+                let chat_id = field("/event/chat_id");
+                match (open_id, chat_id) {
+                    (Some(open_id), Some(chat_id))
+                        if FeishuId::OpenId.is_valid(&open_id)
+                            && FeishuId::ChatId.is_valid(&chat_id) =>
+                    {
+                        self.welcome(&open_id, &chat_id, deadline, now).await
+                    }
+                    _ => {
+                        warn!("p2p chat entered without a well-formed operator or chat");
+                        ok_empty()
+                    }
+                }
+            }
+            BOT_MENU => {
+                let key = field("/event/event_key").unwrap_or_default();
+                let open_id = field("/event/operator/operator_id/open_id")
+                    .filter(|id| FeishuId::OpenId.is_valid(id));
+                match open_id {
+                    Some(open_id) if key == MENU_START_APPROVAL => {
+                        if let Some(answered) = self.claim(&event.event_id, now).await {
+                            return answered;
+                        }
+                        let request = ReplyRequest::to_p2p(
+                            &event.event_id,
+                            &open_id,
+                            Command::Approval,
+                            self.delivery,
+                        );
+                        self.reply_or_queue(&event.event_id, &request, deadline, now)
+                            .await
+                    }
+                    _ => {
+                        info!(event_key = %key.chars().take(30).collect::<String>(), "menu item ignored");
+                        ok_empty()
+                    }
+                }
+            }
+            other => {
+                info!(event_type = %other, "event ignored");
                 ok_empty()
             }
-            Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
-                warn!("card callback sent to the event URL");
-                error_response(StatusCode::BAD_REQUEST, "card callback on the event URL")
+        }
+    }
+
+    /// The welcome card in a user's p2p chat, at most once a day per user.
+    async fn welcome(
+        &self,
+        open_id: &str,
+        chat_id: &str,
+        deadline: Deadline,
+        now: i64,
+    ) -> Response<Body> {
+        let day = jiff::Timestamp::from_millisecond(now)
+            .map(|t| self.time_zone.to_datetime(t).date().to_string())
+            .unwrap_or_default();
+        let key = format!("welcome#{open_id}#{day}");
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        match self.store.claim(&key, now, lease_ms, WELCOME_TTL_MS).await {
+            Ok(DedupClaim::FirstTime | DedupClaim::TakenOver) => {}
+            Ok(DedupClaim::InProgress | DedupClaim::Done) => {
+                info!("welcomed today already");
+                return ok_empty();
+            }
+            Err(e) => {
+                warn!(error = %e, "dedup claim failed");
+                return error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+            }
+        }
+        let card = MessageContent::Card(approval::views::welcome_card().to_value());
+        let receiver = ReceiveId::ChatId(chat_id.to_owned());
+        let uuid_key = format!("welcome:{open_id}:{day}");
+        match self
+            .feishu
+            .send_message(&receiver, &card, &uuid_key, deadline)
+            .await
+        {
+            Ok(_) => {
+                info!("welcome card sent");
+                self.finished(&key, now).await
+            }
+            Err(e) => {
+                // Not sent: Feishu's retry of the event tries again.
+                warn!(error = %e, "welcome card not sent");
+                if let Err(e) = self.store.release(&key).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "retry")
+            }
+        }
+    }
+
+    /// Claims a delivery; `Some(answer)` when it must not be handled (a duplicate, or the store
+    /// failed).
+    async fn claim(&self, key: &str, now: i64) -> Option<Response<Body>> {
+        let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        match self.store.claim(key, now, lease_ms, dedup_ttl_ms).await {
+            Ok(DedupClaim::FirstTime) => None,
+            Ok(DedupClaim::TakenOver) => {
+                warn!(
+                    key,
+                    "an earlier attempt died after its claim; finishing its work"
+                );
+                None
+            }
+            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
+                info!(key, ?claim, "duplicate delivery");
+                Some(ok_empty())
+            }
+            Err(e) => {
+                // Nothing happened yet: a 5xx makes Feishu retry later.
+                warn!(error = %e, "dedup claim failed");
+                Some(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                ))
             }
         }
     }
@@ -132,29 +298,8 @@ where
         let event = &message.event;
         let message_id = event.message.message_id.as_str();
         let now = self.clock.now_millis();
-        let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
-        let lease_ms = claim_lease_ms(self.answer_budget);
-        match self
-            .store
-            .claim(message_id, now, lease_ms, dedup_ttl_ms)
-            .await
-        {
-            Ok(DedupClaim::FirstTime) => {}
-            Ok(DedupClaim::TakenOver) => {
-                warn!(
-                    message_id,
-                    "an earlier attempt died after its claim; finishing its work"
-                );
-            }
-            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
-                info!(message_id, ?claim, "duplicate delivery");
-                return ok_empty();
-            }
-            Err(e) => {
-                // Nothing happened yet: a 5xx makes Feishu retry later.
-                warn!(error = %e, "dedup claim failed");
-                return error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
-            }
+        if let Some(answered) = self.claim(message_id, now).await {
+            return answered;
         }
         if event.sender.sender_type != "user" {
             return self.finished(message_id, now).await;
@@ -174,6 +319,21 @@ where
             command,
             self.delivery,
         );
+        self.reply_or_queue(message_id, &request, deadline, now)
+            .await
+    }
+
+    /// Sends the reply within the answer budget, or queues it for the updater in the write that
+    /// marks the delivery `dedup_key` done.
+    async fn reply_or_queue(
+        &self,
+        dedup_key: &str,
+        request: &ReplyRequest,
+        deadline: Deadline,
+        now: i64,
+    ) -> Response<Body> {
+        let message_id = dedup_key;
+        let command = request.command;
         let ttl_ms = i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX);
         let effects = Effects {
             store: &*self.store,
@@ -189,9 +349,9 @@ where
                 message_id,
                 "busy a moment ago: reply queued for the updater"
             );
-            serde_json::to_value(&request).unwrap_or_default()
+            serde_json::to_value(request).unwrap_or_default()
         } else {
-            let failure = match effects.send_command_reply(&request).await {
+            let failure = match effects.send_command_reply(request).await {
                 Ok(sent) => {
                     info!(message_id, ?command, card_key = ?sent.card_key, "replied");
                     return self.finished(message_id, now).await;

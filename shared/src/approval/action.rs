@@ -19,6 +19,8 @@ pub enum ApprovalAction {
     Reject,
     /// The requester's 撤回: `{"type":"withdraw"}`.
     Withdraw,
+    /// The welcome card's 发起审批: `{"type":"start"}`; the approval card comes as a new message.
+    Start,
 }
 
 /// Why a callback's `action.value` is not one of ours.
@@ -44,6 +46,7 @@ impl ApprovalAction {
             Self::Approve => serde_json::json!({ "type": "approve" }),
             Self::Reject => serde_json::json!({ "type": "reject" }),
             Self::Withdraw => serde_json::json!({ "type": "withdraw" }),
+            Self::Start => serde_json::json!({ "type": "start" }),
         }
     }
 
@@ -66,6 +69,7 @@ impl ApprovalAction {
             "approve" => return Ok(Self::Approve),
             "reject" => return Ok(Self::Reject),
             "withdraw" => return Ok(Self::Withdraw),
+            "start" => return Ok(Self::Start),
             _ => {}
         }
         serde_json::from_value::<RequestKind>(kind.clone())
@@ -125,6 +129,7 @@ mod tests {
             ApprovalAction::Approve,
             ApprovalAction::Reject,
             ApprovalAction::Withdraw,
+            ApprovalAction::Start,
         ] {
             assert_eq!(parse_action(&action.value()), Ok(action));
         }

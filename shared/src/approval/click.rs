@@ -187,7 +187,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         ApprovalAction::Submit(kind) => ApprovalEvent::Open(kind),
         ApprovalAction::File => ApprovalEvent::File,
         ApprovalAction::Withdraw => ApprovalEvent::Withdraw,
-        ApprovalAction::Approve | ApprovalAction::Reject => {
+        // 发起审批 belongs to the welcome card, which has no state (the handler answers it).
+        ApprovalAction::Approve | ApprovalAction::Reject | ApprovalAction::Start => {
             return no_change(views::unknown_action_toast())
         }
     };

@@ -300,12 +300,62 @@ pub fn retry_later_toast() -> Toast {
     )
 }
 
+/// The welcome card of a user's p2p chat with the bot: what it does, its commands, and 发起审批.
+pub fn welcome_card() -> Card {
+    Card {
+        schema: Schema::V2,
+        config: config("审批助手：发起和处理请假、加班审批".to_owned()),
+        header: Some(CardHeader {
+            title: PlainText::new("审批助手"),
+            subtitle: None,
+            text_tag_list: vec![],
+            template: HeaderTemplate::Blue,
+        }),
+        body: CardBody {
+            elements: vec![
+                Element::markdown(
+                    "welcome",
+                    "你好！我可以帮你发起和处理请假、加班审批。\n\
+                     **指令**\n\
+                     · 审批：发起审批\n\
+                     · 我的申请：你最近的 10 条申请\n\
+                     · 待我审批：等你处理的申请\n\
+                     · 帮助：查看说明",
+                ),
+                Element::Button(Button {
+                    element_id: "btn_start".to_owned(),
+                    button_type: ButtonType::PrimaryFilled,
+                    text: PlainText::new("发起审批"),
+                    disabled: false,
+                    disabled_tips: None,
+                    name: None,
+                    form_action_type: None,
+                    behaviors: vec![Behavior::Callback {
+                        value: ApprovalAction::Start.value(),
+                    }],
+                }),
+            ],
+        },
+    }
+}
+
+/// The toast for 发起审批: the card comes as a new message.
+pub fn start_toast() -> Toast {
+    Toast::new(
+        ToastKind::Success,
+        "审批卡片已发送",
+        "The approval card is on its way",
+    )
+}
+
 /// The text sent together with the approval card.
 pub const APPROVAL_REPLY_TEXT: &str = "收到，请在下方审批卡片中选择需要的操作。";
 
 /// The help text: every command the bot understands.
 pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
 · 审批（approval）：发起审批，在卡片中选择请假或加班\n\
+· 我的申请（my requests）：你最近的 10 条申请\n\
+· 待我审批（pending）：等你处理的申请\n\
 · 帮助（help）：查看本说明";
 
 /// `MM-dd HH:mm` of `at` (epoch ms) in the tenant's time zone (`TENANT_TIME_ZONE`); empty for a

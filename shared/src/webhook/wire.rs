@@ -88,8 +88,61 @@ pub struct MessageContent {
     /// The string exactly as Feishu sent it.
     pub raw: String,
     pub value: Value,
-    /// `text` of a text message, with `@_user_N` placeholders still in it.
+    /// `text` of a text message, or the text runs of a rich-text (`post`) message, with
+    /// `@_user_N` placeholders still in it.
     pub text: Option<String>,
+}
+
+/// The plain text of a received `post` (rich text) content (`approval-apis.md` §2): the title,
+/// then each paragraph's `text` / `a` / `code_block` / `md` runs, `at` runs as their `@_user_N`
+/// placeholder (the command parser removes mentions as in text messages), images, media,
+/// emotions and rules as nothing; paragraphs joined by `\n`. A locale-wrapped body
+/// (`{"zh_cn": {…}}`) and a non-empty `content_v2` are accepted too: official code reads both,
+/// unconfirmed on the wire, and reading them costs nothing when absent. `None` when the value
+/// has no paragraphs.
+pub fn post_text(value: &Value) -> Option<String> {
+    let body = if value.get("content").is_some() || value.get("content_v2").is_some() {
+        value
+    } else {
+        ["zh_cn", "en_us", "ja_jp"]
+            .iter()
+            .find_map(|locale| value.get(*locale))
+            .or_else(|| value.as_object()?.values().find(|v| v.is_object()))?
+    };
+    let paragraphs = body
+        .get("content_v2")
+        .and_then(Value::as_array)
+        .filter(|list| !list.is_empty())
+        .or_else(|| body.get("content").and_then(Value::as_array))?;
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(title) = body.get("title").and_then(Value::as_str) {
+        if !title.trim().is_empty() {
+            lines.push(title.to_owned());
+        }
+    }
+    for paragraph in paragraphs {
+        let mut line = String::new();
+        for run in paragraph.as_array().into_iter().flatten() {
+            let tag = run.get("tag").and_then(Value::as_str).unwrap_or_default();
+            match tag {
+                "at" => {
+                    if let Some(key) = run.get("user_id").and_then(Value::as_str) {
+                        line.push(' ');
+                        line.push_str(key);
+                        line.push(' ');
+                    }
+                }
+                "img" | "media" | "emotion" | "hr" => {}
+                _ => {
+                    if let Some(text) = run.get("text").and_then(Value::as_str) {
+                        line.push_str(text);
+                    }
+                }
+            }
+        }
+        lines.push(line);
+    }
+    Some(lines.join("\n"))
 }
 
 impl<'de> Deserialize<'de> for MessageContent {
@@ -97,7 +150,10 @@ impl<'de> Deserialize<'de> for MessageContent {
         let raw = String::deserialize(deserializer)?;
         let value: Value = serde_json::from_str(&raw)
             .map_err(|_| D::Error::custom("message content is not a JSON document"))?;
-        let text = value.get("text").and_then(Value::as_str).map(str::to_owned);
+        let text = match value.get("text").and_then(Value::as_str) {
+            Some(text) => Some(text.to_owned()),
+            None => post_text(&value),
+        };
         Ok(Self { raw, value, text })
     }
 }
@@ -183,4 +239,36 @@ pub struct LegacyCardAction {
     /// `X-Refresh-Token` header: the same value on a re-delivery of one click.
     #[serde(skip)]
     pub refresh_token: Option<String>,
+}
+
+#[cfg(test)]
+mod post_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_documented_post_reads_as_its_text_runs_with_mention_placeholders() {
+        let post = json!({"title": "", "content": [
+            [{"tag":"at","user_id":"@_user_1","user_name":"审批助手","style":[]},
+             {"tag":"text","text":" 审批 ","style":["bold"]},
+             {"tag":"a","href":"https://example.com","text":"单据","style":[]}],
+            [{"tag":"img","image_key":"img_v2_451522f0"}],
+            [{"tag":"emotion","emoji_type":"SMILE"}], [{"tag":"hr"}],
+            [{"tag":"code_block","language":"GO","text":"x"}]]});
+        assert_eq!(post_text(&post).unwrap(), " @_user_1  审批 单据\n\n\n\nx");
+        let only = json!({"title": "", "content": [[{"tag":"text","text":"审批"}]]});
+        assert_eq!(post_text(&only).as_deref(), Some("审批"));
+    }
+
+    #[test]
+    fn locale_wrapped_and_content_v2_posts_are_read_and_other_contents_are_not() {
+        let wrapped =
+            json!({"en_us": {"title": "Leave", "content": [[{"tag":"text","text":"approval"}]]}});
+        assert_eq!(post_text(&wrapped).as_deref(), Some("Leave\napproval"));
+        let v2 = json!({"content": [[{"tag":"text","text":"old"}]],
+                        "content_v2": [[{"tag":"md","text":"审批"}]]});
+        assert_eq!(post_text(&v2).as_deref(), Some("审批"));
+        assert_eq!(post_text(&json!({"image_key": "img_1"})), None);
+        assert_eq!(post_text(&json!({"text": "x"})), None);
+    }
 }

@@ -67,6 +67,20 @@ pub(crate) async fn user_message(
     chat: ChatKind,
     text: &str,
 ) -> Delivery {
+    user_message_of(sim, url, user, chat, text, false).await
+}
+
+/// A user's message: `text`, or with `rich` a rich-text (`post`) message holding it as one text
+/// run, in the received shape (`approval-apis.md` §2: flat, no locale; the bot's @mention an
+/// `at` run).
+pub(crate) async fn user_message_of(
+    sim: &Shared,
+    url: &str,
+    user: &SimUser,
+    chat: ChatKind,
+    text: &str,
+    rich: bool,
+) -> Delivery {
     let cfg = &sim.config;
     let now = sim.clock.now_ms();
     let message_id = new_message_id();
@@ -78,14 +92,25 @@ pub(crate) async fn user_message(
         ChatKind::P2p => text.to_owned(),
         ChatKind::Group => format!("@_user_1 {text}"),
     };
-    let content = json!({ "text": content_text }).to_string();
+    let (msg_type, content) = if rich {
+        let mut runs = Vec::new();
+        if chat == ChatKind::Group {
+            runs.push(
+                json!({"tag": "at", "user_id": "@_user_1", "user_name": cfg.bot_name, "style": []}),
+            );
+        }
+        runs.push(json!({"tag": "text", "text": format!(" {text}"), "style": ["bold"]}));
+        ("post", json!({"title": "", "content": [runs]}).to_string())
+    } else {
+        ("text", json!({ "text": content_text }).to_string())
+    };
     let mut message = json!({
         "message_id": message_id,
         "create_time": now.to_string(),
         "update_time": now.to_string(),
         "chat_id": chat_id,
         "chat_type": chat_type,
-        "message_type": "text",
+        "message_type": msg_type,
         "content": content,
     });
     if chat == ChatKind::Group {
@@ -122,7 +147,7 @@ pub(crate) async fn user_message(
             sender: Sender::User {
                 open_id: user.open_id.clone(),
             },
-            msg_type: "text".into(),
+            msg_type: msg_type.into(),
             content,
             parent_id: None,
             root_id: None,
@@ -142,6 +167,63 @@ pub(crate) async fn user_message(
         Some(message_id),
     )
     .await
+}
+
+/// A 2.0 event envelope of `event_type` around `event`, as Feishu pushes it.
+fn envelope(sim: &Shared, event_type: &str, event: Value) -> Value {
+    let cfg = &sim.config;
+    json!({
+        "schema": "2.0",
+        "header": {
+            "event_id": random_hex(16),
+            "event_type": event_type,
+            "create_time": sim.clock.now_ms().to_string(),
+            "token": cfg.verification_token,
+            "app_id": cfg.app_id,
+            "tenant_key": cfg.tenant_key,
+        },
+        "event": event,
+    })
+}
+
+fn user_id_json(user: &SimUser) -> Value {
+    json!({"union_id": user.union_id, "user_id": user.user_id, "open_id": user.open_id})
+}
+
+/// `user` opens their p2p chat with the bot: `im.chat.access_event.bot_p2p_chat_entered_v1`
+/// (`approval-apis.md` §3.1).
+pub(crate) async fn p2p_chat_entered(sim: &Shared, url: &str, user: &SimUser) -> Delivery {
+    let last = sim
+        .world()
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.msg.chat_id == user.p2p_chat_id)
+        .map(|m| (m.msg.message_id.clone(), m.msg.create_time_ms));
+    let mut event = json!({"chat_id": user.p2p_chat_id, "operator_id": user_id_json(user)});
+    if let Some((id, at)) = last {
+        event["last_message_id"] = json!(id);
+        event["last_message_create_time"] = json!(at.to_string());
+    }
+    let body = envelope(sim, "im.chat.access_event.bot_p2p_chat_entered_v1", event);
+    post(sim, url, "event", &body, Protection::EventStyle, None).await
+}
+
+/// `user` clicks the bot menu item whose push-event key is `event_key`: `application.bot.menu_v6`
+/// (`approval-apis.md` §3.2; no chat, no message).
+pub(crate) async fn menu_click(
+    sim: &Shared,
+    url: &str,
+    user: &SimUser,
+    event_key: &str,
+) -> Delivery {
+    let event = json!({
+        "operator": {"operator_name": user.name, "operator_id": user_id_json(user)},
+        "event_key": event_key,
+        "timestamp": sim.clock.now_ms() / 1000,
+    });
+    let body = envelope(sim, "application.bot.menu_v6", event);
+    post(sim, url, "event", &body, Protection::EventStyle, None).await
 }
 
 pub(crate) async fn post_event(

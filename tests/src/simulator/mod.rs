@@ -379,6 +379,27 @@ impl Simulator {
         delivery::user_message(&self.shared, url, user, chat, text).await
     }
 
+    /// [`Simulator::send_message_as`] as a rich-text (`post`) message holding `text`.
+    pub async fn send_post_as(
+        &self,
+        url: &str,
+        user: &SimUser,
+        chat: ChatKind,
+        text: &str,
+    ) -> Delivery {
+        delivery::user_message_of(&self.shared, url, user, chat, text, true).await
+    }
+
+    /// `user` opens their p2p chat with the bot (`bot_p2p_chat_entered_v1`).
+    pub async fn enter_p2p_chat(&self, url: &str, user: &SimUser) -> Delivery {
+        delivery::p2p_chat_entered(&self.shared, url, user).await
+    }
+
+    /// `user` clicks the bot menu item with push-event key `event_key` (`application.bot.menu_v6`).
+    pub async fn click_menu(&self, url: &str, user: &SimUser, event_key: &str) -> Delivery {
+        delivery::menu_click(&self.shared, url, user, event_key).await
+    }
+
     /// Adds `count` users to the tenant, each with a p2p chat with the bot.
     pub fn add_users(&self, count: usize) -> Vec<SimUser> {
         self.shared.add_users(count)
