@@ -13,7 +13,9 @@ use crate::feishu::{
     CardWrite, Deadline, FeishuApi, FeishuError, Leader, MessageContent, ReceiveId,
 };
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
-use crate::store::{CardStore, DedupStore, EpochMillis, FailOutcome, Job, JobStore, StoreError};
+use crate::store::{
+    CardStore, DedupStore, EpochMillis, FailOutcome, Job, JobStore, ListStore, StoreError,
+};
 use jiff::tz::TimeZone;
 
 /// What every effect needs, borrowed for one reply or one job.
@@ -98,8 +100,8 @@ impl ReplyRequest {
         delivery: CardDelivery,
     ) -> Self {
         let command = match command {
-            Command::Approval => Command::Approval,
             Command::Help | Command::Unknown => Command::Help,
+            other => other,
         };
         Self {
             source_message_id: source_message_id.to_owned(),
@@ -162,7 +164,7 @@ pub enum JobOutcome {
 
 impl<S, F> Effects<'_, S, F>
 where
-    S: CardStore + JobStore + DedupStore + ?Sized,
+    S: CardStore + JobStore + DedupStore + ListStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
     /// Sends the reply to a command: the help text, or the text and the approval card; then writes
@@ -192,6 +194,12 @@ where
                 self.answer(request, &content, &request.key("help"))
                     .await
                     .map_err(|e| fail(e.into(), &progress))?;
+                return Ok(SentReply { card_key: None });
+            }
+            CommandReply::List => {
+                self.send_list(request)
+                    .await
+                    .map_err(|e| fail(e, &progress))?;
                 return Ok(SentReply { card_key: None });
             }
             CommandReply::TextAndApprovalCard { text, card } => (text, card),
@@ -266,6 +274,73 @@ where
         Ok(SentReply {
             card_key: Some(state.card_key),
         })
+    }
+
+    /// 我的申请 / 待我审批: the list, read by a Query on the `lists` index. 待我审批 also links each
+    /// waiting request's card by a reply to it (one message each, uuid-keyed, so a retried list
+    /// links nothing twice).
+    async fn send_list(&self, request: &ReplyRequest) -> Result<(), DeliverError> {
+        use approval::views;
+        let me = &request.requester_open_id;
+        let (card, links) = match request.command {
+            Command::MyRequests => {
+                let listed = self
+                    .store
+                    .list_cards(&approval::requests_list(me), views::LIST_LENGTH)
+                    .await?;
+                (
+                    views::my_requests_card(&listed.cards, self.time_zone),
+                    Vec::new(),
+                )
+            }
+            Command::Pending => {
+                let listed = self
+                    .store
+                    .list_cards(&approval::reviews_list(me), PENDING_SCAN)
+                    .await?;
+                let mut pending = Vec::new();
+                for review in listed.cards {
+                    if pending.len() == views::LIST_LENGTH {
+                        break;
+                    }
+                    let Ok(data) = approval::ReviewData::of(&review) else {
+                        continue;
+                    };
+                    let Some(filed) = self.store.get_card(&data.request_key).await? else {
+                        continue;
+                    };
+                    let waiting = approval::status_of(&filed)
+                        .is_ok_and(|s| s.stage() == Some(approval::Stage::Filed));
+                    if waiting {
+                        pending.push((filed, review));
+                    }
+                }
+                let requests: Vec<_> = pending.iter().map(|(r, _)| r.clone()).collect();
+                let links = pending.into_iter().map(|(_, review)| review).collect();
+                (views::pending_card_list(&requests, self.time_zone), links)
+            }
+            other => {
+                return Err(DeliverError::BadJob(format!("{other:?} is not a list")));
+            }
+        };
+        let content = MessageContent::Card(card.to_value());
+        self.answer(request, &content, &request.key("list")).await?;
+        for review in links {
+            let Some(message_id) = review.message_id.as_deref() else {
+                continue;
+            };
+            self.feishu
+                .reply_message_in_chat(
+                    &review.chat_id,
+                    message_id,
+                    &MessageContent::Text(views::PENDING_LINK_TEXT.to_owned()),
+                    false,
+                    &request.key(&format!("link:{}", review.card_key)),
+                    self.deadline,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Sends one message of a command's answer: a reply to the user's message, or a new message
@@ -707,6 +782,9 @@ where
         }
     }
 }
+
+/// 待我审批 reads at most this many of an approver's cards to find the waiting ones.
+const PENDING_SCAN: usize = 50;
 
 /// A request's record of its approvers' cards is re-read and retried this many times.
 const MAX_RECORD_ATTEMPTS: usize = 5;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardbot::store::{
-    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore, NewJob,
-    PermitRequest, PermitTake, RateScope, RateStore, StoreResult, StoredTenantToken, TokenStore,
+    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore,
+    ListStore, Listed, NewJob, PermitRequest, PermitTake, RateScope, RateStore, StoreResult,
+    StoredTenantToken, TokenStore,
 };
 
 /// Every store method; each is one DynamoDB request in `DynamoStore` (a transaction counts once).
@@ -39,9 +40,10 @@ pub enum StoreCall {
     FailJob,
     FailJobPermanently,
     TakePermits,
+    ListCards,
 }
 
-const ALL: [StoreCall; 23] = [
+const ALL: [StoreCall; 24] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -65,11 +67,13 @@ const ALL: [StoreCall; 23] = [
     StoreCall::FailJob,
     StoreCall::FailJobPermanently,
     StoreCall::TakePermits,
+    StoreCall::ListCards,
 ];
 
 impl StoreCall {
     pub fn name(self) -> &'static str {
         match self {
+            Self::ListCards => "lists.query",
             Self::Claim => "dedup.claim",
             Self::Release => "dedup.release",
             Self::Finish => "dedup.finish",
@@ -273,6 +277,17 @@ impl<S: TokenStore, P: StoreProbe> TokenStore for Probed<S, P> {
             self,
             StoreCall::EvictTenantToken,
             self.inner.evict_tenant_token(app_id, token)
+        )
+    }
+}
+
+#[async_trait]
+impl<S: ListStore, P: StoreProbe> ListStore for Probed<S, P> {
+    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<Listed> {
+        probed!(
+            self,
+            StoreCall::ListCards,
+            self.inner.list_cards(list_key, limit)
         )
     }
 }

@@ -719,3 +719,111 @@ async fn terminal_feishu_errors_leave_the_job_dead_after_one_attempt_with_the_re
         assert_eq!((again.status, again.attempts), (JobStatus::Dead, 1));
     }
 }
+
+// ---- lists ----
+
+#[tokio::test]
+async fn my_requests_and_pending_list_the_right_requests_read_by_query() {
+    let s = scene("message", true).await;
+    let mut cards = Vec::new();
+    for reason in ["one", "two", "three"] {
+        let card = s.ask().await;
+        s.press(&s.requester, &card, "btn_leave", &[])
+            .await
+            .unwrap();
+        s.press(
+            &s.requester,
+            &card,
+            "btn_file",
+            &[
+                ("leave_type", json!("personal")),
+                ("start_date", json!("2026-12-07 +0800")),
+                ("end_date", json!("2026-12-08 +0800")),
+                ("reason", json!(reason)),
+            ],
+        )
+        .await
+        .unwrap();
+        cards.push(card);
+        s.bot.sim.advance(std::time::Duration::from_secs(60));
+    }
+    s.bot.sweep().await;
+    let b = &s.approvers[1];
+    let reviews: Vec<_> = from_bot(&s.bot.sim.messages(&b.p2p_chat_id))
+        .into_iter()
+        .filter(|m| m.msg_type == "interactive")
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(reviews.len(), 3);
+    // B decides the first request.
+    s.press(b, &reviews[0], "btn_approve", &[]).await.unwrap();
+    s.bot.sweep().await;
+
+    let asked = s
+        .bot
+        .sim
+        .send_user_message(&s.bot.event_url, ChatKind::P2p, "我的申请")
+        .await;
+    assert_eq!(asked.status, Some(200), "{}", asked.response_body);
+    let list = from_bot(&s.bot.sim.messages(ids::P2P_CHAT_ID))
+        .pop()
+        .unwrap();
+    assert_eq!(list.msg_type, "interactive");
+    assert_eq!(list.parent_id.as_deref(), asked.message_id.as_deref());
+    let text = s.card_text(&list.message_id);
+    assert!(text.contains("我的申请"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("· ")).count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("请假审批中").count(), 2, "{text}");
+    assert_eq!(text.matches("请假通过").count(), 1, "{text}");
+    assert!(text.contains("2026-12-07 至 2026-12-08"), "{text}");
+
+    let before = s.bot.sim.messages(&b.p2p_chat_id).len();
+    let asked = s
+        .bot
+        .sim
+        .send_message_as(&s.bot.event_url, b, ChatKind::P2p, "待我审批")
+        .await;
+    assert_eq!(asked.status, Some(200), "{}", asked.response_body);
+    let answer: Vec<_> = from_bot(&s.bot.sim.messages(&b.p2p_chat_id))
+        .into_iter()
+        .skip(before - 1)
+        .collect();
+    let list = answer
+        .iter()
+        .find(|m| m.msg_type == "interactive" && m.parent_id == asked.message_id)
+        .unwrap();
+    let text = s.card_text(&list.message_id);
+    assert!(text.contains("待我审批"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("· ")).count(),
+        2,
+        "only the waiting ones: {text}"
+    );
+    assert!(
+        text.contains(&s.requester.open_id),
+        "the requester shown: {text}"
+    );
+    // Each waiting request's card is linked by a reply to it.
+    let linked: Vec<_> = answer
+        .iter()
+        .filter(|m| m.msg_type == "text")
+        .filter_map(|m| m.parent_id.clone())
+        .collect();
+    assert_eq!(linked.len(), 2, "{answer:#?}");
+    assert!(linked.contains(&reviews[1]) && linked.contains(&reviews[2]));
+    // Someone with nothing waiting.
+    let empty = s
+        .bot
+        .sim
+        .send_user_message(&s.bot.event_url, ChatKind::P2p, "待我审批")
+        .await;
+    assert_eq!(empty.status, Some(200));
+    let last = from_bot(&s.bot.sim.messages(ids::P2P_CHAT_ID))
+        .pop()
+        .unwrap();
+    assert!(s.card_text(&last.message_id).contains("没有等你审批的申请"));
+}

@@ -121,7 +121,7 @@ impl UpdaterEvent {
 
 impl<S, F> CardUpdater<S, F>
 where
-    S: CardStore + JobStore + DedupStore + ?Sized,
+    S: CardStore + JobStore + DedupStore + cardbot::store::ListStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(

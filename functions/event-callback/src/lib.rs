@@ -17,7 +17,7 @@ use cardbot::deliver::{Effects, ReplyRequest};
 use cardbot::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
 use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
-use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore};
+use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore, ListStore};
 use cardbot::webhook::{Inbound, MessageReceive, OtherEvent};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -77,7 +77,7 @@ fn ok_empty() -> Response<Body> {
 
 impl<S, F> EventCallback<S, F>
 where
-    S: DedupStore + CardStore + JobStore + Sized,
+    S: DedupStore + CardStore + JobStore + ListStore + Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(

@@ -37,6 +37,16 @@ pub struct SentCard {
     pub approvers: Vec<String>,
 }
 
+/// The list of a requester's requests (我的申请).
+pub fn requests_list(requester: &str) -> String {
+    format!("requests#{requester}")
+}
+
+/// The list of an approver's cards (待我审批).
+pub fn reviews_list(approver: &str) -> String {
+    format!("reviews#{approver}")
+}
+
 /// The card key of an approval card: the bot card's `message_id`, which every click carries.
 pub fn card_key(message_id: &str) -> String {
     message_id.to_owned()
@@ -64,6 +74,7 @@ pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
         .to_value(),
         created_at: now,
         updated_at: now,
+        list_key: None,
     }
 }
 
@@ -97,6 +108,7 @@ pub fn new_review_state(
         .unwrap_or(Value::Null),
         created_at: now,
         updated_at: now,
+        list_key: Some(reviews_list(approver)),
     }
 }
 
@@ -261,6 +273,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     new_state.data = data.to_value();
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
+    // A request (tutorial or filed) is listed under its requester's 我的申请.
+    new_state.list_key = Some(requests_list(&state.requester_open_id));
     let card = render(next, &data, click.time_zone);
     Ok(ClickDecision::Transition {
         state: Box::new(new_state),

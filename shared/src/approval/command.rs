@@ -13,6 +13,10 @@ pub enum Command {
     Approval,
     /// `帮助` / `help`: the help text.
     Help,
+    /// `我的申请` / `my requests`: the requester's last 10 requests with their status.
+    MyRequests,
+    /// `待我审批` / `pending`: the requests waiting for this approver, each card linked.
+    Pending,
     /// Anything else: also the help text.
     Unknown,
 }
@@ -24,6 +28,8 @@ pub enum CommandReply {
     TextAndApprovalCard { text: &'static str, card: Card },
     /// Only a text.
     Text(&'static str),
+    /// A list read from the table ([`Command::MyRequests`], [`Command::Pending`]).
+    List,
 }
 
 impl Command {
@@ -34,6 +40,7 @@ impl Command {
                 card: pending_card(),
             },
             Self::Help | Self::Unknown => CommandReply::Text(HELP_TEXT),
+            Self::MyRequests | Self::Pending => CommandReply::List,
         }
     }
 }
@@ -94,6 +101,8 @@ pub fn parse_command(raw: &str) -> Command {
     match normalize_text(raw).as_str() {
         "审批" | "approval" => Command::Approval,
         "帮助" | "help" => Command::Help,
+        "我的申请" | "my requests" => Command::MyRequests,
+        "待我审批" | "pending" => Command::Pending,
         _ => Command::Unknown,
     }
 }
@@ -125,6 +134,12 @@ mod tests {
         }
         for text in ["帮助", "help", "HELP", "ｈｅｌｐ", " @_user_1 帮助 "] {
             assert_eq!(parse_command(text), Command::Help, "{text:?}");
+        }
+        for text in ["我的申请", "My Requests", "@_user_1 my  requests"] {
+            assert_eq!(parse_command(text), Command::MyRequests, "{text:?}");
+        }
+        for text in ["待我审批", "pending", "PENDING", "@_user_1 待我审批"] {
+            assert_eq!(parse_command(text), Command::Pending, "{text:?}");
         }
         for text in [
             "hello",

@@ -20,8 +20,8 @@ pub mod views;
 
 pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
-    card_key, decide_click, decide_review_click, new_card_state, new_review_state,
-    scheduled_for_new_card, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
+    card_key, decide_click, decide_review_click, new_card_state, new_review_state, requests_list,
+    reviews_list, scheduled_for_new_card, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{

@@ -300,6 +300,92 @@ pub fn retry_later_toast() -> Toast {
     )
 }
 
+/// How many requests 我的申请 shows, and pending ones 待我审批 lists (and links).
+pub const LIST_LENGTH: usize = 10;
+
+/// One line of a list: when, what, the dates, the status.
+fn list_line(request: &CardState, time_zone: &TimeZone, with_requester: bool) -> String {
+    let status = ApprovalStatus::parse(&request.status);
+    let data = ApprovalData::from_value(&request.data).unwrap_or_default();
+    let kind = status
+        .and_then(ApprovalStatus::request)
+        .or_else(|| data.form.as_ref().map(RequestForm::kind))
+        .map(RequestKind::label)
+        .unwrap_or("审批");
+    let when = format_local(data.submitted_at.unwrap_or(request.created_at), time_zone);
+    let detail = match &data.form {
+        Some(RequestForm::Leave { start, end, .. }) => {
+            format!(" {} 至 {}", date_text(start), date_text(end))
+        }
+        Some(RequestForm::WorkOvertime { date, hours, .. }) => {
+            format!(" {} {} 小时", date_text(date), hours_text(hours))
+        }
+        None => String::new(),
+    };
+    let outcome = status.map(ApprovalStatus::outcome_text).unwrap_or("未知");
+    let from = if with_requester {
+        format!("{} ", who(&request.requester_open_id))
+    } else {
+        String::new()
+    };
+    format!("· {when} {from}{kind}{detail} · {outcome}")
+}
+
+fn list_card(title: &str, summary: String, lines: Vec<String>, empty: &str) -> Card {
+    let body = if lines.is_empty() {
+        empty.to_owned()
+    } else {
+        lines.join("\n")
+    };
+    Card {
+        schema: Schema::V2,
+        config: config(summary),
+        header: Some(CardHeader {
+            title: PlainText::new(title),
+            subtitle: None,
+            text_tag_list: vec![],
+            template: HeaderTemplate::Blue,
+        }),
+        body: CardBody {
+            elements: vec![Element::markdown("list", body)],
+        },
+    }
+}
+
+/// 我的申请: the requester's requests (newest first), one line each with its status.
+pub fn my_requests_card(requests: &[CardState], time_zone: &TimeZone) -> Card {
+    let lines: Vec<String> = requests
+        .iter()
+        .take(LIST_LENGTH)
+        .map(|r| list_line(r, time_zone, false))
+        .collect();
+    list_card(
+        "我的申请",
+        format!("我的申请（{} 条）", lines.len()),
+        lines,
+        "你还没有申请。发送「审批」发起一个。",
+    )
+}
+
+/// 待我审批: the filed requests waiting for this approver, newest first; each card is linked by a
+/// reply to it.
+pub fn pending_card_list(requests: &[CardState], time_zone: &TimeZone) -> Card {
+    let lines: Vec<String> = requests
+        .iter()
+        .take(LIST_LENGTH)
+        .map(|r| list_line(r, time_zone, true))
+        .collect();
+    list_card(
+        "待我审批",
+        format!("待我审批（{} 条）", lines.len()),
+        lines,
+        "没有等你审批的申请。",
+    )
+}
+
+/// The reply to an approver's card that links it from 待我审批.
+pub const PENDING_LINK_TEXT: &str = "待你审批：请在这张卡片中处理。";
+
 /// The welcome card of a user's p2p chat with the bot: what it does, its commands, and 发起审批.
 pub fn welcome_card() -> Card {
     Card {
@@ -1193,6 +1279,7 @@ mod tests {
                     data: data.to_value(),
                     created_at: NOW,
                     updated_at: NOW,
+                    list_key: None,
                 };
                 let mine = render_state(&request, &shanghai()).unwrap();
                 assert_eq!(mine.validate(), Ok(()), "{status:?}");

@@ -460,3 +460,22 @@ impl super::RateStore for MemoryStore {
         Ok(counters.take(requests, now))
     }
 }
+
+#[async_trait]
+impl super::ListStore for MemoryStore {
+    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<super::Listed> {
+        let tables = self.lock();
+        let mut cards: Vec<CardState> = tables
+            .cards
+            .values()
+            .filter(|c| c.list_key.as_deref() == Some(list_key))
+            .cloned()
+            .collect();
+        cards.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        cards.truncate(limit.clamp(1, 100));
+        Ok(super::Listed {
+            cards,
+            consumed_capacity: None,
+        })
+    }
+}

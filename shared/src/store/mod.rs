@@ -238,6 +238,27 @@ pub struct CardState {
     pub data: serde_json::Value,
     pub created_at: EpochMillis,
     pub updated_at: EpochMillis,
+    /// The per-user list the card belongs to (`requests#<open_id>`, `reviews#<open_id>`): the
+    /// partition of the `lists` index, newest `created_at` first ([`ListStore`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_key: Option<String>,
+}
+
+/// One page of a per-user list and what reading it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Newest first.
+    pub cards: Vec<CardState>,
+    /// Read capacity units the Query consumed, as DynamoDB reports it (`None` in memory).
+    pub consumed_capacity: Option<f64>,
+}
+
+/// Per-user lists of cards (我的申请, 待我审批), read by a Query on the `lists` index, never a Scan.
+#[async_trait]
+pub trait ListStore: Send + Sync {
+    /// The cards whose `list_key` is `list_key`, newest first, at most `limit` (1–100).
+    /// Eventually consistent (a GSI): a card written a moment ago may be missing.
+    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<Listed>;
 }
 
 /// The most jobs one [`CardStore::update_card_and_enqueue`] takes: a transaction holds at most
@@ -497,8 +518,8 @@ pub trait JobStore: Send + Sync {
 }
 
 /// Everything a function may need, for wiring convenience.
-pub trait Store: DedupStore + TokenStore + CardStore + JobStore {}
-impl<T: DedupStore + TokenStore + CardStore + JobStore> Store for T {}
+pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
+impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}
 
 pub use rate::{PermitRequest, PermitTake, RateBudget, RateScope};
 

@@ -45,6 +45,22 @@ pub const DUE_INDEX: IndexSpec = IndexSpec {
     projection: "ALL",
 };
 
+/// The `lists` index holds the cards of per-user lists (sparse: only items with a `list_pk`):
+/// a requester's requests (`requests#<open_id>`) and an approver's cards (`reviews#<open_id>`),
+/// newest first by `list_at` (the card's `created_at`).
+pub const LISTS_INDEX: IndexSpec = IndexSpec {
+    name: "lists",
+    partition_key: KeyAttribute {
+        name: "list_pk",
+        kind: "S",
+    },
+    sort_key: KeyAttribute {
+        name: "list_at",
+        kind: "N",
+    },
+    projection: "ALL",
+};
+
 pub const TABLE: TableSpec = TableSpec {
     partition_key: KeyAttribute {
         name: "pk",
@@ -59,5 +75,5 @@ pub const TABLE: TableSpec = TableSpec {
     billing_mode: "PAY_PER_REQUEST",
     point_in_time_recovery: true,
     server_side_encryption: true,
-    indexes: &[DUE_INDEX],
+    indexes: &[DUE_INDEX, LISTS_INDEX],
 };

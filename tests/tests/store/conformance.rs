@@ -41,7 +41,62 @@ pub fn card(card_key: &str, now: EpochMillis) -> CardState {
         data: json!({"counter": 0, "title": "审批", "options": ["请假", "加班"], "nested": {"x": 1.5, "n": null}}),
         created_at: now,
         updated_at: now,
+        list_key: None,
     }
+}
+
+/// A user's list: newest first, limited, only that user's cards; a card joins a list by an
+/// update and keeps its place (its `created_at`).
+pub async fn lists_are_per_user_newest_first<S: Store>(store: Arc<S>) {
+    let now = t0();
+    let (me, other) = (unique("requests#ou_me"), unique("requests#ou_other"));
+    let mut mine = Vec::new();
+    for i in 0..4 {
+        let mut state = card(&unique("card"), now + i * 1_000);
+        state.list_key = Some(me.clone());
+        mine.push(store.create_card(&state).await.unwrap());
+    }
+    let mut theirs = card(&unique("card"), now + 10_000);
+    theirs.list_key = Some(other.clone());
+    store.create_card(&theirs).await.unwrap();
+    store
+        .create_card(&card(&unique("card"), now + 20_000))
+        .await
+        .unwrap();
+    // A card that joins later, by an update, is placed by its creation.
+    let joined = store
+        .create_card(&card(&unique("card"), now + 1_500))
+        .await
+        .unwrap();
+    store
+        .update_card(&CardState {
+            list_key: Some(me.clone()),
+            ..joined.clone()
+        })
+        .await
+        .unwrap();
+    let listed = store.list_cards(&me, 3).await.unwrap();
+    let keys: Vec<_> = listed.cards.iter().map(|c| c.card_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            mine[3].card_key.as_str(),
+            mine[2].card_key.as_str(),
+            joined.card_key.as_str()
+        ]
+    );
+    assert!(listed
+        .cards
+        .iter()
+        .all(|c| c.list_key.as_deref() == Some(me.as_str())));
+    assert_eq!(store.list_cards(&me, 100).await.unwrap().cards.len(), 5);
+    assert_eq!(store.list_cards(&other, 10).await.unwrap().cards.len(), 1);
+    assert!(store
+        .list_cards(&unique("requests#ou_nobody"), 10)
+        .await
+        .unwrap()
+        .cards
+        .is_empty());
 }
 
 pub fn job(card_key: &str, job_id: &str, not_before: EpochMillis) -> NewJob {

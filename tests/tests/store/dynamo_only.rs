@@ -14,6 +14,8 @@ use cardbot_tests::dynamodb_local;
 use futures::StreamExt;
 use serde_json::json;
 
+use cardbot::store::ListStore;
+
 use crate::conformance::{card, job, t0, unique};
 
 type Item = HashMap<String, AttributeValue>;
@@ -461,4 +463,47 @@ async fn rate_items_are_one_per_scope_with_a_short_ttl_and_drop_stale_counters()
         .collect();
     assert_eq!(ends.len(), 13, "{item:?}");
     assert!(ends.iter().all(|end| *end > later), "{ends:?}");
+}
+
+/// 我的申请 / 待我审批 are a Query on the `lists` index: the item holds `list_pk` / `list_at`, and the
+/// read reports its consumed capacity; a card without a list is not in the index.
+#[tokio::test]
+async fn lists_are_read_by_a_query_with_its_consumed_capacity() {
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+    let list = unique("requests#ou_me");
+    let mut listed = card(&unique("card"), now);
+    listed.list_key = Some(list.clone());
+    store.create_card(&listed).await.unwrap();
+    let item = raw(
+        &client,
+        &table,
+        &format!("card#{}", listed.card_key),
+        "state",
+    )
+    .await
+    .unwrap();
+    assert_eq!(item.get("list_pk"), Some(&s(&list)));
+    assert_eq!(item.get("list_at"), Some(&n(now)));
+    let plain = card(&unique("card"), now);
+    store.create_card(&plain).await.unwrap();
+    let item = raw(
+        &client,
+        &table,
+        &format!("card#{}", plain.card_key),
+        "state",
+    )
+    .await
+    .unwrap();
+    assert!(!item.contains_key("list_pk") && !item.contains_key("list_at"));
+    let read = store.list_cards(&list, 10).await.unwrap();
+    assert_eq!(read.cards.len(), 1);
+    let capacity = read
+        .consumed_capacity
+        .expect("DynamoDB reports the Query's capacity");
+    println!(
+        "lists Query: {} card(s), {capacity} read capacity units",
+        read.cards.len()
+    );
+    assert!(capacity > 0.0 && capacity <= 1.0, "{capacity}");
 }

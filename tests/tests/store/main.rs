@@ -62,4 +62,5 @@ against_both_adapters!(
     rate_windows_roll_over_and_holds_count_where_they_reach,
     rate_per_api_minute_budget,
     rate_per_chat_budget,
+    lists_are_per_user_newest_first,
 );

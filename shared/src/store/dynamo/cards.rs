@@ -45,6 +45,11 @@ fn card_attributes(state: &CardState) -> Vec<(&'static str, Option<AttributeValu
         ),
         ("data", Some(json_to_av(&state.data))),
         ("updated_at", Some(n(state.updated_at))),
+        ("list_pk", state.list_key.as_ref().map(s)),
+        (
+            "list_at",
+            state.list_key.as_ref().map(|_| n(state.created_at)),
+        ),
     ]
 }
 
@@ -96,6 +101,7 @@ fn card_from_item(item: &Item) -> StoreResult<CardState> {
         data: f.json("data")?,
         created_at: f.n("created_at")?,
         updated_at: f.n("updated_at")?,
+        list_key: f.opt_s("list_pk")?,
     })
 }
 
@@ -351,5 +357,43 @@ impl CardStore for DynamoStore {
             }
             _ => Err(cancelled_error(op, &state.card_key, &reasons)),
         }
+    }
+}
+
+#[async_trait]
+impl crate::store::ListStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<crate::store::Listed> {
+        use crate::store::table::LISTS_INDEX;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(LISTS_INDEX.name)
+            .key_condition_expression("#list_pk = :list_pk")
+            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
+            .expression_attribute_values(":list_pk", s(list_key))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error("query a list", e))?;
+        let cards = out
+            .items()
+            .iter()
+            .map(card_from_item)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units());
+        tracing::info!(
+            list = list_key.split('#').next().unwrap_or_default(),
+            cards = cards.len(),
+            consumed_capacity,
+            "list read by Query"
+        );
+        Ok(crate::store::Listed {
+            cards,
+            consumed_capacity,
+        })
     }
 }
