@@ -284,22 +284,24 @@ where
         let me = &request.requester_open_id;
         let (card, links) = match request.command {
             Command::MyRequests => {
-                let listed = self
-                    .store
-                    .list_cards(&approval::requests_list(me), views::LIST_LENGTH)
-                    .await?;
-                (
-                    views::my_requests_card(&listed.cards, self.time_zone),
-                    Vec::new(),
-                )
+                let listed = match approval::requests_list(me) {
+                    Some(list) => {
+                        self.store
+                            .list_cards(&list, views::LIST_LENGTH)
+                            .await?
+                            .cards
+                    }
+                    None => Vec::new(),
+                };
+                (views::my_requests_card(&listed, self.time_zone), Vec::new())
             }
             Command::Pending => {
-                let listed = self
-                    .store
-                    .list_cards(&approval::reviews_list(me), PENDING_SCAN)
-                    .await?;
+                let listed = match approval::reviews_list(me) {
+                    Some(list) => self.store.list_cards(&list, PENDING_SCAN).await?.cards,
+                    None => Vec::new(),
+                };
                 let mut pending = Vec::new();
-                for review in listed.cards {
+                for review in listed {
                     if pending.len() == views::LIST_LENGTH {
                         break;
                     }

@@ -434,8 +434,8 @@ fn compare_reports_a_template_edited_alone() {
             "TTL attribute",
         ),
         (
-            "ProjectionType: ALL",
-            "ProjectionType: KEYS_ONLY",
+            "ProjectionType: ALL\n        # 我的申请",
+            "ProjectionType: KEYS_ONLY\n        # 我的申请",
             "index due projection",
         ),
         (

@@ -12,6 +12,7 @@ use super::machine::{
 use super::request::{parse_comment, parse_form};
 use super::scheduled::{Followup, Scheduled, Timer};
 use super::views::{self, render};
+use crate::cards::text::FeishuId;
 use crate::cards::CallbackAnswer;
 use crate::config::CardDelivery;
 use crate::store::{CardState, EpochMillis, StoredUpdateToken};
@@ -37,14 +38,19 @@ pub struct SentCard {
     pub approvers: Vec<String>,
 }
 
-/// The list of a requester's requests (我的申请).
-pub fn requests_list(requester: &str) -> String {
-    format!("requests#{requester}")
+/// The list of a requester's requests (我的申请); `None` for an id that is not an open_id (it
+/// could not be listed by anyone, and a key attribute of the index holds at most 2 KB).
+pub fn requests_list(requester: &str) -> Option<String> {
+    FeishuId::OpenId
+        .is_valid(requester)
+        .then(|| format!("requests#{requester}"))
 }
 
-/// The list of an approver's cards (待我审批).
-pub fn reviews_list(approver: &str) -> String {
-    format!("reviews#{approver}")
+/// The list of an approver's cards (待我审批); `None` as for [`requests_list`].
+pub fn reviews_list(approver: &str) -> Option<String> {
+    FeishuId::OpenId
+        .is_valid(approver)
+        .then(|| format!("reviews#{approver}"))
 }
 
 /// The card key of an approval card: the bot card's `message_id`, which every click carries.
@@ -108,7 +114,7 @@ pub fn new_review_state(
         .unwrap_or(Value::Null),
         created_at: now,
         updated_at: now,
-        list_key: Some(reviews_list(approver)),
+        list_key: reviews_list(approver),
     }
 }
 
@@ -274,7 +280,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
     // A request (tutorial or filed) is listed under its requester's 我的申请.
-    new_state.list_key = Some(requests_list(&state.requester_open_id));
+    new_state.list_key = requests_list(&state.requester_open_id);
     let card = render(next, &data, click.time_zone);
     Ok(ClickDecision::Transition {
         state: Box::new(new_state),
