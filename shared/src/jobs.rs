@@ -692,8 +692,9 @@ mod tests {
             assert_eq!(
                 wire(&ops[0]).body.unwrap()["settings"],
                 json!(
-                    r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中"}}}"#
+                    r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中","i18n_content":{"en_us":"Leave request pending","zh_cn":"请假申请审批中"}}}}"#
                         .replace("请假", kind.label())
+                        .replace("Leave", approval::views::request_label(kind, crate::cards::Lang::EnUs))
                 )
             );
             let mut card = answered.to_value();

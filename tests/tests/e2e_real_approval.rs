@@ -827,3 +827,122 @@ async fn my_requests_and_pending_list_the_right_requests_read_by_query() {
         .unwrap();
     assert!(s.card_text(&last.message_id).contains("没有等你审批的申请"));
 }
+
+// ---- languages ----
+
+fn english(s: &Scene, message: &str) -> String {
+    s.bot.sim.card(message).unwrap().text_en
+}
+
+fn has_chinese(text: &str) -> bool {
+    text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+#[tokio::test]
+async fn cards_render_in_english_for_an_english_viewer_in_both_modes() {
+    for delivery in ["entity", "message"] {
+        let s = scene(delivery, true).await;
+        let card = s.ask().await;
+        let en = english(&s, &card);
+        assert!(
+            en.contains("Choose what you need") && en.contains("[Leave]"),
+            "{en}"
+        );
+        assert!(!has_chinese(&en), "{en}");
+        let opened = s
+            .press(&s.requester, &card, "btn_leave", &[])
+            .await
+            .unwrap();
+        assert!(opened.card_updated);
+        let en = english(&s, &card);
+        assert!(en.contains("Leave type") && en.contains("[Submit]"), "{en}");
+        assert!(!has_chinese(&en), "{en}");
+        let (card, reviews) = {
+            let filed = s
+                .press(
+                    &s.requester,
+                    &card,
+                    "btn_file",
+                    &[
+                        ("leave_type", json!("sick")),
+                        ("start_date", json!("2026-12-09 +0800")),
+                        ("end_date", json!("2026-12-09 +0800")),
+                        ("reason", json!("flu")),
+                    ],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                filed.toast.as_ref().unwrap()["i18n"]["en_us"],
+                "Your leave request was sent to the approver"
+            );
+            s.bot.sweep().await;
+            let reviews: Vec<_> = s
+                .approvers
+                .iter()
+                .map(|a| {
+                    from_bot(&s.bot.sim.messages(&a.p2p_chat_id))[0]
+                        .message_id
+                        .clone()
+                })
+                .collect();
+            (card, reviews)
+        };
+        let review = english(&s, &reviews[0]);
+        for words in [
+            "Leave approval",
+            "Sick leave",
+            "2026-12-09 to 2026-12-09",
+            "[Approve]",
+            "[Reject]",
+        ] {
+            assert!(review.contains(words), "{words}: {review}");
+        }
+        s.press(
+            &s.approvers[0],
+            &reviews[0],
+            "btn_approve",
+            &[("comment", json!("ok"))],
+        )
+        .await
+        .unwrap();
+        s.bot.sweep().await;
+        for message in [&card, &reviews[0], &reviews[1]] {
+            let en = english(&s, message);
+            assert!(
+                en.contains("Leave approved") && en.contains("approved"),
+                "{en}"
+            );
+            assert!(!has_chinese(&en), "{en}");
+            // The Chinese client sees Chinese.
+            assert!(s.card_text(message).contains("请假通过"));
+        }
+        let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+        assert!(
+            told.iter()
+                .any(|t| t.contains("Your leave request was approved")),
+            "{told:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_tutorials_cardkit_walk_keeps_the_english() {
+    let s = scene("entity", false).await;
+    let card = s.ask().await;
+    s.bot
+        .sim
+        .click_card(&s.bot.card_url, &card, json!({"type": "leave"}))
+        .await
+        .unwrap();
+    s.bot.sim.advance(std::time::Duration::from_secs(3));
+    s.bot.sweep().await;
+    let en = english(&s, &card);
+    assert!(en.contains("Leave approved"), "{en}");
+    assert!(
+        en.contains("Please hand over your work"),
+        "the streamed note in English: {en}"
+    );
+    assert!(!has_chinese(&en), "{en}");
+    assert!(s.card_text(&card).contains("请假通过"));
+}

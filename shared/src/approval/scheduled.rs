@@ -211,9 +211,9 @@ pub fn on_timer(
     }
 }
 
-fn markdown_content(card: &Card, id: &str) -> Option<String> {
+fn markdown_of(card: &Card, id: &str) -> Option<crate::cards::Markdown> {
     match card.find(id)? {
-        Element::Markdown(m) => Some(m.content.clone()),
+        Element::Markdown(m) => Some(m.clone()),
         _ => None,
     }
 }
@@ -225,14 +225,16 @@ fn markdown_content(card: &Card, id: &str) -> Option<String> {
 pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
     let full = || vec![CardKitOp::UpdateCard { card: to.clone() }];
     let (Some(note), Some(status), Some(line), Some(Element::Div(prompt)), Some(added)) = (
-        markdown_content(to, ids::NOTE),
-        markdown_content(to, ids::STATUS),
-        markdown_content(to, ids::TL_SUBMITTED),
+        markdown_of(to, ids::NOTE),
+        markdown_of(to, ids::STATUS),
+        markdown_of(to, ids::TL_SUBMITTED),
         to.find(ids::PROMPT),
         to.find(ids::TL_APPROVED),
     ) else {
         return full();
     };
+    // A text's English travels with it (`i18n_content`); the streamed note gets its own after.
+    let texts = |m: &crate::cards::Markdown| json!({ "content": m.content, "i18n_content": m.i18n_content });
     let needed = [
         ids::NOTE,
         ids::STATUS,
@@ -250,11 +252,11 @@ pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
         },
         CardKitOp::StreamText {
             element_id: ids::NOTE.to_owned(),
-            content: note,
+            content: note.content.clone(),
         },
         CardKitOp::PatchElement {
             element_id: ids::STATUS.to_owned(),
-            partial_element: json!({ "content": status }),
+            partial_element: texts(&status),
         },
         CardKitOp::DeleteElement {
             element_id: ids::ACTIONS.to_owned(),
@@ -271,7 +273,11 @@ pub fn approval_walk(from: &Card, to: &Card) -> Vec<CardKitOp> {
                 },
                 BatchUpdateAction::PartialUpdateElement {
                     element_id: ids::TL_SUBMITTED.to_owned(),
-                    partial_element: json!({ "content": line }),
+                    partial_element: texts(&line),
+                },
+                BatchUpdateAction::PartialUpdateElement {
+                    element_id: ids::NOTE.to_owned(),
+                    partial_element: json!({ "i18n_content": note.i18n_content }),
                 },
             ],
         },

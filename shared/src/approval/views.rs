@@ -7,14 +7,14 @@
 
 use super::action::ApprovalAction;
 use super::machine::{
-    status_of, ApprovalData, ApprovalStatus, AuditEntry, DomainError, LeaveType, RequestForm,
-    RequestKind, ReviewData, Stage, REVIEW_KIND,
+    status_of, ApprovalData, ApprovalStatus, AuditAction, AuditEntry, DomainError, LeaveType,
+    RequestForm, RequestKind, ReviewData, Stage, REVIEW_KIND,
 };
 use super::request::{fields, FormProblem, MAX_REASON_CHARS};
 use crate::cards::text;
 use crate::cards::{
     Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Column, ColumnSet,
-    DatePicker, Element, Form, HeaderTemplate, Input, PlainText, Schema, SelectOption,
+    DatePicker, Element, Form, HeaderTemplate, Input, Lang, PlainText, Schema, SelectOption,
     SelectStatic, Summary, TagColor, TextTag, Toast, ToastKind,
 };
 use crate::store::{CardState, EpochMillis};
@@ -44,10 +44,16 @@ pub mod ids {
 
 /// The card title of every approval card.
 pub const TITLE: &str = "审批";
+/// [`TITLE`] in English.
+pub const TITLE_EN: &str = "Approval";
 /// The pending card's text, as in the tutorial.
 pub const PROMPT_PENDING: &str = "请选择需要的操作";
+/// [`PROMPT_PENDING`] in English.
+pub const PROMPT_PENDING_EN: &str = "Choose what you need";
 /// The decision note's fixed prefix; the note is typed out after it.
 pub const NOTE_PREFIX: &str = "**审批意见**：";
+/// [`NOTE_PREFIX`] in English.
+pub const NOTE_PREFIX_EN: &str = "**Note**: ";
 
 /// What a submitted or approved card shows about the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,26 +67,38 @@ pub struct RequestView<'a> {
 
 fn header(tags: Vec<TextTag>, template: HeaderTemplate) -> Option<CardHeader> {
     Some(CardHeader {
-        title: PlainText::new(TITLE),
+        title: PlainText::both(TITLE, TITLE_EN),
         subtitle: None,
         text_tag_list: tags,
         template,
     })
 }
 
+/// The request's name in `lang`: 请假 / Leave, 加班 / Overtime.
+pub fn request_label(request: RequestKind, lang: Lang) -> &'static str {
+    lang.pick(request.label(), english_label(request))
+}
+
+fn english_label(request: RequestKind) -> &'static str {
+    match request {
+        RequestKind::Leave => "Leave",
+        RequestKind::WorkOvertime => "Overtime",
+    }
+}
+
 fn request_header(request: RequestKind) -> Option<CardHeader> {
     let tag = TextTag {
-        text: PlainText::new(request.label()),
+        text: PlainText::both(request.label(), english_label(request)),
         color: TagColor::Blue,
     };
     header(vec![tag], HeaderTemplate::Blue)
 }
 
-fn config(summary: String) -> CardConfig {
+fn config(summary: impl Fn(Lang) -> String) -> CardConfig {
     CardConfig {
         update_multi: true,
         streaming_mode: Some(false),
-        summary: Some(Summary::new(summary)),
+        summary: Some(Summary::localized(summary)),
     }
 }
 
@@ -89,11 +107,16 @@ pub fn status_tag(text: &str, color: TagColor) -> String {
     format!("<text_tag color='{}'>{text}</text_tag>", color.as_str())
 }
 
+/// A status tag in both languages.
+fn status_element(id: &str, zh: &str, en: &str, color: TagColor) -> Element {
+    Element::markdown_localized(id, |lang| status_tag(lang.pick(zh, en), color))
+}
+
 fn button(
     id: &str,
     request: RequestKind,
     button_type: ButtonType,
-    disabled_tips: Option<&str>,
+    disabled_tips: Option<&PlainText>,
 ) -> Column {
     let column_id = match request {
         RequestKind::Leave => ids::COL_LEAVE,
@@ -105,9 +128,9 @@ fn button(
         elements: vec![Element::Button(Button {
             element_id: id.to_owned(),
             button_type,
-            text: PlainText::new(request.label()),
+            text: PlainText::both(request.label(), english_label(request)),
             disabled: disabled_tips.is_some(),
-            disabled_tips: disabled_tips.map(PlainText::new),
+            disabled_tips: disabled_tips.cloned(),
             name: None,
             form_action_type: None,
             behaviors: vec![Behavior::Callback {
@@ -118,7 +141,7 @@ fn button(
 }
 
 /// The button row; `disabled_tips` set means both buttons are disabled with that tip.
-fn actions(disabled_tips: Option<&str>) -> Element {
+fn actions(disabled_tips: Option<&PlainText>) -> Element {
     Element::ColumnSet(ColumnSet {
         element_id: ids::ACTIONS.to_owned(),
         flex_mode: Some("none".to_owned()),
@@ -140,83 +163,151 @@ fn actions(disabled_tips: Option<&str>) -> Element {
     })
 }
 
-fn submitted_line(view: &RequestView<'_>, waiting: bool) -> String {
+fn submitted_line(view: &RequestView<'_>, waiting: bool, lang: Lang) -> String {
     // Only a well-formed open_id becomes a mention (not `all`, not markup, not 40 KB).
     let who = view
         .submitted_by
         .and_then(text::mention)
         .map(|at| at + " ")
         .unwrap_or_default();
-    let suffix = if waiting { "，等待审批" } else { "" };
-    format!(
-        "{} · {who}提交{}申请{suffix}",
-        view.submitted_at,
-        view.request.label()
-    )
+    match lang {
+        Lang::ZhCn => {
+            let suffix = if waiting { "，等待审批" } else { "" };
+            format!(
+                "{} · {who}提交{}申请{suffix}",
+                view.submitted_at,
+                view.request.label()
+            )
+        }
+        Lang::EnUs => {
+            let suffix = if waiting {
+                ", waiting for approval"
+            } else {
+                ""
+            };
+            format!(
+                "{} · {who}requested {}{suffix}",
+                view.submitted_at,
+                english(view.request)
+            )
+        }
+    }
 }
 
 /// The decision line the CardKit plan adds under the request line.
 pub fn approved_line(request: RequestKind, approved_at: &str) -> Element {
-    Element::markdown(
-        ids::TL_APPROVED,
-        format!("{approved_at} · 审批通过：{}通过", request.label()),
-    )
+    Element::markdown_localized(ids::TL_APPROVED, |lang| match lang {
+        Lang::ZhCn => format!("{approved_at} · 审批通过：{}通过", request.label()),
+        Lang::EnUs => format!(
+            "{approved_at} · approved: {} approved",
+            english_label(request)
+        ),
+    })
 }
 
 /// The approval card as first sent: title 审批, text 请选择需要的操作, buttons 加班 and 请假.
 pub fn pending_card() -> Card {
     Card {
         schema: Schema::V2,
-        config: config(format!("{TITLE}：{PROMPT_PENDING}")),
+        config: config(|lang| {
+            format!(
+                "{}：{}",
+                lang.pick(TITLE, TITLE_EN),
+                lang.pick(PROMPT_PENDING, PROMPT_PENDING_EN)
+            )
+        }),
         header: header(vec![], HeaderTemplate::Blue),
         body: CardBody {
-            elements: vec![Element::div(ids::PROMPT, PROMPT_PENDING), actions(None)],
+            elements: vec![
+                Element::div_localized(ids::PROMPT, |lang| {
+                    lang.pick(PROMPT_PENDING, PROMPT_PENDING_EN).to_owned()
+                }),
+                actions(None),
+            ],
         },
     }
 }
 
 /// After a click: status 审批中, buttons disabled, an empty decision note, the request line.
 pub fn submitted_card(view: &RequestView<'_>) -> Card {
-    let label = view.request.label();
-    let tips = format!("已提交{label}申请");
+    let request = view.request;
+    let tips = PlainText::localized(|lang| match lang {
+        Lang::ZhCn => format!("已提交{}申请", request.label()),
+        Lang::EnUs => format!("{} request submitted", english_label(request)),
+    });
     Card {
         schema: Schema::V2,
-        config: config(format!("{label}申请审批中")),
-        header: request_header(view.request),
+        config: config(|lang| match lang {
+            Lang::ZhCn => format!("{}申请审批中", request.label()),
+            Lang::EnUs => format!("{} request pending", english_label(request)),
+        }),
+        header: request_header(request),
         body: CardBody {
             elements: vec![
-                Element::markdown(ids::STATUS, status_tag("审批中", TagColor::Orange)),
-                Element::div(ids::PROMPT, format!("已提交{label}申请，等待审批")),
+                status_element(ids::STATUS, "审批中", "Pending", TagColor::Orange),
+                Element::div_localized(ids::PROMPT, |lang| match lang {
+                    Lang::ZhCn => format!("已提交{}申请，等待审批", request.label()),
+                    Lang::EnUs => format!(
+                        "{} request submitted, waiting for approval",
+                        english_label(request)
+                    ),
+                }),
                 actions(Some(&tips)),
                 Element::hr(ids::DIVIDER),
-                Element::markdown(ids::NOTE, NOTE_PREFIX),
-                Element::markdown(ids::TL_SUBMITTED, submitted_line(view, true)),
+                Element::markdown_localized(ids::NOTE, |lang| {
+                    lang.pick(NOTE_PREFIX, NOTE_PREFIX_EN).to_owned()
+                }),
+                Element::markdown_localized(ids::TL_SUBMITTED, |lang| {
+                    submitted_line(view, true, lang)
+                }),
             ],
+        },
+    }
+}
+
+/// The simulated approver's note in `lang`.
+fn decision_note(request: RequestKind, lang: Lang) -> &'static str {
+    match lang {
+        Lang::ZhCn => request.decision_note(),
+        Lang::EnUs => match request {
+            RequestKind::Leave => "Approved. Please hand over your work in advance.",
+            RequestKind::WorkOvertime => "Approved. Thanks for the extra effort, get some rest.",
         },
     }
 }
 
 /// The tutorial's 请假通过 / 加班通过 card: status tag, note, timeline; no buttons.
 pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
-    let label = view.request.label();
+    let request = view.request;
+    let approved = |lang: Lang| match lang {
+        Lang::ZhCn => format!("{}通过", request.label()),
+        Lang::EnUs => format!("{} approved", english_label(request)),
+    };
     Card {
         schema: Schema::V2,
-        config: config(format!("{label}通过")),
-        header: request_header(view.request),
+        config: config(approved),
+        header: request_header(request),
         body: CardBody {
             elements: vec![
-                Element::markdown(
-                    ids::STATUS,
-                    status_tag(&format!("{label}通过"), TagColor::Green),
-                ),
-                Element::div(ids::PROMPT, format!("{label}申请已通过")),
+                Element::markdown_localized(ids::STATUS, |lang| {
+                    status_tag(&approved(lang), TagColor::Green)
+                }),
+                Element::div_localized(ids::PROMPT, |lang| match lang {
+                    Lang::ZhCn => format!("{}申请已通过", request.label()),
+                    Lang::EnUs => format!("{} request approved", english_label(request)),
+                }),
                 Element::hr(ids::DIVIDER),
-                Element::markdown(
-                    ids::NOTE,
-                    format!("{NOTE_PREFIX}{}", view.request.decision_note()),
-                ),
-                Element::markdown(ids::TL_SUBMITTED, submitted_line(view, false)),
-                approved_line(view.request, approved_at),
+                Element::markdown_localized(ids::NOTE, |lang| {
+                    format!(
+                        "{}{}",
+                        lang.pick(NOTE_PREFIX, NOTE_PREFIX_EN),
+                        decision_note(request, lang)
+                    )
+                }),
+                Element::markdown_localized(ids::TL_SUBMITTED, |lang| {
+                    submitted_line(view, false, lang)
+                }),
+                approved_line(request, approved_at),
             ],
         },
     }
@@ -226,18 +317,24 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
 pub fn expired_card() -> Card {
     Card {
         schema: Schema::V2,
-        config: config("审批已过期".to_owned()),
+        config: config(|lang| lang.pick("审批已过期", "Request expired").to_owned()),
         header: header(
             vec![TextTag {
-                text: PlainText::new("已过期"),
+                text: PlainText::both("已过期", "Expired"),
                 color: TagColor::Neutral,
             }],
             HeaderTemplate::Grey,
         ),
         body: CardBody {
             elements: vec![
-                Element::markdown(ids::STATUS, status_tag("已过期", TagColor::Neutral)),
-                Element::div(ids::PROMPT, "该审批已过期，如需申请请重新发送「审批」"),
+                status_element(ids::STATUS, "已过期", "Expired", TagColor::Neutral),
+                Element::div_localized(ids::PROMPT, |lang| {
+                    lang.pick(
+                        "该审批已过期，如需申请请重新发送「审批」",
+                        "This request expired. Send “approval” to start a new one.",
+                    )
+                    .to_owned()
+                }),
             ],
         },
     }
@@ -303,26 +400,60 @@ pub fn retry_later_toast() -> Toast {
 /// How many requests 我的申请 shows, and pending ones 待我审批 lists (and links).
 pub const LIST_LENGTH: usize = 10;
 
+/// Where a request stands, in `lang`, for lists and toasts.
+pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> String {
+    if lang == Lang::ZhCn {
+        return status.outcome_text().to_owned();
+    }
+    let kind = status
+        .request()
+        .or_else(|| data.form.as_ref().map(RequestForm::kind))
+        .map(english_label)
+        .unwrap_or("Request");
+    match status.stage() {
+        Some(Stage::Submitted | Stage::Filed) => format!("{kind} pending"),
+        Some(Stage::Approved) => format!("{kind} approved"),
+        Some(Stage::Rejected) => format!("{kind} rejected"),
+        Some(Stage::Withdrawn) => format!("{kind} withdrawn"),
+        Some(Stage::Draft) => format!("{kind} draft"),
+        None if status == ApprovalStatus::Expired => "Expired".to_owned(),
+        None => "Open".to_owned(),
+    }
+}
+
 /// One line of a list: when, what, the dates, the status.
-fn list_line(request: &CardState, time_zone: &TimeZone, with_requester: bool) -> String {
+fn list_line(
+    request: &CardState,
+    time_zone: &TimeZone,
+    with_requester: bool,
+    lang: Lang,
+) -> String {
     let status = ApprovalStatus::parse(&request.status);
     let data = ApprovalData::from_value(&request.data).unwrap_or_default();
     let kind = status
         .and_then(ApprovalStatus::request)
         .or_else(|| data.form.as_ref().map(RequestForm::kind))
-        .map(RequestKind::label)
-        .unwrap_or("审批");
+        .map(|k| request_label(k, lang))
+        .unwrap_or(lang.pick("审批", "Approval"));
     let when = format_local(data.submitted_at.unwrap_or(request.created_at), time_zone);
     let detail = match &data.form {
-        Some(RequestForm::Leave { start, end, .. }) => {
-            format!(" {} 至 {}", date_text(start), date_text(end))
-        }
-        Some(RequestForm::WorkOvertime { date, hours, .. }) => {
-            format!(" {} {} 小时", date_text(date), hours_text(hours))
-        }
+        Some(RequestForm::Leave { start, end, .. }) => format!(
+            " {} {} {}",
+            date_text(start),
+            lang.pick("至", "to"),
+            date_text(end)
+        ),
+        Some(RequestForm::WorkOvertime { date, hours, .. }) => format!(
+            " {} {} {}",
+            date_text(date),
+            hours_text(hours),
+            lang.pick("小时", "h")
+        ),
         None => String::new(),
     };
-    let outcome = status.map(ApprovalStatus::outcome_text).unwrap_or("未知");
+    let outcome = status
+        .map(|s| outcome(s, &data, lang))
+        .unwrap_or_else(|| lang.pick("未知", "unknown").to_owned());
     let from = if with_requester {
         format!("{} ", who(&request.requester_open_id))
     } else {
@@ -331,87 +462,118 @@ fn list_line(request: &CardState, time_zone: &TimeZone, with_requester: bool) ->
     format!("· {when} {from}{kind}{detail} · {outcome}")
 }
 
-fn list_card(title: &str, summary: String, lines: Vec<String>, empty: &str) -> Card {
-    let body = if lines.is_empty() {
-        empty.to_owned()
-    } else {
-        lines.join("\n")
-    };
+fn list_card(
+    title: (&str, &str),
+    lines: impl Fn(Lang) -> Vec<String>,
+    empty: (&str, &str),
+) -> Card {
+    let count = lines(Lang::ZhCn).len();
     Card {
         schema: Schema::V2,
-        config: config(summary),
+        config: config(|lang| match lang {
+            Lang::ZhCn => format!("{}（{count} 条）", title.0),
+            Lang::EnUs => format!("{} ({count})", title.1),
+        }),
         header: Some(CardHeader {
-            title: PlainText::new(title),
+            title: PlainText::both(title.0, title.1),
             subtitle: None,
             text_tag_list: vec![],
             template: HeaderTemplate::Blue,
         }),
         body: CardBody {
-            elements: vec![Element::markdown("list", body)],
+            elements: vec![Element::markdown_localized("list", |lang| {
+                let lines = lines(lang);
+                if lines.is_empty() {
+                    lang.pick(empty.0, empty.1).to_owned()
+                } else {
+                    lines.join("\n")
+                }
+            })],
         },
     }
 }
 
 /// 我的申请: the requester's requests (newest first), one line each with its status.
 pub fn my_requests_card(requests: &[CardState], time_zone: &TimeZone) -> Card {
-    let lines: Vec<String> = requests
-        .iter()
-        .take(LIST_LENGTH)
-        .map(|r| list_line(r, time_zone, false))
-        .collect();
     list_card(
-        "我的申请",
-        format!("我的申请（{} 条）", lines.len()),
-        lines,
-        "你还没有申请。发送「审批」发起一个。",
+        ("我的申请", "My requests"),
+        |lang| {
+            requests
+                .iter()
+                .take(LIST_LENGTH)
+                .map(|r| list_line(r, time_zone, false, lang))
+                .collect()
+        },
+        (
+            "你还没有申请。发送「审批」发起一个。",
+            "No requests yet. Send “approval” to start one.",
+        ),
     )
 }
 
 /// 待我审批: the filed requests waiting for this approver, newest first; each card is linked by a
 /// reply to it.
 pub fn pending_card_list(requests: &[CardState], time_zone: &TimeZone) -> Card {
-    let lines: Vec<String> = requests
-        .iter()
-        .take(LIST_LENGTH)
-        .map(|r| list_line(r, time_zone, true))
-        .collect();
     list_card(
-        "待我审批",
-        format!("待我审批（{} 条）", lines.len()),
-        lines,
-        "没有等你审批的申请。",
+        ("待我审批", "Waiting for me"),
+        |lang| {
+            requests
+                .iter()
+                .take(LIST_LENGTH)
+                .map(|r| list_line(r, time_zone, true, lang))
+                .collect()
+        },
+        (
+            "没有等你审批的申请。",
+            "Nothing is waiting for your decision.",
+        ),
     )
 }
 
 /// The reply to an approver's card that links it from 待我审批.
-pub const PENDING_LINK_TEXT: &str = "待你审批：请在这张卡片中处理。";
+pub const PENDING_LINK_TEXT: &str =
+    "待你审批：请在这张卡片中处理。\nWaiting for your decision: please decide on this card.";
 
 /// The welcome card of a user's p2p chat with the bot: what it does, its commands, and 发起审批.
 pub fn welcome_card() -> Card {
     Card {
         schema: Schema::V2,
-        config: config("审批助手：发起和处理请假、加班审批".to_owned()),
+        config: config(|lang| {
+            lang.pick(
+                "审批助手：发起和处理请假、加班审批",
+                "Approvals: request and decide leave and overtime",
+            )
+            .to_owned()
+        }),
         header: Some(CardHeader {
-            title: PlainText::new("审批助手"),
+            title: PlainText::both("审批助手", "Approvals"),
             subtitle: None,
             text_tag_list: vec![],
             template: HeaderTemplate::Blue,
         }),
         body: CardBody {
             elements: vec![
-                Element::markdown(
-                    "welcome",
-                    "你好！我可以帮你发起和处理请假、加班审批。\n\
-                     **指令**\n\
-                     · 审批：发起审批\n\
-                     · 我的申请：你最近的 10 条申请\n\
-                     · 待我审批：等你处理的申请\n\
-                     · 帮助：查看说明",
-                ),
+                Element::markdown_localized("welcome", |lang| {
+                    lang.pick(
+                        "你好！我可以帮你发起和处理请假、加班审批。\n\
+                         **指令**\n\
+                         · 审批：发起审批\n\
+                         · 我的申请：你最近的 10 条申请\n\
+                         · 待我审批：等你处理的申请\n\
+                         · 帮助：查看说明",
+                        "Hi! I handle leave and overtime requests.\n\
+                         **Commands**\n\
+                         · approval: start a request\n\
+                         · my requests: your last 10 requests\n\
+                         · pending: requests waiting for you\n\
+                         · help: this help",
+                    )
+                    .to_owned()
+                }),
                 Element::Button(Button {
                     element_id: "btn_start".to_owned(),
                     button_type: ButtonType::PrimaryFilled,
-                    text: PlainText::new("发起审批"),
+                    text: PlainText::both("发起审批", "Start a request"),
                     disabled: false,
                     disabled_tips: None,
                     name: None,
@@ -434,15 +596,20 @@ pub fn start_toast() -> Toast {
     )
 }
 
-/// The text sent together with the approval card.
-pub const APPROVAL_REPLY_TEXT: &str = "收到，请在下方审批卡片中选择需要的操作。";
+/// The text sent together with the approval card (Chinese, then English: a text message has no
+/// per-language content).
+pub const APPROVAL_REPLY_TEXT: &str = "收到，请在下方审批卡片中选择需要的操作。\n\
+Got it: choose what you need on the card below.";
 
 /// The help text: every command the bot understands.
 pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
 · 审批（approval）：发起审批，在卡片中选择请假或加班\n\
 · 我的申请（my requests）：你最近的 10 条申请\n\
 · 待我审批（pending）：等你处理的申请\n\
-· 帮助（help）：查看本说明";
+· 帮助（help）：查看本说明\n\
+\n\
+I handle approvals. Commands: approval (start a leave or overtime request), my requests (your \
+last 10), pending (requests waiting for you), help (this text).";
 
 /// `MM-dd HH:mm` of `at` (epoch ms) in the tenant's time zone (`TENANT_TIME_ZONE`); empty for a
 /// time outside jiff's range (±9999 years), which no stored card holds.
@@ -540,15 +707,20 @@ pub mod request_ids {
     pub const BTN_WITHDRAW: &str = "btn_withdraw";
 }
 
-fn label(id: &str, text: &str) -> Element {
-    Element::markdown(id, format!("**{text}**"))
+fn label(id: &str, zh: &str, en: &str) -> Element {
+    Element::markdown_localized(id, |lang| format!("**{}**", lang.pick(zh, en)))
 }
 
-fn submit_button(id: &str, text: &str, button_type: ButtonType, action: ApprovalAction) -> Element {
+fn submit_button(
+    id: &str,
+    text: (&str, &str),
+    button_type: ButtonType,
+    action: ApprovalAction,
+) -> Element {
     Element::Button(Button {
         element_id: id.to_owned(),
         button_type,
-        text: PlainText::new(text),
+        text: PlainText::both(text.0, text.1),
         disabled: false,
         disabled_tips: None,
         name: Some(id.to_owned()),
@@ -559,26 +731,39 @@ fn submit_button(id: &str, text: &str, button_type: ButtonType, action: Approval
     })
 }
 
-fn date_picker(name: &str, placeholder: &str) -> Element {
+fn date_picker(name: &str, placeholder: (&str, &str)) -> Element {
     Element::DatePicker(DatePicker {
         element_id: name.to_owned(),
         name: name.to_owned(),
         required: true,
         initial_date: None,
-        placeholder: PlainText::new(placeholder),
+        placeholder: PlainText::both(placeholder.0, placeholder.1),
     })
 }
 
-fn input(name: &str, placeholder: &str, required: bool, multiline: bool) -> Element {
+fn input(name: &str, placeholder: (&str, &str), required: bool, multiline: bool) -> Element {
     Element::Input(Input {
         element_id: name.to_owned(),
         name: name.to_owned(),
         required,
-        placeholder: PlainText::new(placeholder),
+        placeholder: PlainText::both(placeholder.0, placeholder.1),
         max_length: Some(u32::try_from(MAX_REASON_CHARS).unwrap_or(1000)),
         input_type: multiline.then(|| "multiline_text".to_owned()),
         label: None,
     })
+}
+
+/// A leave type's name in `lang`.
+pub fn leave_type_label(leave_type: LeaveType, lang: Lang) -> &'static str {
+    lang.pick(
+        leave_type.label(),
+        match leave_type {
+            LeaveType::Annual => "Annual leave",
+            LeaveType::Personal => "Personal leave",
+            LeaveType::Sick => "Sick leave",
+            LeaveType::Compensatory => "Time off in lieu",
+        },
+    )
 }
 
 /// The requester's card after 请假 / 加班 with an approver: the request form (Feishu's form,
@@ -587,49 +772,78 @@ pub fn form_card(kind: RequestKind) -> Card {
     let mut children = Vec::new();
     match kind {
         RequestKind::Leave => {
-            children.push(label("lbl_type", "请假类型"));
+            children.push(label("lbl_type", "请假类型", "Leave type"));
             children.push(Element::SelectStatic(SelectStatic {
                 element_id: fields::LEAVE_TYPE.to_owned(),
                 name: fields::LEAVE_TYPE.to_owned(),
                 required: true,
-                placeholder: PlainText::new("请选择请假类型"),
+                placeholder: PlainText::both("请选择请假类型", "Choose the leave type"),
                 initial_option: None,
                 options: LeaveType::ALL
                     .into_iter()
                     .map(|t| SelectOption {
-                        text: PlainText::new(t.label()),
+                        text: PlainText::localized(|lang| leave_type_label(t, lang).to_owned()),
                         value: t.value().to_owned(),
                     })
                     .collect(),
             }));
-            children.push(label("lbl_start", "开始日期"));
-            children.push(date_picker(fields::START_DATE, "请选择开始日期"));
-            children.push(label("lbl_end", "结束日期"));
-            children.push(date_picker(fields::END_DATE, "请选择结束日期"));
+            children.push(label("lbl_start", "开始日期", "First day"));
+            children.push(date_picker(
+                fields::START_DATE,
+                ("请选择开始日期", "Choose the first day"),
+            ));
+            children.push(label("lbl_end", "结束日期", "Last day"));
+            children.push(date_picker(
+                fields::END_DATE,
+                ("请选择结束日期", "Choose the last day"),
+            ));
         }
         RequestKind::WorkOvertime => {
-            children.push(label("lbl_date", "加班日期"));
-            children.push(date_picker(fields::DATE, "请选择加班日期"));
-            children.push(label("lbl_hours", "加班时长（小时）"));
-            children.push(input(fields::HOURS, "0.5 到 12，如 2 或 2.5", true, false));
+            children.push(label("lbl_date", "加班日期", "Date"));
+            children.push(date_picker(
+                fields::DATE,
+                ("请选择加班日期", "Choose the date"),
+            ));
+            children.push(label("lbl_hours", "加班时长（小时）", "Hours"));
+            children.push(input(
+                fields::HOURS,
+                ("0.5 到 12，如 2 或 2.5", "0.5 to 12, e.g. 2 or 2.5"),
+                true,
+                false,
+            ));
         }
     }
-    children.push(label("lbl_reason", "申请事由"));
-    children.push(input(fields::REASON, "请填写申请事由", true, true));
+    children.push(label("lbl_reason", "申请事由", "Reason"));
+    children.push(input(
+        fields::REASON,
+        ("请填写申请事由", "Why you need it"),
+        true,
+        true,
+    ));
     children.push(submit_button(
         request_ids::BTN_FILE,
-        "提交",
+        ("提交", "Submit"),
         ButtonType::PrimaryFilled,
         ApprovalAction::File,
     ));
-    let title = format!("{}申请", kind.label());
     Card {
         schema: Schema::V2,
-        config: config(format!("填写{title}")),
+        config: config(|lang| match lang {
+            Lang::ZhCn => format!("填写{}申请", kind.label()),
+            Lang::EnUs => format!("{} request form", english_label(kind)),
+        }),
         header: request_header(kind),
         body: CardBody {
             elements: vec![
-                Element::div(ids::PROMPT, format!("请填写{title}，提交后发送给审批人")),
+                Element::div_localized(ids::PROMPT, |lang| match lang {
+                    Lang::ZhCn => {
+                        format!("请填写{}申请，提交后发送给审批人", kind.label())
+                    }
+                    Lang::EnUs => format!(
+                        "Fill in the {} request; it goes to the approver when you submit",
+                        english(kind)
+                    ),
+                }),
                 Element::Form(Form {
                     element_id: request_ids::FORM.to_owned(),
                     name: request_ids::FORM.to_owned(),
@@ -662,36 +876,65 @@ fn hours_text(hours: &str) -> String {
     }
 }
 
-/// The request's fields as markdown lines; user text escaped and capped.
-pub fn form_lines(form: &RequestForm) -> String {
-    match form {
-        RequestForm::Leave {
-            leave_type,
-            start,
-            end,
-            reason,
-        } => format!(
-            "**请假类型**：{}\n**时间**：{} 至 {}\n**事由**：{}",
-            leave_type.label(),
+/// The request's fields as markdown lines in `lang`; user text escaped and capped.
+pub fn form_lines(form: &RequestForm, lang: Lang) -> String {
+    let reason = |reason: &str| text::escape_markdown(reason, MAX_REASON_CHARS);
+    match (form, lang) {
+        (
+            RequestForm::Leave {
+                leave_type,
+                start,
+                end,
+                reason: why,
+            },
+            _,
+        ) => format!(
+            "**{}**：{}\n**{}**：{} {} {}\n**{}**：{}",
+            lang.pick("请假类型", "Type"),
+            leave_type_label(*leave_type, lang),
+            lang.pick("时间", "Dates"),
             date_text(start),
+            lang.pick("至", "to"),
             date_text(end),
-            text::escape_markdown(reason, MAX_REASON_CHARS)
+            lang.pick("事由", "Reason"),
+            reason(why)
         ),
-        RequestForm::WorkOvertime {
-            date,
-            hours,
-            reason,
-        } => format!(
-            "**加班日期**：{}\n**时长**：{} 小时\n**事由**：{}",
+        (
+            RequestForm::WorkOvertime {
+                date,
+                hours,
+                reason: why,
+            },
+            _,
+        ) => format!(
+            "**{}**：{}\n**{}**：{} {}\n**{}**：{}",
+            lang.pick("加班日期", "Date"),
             date_text(date),
+            lang.pick("时长", "Hours"),
             hours_text(hours),
-            text::escape_markdown(reason, MAX_REASON_CHARS)
+            lang.pick("小时", "h"),
+            lang.pick("事由", "Reason"),
+            reason(why)
         ),
     }
 }
 
-/// The audit trail as the card's timeline, one line per entry.
-pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone) -> String {
+fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
+    lang.pick(
+        action.label(),
+        match action {
+            AuditAction::Submitted => "submitted the request",
+            AuditAction::Approved => "approved",
+            AuditAction::Rejected => "rejected",
+            AuditAction::Withdrawn => "withdrew the request",
+            AuditAction::Reminded => "reminded the approvers",
+            AuditAction::Expired => "expired",
+        },
+    )
+}
+
+/// The audit trail as the card's timeline, one line per entry, in `lang`.
+pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> String {
     audit
         .iter()
         .map(|entry| {
@@ -699,33 +942,46 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone) -> String {
                 .by
                 .as_deref()
                 .map(who)
-                .unwrap_or_else(|| "系统".to_owned());
+                .unwrap_or_else(|| lang.pick("系统", "cardbot").to_owned());
             format!(
                 "{} · {by} {}",
                 format_local(entry.at, time_zone),
-                entry.action.label()
+                audit_label(entry.action, lang)
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// The status shown on a request's cards: tag text, tag colour, header colour.
-fn request_status(kind: RequestKind, status: ApprovalStatus) -> (String, TagColor, HeaderTemplate) {
-    let label = kind.label();
+/// The status shown on a request's cards: tag text (zh, en), tag colour, header colour.
+fn request_status(
+    kind: RequestKind,
+    status: ApprovalStatus,
+) -> ((String, String), TagColor, HeaderTemplate) {
+    let (zh, en) = (kind.label(), english_label(kind));
     match status.stage() {
         Some(Stage::Approved) => (
-            format!("{label}通过"),
+            (format!("{zh}通过"), format!("{en} approved")),
             TagColor::Green,
             HeaderTemplate::Green,
         ),
-        Some(Stage::Rejected) => (format!("{label}未通过"), TagColor::Red, HeaderTemplate::Red),
-        Some(Stage::Withdrawn) => ("已撤回".to_owned(), TagColor::Neutral, HeaderTemplate::Grey),
-        _ if status == ApprovalStatus::Expired => {
-            ("已过期".to_owned(), TagColor::Neutral, HeaderTemplate::Grey)
-        }
+        Some(Stage::Rejected) => (
+            (format!("{zh}未通过"), format!("{en} rejected")),
+            TagColor::Red,
+            HeaderTemplate::Red,
+        ),
+        Some(Stage::Withdrawn) => (
+            ("已撤回".to_owned(), "Withdrawn".to_owned()),
+            TagColor::Neutral,
+            HeaderTemplate::Grey,
+        ),
+        _ if status == ApprovalStatus::Expired => (
+            ("已过期".to_owned(), "Expired".to_owned()),
+            TagColor::Neutral,
+            HeaderTemplate::Grey,
+        ),
         _ => (
-            "审批中".to_owned(),
+            ("审批中".to_owned(), "Pending".to_owned()),
             TagColor::Orange,
             HeaderTemplate::Orange,
         ),
@@ -736,10 +992,11 @@ fn decision_line(
     data: &ApprovalData,
     status: ApprovalStatus,
     time_zone: &TimeZone,
+    lang: Lang,
 ) -> Option<String> {
     let verdict = match status.stage() {
-        Some(Stage::Approved) => "已同意",
-        Some(Stage::Rejected) => "已拒绝",
+        Some(Stage::Approved) => lang.pick("已同意", "approved"),
+        Some(Stage::Rejected) => lang.pick("已拒绝", "rejected"),
         _ => return None,
     };
     let by = data.decided_by.as_deref().map(who).unwrap_or_default();
@@ -747,10 +1004,14 @@ fn decision_line(
         .decided_at
         .map(|at| format_local(at, time_zone))
         .unwrap_or_default();
-    let mut line = format!("**审批结果**：{by} {verdict} · {at}");
+    let mut line = format!(
+        "**{}**：{by} {verdict} · {at}",
+        lang.pick("审批结果", "Decision")
+    );
     if let Some(comment) = &data.comment {
         line.push_str(&format!(
-            "\n**审批意见**：{}",
+            "\n**{}**：{}",
+            lang.pick("审批意见", "Comment"),
             text::escape_markdown(comment, MAX_REASON_CHARS)
         ));
     }
@@ -764,48 +1025,55 @@ fn request_elements(
     time_zone: &TimeZone,
     kind: RequestKind,
 ) -> Vec<Element> {
-    let (tag, color, _) = request_status(kind, status);
-    let mut elements = vec![Element::markdown(ids::STATUS, status_tag(&tag, color))];
+    let ((zh, en), color, _) = request_status(kind, status);
+    let mut elements = vec![status_element(ids::STATUS, &zh, &en, color)];
     if let Some(form) = &data.form {
-        elements.push(Element::markdown(request_ids::FIELDS, form_lines(form)));
+        elements.push(Element::markdown_localized(request_ids::FIELDS, |lang| {
+            form_lines(form, lang)
+        }));
     }
     let approvers: Vec<String> = data.approvers.iter().map(|a| who(a)).collect();
-    elements.push(Element::markdown(
-        request_ids::PEOPLE,
+    elements.push(Element::markdown_localized(request_ids::PEOPLE, |lang| {
         format!(
-            "**申请人**：{}\n**审批人**：{}",
+            "**{}**：{}\n**{}**：{}",
+            lang.pick("申请人", "Requester"),
             who(requester),
+            lang.pick("审批人", "Approvers"),
             approvers.join(" ")
-        ),
-    ));
-    if let Some(line) = decision_line(data, status, time_zone) {
-        elements.push(Element::markdown(request_ids::DECISION, line));
+        )
+    }));
+    if decision_line(data, status, time_zone, Lang::ZhCn).is_some() {
+        elements.push(Element::markdown_localized(request_ids::DECISION, |lang| {
+            decision_line(data, status, time_zone, lang).unwrap_or_default()
+        }));
     }
     elements.push(Element::hr(ids::DIVIDER));
-    elements.push(Element::markdown(
-        request_ids::TIMELINE,
-        timeline(&data.audit, time_zone),
-    ));
+    elements.push(Element::markdown_localized(request_ids::TIMELINE, |lang| {
+        timeline(&data.audit, time_zone, lang)
+    }));
     elements
 }
 
 fn request_card_of(
     kind: RequestKind,
     status: ApprovalStatus,
-    title: String,
+    title: (String, String),
     mut elements: Vec<Element>,
     extra: Vec<Element>,
 ) -> Card {
-    let (tag, color, template) = request_status(kind, status);
+    let ((zh, en), color, template) = request_status(kind, status);
     elements.extend(extra);
     Card {
         schema: Schema::V2,
-        config: config(format!("{title}：{tag}")),
+        config: config(|lang| match lang {
+            Lang::ZhCn => format!("{}：{zh}", title.0),
+            Lang::EnUs => format!("{}: {en}", title.1),
+        }),
         header: Some(CardHeader {
-            title: PlainText::new(title),
+            title: PlainText::both(&title.0, &title.1),
             subtitle: None,
             text_tag_list: vec![TextTag {
-                text: PlainText::new(tag),
+                text: PlainText::both(&zh, &en),
                 color,
             }],
             template,
@@ -828,7 +1096,7 @@ pub fn request_card(
         Element::Button(Button {
             element_id: request_ids::BTN_WITHDRAW.to_owned(),
             button_type: ButtonType::Default,
-            text: PlainText::new("撤回"),
+            text: PlainText::both("撤回", "Withdraw"),
             disabled: false,
             disabled_tips: None,
             name: None,
@@ -841,7 +1109,10 @@ pub fn request_card(
     request_card_of(
         kind,
         status,
-        format!("{}申请", kind.label()),
+        (
+            format!("{}申请", kind.label()),
+            format!("{} request", english_label(kind)),
+        ),
         elements,
         withdraw.into_iter().collect(),
     )
@@ -867,16 +1138,21 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
             element_id: request_ids::REVIEW_FORM.to_owned(),
             name: request_ids::REVIEW_FORM.to_owned(),
             elements: vec![
-                input(fields::COMMENT, "审批意见（选填）", false, true),
+                input(
+                    fields::COMMENT,
+                    ("审批意见（选填）", "Comment (optional)"),
+                    false,
+                    true,
+                ),
                 submit_button(
                     request_ids::BTN_APPROVE,
-                    "同意",
+                    ("同意", "Approve"),
                     ButtonType::PrimaryFilled,
                     ApprovalAction::Approve,
                 ),
                 submit_button(
                     request_ids::BTN_REJECT,
-                    "拒绝",
+                    ("拒绝", "Reject"),
                     ButtonType::DangerFilled,
                     ApprovalAction::Reject,
                 ),
@@ -886,13 +1162,17 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
     Ok(request_card_of(
         kind,
         status,
-        format!("{}审批", kind.label()),
+        (
+            format!("{}审批", kind.label()),
+            format!("{} approval", english_label(kind)),
+        ),
         elements,
         buttons.into_iter().collect(),
     ))
 }
 
-/// The text the requester gets when an approver decides.
+/// The text the requester gets when an approver decides or the request expires (Chinese, then
+/// English).
 pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String, DomainError> {
     let status = status_of(request)?;
     let data = ApprovalData::from_value(&request.data)?;
@@ -900,15 +1180,28 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
         .request()
         .or_else(|| data.form.as_ref().map(RequestForm::kind))
         .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
-    let verdict = match status.stage() {
-        Some(Stage::Approved) => "已通过",
-        Some(Stage::Rejected) => "未通过",
-        None if status == ApprovalStatus::Expired => {
-            return Ok(format!(
-                "你的{}申请无人审批，已过期。如仍需要，请重新发送「审批」。",
-                kind.label()
-            ))
-        }
+    let (zh, en) = (kind.label(), english(kind));
+    let at = data
+        .decided_at
+        .map(|at| format_local(at, time_zone))
+        .unwrap_or_default();
+    let comment = data
+        .comment
+        .as_deref()
+        .map(|c| text::plain(c, MAX_REASON_CHARS));
+    let (mut cn, mut us) = match status.stage() {
+        Some(Stage::Approved) => (
+            format!("你的{zh}申请已通过（{at}）"),
+            format!("Your {en} request was approved ({at})"),
+        ),
+        Some(Stage::Rejected) => (
+            format!("你的{zh}申请未通过（{at}）"),
+            format!("Your {en} request was rejected ({at})"),
+        ),
+        None if status == ApprovalStatus::Expired => (
+            format!("你的{zh}申请无人审批，已过期。如仍需要，请重新发送「审批」。"),
+            format!("Your {en} request expired undecided. Send “approval” to ask again."),
+        ),
         _ => {
             return Err(DomainError::CorruptState(format!(
                 "{} is not decided",
@@ -916,21 +1209,14 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
             )))
         }
     };
-    let at = data
-        .decided_at
-        .map(|at| format_local(at, time_zone))
-        .unwrap_or_default();
-    let mut text = format!("你的{}申请{verdict}（{at}）", kind.label());
-    if let Some(comment) = &data.comment {
-        text.push_str(&format!(
-            "\n审批意见：{}",
-            text::plain(comment, MAX_REASON_CHARS)
-        ));
+    if let Some(comment) = comment {
+        cn.push_str(&format!("\n审批意见：{comment}"));
+        us.push_str(&format!("\nComment: {comment}"));
     }
-    Ok(text)
+    Ok(format!("{cn}\n\n{us}"))
 }
 
-/// The `n`th reminder to an approver, sent as a reply to their card.
+/// The `n`th reminder to an approver, sent as a reply to their card (Chinese, then English).
 pub fn reminder_text(
     request: &CardState,
     n: u32,
@@ -948,8 +1234,11 @@ pub fn reminder_text(
         .map(|at| format_local(at, time_zone))
         .unwrap_or_default();
     Ok(format!(
-        "提醒（第 {n} 次）：{}申请（{since} 提交）仍在等待你审批，请在这张卡片中处理。",
-        kind.label()
+        "提醒（第 {n} 次）：{}申请（{since} 提交）仍在等待你审批，请在这张卡片中处理。\n\
+         Reminder {n}: a {} request (submitted {since}) is still waiting for your decision on \
+         this card.",
+        kind.label(),
+        english(kind)
     ))
 }
 
@@ -994,7 +1283,7 @@ pub fn not_approver_toast() -> Toast {
 mod tests {
     use super::*;
     use crate::cards::{CardError, MAX_CARD_BYTES, MAX_COMPONENTS};
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const NOW: EpochMillis = 1_732_233_600_734;
 
@@ -1019,6 +1308,48 @@ mod tests {
         cards
     }
 
+    /// Every text of every card in both languages: Chinese in `content` and `zh_cn`, and an
+    /// English `en_us` that holds no Chinese (user text and ids aside, which none of these have).
+    #[test]
+    fn every_text_of_every_card_speaks_both_languages() {
+        fn texts(value: &Value, out: &mut Vec<Value>) {
+            match value {
+                Value::Object(map) => {
+                    if map.contains_key("content") && map.get("tag") != Some(&json!("hr")) {
+                        out.push(value.clone());
+                    }
+                    for child in map.values() {
+                        texts(child, out);
+                    }
+                }
+                Value::Array(list) => list.iter().for_each(|v| texts(v, out)),
+                _ => {}
+            }
+        }
+        let tz = shanghai();
+        let mut cards = all_cards();
+        cards.push(("form leave", form_card(RequestKind::Leave)));
+        cards.push(("form overtime", form_card(RequestKind::WorkOvertime)));
+        cards.push(("welcome", welcome_card()));
+        cards.push(("list", my_requests_card(&[], &tz)));
+        cards.push(("pending list", pending_card_list(&[], &tz)));
+        for (name, card) in cards {
+            let mut found = Vec::new();
+            texts(&card.to_value(), &mut found);
+            assert!(!found.is_empty());
+            for text in found {
+                let content = text["content"].as_str().unwrap();
+                assert_eq!(text["i18n_content"]["zh_cn"], content, "{name}: {text}");
+                let en = text["i18n_content"]["en_us"].as_str().unwrap_or_default();
+                assert!(!en.is_empty(), "{name}: no English in {text}");
+                assert!(
+                    !en.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                    "{name}: Chinese in the English {en:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn pending_card_is_the_tutorials_approval_card() {
         let card = pending_card().to_value();
@@ -1026,11 +1357,13 @@ mod tests {
         assert_eq!(card["config"]["update_multi"], true);
         assert_eq!(
             card["header"]["title"],
-            json!({"tag": "plain_text", "content": "审批"})
+            json!({"tag": "plain_text", "content": "审批",
+                   "i18n_content": {"zh_cn": "审批", "en_us": "Approval"}})
         );
         assert_eq!(
             card["body"]["elements"][0]["text"],
-            json!({"tag": "plain_text", "content": "请选择需要的操作"})
+            json!({"tag": "plain_text", "content": "请选择需要的操作",
+                   "i18n_content": {"zh_cn": "请选择需要的操作", "en_us": "Choose what you need"}})
         );
         let columns = &card["body"]["elements"][1]["columns"];
         assert_eq!(columns[0]["elements"][0]["text"]["content"], "加班");

@@ -48,16 +48,82 @@ pub struct CardConfig {
     pub summary: Option<Summary>,
 }
 
+/// The languages every card and text of the bot speaks. JSON 2.0 has no card-wide i18n: each text
+/// carries `i18n_content` keyed by locale, and the client shows its display language
+/// (`approval-apis.md` §6). `content` holds the Chinese as well, since which of `content` and an
+/// `i18n_content` without the client's language wins is unconfirmed there: filling both, with
+/// both locales, shows the right text either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    /// `zh_cn`, the default.
+    ZhCn,
+    /// `en_us`, for Lark international users and English clients.
+    EnUs,
+}
+
+impl Lang {
+    pub const ALL: [Self; 2] = [Self::ZhCn, Self::EnUs];
+
+    /// `zh` or `en`.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Self::ZhCn => zh,
+            Self::EnUs => en,
+        }
+    }
+
+    /// The locale code of `i18n_content`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ZhCn => "zh_cn",
+            Self::EnUs => "en_us",
+        }
+    }
+}
+
+/// `i18n_content`: a text in each language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct I18n {
+    pub zh_cn: String,
+    pub en_us: String,
+}
+
+impl I18n {
+    /// The text `text` writes in each language.
+    pub fn of(text: impl Fn(Lang) -> String) -> Self {
+        Self {
+            zh_cn: text(Lang::ZhCn),
+            en_us: text(Lang::EnUs),
+        }
+    }
+
+    pub fn get(&self, lang: Lang) -> &str {
+        lang.pick(&self.zh_cn, &self.en_us)
+    }
+}
+
 /// `config.summary`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i18n_content: Option<I18n>,
 }
 
 impl Summary {
     pub fn new(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
+            i18n_content: None,
+        }
+    }
+
+    /// A summary in both languages.
+    pub fn localized(text: impl Fn(Lang) -> String) -> Self {
+        let i18n = I18n::of(text);
+        Self {
+            content: i18n.zh_cn.clone(),
+            i18n_content: Some(i18n),
         }
     }
 }
@@ -146,6 +212,8 @@ impl TagColor {
 pub struct PlainText {
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i18n_content: Option<I18n>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_color: Option<String>,
 }
 
@@ -153,8 +221,31 @@ impl PlainText {
     pub fn new(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
+            i18n_content: None,
             text_color: None,
         }
+    }
+
+    /// A text in both languages.
+    pub fn localized(text: impl Fn(Lang) -> String) -> Self {
+        let i18n = I18n::of(text);
+        Self {
+            content: i18n.zh_cn.clone(),
+            i18n_content: Some(i18n),
+            text_color: None,
+        }
+    }
+
+    /// [`PlainText::localized`] of two fixed texts.
+    pub fn both(zh: &str, en: &str) -> Self {
+        Self::localized(|lang| lang.pick(zh, en).to_owned())
+    }
+
+    /// The text a client in `lang` shows.
+    pub fn shown(&self, lang: Lang) -> &str {
+        self.i18n_content
+            .as_ref()
+            .map_or(self.content.as_str(), |i| i.get(lang))
     }
 }
 
@@ -251,6 +342,8 @@ pub struct Markdown {
     #[serde(default)]
     pub element_id: String,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i18n_content: Option<I18n>,
 }
 
 /// `{"tag":"div","element_id":…,"text":{"tag":"plain_text",…}}`.
@@ -354,6 +447,17 @@ impl Element {
         Self::Markdown(Markdown {
             element_id: element_id.to_owned(),
             content: content.into(),
+            i18n_content: None,
+        })
+    }
+
+    /// A markdown element in both languages.
+    pub fn markdown_localized(element_id: &str, text: impl Fn(Lang) -> String) -> Self {
+        let i18n = I18n::of(text);
+        Self::Markdown(Markdown {
+            element_id: element_id.to_owned(),
+            content: i18n.zh_cn.clone(),
+            i18n_content: Some(i18n),
         })
     }
 
@@ -361,6 +465,14 @@ impl Element {
         Self::Div(Div {
             element_id: element_id.to_owned(),
             text: PlainText::new(text),
+        })
+    }
+
+    /// A plain-text `div` in both languages.
+    pub fn div_localized(element_id: &str, text: impl Fn(Lang) -> String) -> Self {
+        Self::Div(Div {
+            element_id: element_id.to_owned(),
+            text: PlainText::localized(text),
         })
     }
 
@@ -735,6 +847,7 @@ mod tests {
                 element_id: "div_1".into(),
                 text: PlainText {
                     content: "示例文本".into(),
+                    i18n_content: None,
                     text_color: Some("default".into()),
                 },
             })],

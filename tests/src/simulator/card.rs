@@ -626,6 +626,29 @@ pub fn merge_settings(
 }
 
 /// A short text rendering of a card: the title, then texts, then buttons as `[label]`.
+/// The card as a client in `locale` (`en_us`, `zh_cn`) shows it: every text with an
+/// `i18n_content` for that locale shows that, others their `content` (`approval-apis.md` §6).
+pub fn localize(card: &Value, locale: &str) -> Value {
+    match card {
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), localize(v, locale)))
+                .collect();
+            if let Some(text) = map
+                .get("i18n_content")
+                .and_then(|i| i.get(locale))
+                .and_then(Value::as_str)
+            {
+                out.insert("content".into(), Value::String(text.to_owned()));
+            }
+            Value::Object(out)
+        }
+        Value::Array(list) => Value::Array(list.iter().map(|v| localize(v, locale)).collect()),
+        other => other.clone(),
+    }
+}
+
 pub fn render_text(card: &Value) -> String {
     if is_template(card) {
         let id = card

@@ -93,8 +93,11 @@ pub struct CardSnapshot {
     pub message_id: Option<String>,
     pub card_id: Option<String>,
     pub card: Value,
-    /// Title, texts and `[buttons]`, one per line.
+    /// Title, texts and `[buttons]`, one per line, as a Chinese client shows them.
     pub text: String,
+    /// The same as an English client (`en_us`) shows it.
+    #[serde(default)]
+    pub text_en: String,
     pub history: Vec<CardRevision>,
     pub streaming: bool,
     /// Last accepted CardKit `sequence` (entities only).
@@ -497,6 +500,7 @@ fn snapshot(
         message_id,
         card_id,
         text: card::render_text(&doc.json),
+        text_en: card::render_text(&card::localize(&doc.json, "en_us")),
         card: doc.json.clone(),
         history: doc.history.clone(),
         streaming: doc.streaming(),
