@@ -642,7 +642,11 @@ where
             // reminder message stands alone.
             if let Err(e) = self
                 .feishu
-                .urgent_app(&sent.message_id, &[approver.clone()], self.deadline)
+                .urgent_app(
+                    &sent.message_id,
+                    std::slice::from_ref(&approver),
+                    self.deadline,
+                )
                 .await
             {
                 tracing::info!(error = %e, "reminder sent without an in-app buzz");

@@ -157,9 +157,9 @@ pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usi
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageOp {
     /// `POST /interactive/v1/card/update` with the stored token (the executor adds it).
-    DelayedUpdate { card: Card },
+    DelayedUpdate { card: Box<Card> },
     /// `PATCH /im/v1/messages/:message_id` with `{"content": "<card json>"}`.
-    PatchMessage { message_id: String, card: Card },
+    PatchMessage { message_id: String, card: Box<Card> },
 }
 
 /// How a job reaches the card.
@@ -179,7 +179,7 @@ impl Delivery {
         match self {
             Self::Message(
                 MessageOp::DelayedUpdate { card } | MessageOp::PatchMessage { card, .. },
-            ) => Some(card),
+            ) => Some(&**card),
             Self::CardKit { ops, .. } => ops.iter().rev().find_map(|op| match op {
                 CardKitOp::UpdateCard { card } => Some(card),
                 _ => None,
@@ -345,11 +345,16 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
                     token.uses += 1;
                     token_used = true;
                 }
-                Delivery::Message(MessageOp::DelayedUpdate { card })
+                Delivery::Message(MessageOp::DelayedUpdate {
+                    card: Box::new(card),
+                })
             }
             MessagePath::PatchMessage => {
                 let message_id = next_state.message_id.clone().ok_or(PlanError::NoMessage)?;
-                Delivery::Message(MessageOp::PatchMessage { message_id, card })
+                Delivery::Message(MessageOp::PatchMessage {
+                    message_id,
+                    card: Box::new(card),
+                })
             }
             MessagePath::TooOld => return Err(PlanError::TooOld),
         },

@@ -25,7 +25,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandReply {
     /// A text, then the approval card.
-    TextAndApprovalCard { text: &'static str, card: Card },
+    TextAndApprovalCard { text: &'static str, card: Box<Card> },
     /// Only a text.
     Text(&'static str),
     /// A list read from the table ([`Command::MyRequests`], [`Command::Pending`]).
@@ -37,7 +37,7 @@ impl Command {
         match self {
             Self::Approval => CommandReply::TextAndApprovalCard {
                 text: APPROVAL_REPLY_TEXT,
-                card: pending_card(),
+                card: Box::new(pending_card()),
             },
             Self::Help | Self::Unknown => CommandReply::Text(HELP_TEXT),
             Self::MyRequests | Self::Pending => CommandReply::List,
@@ -169,7 +169,7 @@ mod tests {
             panic!()
         };
         assert_eq!(text, APPROVAL_REPLY_TEXT);
-        assert_eq!(card, pending_card());
+        assert_eq!(*card, pending_card());
         assert_eq!(Command::Help.reply(), CommandReply::Text(HELP_TEXT));
         assert_eq!(Command::Unknown.reply(), CommandReply::Text(HELP_TEXT));
     }

@@ -471,7 +471,7 @@ impl super::ListStore for MemoryStore {
             .filter(|c| c.list_key.as_deref() == Some(list_key))
             .cloned()
             .collect();
-        cards.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        cards.sort_by_key(|c| std::cmp::Reverse(c.created_at));
         cards.truncate(limit.clamp(1, 100));
         Ok(super::Listed {
             cards,
