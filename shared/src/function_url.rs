@@ -52,6 +52,7 @@ pub fn verify(
 ) -> Result<Inbound, Box<Response<Body>>> {
     webhook::verify(config, request.headers(), body_bytes(request.body()), now).map_err(|e| {
         warn!(reason = e.reason(), "request rejected");
+        crate::telemetry::rejected(e.reason());
         Box::new(error_response(e.status(), e.reason()))
     })
 }

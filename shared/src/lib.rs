@@ -11,4 +11,5 @@ pub mod jobs;
 pub mod logging;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 pub mod webhook;

@@ -76,9 +76,19 @@ where
         }
     }
 
-    /// One request to the card callback URL.
+    /// One request to the card callback URL (one span per invocation; its metrics: received,
+    /// answered, answer latency).
     #[tracing::instrument(name = "card_action", skip_all)]
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let response = self.handle_request(request).await;
+        if response.status() == StatusCode::OK {
+            cardbot::telemetry::answered(started.elapsed());
+        }
+        response
+    }
+
+    async fn handle_request(&self, request: Request) -> Response<Body> {
         let now = self.clock.now_millis();
         let inbound = match function_url::verify(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
@@ -87,6 +97,7 @@ where
         if let Inbound::Challenge(challenge) = &inbound {
             return json_response(StatusCode::OK, challenge.response_body());
         }
+        cardbot::telemetry::received();
         let Some(clicked) = inbound.card_click() else {
             warn!("event sent to the card callback URL");
             return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
@@ -114,6 +125,7 @@ where
             Ok(action) => action,
             Err(error) => {
                 warn!(%error, "unknown card action");
+                cardbot::telemetry::rejected("unknown action");
                 return answer(
                     style,
                     &CallbackAnswer::toast_only(views::unknown_action_toast()),
@@ -143,6 +155,7 @@ where
             }
             Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
                 info!(card_key, ?claim, "duplicate callback");
+                cardbot::telemetry::duplicate();
                 return answer(
                     style,
                     &CallbackAnswer {
@@ -265,6 +278,7 @@ where
                 .await?
                 .ok_or(ClickError::UnknownCard)?;
             // An approver's card decides its request, kept on the requester's card.
+            let decided = approval::ReviewData::of(&state).is_ok();
             let decision = match approval::ReviewData::of(&state) {
                 Ok(review) => {
                     let request = self
@@ -289,6 +303,10 @@ where
                     match self.store.update_card_and_enqueue(&state, &jobs).await {
                         Ok(_) => {
                             info!(card_key, status = %state.status, "click applied");
+                            cardbot::telemetry::click();
+                            if decided {
+                                cardbot::telemetry::decision();
+                            }
                             return Ok(answer);
                         }
                         Err(StoreError::Conflict(_)) => continue,

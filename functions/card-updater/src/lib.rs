@@ -255,6 +255,7 @@ where
         match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {
                 info!(card_key = %job.card_key, job_id = %job.job_id, reason, "job done");
+                cardbot::telemetry::job_delivered();
                 summary.done += 1;
             }
             Ok(JobOutcome::Failed {
@@ -263,6 +264,12 @@ where
                 permanent,
             }) => {
                 warn!(card_key = %job.card_key, job_id = %job.job_id, %error, ?outcome, permanent, "job failed");
+                match outcome {
+                    cardbot::store::FailOutcome::Dead => cardbot::telemetry::job_dead(),
+                    cardbot::store::FailOutcome::Rescheduled { .. } => {
+                        cardbot::telemetry::job_retried()
+                    }
+                }
                 summary.failed += 1;
             }
             Err(e) => {

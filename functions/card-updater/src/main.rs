@@ -17,14 +17,19 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     let updater = &updater;
+    let metrics = cardbot::telemetry::Emitter::install("card-updater");
+    let metrics = &metrics;
     // The payload is read as JSON first: an event that is neither kind sweeps (the runtime would
     // report a deserialisation error and the stream would retry the same batch).
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = effective_deadline(event.context.deadline, SystemClock.now_millis());
         let event = UpdaterEvent::from_payload(event.payload);
-        Ok::<_, Error>(serde_json::to_value(
-            updater.handle(&event, deadline).await,
-        )?)
+        let summary = updater.handle(&event, deadline).await;
+        // The invocation's metrics go out as one EMF document.
+        if let Some(metrics) = metrics {
+            metrics.flush();
+        }
+        Ok::<_, Error>(serde_json::to_value(summary)?)
     }))
     .await
 }

@@ -102,9 +102,19 @@ where
         }
     }
 
-    /// One request to the event URL.
+    /// One request to the event URL (one span per invocation; its metrics: received, answered,
+    /// answer latency).
     #[tracing::instrument(name = "event_callback", skip_all)]
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let response = self.handle_request(request).await;
+        if response.status() == StatusCode::OK {
+            cardbot::telemetry::answered(started.elapsed());
+        }
+        response
+    }
+
+    async fn handle_request(&self, request: Request) -> Response<Body> {
         // Feishu calls stop early enough that a reply that did not fit is still queued in time.
         let deadline = Deadline::after(self.answer_budget.saturating_sub(QUEUE_RESERVE))
             .with_rate_wait(ANSWER_RATE_WAIT);
@@ -113,6 +123,7 @@ where
             Ok(inbound) => inbound,
             Err(rejection) => return *rejection,
         };
+        cardbot::telemetry::received();
         if let Some(clicked) = inbound.card_click() {
             warn!(
                 "a card callback reached the event URL: handled as the card callback URL would; \
@@ -281,6 +292,7 @@ where
             }
             Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
                 info!(key, ?claim, "duplicate delivery");
+                cardbot::telemetry::duplicate();
                 Some(ok_empty())
             }
             Err(e) => {
@@ -354,6 +366,7 @@ where
             let failure = match effects.send_command_reply(request).await {
                 Ok(sent) => {
                     info!(message_id, ?command, card_key = ?sent.card_key, "replied");
+                    cardbot::telemetry::reply_sent();
                     return self.finished(message_id, now).await;
                 }
                 Err(failure) => failure,

@@ -15,8 +15,21 @@ async fn main() -> Result<(), Error> {
     let handler = start()
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
+    let metrics = cardbot::telemetry::Emitter::install("event-callback");
+    let metrics = &metrics;
     // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
-    function_url::run(|request| handler.handle(request)).await
+    // The invocation's metrics go out as one EMF document after its answer.
+    function_url::run(|request| {
+        let answer = handler.handle(request);
+        async move {
+            let response = answer.await;
+            if let Some(metrics) = metrics {
+                metrics.flush();
+            }
+            response
+        }
+    })
+    .await
 }
 
 async fn start() -> Result<EventCallback<DynamoStore, FeishuClient>, Error> {

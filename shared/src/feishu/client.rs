@@ -300,11 +300,13 @@ impl FeishuClient {
                     .checked_sub(window)
                     .unwrap_or_else(Instant::now);
                 let wait_until = wait_until.unwrap_or(latest);
-                if let Err(NoPermit { retry_after }) = self
+                let asked = Instant::now();
+                let permit = self
                     .limiter
                     .acquire_within(budget, latest, wait_until)
-                    .await
-                {
+                    .await;
+                crate::telemetry::limiter_wait(asked.elapsed());
+                if let Err(NoPermit { retry_after }) = permit {
                     tracing::warn!(
                         api = budget.api,
                         retry_after_ms = retry_after.as_millis() as u64,
@@ -316,6 +318,20 @@ impl FeishuClient {
             let timeout = deadline.attempt_timeout_at(Instant::now(), self.retry.attempt_timeout);
             attempts += 1;
             let outcome = self.attempt(request, token, timeout).await;
+            match &outcome {
+                AnswerOutcome::Success(_) => {}
+                AnswerOutcome::RateLimited(error) => {
+                    crate::telemetry::rate_limited();
+                    if let Some(code) = error.code() {
+                        crate::telemetry::feishu_error(code);
+                    }
+                }
+                AnswerOutcome::Failed(error) | AnswerOutcome::Transient(error) => {
+                    if let Some(code) = error.code() {
+                        crate::telemetry::feishu_error(code);
+                    }
+                }
+            }
             let (error, wait) = match outcome {
                 AnswerOutcome::Success(body) => return Ok(body),
                 AnswerOutcome::Failed(error) => return Err(error),

@@ -1,0 +1,211 @@
+//! The functions' metrics as CloudWatch would read them: a bot on DynamoDB Local and the simulator
+//! handles messages, clicks and jobs, the EMF exporter writes its documents, and this test parses
+//! them back and finds every metric of `cardbot::telemetry::names` with the values the work made.
+//! One test in this file: the metrics recorder is process-wide.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardbot::telemetry::{names, Emitter, FUNCTION_DIMENSION, NAMESPACE};
+use cardbot_tests::dynamodb_local;
+use cardbot_tests::harness::Bot;
+use cardbot_tests::simulator::{ids, ChatKind, FaultKind, SimConfig, Simulator};
+use serde_json::{json, Value};
+
+/// Every metric value in the EMF documents: (name, dimension values) → values.
+fn parse(emf: &str) -> BTreeMap<(String, Vec<(String, String)>), Vec<f64>> {
+    let mut metrics = BTreeMap::new();
+    for line in emf.lines().filter(|l| !l.trim().is_empty()) {
+        let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].as_i64().is_some(), "{line}");
+        for directive in aws["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], NAMESPACE, "{line}");
+            let dimensions: Vec<String> = directive["Dimensions"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
+            assert!(
+                dimensions.contains(&FUNCTION_DIMENSION.to_owned()),
+                "{line}"
+            );
+            let dims: Vec<(String, String)> = dimensions
+                .iter()
+                .map(|d| (d.clone(), doc[d].as_str().unwrap_or_default().to_owned()))
+                .collect();
+            for metric in directive["Metrics"].as_array().unwrap() {
+                let name = metric["Name"].as_str().unwrap().to_owned();
+                let values = match &doc[&name] {
+                    Value::Array(list) => list.iter().filter_map(Value::as_f64).collect(),
+                    v => v.as_f64().into_iter().collect::<Vec<_>>(),
+                };
+                metrics
+                    .entry((name, dims.clone()))
+                    .or_insert_with(Vec::new)
+                    .extend(values);
+            }
+        }
+    }
+    metrics
+}
+
+fn total(metrics: &BTreeMap<(String, Vec<(String, String)>), Vec<f64>>, name: &str) -> f64 {
+    metrics
+        .iter()
+        .filter(|((n, _), _)| n == name)
+        .flat_map(|(_, v)| v)
+        .sum()
+}
+
+fn with_dimension(
+    metrics: &BTreeMap<(String, Vec<(String, String)>), Vec<f64>>,
+    name: &str,
+    dimension: &str,
+    value: &str,
+) -> f64 {
+    metrics
+        .iter()
+        .filter(|((n, dims), _)| {
+            n == name && dims.iter().any(|(d, v)| d == dimension && v == value)
+        })
+        .flat_map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn handlers_emit_every_metric_with_the_values_of_their_work() {
+    let emitter = Emitter::install("event-callback").expect("the only recorder of this process");
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approver = sim.add_users(1).remove(0);
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let settings = [("APPROVER_OPEN_IDS", approver.open_id.as_str())];
+    let bot = Bot::start_with(sim.clone(), store, "message", &settings).await;
+    let requester = sim.config().user();
+
+    // Two messages answered, one re-delivered (a duplicate), one forged (rejected).
+    let first = sim
+        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
+        .await;
+    assert_eq!(first.status, Some(200));
+    sim.send_user_message(&bot.event_url, ChatKind::P2p, "help")
+        .await;
+    sim.post_event(&bot.event_url, &first.plaintext).await;
+    let forged = reqwest::Client::new()
+        .post(&bot.event_url)
+        .header("x-lark-signature", "0".repeat(64))
+        .header("x-lark-request-timestamp", "1")
+        .header("x-lark-request-nonce", "n")
+        .body(r#"{"encrypt":"AAAA"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(forged.status().is_client_error());
+    // Three clicks (open the form, file, and later the decision) and one unknown action.
+    let card = sim
+        .messages(ids::P2P_CHAT_ID)
+        .into_iter()
+        .find(|m| m.msg_type == "interactive")
+        .unwrap()
+        .message_id;
+    sim.press_as(&bot.card_url, &requester, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    sim.press_as(
+        &bot.card_url,
+        &requester,
+        &card,
+        "btn_file",
+        &[
+            ("leave_type", json!("annual")),
+            ("start_date", json!("2026-12-01 +0800")),
+            ("end_date", json!("2026-12-01 +0800")),
+            ("reason", json!("trip")),
+        ],
+    )
+    .await
+    .unwrap();
+    sim.click_card(&bot.card_url, &card, json!({"type": "delete_all"}))
+        .await
+        .unwrap();
+    // The approver's card: its send meets one 429 first.
+    sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        1,
+        FaultKind::RateLimited { reset_secs: 0 },
+    );
+    bot.sweep().await;
+    let review = sim
+        .messages(&approver.p2p_chat_id)
+        .into_iter()
+        .find(|m| m.msg_type == "interactive")
+        .unwrap()
+        .message_id;
+    sim.press_as(&bot.card_url, &approver, &review, "btn_approve", &[])
+        .await
+        .unwrap();
+    // The requester's card refresh fails for now (retried later); the text meets a permanent
+    // error (dead).
+    sim.fail_next(
+        "POST",
+        "/open-apis/interactive/v1/card/update",
+        3,
+        FaultKind::ServerError { status: 500 },
+    );
+    sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        1,
+        FaultKind::Api { code: 230011 },
+    );
+    sim.advance(Duration::from_secs(1));
+    bot.sweep().await;
+
+    let mut out = Vec::new();
+    emitter.flush_to(&mut out);
+    let emf = String::from_utf8(out).unwrap();
+    let metrics = parse(&emf);
+    for name in names::ALL {
+        assert!(
+            metrics.keys().any(|(n, _)| n == name),
+            "{name} missing from the EMF:\n{emf}"
+        );
+    }
+    // Received: 2 messages + the re-delivery + 4 clicks; the forged one is not.
+    assert_eq!(total(&metrics, names::RECEIVED), 7.0, "{emf}");
+    assert_eq!(total(&metrics, names::ANSWERED), 7.0, "{emf}");
+    assert_eq!(total(&metrics, names::DUPLICATES), 1.0);
+    assert_eq!(total(&metrics, names::REPLIES_SENT), 2.0);
+    assert_eq!(total(&metrics, names::CLICKS), 3.0);
+    assert_eq!(total(&metrics, names::DECISIONS), 1.0);
+    assert_eq!(
+        with_dimension(&metrics, names::REJECTED, "Reason", "unknown action"),
+        1.0
+    );
+    assert_eq!(total(&metrics, names::REJECTED), 2.0, "{emf}");
+    assert_eq!(total(&metrics, names::JOBS_DELIVERED), 1.0, "{emf}");
+    assert_eq!(total(&metrics, names::JOBS_RETRIED), 1.0, "{emf}");
+    assert_eq!(total(&metrics, names::JOBS_DEAD), 1.0, "{emf}");
+    assert_eq!(total(&metrics, names::RATE_LIMITED), 1.0);
+    assert_eq!(
+        with_dimension(&metrics, names::FEISHU_ERRORS, "Code", "230011"),
+        1.0
+    );
+    assert_eq!(
+        with_dimension(&metrics, names::FEISHU_ERRORS, "Code", "99991400"),
+        1.0
+    );
+    let latencies: Vec<f64> = metrics
+        .iter()
+        .filter(|((n, _), _)| n == names::ANSWER_LATENCY)
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(latencies.len(), 7);
+    assert!(
+        latencies.iter().all(|ms| *ms > 0.0 && *ms < 3_000.0),
+        "{latencies:?}"
+    );
+}
