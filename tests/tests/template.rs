@@ -967,3 +967,79 @@ fn the_secret_and_url_checks_catch_a_template_edited_alone() {
         assert!(caught, "{what} is not caught");
     }
 }
+
+/// The alarms and the dashboard read the metrics the code writes: every `cardbot` metric they
+/// name is in `cardbot::telemetry::names`, every `Function` dimension is a function's name, and
+/// the dead-job and answer-latency alarms exist.
+#[test]
+fn alarms_and_dashboard_reference_metrics_the_code_emits() {
+    use cardbot::telemetry::{names, NAMESPACE};
+    let template = template();
+    let functions: Vec<&str> = Function::ALL.iter().map(|f| f.name()).collect();
+    let mut alarmed = Vec::new();
+    for (id, resource) in resources(&template) {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let props = &resource["Properties"];
+        assert!(
+            matches!(props["AlarmActions"], Value::Tagged(_)),
+            "{id:?} notifies the AlarmEmail topic when one is set (!If HasAlarmEmail)"
+        );
+        if props["Namespace"].as_str() != Some(NAMESPACE) {
+            assert_eq!(props["Namespace"].as_str(), Some("AWS/Lambda"), "{id:?}");
+            continue;
+        }
+        let metric = props["MetricName"].as_str().unwrap();
+        assert!(
+            names::ALL.contains(&metric),
+            "{id:?} alarms on {metric}, which no code writes"
+        );
+        for dimension in props["Dimensions"].as_sequence().unwrap() {
+            assert_eq!(dimension["Name"].as_str(), Some("Function"), "{id:?}");
+            let value = dimension["Value"].as_str().unwrap();
+            assert!(functions.contains(&value), "{id:?}: {value}");
+        }
+        alarmed.push(metric.to_owned());
+    }
+    for needed in [names::JOBS_DEAD, names::ANSWER_LATENCY] {
+        assert!(alarmed.iter().any(|m| m == needed), "no alarm on {needed}");
+    }
+    let dashboard = &resources(&template)[&Value::from("Dashboard")];
+    let body = match &dashboard["Properties"]["DashboardBody"] {
+        Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+        other => other.as_str().unwrap().to_owned(),
+    };
+    let body: serde_json::Value =
+        serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1")).expect("dashboard JSON");
+    let mut shown = 0;
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let Some(parts) = metric.as_array() else {
+                continue;
+            };
+            if parts.first().and_then(|p| p.as_str()) != Some(NAMESPACE) {
+                if let Some(expression) = parts[0]["expression"].as_str() {
+                    let named = names::ALL
+                        .iter()
+                        .any(|n| expression.contains(&format!("\"{n}\"")));
+                    assert!(named, "{expression}");
+                    shown += 1;
+                }
+                continue;
+            }
+            let name = parts[1].as_str().unwrap();
+            assert!(
+                names::ALL.contains(&name),
+                "the dashboard shows {name}, which no code writes"
+            );
+            assert_eq!(parts[2], "Function");
+            assert!(functions.contains(&parts[3].as_str().unwrap()), "{metric}");
+            shown += 1;
+        }
+    }
+    assert!(
+        shown >= names::ALL.len(),
+        "{shown} metrics on the dashboard"
+    );
+}

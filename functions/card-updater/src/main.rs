@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     let updater = &updater;
-    let metrics = cardbot::telemetry::Emitter::install("card-updater");
+    let metrics =
+        cardbot::telemetry::Emitter::install(cardbot::config::Function::CardUpdater.name());
     let metrics = &metrics;
     // The payload is read as JSON first: an event that is neither kind sweeps (the runtime would
     // report a deserialisation error and the stream would retry the same batch).

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let handler = start()
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
-    let metrics = cardbot::telemetry::Emitter::install("event-callback");
+    let metrics =
+        cardbot::telemetry::Emitter::install(cardbot::config::Function::EventCallback.name());
     let metrics = &metrics;
     // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
     // The invocation's metrics go out as one EMF document after its answer.
