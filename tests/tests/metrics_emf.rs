@@ -13,8 +13,13 @@ use cardbot_tests::harness::Bot;
 use cardbot_tests::simulator::{ids, ChatKind, FaultKind, SimConfig, Simulator};
 use serde_json::{json, Value};
 
+/// A metric: its name and its dimensions (name, value).
+type MetricKey = (String, Vec<(String, String)>);
+/// Every value of each metric.
+type Metrics = BTreeMap<MetricKey, Vec<f64>>;
+
 /// Every metric value in the EMF documents: (name, dimension values) → values.
-fn parse(emf: &str) -> BTreeMap<(String, Vec<(String, String)>), Vec<f64>> {
+fn parse(emf: &str) -> Metrics {
     let mut metrics = BTreeMap::new();
     for line in emf.lines().filter(|l| !l.trim().is_empty()) {
         let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -52,7 +57,7 @@ fn parse(emf: &str) -> BTreeMap<(String, Vec<(String, String)>), Vec<f64>> {
     metrics
 }
 
-fn total(metrics: &BTreeMap<(String, Vec<(String, String)>), Vec<f64>>, name: &str) -> f64 {
+fn total(metrics: &Metrics, name: &str) -> f64 {
     metrics
         .iter()
         .filter(|((n, _), _)| n == name)
@@ -60,12 +65,7 @@ fn total(metrics: &BTreeMap<(String, Vec<(String, String)>), Vec<f64>>, name: &s
         .sum()
 }
 
-fn with_dimension(
-    metrics: &BTreeMap<(String, Vec<(String, String)>), Vec<f64>>,
-    name: &str,
-    dimension: &str,
-    value: &str,
-) -> f64 {
+fn with_dimension(metrics: &Metrics, name: &str, dimension: &str, value: &str) -> f64 {
     metrics
         .iter()
         .filter(|((n, dims), _)| {

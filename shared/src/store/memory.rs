@@ -479,3 +479,39 @@ impl super::ListStore for MemoryStore {
         })
     }
 }
+
+#[async_trait]
+impl super::DeadJobStore for MemoryStore {
+    async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>> {
+        let tables = self.lock();
+        let mut dead: Vec<Job> = tables
+            .jobs
+            .values()
+            .filter(|j| j.status == JobStatus::Dead)
+            .cloned()
+            .collect();
+        dead.sort_by_key(|j| std::cmp::Reverse(j.updated_at));
+        dead.truncate(limit.clamp(1, 100));
+        Ok(dead)
+    }
+
+    async fn requeue_dead_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        let key = (card_key.to_owned(), job_id.to_owned());
+        match tables.jobs.get_mut(&key) {
+            Some(job) if job.status == JobStatus::Dead => {
+                job.status = JobStatus::Pending;
+                job.due_at = now;
+                job.attempts = 0;
+                job.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

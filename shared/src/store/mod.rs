@@ -517,6 +517,25 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// The `lists` index partition of dead jobs (newest first by the time they died), read by
+/// `cardbot-admin`.
+pub const DEAD_JOBS_LIST: &str = "jobs#dead";
+
+/// Dead jobs, for an operator: list them, put one back in the queue.
+#[async_trait]
+pub trait DeadJobStore: Send + Sync {
+    /// Dead jobs, newest first, at most `limit` (1–100): a Query on the `lists` index.
+    async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>>;
+    /// Puts a dead job back in the queue, due at `now`, with its attempts reset (its
+    /// `last_error` kept until the next attempt). `false` when the job is not dead (or missing).
+    async fn requeue_dead_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything a function may need, for wiring convenience.
 pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
 impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}

@@ -47,7 +47,8 @@ pub const DUE_INDEX: IndexSpec = IndexSpec {
 
 /// The `lists` index holds the cards of per-user lists (sparse: only items with a `list_pk`):
 /// a requester's requests (`requests#<open_id>`) and an approver's cards (`reviews#<open_id>`),
-/// newest first by `list_at` (the card's `created_at`).
+/// newest first by `list_at` (the card's `created_at`); and the dead jobs (`jobs#dead`, by the
+/// time they died) for `cardbot-admin`.
 pub const LISTS_INDEX: IndexSpec = IndexSpec {
     name: "lists",
     partition_key: KeyAttribute {

@@ -11,12 +11,12 @@ use super::{
     DynamoStore, Expr, Fields, Item,
 };
 use crate::store::keys::{self, PK, SK};
-use crate::store::table::{DUE_INDEX, TABLE};
+use crate::store::table::{DUE_INDEX, LISTS_INDEX, TABLE};
 use crate::store::{
     is_last_attempt, plan_failure, truncate_error, ttl_secs, EpochMillis, FailOutcome, Job,
     JobStatus, JobStore, NewJob, StoreError, StoreResult, DONE_JOB_TTL_MS, LEASE_EXPIRED_ERROR,
 };
-use crate::store::{DedupStore, JobKind};
+use crate::store::{DedupStore, JobKind, DEAD_JOBS_LIST};
 
 /// Items per `due` index page; a sweep asks for fewer in practice.
 const MAX_QUERY_PAGE: usize = 1_000;
@@ -125,6 +125,8 @@ fn dead_changes(now: EpochMillis) -> Vec<(&'static str, Option<AttributeValue>)>
         ("status", Some(s(job_status_str(JobStatus::Dead)))),
         ("updated_at", Some(n(now))),
         (DUE_INDEX.partition_key.name, None),
+        (LISTS_INDEX.partition_key.name, Some(s(DEAD_JOBS_LIST))),
+        (LISTS_INDEX.sort_key.name, Some(n(now))),
         ("lease_owner", None),
         ("lease_until", None),
     ]
@@ -488,6 +490,8 @@ impl JobStore for DynamoStore {
             FailOutcome::Dead => changes.extend([
                 ("status", Some(s(job_status_str(JobStatus::Dead)))),
                 (DUE_INDEX.partition_key.name, None),
+                (LISTS_INDEX.partition_key.name, Some(s(DEAD_JOBS_LIST))),
+                (LISTS_INDEX.sort_key.name, Some(n(now))),
             ]),
         }
         self.update_leased_job(job, "fail job", changes).await?;
@@ -508,5 +512,65 @@ impl JobStore for DynamoStore {
         changes.extend(dead_changes(now));
         self.update_leased_job(job, "fail job permanently", changes)
             .await
+    }
+}
+
+#[async_trait]
+impl crate::store::DeadJobStore for DynamoStore {
+    async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(LISTS_INDEX.name)
+            .key_condition_expression("#list_pk = :list_pk")
+            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
+            .expression_attribute_values(":list_pk", s(DEAD_JOBS_LIST))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| store_error("query dead jobs", e))?;
+        out.items().iter().map(job_from_item).collect()
+    }
+
+    async fn requeue_dead_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut expr = Expr::default();
+        let update = set_remove(
+            &mut expr,
+            vec![
+                ("status", Some(s(job_status_str(JobStatus::Pending)))),
+                (DUE_INDEX.partition_key.name, Some(s(keys::DUE_PK))),
+                (DUE_INDEX.sort_key.name, Some(n(now))),
+                ("attempts", Some(n(0))),
+                ("updated_at", Some(n(now))),
+                (LISTS_INDEX.partition_key.name, None),
+                (LISTS_INDEX.sort_key.name, None),
+            ],
+        );
+        let condition = format!(
+            "{} = {}",
+            expr.name("status"),
+            expr.value(s(job_status_str(JobStatus::Dead)))
+        );
+        match self
+            .update_job_if(
+                card_key,
+                job_id,
+                "requeue dead job",
+                expr,
+                update,
+                condition,
+            )
+            .await?
+        {
+            JobWrite::Written(_) => Ok(true),
+            JobWrite::Refused(_) => Ok(false),
+        }
     }
 }

@@ -1,0 +1,162 @@
+//! cardbot's operator command, against the deployed table (the user's AWS credentials, region
+//! and `TABLE_NAME`) or DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`): list dead jobs with their
+//! reasons, requeue one, show a card's state and its jobs, export a request's audit trail as JSON.
+//! Output is JSON, one document per command; secrets (the card's update token) are never printed.
+
+use cardbot::approval::{ApprovalData, ReviewData};
+use cardbot::store::{CardState, CardStore, DeadJobStore, EpochMillis, Job, JobStore, StoreError};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+/// `cardbot-admin`: operate a deployed cardbot.
+#[derive(Debug, Parser)]
+#[command(name = "cardbot-admin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Dead jobs, newest first, with the error that killed each.
+    DeadJobs {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Puts a dead job back in the queue, due now (the updater delivers it within a minute).
+    Requeue { card_key: String, job_id: String },
+    /// A card's state and all its jobs.
+    Card { card_key: String },
+    /// A request's audit trail (the requester's card key; an approver's card leads to it).
+    Audit { card_key: String },
+}
+
+impl Cli {
+    /// Parses a command line (the program name first), as the binary does.
+    pub fn parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Self as Parser>::try_parse_from(args)
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs `command` against `store` at `now`; the JSON to print.
+pub async fn run<S>(command: &Command, store: &S, now: EpochMillis) -> Result<String, AdminError>
+where
+    S: CardStore + JobStore + DeadJobStore + ?Sized,
+{
+    let out = match command {
+        Command::DeadJobs { limit } => {
+            let jobs = store.dead_jobs(*limit).await?;
+            json!({ "dead_jobs": jobs.iter().map(job_json).collect::<Vec<_>>() })
+        }
+        Command::Requeue { card_key, job_id } => {
+            if !store.requeue_dead_job(card_key, job_id, now).await? {
+                return Err(AdminError::Refused(format!(
+                    "job {card_key}/{job_id} is not dead (or does not exist): nothing requeued"
+                )));
+            }
+            json!({ "requeued": { "card_key": card_key, "job_id": job_id, "due_at": time(now) } })
+        }
+        Command::Card { card_key } => {
+            let state = card(store, card_key).await?;
+            let jobs = store.jobs_for_card(card_key).await?;
+            json!({
+                "card": card_json(&state),
+                "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+            })
+        }
+        Command::Audit { card_key } => {
+            let mut state = card(store, card_key).await?;
+            if let Ok(review) = ReviewData::of(&state) {
+                state = card(store, &review.request_key).await?;
+            }
+            audit_json(&state)?
+        }
+    };
+    Ok(serde_json::to_string_pretty(&out).unwrap_or_default())
+}
+
+async fn card<S: CardStore + ?Sized>(store: &S, card_key: &str) -> Result<CardState, AdminError> {
+    store
+        .get_card(card_key)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no card {card_key}")))
+}
+
+/// Epoch ms as RFC 3339 (UTC).
+fn time(at: EpochMillis) -> Value {
+    jiff::Timestamp::from_millisecond(at)
+        .map(|t| Value::String(t.to_string()))
+        .unwrap_or(Value::Null)
+}
+
+fn job_json(job: &Job) -> Value {
+    json!({
+        "card_key": job.card_key,
+        "job_id": job.job_id,
+        "kind": job.kind.as_str(),
+        "status": job.status,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "due_at": time(job.due_at),
+        "created_at": time(job.created_at),
+        "updated_at": time(job.updated_at),
+    })
+}
+
+/// A card's state without its secret: the update token shows only its uses and expiry.
+fn card_json(state: &CardState) -> Value {
+    json!({
+        "card_key": state.card_key,
+        "kind": state.kind,
+        "status": state.status,
+        "version": state.version,
+        "sequence": state.sequence,
+        "chat_id": state.chat_id,
+        "requester_open_id": state.requester_open_id,
+        "message_id": state.message_id,
+        "card_id": state.card_id,
+        "delivery": state.delivery.as_str(),
+        "update_token": state.update_token.as_ref().map(|t| json!({
+            "uses": t.uses, "expires_at": time(t.expires_at)
+        })),
+        "data": state.data,
+        "created_at": time(state.created_at),
+        "updated_at": time(state.updated_at),
+    })
+}
+
+fn audit_json(request: &CardState) -> Result<Value, AdminError> {
+    let data = ApprovalData::from_value(&request.data)
+        .map_err(|e| AdminError::Refused(format!("{}: {e}", request.card_key)))?;
+    Ok(json!({
+        "request": request.card_key,
+        "status": request.status,
+        "requester": data.submitted_by.as_deref().unwrap_or(&request.requester_open_id),
+        "approvers": data.approvers,
+        "form": data.form,
+        "decided_by": data.decided_by,
+        "decided_at": data.decided_at.map(time),
+        "comment": data.comment,
+        "approver_cards": data.review_cards,
+        "audit": data.audit.iter().map(|e| json!({
+            "at": time(e.at),
+            "by": e.by,
+            "action": e.action,
+        })).collect::<Vec<_>>(),
+    }))
+}

@@ -1,0 +1,170 @@
+//! `cardbot-admin` against DynamoDB Local with the bot and the simulator: a job made dead by a
+//! permanent Feishu error is listed with its reason, requeued once the simulator recovers, and
+//! delivered; a card's state and history and a request's audit trail come out as JSON, without
+//! the update token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardbot::store::{JobStatus, JobStore};
+use cardbot_admin::{run, AdminError, Cli};
+use cardbot_tests::dynamodb_local;
+use cardbot_tests::harness::Bot;
+use cardbot_tests::simulator::{FaultKind, SimConfig, Simulator};
+use serde_json::{json, Value};
+
+async fn admin<S>(bot: &Bot<S>, args: &[&str]) -> Result<Value, AdminError>
+where
+    S: cardbot::store::Store + cardbot::store::RateStore + cardbot::store::DeadJobStore + 'static,
+{
+    let cli = Cli::parse_args(std::iter::once("cardbot-admin").chain(args.iter().copied()))
+        .expect("the arguments parse");
+    let out = run(&cli.command, &*bot.store, bot.sim.now_ms()).await?;
+    Ok(serde_json::from_str(&out).expect("JSON out"))
+}
+
+#[tokio::test]
+async fn a_dead_job_is_listed_requeued_and_delivered() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let bot = Bot::start(
+        sim.clone(),
+        Arc::new(dynamodb_local::fresh_store().await),
+        "message",
+    )
+    .await;
+    let card = bot.clicked_card().await;
+    // Feishu refuses the delayed update for good (230011: recalled): the job dies at once.
+    sim.fail_next(
+        "POST",
+        "/open-apis/interactive/v1/card/update",
+        10,
+        FaultKind::Api { code: 230011 },
+    );
+    sim.advance(Duration::from_secs(3));
+    bot.sweep().await;
+    let dead = admin(&bot, &["dead-jobs"]).await.unwrap();
+    let listed = dead["dead_jobs"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{dead}");
+    assert_eq!(listed[0]["card_key"], card.as_str());
+    assert_eq!(listed[0]["job_id"], "post_answer");
+    assert_eq!(listed[0]["status"], "dead");
+    assert!(
+        listed[0]["last_error"].as_str().unwrap().contains("230011"),
+        "{dead}"
+    );
+    assert!(!bot.sim.card_text(&card).unwrap().contains("请假通过"));
+
+    // The simulator recovers; the operator requeues the job; the updater delivers it.
+    sim.clear_faults();
+    let requeued = admin(&bot, &["requeue", &card, "post_answer"])
+        .await
+        .unwrap();
+    assert_eq!(requeued["requeued"]["job_id"], "post_answer");
+    let job = bot
+        .store
+        .get_job(&card, "post_answer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+    assert!(admin(&bot, &["dead-jobs"]).await.unwrap()["dead_jobs"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let summary = bot.sweep().await;
+    assert_eq!((summary.done, summary.failed), (1, 0), "{summary:?}");
+    assert!(bot.sim.card_text(&card).unwrap().contains("请假通过"));
+    // A second requeue finds nothing dead.
+    let again = admin(&bot, &["requeue", &card, "post_answer"]).await;
+    assert!(matches!(again, Err(AdminError::Refused(_))), "{again:?}");
+
+    // The card's state and history, without the update token itself.
+    let shown = admin(&bot, &["card", &card]).await.unwrap();
+    assert_eq!(shown["card"]["status"], "leave_approved");
+    let jobs: Vec<_> = shown["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].clone())
+        .collect();
+    assert!(
+        jobs.contains(&json!("post_answer")) && jobs.contains(&json!("expire")),
+        "{shown}"
+    );
+    assert!(shown["card"]["update_token"]["uses"].is_number());
+    let token = sim.update_tokens().into_iter().next().unwrap().token;
+    assert!(
+        !shown.to_string().contains(&token),
+        "the update token stays secret"
+    );
+    assert!(matches!(
+        admin(&bot, &["card", "om_nothing_here"]).await,
+        Err(AdminError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_requests_audit_trail_exports_as_json() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approver = sim.add_users(1).remove(0);
+    let settings = [("APPROVER_OPEN_IDS", approver.open_id.as_str())];
+    let bot = Bot::start_with(
+        sim.clone(),
+        Arc::new(dynamodb_local::fresh_store().await),
+        "entity",
+        &settings,
+    )
+    .await;
+    let requester = sim.config().user();
+    let card = bot.approval_card().await;
+    sim.press_as(&bot.card_url, &requester, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    sim.press_as(
+        &bot.card_url,
+        &requester,
+        &card,
+        "btn_file",
+        &[
+            ("leave_type", json!("annual")),
+            ("start_date", json!("2026-12-01 +0800")),
+            ("end_date", json!("2026-12-02 +0800")),
+            ("reason", json!("trip")),
+        ],
+    )
+    .await
+    .unwrap();
+    bot.sweep().await;
+    let review = sim
+        .messages(&approver.p2p_chat_id)
+        .into_iter()
+        .find(|m| m.msg_type == "interactive")
+        .unwrap()
+        .message_id;
+    sim.press_as(
+        &bot.card_url,
+        &approver,
+        &review,
+        "btn_reject",
+        &[("comment", json!("no"))],
+    )
+    .await
+    .unwrap();
+    // From the requester's card or the approver's, the same trail.
+    for key in [&card, &review] {
+        let audit = admin(&bot, &["audit", key]).await.unwrap();
+        assert_eq!(audit["request"], card.as_str());
+        assert_eq!(audit["status"], "leave_rejected");
+        assert_eq!(audit["decided_by"], approver.open_id.as_str());
+        assert_eq!(audit["comment"], "no");
+        assert_eq!(audit["form"]["kind"], "leave");
+        let actions: Vec<_> = audit["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].clone())
+            .collect();
+        assert_eq!(actions, [json!("submitted"), json!("rejected")]);
+        assert!(audit["audit"][0]["at"].as_str().unwrap().ends_with('Z'));
+    }
+}
