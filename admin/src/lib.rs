@@ -23,7 +23,8 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Puts a dead job back in the queue, due now (the updater delivers it within a minute).
+    /// Puts a dead job back in the queue, due now, for one more try (the updater delivers it
+    /// within a minute).
     Requeue { card_key: String, job_id: String },
     /// A card's state and all its jobs.
     Card { card_key: String },

@@ -395,13 +395,17 @@ where
         if !configured.is_empty() {
             return Ok(configured);
         }
+        // The requester is the only configured approver: their leader decides, else they do
+        // (never the simulated approver: approvals are configured).
+        let own = config.open_ids.clone();
         // Only a well-formed open_id is looked up (the event's id is the user's, but never trusted).
         if !config.from_leader || !crate::cards::text::FeishuId::OpenId.is_valid(requester) {
-            return Ok(Vec::new());
+            return Ok(own);
         }
         let answer = self.feishu.get_user(requester, self.deadline).await;
         Ok(match Leader::of(requester, answer)? {
             Leader::Found(leader) => vec![leader],
+            _ if !own.is_empty() => own,
             Leader::None => {
                 tracing::info!("requester has no leader: the simulated approval decides");
                 Vec::new()
@@ -496,16 +500,31 @@ where
             return Ok("request no longer waiting");
         }
         let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
+        let mut unreachable = Vec::new();
         for approver in data.approvers.iter().filter(|a| !data.notified.contains(a)) {
             let key = format!("notify:{}:{approver}", request.card_key);
-            let sent = feishu
+            let sent = match feishu
                 .send_message(
                     &ReceiveId::OpenId(approver.clone()),
                     &MessageContent::Card(card.to_value()),
                     &key,
                     deadline,
                 )
-                .await?;
+                .await
+            {
+                Ok(sent) => sent,
+                // One approver Feishu will never reach (230013 outside the availability scope,
+                // 230029 resigned, …) must not keep the others from their cards: recorded as
+                // tried, skipped. A retryable failure retries the job (the sent ones are kept).
+                Err(e) if jobs::on_failure(&e, now) == FailureAction::Permanent => {
+                    tracing::warn!(error = %e, "approver unreachable; their card is skipped");
+                    self.record_review_card(&request.card_key, approver, None)
+                        .await?;
+                    unreachable.push(approver.clone());
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let chat_id = sent.chat_id.clone().unwrap_or_default();
             let review =
                 approval::new_review_state(&request, approver, &sent.message_id, &chat_id, now);
@@ -514,7 +533,7 @@ where
                 Err(e) => return Err(e.into()),
             }
             let recorded = self
-                .record_review_card(&request.card_key, approver, &review.card_key)
+                .record_review_card(&request.card_key, approver, Some(&review.card_key))
                 .await?;
             if approval::status_of(&recorded).map_err(bad_job)?.is_final() {
                 let scheduled = approval::Scheduled {
@@ -526,15 +545,32 @@ where
                     .await?;
             }
         }
+        if !unreachable.is_empty() {
+            let reached = self.card_or_bad_job(&request.card_key).await?;
+            let reached = ApprovalData::from_value(&reached.data).map_err(bad_job)?;
+            if reached.review_cards.is_empty() {
+                // Nobody can decide: the requester must know rather than wait for the expiry.
+                feishu
+                    .send_message(
+                        &ReceiveId::OpenId(request.requester_open_id.clone()),
+                        &MessageContent::Text(approval::views::UNREACHABLE_TEXT.to_owned()),
+                        &format!("unreachable:{}", request.card_key),
+                        deadline,
+                    )
+                    .await?;
+                return Ok("no approver reachable; requester told");
+            }
+        }
         Ok("approvers notified")
     }
 
-    /// Adds an approver's card to the request (version-checked, re-read on a conflict).
+    /// Records that `approver` was sent their card (`card_key`; `None`: Feishu refused them for
+    /// good) on the request (version-checked, re-read on a conflict).
     async fn record_review_card(
         &self,
         request_key: &str,
         approver: &str,
-        card_key: &str,
+        card_key: Option<&str>,
     ) -> Result<crate::store::CardState, DeliverError> {
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let mut request = self.card_or_bad_job(request_key).await?;
@@ -543,8 +579,10 @@ where
                 return Ok(request);
             }
             data.notified.push(approver.to_owned());
-            if !data.review_cards.iter().any(|k| k == card_key) {
-                data.review_cards.push(card_key.to_owned());
+            if let Some(card_key) = card_key {
+                if !data.review_cards.iter().any(|k| k == card_key) {
+                    data.review_cards.push(card_key.to_owned());
+                }
             }
             request.data = data.to_value();
             match self.store.update_card(&request).await {
@@ -627,7 +665,7 @@ where
             let Some(message_id) = review.message_id.as_deref() else {
                 continue;
             };
-            let sent = self
+            let sent = match self
                 .feishu
                 .reply_message_in_chat(
                     &review.chat_id,
@@ -637,7 +675,16 @@ where
                     &format!("remind:{}:{n}:{approver}", request.card_key),
                     self.deadline,
                 )
-                .await?;
+                .await
+            {
+                Ok(sent) => sent,
+                // A resigned approver or a deleted card must not stop the others' reminders.
+                Err(e) if jobs::on_failure(&e, self.now) == FailureAction::Permanent => {
+                    tracing::warn!(error = %e, "approver not reminded: Feishu refuses for good");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             // The buzz is a courtesy: without `im:message.urgent` (or any other refusal) the
             // reminder message stands alone.
             if let Err(e) = self
@@ -695,8 +742,21 @@ where
         };
         let card =
             approval::render_card(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
-        jobs::plan_redelivery(state, card, self.now)
-            .map_err(|e| DeliverError::BadJob(e.to_string()))
+        // An approver's card of a request that ended leaves their 待我审批 list.
+        let ended = request
+            .as_ref()
+            .and_then(|r| approval::status_of(r).ok())
+            .is_some_and(approval::ApprovalStatus::is_final);
+        let mut next = state.clone();
+        if ended {
+            next.list_key = None;
+        }
+        let mut plan = jobs::plan_redelivery(&next, card, self.now)
+            .map_err(|e| DeliverError::BadJob(e.to_string()))?;
+        if ended && state.list_key.is_some() && plan.state_update.is_none() {
+            plan.state_update = Some(next);
+        }
+        Ok(plan)
     }
 
     async fn run_card_update(&self, job: &Job) -> Result<&'static str, DeliverError> {

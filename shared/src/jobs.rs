@@ -326,6 +326,16 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
         });
     };
     if now - next_state.created_at >= UPDATE_WINDOW_MS {
+        if changed {
+            // Feishu no longer takes updates to this card, but the transition (an expiry, say)
+            // must still be written with its follow-ups (the other cards, the requester's text).
+            return Ok(JobPlan {
+                state_update: Some(next_state),
+                delivery: None,
+                reason: "too old to show; state written",
+                followups,
+            });
+        }
         return Err(PlanError::TooOld);
     }
     let entity = next_state.delivery == CardDelivery::Entity;
@@ -877,8 +887,15 @@ mod tests {
             Err(PlanError::UnknownJobKind("reminder".into()))
         );
         let job = job_from(&new_job, 0);
+        // Past Feishu's 14 days a transition is still written (with its follow-ups), only not
+        // shown; showing an unchanged card again is an error to record.
+        let late = plan_job(&job, &state, NOW + UPDATE_WINDOW_MS, &CST).unwrap();
+        assert!(late.delivery.is_none());
+        assert_eq!(late.state_update.unwrap().status, "leave_approved");
+        let mut approved = state.clone();
+        approved.status = "leave_approved".into();
         assert_eq!(
-            plan_job(&job, &state, NOW + UPDATE_WINDOW_MS, &CST),
+            plan_job(&job, &approved, NOW + UPDATE_WINDOW_MS, &CST),
             Err(PlanError::TooOld)
         );
         let mut no_message = state.clone();

@@ -153,8 +153,12 @@ pub fn received() {
     metrics::counter!(names::RECEIVED).increment(1);
 }
 
-pub fn answered(latency: Duration) {
-    metrics::counter!(names::ANSWERED).increment(1);
+/// An answer: counted when it is a 200 (`ok`); its latency recorded for every answer, so the
+/// slowest (a 503 after the whole budget) are in the p99.
+pub fn answered(ok: bool, latency: Duration) {
+    if ok {
+        metrics::counter!(names::ANSWERED).increment(1);
+    }
     metrics::histogram!(names::ANSWER_LATENCY).record(latency.as_secs_f64() * 1000.0);
 }
 

@@ -66,7 +66,8 @@ async fn a_dead_job_is_listed_requeued_and_delivered() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+    // Its attempts keep counting: the requeued run's CardKit calls get fresh idempotency keys.
+    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 1));
     assert!(admin(&bot, &["dead-jobs"]).await.unwrap()["dead_jobs"]
         .as_array()
         .unwrap()

@@ -196,7 +196,8 @@ async fn approve_with_comment(delivery: &str) {
     );
     assert!(s.card_text(&reviews[0]).contains("请假通过"));
     let summary = s.bot.sweep().await;
-    assert_eq!((summary.done, summary.failed), (3, 0), "{summary:?}");
+    // The requester's card, the text, both approvers' cards (the decider's leaves 待我审批).
+    assert_eq!((summary.done, summary.failed), (4, 0), "{summary:?}");
     for message in [&card, &reviews[0], &reviews[1]] {
         let text = s.card_text(message);
         assert!(text.contains("请假通过"), "{text}");
@@ -945,4 +946,139 @@ async fn the_tutorials_cardkit_walk_keeps_the_english() {
     );
     assert!(!has_chinese(&en), "{en}");
     assert!(s.card_text(&card).contains("请假通过"));
+}
+
+// ---- review findings ----
+
+#[tokio::test]
+async fn an_unreachable_approver_does_not_keep_the_others_from_their_cards() {
+    use cardbot_tests::simulator::FaultKind;
+    let s = scene("message", true).await;
+    let card = s.ask().await;
+    s.press(&s.requester, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    s.press(
+        &s.requester,
+        &card,
+        "btn_file",
+        &[
+            ("leave_type", json!("annual")),
+            ("start_date", json!("2026-12-01 +0800")),
+            ("end_date", json!("2026-12-01 +0800")),
+            ("reason", json!("x")),
+        ],
+    )
+    .await
+    .unwrap();
+    // The first approver is outside the app's availability: 230013 for good.
+    s.bot.sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        1,
+        FaultKind::Api { code: 230013 },
+    );
+    let summary = s.bot.sweep().await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let got: Vec<usize> = s
+        .approvers
+        .iter()
+        .map(|a| from_bot(&s.bot.sim.messages(&a.p2p_chat_id)).len())
+        .collect();
+    assert_eq!(
+        got.iter().sum::<usize>(),
+        1,
+        "one approver reached: {got:?}"
+    );
+    let (_, data) = s.request(&card).await;
+    assert_eq!(data.notified.len(), 2);
+    assert_eq!(data.review_cards.len(), 1);
+}
+
+#[tokio::test]
+async fn when_no_approver_is_reachable_the_requester_is_told() {
+    use cardbot_tests::simulator::FaultKind;
+    let s = scene("message", true).await;
+    let card = s.ask().await;
+    s.press(&s.requester, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    s.press(
+        &s.requester,
+        &card,
+        "btn_file",
+        &[
+            ("leave_type", json!("annual")),
+            ("start_date", json!("2026-12-01 +0800")),
+            ("end_date", json!("2026-12-01 +0800")),
+            ("reason", json!("x")),
+        ],
+    )
+    .await
+    .unwrap();
+    s.bot.sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        2,
+        FaultKind::Api { code: 230013 },
+    );
+    s.bot.sweep().await;
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    assert!(told.iter().any(|t| t.contains("无法送达")), "{told:?}");
+}
+
+#[tokio::test]
+async fn the_only_configured_approvers_own_request_is_not_approved_by_the_simulation() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let me = sim.config().user();
+    let settings = [("APPROVER_OPEN_IDS", me.open_id.as_str())];
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Bot::start_with(sim.clone(), store, "entity", &settings).await;
+    let card = bot.approval_card().await;
+    let state = bot.store.get_card(&card).await.unwrap().unwrap();
+    let data = ApprovalData::from_value(&state.data).unwrap();
+    assert_eq!(
+        data.approvers,
+        [me.open_id.clone()],
+        "no leader: they decide themselves"
+    );
+    let opened = sim
+        .press_as(&bot.card_url, &me, &card, "btn_leave", &[])
+        .await
+        .unwrap();
+    assert!(
+        bot.sim.card_text(&card).unwrap().contains("[提交]"),
+        "{opened:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_after_the_ttl_is_refused_before_the_expiry_job_ran() {
+    let s = scene("message", true).await;
+    let (card, reviews) = s.file_leave("late").await;
+    s.bot
+        .sim
+        .advance(std::time::Duration::from_secs(7 * 24 * 3600 + 60));
+    // No sweep: the expiry job has not run yet.
+    let late = s
+        .press(&s.approvers[0], &reviews[0], "btn_approve", &[])
+        .await
+        .unwrap();
+    assert!(toast(&late).contains("过期"), "{late:?}");
+    assert_eq!(s.request(&card).await.0, "leave_filed", "nothing written");
+}
+
+#[tokio::test]
+async fn lists_asked_in_a_group_go_to_the_askers_p2p_chat() {
+    let s = scene("message", true).await;
+    let asked = s
+        .bot
+        .sim
+        .send_user_message(&s.bot.event_url, ChatKind::Group, "我的申请")
+        .await;
+    assert_eq!(asked.status, Some(200));
+    assert!(from_bot(&s.bot.sim.messages(ids::GROUP_CHAT_ID)).is_empty());
+    let mine = from_bot(&s.bot.sim.messages(ids::P2P_CHAT_ID));
+    assert_eq!(mine.len(), 1);
+    assert!(s.card_text(&mine[0].message_id).contains("我的申请"));
 }

@@ -82,9 +82,7 @@ where
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = std::time::Instant::now();
         let response = self.handle_request(request).await;
-        if response.status() == StatusCode::OK {
-            cardbot::telemetry::answered(started.elapsed());
-        }
+        cardbot::telemetry::answered(response.status() == StatusCode::OK, started.elapsed());
         response
     }
 

@@ -18,7 +18,7 @@ use cardbot::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
 use cardbot::function_url::{self, claim_lease_ms, error_response, json_response};
 use cardbot::jobs;
 use cardbot::store::{CardStore, DedupClaim, DedupStore, JobStore, ListStore};
-use cardbot::webhook::{Inbound, MessageReceive, OtherEvent};
+use cardbot::webhook::{ChatType, Inbound, MessageReceive, OtherEvent};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -108,9 +108,7 @@ where
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = std::time::Instant::now();
         let response = self.handle_request(request).await;
-        if response.status() == StatusCode::OK {
-            cardbot::telemetry::answered(started.elapsed());
-        }
+        cardbot::telemetry::answered(response.status() == StatusCode::OK, started.elapsed());
         response
     }
 
@@ -316,21 +314,31 @@ where
         if event.sender.sender_type != "user" {
             return self.finished(message_id, now).await;
         }
-        let text = event.message.content.text.as_deref().unwrap_or_default();
-        let command = approval::parse_command(text);
+        // A rich-text (`post`) message is read on its text runs, like a text message.
+        let text = match event.message.message_type.as_str() {
+            "post" => cardbot::webhook::post_text(&event.message.content.value),
+            _ => event.message.content.text.clone(),
+        };
+        let command = approval::parse_command(text.as_deref().unwrap_or_default());
         let requester = event
             .sender
             .sender_id
             .open_id
             .as_deref()
             .unwrap_or_default();
-        let request = ReplyRequest::new(
-            message_id,
-            &event.message.chat_id,
-            requester,
-            command,
-            self.delivery,
-        );
+        let private = matches!(command, Command::MyRequests | Command::Pending);
+        let request = if private && event.message.chat_type != ChatType::P2p {
+            // A user's requests are theirs: asked in a group, the list goes to their p2p chat.
+            ReplyRequest::to_p2p(message_id, requester, command, self.delivery)
+        } else {
+            ReplyRequest::new(
+                message_id,
+                &event.message.chat_id,
+                requester,
+                command,
+                self.delivery,
+            )
+        };
         self.reply_or_queue(message_id, &request, deadline, now)
             .await
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::action::ApprovalAction;
 use super::machine::{
     status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
-    Refusal, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
+    Refusal, ReviewData, CARD_KIND, REVIEW_KIND,
 };
 use super::request::{parse_comment, parse_form};
 use super::scheduled::{Followup, Scheduled, Timer};
@@ -195,8 +195,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     if click.operator_open_id != Some(state.requester_open_id.as_str()) {
         return no_change(views::not_requester_toast());
     }
-    let undecided = status == ApprovalStatus::Pending || status.stage() == Some(Stage::Draft);
-    if undecided && click.now >= state.created_at + click.approval_ttl_ms {
+    if !status.is_final() && click.now >= state.created_at + click.approval_ttl_ms {
         // The expiry job re-renders it; the click must not revive it meanwhile.
         return no_change(views::expired_toast());
     }
@@ -352,6 +351,10 @@ pub fn decide_review_click(
     };
     let status = status_of(request)?;
     let mut data = ApprovalData::from_value(&request.data)?;
+    if !status.is_final() && click.now >= request.created_at + click.approval_ttl_ms {
+        // Past its time to live: the expiry job ends it; no decision may revive it meanwhile.
+        return no_change(views::expired_toast());
+    }
     let Some(operator) = click
         .operator_open_id
         .filter(|op| data.approvers.iter().any(|a| a == op))
@@ -398,11 +401,9 @@ pub fn decide_review_click(
             },
         },
     ];
-    followups.extend(refresh_all(
-        &data.review_cards,
-        Some(review.card_key.as_str()),
-        click.now,
-    ));
+    // Every approver's card, the decider's too: its refresh leaves it out of 待我审批 (and shows
+    // the decision again should the callback's answer not have reached the client).
+    followups.extend(refresh_all(&data.review_cards, None, click.now));
     let card = views::review_card(&next_request, click.time_zone)?;
     Ok(ClickDecision::Transition {
         state: Box::new(next_request),

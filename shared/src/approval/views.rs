@@ -530,6 +530,10 @@ pub fn pending_card_list(requests: &[CardState], time_zone: &TimeZone) -> Card {
     )
 }
 
+/// The text to a requester whose request no approver can receive (every send refused for good).
+pub const UNREACHABLE_TEXT: &str = "你的申请无法送达任何审批人（不在应用的可用范围内或已离职），请联系管理员。\n\
+Your request could not reach any approver (outside the app's availability, or gone); please ask your admin.";
+
 /// The reply to an approver's card that links it from 待我审批.
 pub const PENDING_LINK_TEXT: &str =
     "待你审批：请在这张卡片中处理。\nWaiting for your decision: please decide on this card.";

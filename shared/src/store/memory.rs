@@ -507,7 +507,6 @@ impl super::DeadJobStore for MemoryStore {
             Some(job) if job.status == JobStatus::Dead => {
                 job.status = JobStatus::Pending;
                 job.due_at = now;
-                job.attempts = 0;
                 job.updated_at = now;
                 Ok(true)
             }

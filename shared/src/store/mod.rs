@@ -526,8 +526,10 @@ pub const DEAD_JOBS_LIST: &str = "jobs#dead";
 pub trait DeadJobStore: Send + Sync {
     /// Dead jobs, newest first, at most `limit` (1–100): a Query on the `lists` index.
     async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>>;
-    /// Puts a dead job back in the queue, due at `now`, with its attempts reset (its
-    /// `last_error` kept until the next attempt). `false` when the job is not dead (or missing).
+    /// Puts a dead job back in the queue, due at `now` (its `last_error` kept until the next
+    /// attempt). Its attempts keep counting, so its CardKit calls get fresh idempotency keys
+    /// (`jobs::op_idempotency_key`) and a failure sends it back to dead: one more try, as the
+    /// operator asked. `false` when the job is not dead (or missing).
     async fn requeue_dead_job(
         &self,
         card_key: &str,

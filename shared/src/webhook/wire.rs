@@ -88,8 +88,8 @@ pub struct MessageContent {
     /// The string exactly as Feishu sent it.
     pub raw: String,
     pub value: Value,
-    /// `text` of a text message, or the text runs of a rich-text (`post`) message, with
-    /// `@_user_N` placeholders still in it.
+    /// `text` of a text message, with `@_user_N` placeholders still in it (a `post` is read
+    /// with [`post_text`]).
     pub text: Option<String>,
 }
 
@@ -150,10 +150,7 @@ impl<'de> Deserialize<'de> for MessageContent {
         let raw = String::deserialize(deserializer)?;
         let value: Value = serde_json::from_str(&raw)
             .map_err(|_| D::Error::custom("message content is not a JSON document"))?;
-        let text = match value.get("text").and_then(Value::as_str) {
-            Some(text) => Some(text.to_owned()),
-            None => post_text(&value),
-        };
+        let text = value.get("text").and_then(Value::as_str).map(str::to_owned);
         Ok(Self { raw, value, text })
     }
 }

@@ -547,7 +547,6 @@ impl crate::store::DeadJobStore for DynamoStore {
                 ("status", Some(s(job_status_str(JobStatus::Pending)))),
                 (DUE_INDEX.partition_key.name, Some(s(keys::DUE_PK))),
                 (DUE_INDEX.sort_key.name, Some(n(now))),
-                ("attempts", Some(n(0))),
                 ("updated_at", Some(n(now))),
                 (LISTS_INDEX.partition_key.name, None),
                 (LISTS_INDEX.sort_key.name, None),
