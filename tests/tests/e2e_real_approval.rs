@@ -1039,7 +1039,7 @@ async fn the_only_configured_approvers_own_request_is_not_approved_by_the_simula
     let data = ApprovalData::from_value(&state.data).unwrap();
     assert_eq!(
         data.approvers,
-        [me.open_id.clone()],
+        std::slice::from_ref(&me.open_id),
         "no leader: they decide themselves"
     );
     let opened = sim
