@@ -615,6 +615,14 @@ where
                 return Ok("request no longer waiting");
             }
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if data.review_cards.is_empty() {
+                // No approver has a card to be reminded on: every one refused for good (nothing
+                // to do), or the notify job has not got through yet (try again later).
+                if data.notified.len() >= data.approvers.len() {
+                    return Ok("no approver reachable to remind");
+                }
+                return Err(StoreError::Conflict("approvers' cards not sent yet".into()).into());
+            }
             let reminded = data
                 .audit
                 .iter()

@@ -366,6 +366,7 @@ impl JobStore for MemoryStore {
             stored.last_error = Some(LEASE_EXPIRED_ERROR.to_owned());
             if dead {
                 bury(stored, now);
+                crate::telemetry::job_dead();
                 tracing::warn!(
                     card_key,
                     job_id,

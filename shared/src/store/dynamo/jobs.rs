@@ -281,6 +281,9 @@ impl DynamoStore {
             JobWrite::Refused(_) => Ok(None),
             JobWrite::Written(_) if dead => {
                 tracing::warn!(card_key = %lapsed.card_key, job_id = %lapsed.job_id, attempts, "job dead: leases lapsed");
+                // Counted here: the claim returns nothing, so the updater never sees this death
+                // (the job that kills its updater every time), and the alarm must.
+                crate::telemetry::job_dead();
                 Ok(None)
             }
             JobWrite::Written(item) => job_from_item(&item).map(Some),
