@@ -134,15 +134,20 @@ pub fn response_event(response: &Response<Body>) -> serde_json::Value {
     })
 }
 
-/// Serves `handler` behind a function URL on the Lambda runtime: each event becomes a request
-/// through [`request_from_event`] (an event that cannot is answered 400 and logged), and the
-/// answer goes back as [`response_event`].
-pub async fn run<H, F>(handler: H) -> Result<(), lambda_http::Error>
+/// Serves `handler` behind a function URL on the Lambda runtime for `function`: each event becomes
+/// a request through [`request_from_event`] (an event that cannot is answered 400 and logged), the
+/// answer goes back as [`response_event`], and the invocation's metrics follow as one EMF document
+/// ([`crate::telemetry::Emitter`], dimension `Function`).
+pub async fn run<H, F>(
+    function: crate::config::Function,
+    handler: H,
+) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request) -> F,
     F: std::future::Future<Output = Response<Body>>,
 {
     let handler = &handler;
+    let metrics = &crate::telemetry::Emitter::install(function.name());
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
         move |event: lambda_http::LambdaEvent<serde_json::Value>| async move {
             let response = match request_from_event(event.payload) {
@@ -152,6 +157,9 @@ where
                     error_response(StatusCode::BAD_REQUEST, "bad function URL event")
                 }
             };
+            if let Some(metrics) = metrics {
+                metrics.flush();
+            }
             Ok::<_, lambda_http::Error>(response_event(&response))
         },
     ))

@@ -15,22 +15,8 @@ async fn main() -> Result<(), Error> {
     let handler = start()
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
-    let metrics =
-        cardbot::telemetry::Emitter::install(cardbot::config::Function::EventCallback.name());
-    let metrics = &metrics;
     // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
-    // The invocation's metrics go out as one EMF document after its answer.
-    function_url::run(|request| {
-        let answer = handler.handle(request);
-        async move {
-            let response = answer.await;
-            if let Some(metrics) = metrics {
-                metrics.flush();
-            }
-            response
-        }
-    })
-    .await
+    function_url::run(Function::EventCallback, |request| handler.handle(request)).await
 }
 
 async fn start() -> Result<EventCallback<DynamoStore, FeishuClient>, Error> {
