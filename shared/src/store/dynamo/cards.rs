@@ -364,21 +364,7 @@ impl CardStore for DynamoStore {
 impl crate::store::ListStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<crate::store::Listed> {
-        use crate::store::table::LISTS_INDEX;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(LISTS_INDEX.name)
-            .key_condition_expression("#list_pk = :list_pk")
-            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
-            .expression_attribute_values(":list_pk", s(list_key))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| store_error("query a list", e))?;
+        let out = self.query_list(list_key, limit).await?;
         let cards = out
             .items()
             .iter()

@@ -521,19 +521,7 @@ impl JobStore for DynamoStore {
 #[async_trait]
 impl crate::store::DeadJobStore for DynamoStore {
     async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(LISTS_INDEX.name)
-            .key_condition_expression("#list_pk = :list_pk")
-            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
-            .expression_attribute_values(":list_pk", s(DEAD_JOBS_LIST))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
-            .send()
-            .await
-            .map_err(|e| store_error("query dead jobs", e))?;
+        let out = self.query_list(DEAD_JOBS_LIST, limit).await?;
         out.items().iter().map(job_from_item).collect()
     }
 
