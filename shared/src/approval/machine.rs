@@ -429,6 +429,20 @@ impl ReviewData {
 }
 
 impl ApprovalData {
+    /// Which request a card at `status` is about: the status says, else the filed form (an
+    /// expired request's status names no kind).
+    pub fn request_kind(&self, status: ApprovalStatus) -> Option<RequestKind> {
+        status
+            .request()
+            .or_else(|| self.form.as_ref().map(RequestForm::kind))
+    }
+
+    /// [`ApprovalData::request_kind`], or why there is none.
+    pub fn request_kind_of(&self, status: ApprovalStatus) -> Result<RequestKind, DomainError> {
+        self.request_kind(status)
+            .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))
+    }
+
     pub fn from_value(value: &Value) -> Result<Self, DomainError> {
         if value.is_null() {
             return Ok(Self::default());

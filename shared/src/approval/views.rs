@@ -405,9 +405,8 @@ pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> Strin
     if lang == Lang::ZhCn {
         return status.outcome_text().to_owned();
     }
-    let kind = status
-        .request()
-        .or_else(|| data.form.as_ref().map(RequestForm::kind))
+    let kind = data
+        .request_kind(status)
         .map(english_label)
         .unwrap_or("Request");
     match status.stage() {
@@ -431,8 +430,7 @@ fn list_line(
     let status = ApprovalStatus::parse(&request.status);
     let data = ApprovalData::from_value(&request.data).unwrap_or_default();
     let kind = status
-        .and_then(ApprovalStatus::request)
-        .or_else(|| data.form.as_ref().map(RequestForm::kind))
+        .and_then(|s| data.request_kind(s))
         .map(|k| request_label(k, lang))
         .unwrap_or(lang.pick("审批", "Approval"));
     let when = format_local(data.submitted_at.unwrap_or(request.created_at), time_zone);
@@ -1128,10 +1126,7 @@ pub fn request_card(
 pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
     let status = status_of(request)?;
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = status
-        .request()
-        .or_else(|| data.form.as_ref().map(RequestForm::kind))
-        .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
+    let kind = data.request_kind_of(status)?;
     let requester = data
         .submitted_by
         .as_deref()
@@ -1180,10 +1175,7 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
 pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String, DomainError> {
     let status = status_of(request)?;
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = status
-        .request()
-        .or_else(|| data.form.as_ref().map(RequestForm::kind))
-        .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))?;
+    let kind = data.request_kind_of(status)?;
     let (zh, en) = (kind.label(), english(kind));
     let at = data
         .decided_at
@@ -1227,12 +1219,7 @@ pub fn reminder_text(
     time_zone: &TimeZone,
 ) -> Result<String, DomainError> {
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = data
-        .form
-        .as_ref()
-        .map(RequestForm::kind)
-        .or_else(|| status_of(request).ok().and_then(ApprovalStatus::request))
-        .ok_or_else(|| DomainError::CorruptState("no request to remind of".to_owned()))?;
+    let kind = data.request_kind_of(status_of(request)?)?;
     let since = data
         .submitted_at
         .map(|at| format_local(at, time_zone))
