@@ -296,6 +296,24 @@ impl<S: Store + 'static> Bot<S> {
         card
     }
 
+    /// `user` opens the 请假 form on `card` (an approver is configured) and submits `form`
+    /// ([`leave_form`]); the submit's delivery.
+    pub async fn file_leave(
+        &self,
+        user: &crate::simulator::SimUser,
+        card: &str,
+        form: &[(&str, Value)],
+    ) -> crate::simulator::CallbackDelivery {
+        self.sim
+            .press_as(&self.card_url, user, card, "btn_leave", &[])
+            .await
+            .expect("the form opens");
+        self.sim
+            .press_as(&self.card_url, user, card, "btn_file", form)
+            .await
+            .expect("the form is submitted")
+    }
+
     /// Runs the updater on the stream record of `card`'s post-answer job, as Lambda would.
     pub async fn run_post_answer(&self, card: &str) -> Summary {
         let job = self.post_answer_job(card).await;
@@ -316,6 +334,23 @@ impl<S: Store + 'static> Bot<S> {
     pub async fn sweep(&self) -> Summary {
         self.run_updater(&scheduled(SystemTime::now())).await
     }
+}
+
+/// The 请假 form's values as a client sends them in `form_value`: leave type, first and last day
+/// (`yyyy-MM-dd`, sent with the date picker's zone), reason.
+pub fn leave_form(
+    leave_type: &str,
+    start: &str,
+    end: &str,
+    reason: &str,
+) -> Vec<(&'static str, Value)> {
+    use cardbot::approval::fields;
+    vec![
+        (fields::LEAVE_TYPE, json!(leave_type)),
+        (fields::START_DATE, json!(format!("{start} +0800"))),
+        (fields::END_DATE, json!(format!("{end} +0800"))),
+        (fields::REASON, json!(reason)),
+    ]
 }
 
 /// The schedule's event at `at`, as the local stack sends it and the updater reads it.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cardbot::store::{JobStatus, JobStore};
 use cardbot_admin::{run, AdminError, Cli};
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::harness::Bot;
+use cardbot_tests::harness::{leave_form, Bot};
 use cardbot_tests::simulator::{FaultKind, SimConfig, Simulator};
 use serde_json::{json, Value};
 
@@ -118,23 +118,12 @@ async fn a_requests_audit_trail_exports_as_json() {
     .await;
     let requester = sim.config().user();
     let card = bot.approval_card().await;
-    sim.press_as(&bot.card_url, &requester, &card, "btn_leave", &[])
-        .await
-        .unwrap();
-    sim.press_as(
-        &bot.card_url,
+    bot.file_leave(
         &requester,
         &card,
-        "btn_file",
-        &[
-            ("leave_type", json!("annual")),
-            ("start_date", json!("2026-12-01 +0800")),
-            ("end_date", json!("2026-12-02 +0800")),
-            ("reason", json!("trip")),
-        ],
+        &leave_form("annual", "2026-12-01", "2026-12-02", "trip"),
     )
-    .await
-    .unwrap();
+    .await;
     bot.sweep().await;
     let review = sim
         .messages(&approver.p2p_chat_id)

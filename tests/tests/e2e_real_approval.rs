@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use card_updater::Summary;
 use cardbot::approval::{ApprovalData, AuditAction};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStore};
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::harness::Bot;
+use cardbot_tests::harness::{leave_form, Bot};
 use cardbot_tests::simulator::{
     ids, CallbackDelivery, ChatKind, ChatMessage, ContactAccess, Sender, SimConfig, SimError,
     SimUser, Simulator,
@@ -125,12 +126,7 @@ impl Scene {
                 &self.requester,
                 &card,
                 "btn_file",
-                &[
-                    ("leave_type", json!("annual")),
-                    ("start_date", json!("2026-12-01 +0800")),
-                    ("end_date", json!("2026-12-03 +0800")),
-                    ("reason", json!(reason)),
-                ],
+                &leave_form("annual", "2026-12-01", "2026-12-03", reason),
             )
             .await
             .unwrap();
@@ -414,12 +410,7 @@ async fn invalid_form_input_gets_a_toast_naming_the_field_and_files_nothing() {
             &s.requester,
             &card,
             "btn_file",
-            &[
-                ("leave_type", json!("sick")),
-                ("start_date", json!("2026-12-05 +0800")),
-                ("end_date", json!("2026-12-01 +0800")),
-                ("reason", json!("flu")),
-            ],
+            &leave_form("sick", "2026-12-05", "2026-12-01", "flu"),
         )
         .await
         .unwrap();
@@ -729,22 +720,13 @@ async fn my_requests_and_pending_list_the_right_requests_read_by_query() {
     let mut cards = Vec::new();
     for reason in ["one", "two", "three"] {
         let card = s.ask().await;
-        s.press(&s.requester, &card, "btn_leave", &[])
-            .await
-            .unwrap();
-        s.press(
-            &s.requester,
-            &card,
-            "btn_file",
-            &[
-                ("leave_type", json!("personal")),
-                ("start_date", json!("2026-12-07 +0800")),
-                ("end_date", json!("2026-12-08 +0800")),
-                ("reason", json!(reason)),
-            ],
-        )
-        .await
-        .unwrap();
+        s.bot
+            .file_leave(
+                &s.requester,
+                &card,
+                &leave_form("personal", "2026-12-07", "2026-12-08", reason),
+            )
+            .await;
         cards.push(card);
         s.bot.sim.advance(std::time::Duration::from_secs(60));
     }
@@ -864,12 +846,7 @@ async fn cards_render_in_english_for_an_english_viewer_in_both_modes() {
                     &s.requester,
                     &card,
                     "btn_file",
-                    &[
-                        ("leave_type", json!("sick")),
-                        ("start_date", json!("2026-12-09 +0800")),
-                        ("end_date", json!("2026-12-09 +0800")),
-                        ("reason", json!("flu")),
-                    ],
+                    &leave_form("sick", "2026-12-09", "2026-12-09", "flu"),
                 )
                 .await
                 .unwrap();
@@ -950,35 +927,33 @@ async fn the_tutorials_cardkit_walk_keeps_the_english() {
 
 // ---- review findings ----
 
-#[tokio::test]
-async fn an_unreachable_approver_does_not_keep_the_others_from_their_cards() {
+/// A filed request whose first `unreachable` approvers Feishu refuses for good (230013, outside
+/// the app's availability), after the sweep that sends the approvers' cards.
+async fn filed_with_unreachable_approvers(unreachable: u32) -> (Scene, String, Summary) {
     use cardbot_tests::simulator::FaultKind;
     let s = scene("message", true).await;
     let card = s.ask().await;
-    s.press(&s.requester, &card, "btn_leave", &[])
-        .await
-        .unwrap();
-    s.press(
-        &s.requester,
-        &card,
-        "btn_file",
-        &[
-            ("leave_type", json!("annual")),
-            ("start_date", json!("2026-12-01 +0800")),
-            ("end_date", json!("2026-12-01 +0800")),
-            ("reason", json!("x")),
-        ],
-    )
-    .await
-    .unwrap();
-    // The first approver is outside the app's availability: 230013 for good.
+    s.bot
+        .file_leave(
+            &s.requester,
+            &card,
+            &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
+        )
+        .await;
     s.bot.sim.fail_next(
         "POST",
         "/open-apis/im/v1/messages",
-        1,
+        unreachable,
         FaultKind::Api { code: 230013 },
     );
     let summary = s.bot.sweep().await;
+    (s, card, summary)
+}
+
+#[tokio::test]
+async fn an_unreachable_approver_does_not_keep_the_others_from_their_cards() {
+    // The first approver is outside the app's availability.
+    let (s, card, summary) = filed_with_unreachable_approvers(1).await;
     assert_eq!(summary.failed, 0, "{summary:?}");
     let got: Vec<usize> = s
         .approvers
@@ -997,32 +972,7 @@ async fn an_unreachable_approver_does_not_keep_the_others_from_their_cards() {
 
 #[tokio::test]
 async fn when_no_approver_is_reachable_the_requester_is_told() {
-    use cardbot_tests::simulator::FaultKind;
-    let s = scene("message", true).await;
-    let card = s.ask().await;
-    s.press(&s.requester, &card, "btn_leave", &[])
-        .await
-        .unwrap();
-    s.press(
-        &s.requester,
-        &card,
-        "btn_file",
-        &[
-            ("leave_type", json!("annual")),
-            ("start_date", json!("2026-12-01 +0800")),
-            ("end_date", json!("2026-12-01 +0800")),
-            ("reason", json!("x")),
-        ],
-    )
-    .await
-    .unwrap();
-    s.bot.sim.fail_next(
-        "POST",
-        "/open-apis/im/v1/messages",
-        2,
-        FaultKind::Api { code: 230013 },
-    );
-    s.bot.sweep().await;
+    let (s, _, _) = filed_with_unreachable_approvers(2).await;
     let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
     assert!(told.iter().any(|t| t.contains("无法送达")), "{told:?}");
 }

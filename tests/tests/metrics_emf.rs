@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cardbot::telemetry::{names, Emitter, FUNCTION_DIMENSION, NAMESPACE};
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::harness::Bot;
+use cardbot_tests::harness::{leave_form, Bot};
 use cardbot_tests::simulator::{ids, ChatKind, FaultKind, SimConfig, Simulator};
 use serde_json::{json, Value};
 
@@ -110,23 +110,12 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
         .find(|m| m.msg_type == "interactive")
         .unwrap()
         .message_id;
-    sim.press_as(&bot.card_url, &requester, &card, "btn_leave", &[])
-        .await
-        .unwrap();
-    sim.press_as(
-        &bot.card_url,
+    bot.file_leave(
         &requester,
         &card,
-        "btn_file",
-        &[
-            ("leave_type", json!("annual")),
-            ("start_date", json!("2026-12-01 +0800")),
-            ("end_date", json!("2026-12-01 +0800")),
-            ("reason", json!("trip")),
-        ],
+        &leave_form("annual", "2026-12-01", "2026-12-01", "trip"),
     )
-    .await
-    .unwrap();
+    .await;
     sim.click_card(&bot.card_url, &card, json!({"type": "delete_all"}))
         .await
         .unwrap();
