@@ -95,6 +95,15 @@ impl Scene {
         cards.last().unwrap().message_id.clone()
     }
 
+    /// `who` clicks `card` with a raw callback `value` (what a stale client would send).
+    async fn click(&self, who: &SimUser, card: &str, value: Value) -> CallbackDelivery {
+        self.bot
+            .sim
+            .click_card_as(&self.bot.card_url, who, card, value)
+            .await
+            .unwrap()
+    }
+
     async fn press(
         &self,
         who: &SimUser,
@@ -345,16 +354,8 @@ async fn a_non_approver_and_a_decided_request_get_a_toast_no_change_and_no_feish
     let calls = s.bot.sim.calls().len();
     // A click that still carries 拒绝 (a stale client): refused, nothing changes.
     let stale = s
-        .bot
-        .sim
-        .click_card_as(
-            &s.bot.card_url,
-            &s.approvers[1],
-            &reviews[1],
-            json!({"type": "reject"}),
-        )
-        .await
-        .unwrap();
+        .click(&s.approvers[1], &reviews[1], json!({"type": "reject"}))
+        .await;
     assert!(toast(&stale).contains("已处理"), "{stale:?}");
     assert_eq!(s.request(&card).await, decided);
     assert_eq!(s.bot.sim.calls().len(), calls, "no Feishu call");
@@ -378,16 +379,8 @@ async fn withdraw_while_pending_then_a_decision_is_refused() {
         assert!(!s.card_json(message).contains("btn_approve"));
     }
     let late = s
-        .bot
-        .sim
-        .click_card_as(
-            &s.bot.card_url,
-            &s.approvers[0],
-            &reviews[0],
-            json!({"type": "approve"}),
-        )
-        .await
-        .unwrap();
+        .click(&s.approvers[0], &reviews[0], json!({"type": "approve"}))
+        .await;
     assert!(toast(&late).contains("已处理"), "{late:?}");
     let (status, data) = s.request(&card).await;
     assert_eq!(status, "leave_withdrawn");
@@ -439,17 +432,7 @@ async fn invalid_form_input_gets_a_toast_naming_the_field_and_files_nothing() {
         "{empty:?}"
     );
     // A signed callback the client would not send: the bot checks again.
-    let blank = s
-        .bot
-        .sim
-        .click_card_as(
-            &s.bot.card_url,
-            &s.requester,
-            &card,
-            json!({"type": "file"}),
-        )
-        .await
-        .unwrap();
+    let blank = s.click(&s.requester, &card, json!({"type": "file"})).await;
     assert!(toast(&blank).contains("请假类型"), "{blank:?}");
     assert_eq!(s.request(&card).await, before);
 }
@@ -623,16 +606,8 @@ async fn remind_then_expire(delivery: &str, buzz: bool) {
     );
     // A decision after expiry is refused.
     let late = s
-        .bot
-        .sim
-        .click_card_as(
-            &s.bot.card_url,
-            &s.approvers[0],
-            &reviews[0],
-            json!({"type": "approve"}),
-        )
-        .await
-        .unwrap();
+        .click(&s.approvers[0], &reviews[0], json!({"type": "approve"}))
+        .await;
     assert!(toast(&late).contains("过期"), "{late:?}");
 }
 

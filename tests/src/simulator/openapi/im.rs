@@ -246,22 +246,12 @@ pub(super) fn patch_message(sim: &Shared, message_id: &str, body: &Bytes, now: i
     let new_card: Value = serde_json::from_str(&content)
         .map_err(|_| ApiError::biz(230001, "invalid param: content is not valid JSON"))?;
     let mut world = sim.world();
-    let stored = world.message(message_id).ok_or_else(|| {
-        ApiError::biz(
-            230001,
-            format!("invalid param: message {message_id} not found"),
-        )
-    })?;
-    if stored.msg.sender
-        != (Sender::App {
-            app_id: sim.config.app_id.clone(),
-        })
-    {
-        return Err(ApiError::biz(
-            230017,
-            "The bot is not the owner of the message.",
-        ));
-    }
+    let stored = bot_message(
+        sim,
+        &world,
+        message_id,
+        (230017, "The bot is not the owner of the message."),
+    )?;
     if stored.msg.msg_type != "interactive" {
         return Err(ApiError::biz(
             230001,
@@ -375,22 +365,12 @@ pub(super) fn urgent_app(sim: &Shared, message_id: &str, query: &str, body: &Byt
                 {"type": "action_scope_required", "subject": "im:message.urgent"}]}));
             return Err(e);
         }
-        let stored = world.message(message_id).ok_or_else(|| {
-            ApiError::biz(
-                230001,
-                format!("invalid param: message {message_id} not found"),
-            )
-        })?;
-        if stored.msg.sender
-            != (Sender::App {
-                app_id: sim.config.app_id.clone(),
-            })
-        {
-            return Err(ApiError::biz(
-                230012,
-                "the bot is not the sender of the message",
-            ));
-        }
+        let stored = bot_message(
+            sim,
+            &world,
+            message_id,
+            (230012, "the bot is not the sender of the message"),
+        )?;
         let chat = stored.msg.chat_id.clone();
         drop(world);
         // A p2p chat's members: its user (and the bot).
@@ -415,4 +395,27 @@ pub(super) fn urgent_app(sim: &Shared, message_id: &str, query: &str, body: &Byt
         world.buzzes.push((message_id.to_owned(), id));
     }
     Ok(success(json!({ "invalid_user_id_list": invalid })))
+}
+
+/// A message this app sent: `message_id` unknown is 230001, another sender's is `not_ours`
+/// (PATCH says 230017, a buzz 230012).
+fn bot_message<'w>(
+    sim: &Shared,
+    world: &'w World,
+    message_id: &str,
+    not_ours: (i64, &str),
+) -> Result<&'w StoredMessage, ApiError> {
+    let stored = world.message(message_id).ok_or_else(|| {
+        ApiError::biz(
+            230001,
+            format!("invalid param: message {message_id} not found"),
+        )
+    })?;
+    let ours = Sender::App {
+        app_id: sim.config.app_id.clone(),
+    };
+    if stored.msg.sender != ours {
+        return Err(ApiError::biz(not_ours.0, not_ours.1));
+    }
+    Ok(stored)
 }
