@@ -276,8 +276,9 @@ where
                 .await?
                 .ok_or(ClickError::UnknownCard)?;
             // An approver's card decides its request, kept on the requester's card.
-            let decided = approval::ReviewData::of(&state).is_ok();
-            let decision = match approval::ReviewData::of(&state) {
+            let review = approval::ReviewData::of(&state);
+            let decided = review.is_ok();
+            let decision = match review {
                 Ok(review) => {
                     let request = self
                         .store

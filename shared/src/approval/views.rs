@@ -636,33 +636,19 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
         submitted_at: &submitted_at,
     };
     let requester = data.submitted_by.as_deref().unwrap_or_default();
-    match status {
-        ApprovalStatus::Pending => pending_card(),
-        // A filed request that expired keeps its fields, decision line and timeline.
-        ApprovalStatus::Expired => match &data.form {
-            Some(form) => request_card(form.kind(), status, data, requester, time_zone),
-            None => expired_card(),
-        },
-        ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft => {
-            form_card(status.request().unwrap_or(RequestKind::Leave))
-        }
-        _ if data.form.is_some()
-            || status
-                .stage()
-                .is_some_and(|s| s != Stage::Submitted && s != Stage::Approved) =>
-        {
-            let kind = status.request().unwrap_or(RequestKind::Leave);
+    let decided_at = data.decided_at.map(local).unwrap_or_default();
+    match (status.stage(), data.request_kind(status)) {
+        _ if status == ApprovalStatus::Pending => pending_card(),
+        (Some(Stage::Draft), Some(kind)) => form_card(kind),
+        // A request with an approver (filed, decided, withdrawn, or expired after filing) shows
+        // its fields, decision and timeline.
+        (_, Some(kind)) if data.form.is_some() => {
             request_card(kind, status, data, requester, time_zone)
         }
-        ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted => {
-            let kind = status.request().unwrap_or(RequestKind::Leave);
-            submitted_card(&view(kind))
-        }
-        _ => {
-            let kind = status.request().unwrap_or(RequestKind::Leave);
-            let decided_at = data.decided_at.map(local).unwrap_or_default();
-            approved_card(&view(kind), &decided_at)
-        }
+        (Some(Stage::Submitted), Some(kind)) => submitted_card(&view(kind)),
+        (Some(Stage::Approved), Some(kind)) => approved_card(&view(kind), &decided_at),
+        (_, Some(kind)) => request_card(kind, status, data, requester, time_zone),
+        (_, None) => expired_card(),
     }
 }
 
