@@ -493,6 +493,31 @@ fn set_remove(expr: &mut Expr, changes: Vec<(&str, Option<AttributeValue>)>) -> 
     update.trim().to_owned()
 }
 
+impl DynamoStore {
+    /// One page of the `lists` index partition `list_pk`, newest first, at most `limit` (1–100)
+    /// items, with the read capacity it consumed: the per-user lists and the dead jobs.
+    pub(super) async fn query_list(
+        &self,
+        list_pk: &str,
+        limit: usize,
+    ) -> StoreResult<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        use crate::store::table::LISTS_INDEX;
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(LISTS_INDEX.name)
+            .key_condition_expression("#list_pk = :list_pk")
+            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
+            .expression_attribute_values(":list_pk", s(list_pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error("query a list", e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,30 +543,5 @@ mod tests {
     fn ttl_rounds_up_to_whole_seconds() {
         assert_eq!(ttl_secs(1_000), 1);
         assert_eq!(ttl_secs(1_001), 2);
-    }
-}
-
-impl DynamoStore {
-    /// One page of the `lists` index partition `list_pk`, newest first, at most `limit` (1–100)
-    /// items, with the read capacity it consumed: the per-user lists and the dead jobs.
-    pub(super) async fn query_list(
-        &self,
-        list_pk: &str,
-        limit: usize,
-    ) -> StoreResult<aws_sdk_dynamodb::operation::query::QueryOutput> {
-        use crate::store::table::LISTS_INDEX;
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(LISTS_INDEX.name)
-            .key_condition_expression("#list_pk = :list_pk")
-            .expression_attribute_names("#list_pk", LISTS_INDEX.partition_key.name)
-            .expression_attribute_values(":list_pk", s(list_pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| store_error("query a list", e))
     }
 }
