@@ -46,10 +46,60 @@ secret_string!(
     /// The app secret (`FEISHU_APP_SECRET`), exchanged for a tenant_access_token.
     AppSecret
 );
-secret_string!(
-    /// The Encrypt Key (`FEISHU_ENCRYPT_KEY`): AES key source and SHA-256 signature key.
-    EncryptKey
-);
+/// The Encrypt Key (`FEISHU_ENCRYPT_KEY`): AES key source and SHA-256 signature key. Its AES-256
+/// key, SHA-256(Encrypt Key), is derived once when the key is loaded, not on every request.
+/// `Debug`/`Display` print `<redacted>`.
+#[derive(Clone, ::serde::Deserialize)]
+#[serde(from = "String")]
+pub struct EncryptKey {
+    value: String,
+    aes_key: [u8; 32],
+}
+
+impl EncryptKey {
+    pub fn new(value: impl Into<String>) -> Self {
+        use sha2::Digest as _;
+        let value = value.into();
+        let aes_key = sha2::Sha256::digest(value.as_bytes()).into();
+        Self { value, aes_key }
+    }
+
+    /// The secret value itself; call only where it is sent or hashed.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The AES-256 key of Feishu's body encryption: SHA-256 of the Encrypt Key.
+    pub(crate) fn aes_key(&self) -> &[u8; 32] {
+        &self.aes_key
+    }
+}
+
+impl From<String> for EncryptKey {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl PartialEq for EncryptKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for EncryptKey {}
+
+impl ::std::fmt::Debug for EncryptKey {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("EncryptKey(<redacted>)")
+    }
+}
+
+impl ::std::fmt::Display for EncryptKey {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 secret_string!(
     /// The Verification Token (`FEISHU_VERIFICATION_TOKEN`): `header.token` / `token` of every request,
     /// and the SHA-1 key of legacy card callbacks.

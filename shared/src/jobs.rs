@@ -665,7 +665,9 @@ mod tests {
             }
             CardKitOp::BatchUpdate { .. } => {
                 for action in parse("actions").as_array().unwrap() {
+                    // In order: an element the content API types out needs streaming on first.
                     apply_batch(card, action);
+                    *streaming = card["config"]["streaming_mode"] == true;
                 }
             }
             CardKitOp::UpdateCard { .. } => {
@@ -677,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn entity_walk_uses_every_cardkit_call_and_lands_on_the_approved_card() {
+    fn entity_walk_takes_three_calls_and_lands_on_the_approved_card() {
         for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
             let (state, new_job, answered) = clicked(CardDelivery::Entity, kind);
             let now = new_job.not_before + 100;
@@ -692,25 +694,38 @@ mod tests {
             };
             assert_eq!(card_id, "7355372766134157313");
             let names: Vec<_> = ops.iter().map(CardKitOp::name).collect();
+            assert_eq!(names, ["batch_update", "content", "batch_update"]);
+            let actions = |op: &CardKitOp| -> Vec<Value> {
+                let body = wire(op).body.unwrap();
+                serde_json::from_str(body["actions"].as_str().unwrap()).unwrap()
+            };
+            let first = actions(&ops[0]);
+            let kinds: Vec<_> = first
+                .iter()
+                .map(|a| a["action"].as_str().unwrap())
+                .collect();
             assert_eq!(
-                names,
+                kinds,
                 [
-                    "settings",
-                    "content",
-                    "patch_element",
-                    "delete_element",
+                    "partial_update_setting",
+                    "partial_update_element",
+                    "delete_elements",
                     "add_elements",
-                    "batch_update",
-                    "settings"
+                    "partial_update_element",
+                    "partial_update_element"
                 ]
             );
             assert_eq!(
-                wire(&ops[0]).body.unwrap()["settings"],
-                json!(
-                    r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中","i18n_content":{"en_us":"Leave request pending","zh_cn":"请假申请审批中"}}}}"#
-                        .replace("请假", kind.label())
-                        .replace("Leave", approval::views::request_label(kind, crate::cards::Lang::EnUs))
-                )
+                first[0]["params"]["settings"].to_string(),
+                r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中","i18n_content":{"en_us":"Leave request pending","zh_cn":"请假申请审批中"}}}}"#
+                    .replace("请假", kind.label())
+                    .replace("Leave", approval::views::request_label(kind, crate::cards::Lang::EnUs))
+            );
+            let last = actions(&ops[2]);
+            assert_eq!(last[0]["params"]["element_id"], approval::views::ids::NOTE);
+            assert_eq!(
+                last[1]["params"]["settings"]["config"]["streaming_mode"],
+                false
             );
             let mut card = answered.to_value();
             let mut streaming = false;

@@ -106,7 +106,7 @@ fn encrypted_p2p_approval_event_yields_text_and_ids() {
     assert_eq!(msg.update_time.as_deref(), Some("1732233599512"));
     assert_eq!(msg.content.text.as_deref(), Some("审批"));
     assert_eq!(msg.content.raw, r#"{"text":"审批"}"#);
-    assert_eq!(msg.content.value, json!({"text": "审批"}));
+    assert_eq!(msg.content.value(), json!({"text": "审批"}));
     assert!(msg.root_id.is_none() && msg.parent_id.is_none() && msg.thread_id.is_none());
     assert!(msg.mentions.is_empty() && msg.user_agent.is_none());
 }

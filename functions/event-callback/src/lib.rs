@@ -316,7 +316,7 @@ where
         }
         // A rich-text (`post`) message is read on its text runs, like a text message.
         let text = match event.message.message_type.as_str() {
-            "post" => cardbot::webhook::post_text(&event.message.content.value),
+            "post" => cardbot::webhook::post_text(&event.message.content.value()),
             _ => event.message.content.text.clone(),
         };
         let command = approval::parse_command(text.as_deref().unwrap_or_default());

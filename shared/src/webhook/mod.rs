@@ -290,12 +290,12 @@ fn verify_encrypted(
         return answer_challenge(config, &challenge);
     };
     check_timestamp(signature.timestamp, config, now)?;
-    let expected = signature_sha256(signature.timestamp, signature.nonce, key, body);
-    if !crypto::constant_time_eq(expected.as_bytes(), signature.signature) {
+    let expected = crypto::digest_sha256(signature.timestamp, signature.nonce, key, body);
+    if !crypto::signature_matches(signature.signature, &expected) {
         return Err(WebhookError::SignatureMismatch);
     }
     let plain = decrypt(key, encrypt)?;
-    if let Some(inbound) = dispatch_typed(config, plain.as_bytes())? {
+    if let Some(inbound) = dispatch_typed(config, &plain)? {
         return Ok(inbound);
     }
     let inner = parse_object(plain.as_bytes())?;
@@ -307,7 +307,22 @@ fn verify_encrypted(
 
 /// The outer body's `encrypt` string, read without building the object; `None` for anything else
 /// (no `encrypt`, not a string, not JSON), which the general path then answers.
+///
+/// Feishu sends exactly `{"encrypt":"<base64>"}`; that shape is read by a byte scan (base64 has no
+/// `"` or `\`, so the first `"` ends the value). Any other spelling (whitespace, more keys, an
+/// escape) goes through serde.
 fn peek_encrypt(body: &[u8]) -> Option<Cow<'_, str>> {
+    const OPEN: &[u8] = br#"{"encrypt":""#;
+    if let Some(rest) = body.strip_prefix(OPEN) {
+        if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
+            if rest[end] == b'"' && &rest[end..] == br#""}"# {
+                // Only ASCII base64 is taken here; anything else is left to serde's checks.
+                if rest[..end].is_ascii() {
+                    return std::str::from_utf8(&rest[..end]).ok().map(Cow::Borrowed);
+                }
+            }
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Outer<'a> {
         #[serde(borrow)]
@@ -383,12 +398,14 @@ impl<'de> serde::Deserialize<'de> for OnePass {
 /// The two events the bot acts on, typed straight from the decrypted bytes in one pass.
 /// `Ok(None)` hands anything else, or anything unusual, to [`dispatch`], which gives the same
 /// answer for every envelope this accepts (the webhook tests compare the two).
-fn dispatch_typed(config: &WebhookConfig, plain: &[u8]) -> Result<Option<Inbound>, WebhookError> {
+fn dispatch_typed(config: &WebhookConfig, plain: &str) -> Result<Option<Inbound>, WebhookError> {
+    // From `&str`: the bytes are known UTF-8 (the decrypt checked them once), so serde_json does
+    // not check each string again as `from_slice` would.
     let Ok(OnePass {
         schema: Some(schema),
         header: Some(header),
         event: Some(event),
-    }) = serde_json::from_slice(plain)
+    }) = serde_json::from_str(plain)
     else {
         return Ok(None);
     };
@@ -630,7 +647,7 @@ mod tests {
     /// The typed path, where it answers, answers as the general path does.
     fn assert_agrees(plain: &str) -> bool {
         let config = config();
-        let fast = dispatch_typed(&config, plain.as_bytes());
+        let fast = dispatch_typed(&config, plain);
         let slow = general(&config, plain.as_bytes());
         match fast {
             Ok(None) => false,
@@ -725,6 +742,69 @@ mod tests {
         for (case, typed) in cases {
             assert_ne!(&case, plain);
             assert_eq!(assert_agrees(&case), typed, "{case}");
+        }
+    }
+
+    /// What serde reads as the outer `encrypt`, for comparing with the byte scan.
+    fn serde_encrypt(body: &[u8]) -> Option<String> {
+        serde_json::from_slice::<Value>(body).ok()?["encrypt"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_byte_scan_reads_feishus_body_and_leaves_every_other_spelling_to_serde() {
+        let feishu = br#"{"encrypt":"AAEC/+=="}"#;
+        assert!(matches!(
+            peek_encrypt(feishu),
+            Some(Cow::Borrowed("AAEC/+=="))
+        ));
+        for body in [
+            &br#"{"encrypt":"AAEC\/+=="}"#[..],
+            br#"{"encrypt": "AAEC"}"#,
+            br#"{"encrypt":"AAEC"} "#,
+            br#"{"encrypt":"AAEC","x":1}"#,
+            br#"{"encrypt":"AAEC"}}"#,
+            br#"{"encrypt":"\u0041"}"#,
+            br#"{"encrypt":"AA"#,
+            br#"{"encrypt":7}"#,
+            "{\"encrypt\":\"\u{e9}\"}".as_bytes(),
+        ] {
+            assert_eq!(
+                peek_encrypt(body).map(Cow::into_owned),
+                serde_encrypt(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn simd_base64_is_as_strict_as_feishus_standard_padded_alphabet() {
+        let key = EncryptKey::new("cardbot-test-encrypt-key");
+        let good = crypto::encrypt(&key, [7; 16], "{}");
+        assert_eq!(decrypt(&key, &good).as_deref(), Ok("{}"));
+        let unpadded = good.trim_end_matches('=');
+        assert_ne!(unpadded, good, "the vector must end in padding");
+        let url_safe = good.replace('+', "-").replace('/', "_");
+        // The last data character before the padding carries unused bits; setting one makes the
+        // value non-canonical.
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bad_tail = good.clone();
+        let at = good.trim_end_matches('=').len() - 1;
+        let value = ALPHABET.find(&good[at..=at]).unwrap() | 1;
+        bad_tail.replace_range(at..=at, &ALPHABET[value..=value]);
+        assert_ne!(bad_tail, good);
+        for bad in [
+            unpadded,
+            &format!(" {good}"),
+            &format!("{good}\n"),
+            &bad_tail,
+        ] {
+            assert_eq!(decrypt(&key, bad), Err(DecryptError::Base64), "{bad}");
+        }
+        if url_safe != good {
+            assert_eq!(decrypt(&key, &url_safe), Err(DecryptError::Base64));
         }
     }
 

@@ -82,15 +82,23 @@ pub enum ChatType {
     Unknown,
 }
 
-/// `message.content`: a JSON document inside a JSON string, decoded once here.
+/// `message.content`: a JSON document inside a JSON string. Its `text` is read here, in one pass
+/// that builds nothing else; [`MessageContent::value`] parses the whole document on demand (a
+/// `post`, read with [`post_text`]).
 #[derive(Debug, Clone)]
 pub struct MessageContent {
     /// The string exactly as Feishu sent it.
     pub raw: String,
-    pub value: Value,
-    /// `text` of a text message, with `@_user_N` placeholders still in it (a `post` is read
-    /// with [`post_text`]).
+    /// `text` of a text message, with `@_user_N` placeholders still in it.
     pub text: Option<String>,
+}
+
+impl MessageContent {
+    /// The whole content document (`Value::Null` never happens: the raw string was checked to be
+    /// a JSON document when the event was read).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+    }
 }
 
 /// The plain text of a received `post` (rich text) content (`approval-apis.md` §2): the title,
@@ -147,11 +155,68 @@ pub fn post_text(value: &Value) -> Option<String> {
 
 impl<'de> Deserialize<'de> for MessageContent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The content document with only `text` kept: any other key is skipped, and a `text`
+        /// that is not a string counts as absent.
+        struct TextOnly(Option<String>);
+        impl<'de> Deserialize<'de> for TextOnly {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use serde::de::{IgnoredAny, MapAccess, Visitor};
+                struct Doc;
+                impl<'de> Visitor<'de> for Doc {
+                    type Value = TextOnly;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON document")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<TextOnly, A::Error> {
+                        let mut text = None;
+                        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            if key == "text" && text.is_none() {
+                                text = match map.next_value::<Value>()? {
+                                    Value::String(s) => Some(s),
+                                    _ => None,
+                                };
+                            } else {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                        Ok(TextOnly(text))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<TextOnly, A::Error> {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_unit<E>(self) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<TextOnly, E> {
+                        Ok(TextOnly(None))
+                    }
+                }
+                d.deserialize_any(Doc)
+            }
+        }
         let raw = String::deserialize(deserializer)?;
-        let value: Value = serde_json::from_str(&raw)
+        let TextOnly(text) = serde_json::from_str(&raw)
             .map_err(|_| D::Error::custom("message content is not a JSON document"))?;
-        let text = value.get("text").and_then(Value::as_str).map(str::to_owned);
-        Ok(Self { raw, value, text })
+        Ok(Self { raw, text })
     }
 }
 
