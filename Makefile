@@ -23,7 +23,8 @@ run:
 	@cargo run --bin cardbot-local
 
 # One DynamoDB Local and one moto (Secrets Manager) for the whole run (nextest runs each test in its
-# own process); always stopped. The default members: the bench crate (criterion) builds only under make bench.
+# own process); always stopped. The whole workspace: the bench crate's own tests (the cost model, and a
+# small run of the calls section on DynamoDB Local) run here; its criterion benches only under make bench.
 test:
 	@set -euo pipefail; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
@@ -31,9 +32,9 @@ test:
 	eval "$$(scripts/moto-server.sh start)"; \
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"; scripts/moto-server.sh stop "$$CARDBOT_MOTO_PID"' EXIT; \
 	if cargo nextest --version >/dev/null 2>&1; then \
-		cargo nextest run --no-fail-fast; \
+		cargo nextest run --workspace --no-fail-fast; \
 	else \
-		cargo test --no-fail-fast; \
+		cargo test --workspace --no-fail-fast; \
 	fi
 
 fmt:

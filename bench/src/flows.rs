@@ -23,6 +23,8 @@ use serde_json::json;
 
 use cardbot_tests::probed::{CountingStore, StoreCounts};
 
+use crate::capacity::{Capacity, CapacityMeter};
+
 type Handler =
     Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
 
@@ -31,10 +33,12 @@ type Handler =
 pub struct RoundTrips {
     pub dynamodb: BTreeMap<&'static str, u64>,
     pub feishu: BTreeMap<String, u64>,
+    /// DynamoDB units the requests consumed (table and indexes), where the client was metered.
+    pub capacity: Capacity,
 }
 
 impl RoundTrips {
-    fn new(store: StoreCounts, calls: &[ApiCall]) -> Self {
+    pub fn new(store: StoreCounts, calls: &[ApiCall]) -> Self {
         let mut feishu = BTreeMap::new();
         for call in calls {
             *feishu.entry(api_name(call)).or_insert(0) += 1;
@@ -42,7 +46,24 @@ impl RoundTrips {
         Self {
             dynamodb: store.0,
             feishu,
+            capacity: Capacity::default(),
         }
+    }
+
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Adds another flow's counts to these.
+    pub fn add(&mut self, other: &RoundTrips) {
+        for (k, v) in &other.dynamodb {
+            *self.dynamodb.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in &other.feishu {
+            *self.feishu.entry(k.clone()).or_insert(0) += v;
+        }
+        self.capacity = self.capacity.plus(&other.capacity);
     }
 
     pub fn dynamodb_total(&self) -> u64 {
@@ -202,7 +223,11 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     );
     let client = cardbot_tests::dynamodb_local::client().await;
     let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
-    let store = Arc::new(CountingStore::new(DynamoStore::new(client, table.clone())));
+    let meter = CapacityMeter::default();
+    let store = Arc::new(CountingStore::new(DynamoStore::new(
+        meter.client(&client),
+        table.clone(),
+    )));
     // The functions' environment in the default (entity) mode, on this run's table.
     let mut config = harness::config_for(&sim, "entity");
     config.config.table_name = table.clone();
@@ -261,6 +286,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     let started = Instant::now();
     for i in 0..plan.events {
         store.take();
+        meter.take();
         sim.clear_calls();
         let delivery = sim
             .send_user_message(&event_url, ChatKind::P2p, "审批")
@@ -272,11 +298,13 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         let fetches = calls.iter().filter(|c| is_token_fetch(c)).count() as u64;
         match i {
             0 => {
-                out.message_cold = RoundTrips::new(store.take(), &calls);
+                out.message_cold =
+                    RoundTrips::new(store.take(), &calls).with_capacity(meter.take());
                 out.token_fetches_first_event = fetches;
             }
             1 => {
-                out.message_warm = RoundTrips::new(store.take(), &calls);
+                out.message_warm =
+                    RoundTrips::new(store.take(), &calls).with_capacity(meter.take());
                 out.token_fetches_warm += fetches;
             }
             _ => out.token_fetches_warm += fetches,
@@ -292,6 +320,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
 
     // Click → answer: 请假 on every card.
     store.take();
+    meter.take();
     sim.clear_calls();
     if let Ok(mut t) = click_times.lock() {
         t.clear();
@@ -307,8 +336,9 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         out.click_roundtrip_ms
             .push(clicked.delivery.elapsed_ms as f64);
         let counts = store.take();
+        let units = meter.take();
         if i == 1 {
-            out.click_warm = RoundTrips::new(counts, &sim.calls());
+            out.click_warm = RoundTrips::new(counts, &sim.calls()).with_capacity(units);
         }
     }
     out.clicks = card_messages.len();
@@ -337,6 +367,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
             .find(|j| j.kind == "post_answer")
             .ok_or("the first click queued no post_answer job")?;
         store.take();
+        meter.take();
         sim.clear_calls();
         let summary = updater
             .handle(
@@ -347,7 +378,8 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         if summary.done != 1 {
             return Err(format!("the post-answer job did not complete: {summary:?}"));
         }
-        out.post_answer_job = RoundTrips::new(store.take(), &sim.calls());
+        out.post_answer_job =
+            RoundTrips::new(store.take(), &sim.calls()).with_capacity(meter.take());
     }
 
     // The rest of the due jobs, swept back to back by one instance (reserved concurrency 1).

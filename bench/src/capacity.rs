@@ -1,0 +1,212 @@
+//! DynamoDB capacity per flow, as DynamoDB bills it: every request the bench's client sends asks
+//! for `ReturnConsumedCapacity: INDEXES`, and each answer's units are summed, split into reads and
+//! writes on the table and on its global secondary indexes. On-demand tables bill these units as
+//! read and write request units.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use serde::Serialize;
+use serde_json::Value;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Units consumed since the last [`CapacityMeter::take`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Capacity {
+    /// Read units on the table (GetItem, Query, TransactGetItems, …).
+    pub table_read: f64,
+    /// Write units on the table (PutItem, UpdateItem, DeleteItem, TransactWriteItems, …).
+    pub table_write: f64,
+    /// Read units on the indexes (a Query on `lists` or `due`).
+    pub index_read: f64,
+    /// Write units the indexes took for the table's writes.
+    pub index_write: f64,
+}
+
+impl Capacity {
+    pub fn read(&self) -> f64 {
+        self.table_read + self.index_read
+    }
+
+    pub fn write(&self) -> f64 {
+        self.table_write + self.index_write
+    }
+
+    pub fn plus(&self, other: &Capacity) -> Capacity {
+        Capacity {
+            table_read: self.table_read + other.table_read,
+            table_write: self.table_write + other.table_write,
+            index_read: self.index_read + other.index_read,
+            index_write: self.index_write + other.index_write,
+        }
+    }
+
+    /// `1.5 RRU + 4 WRU (of which index 1)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} RRU + {} WRU (indexes: {} RRU, {} WRU)",
+            self.read(),
+            self.write(),
+            self.index_read,
+            self.index_write
+        )
+    }
+}
+
+/// Counts in thousandths of a unit (DynamoDB reports halves for eventually consistent reads).
+#[derive(Debug, Default)]
+struct Milli([AtomicU64; 4]);
+
+/// The client interceptor; share one with [`CapacityMeter::client`] and read it with `take`.
+#[derive(Debug, Clone, Default)]
+pub struct CapacityMeter(Arc<Milli>);
+
+impl CapacityMeter {
+    /// `client` with this meter on every request.
+    pub fn client(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// The units so far, resetting them to zero.
+    pub fn take(&self) -> Capacity {
+        let [a, b, c, d] = &self.0 .0;
+        let get = |x: &AtomicU64| x.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        Capacity {
+            table_read: get(a),
+            table_write: get(b),
+            index_read: get(c),
+            index_write: get(d),
+        }
+    }
+
+    fn add(&self, slot: usize, units: f64) {
+        if units > 0.0 {
+            self.0 .0[slot].fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// One `ConsumedCapacity` object: its table part, then each index.
+    fn record(&self, consumed: &Value, write: bool) {
+        let units = |v: &Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
+        let (table, index) = if write { (1, 3) } else { (0, 2) };
+        let table_units = consumed
+            .get("Table")
+            .map(units)
+            .unwrap_or_else(|| units(consumed));
+        self.add(table, table_units);
+        for map in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+            for (_, part) in consumed[map].as_object().into_iter().flatten() {
+                self.add(index, units(part));
+            }
+        }
+    }
+}
+
+/// Whether this request's operation writes, kept from signing to the answer.
+#[derive(Debug, Clone, Copy)]
+struct Writes(bool);
+
+impl Storable for Writes {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Whether an operation (`X-Amz-Target: DynamoDB_20120810.<Operation>`) writes.
+fn is_write(target: &str) -> bool {
+    let op = target.rsplit('.').next().unwrap_or_default();
+    matches!(
+        op,
+        "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+    )
+}
+
+impl Intercept for CapacityMeter {
+    fn name(&self) -> &'static str {
+        "CapacityMeter"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let write = request.headers().get("x-amz-target").is_some_and(is_write);
+        cfg.interceptor_state().store_put(Writes(write));
+        if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
+            let target = request
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .to_owned();
+            let text = request
+                .body()
+                .bytes()
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .chars()
+                        .take(160)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "request: {target} {} bytes: {text}",
+                request.body().bytes().map_or(0, <[u8]>::len)
+            );
+        }
+        let Some(mut body) = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        if let Some(object) = body.as_object_mut() {
+            object.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
+            let bytes = serde_json::to_vec(&body)?;
+            request
+                .headers_mut()
+                .insert("content-length", bytes.len().to_string());
+            *request.body_mut() = SdkBody::from(bytes);
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let write = cfg.load::<Writes>().is_some_and(|w| w.0);
+        let Some(body) = context
+            .response()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
+            eprintln!("capacity: write={write} {}", body["ConsumedCapacity"]);
+        }
+        match &body["ConsumedCapacity"] {
+            Value::Array(parts) => parts.iter().for_each(|p| self.record(p, write)),
+            one @ Value::Object(_) => self.record(one, write),
+            _ => {}
+        }
+        Ok(())
+    }
+}
