@@ -3,8 +3,9 @@
 //! writes on the table and on its global secondary indexes. On-demand tables bill these units as
 //! read and write request units.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
@@ -18,7 +19,7 @@ use serde_json::Value;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Units consumed since the last [`CapacityMeter::take`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Capacity {
     /// Read units on the table (GetItem, Query, TransactGetItems, …).
     pub table_read: f64,
@@ -28,6 +29,9 @@ pub struct Capacity {
     pub index_read: f64,
     /// Write units the indexes took for the table's writes.
     pub index_write: f64,
+    /// Write units (table and indexes) by the kind of item written: `rate`, `dedup`, `card state`,
+    /// `job`, `token`, or `transaction` (a card with its jobs, in one TransactWriteItems).
+    pub writes_by_item: BTreeMap<String, f64>,
 }
 
 impl Capacity {
@@ -40,12 +44,28 @@ impl Capacity {
     }
 
     pub fn plus(&self, other: &Capacity) -> Capacity {
+        let mut writes_by_item = self.writes_by_item.clone();
+        for (kind, units) in &other.writes_by_item {
+            *writes_by_item.entry(kind.clone()).or_insert(0.0) += units;
+        }
         Capacity {
             table_read: self.table_read + other.table_read,
             table_write: self.table_write + other.table_write,
             index_read: self.index_read + other.index_read,
             index_write: self.index_write + other.index_write,
+            writes_by_item,
         }
+    }
+
+    /// `rate 14, transaction 14, …`: write units by item kind, largest first.
+    pub fn writes_summary(&self) -> String {
+        let mut kinds: Vec<_> = self.writes_by_item.iter().collect();
+        kinds.sort_by(|a, b| b.1.total_cmp(a.1));
+        kinds
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// `1.5 RRU + 4 WRU (of which index 1)`.
@@ -62,7 +82,10 @@ impl Capacity {
 
 /// Counts in thousandths of a unit (DynamoDB reports halves for eventually consistent reads).
 #[derive(Debug, Default)]
-struct Milli([AtomicU64; 4]);
+struct Milli {
+    units: [AtomicU64; 4],
+    writes_by_item: Mutex<BTreeMap<String, u64>>,
+}
 
 /// The client interceptor; share one with [`CapacityMeter::client`] and read it with `take`.
 #[derive(Debug, Clone, Default)]
@@ -81,44 +104,88 @@ impl CapacityMeter {
 
     /// The units so far, resetting them to zero.
     pub fn take(&self) -> Capacity {
-        let [a, b, c, d] = &self.0 .0;
+        let [a, b, c, d] = &self.0.units;
         let get = |x: &AtomicU64| x.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        let writes_by_item = std::mem::take(
+            &mut *self
+                .0
+                .writes_by_item
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+        .into_iter()
+        .map(|(k, v)| (k, v as f64 / 1000.0))
+        .collect();
         Capacity {
             table_read: get(a),
             table_write: get(b),
             index_read: get(c),
             index_write: get(d),
+            writes_by_item,
         }
     }
 
-    fn add(&self, slot: usize, units: f64) {
-        if units > 0.0 {
-            self.0 .0[slot].fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
-        }
+    fn add(&self, slot: usize, units: f64) -> u64 {
+        let milli = (units.max(0.0) * 1000.0).round() as u64;
+        self.0.units[slot].fetch_add(milli, Ordering::Relaxed);
+        milli
     }
 
     /// One `ConsumedCapacity` object: its table part, then each index.
-    fn record(&self, consumed: &Value, write: bool) {
+    fn record(&self, consumed: &Value, request: &Req) {
         let units = |v: &Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
-        let (table, index) = if write { (1, 3) } else { (0, 2) };
+        let (table, index) = if request.write { (1, 3) } else { (0, 2) };
         let table_units = consumed
             .get("Table")
             .map(units)
             .unwrap_or_else(|| units(consumed));
-        self.add(table, table_units);
+        let mut milli = self.add(table, table_units);
         for map in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
             for (_, part) in consumed[map].as_object().into_iter().flatten() {
-                self.add(index, units(part));
+                milli += self.add(index, units(part));
             }
+        }
+        if request.write {
+            *self
+                .0
+                .writes_by_item
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(request.kind.clone())
+                .or_insert(0) += milli;
         }
     }
 }
 
-/// Whether this request's operation writes, kept from signing to the answer.
-#[derive(Debug, Clone, Copy)]
-struct Writes(bool);
+/// The kind of item a request writes, from its key: `rate#…`, `dedup#…`, `card#…` + `state` or
+/// `job#…`, `token#…`; a transaction is its own kind.
+fn item_kind(body: &Value) -> String {
+    if body.get("TransactItems").is_some() {
+        return "transaction".into();
+    }
+    let key = body.get("Key").or_else(|| body.get("Item"));
+    let part = |name: &str| {
+        key.and_then(|k| k[name]["S"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (pk, sk) = (part("pk"), part("sk"));
+    match pk.split('#').next().unwrap_or_default() {
+        "card" if sk.starts_with("job#") => "job".into(),
+        "card" => "card state".into(),
+        "" => "other".into(),
+        kind => kind.to_owned(),
+    }
+}
 
-impl Storable for Writes {
+/// Whether this request's operation writes, and the kind of item, kept from signing to the answer.
+#[derive(Debug, Clone)]
+struct Req {
+    write: bool,
+    kind: String,
+}
+
+impl Storable for Req {
     type Storer = StoreReplace<Self>;
 }
 
@@ -144,7 +211,6 @@ impl Intercept for CapacityMeter {
     ) -> Result<(), BoxError> {
         let request = context.request_mut();
         let write = request.headers().get("x-amz-target").is_some_and(is_write);
-        cfg.interceptor_state().store_put(Writes(write));
         if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
             let target = request
                 .headers()
@@ -173,6 +239,10 @@ impl Intercept for CapacityMeter {
         else {
             return Ok(());
         };
+        cfg.interceptor_state().store_put(Req {
+            write,
+            kind: item_kind(&body),
+        });
         if let Some(object) = body.as_object_mut() {
             object.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
             let bytes = serde_json::to_vec(&body)?;
@@ -190,7 +260,9 @@ impl Intercept for CapacityMeter {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let write = cfg.load::<Writes>().is_some_and(|w| w.0);
+        let Some(request) = cfg.load::<Req>().cloned() else {
+            return Ok(());
+        };
         let Some(body) = context
             .response()
             .body()
@@ -200,11 +272,11 @@ impl Intercept for CapacityMeter {
             return Ok(());
         };
         if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
-            eprintln!("capacity: write={write} {}", body["ConsumedCapacity"]);
+            eprintln!("capacity: {request:?} {}", body["ConsumedCapacity"]);
         }
         match &body["ConsumedCapacity"] {
-            Value::Array(parts) => parts.iter().for_each(|p| self.record(p, write)),
-            one @ Value::Object(_) => self.record(one, write),
+            Value::Array(parts) => parts.iter().for_each(|p| self.record(p, &request)),
+            one @ Value::Object(_) => self.record(one, &request),
             _ => {}
         }
         Ok(())

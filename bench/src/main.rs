@@ -435,7 +435,11 @@ impl Bench {
                         t.capacity.summary()
                     ),
                 )
-                .note(t.summary());
+                .note(format!(
+                    "{}; write units by item: {}",
+                    t.summary(),
+                    t.capacity.writes_summary()
+                ));
             if step.name == approvals::POST_ANSWER_STEP {
                 row = row.target("≤ 3 Feishu", Verdict::from_bool(t.feishu_total() <= 3));
             }
@@ -466,7 +470,11 @@ impl Bench {
                         total.capacity.summary()
                     ),
                 )
-                .note(steps.join("; ")),
+                .note(format!(
+                    "{}; write units by item: {}",
+                    steps.join("; "),
+                    total.capacity.writes_summary()
+                )),
         );
         let most = flows
             .real
@@ -537,7 +545,11 @@ impl Bench {
                         ),
                     )
                     .value(d.total(), "$", format!("${:.2}", d.total()))
-                    .note(d.breakdown());
+                    .note(format!(
+                        "{}; write units by item: {}",
+                        d.breakdown(),
+                        approvals::capacity(steps).writes_summary()
+                    ));
                     if flow == "tutorial" {
                         row = row.target("≤ $5", Verdict::from_bool(d.total() <= 5.0));
                     }
