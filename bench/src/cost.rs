@@ -47,6 +47,15 @@ pub const PLATFORM_LOG_BYTES: f64 = 700.0;
 /// Memory at which Lambda gives a function one full vCPU (MB).
 pub const FULL_VCPU_MB: f64 = 1769.0;
 
+/// The functions' memory as `template.yaml` deploys it: the `FunctionMemory` parameter's default.
+pub fn template_memory_mb(template_yaml: &str) -> Result<f64, String> {
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(template_yaml).map_err(|e| format!("template.yaml: {e}"))?;
+    template["Parameters"]["FunctionMemory"]["Default"]
+        .as_f64()
+        .ok_or_else(|| "template.yaml: no Parameters.FunctionMemory.Default".to_owned())
+}
+
 /// What one step costs to run, before prices.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepUse {
@@ -230,6 +239,16 @@ mod tests {
         );
         let arm = per_million(&[step(0.0, 100.0)], Arch::Arm64, 1024.0);
         assert!(arm.lambda_duration < d.lambda_duration);
+    }
+
+    #[test]
+    fn the_template_memory_is_read_from_its_parameter() {
+        let yaml =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .unwrap();
+        let mb = template_memory_mb(&yaml).unwrap();
+        assert!([128.0, 256.0, 512.0, 1024.0].contains(&mb), "{mb}");
+        assert!(template_memory_mb("Parameters: {}").is_err());
     }
 
     #[test]

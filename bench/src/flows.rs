@@ -282,14 +282,16 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         ..FlowResults::default()
     };
 
-    // Message → card.
+    // Message → card, each from its own user in their own p2p chat (as many people would send
+    // them: Feishu's 5/s per chat never binds); replies that do not fit the app's 50/s are queued.
+    let users = sim.add_users(plan.events);
     let started = Instant::now();
-    for i in 0..plan.events {
+    for (i, user) in users.iter().enumerate() {
         store.take();
         meter.take();
         sim.clear_calls();
         let delivery = sim
-            .send_user_message(&event_url, ChatKind::P2p, "审批")
+            .send_message_as(&event_url, user, ChatKind::P2p, "审批")
             .await;
         if delivery.status != Some(200) {
             out.events_failed += 1;
@@ -311,12 +313,17 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         }
     }
     out.events_wall_ms = ms(started.elapsed());
-    let card_messages: Vec<String> = sim
+    // The cards sent in the answers, each with the user whose chat it is in.
+    let cards: Vec<(String, cardbot_tests::simulator::SimUser)> = sim
         .all_messages()
         .into_iter()
         .filter(|m| matches!(m.sender, Sender::App { .. }) && m.msg_type == "interactive")
-        .map(|m| m.message_id)
+        .filter_map(|m| {
+            let user = users.iter().find(|u| u.p2p_chat_id == m.chat_id)?;
+            Some((m.message_id, user.clone()))
+        })
         .collect();
+    let card_messages: Vec<String> = cards.iter().map(|(m, _)| m.clone()).collect();
 
     // Click → answer: 请假 on every card.
     store.take();
@@ -325,9 +332,9 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     if let Ok(mut t) = click_times.lock() {
         t.clear();
     }
-    for (i, message_id) in card_messages.iter().enumerate() {
+    for (i, (message_id, user)) in cards.iter().enumerate() {
         let clicked = sim
-            .click_card(&card_url, message_id, json!({ "type": "leave" }))
+            .click_card_as(&card_url, user, message_id, json!({ "type": "leave" }))
             .await
             .map_err(|e| format!("click: {e}"))?;
         if !clicked.card_updated || clicked.delivery.status != Some(200) {
@@ -384,8 +391,15 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
 
     // The rest of the due jobs, swept back to back by one instance (reserved concurrency 1).
     sim.clear_calls();
+    let due = store
+        .inner()
+        .due_jobs(sim.now_ms() + 60_000, 100_000)
+        .await
+        .map_err(|e| format!("due_jobs: {e}"))?
+        .len();
     let run = &mut out.updater;
-    run.jobs_due = card_messages.len().saturating_sub(1);
+    // The clicks' post-answer jobs and the replies queued during the events.
+    run.jobs_due = due;
     run.time_box_s = plan.updater_time_box.as_secs();
     let started = Instant::now();
     let scheduled = harness::scheduled(SystemTime::now());
@@ -394,8 +408,8 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         run.invocations += 1;
         run.jobs_done += summary.done;
         run.jobs_failed += summary.failed;
-        if summary.seen == 0 {
-            run.drained = true;
+        if summary.seen == 0 || run.jobs_done + run.jobs_failed >= run.jobs_due {
+            run.drained = run.jobs_done >= run.jobs_due;
             break;
         }
     }

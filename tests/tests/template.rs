@@ -549,6 +549,27 @@ fn each_function_builds_its_own_workspace_binary() {
     }
 }
 
+#[test]
+fn every_function_runs_at_the_function_memory_parameter_128_mb_by_default() {
+    let template = template();
+    let memory = &template["Globals"]["Function"]["MemorySize"];
+    assert_eq!(
+        tagged(memory).map(|(tag, v)| (tag, v.as_str().map(str::to_owned))),
+        Some(("Ref".to_owned(), Some("FunctionMemory".to_owned()))),
+        "{memory:?}"
+    );
+    let parameter = &template["Parameters"]["FunctionMemory"];
+    // make bench's cost section: the functions peak under 10 MiB and mostly wait, so 128 MB is
+    // the cheapest setting that fits.
+    assert_eq!(parameter["Default"].as_u64(), Some(128));
+    for (id, _) in FUNCTIONS {
+        assert!(
+            template["Resources"][*id]["Properties"]["MemorySize"].is_null(),
+            "{id} overrides the memory"
+        );
+    }
+}
+
 // ---------- secrets, encrypted by default, function URLs ----------
 
 /// A CloudFormation short-form tag (`!Ref X`) as (tag, value).
