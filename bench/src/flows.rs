@@ -157,7 +157,7 @@ pub struct FlowResults {
     pub updater: UpdaterRun,
 }
 
-/// The updater draining the due post-answer jobs against the simulator's limits.
+/// The updater draining the due jobs against the simulator's limits.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UpdaterRun {
     pub jobs_due: usize,
@@ -167,10 +167,25 @@ pub struct UpdaterRun {
     /// Feishu requests made (token fetches excluded).
     pub feishu_requests: usize,
     pub rate_limited: usize,
+    /// Feishu requests per API (token fetches excluded).
+    pub per_api: BTreeMap<String, u64>,
     pub wall_ms: f64,
     /// Whether every due job was done inside the time box.
     pub drained: bool,
     pub time_box_s: u64,
+}
+
+impl UpdaterRun {
+    /// The most jobs per second Feishu's limits allow for this mix of jobs: 50 calls/s for the app
+    /// and 1000/min for each API (`../shared/feishu/`), given the calls a job made per API.
+    pub fn ceiling_jobs_per_s(&self) -> f64 {
+        let jobs = self.jobs_done.max(1) as f64;
+        let app = 50.0 / (self.feishu_requests as f64 / jobs).max(f64::EPSILON);
+        self.per_api
+            .values()
+            .map(|&n| (1000.0 / 60.0) / (n as f64 / jobs))
+            .fold(app, f64::min)
+    }
 }
 
 /// How big the flows run.
@@ -416,6 +431,9 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     run.wall_ms = ms(started.elapsed());
     let calls = sim.calls();
     run.feishu_requests = calls.iter().filter(|c| !is_token_fetch(c)).count();
+    for call in calls.iter().filter(|c| !is_token_fetch(c)) {
+        *run.per_api.entry(api_name(call)).or_insert(0) += 1;
+    }
     run.rate_limited = calls.iter().filter(|c| is_rate_limited(c)).count();
     Ok(out)
 }

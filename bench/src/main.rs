@@ -715,7 +715,10 @@ impl Bench {
                     ("round trips: click → answer", "≤ 4 DynamoDB, 0 Feishu"),
                     ("token fetches over 1,000 events", "≤ 1"),
                     ("click answer p99", "≤ 50 ms"),
-                    ("updater: achieved rate", "≥ 45 req/s"),
+                    (
+                        "updater: jobs drained, share of what Feishu's limits allow",
+                        "≥ 90%",
+                    ),
                 ] {
                     self.rows
                         .push(Row::new("flows", metric).not_available(target, e.clone()));
@@ -853,6 +856,13 @@ impl Bench {
         } else {
             0.0
         };
+        let jobs_per_s = if secs > 0.0 {
+            u.jobs_done as f64 / secs
+        } else {
+            0.0
+        };
+        let ceiling = u.ceiling_jobs_per_s();
+        let share = jobs_per_s / ceiling;
         let scope = if u.drained {
             format!("all {} due jobs", u.jobs_due)
         } else {
@@ -861,13 +871,24 @@ impl Bench {
                 u.jobs_done, u.jobs_due, u.time_box_s
             )
         };
+        let per_api: Vec<String> = u.per_api.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Which limit binds depends on the jobs: a queued reply makes 2 `im.message.reply` calls,
+        // and that API allows 1000/min, so replies drain at 500 a minute whatever the app's 50/s.
         self.rows.push(
-            Row::new("flows", "updater: achieved Feishu rate")
-                .value(rate, "req/s", format!("{rate:.1} req/s"))
-                .target("≥ 45 req/s", Verdict::from_bool(rate >= 45.0))
+            Row::new("flows", "updater: jobs drained, share of what Feishu's limits allow")
+                .value(
+                    share * 100.0,
+                    "%",
+                    format!("{jobs_per_s:.1} jobs/s of {ceiling:.1} ({:.0}%), {rate:.1} req/s", share * 100.0),
+                )
+                .target("≥ 90%", Verdict::from_bool(share >= 0.9))
                 .note(format!(
-                    "{scope}: {} Feishu requests, {} jobs done, {} failed, {} sweeps by one instance (reserved concurrency 1)",
-                    u.feishu_requests, u.jobs_done, u.jobs_failed, u.invocations
+                    "{scope}: {} Feishu requests ({}), {} jobs done, {} attempts failed and retried, {} sweeps by one instance (reserved concurrency 1); the ceiling is 50 calls/s for the app and 1000/min for each API over the calls a job made",
+                    u.feishu_requests,
+                    per_api.join(" "),
+                    u.jobs_done,
+                    u.jobs_failed,
+                    u.invocations
                 )),
         );
         self.rows.push(
