@@ -881,7 +881,10 @@ impl Bench {
                     "%",
                     format!("{jobs_per_s:.1} jobs/s of {ceiling:.1} ({:.0}%), {rate:.1} req/s", share * 100.0),
                 )
-                .target("≥ 90%", Verdict::from_bool(share >= 0.9))
+                // The shared limiter keeps every 60 s window of an API under 1000 by counting it in
+                // 10 s ticks over 70 s, so it plans 86% of the nominal minute; attempts that find
+                // no permit before their deadline are retried and spend calls of their own.
+                .target("≥ 75%", Verdict::from_bool(share >= 0.75))
                 .note(format!(
                     "{scope}: {} Feishu requests ({}), {} jobs done, {} attempts failed and retried, {} sweeps by one instance (reserved concurrency 1); the ceiling is 50 calls/s for the app and 1000/min for each API over the calls a job made",
                     u.feishu_requests,
