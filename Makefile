@@ -5,7 +5,7 @@ export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 
-.PHONY: help run test lint build deploy bench fmt clippy tools lint-template
+.PHONY: help run test lint build deploy bench fmt clippy tools lint-template screenshot
 
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
@@ -15,6 +15,7 @@ help:
 	@echo "make deploy - sam deploy --guided"
 	@echo "               (arm64: make build deploy ARCH=arm64, after rustup target add aarch64-unknown-linux-gnu)"
 	@echo "make bench  - benchmarks, written to bench/results.json"
+	@echo "make screenshot - the playground page with the approval card, from its browser test (docs/playground.png)"
 
 # The runner installs cargo-lambda and DynamoDB Local when missing, builds and starts everything, plays
 # a demo through the Feishu simulator and serves until Ctrl-C (settings: README, "Try it").
@@ -27,6 +28,7 @@ run:
 # small run of the calls section on DynamoDB Local) run here; its criterion benches only under make bench.
 test:
 	@set -euo pipefail; \
+	scripts/ensure-chromium.sh; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
 	eval "$$(scripts/moto-server.sh start)"; \
@@ -67,6 +69,16 @@ lint-template:
 		cfn-lint template.yaml && $(SAM) validate --lint --template template.yaml
 
 lint: fmt clippy lint-template
+
+# The README's picture of the playground: the browser test's own page, saved as it runs.
+screenshot:
+	@set -euo pipefail; \
+	scripts/ensure-chromium.sh; \
+	eval "$$(scripts/dynamodb-local.sh start)"; \
+	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
+	mkdir -p docs; \
+	CARDBOT_SCREENSHOT="$$PWD/docs/playground.png" cargo test -p cardbot-tests --test playground \
+		a_person_asks_clicks_and_sees_the_card_approved_and_hostile_text_stays_text -- --exact
 
 # Hot path (criterion), peers (lark-oapi, node-sdk), cold starts, round trips, latency: see "Benchmarks" in README.md.
 bench:

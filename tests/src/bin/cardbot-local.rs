@@ -73,6 +73,7 @@ fn print_how_to(stack: &LocalStack, urls: &Urls, value: Option<serde_json::Value
             let value = value
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| r#"{"type":"leave"}"#.into());
+            println!("{}{base}/playground", lines::PLAYGROUND);
             println!("{}{base}/_sim/", lines::SIMULATOR_URL);
             println!();
             println!("Talk to the bot as the simulator's user (Feishu signs, encrypts and posts for you):");

@@ -43,6 +43,7 @@ pub mod lines {
     pub const EVENT_CALLBACK_URL: &str = "event callback URL: ";
     pub const CARD_CALLBACK_URL: &str = "card callback URL: ";
     pub const SIMULATOR_URL: &str = "simulator control API: ";
+    pub const PLAYGROUND: &str = "playground (open in a browser): ";
     pub const DYNAMODB: &str = "DynamoDB endpoint: ";
     pub const READY: &str = "ready: ";
     /// A function process died and cargo lambda watch is being restarted.
@@ -439,6 +440,10 @@ impl LocalStack {
             dynamodb,
             simulator: simulator_url,
         };
+        if let Some(sim) = &self.simulator {
+            // The playground page sends a person's messages and presses to these two URLs.
+            sim.connect_bot(&urls.event_callback, &urls.card_callback);
+        }
         say("starting the functions (cargo lambda watch runs each on its first request)");
         self.warm_up(&http, &invoker, &urls).await?;
         self.tasks.push(updater::start_schedule(

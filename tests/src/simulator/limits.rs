@@ -126,6 +126,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             body: String::new(),
+            response: String::new(),
             status: 200,
             code: Some(0),
             at_ms,

@@ -10,6 +10,7 @@ pub mod crypto;
 mod delivery;
 pub mod limits;
 mod openapi;
+pub mod playground;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -211,6 +212,13 @@ impl Simulator {
             base_url: format!("http://{addr}"),
         });
         let app = axum::Router::new()
+            .route("/playground", axum::routing::get(playground::page))
+            .route(
+                "/playground/version",
+                axum::routing::get(playground::version),
+            )
+            .route("/playground/send", axum::routing::post(playground::send))
+            .route("/playground/press", axum::routing::post(playground::press))
             .fallback(openapi::handle)
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -226,6 +234,20 @@ impl Simulator {
             addr,
             stop: Some(stop),
         })
+    }
+
+    /// Connects the playground to a bot: where a person's messages (events) and presses (card
+    /// callbacks) go.
+    pub fn connect_bot(&self, event_url: &str, card_url: &str) {
+        self.shared.world().bot_urls = Some(playground::BotUrls {
+            event_url: event_url.to_owned(),
+            card_url: card_url.to_owned(),
+        });
+    }
+
+    /// The playground page: `http://127.0.0.1:<port>/playground`.
+    pub fn playground_url(&self) -> String {
+        format!("{}/playground", self.shared.base_url)
     }
 
     /// `http://127.0.0.1:<port>`: the bot's `FEISHU_BASE_URL`.

@@ -111,6 +111,9 @@ pub struct ApiCall {
     /// Path with query string.
     pub path: String,
     pub body: String,
+    /// The answer's body as sent.
+    #[serde(default)]
+    pub response: String,
     pub status: u16,
     /// `code` of the JSON answer, if any.
     pub code: Option<i64>,
@@ -435,6 +438,10 @@ pub(crate) struct World {
     pub buzzes: Vec<(String, String)>,
     /// Whether the app holds `im:message.urgent` (see [`World::default`]).
     pub urgent_allowed: bool,
+    /// The bot the playground sends to (`Simulator::connect_bot`).
+    pub bot_urls: Option<super::playground::BotUrls>,
+    /// The toast of each person's last press in the playground, shown once.
+    pub playground_toasts: HashMap<String, String>,
 }
 
 impl World {

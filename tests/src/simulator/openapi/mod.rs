@@ -176,20 +176,22 @@ pub(crate) async fn handle(
             answer
         }),
     };
-    let (status, code, mut response) = match answer {
+    let (status, code, answer_body, mut response) = match answer {
         Some(a) => {
             let code = a.body.get("code").and_then(Value::as_i64);
+            let answer_body = a.body.to_string();
             let mut resp = (a.status, axum::Json(a.body)).into_response();
             for (k, v) in a.headers {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     resp.headers_mut().insert(k, v);
                 }
             }
-            (a.status, code, resp)
+            (a.status, code, answer_body, resp)
         }
         None => (
             StatusCode::NOT_FOUND,
             None,
+            "404 page not found".to_owned(),
             (StatusCode::NOT_FOUND, "404 page not found").into_response(),
         ),
     };
@@ -204,6 +206,7 @@ pub(crate) async fn handle(
         method: method.as_str().to_owned(),
         path: path_and_query,
         body: String::from_utf8_lossy(&body).into_owned(),
+        response: answer_body,
         status: status.as_u16(),
         code,
         at_ms,

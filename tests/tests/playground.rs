@@ -1,0 +1,256 @@
+//! The playground in a real browser: headless Chromium from Debian's packages, driven through
+//! WebDriver (chromedriver) by `fantoccini`, against the functions on DynamoDB Local and the
+//! simulator over HTTP. `scripts/ensure-chromium.sh` (run by `make test`) installs both.
+//! `CARDBOT_SCREENSHOT=<path>` saves the page with the approval card (`make screenshot`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cardbot::store::dynamo::DynamoStore;
+use cardbot_tests::dynamodb_local;
+use cardbot_tests::harness::Bot;
+use cardbot_tests::simulator::{SimConfig, Simulator};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, stopped with the test.
+struct Driver {
+    _child: tokio::process::Child,
+    url: String,
+    _profile: PathBuf,
+}
+
+fn binary(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let chromedriver = binary("CARDBOT_CHROMEDRIVER", "/usr/bin/chromedriver");
+    let child = tokio::process::Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{chromedriver}: {e} (scripts/ensure-chromium.sh installs chromium and chromium-driver)")
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < WAIT, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = std::env::temp_dir().join(format!("cardbot-chromium-{}", uuid::Uuid::new_v4()));
+    Driver {
+        _child: child,
+        url,
+        _profile: profile,
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": binary("CARDBOT_CHROMIUM", "/usr/bin/chromium"),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                format!("--user-data-dir={}", driver._profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("rustls connector")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// The bot on DynamoDB Local, its updater swept every 300 ms (Lambda's stream and schedule), and
+/// the simulator's playground connected to it.
+async fn stack(settings: &[(&str, &str)], sim: Arc<Simulator>) -> Arc<Bot<DynamoStore>> {
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Arc::new(Bot::start_with(sim.clone(), store, "entity", settings).await);
+    sim.connect_bot(&bot.event_url, &bot.card_url);
+    let sweeper = bot.clone();
+    tokio::spawn(async move {
+        loop {
+            sweeper.sweep().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    bot
+}
+
+async fn page_text(c: &Client) -> String {
+    match c.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until the page shows every one of `needles`.
+async fn wait_for(c: &Client, needles: &[&str]) -> String {
+    let started = Instant::now();
+    loop {
+        let text = page_text(c).await;
+        if needles.iter().all(|n| text.contains(n)) {
+            return text;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the page never showed {needles:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Types into the message box and sends.
+async fn say(c: &Client, text: &str) {
+    let input = c.find(Locator::Css("#compose")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    c.find(Locator::Css("form.compose button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Clicks the button with this label on the latest card that has one.
+async fn press(c: &Client, label: &str) {
+    let xpath =
+        format!("(//div[contains(@class,'card')]//button[normalize-space()='{label}'])[last()]");
+    let started = Instant::now();
+    loop {
+        if let Ok(button) = c.find(Locator::XPath(&xpath)).await {
+            if button.click().await.is_ok() {
+                return;
+            }
+        }
+        assert!(started.elapsed() < WAIT, "no button {label}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn set(c: &Client, selector: &str, value: &str) {
+    c.execute(
+        "document.querySelector(arguments[0]).value = arguments[1];",
+        vec![json!(selector), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_asks_clicks_and_sees_the_card_approved_and_hostile_text_stays_text() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let _bot = stack(&[], sim.clone()).await;
+    let driver = driver().await;
+    let c = browser(&driver).await;
+    c.goto(&sim.playground_url()).await.unwrap();
+    wait_for(&c, &["cardbot playground", "Chats"]).await;
+
+    say(&c, "审批").await;
+    wait_for(&c, &["请假", "加班"]).await;
+    // The side panel lists what the bot asked Feishu for this card: the entity, then its reply.
+    c.find(Locator::XPath(
+        "(//a[contains(@class,'calls-link')])[last()]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for(&c, &["POST /cardkit/v1/cards → 200", "/reply → 200"]).await;
+    if let Ok(path) = std::env::var("CARDBOT_SCREENSHOT") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(&path, png).unwrap();
+    }
+    press(&c, "请假").await;
+    // The answer shows at once, then the post-answer job walks the card to approved, live.
+    wait_for(&c, &["请假通过", "/batch_update", "/elements/note/content"]).await;
+
+    let hostile = "<script>window.hacked=1</script></at><b>x</b>";
+    say(&c, hostile).await;
+    let text = wait_for(&c, &[hostile]).await;
+    assert!(text.contains(hostile));
+    let safe = c
+        .execute(
+            "return window.hacked === undefined \
+               && document.querySelectorAll('#messages script').length === 0 \
+               && [...document.querySelectorAll('.message .text')].every(e => e.children.length === 0);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(safe, json!(true), "user text became markup");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_through_the_form_is_approved_by_the_approver_in_their_own_chat() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approver = sim.add_users(1).remove(0);
+    let _bot = stack(
+        &[("APPROVER_OPEN_IDS", approver.open_id.as_str())],
+        sim.clone(),
+    )
+    .await;
+    let driver = driver().await;
+    let c = browser(&driver).await;
+    c.goto(&sim.playground_url()).await.unwrap();
+
+    say(&c, "审批").await;
+    wait_for(&c, &["请假", "加班"]).await;
+    press(&c, "请假").await;
+    wait_for(&c, &["提交"]).await;
+    set(&c, "select[name=f_leave_type]", "annual").await;
+    set(&c, "input[name=d_start_date]", "2026-12-01").await;
+    set(&c, "input[name=d_end_date]", "2026-12-03").await;
+    c.find(Locator::Css("input[name=f_reason]"))
+        .await
+        .unwrap()
+        .send_keys("family trip")
+        .await
+        .unwrap();
+    press(&c, "提交").await;
+    wait_for(&c, &["审批中", "family trip"]).await;
+
+    // Switch to the approver: their p2p chat holds the approver's card.
+    c.find(Locator::Css("form.who select[name=as]"))
+        .await
+        .unwrap()
+        .select_by_value(&approver.open_id)
+        .await
+        .unwrap();
+    wait_for(&c, &["同意", "拒绝", "family trip"]).await;
+    press(&c, "同意").await;
+    wait_for(&c, &["请假通过"]).await;
+
+    // Back as the requester: their card shows the decision too.
+    c.find(Locator::Css("form.who select[name=as]"))
+        .await
+        .unwrap()
+        .select_by_value(&sim.config().user().open_id)
+        .await
+        .unwrap();
+    wait_for(&c, &["请假通过", "family trip"]).await;
+    c.close().await.unwrap();
+}
