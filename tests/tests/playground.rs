@@ -14,7 +14,9 @@ use cardbot_tests::simulator::{SimConfig, Simulator};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// How long a step may take: a page normally follows in under a second, but `make test` runs this
+/// beside builds and other tests on 2 cores.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// chromedriver on a free port, stopped with the test.
 struct Driver {
@@ -121,41 +123,80 @@ async fn wait_for(c: &Client, needles: &[&str]) -> String {
     }
 }
 
+/// Retries a browser action until it goes through: the page swaps itself when the bot changes
+/// something, which can make a found element stale before it is used.
+async fn retry<F, Fut>(what: &str, action: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+{
+    let started = Instant::now();
+    loop {
+        match action().await {
+            Ok(()) => return,
+            Err(e) => assert!(started.elapsed() < WAIT, "{what}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Types into the message box and sends.
 async fn say(c: &Client, text: &str) {
-    let input = c.find(Locator::Css("#compose")).await.unwrap();
-    input.send_keys(text).await.unwrap();
-    c.find(Locator::Css("form.compose button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    retry("say", || async {
+        let input = c.find(Locator::Css("#compose")).await?;
+        input.clear().await?;
+        input.send_keys(text).await?;
+        c.find(Locator::Css("form.compose button"))
+            .await?
+            .click()
+            .await
+    })
+    .await;
+}
+
+/// Clicks the first element `locator` finds.
+async fn click(c: &Client, locator: Locator<'_>) {
+    retry("click", || async { c.find(locator).await?.click().await }).await;
+}
+
+/// Picks who you are with the page's own switch.
+async fn be(c: &Client, open_id: &str) {
+    retry("switch user", || async {
+        c.find(Locator::Css("form.who select[name=as]"))
+            .await?
+            .select_by_value(open_id)
+            .await
+    })
+    .await;
 }
 
 /// Clicks the button with this label on the latest card that has one.
 async fn press(c: &Client, label: &str) {
     let xpath =
         format!("(//div[contains(@class,'card')]//button[normalize-space()='{label}'])[last()]");
-    let started = Instant::now();
-    loop {
-        if let Ok(button) = c.find(Locator::XPath(&xpath)).await {
-            if button.click().await.is_ok() {
-                return;
-            }
-        }
-        assert!(started.elapsed() < WAIT, "no button {label}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    click(c, Locator::XPath(&xpath)).await;
 }
 
+/// Sets a form field as a person's input would (the page keeps a form being filled as it is).
 async fn set(c: &Client, selector: &str, value: &str) {
-    c.execute(
-        "document.querySelector(arguments[0]).value = arguments[1];",
-        vec![json!(selector), json!(value)],
-    )
-    .await
-    .unwrap();
+    retry("set", || async {
+        let done = c
+            .execute(
+                "const e = document.querySelector(arguments[0]); if (!e) return false; \
+                 e.value = arguments[1]; e.dispatchEvent(new Event('change', { bubbles: true })); \
+                 return e.value === arguments[1];",
+                vec![json!(selector), json!(value)],
+            )
+            .await?;
+        if done == json!(true) {
+            Ok(())
+        } else {
+            Err(fantoccini::error::CmdError::NotJson(format!(
+                "{selector} not set"
+            )))
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,14 +211,11 @@ async fn a_person_asks_clicks_and_sees_the_card_approved_and_hostile_text_stays_
     say(&c, "审批").await;
     wait_for(&c, &["请假", "加班"]).await;
     // The side panel lists what the bot asked Feishu for this card: the entity, then its reply.
-    c.find(Locator::XPath(
-        "(//a[contains(@class,'calls-link')])[last()]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        &c,
+        Locator::XPath("(//a[contains(@class,'calls-link')])[last()]"),
+    )
+    .await;
     wait_for(&c, &["POST /cardkit/v1/cards → 200", "/reply → 200"]).await;
     if let Ok(path) = std::env::var("CARDBOT_SCREENSHOT") {
         let png = c.screenshot().await.unwrap();
@@ -224,33 +262,24 @@ async fn a_request_through_the_form_is_approved_by_the_approver_in_their_own_cha
     set(&c, "select[name=f_leave_type]", "annual").await;
     set(&c, "input[name=d_start_date]", "2026-12-01").await;
     set(&c, "input[name=d_end_date]", "2026-12-03").await;
-    c.find(Locator::Css("input[name=f_reason]"))
-        .await
-        .unwrap()
-        .send_keys("family trip")
-        .await
-        .unwrap();
+    retry("reason", || async {
+        c.find(Locator::Css("input[name=f_reason]"))
+            .await?
+            .send_keys("family trip")
+            .await
+    })
+    .await;
     press(&c, "提交").await;
     wait_for(&c, &["审批中", "family trip"]).await;
 
     // Switch to the approver: their p2p chat holds the approver's card.
-    c.find(Locator::Css("form.who select[name=as]"))
-        .await
-        .unwrap()
-        .select_by_value(&approver.open_id)
-        .await
-        .unwrap();
+    be(&c, &approver.open_id).await;
     wait_for(&c, &["同意", "拒绝", "family trip"]).await;
     press(&c, "同意").await;
     wait_for(&c, &["请假通过"]).await;
 
     // Back as the requester: their card shows the decision too.
-    c.find(Locator::Css("form.who select[name=as]"))
-        .await
-        .unwrap()
-        .select_by_value(&sim.config().user().open_id)
-        .await
-        .unwrap();
+    be(&c, &sim.config().user().open_id).await;
     wait_for(&c, &["请假通过", "family trip"]).await;
     c.close().await.unwrap();
 }

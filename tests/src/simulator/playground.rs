@@ -792,10 +792,14 @@ const SCRIPT: &str = r#"
     } catch (e) {}
     setTimeout(tick, 500);
   }
-  function busy() {
-    const a = document.activeElement;
-    return a && a.closest && a.closest('#live form') && a.id !== 'compose' && a.value;
-  }
+  // A card form someone started to fill stays as it is until they submit it.
+  let filling = false;
+  ['input', 'change'].forEach(function (kind) {
+    document.addEventListener(kind, function (e) {
+      if (e.target.closest && e.target.closest('#live form.card-form')) filling = true;
+    });
+  });
+  function busy() { return filling; }
   async function swap() {
     const html = await (await fetch(location.href, { cache: 'no-store' })).text();
     const next = new DOMParser().parseFromString(html, 'text/html').getElementById('live');
