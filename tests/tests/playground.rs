@@ -16,7 +16,7 @@ use serde_json::json;
 
 /// How long a step may take: a page normally follows in under a second, but `make test` runs this
 /// beside builds and other tests on 2 cores.
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(90);
 
 /// chromedriver on a free port, stopped with the test.
 struct Driver {
