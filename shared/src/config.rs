@@ -27,6 +27,14 @@ macro_rules! secret_string {
             }
         }
 
+        $crate::config::redacted_fmt!($name);
+    };
+}
+pub(crate) use secret_string;
+
+/// `Debug` and `Display` of a secret type: `Name(<redacted>)` and `<redacted>`.
+macro_rules! redacted_fmt {
+    ($name:ident) => {
         impl ::std::fmt::Debug for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, concat!(stringify!($name), "(<redacted>)"))
@@ -40,7 +48,7 @@ macro_rules! secret_string {
         }
     };
 }
-pub(crate) use secret_string;
+pub(crate) use redacted_fmt;
 
 secret_string!(
     /// The app secret (`FEISHU_APP_SECRET`), exchanged for a tenant_access_token.
@@ -48,8 +56,8 @@ secret_string!(
 );
 /// The Encrypt Key (`FEISHU_ENCRYPT_KEY`): AES key source and SHA-256 signature key. Its AES-256
 /// key, SHA-256(Encrypt Key), is derived once when the key is loaded, not on every request.
-/// `Debug`/`Display` print `<redacted>`.
-#[derive(Clone, ::serde::Deserialize)]
+/// `Debug`/`Display` print `<redacted>`; equality is the value's (the key follows from it).
+#[derive(Clone, PartialEq, Eq, ::serde::Deserialize)]
 #[serde(from = "String")]
 pub struct EncryptKey {
     value: String,
@@ -81,25 +89,7 @@ impl From<String> for EncryptKey {
     }
 }
 
-impl PartialEq for EncryptKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
-    }
-}
-
-impl Eq for EncryptKey {}
-
-impl ::std::fmt::Debug for EncryptKey {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str("EncryptKey(<redacted>)")
-    }
-}
-
-impl ::std::fmt::Display for EncryptKey {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+redacted_fmt!(EncryptKey);
 secret_string!(
     /// The Verification Token (`FEISHU_VERIFICATION_TOKEN`): `header.token` / `token` of every request,
     /// and the SHA-1 key of legacy card callbacks.

@@ -312,16 +312,13 @@ fn verify_encrypted(
 /// `"` or `\`, so the first `"` ends the value). Any other spelling (whitespace, more keys, an
 /// escape) goes through serde.
 fn peek_encrypt(body: &[u8]) -> Option<Cow<'_, str>> {
-    const OPEN: &[u8] = br#"{"encrypt":""#;
-    if let Some(rest) = body.strip_prefix(OPEN) {
-        if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
-            if rest[end] == b'"' && &rest[end..] == br#""}"# {
-                // Only ASCII base64 is taken here; anything else is left to serde's checks.
-                if rest[..end].is_ascii() {
-                    return std::str::from_utf8(&rest[..end]).ok().map(Cow::Borrowed);
-                }
-            }
-        }
+    let value = body
+        .strip_prefix(br#"{"encrypt":""#)
+        .and_then(|rest| rest.strip_suffix(br#""}"#))
+        .filter(|v| v.is_ascii() && memchr::memchr2(b'"', b'\\', v).is_none());
+    if let Some(value) = value {
+        // ASCII only, so always UTF-8; anything else is left to serde's checks below.
+        return std::str::from_utf8(value).ok().map(Cow::Borrowed);
     }
     #[derive(serde::Deserialize)]
     struct Outer<'a> {

@@ -155,69 +155,34 @@ pub fn post_text(value: &Value) -> Option<String> {
 
 impl<'de> Deserialize<'de> for MessageContent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// The content document with only `text` kept: any other key is skipped, and a `text`
-        /// that is not a string counts as absent.
-        struct TextOnly(Option<String>);
-        impl<'de> Deserialize<'de> for TextOnly {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                use serde::de::{IgnoredAny, MapAccess, Visitor};
-                struct Doc;
-                impl<'de> Visitor<'de> for Doc {
-                    type Value = TextOnly;
-                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        f.write_str("a JSON document")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<TextOnly, A::Error> {
-                        let mut text = None;
-                        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                            if key == "text" && text.is_none() {
-                                text = match map.next_value::<Value>()? {
-                                    Value::String(s) => Some(s),
-                                    _ => None,
-                                };
-                            } else {
-                                map.next_value::<IgnoredAny>()?;
-                            }
-                        }
-                        Ok(TextOnly(text))
-                    }
-                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                        self,
-                        mut seq: A,
-                    ) -> Result<TextOnly, A::Error> {
-                        while seq.next_element::<IgnoredAny>()?.is_some() {}
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_unit<E>(self) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_bool<E>(self, _: bool) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_i64<E>(self, _: i64) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_u64<E>(self, _: u64) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_f64<E>(self, _: f64) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<TextOnly, E> {
-                        Ok(TextOnly(None))
-                    }
-                }
-                d.deserialize_any(Doc)
-            }
-        }
         let raw = String::deserialize(deserializer)?;
-        let TextOnly(text) = serde_json::from_str(&raw)
-            .map_err(|_| D::Error::custom("message content is not a JSON document"))?;
+        let text = content_text(&raw)
+            .ok_or_else(|| D::Error::custom("message content is not a JSON document"))?;
         Ok(Self { raw, text })
     }
+}
+
+/// The `text` of a content document (`None` inside when it has none or it is not a string);
+/// `None` when the content is not JSON. An object is read for `text` alone, building nothing
+/// else; anything unusual (another JSON value, a repeated key) is read as a whole `Value`, which
+/// gives the same answer.
+fn content_text(raw: &str) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct TextOnly {
+        #[serde(default)]
+        text: Option<Value>,
+    }
+    let as_string = |v: Value| match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    };
+    if raw.trim_start().starts_with('{') {
+        if let Ok(TextOnly { text }) = serde_json::from_str(raw) {
+            return Some(text.and_then(as_string));
+        }
+    }
+    let value: Value = serde_json::from_str(raw).ok()?;
+    Some(value.get("text").cloned().and_then(as_string))
 }
 
 /// One `@` in a message; `key` is its placeholder (`@_user_1`) in the text.
@@ -320,6 +285,28 @@ mod post_tests {
         assert_eq!(post_text(&post).unwrap(), " @_user_1  审批 单据\n\n\n\nx");
         let only = json!({"title": "", "content": [[{"tag":"text","text":"审批"}]]});
         assert_eq!(post_text(&only).as_deref(), Some("审批"));
+    }
+
+    #[test]
+    fn content_text_reads_text_as_the_whole_document_would() {
+        for raw in [
+            r#"{"text":"审批"}"#,
+            r#"{"image_key":"img_1"}"#,
+            r#"{"text":7}"#,
+            r#"{"text":null}"#,
+            r#"{"text":"a","text":"b"}"#,
+            r#"["text"]"#,
+            r#""x""#,
+            r#" {"x":{"text":"no"},"text":"yes"}"#,
+        ] {
+            let whole: serde_json::Value = serde_json::from_str(raw).unwrap();
+            let expected = whole
+                .get("text")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned);
+            assert_eq!(content_text(raw), Some(expected), "{raw}");
+        }
+        assert_eq!(content_text("{not json"), None);
     }
 
     #[test]
