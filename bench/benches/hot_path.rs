@@ -2,10 +2,10 @@
 //! Results land in `target/criterion/hot_path/<id>/new/estimates.json`; the report reads the medians.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use sha2::Digest;
-use std::time::Duration;
 
 use card_action::CardAction;
 use cardbot::approval::views;

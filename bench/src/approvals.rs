@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
 use cardbot::store::dynamo::DynamoStore;
 use cardbot_tests::harness::{leave_form, Bot};
 use cardbot_tests::probed::CountingStore;
-use cardbot_tests::simulator::{ids, ChatKind, Sender, SimConfig, Simulator};
+use cardbot_tests::simulator::{ids, ChatKind, Sender, SimConfig, SimUser, Simulator};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::capacity::{Capacity, CapacityMeter};
-use crate::flows::RoundTrips;
+use crate::flows::{Metered, RoundTrips};
 
 /// The function a step runs in (each step is one invocation of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,57 +126,57 @@ pub fn total(steps: &[Step]) -> RoundTrips {
     out
 }
 
+/// Counts one step at a time for a flow's bot.
 struct Meter {
     sim: Arc<Simulator>,
-    store: Arc<CountingStore<DynamoStore>>,
-    capacity: CapacityMeter,
+    metered: Metered,
 }
 
 impl Meter {
-    fn reset(&self) {
-        self.sim.clear_calls();
-        self.store.take();
-        self.capacity.take();
+    /// Runs one step from zeroed counters and returns what it cost; `action` (not started until
+    /// here) gives the number of jobs the updater ran in the step.
+    async fn measure(
+        &self,
+        name: &'static str,
+        function: Function,
+        action: impl Future<Output = Result<usize, String>>,
+    ) -> Result<Step, String> {
+        self.metered.reset(&self.sim);
         log_bytes();
-    }
-
-    fn step(&self, name: &'static str, function: Function, jobs: usize, started: Instant) -> Step {
+        let started = Instant::now();
+        let jobs = action.await?;
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-        let trips = RoundTrips::new(self.store.take(), &self.sim.calls())
-            .with_capacity(self.capacity.take());
-        self.sim.clear_calls();
-        Step {
+        Ok(Step {
             name,
             function,
             jobs,
             wall_ms,
-            trips,
+            trips: self.metered.trips(&self.sim.calls()),
             log_bytes: log_bytes(),
-        }
+        })
     }
 }
 
-async fn bot(
-    mode: &str,
-    settings: &[(&str, &str)],
-    sim: Arc<Simulator>,
-) -> (Bot<CountingStore<DynamoStore>>, Meter) {
-    let capacity = CapacityMeter::default();
-    let client = cardbot_tests::dynamodb_local::client().await;
-    let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
-    let store = Arc::new(CountingStore::new(DynamoStore::new(
-        capacity.client(&client),
-        table,
-    )));
-    let bot = Bot::start_with(sim.clone(), store.clone(), mode, settings).await;
-    (
-        bot,
-        Meter {
-            sim,
-            store,
-            capacity,
-        },
-    )
+type MeteredBot = Bot<CountingStore<DynamoStore>>;
+
+/// A bot on a metered store with `approvers` added users configured as its approvers (none: the
+/// tutorial flow).
+async fn bot(mode: &str, approvers: usize) -> Result<(MeteredBot, Meter, Vec<SimUser>), String> {
+    let sim = Arc::new(
+        Simulator::start(SimConfig::default())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let users = sim.add_users(approvers);
+    let list: Vec<&str> = users.iter().map(|u| u.open_id.as_str()).collect();
+    let list = list.join(",");
+    let settings: Vec<(&str, &str)> = match approvers {
+        0 => vec![],
+        _ => vec![("APPROVER_OPEN_IDS", list.as_str())],
+    };
+    let metered = Metered::fresh().await;
+    let bot = Bot::start_with(sim.clone(), metered.store.clone(), mode, &settings).await;
+    Ok((bot, Meter { sim, metered }, users))
 }
 
 fn last_card(sim: &Simulator, chat_id: &str) -> Result<String, String> {
@@ -187,20 +188,8 @@ fn last_card(sim: &Simulator, chat_id: &str) -> Result<String, String> {
         .ok_or_else(|| format!("no card in {chat_id}"))
 }
 
-/// `审批` on a warm instance: one 审批 first (token fetch and first connections), then the measured one.
-async fn ask(
-    bot: &Bot<CountingStore<DynamoStore>>,
-    meter: &Meter,
-) -> Result<(String, Step), String> {
-    let warm = bot
-        .sim
-        .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
-        .await;
-    if warm.status != Some(200) {
-        return Err(format!("warm-up 审批: {}", warm.response_body));
-    }
-    meter.reset();
-    let started = Instant::now();
+/// `审批` from the configured user; its card's message_id.
+async fn ask_once(bot: &MeteredBot) -> Result<String, String> {
     let delivery = bot
         .sim
         .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
@@ -208,43 +197,67 @@ async fn ask(
     if delivery.status != Some(200) {
         return Err(format!("审批: {}", delivery.response_body));
     }
-    let step = meter.step("审批 → text + card", Function::EventCallback, 0, started);
+    last_card(&bot.sim, ids::P2P_CHAT_ID)
+}
+
+/// `审批` on a warm instance: one 审批 first (token fetch and first connections), then the measured one.
+async fn ask(bot: &MeteredBot, meter: &Meter) -> Result<(String, Step), String> {
+    ask_once(bot).await?;
+    let step = meter
+        .measure("审批 → text + card", Function::EventCallback, async {
+            ask_once(bot).await.map(|_| 0)
+        })
+        .await?;
     Ok((last_card(&bot.sim, ids::P2P_CHAT_ID)?, step))
 }
 
-async fn tutorial(mode: &'static str) -> Result<Vec<Step>, String> {
-    let sim = Arc::new(
-        Simulator::start(SimConfig::default())
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let (bot, meter) = bot(mode, &[], sim).await;
-    let (card, asked) = ask(&bot, &meter).await?;
-    meter.reset();
-    let started = Instant::now();
-    let clicked = bot
-        .sim
-        .click_card(&bot.card_url, &card, json!({ "type": "leave" }))
+/// `who` presses `button` on `card` (with a form's values).
+async fn press(
+    bot: &MeteredBot,
+    who: &SimUser,
+    card: &str,
+    button: &str,
+    form: &[(&str, serde_json::Value)],
+) -> Result<usize, String> {
+    bot.sim
+        .press_as(&bot.card_url, who, card, button, form)
         .await
-        .map_err(|e| format!("click: {e}"))?;
-    if !clicked.card_updated {
-        return Err(format!(
-            "the 请假 click did not update the card: {clicked:?}"
-        ));
-    }
-    let click = meter.step("请假 → answer", Function::CardAction, 0, started);
+        .map_err(|e| format!("{button}: {e}"))?;
+    Ok(0)
+}
+
+async fn tutorial(mode: &'static str) -> Result<Vec<Step>, String> {
+    let (bot, meter, _) = bot(mode, 0).await?;
+    let (card, asked) = ask(&bot, &meter).await?;
+    let click = meter
+        .measure("请假 → answer", Function::CardAction, async {
+            let clicked = bot
+                .sim
+                .click_card(&bot.card_url, &card, json!({ "type": "leave" }))
+                .await
+                .map_err(|e| format!("click: {e}"))?;
+            if !clicked.card_updated {
+                return Err(format!(
+                    "the 请假 click did not update the card: {clicked:?}"
+                ));
+            }
+            Ok(0)
+        })
+        .await?;
     // The job is due 2 s after the click; the simulated clock gets there at once (the cost
     // section prices the wait a stream invocation spends until then).
     bot.sim.advance(Duration::from_millis(
         cardbot::jobs::POST_ANSWER_DELAY_MS as u64 + 100,
     ));
-    meter.reset();
-    let started = Instant::now();
-    let summary = bot.run_post_answer(&card).await;
-    if summary.done != 1 {
-        return Err(format!("post-answer job: {summary:?}"));
-    }
-    let job = meter.step(POST_ANSWER_STEP, Function::CardUpdater, 1, started);
+    let job = meter
+        .measure(POST_ANSWER_STEP, Function::CardUpdater, async {
+            let summary = bot.run_post_answer(&card).await;
+            match summary.done {
+                1 => Ok(1),
+                _ => Err(format!("post-answer job: {summary:?}")),
+            }
+        })
+        .await?;
     if !bot
         .sim
         .card_text(&card)
@@ -257,70 +270,59 @@ async fn tutorial(mode: &'static str) -> Result<Vec<Step>, String> {
 }
 
 async fn real(mode: &'static str) -> Result<Vec<Step>, String> {
-    let sim = Arc::new(
-        Simulator::start(SimConfig::default())
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let approvers = sim.add_users(2);
-    let list = format!("{},{}", approvers[0].open_id, approvers[1].open_id);
-    let (bot, meter) = bot(mode, &[("APPROVER_OPEN_IDS", list.as_str())], sim.clone()).await;
-    let requester = sim.config().user();
+    let (bot, meter, approvers) = bot(mode, 2).await?;
+    let requester = bot.sim.config().user();
     let (card, asked) = ask(&bot, &meter).await?;
-    let mut steps = vec![asked];
-
-    let press =
-        |who, button: &'static str, form: Vec<(&'static str, serde_json::Value)>, card: String| {
-            let bot = &bot;
-            async move {
-                bot.sim
-                    .press_as(&bot.card_url, who, &card, button, &form)
-                    .await
-                    .map_err(|e| format!("{button}: {e}"))
-            }
-        };
-    meter.reset();
-    let started = Instant::now();
-    press(&requester, "btn_leave", vec![], card.clone()).await?;
-    steps.push(meter.step("请假 → the form", Function::CardAction, 0, started));
-
-    meter.reset();
-    let started = Instant::now();
+    let sweep = || async { Ok(bot.sweep().await.done) };
     let form = leave_form("annual", "2026-12-01", "2026-12-03", "family trip");
-    press(&requester, "btn_file", form, card.clone()).await?;
-    steps.push(meter.step("提交 → filed", Function::CardAction, 0, started));
-
-    meter.reset();
-    let started = Instant::now();
-    let summary = bot.sweep().await;
-    steps.push(meter.step(
-        "notify_approvers job (2 cards)",
-        Function::CardUpdater,
-        summary.done,
-        started,
-    ));
-    let review = last_card(&sim, &approvers[0].p2p_chat_id)?;
-
-    meter.reset();
-    let started = Instant::now();
-    press(
-        &approvers[0],
-        "btn_approve",
-        vec![("comment", json!("好的"))],
-        review,
-    )
-    .await?;
-    steps.push(meter.step("同意 → decided", Function::CardAction, 0, started));
-
-    meter.reset();
-    let started = Instant::now();
-    let summary = bot.sweep().await;
-    steps.push(meter.step(
-        "decision follow-ups (refresh, text, other approver)",
-        Function::CardUpdater,
-        summary.done,
-        started,
-    ));
+    let mut steps = vec![asked];
+    steps.push(
+        meter
+            .measure(
+                "请假 → the form",
+                Function::CardAction,
+                press(&bot, &requester, &card, "btn_leave", &[]),
+            )
+            .await?,
+    );
+    steps.push(
+        meter
+            .measure(
+                "提交 → filed",
+                Function::CardAction,
+                press(&bot, &requester, &card, "btn_file", &form),
+            )
+            .await?,
+    );
+    steps.push(
+        meter
+            .measure(
+                "notify_approvers job (2 cards)",
+                Function::CardUpdater,
+                sweep(),
+            )
+            .await?,
+    );
+    let review = last_card(&bot.sim, &approvers[0].p2p_chat_id)?;
+    let comment = [("comment", json!("好的"))];
+    steps.push(
+        meter
+            .measure(
+                "同意 → decided",
+                Function::CardAction,
+                press(&bot, &approvers[0], &review, "btn_approve", &comment),
+            )
+            .await?,
+    );
+    steps.push(
+        meter
+            .measure(
+                "decision follow-ups (refresh, text, other approver)",
+                Function::CardUpdater,
+                sweep(),
+            )
+            .await?,
+    );
     let shown = bot.sim.card_text(&card).unwrap_or_default();
     if !shown.contains("请假通过") {
         return Err(format!(
@@ -342,13 +344,6 @@ pub async fn run() -> Result<Vec<ModeFlows>, String> {
         });
     }
     Ok(out)
-}
-
-/// Units of one flow, for the cost section.
-pub fn capacity(steps: &[Step]) -> Capacity {
-    steps
-        .iter()
-        .fold(Capacity::default(), |sum, s| sum.plus(&s.trips.capacity))
 }
 
 #[cfg(test)]

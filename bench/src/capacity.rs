@@ -4,7 +4,6 @@
 //! read and write request units.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
@@ -80,16 +79,9 @@ impl Capacity {
     }
 }
 
-/// Counts in thousandths of a unit (DynamoDB reports halves for eventually consistent reads).
-#[derive(Debug, Default)]
-struct Milli {
-    units: [AtomicU64; 4],
-    writes_by_item: Mutex<BTreeMap<String, u64>>,
-}
-
 /// The client interceptor; share one with [`CapacityMeter::client`] and read it with `take`.
 #[derive(Debug, Clone, Default)]
-pub struct CapacityMeter(Arc<Milli>);
+pub struct CapacityMeter(Arc<Mutex<Capacity>>);
 
 impl CapacityMeter {
     /// `client` with this meter on every request.
@@ -104,55 +96,31 @@ impl CapacityMeter {
 
     /// The units so far, resetting them to zero.
     pub fn take(&self) -> Capacity {
-        let [a, b, c, d] = &self.0.units;
-        let get = |x: &AtomicU64| x.swap(0, Ordering::Relaxed) as f64 / 1000.0;
-        let writes_by_item = std::mem::take(
-            &mut *self
-                .0
-                .writes_by_item
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        )
-        .into_iter()
-        .map(|(k, v)| (k, v as f64 / 1000.0))
-        .collect();
-        Capacity {
-            table_read: get(a),
-            table_write: get(b),
-            index_read: get(c),
-            index_write: get(d),
-            writes_by_item,
-        }
-    }
-
-    fn add(&self, slot: usize, units: f64) -> u64 {
-        let milli = (units.max(0.0) * 1000.0).round() as u64;
-        self.0.units[slot].fetch_add(milli, Ordering::Relaxed);
-        milli
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// One `ConsumedCapacity` object: its table part, then each index.
     fn record(&self, consumed: &Value, request: &Req) {
         let units = |v: &Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
-        let (table, index) = if request.write { (1, 3) } else { (0, 2) };
-        let table_units = consumed
+        let table = consumed
             .get("Table")
             .map(units)
             .unwrap_or_else(|| units(consumed));
-        let mut milli = self.add(table, table_units);
-        for map in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
-            for (_, part) in consumed[map].as_object().into_iter().flatten() {
-                milli += self.add(index, units(part));
-            }
-        }
-        if request.write {
-            *self
-                .0
-                .writes_by_item
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+        let index: f64 = ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"]
+            .iter()
+            .flat_map(|map| consumed[*map].as_object().into_iter().flatten())
+            .map(|(_, part)| units(part))
+            .sum();
+        let mut sum = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if request.write() {
+            sum.table_write += table;
+            sum.index_write += index;
+            *sum.writes_by_item
                 .entry(request.kind.clone())
-                .or_insert(0) += milli;
+                .or_insert(0.0) += table + index;
+        } else {
+            sum.table_read += table;
+            sum.index_read += index;
         }
     }
 }
@@ -178,24 +146,26 @@ fn item_kind(body: &Value) -> String {
     }
 }
 
-/// Whether this request's operation writes, and the kind of item, kept from signing to the answer.
+/// The request's operation (`X-Amz-Target`) and the kind of item, kept from signing to the answer.
 #[derive(Debug, Clone)]
 struct Req {
-    write: bool,
+    target: String,
     kind: String,
+}
+
+impl Req {
+    /// Whether the operation (`DynamoDB_20120810.<Operation>`) writes.
+    fn write(&self) -> bool {
+        let op = self.target.rsplit('.').next().unwrap_or_default();
+        matches!(
+            op,
+            "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+        )
+    }
 }
 
 impl Storable for Req {
     type Storer = StoreReplace<Self>;
-}
-
-/// Whether an operation (`X-Amz-Target: DynamoDB_20120810.<Operation>`) writes.
-fn is_write(target: &str) -> bool {
-    let op = target.rsplit('.').next().unwrap_or_default();
-    matches!(
-        op,
-        "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
-    )
 }
 
 impl Intercept for CapacityMeter {
@@ -210,28 +180,6 @@ impl Intercept for CapacityMeter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request_mut();
-        let write = request.headers().get("x-amz-target").is_some_and(is_write);
-        if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
-            let target = request
-                .headers()
-                .get("x-amz-target")
-                .unwrap_or_default()
-                .to_owned();
-            let text = request
-                .body()
-                .bytes()
-                .map(|b| {
-                    String::from_utf8_lossy(b)
-                        .chars()
-                        .take(160)
-                        .collect::<String>()
-                })
-                .unwrap_or_default();
-            eprintln!(
-                "request: {target} {} bytes: {text}",
-                request.body().bytes().map_or(0, <[u8]>::len)
-            );
-        }
         let Some(mut body) = request
             .body()
             .bytes()
@@ -240,7 +188,11 @@ impl Intercept for CapacityMeter {
             return Ok(());
         };
         cfg.interceptor_state().store_put(Req {
-            write,
+            target: request
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .to_owned(),
             kind: item_kind(&body),
         });
         if let Some(object) = body.as_object_mut() {
@@ -272,7 +224,10 @@ impl Intercept for CapacityMeter {
             return Ok(());
         };
         if std::env::var_os("BENCH_CAPACITY_TRACE").is_some() {
-            eprintln!("capacity: {request:?} {}", body["ConsumedCapacity"]);
+            eprintln!(
+                "capacity: {} {} {}",
+                request.target, request.kind, body["ConsumedCapacity"]
+            );
         }
         match &body["ConsumedCapacity"] {
             Value::Array(parts) => parts.iter().for_each(|p| self.record(p, &request)),

@@ -78,6 +78,16 @@ impl RoundTrips {
         self.dynamodb_total() + self.feishu_total()
     }
 
+    /// `4 Feishu, 6 DynamoDB (0 RRU + 11 WRU (indexes: …))`.
+    pub fn brief(&self) -> String {
+        format!(
+            "{} Feishu, {} DynamoDB ({})",
+            self.feishu_total(),
+            self.dynamodb_total(),
+            self.capacity.summary()
+        )
+    }
+
     /// `dynamodb: dedup.claim=1 …; feishu: POST im.reply=2 …`.
     pub fn summary(&self) -> String {
         let join = |m: Vec<String>| {
@@ -102,6 +112,43 @@ impl RoundTrips {
                     .collect()
             ),
         )
+    }
+}
+
+/// A store on a fresh DynamoDB Local table that counts its requests per method and the units
+/// DynamoDB reports for them: what a flow's [`RoundTrips`] are read from.
+pub struct Metered {
+    pub store: Arc<CountingStore<DynamoStore>>,
+    capacity: CapacityMeter,
+    pub table: String,
+}
+
+impl Metered {
+    pub async fn fresh() -> Self {
+        let client = cardbot_tests::dynamodb_local::client().await;
+        let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
+        let capacity = CapacityMeter::default();
+        let store = Arc::new(CountingStore::new(DynamoStore::new(
+            capacity.client(&client),
+            table.clone(),
+        )));
+        Self {
+            store,
+            capacity,
+            table,
+        }
+    }
+
+    /// Starts counting from zero (the simulator's call log too).
+    pub fn reset(&self, sim: &Simulator) {
+        sim.clear_calls();
+        self.store.take();
+        self.capacity.take();
+    }
+
+    /// What was counted since the last reset, with `calls` as the Feishu side; counting restarts.
+    pub fn trips(&self, calls: &[ApiCall]) -> RoundTrips {
+        RoundTrips::new(self.store.take(), calls).with_capacity(self.capacity.take())
     }
 }
 
@@ -179,11 +226,13 @@ impl UpdaterRun {
     /// The most jobs per second Feishu's limits allow for this mix of jobs: 50 calls/s for the app
     /// and 1000/min for each API (`../shared/feishu/`), given the calls a job made per API.
     pub fn ceiling_jobs_per_s(&self) -> f64 {
+        use cardbot::feishu::limiter::{API_CALLS_PER_MINUTE, APP_CALLS_PER_SECOND};
         let jobs = self.jobs_done.max(1) as f64;
-        let app = 50.0 / (self.feishu_requests as f64 / jobs).max(f64::EPSILON);
+        let app = f64::from(APP_CALLS_PER_SECOND)
+            / (self.feishu_requests as f64 / jobs).max(f64::EPSILON);
         self.per_api
             .values()
-            .map(|&n| (1000.0 / 60.0) / (n as f64 / jobs))
+            .map(|&n| f64::from(API_CALLS_PER_MINUTE) / 60.0 / (n as f64 / jobs))
             .fold(app, f64::min)
     }
 }
@@ -236,13 +285,8 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         .await
         .map_err(|e| format!("simulator: {e}"))?,
     );
-    let client = cardbot_tests::dynamodb_local::client().await;
-    let table = cardbot_tests::dynamodb_local::fresh_table(&client).await;
-    let meter = CapacityMeter::default();
-    let store = Arc::new(CountingStore::new(DynamoStore::new(
-        meter.client(&client),
-        table.clone(),
-    )));
+    let metered = Metered::fresh().await;
+    let (store, table) = (metered.store.clone(), metered.table.clone());
     // The functions' environment in the default (entity) mode, on this run's table.
     let mut config = harness::config_for(&sim, "entity");
     config.config.table_name = table.clone();
@@ -302,9 +346,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     let users = sim.add_users(plan.events);
     let started = Instant::now();
     for (i, user) in users.iter().enumerate() {
-        store.take();
-        meter.take();
-        sim.clear_calls();
+        metered.reset(&sim);
         let delivery = sim
             .send_message_as(&event_url, user, ChatKind::P2p, "审批")
             .await;
@@ -315,13 +357,11 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         let fetches = calls.iter().filter(|c| is_token_fetch(c)).count() as u64;
         match i {
             0 => {
-                out.message_cold =
-                    RoundTrips::new(store.take(), &calls).with_capacity(meter.take());
+                out.message_cold = metered.trips(&calls);
                 out.token_fetches_first_event = fetches;
             }
             1 => {
-                out.message_warm =
-                    RoundTrips::new(store.take(), &calls).with_capacity(meter.take());
+                out.message_warm = metered.trips(&calls);
                 out.token_fetches_warm += fetches;
             }
             _ => out.token_fetches_warm += fetches,
@@ -338,12 +378,9 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
             Some((m.message_id, user.clone()))
         })
         .collect();
-    let card_messages: Vec<String> = cards.iter().map(|(m, _)| m.clone()).collect();
 
     // Click → answer: 请假 on every card.
-    store.take();
-    meter.take();
-    sim.clear_calls();
+    metered.reset(&sim);
     if let Ok(mut t) = click_times.lock() {
         t.clear();
     }
@@ -357,13 +394,12 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         }
         out.click_roundtrip_ms
             .push(clicked.delivery.elapsed_ms as f64);
-        let counts = store.take();
-        let units = meter.take();
+        let trips = metered.trips(&sim.calls());
         if i == 1 {
-            out.click_warm = RoundTrips::new(counts, &sim.calls()).with_capacity(units);
+            out.click_warm = trips;
         }
     }
-    out.clicks = card_messages.len();
+    out.clicks = cards.len();
     out.click_handler_ms = click_times
         .lock()
         .map(|t| t.iter().copied().map(ms).collect())
@@ -378,7 +414,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     sim.set_rate_limits(RateLimits::default());
 
     // One post-answer job, as the stream delivers it.
-    if let Some(first) = card_messages.first() {
+    if let Some((first, _)) = cards.first() {
         let card_key = approval::card_key(first);
         let job = store
             .inner()
@@ -388,9 +424,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
             .into_iter()
             .find(|j| j.kind == "post_answer")
             .ok_or("the first click queued no post_answer job")?;
-        store.take();
-        meter.take();
-        sim.clear_calls();
+        metered.reset(&sim);
         let summary = updater
             .handle(
                 &harness::stream_insert(&card_key, &job.job_id, job.due_at),
@@ -400,8 +434,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
         if summary.done != 1 {
             return Err(format!("the post-answer job did not complete: {summary:?}"));
         }
-        out.post_answer_job =
-            RoundTrips::new(store.take(), &sim.calls()).with_capacity(meter.take());
+        out.post_answer_job = metered.trips(&sim.calls());
     }
 
     // The rest of the due jobs, swept back to back by one instance (reserved concurrency 1).
@@ -430,10 +463,10 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
     }
     run.wall_ms = ms(started.elapsed());
     let calls = sim.calls();
-    run.feishu_requests = calls.iter().filter(|c| !is_token_fetch(c)).count();
     for call in calls.iter().filter(|c| !is_token_fetch(c)) {
         *run.per_api.entry(api_name(call)).or_insert(0) += 1;
     }
+    run.feishu_requests = run.per_api.values().sum::<u64>() as usize;
     run.rate_limited = calls.iter().filter(|c| is_rate_limited(c)).count();
     Ok(out)
 }
