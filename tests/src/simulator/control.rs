@@ -193,11 +193,7 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
                 json!({"error": "no such update token"}),
             ),
         },
-        ("GET", ["users"]) => {
-            let mut users = vec![sim.config.user()];
-            users.extend(sim.world().users.iter().cloned());
-            reply(StatusCode::OK, json!({ "items": to_json(&users) }))
-        }
+        ("GET", ["users"]) => reply(StatusCode::OK, json!({ "items": to_json(&sim.users()) })),
         ("POST", ["users"]) => match parse::<AddUsers>(&body) {
             Ok(a) if a.count <= MAX_ADDED_USERS => reply(
                 StatusCode::OK,

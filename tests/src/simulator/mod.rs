@@ -161,6 +161,13 @@ impl Shared {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every user of the tenant: the configured one, then the added ones.
+    pub fn users(&self) -> Vec<SimUser> {
+        let mut users = vec![self.config.user()];
+        users.extend(self.world().users.iter().cloned());
+        users
+    }
+
     /// The user with `open_id`: the configured one or an added one.
     pub fn user(&self, open_id: &str) -> Option<SimUser> {
         let configured = self.config.user();

@@ -19,11 +19,11 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::delivery::{self, ChatKind};
-use super::state::{ApiCall, ChatMessage, Sender, SimUser};
+use super::state::{ApiCall, CardSnapshot, ChatMessage, Sender, SimUser};
 use super::{card, Shared};
 
 /// Where the playground sends what the person does: the bot's two callback URLs.
@@ -33,22 +33,35 @@ pub struct BotUrls {
     pub card_url: String,
 }
 
-/// What a page shows: who you are, which chat, which card's calls, the language, the callback style.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What a page shows: who you are, which chat, which card's calls, the language, the callback
+/// style. It is the page's query, and every post carries it back.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub(super) struct View {
-    #[serde(default, rename = "as")]
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     user: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     chat: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     card: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     lang: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     legacy: Option<String>,
 }
 
 impl View {
+    /// The view a post's fields name.
+    fn from_fields(fields: &[(String, String)]) -> Self {
+        let get = |k: &str| field(fields, k).map(str::to_owned);
+        Self {
+            user: get("as"),
+            chat: get("chat"),
+            card: get("card"),
+            lang: get("lang"),
+            legacy: get("legacy"),
+        }
+    }
+
     fn english(&self) -> bool {
         self.lang.as_deref() == Some("en")
     }
@@ -57,58 +70,45 @@ impl View {
         self.legacy.as_deref() == Some("1")
     }
 
-    /// This view's address with some parts changed.
+    /// This view's address with who, which chat and which card changed.
     fn href(&self, user: &str, chat: &str, card: Option<&str>) -> String {
-        let mut query = vec![("as", user.to_owned()), ("chat", chat.to_owned())];
-        if let Some(card) = card {
-            query.push(("card", card.to_owned()));
-        }
-        if self.english() {
-            query.push(("lang", "en".into()));
-        }
-        if self.legacy() {
-            query.push(("legacy", "1".into()));
-        }
-        let query: Vec<String> = query
-            .into_iter()
-            .map(|(k, v)| format!("{k}={}", urlencoding(&v)))
-            .collect();
-        format!("/playground?{}", query.join("&"))
+        let view = View {
+            user: Some(user.to_owned()),
+            chat: Some(chat.to_owned()),
+            card: card.map(str::to_owned),
+            lang: self.english().then(|| "en".to_owned()),
+            legacy: self.legacy().then(|| "1".to_owned()),
+        };
+        let query = serde_urlencoded::to_string(&view).unwrap_or_default();
+        format!("/playground?{query}")
+    }
+
+    /// Back to the page a post came from (the selected card's calls stay open).
+    fn back(&self, user: &str) -> Redirect {
+        let chat = self.chat.as_deref().unwrap_or_default();
+        Redirect::to(&self.href(user, chat, self.card.as_deref()))
     }
 }
 
-/// Percent-encodes a query value (ids and the two switches only ever reach here).
-fn urlencoding(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A form field's value by name.
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
-/// The users a person can be: the configured one, then the added ones.
-fn users(shared: &Shared) -> Vec<SimUser> {
-    let mut all = vec![shared.config.user()];
-    all.extend(shared.world().users.iter().cloned());
-    all
-}
-
-/// A user's chats with the bot: their p2p chat, and the group (every simulated user is in it).
-fn chats(shared: &Shared, user: &SimUser) -> Vec<(String, String, ChatKind)> {
-    vec![
+/// A user's chats with the bot, as (chat_id, title): their p2p chat, and the group (every
+/// simulated user is in it).
+fn chats(shared: &Shared, user: &SimUser) -> [(String, String); 2] {
+    [
         (
             user.p2p_chat_id.clone(),
             format!("{} · {}", shared.config.bot_name, user.name),
-            ChatKind::P2p,
         ),
         (
             shared.config.group_chat_id.clone(),
             "审批群 (group)".to_owned(),
-            ChatKind::Group,
         ),
     ]
 }
@@ -137,7 +137,7 @@ pub(super) async fn version(State(shared): State<Arc<Shared>>) -> String {
 
 /// `GET /playground`.
 pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<View>) -> Response {
-    let all = users(&shared);
+    let all = shared.users();
     let me = view
         .user
         .as_deref()
@@ -148,7 +148,7 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
     let chat = view
         .chat
         .as_deref()
-        .and_then(|id| my_chats.iter().find(|(c, _, _)| c == id))
+        .and_then(|id| my_chats.iter().find(|(c, _)| c == id))
         .unwrap_or(&my_chats[0])
         .clone();
     let names: HashMap<String, String> = all
@@ -168,28 +168,27 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
             .filter(|m| m.msg.chat_id == chat.0)
             .map(|m| m.msg.clone())
             .collect();
-        let cards: HashMap<String, (Value, bool, Option<String>)> = messages
+        let cards: HashMap<String, CardSnapshot> = messages
             .iter()
             .filter(|m| m.msg_type == "interactive")
             .filter_map(|m| {
-                let s = world.snapshot_message_card(&m.message_id, now)?;
-                Some((m.message_id.clone(), (s.card, s.streaming, s.card_id)))
+                let snapshot = world.snapshot_message_card(&m.message_id, now)?;
+                Some((m.message_id.clone(), snapshot))
             })
             .collect();
         let calls = view
             .card
             .as_deref()
             .map(|id| {
-                let entity = cards.get(id).and_then(|c| c.2.clone());
-                calls_for(&world.calls, id, entity.as_deref())
+                let entity = cards.get(id).and_then(|c| c.card_id.as_deref());
+                calls_for(&world.calls, id, entity)
             })
             .unwrap_or_default();
         let toast = world.playground_toasts.remove(&me.open_id);
         (messages, cards, calls, toast, world.bot_urls.is_some())
     };
-    let view_ref = &view;
     let body = html! {
-        div #live data-version="" {
+        div #live {
             @if !configured {
                 p.warn { "No bot is connected to this simulator yet (make run connects it)." }
             }
@@ -199,26 +198,26 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
             div.columns {
                 nav.chats {
                     h2 { "Chats" }
-                    @for (id, title, _) in &my_chats {
-                        a.chat.active[*id == chat.0] href=(view_ref.href(&me.open_id, id, None)) { (title) }
+                    @for (id, title) in &my_chats {
+                        a.chat.active[*id == chat.0] href=(view.href(&me.open_id, id, None)) { (title) }
                     }
                 }
                 section.messages #messages {
                     h2 { (chat.1) }
                     @for m in &messages {
-                        (message(m, &names, &cards, view_ref, &me, &chat.0))
+                        (message(m, &names, &cards, &view, &me, &chat.0))
                     }
                     form.compose method="post" action="/playground/send" {
                         input type="hidden" name="as" value=(me.open_id);
                         input type="hidden" name="chat" value=(chat.0);
-                        (view_fields(view_ref))
+                        (view_fields(&view))
                         input #compose type="text" name="text" autocomplete="off" placeholder="输入消息，例如 审批";
                         button type="submit" { "发送" }
                     }
                 }
                 aside.calls {
                     h2 { "Open API calls" }
-                    @if view_ref.card.is_none() {
+                    @if view.card.is_none() {
                         p.hint { "Pick “calls” on a card to see what the bot asked Feishu for it." }
                     }
                     @for c in &calls {
@@ -279,7 +278,7 @@ fn view_fields(view: &View) -> Markup {
 fn message(
     m: &ChatMessage,
     names: &HashMap<String, String>,
-    cards: &HashMap<String, (Value, bool, Option<String>)>,
+    cards: &HashMap<String, CardSnapshot>,
     view: &View,
     me: &SimUser,
     chat: &str,
@@ -300,8 +299,8 @@ fn message(
             div.sender { (who) }
             @match m.msg_type.as_str() {
                 "interactive" => {
-                    @if let Some((card, streaming, _)) = cards.get(&m.message_id) {
-                        (render_card(card, *streaming, &m.message_id, names, view, me, chat))
+                    @if let Some(shown) = cards.get(&m.message_id) {
+                        (render_card(&shown.card, shown.streaming, &m.message_id, names, view, me, chat))
                     }
                 }
                 "text" => {
@@ -608,32 +607,9 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Send {
-    #[serde(rename = "as")]
-    user: String,
-    chat: String,
     text: String,
-    #[serde(default)]
-    card: Option<String>,
-    #[serde(default)]
-    lang: Option<String>,
-    #[serde(default)]
-    legacy: Option<String>,
-}
-
-/// Back to the page the post came from (the selected card's calls stay open).
-fn back(
-    user: &str,
-    chat: &str,
-    card: Option<String>,
-    lang: Option<String>,
-    legacy: Option<String>,
-) -> Redirect {
-    let view = View {
-        lang,
-        legacy,
-        ..View::default()
-    };
-    Redirect::to(&view.href(user, chat, card.as_deref()))
+    #[serde(flatten)]
+    view: View,
 }
 
 /// `POST /playground/send`: the person's message, to the bot as Feishu's event.
@@ -641,10 +617,10 @@ pub(super) async fn send(State(shared): State<Arc<Shared>>, Form(form): Form<Sen
     let Some(urls) = shared.world().bot_urls.clone() else {
         return (StatusCode::CONFLICT, "no bot connected").into_response();
     };
-    let Some(user) = shared.user(&form.user) else {
+    let Some(user) = form.view.user.as_deref().and_then(|id| shared.user(id)) else {
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
     };
-    let kind = if form.chat == shared.config.group_chat_id {
+    let kind = if form.view.chat.as_deref() == Some(shared.config.group_chat_id.as_str()) {
         ChatKind::Group
     } else {
         ChatKind::P2p
@@ -653,7 +629,7 @@ pub(super) async fn send(State(shared): State<Arc<Shared>>, Form(form): Form<Sen
     if !text.is_empty() {
         delivery::user_message(&shared, &urls.event_url, &user, kind, text).await;
     }
-    back(&user.open_id, &form.chat, form.card, form.lang, form.legacy).into_response()
+    form.view.back(&user.open_id).into_response()
 }
 
 /// `POST /playground/press`: a button or a form's submit, as Feishu's card callback. Fields:
@@ -663,60 +639,46 @@ pub(super) async fn press(
     State(shared): State<Arc<Shared>>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(name, _)| name == k)
-            .map(|(_, v)| v.clone())
-    };
-    let (Some(user), Some(chat), Some(message_id), Some(element_id)) =
-        (get("as"), get("chat"), get("message_id"), get("element_id"))
-    else {
+    let view = View::from_fields(&fields);
+    let (Some(user), Some(message_id), Some(element_id)) = (
+        view.user.as_deref(),
+        field(&fields, "message_id"),
+        field(&fields, "element_id"),
+    ) else {
         return (StatusCode::BAD_REQUEST, "missing field").into_response();
     };
     let Some(urls) = shared.world().bot_urls.clone() else {
         return (StatusCode::CONFLICT, "no bot connected").into_response();
     };
-    let Some(who) = shared.user(&user) else {
+    let Some(who) = shared.user(user) else {
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
     };
-    let form_value: Vec<(String, Value)> = fields
+    // Filled fields only (an empty one is not sent, as in the client); a date goes with its zone.
+    let form_value: Vec<(&str, Value)> = fields
         .iter()
-        .filter_map(|(k, v)| {
-            if let Some(name) = k.strip_prefix("f_") {
-                Some((name.to_owned(), Value::String(v.clone())))
-            } else {
-                let name = k.strip_prefix("d_")?;
-                // The client sends a date with its zone; an empty one stays empty (not filled).
-                let date = if v.is_empty() {
-                    String::new()
-                } else {
-                    format!("{v} +0800")
-                };
-                Some((name.to_owned(), Value::String(date)))
-            }
-        })
-        .filter(|(_, v)| v.as_str().is_some_and(|s| !s.is_empty()))
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(
+            |(k, v)| match (k.strip_prefix("f_"), k.strip_prefix("d_")) {
+                (Some(name), _) => Some((name, Value::String(v.clone()))),
+                (_, Some(name)) => Some((name, Value::String(format!("{v} +0800")))),
+                _ => None,
+            },
+        )
         .collect();
-    let refs: Vec<(&str, Value)> = form_value
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    let legacy = get("legacy").as_deref() == Some("1");
     let now = shared.clock.now_ms();
-    let shown = shared.world().snapshot_message_card(&message_id, now);
+    let shown = shared.world().snapshot_message_card(message_id, now);
     let toast = match shown {
         None => Some("这张卡片已不存在".to_owned()),
-        Some(snapshot) => match card::press(&snapshot.card, &element_id, &refs) {
+        Some(snapshot) => match card::press(&snapshot.card, element_id, &form_value) {
             Err(e) => Some(format!("没有发送回调: {e}")),
             Ok(action) => {
                 let answered = delivery::card_callback_action(
                     &shared,
                     &urls.card_url,
                     &who,
-                    &message_id,
+                    message_id,
                     action,
-                    legacy,
+                    view.legacy(),
                 )
                 .await;
                 answered
@@ -732,7 +694,7 @@ pub(super) async fn press(
             .playground_toasts
             .insert(who.open_id.clone(), toast);
     }
-    back(&who.open_id, &chat, get("card"), get("lang"), get("legacy")).into_response()
+    view.back(&who.open_id).into_response()
 }
 
 const STYLE: &str = r#"
