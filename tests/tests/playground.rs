@@ -18,11 +18,17 @@ use serde_json::json;
 /// beside builds and other tests on 2 cores.
 const WAIT: Duration = Duration::from_secs(90);
 
-/// chromedriver on a free port, stopped with the test.
+/// chromedriver on a free port, and the browser profile folder; both go with the test.
 struct Driver {
     _child: tokio::process::Child,
     url: String,
-    _profile: PathBuf,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }
 
 fn binary(var: &str, default: &str) -> String {
@@ -58,7 +64,7 @@ async fn driver() -> Driver {
     Driver {
         _child: child,
         url,
-        _profile: profile,
+        profile,
     }
 }
 
@@ -72,7 +78,7 @@ async fn browser(driver: &Driver) -> Client {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                format!("--user-data-dir={}", driver._profile.display()),
+                format!("--user-data-dir={}", driver.profile.display()),
             ],
         }),
     );

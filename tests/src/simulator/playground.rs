@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::delivery::{self, ChatKind};
-use super::state::{ApiCall, CardSnapshot, ChatMessage, Sender, SimUser};
+use super::state::{ApiCall, CardSnapshot, ChatMessage, Sender, SimUser, World};
 use super::{card, Shared};
 
 /// Where the playground sends what the person does: the bot's two callback URLs.
@@ -113,9 +113,15 @@ fn chats(shared: &Shared, user: &SimUser) -> [(String, String); 2] {
     ]
 }
 
-/// Changes whenever anything a page shows may have changed.
+/// `GET /playground/version`: changes whenever anything a page shows may have changed.
 pub(super) async fn version(State(shared): State<Arc<Shared>>) -> String {
-    let world = shared.world();
+    version_of(&shared.world())
+}
+
+/// The world's version: its messages, Open API calls, card revisions and deliveries so far. A
+/// page carries the version it was drawn at (`#live[data-version]`), so a change that lands
+/// between drawing it and the script's first poll is not missed.
+fn version_of(world: &World) -> String {
     let revisions: usize = world
         .messages
         .iter()
@@ -160,7 +166,7 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
         )])
         .collect();
     let now = shared.clock.now_ms();
-    let (messages, cards, calls, toast, configured) = {
+    let (messages, cards, calls, toast, configured, drawn_at) = {
         let mut world = shared.world();
         let messages: Vec<ChatMessage> = world
             .messages
@@ -185,10 +191,18 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
             })
             .unwrap_or_default();
         let toast = world.playground_toasts.remove(&me.open_id);
-        (messages, cards, calls, toast, world.bot_urls.is_some())
+        let drawn_at = version_of(&world);
+        (
+            messages,
+            cards,
+            calls,
+            toast,
+            world.bot_urls.is_some(),
+            drawn_at,
+        )
     };
     let body = html! {
-        div #live {
+        div #live data-version=(drawn_at) {
             @if !configured {
                 p.warn { "No bot is connected to this simulator yet (make run connects it)." }
             }
@@ -741,16 +755,16 @@ aside.calls { background: #fff; border-radius: 8px; padding: 12px; font-size: 12
 .warn { margin: 12px; color: #b26206; }
 "#;
 
-/// Polls the version; when it changes, swaps `#live` for the new page's, keeping what is being
+/// Polls the version; when it differs from the one the shown `#live` was drawn at, swaps in the
+/// new page's `#live` (which carries its own), keeping what is being
 /// typed, and types out a card text that grew at its end (CardKit's streamed `content` does that).
 const SCRIPT: &str = r#"
 (function () {
-  let version = null;
   async function tick() {
     try {
       const v = await (await fetch('/playground/version', { cache: 'no-store' })).text();
-      if (version !== null && v !== version && !busy()) await swap();
-      version = v;
+      const shown = document.getElementById('live');
+      if (shown && v !== shown.dataset.version && !busy()) await swap();
     } catch (e) {}
     setTimeout(tick, 500);
   }
