@@ -129,6 +129,26 @@ async fn wait_for(c: &Client, needles: &[&str]) -> String {
     }
 }
 
+/// Waits until the browser's address holds `part` (a switch on the page reloads it).
+async fn wait_url(c: &Client, part: &str) {
+    let started = Instant::now();
+    loop {
+        let url = c
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        if url.contains(part) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the page never went to {part}: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Retries a browser action until it goes through: the page swaps itself when the bot changes
 /// something, which can make a found element stale before it is used.
 async fn retry<F, Fut>(what: &str, action: F)
@@ -287,5 +307,52 @@ async fn a_request_through_the_form_is_approved_by_the_approver_in_their_own_cha
     // Back as the requester: their card shows the decision too.
     be(&c, &sim.config().user().open_id).await;
     wait_for(&c, &["请假通过", "family trip"]).await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_group_a_legacy_click_approves_and_the_english_client_reads_the_card() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let _bot = stack(&[], sim.clone()).await;
+    let group = sim.config().group_chat_id.clone();
+    let driver = driver().await;
+    let c = browser(&driver).await;
+    c.goto(&sim.playground_url()).await.unwrap();
+
+    click(&c, Locator::Css("input[name=legacy]")).await;
+    wait_url(&c, "legacy=1").await;
+    click(&c, Locator::XPath("//nav//a[contains(., '(group)')]")).await;
+    wait_url(&c, &format!("chat={group}")).await;
+    say(&c, "审批").await;
+    wait_for(&c, &["请假", "加班"]).await;
+    press(&c, "请假").await;
+    wait_for(&c, &["请假通过"]).await;
+
+    // What the bot received: the group message with its @bot mention, and the old-style callback.
+    let deliveries = sim.deliveries();
+    let message = deliveries
+        .iter()
+        .find(|d| d.kind == "event")
+        .expect("the message went to the bot");
+    let event = &message.plaintext["event"]["message"];
+    assert_eq!(event["chat_type"], "group");
+    assert_eq!(event["chat_id"], group.as_str());
+    assert_eq!(
+        event["mentions"][0]["id"]["open_id"],
+        sim.config().bot_open_id.as_str()
+    );
+    let kinds: Vec<&str> = deliveries
+        .iter()
+        .filter(|d| d.kind.starts_with("card_callback"))
+        .map(|d| d.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["card_callback_legacy"]);
+    assert!(deliveries.iter().all(|d| d.status == Some(200)));
+
+    // The English client keeps the chat and shows the card's en_us texts.
+    click(&c, Locator::Css("input[name=lang]")).await;
+    wait_url(&c, "lang=en").await;
+    wait_url(&c, &format!("chat={group}")).await;
+    wait_for(&c, &["Leave approved"]).await;
     c.close().await.unwrap();
 }

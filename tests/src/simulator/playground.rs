@@ -260,7 +260,10 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
             body {
                 header {
                     strong { "cardbot playground" }
+                    // The chat stays as it is when who you are, the language or the callback
+                    // style changes (the page falls back to the p2p chat of a user not in it).
                     form.who method="get" action="/playground" {
+                        input type="hidden" name="chat" value=(chat.0);
                         label { "You are "
                             select name="as" onchange="this.form.submit()" {
                                 @for u in &all {
