@@ -117,6 +117,14 @@ fn webhook_and_cards(c: &mut Criterion) {
                 .unwrap_or_else(|e| panic!("plaintext: {e}"))
         })
     });
+    // The same plaintext read with nothing kept: what any JSON reader must pay. The typed parse
+    // above minus this is what the wire types themselves cost (field matching, owned strings).
+    group.bench_function("event_part_json_scan", |b| {
+        b.iter(|| {
+            serde_json::from_str::<serde::de::IgnoredAny>(black_box(&plaintext))
+                .unwrap_or_else(|e| panic!("plaintext: {e}"))
+        })
+    });
     group.bench_function("challenge_answer", |b| {
         b.iter(|| verify_and_dispatch(&v, &challenge))
     });

@@ -312,6 +312,10 @@ impl Bench {
                 "event_part_json",
                 "审批 event, part: plaintext JSON → typed (direct)",
             ),
+            (
+                "event_part_json_scan",
+                "审批 event, part: plaintext JSON scanned, nothing kept",
+            ),
             ("challenge_answer", "challenge: decrypt+answer"),
             (
                 "approval_card_build_serialize",
@@ -390,9 +394,12 @@ impl Bench {
                 .value(ratio, "×", format!("{ratio:.2}×"))
                 .target("≤ 1.5×", Verdict::from_bool(ratio <= 1.5))
                 .note(format!(
-                    "event {} = {}; what is above the floor is the typed JSON parse of the plaintext",
+                    "event {} = {}; what is above the floor is the typed JSON parse of the plaintext{}",
                     duration_ns(event),
-                    parts.join(" + ")
+                    parts.join(" + "),
+                    self.criterion_median("event_part_json_scan")
+                        .map(|ns| format!(", of which the bare JSON scan (nothing kept) is {}", duration_ns(ns)))
+                        .unwrap_or_default()
                 )),
         );
     }
