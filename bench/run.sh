@@ -14,10 +14,11 @@ node_sdk_version="1.74.0"
 venv=".tools/bench-venv"
 node_dir=".tools/bench-node"
 
-# A missing peer is not fatal: its ratio prints n/a.
+# A missing peer is not fatal: its ratio prints n/a. --clear makes a half-made venv (a full disk,
+# an interrupted install) again instead of failing on its missing pip.
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('lark-oapi') != '$lark_version')" 2>/dev/null; then
   echo "installing lark-oapi==$lark_version into $venv ..." >&2
-  { python3 -m venv "$venv" && "$venv/bin/pip" install -q "lark-oapi==$lark_version"; } >&2 ||
+  { python3 -m venv --clear "$venv" && "$venv/bin/pip" install -q "lark-oapi==$lark_version"; } >&2 ||
     echo "warning: lark-oapi not installed; its ratios will be n/a" >&2
 fi
 if ! node -e "process.exit(require('./$node_dir/node_modules/@larksuiteoapi/node-sdk/package.json').version !== '$node_sdk_version')" 2>/dev/null; then
