@@ -265,6 +265,21 @@ async fn a_person_asks_clicks_and_sees_the_card_approved_and_hostile_text_stays_
         .await
         .unwrap();
     assert_eq!(safe, json!(true), "user text became markup");
+
+    // A message over the bot's body cap is refused, and the page says so.
+    retry("long message", || async {
+        c.execute(
+            "document.getElementById('compose').value = 'x'.repeat(300000);",
+            vec![],
+        )
+        .await?;
+        c.find(Locator::Css("form.compose button"))
+            .await?
+            .click()
+            .await
+    })
+    .await;
+    wait_for(&c, &["the bot answered HTTP 413"]).await;
     c.close().await.unwrap();
 }
 
@@ -288,30 +303,41 @@ async fn a_request_through_the_form_is_approved_by_the_approver_in_their_own_cha
     set(&c, "select[name=f_leave_type]", "annual").await;
     set(&c, "input[name=d_start_date]", "2026-12-01").await;
     set(&c, "input[name=d_end_date]", "2026-12-03").await;
+    // The reason reaches the cards' markdown escaped; the page shows it as written, as text.
+    let reason = "family trip <b>x</b></at> & **y** (1+1)";
     retry("reason", || async {
         c.find(Locator::Css("input[name=f_reason]"))
             .await?
-            .send_keys("family trip")
+            .send_keys(reason)
             .await
     })
     .await;
     press(&c, "提交").await;
-    wait_for(&c, &["审批中", "family trip"]).await;
+    wait_for(&c, &["审批中", reason]).await;
 
     // Switch to the approver: their p2p chat holds the approver's card.
     be(&c, &approver.open_id).await;
-    wait_for(&c, &["同意", "拒绝", "family trip"]).await;
+    wait_for(&c, &["同意", "拒绝", reason]).await;
     press(&c, "同意").await;
     wait_for(&c, &["请假通过"]).await;
 
     // Back as the requester: their card shows the decision too.
     be(&c, &sim.config().user().open_id).await;
-    wait_for(&c, &["请假通过", "family trip"]).await;
+    wait_for(&c, &["请假通过", reason]).await;
+    // Shown literally (markup would not read as `<b>x</b>` or `**y**`), and no element made of it.
+    let no_markup = c
+        .execute(
+            "return [...document.querySelectorAll('.card-body b')].every(b => b.textContent !== 'x' && b.textContent !== 'y');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(no_markup, json!(true), "the reason became markup");
     c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_the_group_a_legacy_click_approves_and_the_english_client_reads_the_card() {
+async fn in_the_group_a_legacy_click_approves_in_the_english_client() {
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
     let _bot = stack(&[], sim.clone()).await;
     let group = sim.config().group_chat_id.clone();
@@ -323,10 +349,15 @@ async fn in_the_group_a_legacy_click_approves_and_the_english_client_reads_the_c
     wait_url(&c, "legacy=1").await;
     click(&c, Locator::XPath("//nav//a[contains(., '(group)')]")).await;
     wait_url(&c, &format!("chat={group}")).await;
+    // The English client keeps the chat, and shows the cards' en_us texts and toasts.
+    click(&c, Locator::Css("input[name=lang]")).await;
+    wait_url(&c, "lang=en").await;
+    wait_url(&c, &format!("chat={group}")).await;
     say(&c, "审批").await;
-    wait_for(&c, &["请假", "加班"]).await;
-    press(&c, "请假").await;
-    wait_for(&c, &["请假通过"]).await;
+    wait_for(&c, &["@cardbot 审批", "Leave", "Overtime"]).await;
+    press(&c, "Leave").await;
+    wait_for(&c, &["Your leave request was submitted"]).await;
+    wait_for(&c, &["Leave approved"]).await;
 
     // What the bot received: the group message with its @bot mention, and the old-style callback.
     let deliveries = sim.deliveries();
@@ -348,11 +379,5 @@ async fn in_the_group_a_legacy_click_approves_and_the_english_client_reads_the_c
         .collect();
     assert_eq!(kinds, ["card_callback_legacy"]);
     assert!(deliveries.iter().all(|d| d.status == Some(200)));
-
-    // The English client keeps the chat and shows the card's en_us texts.
-    click(&c, Locator::Css("input[name=lang]")).await;
-    wait_url(&c, "lang=en").await;
-    wait_url(&c, &format!("chat={group}")).await;
-    wait_for(&c, &["Leave approved"]).await;
     c.close().await.unwrap();
 }

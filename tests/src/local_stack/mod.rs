@@ -510,7 +510,8 @@ impl LocalStack {
         let event = event?;
         let card = card?;
         say(format!(
-            "functions answer: event-callback {event}, card-action {card}, card-updater {}",
+            "functions up: event-callback {event} and card-action {card} to an unsigned probe \
+             (refused, as they must; their WARN `request rejected` lines are that probe), card-updater {}",
             match &updater {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => e.clone(),

@@ -60,6 +60,9 @@ enum Protection {
     Challenge,
 }
 
+/// The placeholder of the bot's @mention in a group message the simulator sends (`mentions[0].key`).
+pub(crate) const BOT_MENTION_KEY: &str = "@_user_1";
+
 pub(crate) async fn user_message(
     sim: &Shared,
     url: &str,
@@ -90,13 +93,13 @@ pub(crate) async fn user_message_of(
     };
     let content_text = match chat {
         ChatKind::P2p => text.to_owned(),
-        ChatKind::Group => format!("@_user_1 {text}"),
+        ChatKind::Group => format!("{BOT_MENTION_KEY} {text}"),
     };
     let (msg_type, content) = if rich {
         let mut runs = Vec::new();
         if chat == ChatKind::Group {
             runs.push(
-                json!({"tag": "at", "user_id": "@_user_1", "user_name": cfg.bot_name, "style": []}),
+                json!({"tag": "at", "user_id": BOT_MENTION_KEY, "user_name": cfg.bot_name, "style": []}),
             );
         }
         runs.push(json!({"tag": "text", "text": format!(" {text}"), "style": ["bold"]}));
@@ -115,7 +118,7 @@ pub(crate) async fn user_message_of(
     });
     if chat == ChatKind::Group {
         message["mentions"] = json!([{
-            "key": "@_user_1",
+            "key": BOT_MENTION_KEY,
             "id": {"union_id": "", "user_id": "", "open_id": cfg.bot_open_id},
             "name": cfg.bot_name,
             "tenant_key": cfg.tenant_key,

@@ -33,6 +33,17 @@ pub struct BotUrls {
     pub card_url: String,
 }
 
+/// How long a press's toast stays on the page (the client's toast fades after a few seconds).
+const TOAST_SHOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The answer's toast of a person's last press or the reason nothing was sent, shown until
+/// `until` (real time, not the simulator's clock: it is for the person looking at the page).
+#[derive(Debug, Clone)]
+pub struct PlaygroundToast {
+    pub text: String,
+    pub until: std::time::Instant,
+}
+
 /// What a page shows: who you are, which chat, which card's calls, the language, the callback
 /// style. It is the page's query, and every post carries it back.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -190,7 +201,11 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                 calls_for(&world.calls, id, entity)
             })
             .unwrap_or_default();
-        let toast = world.playground_toasts.remove(&me.open_id);
+        let toast = world
+            .playground_toasts
+            .get(&me.open_id)
+            .filter(|t| t.until > std::time::Instant::now())
+            .map(|t| t.text.clone());
         let drawn_at = version_of(&world);
         (
             messages,
@@ -219,7 +234,7 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                 section.messages #messages {
                     h2 { (chat.1) }
                     @for m in &messages {
-                        (message(m, &names, &cards, &view, &me, &chat.0))
+                        (message(m, &names, &cards, &view, &me, &chat.0, &shared.config.bot_name))
                     }
                     form.compose method="post" action="/playground/send" {
                         input type="hidden" name="as" value=(me.open_id);
@@ -299,6 +314,7 @@ fn message(
     view: &View,
     me: &SimUser,
     chat: &str,
+    bot_name: &str,
 ) -> Markup {
     let (who, from_bot) = match &m.sender {
         Sender::App { .. } => ("cardbot".to_owned(), true),
@@ -321,10 +337,10 @@ fn message(
                     }
                 }
                 "text" => {
-                    div.text { (content["text"].as_str().unwrap_or_default()) }
+                    div.text { (mentioned(content["text"].as_str().unwrap_or_default(), bot_name)) }
                 }
                 "post" => {
-                    div.text { (cardbot::webhook::post_text(&content).unwrap_or_default()) }
+                    div.text { (mentioned(&cardbot::webhook::post_text(&content).unwrap_or_default(), bot_name)) }
                 }
                 other => {
                     div.text { "[" (other) "]" }
@@ -414,9 +430,16 @@ impl Ctx<'_> {
     }
 }
 
-/// Only `[a-z0-9-]` reaches a class name.
+/// A person's group message holds the bot's mention as its placeholder; the client shows the
+/// name (the simulator's one mention is the bot).
+fn mentioned(text: &str, bot_name: &str) -> String {
+    text.replace(delivery::BOT_MENTION_KEY, &format!("@{bot_name}"))
+}
+
+/// Only `[a-z0-9-]` reaches a class name (`primary_filled` → `primary-filled`).
 fn css_word(word: &str) -> String {
     word.chars()
+        .map(|c| if c == '_' { '-' } else { c })
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(20)
         .collect::<String>()
@@ -559,7 +582,11 @@ fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
             rest = after;
         } else if let Some((color, inner, after)) = text_tag(rest) {
             flush(&mut text, &mut parts, bold);
+            let inner = decode_entities(&inner);
             parts.push(html! { span class=(format!("tag c-{}", css_word(&color))) { (inner) } });
+            rest = after;
+        } else if let Some((decoded, after)) = entity(rest) {
+            text.push(decoded);
             rest = after;
         } else {
             text.push(c);
@@ -568,6 +595,53 @@ fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
     }
     flush(&mut text, &mut parts, bold);
     html! { @for p in &parts { (p) } }
+}
+
+/// An HTML entity at the start of `s` (`&#60;`, `&#x3C;`, `&lt;`, `&gt;`, `&amp;`, `&quot;`,
+/// `&nbsp;`): the character and what follows. The bot writes user text in card markdown as
+/// numeric entities (`cards::text::escape_markdown`); the page shows what a client that decodes
+/// them shows, the text as written. Whether Feishu's client decodes them is unconfirmed in
+/// `../shared/feishu/`; the bot's escaping is safe either way.
+fn entity(s: &str) -> Option<(char, &str)> {
+    let rest = s.strip_prefix('&')?;
+    let end = rest.find(';').filter(|&end| end <= 10)?;
+    let (name, after) = (&rest[..end], &rest[end + 1..]);
+    let c = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        _ => {
+            let code = name.strip_prefix('#')?;
+            let n = match code.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => code.parse().ok()?,
+            };
+            char::from_u32(n).filter(|c| !c.is_control() || *c == '\n')?
+        }
+    };
+    Some((c, after))
+}
+
+/// Every entity in `s` decoded ([`entity`]); anything else as it is.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        match entity(rest) {
+            Some((decoded, after)) => {
+                out.push(decoded);
+                rest = after;
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
 }
 
 /// `<at id=ou_x></at>` (or `id="…"`, `user_id=`) at the start of `s`: the id and what follows.
@@ -622,6 +696,15 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Shows `text` on `open_id`'s page for [`TOAST_SHOWN`].
+fn show_toast(shared: &Shared, open_id: &str, text: String) {
+    let until = std::time::Instant::now() + TOAST_SHOWN;
+    shared
+        .world()
+        .playground_toasts
+        .insert(open_id.to_owned(), PlaygroundToast { text, until });
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct Send {
     text: String,
@@ -644,7 +727,19 @@ pub(super) async fn send(State(shared): State<Arc<Shared>>, Form(form): Form<Sen
     };
     let text = form.text.trim();
     if !text.is_empty() {
-        delivery::user_message(&shared, &urls.event_url, &user, kind, text).await;
+        let sent = delivery::user_message(&shared, &urls.event_url, &user, kind, text).await;
+        // Feishu would retry a refused push and the person would see no answer; the page says why.
+        let refused = match sent.status {
+            Some(status) if (200..300).contains(&status) => None,
+            Some(status) => Some(format!(
+                "the bot answered HTTP {status}: {}",
+                truncate(&sent.response_body, 200)
+            )),
+            None => Some("the bot did not answer".to_owned()),
+        };
+        if let Some(reason) = refused {
+            show_toast(&shared, &user.open_id, reason);
+        }
     }
     form.view.back(&user.open_id).into_response()
 }
@@ -698,18 +793,19 @@ pub(super) async fn press(
                     view.legacy(),
                 )
                 .await;
-                answered
-                    .ok()
-                    .and_then(|d| d.toast)
-                    .and_then(|t| t["content"].as_str().map(str::to_owned))
+                // The client shows the toast in its language: `i18n.<locale>`, else `content`.
+                let locale = if view.english() { "en_us" } else { "zh_cn" };
+                answered.ok().and_then(|d| d.toast).and_then(|t| {
+                    t["i18n"][locale]
+                        .as_str()
+                        .or(t["content"].as_str())
+                        .map(str::to_owned)
+                })
             }
         },
     };
     if let Some(toast) = toast {
-        shared
-            .world()
-            .playground_toasts
-            .insert(who.open_id.clone(), toast);
+        show_toast(&shared, &who.open_id, toast);
     }
     view.back(&who.open_id).into_response()
 }
@@ -741,8 +837,11 @@ section.messages { background: #fff; border-radius: 8px; padding: 12px; min-heig
 .card-body .at { color: #3370ff; }
 .columns-set { display: flex; gap: 8px; } .column { flex: 1; }
 .btn { padding: 6px 14px; border-radius: 6px; border: 1px solid #d0d3d6; background: #fff; cursor: pointer; }
-.btn.primary { background: #3370ff; color: #fff; border-color: #3370ff; }
+.btn.primary, .btn.primary-filled { background: #3370ff; color: #fff; border-color: #3370ff; }
+.btn.primary-text { color: #3370ff; border-color: transparent; }
 .btn.danger { color: #f54a45; border-color: #f54a45; }
+.btn.danger-filled { background: #f54a45; color: #fff; border-color: #f54a45; }
+.card-body hr { width: 100%; border: 0; border-top: 1px solid #dee0e3; margin: 4px 0; }
 .btn:disabled { opacity: .45; cursor: not-allowed; }
 form.inline { display: inline; }
 .card-form { display: flex; flex-direction: column; gap: 8px; }
@@ -779,7 +878,11 @@ const SCRIPT: &str = r#"
     });
   });
   function busy() { return filling; }
+  // The newest message is in view: on load, and after a swap when the page was at its end.
+  function atEnd() { return window.innerHeight + window.scrollY >= document.body.scrollHeight - 120; }
+  function toEnd() { const c = document.getElementById('compose'); if (c) c.scrollIntoView({ block: 'end' }); }
   async function swap() {
+    const follow = atEnd();
     const html = await (await fetch(location.href, { cache: 'no-store' })).text();
     const next = new DOMParser().parseFromString(html, 'text/html').getElementById('live');
     const live = document.getElementById('live');
@@ -803,7 +906,9 @@ const SCRIPT: &str = r#"
         }, 25);
       }
     });
+    if (follow) toEnd();
   }
+  toEnd();
   tick();
 })();
 "#;
@@ -811,6 +916,30 @@ const SCRIPT: &str = r#"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_user_text_shows_as_written_and_stays_text() {
+        let names = HashMap::new();
+        let escaped = cardbot::cards::text::escape_markdown(
+            "<script>alert(1)</script></at> **x** & &#60; 1+1=2",
+            500,
+        );
+        let out = markdown(&format!("事由：{escaped}"), &names).into_string();
+        assert_eq!(
+            out,
+            "事由：&lt;script&gt;alert(1)&lt;/script&gt;&lt;/at&gt; **x** &amp; &amp;#60; 1+1=2"
+        );
+        // A decoded `<` never opens a tag, and what is not an entity stays as it is.
+        assert_eq!(
+            markdown(
+                "&#60;at id=ou_1&#62;&#60;/at&#62; &#99999999; &bogus; &",
+                &names
+            )
+            .into_string(),
+            "&lt;at id=ou_1&gt;&lt;/at&gt; &amp;#99999999; &amp;bogus; &amp;"
+        );
+        assert_eq!(decode_entities("&#x3C;&lt;&gt;&amp;&quot;&#39;"), "<<>&\"'");
+    }
 
     #[test]
     fn card_markup_keeps_its_own_tags_and_escapes_everything_else() {

@@ -440,8 +440,8 @@ pub(crate) struct World {
     pub urgent_allowed: bool,
     /// The bot the playground sends to (`Simulator::connect_bot`).
     pub bot_urls: Option<super::playground::BotUrls>,
-    /// The toast of each person's last press in the playground, shown once.
-    pub playground_toasts: HashMap<String, String>,
+    /// The toast of each person's last press in the playground, by open_id.
+    pub playground_toasts: HashMap<String, super::playground::PlaygroundToast>,
 }
 
 impl World {
