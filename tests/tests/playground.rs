@@ -354,7 +354,11 @@ async fn in_the_group_a_legacy_click_approves_in_the_english_client() {
     wait_url(&c, "lang=en").await;
     wait_url(&c, &format!("chat={group}")).await;
     say(&c, "审批").await;
-    wait_for(&c, &["@cardbot 审批", "Leave", "Overtime"]).await;
+    wait_for(
+        &c,
+        &["@cardbot 审批", "Leave", "Overtime", "Send", "Summary: "],
+    )
+    .await;
     press(&c, "Leave").await;
     wait_for(&c, &["Your leave request was submitted"]).await;
     wait_for(&c, &["Leave approved"]).await;

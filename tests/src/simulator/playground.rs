@@ -193,9 +193,11 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                 Some((m.message_id.clone(), snapshot))
             })
             .collect();
+        // Only a card on this page has a calls panel (an empty or foreign id lists nothing).
         let calls = view
             .card
             .as_deref()
+            .filter(|id| cards.contains_key(*id))
             .map(|id| {
                 let entity = cards.get(id).and_then(|c| c.card_id.as_deref());
                 calls_for(&world.calls, id, entity)
@@ -240,8 +242,9 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                         input type="hidden" name="as" value=(me.open_id);
                         input type="hidden" name="chat" value=(chat.0);
                         (view_fields(&view))
-                        input #compose type="text" name="text" autocomplete="off" placeholder="输入消息，例如 审批";
-                        button type="submit" { "发送" }
+                        input #compose type="text" name="text" autocomplete="off"
+                            placeholder=(if view.english() { "Type a message, e.g. 审批" } else { "输入消息，例如 审批" });
+                        button type="submit" { (if view.english() { "Send" } else { "发送" }) }
                     }
                 }
                 aside.calls {
@@ -403,7 +406,7 @@ fn render_card(
                 }
             }
             div.card-foot {
-                @if !summary.is_empty() { span.summary { "摘要: " (summary) } }
+                @if !summary.is_empty() { span.summary { (if english { "Summary: " } else { "摘要: " }) (summary) } }
                 a.calls-link href=(view.href(&me.open_id, chat, Some(message_id))) { "calls" }
             }
         }
