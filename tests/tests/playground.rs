@@ -113,40 +113,46 @@ async fn page_text(c: &Client) -> String {
     }
 }
 
-/// Waits until the page shows every one of `needles`.
-async fn wait_for(c: &Client, needles: &[&str]) -> String {
+/// Polls `read` every 200 ms until `done` holds for what it read, for up to [`WAIT`]; the last
+/// read, or a panic naming `what` with it.
+async fn eventually<F, Fut>(what: &str, read: F, done: impl Fn(&str) -> bool) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
     let started = Instant::now();
     loop {
-        let text = page_text(c).await;
-        if needles.iter().all(|n| text.contains(n)) {
-            return text;
+        let seen = read().await;
+        if done(&seen) {
+            return seen;
         }
-        assert!(
-            started.elapsed() < WAIT,
-            "the page never showed {needles:?}:\n{text}"
-        );
+        assert!(started.elapsed() < WAIT, "{what}:\n{seen}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// Waits until the page shows every one of `needles`.
+async fn wait_for(c: &Client, needles: &[&str]) -> String {
+    eventually(
+        &format!("the page never showed {needles:?}"),
+        || page_text(c),
+        |text| needles.iter().all(|n| text.contains(n)),
+    )
+    .await
+}
+
 /// Waits until the browser's address holds `part` (a switch on the page reloads it).
 async fn wait_url(c: &Client, part: &str) {
-    let started = Instant::now();
-    loop {
-        let url = c
-            .current_url()
+    let url = || async {
+        c.current_url()
             .await
             .map(|u| u.to_string())
-            .unwrap_or_default();
-        if url.contains(part) {
-            return;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "the page never went to {part}: {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .unwrap_or_default()
+    };
+    eventually(&format!("the page never went to {part}"), url, |u| {
+        u.contains(part)
+    })
+    .await;
 }
 
 /// Retries a browser action until it goes through: the page swaps itself when the bot changes
@@ -183,6 +189,14 @@ async fn say(c: &Client, text: &str) {
 /// Clicks the first element `locator` finds.
 async fn click(c: &Client, locator: Locator<'_>) {
     retry("click", || async { c.find(locator).await?.click().await }).await;
+}
+
+/// Types `text` into the field `selector` finds.
+async fn fill(c: &Client, selector: &str, text: &str) {
+    retry("fill", || async {
+        c.find(Locator::Css(selector)).await?.send_keys(text).await
+    })
+    .await;
 }
 
 /// Picks who you are with the page's own switch.
@@ -305,13 +319,7 @@ async fn a_request_through_the_form_is_approved_by_the_approver_in_their_own_cha
     set(&c, "input[name=d_end_date]", "2026-12-03").await;
     // The reason reaches the cards' markdown escaped; the page shows it as written, as text.
     let reason = "family trip <b>x</b></at> & **y** (1+1)";
-    retry("reason", || async {
-        c.find(Locator::Css("input[name=f_reason]"))
-            .await?
-            .send_keys(reason)
-            .await
-    })
-    .await;
+    fill(&c, "input[name=f_reason]", reason).await;
     press(&c, "提交").await;
     wait_for(&c, &["审批中", reason]).await;
 

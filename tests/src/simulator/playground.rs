@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -34,14 +35,14 @@ pub struct BotUrls {
 }
 
 /// How long a press's toast stays on the page (the client's toast fades after a few seconds).
-const TOAST_SHOWN: std::time::Duration = std::time::Duration::from_secs(5);
+const TOAST_SHOWN: Duration = Duration::from_secs(5);
 
 /// The answer's toast of a person's last press or the reason nothing was sent, shown until
 /// `until` (real time, not the simulator's clock: it is for the person looking at the page).
 #[derive(Debug, Clone)]
 pub struct PlaygroundToast {
     pub text: String,
-    pub until: std::time::Instant,
+    pub until: Instant,
 }
 
 /// What a page shows: who you are, which chat, which card's calls, the language, the callback
@@ -75,6 +76,15 @@ impl View {
 
     fn english(&self) -> bool {
         self.lang.as_deref() == Some("en")
+    }
+
+    /// The client's text: `zh` in the Chinese client, `en` in the English one.
+    fn pick<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
+        if self.english() {
+            en
+        } else {
+            zh
+        }
     }
 
     fn legacy(&self) -> bool {
@@ -206,7 +216,7 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
         let toast = world
             .playground_toasts
             .get(&me.open_id)
-            .filter(|t| t.until > std::time::Instant::now())
+            .filter(|t| t.until > Instant::now())
             .map(|t| t.text.clone());
         let drawn_at = version_of(&world);
         (
@@ -243,8 +253,8 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                         input type="hidden" name="chat" value=(chat.0);
                         (view_fields(&view))
                         input #compose type="text" name="text" autocomplete="off"
-                            placeholder=(if view.english() { "Type a message, e.g. 审批" } else { "输入消息，例如 审批" });
-                        button type="submit" { (if view.english() { "Send" } else { "发送" }) }
+                            placeholder=(view.pick("输入消息，例如 审批", "Type a message, e.g. 审批"));
+                        button type="submit" { (view.pick("发送", "Send")) }
                     }
                 }
                 aside.calls {
@@ -406,7 +416,7 @@ fn render_card(
                 }
             }
             div.card-foot {
-                @if !summary.is_empty() { span.summary { (if english { "Summary: " } else { "摘要: " }) (summary) } }
+                @if !summary.is_empty() { span.summary { (view.pick("摘要: ", "Summary: ")) (summary) } }
                 a.calls-link href=(view.href(&me.open_id, chat, Some(message_id))) { "calls" }
             }
         }
@@ -550,7 +560,11 @@ fn button(e: &Value, ctx: &Ctx, form: Option<&str>) -> Markup {
 
 /// Card markdown as Feishu draws it, as far as the bot uses it: `<at id=…></at>` as @name,
 /// `<text_tag color='…'>…</text_tag>` as a tag, `**bold**`, and line breaks. Everything else,
-/// tags included, is text.
+/// tags included, is text, with its HTML entities decoded once the tags are read (so a decoded
+/// `<` stays text): the bot writes user text in card markdown as numeric entities
+/// (`cards::text::escape_markdown`), and the page shows what a client that decodes them shows,
+/// the text as written. Whether Feishu's client decodes them is unconfirmed in
+/// `../shared/feishu/`; the bot's escaping is safe either way.
 fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
     let mut parts: Vec<Markup> = Vec::new();
     let mut rest = source;
@@ -558,7 +572,7 @@ fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
     let mut text = String::new();
     let flush = |text: &mut String, parts: &mut Vec<Markup>, bold: bool| {
         if !text.is_empty() {
-            let t = std::mem::take(text);
+            let t = html_escape::decode_html_entities(&std::mem::take(text)).into_owned();
             parts.push(if bold {
                 html! { b { (t) } }
             } else {
@@ -585,11 +599,8 @@ fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
             rest = after;
         } else if let Some((color, inner, after)) = text_tag(rest) {
             flush(&mut text, &mut parts, bold);
-            let inner = decode_entities(&inner);
+            let inner = html_escape::decode_html_entities(&inner);
             parts.push(html! { span class=(format!("tag c-{}", css_word(&color))) { (inner) } });
-            rest = after;
-        } else if let Some((decoded, after)) = entity(rest) {
-            text.push(decoded);
             rest = after;
         } else {
             text.push(c);
@@ -598,53 +609,6 @@ fn markdown(source: &str, names: &HashMap<String, String>) -> Markup {
     }
     flush(&mut text, &mut parts, bold);
     html! { @for p in &parts { (p) } }
-}
-
-/// An HTML entity at the start of `s` (`&#60;`, `&#x3C;`, `&lt;`, `&gt;`, `&amp;`, `&quot;`,
-/// `&nbsp;`): the character and what follows. The bot writes user text in card markdown as
-/// numeric entities (`cards::text::escape_markdown`); the page shows what a client that decodes
-/// them shows, the text as written. Whether Feishu's client decodes them is unconfirmed in
-/// `../shared/feishu/`; the bot's escaping is safe either way.
-fn entity(s: &str) -> Option<(char, &str)> {
-    let rest = s.strip_prefix('&')?;
-    let end = rest.find(';').filter(|&end| end <= 10)?;
-    let (name, after) = (&rest[..end], &rest[end + 1..]);
-    let c = match name {
-        "lt" => '<',
-        "gt" => '>',
-        "amp" => '&',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => '\u{a0}',
-        _ => {
-            let code = name.strip_prefix('#')?;
-            let n = match code.strip_prefix(['x', 'X']) {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => code.parse().ok()?,
-            };
-            char::from_u32(n).filter(|c| !c.is_control() || *c == '\n')?
-        }
-    };
-    Some((c, after))
-}
-
-/// Every entity in `s` decoded ([`entity`]); anything else as it is.
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        match entity(rest) {
-            Some((decoded, after)) => {
-                out.push(decoded);
-                rest = after;
-            }
-            None => {
-                out.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-    }
-    out
 }
 
 /// `<at id=ou_x></at>` (or `id="…"`, `user_id=`) at the start of `s`: the id and what follows.
@@ -701,7 +665,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Shows `text` on `open_id`'s page for [`TOAST_SHOWN`].
 fn show_toast(shared: &Shared, open_id: &str, text: String) {
-    let until = std::time::Instant::now() + TOAST_SHOWN;
+    let until = Instant::now() + TOAST_SHOWN;
     shared
         .world()
         .playground_toasts
@@ -797,7 +761,7 @@ pub(super) async fn press(
                 )
                 .await;
                 // The client shows the toast in its language: `i18n.<locale>`, else `content`.
-                let locale = if view.english() { "en_us" } else { "zh_cn" };
+                let locale = view.pick("zh_cn", "en_us");
                 answered.ok().and_then(|d| d.toast).and_then(|t| {
                     t["i18n"][locale]
                         .as_str()
@@ -941,7 +905,10 @@ mod tests {
             .into_string(),
             "&lt;at id=ou_1&gt;&lt;/at&gt; &amp;#99999999; &amp;bogus; &amp;"
         );
-        assert_eq!(decode_entities("&#x3C;&lt;&gt;&amp;&quot;&#39;"), "<<>&\"'");
+        assert_eq!(
+            markdown("&#x3C;&lt;&gt;&amp;&quot;&#39;", &names).into_string(),
+            "&lt;&lt;&gt;&amp;&quot;'"
+        );
     }
 
     #[test]
