@@ -43,6 +43,10 @@ impl FakeFeishu {
 
 #[async_trait]
 impl FeishuApi for FakeFeishu {
+    async fn bot_open_id(&self, _deadline: Deadline) -> FeishuResult<String> {
+        Ok("ou_bench0000000000000000000000000bot".to_owned())
+    }
+
     async fn urgent_app(
         &self,
         _message_id: &str,

@@ -421,8 +421,9 @@ pub struct Config {
 }
 
 /// How a request's approvers are found, in order: the configured open_ids; else the requester's
-/// leader from the contact API (when `from_leader`); else nobody, and the tutorial's simulated
-/// approval decides.
+/// leader from the contact API (when `from_leader`), looked up when the request is filed; else
+/// nobody, and `fallback` says what happens then. Nothing is ever approved by nobody unless the
+/// deployment chose [`ApprovalFallback::Simulated`], and then the card says so.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApproverConfig {
     /// `APPROVER_OPEN_IDS`: comma-separated open_ids (`ou_…`), at most [`MAX_APPROVERS`].
@@ -430,6 +431,47 @@ pub struct ApproverConfig {
     /// `APPROVER_FROM_LEADER` (default `true`): without configured approvers, look the
     /// requester's leader up (`contact:user.department:readonly`).
     pub from_leader: bool,
+    /// `APPROVAL_FALLBACK` (default `refuse`): what a request with nobody to decide it gets.
+    pub fallback: ApprovalFallback,
+}
+
+impl ApproverConfig {
+    /// Whether the deployment names a source of approvers at all (configured open_ids or the
+    /// leader look-up): then 请假 / 加班 open the form, and who decides is resolved at filing.
+    pub fn has_source(&self) -> bool {
+        !self.open_ids.is_empty() || self.from_leader
+    }
+}
+
+/// `APPROVAL_FALLBACK` (template parameter `ApprovalFallback`): what happens to a request nobody
+/// can decide (no approver configured, or filing found nobody: no leader, no contact scope). A
+/// public setting: operators' scripts use these names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApprovalFallback {
+    /// `refuse` (the default): the requester is told that nobody can approve it; nothing is
+    /// approved.
+    #[default]
+    Refuse,
+    /// `simulated`: the tutorial's simulated approver decides, and every card, toast and list
+    /// line it decides says it was decided automatically.
+    Simulated,
+}
+
+impl ApprovalFallback {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "refuse" => Some(Self::Refuse),
+            "simulated" => Some(Self::Simulated),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::Simulated => "simulated",
+        }
+    }
 }
 
 /// At most this many configured approvers: each gets a card, and a decision refreshes them all in
@@ -529,6 +571,14 @@ impl Config {
                 from_leader: match vars.optional("APPROVER_FROM_LEADER") {
                     None => true,
                     Some(_) => vars.flag("APPROVER_FROM_LEADER")?,
+                },
+                // Unset or empty (the template's default passes ""): `refuse`.
+                fallback: match vars.optional("APPROVAL_FALLBACK") {
+                    None => ApprovalFallback::Refuse,
+                    Some(v) => ApprovalFallback::parse(&v).ok_or(ConfigError::Invalid {
+                        name: "APPROVAL_FALLBACK",
+                        reason: "expected `refuse` (the default) or `simulated`",
+                    })?,
                 },
             },
         })
@@ -731,7 +781,8 @@ mod approver_tests {
             none,
             ApproverConfig {
                 open_ids: vec![],
-                from_leader: true
+                from_leader: true,
+                fallback: ApprovalFallback::Refuse,
             }
         );
         let two = config(&[
@@ -742,6 +793,29 @@ mod approver_tests {
         .approvers;
         assert_eq!(two.open_ids, ["ou_a1", "ou_b2"]);
         assert!(!two.from_leader);
+    }
+
+    #[test]
+    fn the_fallback_refuses_unless_simulated_is_chosen_by_name() {
+        assert_eq!(
+            config(&[]).unwrap().approvers.fallback,
+            ApprovalFallback::Refuse
+        );
+        assert_eq!(
+            config(&[("APPROVAL_FALLBACK", "")]).unwrap().approvers.fallback,
+            ApprovalFallback::Refuse
+        );
+        assert_eq!(
+            config(&[("APPROVAL_FALLBACK", "simulated")])
+                .unwrap()
+                .approvers
+                .fallback,
+            ApprovalFallback::Simulated
+        );
+        for bad in ["approve", "Simulated", "yes"] {
+            let error = config(&[("APPROVAL_FALLBACK", bad)]).unwrap_err();
+            assert!(error.to_string().contains("APPROVAL_FALLBACK"), "{error}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{self, ApprovalData, Command, CommandReply, SentCard};
+use crate::approval::{self, ApprovalData, Command, CommandReply, NoApprover, SentCard};
 use crate::config::{ApproverConfig, CardDelivery};
 use crate::feishu::{
     CardWrite, Deadline, FeishuApi, FeishuError, Leader, MessageContent, ReceiveId,
@@ -72,6 +72,10 @@ pub struct ReplyRequest {
     /// message to reply to; `source_message_id` is then the event's id, for the uuids).
     #[serde(default, skip_serializing_if = "SendAs::is_reply")]
     pub send_as: SendAs,
+    /// The command came in the requester's p2p chat with the bot (a reply there is seen by nobody
+    /// else). A card sent elsewhere never shows a request's details.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_p2p: bool,
 }
 
 /// How a command's answer is sent.
@@ -111,7 +115,14 @@ impl ReplyRequest {
             delivery,
             card_id: None,
             send_as: SendAs::Reply,
+            in_p2p: false,
         }
+    }
+
+    /// [`ReplyRequest::new`] for a message in the requester's p2p chat with the bot.
+    pub fn in_p2p(mut self, in_p2p: bool) -> Self {
+        self.in_p2p = in_p2p;
+        self
     }
 
     /// The answer to a command that came without a message (the bot menu, the welcome card's
@@ -124,6 +135,7 @@ impl ReplyRequest {
     ) -> Self {
         Self {
             send_as: SendAs::P2p,
+            in_p2p: true,
             ..Self::new(event_id, "", requester, command, delivery)
         }
     }
@@ -217,8 +229,9 @@ where
                 _ => None,
             }
         };
-        let approvers = self.resolve_approvers(&request.requester_open_id);
-        let (text_sent, created, approvers) = tokio::join!(text_reply, entity, approvers);
+        // Who approves is resolved when a request is filed, never here: the reply makes only its
+        // own Feishu calls, and a contact API failure can never hold a card back.
+        let (text_sent, created) = tokio::join!(text_reply, entity);
         // A created entity is kept in the progress even when the text failed, so a retry reuses
         // it, and in the message's dedup record, so a retry after a crash does too.
         if let Some(created) = created {
@@ -231,7 +244,6 @@ where
             progress.card_id = Some(kept);
         }
         text_sent.map_err(|e| fail(e.into(), &progress))?;
-        let approvers = approvers.map_err(|e| fail(e.into(), &progress))?;
         let content = match (delivery, &progress.card_id) {
             (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
                 card_id: card_id.clone(),
@@ -258,7 +270,7 @@ where
                     .clone()
                     .filter(|_| delivery == CardDelivery::Entity),
                 delivery,
-                approvers,
+                in_p2p: request.in_p2p,
             },
             now,
         );
@@ -311,8 +323,8 @@ where
                     let Some(filed) = self.store.get_card(&data.request_key).await? else {
                         continue;
                     };
-                    let waiting = approval::status_of(&filed)
-                        .is_ok_and(|s| s.stage() == Some(approval::Stage::Filed));
+                    let waiting =
+                        approval::status_of(&filed).is_ok_and(approval::ApprovalStatus::is_waiting);
                     if waiting {
                         pending.push((filed, review));
                     }
@@ -379,12 +391,13 @@ where
         }
     }
 
-    /// Who decides a request made on a new card of `requester`: the configured approvers (but
-    /// the requester), else their leader from the contact API, else nobody (the tutorial's
-    /// simulated approval). A missing permission (99991672, 41050) means nobody, logged; any
-    /// other failure fails the reply, which is retried: a request must not go to the simulated
-    /// approver because Feishu hiccuped.
-    async fn resolve_approvers(&self, requester: &str) -> Result<Vec<String>, FeishuError> {
+    /// Who decides a request filed by `requester`: the configured approvers (but the requester),
+    /// else their leader from the contact API, else the requester when they are the only one
+    /// configured; else nobody, and why. A missing permission (99991672, 41050) means nobody,
+    /// with a WARN naming the scopes and the `ApproverLookupDenied` metric (its alarm is in the
+    /// template); any other contact failure fails the notify job, which is retried: a request
+    /// must never go to nobody because Feishu hiccuped.
+    async fn resolve_approvers(&self, requester: &str) -> Result<Resolved, FeishuError> {
         let config = self.approvers;
         let configured: Vec<String> = config
             .open_ids
@@ -393,33 +406,136 @@ where
             .cloned()
             .collect();
         if !configured.is_empty() {
-            return Ok(configured);
+            return Ok(Resolved::Approvers(configured));
         }
-        // The requester is the only configured approver: their leader decides, else they do
-        // (never the simulated approver: approvals are configured).
+        // The requester is the only configured approver: their leader decides, else they do.
         let own = config.open_ids.clone();
         // Only a well-formed open_id is looked up (the event's id is the user's, but never trusted).
         if !config.from_leader || !crate::cards::text::FeishuId::OpenId.is_valid(requester) {
-            return Ok(own);
+            return Ok(match own.is_empty() {
+                false => Resolved::Approvers(own),
+                true if config.from_leader => Resolved::Nobody(NoApprover::UnknownUser),
+                true => Resolved::Nobody(NoApprover::NoneConfigured),
+            });
         }
         let answer = self.feishu.get_user(requester, self.deadline).await;
         Ok(match Leader::of(requester, answer)? {
-            Leader::Found(leader) => vec![leader],
-            _ if !own.is_empty() => own,
+            Leader::Found(leader) => Resolved::Approvers(vec![leader]),
+            _ if !own.is_empty() => Resolved::Approvers(own),
             Leader::None => {
-                tracing::info!("requester has no leader: the simulated approval decides");
-                Vec::new()
+                tracing::info!("requester has no leader: nobody to decide");
+                Resolved::Nobody(NoApprover::NoLeader)
             }
             Leader::NoPermission { code } => {
+                crate::telemetry::approver_lookup_denied();
                 tracing::warn!(
                     code,
-                    "cannot read the requester's leader (grant contact:contact.base:readonly and \
-                     contact:user.department:readonly, and put the user in the contact data \
-                     scope); the simulated approval decides"
+                    "cannot read the requester's leader: grant the scopes \
+                     contact:contact.base:readonly and contact:user.department:readonly, and put \
+                     the users in the app's contact data scope (通讯录权限范围); the request \
+                     follows APPROVAL_FALLBACK"
                 );
-                Vec::new()
+                Resolved::Nobody(NoApprover::NoPermission { code })
             }
         })
+    }
+
+    /// The approvers of the filed request `card_key`, resolved once and stored with it (a
+    /// decision is checked against that list); `None` when filing found nobody, after the request
+    /// was ended (`refuse`) or decided automatically (`simulated`), labelled, with the requester's
+    /// card refreshed and the requester told.
+    async fn approvers_of(
+        &self,
+        card_key: &str,
+    ) -> Result<Option<crate::store::CardState>, DeliverError> {
+        let request = self.card_or_bad_job(card_key).await?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        if !data.approvers.is_empty() {
+            return Ok(Some(request));
+        }
+        let resolved = self.resolve_approvers(&request.requester_open_id).await?;
+        for _ in 0..MAX_RECORD_ATTEMPTS {
+            let request = self.card_or_bad_job(card_key).await?;
+            let status = approval::status_of(&request).map_err(bad_job)?;
+            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if !data.approvers.is_empty() {
+                return Ok(Some(request));
+            }
+            if !status.is_waiting() {
+                return Ok(None);
+            }
+            let mut next = request.clone();
+            next.updated_at = self.now;
+            let followups = match &resolved {
+                Resolved::Approvers(approvers) => {
+                    data.approvers = approvers.clone();
+                    Vec::new()
+                }
+                Resolved::Nobody(why) => {
+                    let step = approval::no_approver_step(
+                        status,
+                        &mut data,
+                        *why,
+                        self.approvers.fallback,
+                        self.now,
+                    )
+                    .map_err(bad_job)?;
+                    next.status = step.as_str().to_owned();
+                    [approval::Timer::Refresh, approval::Timer::NotifyRequester]
+                        .into_iter()
+                        .map(|timer| {
+                            jobs::scheduled_job(
+                                card_key,
+                                approval::Scheduled { timer, at: self.now },
+                            )
+                        })
+                        .collect()
+                }
+            };
+            next.data = data.to_value();
+            match self.store.update_card_and_enqueue(&next, &followups).await {
+                Ok(stored) if matches!(resolved, Resolved::Approvers(_)) => return Ok(Some(stored)),
+                Ok(_) => return Ok(None),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!("request {card_key} kept changing")).into())
+    }
+
+    /// Sends the form a group card handed over to the requester's p2p chat (one message through
+    /// its uuid, however often the job is retried) and writes that card's state and expiry.
+    async fn run_private_form(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let group = self.card_or_bad_job(&job.card_key).await?;
+        let status = approval::status_of(&group).map_err(bad_job)?;
+        let Some(kind) = status
+            .request()
+            .filter(|_| status.stage() == Some(approval::Stage::Moved))
+        else {
+            return Ok("nothing handed over");
+        };
+        let card = approval::views::form_card(kind);
+        let sent = self
+            .feishu
+            .send_message(
+                &ReceiveId::OpenId(group.requester_open_id.clone()),
+                &MessageContent::Card(card.to_value()),
+                &format!("form:{}", group.card_key),
+                self.deadline,
+            )
+            .await?;
+        let chat_id = sent.chat_id.clone().unwrap_or_default();
+        let state =
+            approval::new_private_form_state(&group, kind, &sent.message_id, &chat_id, self.now);
+        let jobs: Vec<_> = approval::scheduled_for_new_card(&state, self.approval_ttl_ms)
+            .into_iter()
+            .map(|scheduled| jobs::scheduled_job(&state.card_key, scheduled))
+            .collect();
+        match self.store.create_card_with_jobs(&state, &jobs).await {
+            // A retried job: the card and its expiry were written together the first time.
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok("form sent to the requester's p2p chat"),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs a job this updater has claimed: plan against the card's state, write the state, make the
@@ -431,6 +547,7 @@ where
             JobKind::NotifyApprovers => self.run_notify_approvers(job).await,
             JobKind::NotifyRequester => self.run_notify_requester(job).await,
             JobKind::Remind => self.run_remind(job).await,
+            JobKind::PrivateForm => self.run_private_form(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -494,9 +611,14 @@ where
             ..
         } = *self;
         let request = self.card_or_bad_job(&job.card_key).await?;
+        if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
+            return Ok("request no longer waiting");
+        }
+        let Some(request) = self.approvers_of(&job.card_key).await? else {
+            return Ok("no approver: the fallback ended the request");
+        };
         let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-        let status = approval::status_of(&request).map_err(bad_job)?;
-        if status.stage() != Some(approval::Stage::Filed) {
+        if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
             return Ok("request no longer waiting");
         }
         let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
@@ -515,8 +637,15 @@ where
                 Ok(sent) => sent,
                 // One approver Feishu will never reach (230013 outside the availability scope,
                 // 230029 resigned, …) must not keep the others from their cards: recorded as
-                // tried, skipped. A retryable failure retries the job (the sent ones are kept).
-                Err(e) if jobs::on_failure(&e, now) == FailureAction::Permanent => {
+                // tried, skipped, counted. A refusal that says the deployment is wrong (an open_id
+                // of another app, a missing scope) fails the job for good: it goes dead and the
+                // dead-job alarm pages someone, instead of every request quietly going nowhere.
+                // A retryable failure retries the job (the sent ones are kept).
+                Err(e)
+                    if jobs::on_failure(&e, now) == FailureAction::Permanent
+                        && e.code().is_some_and(jobs::is_per_recipient_refusal) =>
+                {
+                    crate::telemetry::approver_unreachable();
                     tracing::warn!(error = %e, "approver unreachable; their card is skipped");
                     self.record_review_card(&request.card_key, approver, None)
                         .await?;
@@ -609,9 +738,7 @@ where
         let mut recorded = None;
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let request = self.card_or_bad_job(&job.card_key).await?;
-            if approval::status_of(&request).map_err(bad_job)?.stage()
-                != Some(approval::Stage::Filed)
-            {
+            if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
                 return Ok("request no longer waiting");
             }
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
@@ -855,6 +982,13 @@ where
             }
         }
     }
+}
+
+/// Who filing found to decide a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resolved {
+    Approvers(Vec<String>),
+    Nobody(NoApprover),
 }
 
 /// 待我审批 reads at most this many of an approver's cards to find the waiting ones.

@@ -35,6 +35,7 @@ impl JobKind {
             Self::NotifyApprovers => Some(Timer::NotifyApprovers),
             Self::NotifyRequester => Some(Timer::NotifyRequester),
             Self::Refresh => Some(Timer::Refresh),
+            Self::PrivateForm => Some(Timer::PrivateForm),
             // Which reminder it is lives in the payload; the effects run it.
             Self::Remind | Self::SendReply | Self::Other(_) => None,
         }
@@ -49,6 +50,7 @@ impl JobKind {
             Timer::NotifyRequester => Self::NotifyRequester,
             Timer::Refresh => Self::Refresh,
             Timer::Remind(_) => Self::Remind,
+            Timer::PrivateForm => Self::PrivateForm,
         }
     }
 }
@@ -412,6 +414,19 @@ pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
     }
 }
 
+/// Refusals of a send that concern one recipient, not the deployment
+/// (`../shared/feishu/approval-apis.md` §5): 230013 outside the app's availability scope (or
+/// disabled, or resigned), 230029 resigned, 230053 the user turned the bot's messages off, 230035
+/// no permission (blocked, tenant communication controls), 230038 a p2p chat across tenants. Any
+/// other permanent refusal of a send to a person (99992361 an open_id of another app, 99991672 a
+/// missing scope, 230006 bot ability off, …) means every send of this deployment fails the same
+/// way: the job must go dead, not skip the person.
+pub fn is_per_recipient_refusal(code: i64) -> bool {
+    PER_RECIPIENT_REFUSALS.contains(&code)
+}
+
+const PER_RECIPIENT_REFUSALS: [i64; 5] = [230_013, 230_029, 230_053, 230_035, 230_038];
+
 /// The updater claims jobs only while enough of its own timeout is left to finish one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimBudget {
@@ -479,7 +494,7 @@ mod tests {
                 source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
                 card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
                 delivery,
-                approvers: vec![],
+                in_p2p: true,
             },
             NOW,
         )
@@ -499,6 +514,11 @@ mod tests {
             remind_after_ms: 24 * 3600 * 1000,
             time_zone: &CST,
             form_value: None,
+            approvers: &crate::config::ApproverConfig {
+                open_ids: Vec::new(),
+                from_leader: false,
+                fallback: crate::config::ApprovalFallback::Simulated,
+            },
         };
         match decide_click(&state, &click).unwrap() {
             ClickDecision::Transition {

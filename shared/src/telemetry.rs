@@ -41,9 +41,15 @@ pub mod names {
     pub const RATE_LIMITED: &str = "RateLimited";
     /// Time a call waited for the app-wide limiter (milliseconds).
     pub const LIMITER_WAIT: &str = "LimiterWait";
+    /// Leader look-ups the contact API refused for a missing permission (99991672 scope, 41050
+    /// contact data scope) (count): the alarm's metric.
+    pub const APPROVER_LOOKUP_DENIED: &str = "ApproverLookupDenied";
+    /// Approvers skipped because Feishu refuses to reach that one person (230013 outside the
+    /// availability scope, 230029 resigned, …) (count).
+    pub const APPROVERS_UNREACHABLE: &str = "ApproversUnreachable";
 
     /// Every name, for the template test.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 16] = [
         RECEIVED,
         ANSWERED,
         DUPLICATES,
@@ -58,6 +64,8 @@ pub mod names {
         FEISHU_ERRORS,
         RATE_LIMITED,
         LIMITER_WAIT,
+        APPROVER_LOOKUP_DENIED,
+        APPROVERS_UNREACHABLE,
     ];
 }
 
@@ -112,6 +120,16 @@ pub fn describe() {
         names::RATE_LIMITED,
         Unit::Count,
         "Open API rate-limit answers"
+    );
+    metrics::describe_counter!(
+        names::APPROVER_LOOKUP_DENIED,
+        Unit::Count,
+        "leader look-ups refused for a missing contact permission"
+    );
+    metrics::describe_counter!(
+        names::APPROVERS_UNREACHABLE,
+        Unit::Count,
+        "approvers Feishu will not reach, skipped"
     );
     metrics::describe_histogram!(
         names::LIMITER_WAIT,
@@ -206,4 +224,15 @@ pub fn rate_limited() {
 
 pub fn limiter_wait(waited: Duration) {
     metrics::histogram!(names::LIMITER_WAIT).record(waited.as_secs_f64() * 1000.0);
+}
+
+/// A leader look-up refused for a missing permission (`code`: 99991672 or 41050; the code is in
+/// the WARN line, the metric carries only the function, as its alarm reads it).
+pub fn approver_lookup_denied() {
+    metrics::counter!(names::APPROVER_LOOKUP_DENIED).increment(1);
+}
+
+/// An approver skipped: Feishu refuses to reach that person (`code`, in the WARN line).
+pub fn approver_unreachable() {
+    metrics::counter!(names::APPROVERS_UNREACHABLE).increment(1);
 }

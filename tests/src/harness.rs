@@ -148,6 +148,11 @@ pub fn config_with(sim: &Simulator, delivery: &str, settings: &[(&str, &str)]) -
         ("FEISHU_BASE_URL", sim.base_url()),
         ("TABLE_NAME", "cardbot-test".to_owned()),
         ("CARD_DELIVERY", delivery.to_owned()),
+        // The tutorial's flow unless a test says otherwise: no approver source, and the
+        // simulated approval (labelled as automatic) decides. Tests of the real approval set
+        // `APPROVER_OPEN_IDS`, or `APPROVER_FROM_LEADER=true`, and `APPROVAL_FALLBACK`.
+        ("APPROVER_FROM_LEADER", "false".to_owned()),
+        ("APPROVAL_FALLBACK", "simulated".to_owned()),
     ]);
     match &app.encrypt_key {
         Some(key) => vars.insert("FEISHU_ENCRYPT_KEY", key.clone()),

@@ -37,6 +37,8 @@ pub struct CardAction<S: ?Sized> {
     pub answer_budget: Duration,
     /// How approval cards are sent (`CARD_DELIVERY`), for 发起审批's card.
     pub delivery: CardDelivery,
+    /// The approver source and `APPROVAL_FALLBACK`: whether 请假 / 加班 open the form.
+    pub approvers: cardbot::config::ApproverConfig,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -73,6 +75,7 @@ where
             time_zone: config.time_zone.clone(),
             answer_budget: config.answer_budget,
             delivery: config.card_delivery,
+            approvers: config.approvers.clone(),
         }
     }
 
@@ -182,6 +185,7 @@ where
             remind_after_ms: i64::try_from(self.remind_after.as_millis()).unwrap_or(i64::MAX),
             time_zone: &self.time_zone,
             form_value: clicked.form_value.as_ref(),
+            approvers: &self.approvers,
         };
         match self.decide_and_write(&card_key, &click).await {
             Ok(mut result) => {

@@ -304,10 +304,44 @@ where
         }
     }
 
+    /// Whether a message in a group names this bot among its mentions (`mentions[].id.open_id`
+    /// against `bot/v3/info`'s open_id): with the group-message scope every group message
+    /// arrives, and only those that @mention the bot are for it. `Err` when the bot's open_id
+    /// cannot be read now (Feishu's retry asks again).
+    async fn mentions_this_bot(
+        &self,
+        message: &MessageReceive,
+        deadline: Deadline,
+    ) -> Result<bool, cardbot::feishu::FeishuError> {
+        let mentions = &message.event.message.mentions;
+        if mentions.is_empty() {
+            return Ok(false);
+        }
+        let bot = self.feishu.bot_open_id(deadline).await?;
+        Ok(mentions
+            .iter()
+            .any(|m| m.id.open_id.as_deref() == Some(bot.as_str())))
+    }
+
     async fn on_message(&self, message: &MessageReceive, deadline: Deadline) -> Response<Body> {
         let event = &message.event;
         let message_id = event.message.message_id.as_str();
         let now = self.clock.now_millis();
+        let in_p2p = event.message.chat_type == ChatType::P2p;
+        if !in_p2p {
+            match self.mentions_this_bot(message, deadline).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Not for this bot: nothing is written, nothing answered.
+                    info!(message_id, "group message without an @mention of this bot: ignored");
+                    return ok_empty();
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the bot's open_id; Feishu will retry the event");
+                    return error_response(StatusCode::SERVICE_UNAVAILABLE, "retry");
+                }
+            }
+        }
         if let Some(answered) = self.claim(message_id, now).await {
             return answered;
         }
@@ -327,7 +361,7 @@ where
             .as_deref()
             .unwrap_or_default();
         let private = matches!(command, Command::MyRequests | Command::Pending);
-        let request = if private && event.message.chat_type != ChatType::P2p {
+        let request = if private && !in_p2p {
             // A user's requests are theirs: asked in a group, the list goes to their p2p chat.
             ReplyRequest::to_p2p(message_id, requester, command, self.delivery)
         } else {
@@ -338,6 +372,7 @@ where
                 command,
                 self.delivery,
             )
+            .in_p2p(in_p2p)
         };
         self.reply_or_queue(message_id, &request, deadline, now)
             .await

@@ -1,6 +1,8 @@
-//! A new approval card and the click transitions: the tutorial's pending card becomes a submitted
-//! request; with an approver it becomes the request form, a filed request, and a decision on an
-//! approver's card (the first decision wins: the request's state is written version-checked).
+//! A new approval card and the click transitions: with an approver source configured, 请假 / 加班
+//! open the request form (in the requester's p2p chat: a group card hands the form over), which
+//! files a request, decided on an approver's card (the first decision wins: the request's state
+//! is written version-checked). With none, `APPROVAL_FALLBACK` decides: the tutorial's simulated
+//! approval, labelled as automatic, or a toast that the bot has no approvers.
 
 use serde_json::{Map, Value};
 
@@ -14,7 +16,7 @@ use super::scheduled::{Followup, Scheduled, Timer};
 use super::views::{self, render};
 use crate::cards::text::FeishuId;
 use crate::cards::CallbackAnswer;
-use crate::config::CardDelivery;
+use crate::config::{ApprovalFallback, ApproverConfig, CardDelivery};
 use crate::store::{CardState, EpochMillis, StoredUpdateToken};
 use jiff::tz::TimeZone;
 
@@ -34,8 +36,8 @@ pub struct SentCard {
     /// The CardKit entity, in entity mode.
     pub card_id: Option<String>,
     pub delivery: CardDelivery,
-    /// Who decides a request made on this card; empty: the tutorial's simulated approval.
-    pub approvers: Vec<String>,
+    /// The card is in the requester's p2p chat with the bot (nobody else sees it).
+    pub in_p2p: bool,
 }
 
 /// The list of a requester's requests (我的申请); `None` for an id that is not an open_id (it
@@ -74,7 +76,42 @@ pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
         status: ApprovalStatus::Pending.as_str().to_owned(),
         update_token: None,
         data: ApprovalData {
-            approvers: sent.approvers.clone(),
+            in_p2p: sent.in_p2p,
+            ..ApprovalData::default()
+        }
+        .to_value(),
+        created_at: now,
+        updated_at: now,
+        list_key: None,
+    }
+}
+
+/// The request form a group card handed over, as sent to the requester's p2p chat
+/// (`message_id` in `chat_id`): a draft of `kind` of its own, a message card (the job that sends
+/// it may be retried, and a retried send is one message through its uuid, which a created CardKit
+/// entity is not).
+pub fn new_private_form_state(
+    group_card: &CardState,
+    kind: super::machine::RequestKind,
+    message_id: &str,
+    chat_id: &str,
+    now: EpochMillis,
+) -> CardState {
+    CardState {
+        card_key: card_key(message_id),
+        version: 0,
+        sequence: 0,
+        chat_id: chat_id.to_owned(),
+        requester_open_id: group_card.requester_open_id.clone(),
+        source_message_id: group_card.source_message_id.clone(),
+        message_id: Some(message_id.to_owned()),
+        card_id: None,
+        delivery: CardDelivery::Message,
+        kind: CARD_KIND.to_owned(),
+        status: ApprovalStatus::draft(kind).as_str().to_owned(),
+        update_token: None,
+        data: ApprovalData {
+            in_p2p: true,
             ..ApprovalData::default()
         }
         .to_value(),
@@ -146,6 +183,8 @@ pub struct Click<'a> {
     pub time_zone: &'a TimeZone,
     /// A form submit's values (`action.form_value`, keyed by component `name`).
     pub form_value: Option<&'a Map<String, Value>>,
+    /// The deployment's approver source and fallback: whether 请假 / 加班 open the form.
+    pub approvers: &'a ApproverConfig,
 }
 
 impl std::fmt::Debug for Click<'_> {
@@ -199,9 +238,17 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         // The expiry job re-renders it; the click must not revive it meanwhile.
         return no_change(views::expired_toast());
     }
+    // Configuration decides, not a look-up (who approves is resolved when the request is filed).
+    // A card of an earlier version that already holds its approvers opens the form too.
+    let real = click.approvers.has_source() || !data.approvers.is_empty();
     let event = match click.action {
-        ApprovalAction::Submit(kind) if data.approvers.is_empty() => ApprovalEvent::Submit(kind),
-        ApprovalAction::Submit(kind) => ApprovalEvent::Open(kind),
+        ApprovalAction::Submit(kind) if real && data.in_p2p => ApprovalEvent::Open(kind),
+        // A request's details never appear on a card other people share.
+        ApprovalAction::Submit(kind) if real => ApprovalEvent::Move(kind),
+        ApprovalAction::Submit(kind) => match click.approvers.fallback {
+            ApprovalFallback::Simulated => ApprovalEvent::Submit(kind),
+            ApprovalFallback::Refuse => return no_change(views::no_approvers_toast()),
+        },
         ApprovalAction::File => ApprovalEvent::File,
         ApprovalAction::Withdraw => ApprovalEvent::Withdraw,
         // 发起审批 belongs to the welcome card, which has no state (the handler answers it).
@@ -217,6 +264,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     let mut followups = Vec::new();
     let toast = match event {
         ApprovalEvent::Submit(kind) => {
+            data.automatic = true;
             data.submitted_by = click.operator_open_id.map(str::to_owned);
             data.submitted_at = Some(click.now);
             followups.push(Followup {
@@ -229,6 +277,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             views::submitted_toast(kind)
         }
         ApprovalEvent::Open(_) => return open_form(state, next, click),
+        ApprovalEvent::Move(kind) => return move_to_p2p(state, next, kind, click),
         ApprovalEvent::File => {
             let form = match parse_form(kind, click.form_value.unwrap_or(&Map::new())) {
                 Ok(form) => form,
@@ -310,6 +359,71 @@ fn open_form(
             card: Some(render(next, &data, click.time_zone)),
         },
     })
+}
+
+/// 请假 / 加班 on a card in a group: the card says where the request went (and shows none of it),
+/// and a job sends the form to the requester's p2p chat.
+fn move_to_p2p(
+    state: &CardState,
+    next: ApprovalStatus,
+    kind: super::machine::RequestKind,
+    click: &Click<'_>,
+) -> Result<ClickDecision, DomainError> {
+    let data = ApprovalData::from_value(&state.data)?;
+    let mut new_state = state.clone();
+    new_state.status = next.as_str().to_owned();
+    new_state.updated_at = click.now;
+    new_state.update_token = click.update_token.clone();
+    Ok(ClickDecision::Transition {
+        state: Box::new(new_state),
+        followups: vec![Followup {
+            card_key: state.card_key.clone(),
+            scheduled: Scheduled {
+                timer: Timer::PrivateForm,
+                at: click.now,
+            },
+        }],
+        answer: CallbackAnswer {
+            toast: Some(views::moved_toast(kind)),
+            card: Some(render(next, &data, click.time_zone)),
+        },
+    })
+}
+
+/// A filed request nobody can decide (`why`): with `refuse` it ends, unrouted, with the reason;
+/// with `simulated` it is approved automatically, labelled. Records it in `data` (the audit
+/// trail, the reason, the time) and answers the status to write; the effects refresh the
+/// requester's card and tell them.
+pub fn no_approver_step(
+    status: ApprovalStatus,
+    data: &mut ApprovalData,
+    why: super::machine::NoApprover,
+    fallback: ApprovalFallback,
+    now: EpochMillis,
+) -> Result<ApprovalStatus, DomainError> {
+    let event = match fallback {
+        ApprovalFallback::Refuse => ApprovalEvent::Unroute,
+        ApprovalFallback::Simulated => ApprovalEvent::Decide { approve: true },
+    };
+    let next = status
+        .apply(event)
+        .map_err(|refusal| DomainError::CorruptState(refusal.to_string()))?;
+    data.no_approver = Some(why);
+    data.decided_at = Some(now);
+    data.audit.push(AuditEntry {
+        at: now,
+        by: None,
+        action: AuditAction::NoApprover,
+    });
+    if fallback == ApprovalFallback::Simulated {
+        data.automatic = true;
+        data.audit.push(AuditEntry {
+            at: now,
+            by: None,
+            action: AuditAction::Approved,
+        });
+    }
+    Ok(next)
 }
 
 /// A refresh of each card in `cards` but `except`, due `now`.
@@ -431,7 +545,7 @@ mod tests {
             source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
             card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
             delivery,
-            approvers: vec![],
+            in_p2p: true,
         }
     }
 
@@ -449,8 +563,16 @@ mod tests {
             remind_after_ms: 24 * 3600 * 1000,
             time_zone: &CST,
             form_value: None,
+            approvers: &TUTORIAL,
         }
     }
+
+    /// No approver source, and the deployment chose the simulated approval: the tutorial's flow.
+    static TUTORIAL: ApproverConfig = ApproverConfig {
+        open_ids: Vec::new(),
+        from_leader: false,
+        fallback: ApprovalFallback::Simulated,
+    };
 
     const NOW: EpochMillis = 1_732_233_600_734;
     static CST: std::sync::LazyLock<TimeZone> =
@@ -479,11 +601,15 @@ mod tests {
     #[test]
     fn a_click_on_a_pending_card_submits_stores_the_token_and_enqueues_the_post_answer_job() {
         for (kind, status, words) in [
-            (RequestKind::Leave, "leave_submitted", "已提交请假申请"),
+            (
+                RequestKind::Leave,
+                "leave_submitted",
+                "已提交请假申请（模拟审批，将自动通过）",
+            ),
             (
                 RequestKind::WorkOvertime,
                 "overtime_submitted",
-                "已提交加班申请",
+                "已提交加班申请（模拟审批，将自动通过）",
             ),
         ] {
             let state = new_card_state(&sent(CardDelivery::Message), NOW);
@@ -633,6 +759,99 @@ mod tests {
             assert_eq!(toast.kind, ToastKind::Warning);
             assert!(toast.content.contains("仅申请人"), "{}", toast.content);
         }
+    }
+
+    #[test]
+    fn with_no_approver_source_refuse_files_nothing_and_says_why() {
+        let refuse = ApproverConfig {
+            fallback: ApprovalFallback::Refuse,
+            ..TUTORIAL.clone()
+        };
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
+        let mut c = click(RequestKind::Leave);
+        c.approvers = &refuse;
+        let ClickDecision::NoChange { answer } = decide_click(&state, &c).unwrap() else {
+            panic!("nothing may be decided without an approver")
+        };
+        assert!(answer.card.is_none());
+        assert!(answer.toast.unwrap().content.contains("未配置审批人"));
+    }
+
+    #[test]
+    fn with_an_approver_source_a_group_card_hands_the_form_to_p2p_and_shows_none_of_it() {
+        let leader = ApproverConfig {
+            from_leader: true,
+            fallback: ApprovalFallback::Refuse,
+            ..TUTORIAL.clone()
+        };
+        let mut in_group = sent(CardDelivery::Entity);
+        in_group.in_p2p = false;
+        let state = new_card_state(&in_group, NOW);
+        let mut c = click(RequestKind::Leave);
+        c.approvers = &leader;
+        let ClickDecision::Transition {
+            state: next,
+            followups,
+            answer,
+        } = decide_click(&state, &c).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(next.status, "leave_moved");
+        assert_eq!(next.list_key, None, "the group card is in nobody's list");
+        assert_eq!(
+            followups
+                .iter()
+                .map(|f| f.scheduled.timer)
+                .collect::<Vec<_>>(),
+            [Timer::PrivateForm]
+        );
+        let card = answer.card.unwrap().to_json_string();
+        assert!(!card.contains("form"), "no form on the group card: {card}");
+        // In p2p the same click opens the form on the card itself.
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
+        let ClickDecision::Transition { state: next, .. } = decide_click(&state, &c).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(next.status, "leave_draft");
+    }
+
+    #[test]
+    fn a_request_nobody_can_decide_is_refused_or_approved_automatically_never_silently() {
+        use crate::approval::machine::NoApprover;
+        let why = NoApprover::NoPermission { code: 99_991_672 };
+        let mut data = ApprovalData::default();
+        let refused = no_approver_step(
+            ApprovalStatus::parse("leave_filed").unwrap(),
+            &mut data,
+            why,
+            ApprovalFallback::Refuse,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(refused.as_str(), "leave_unrouted");
+        assert!(refused.is_final() && !data.automatic);
+        assert_eq!(data.no_approver, Some(why));
+        let mut data = ApprovalData::default();
+        let approved = no_approver_step(
+            ApprovalStatus::parse("overtime_filed").unwrap(),
+            &mut data,
+            why,
+            ApprovalFallback::Simulated,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(approved.as_str(), "overtime_approved");
+        assert!(data.automatic, "labelled as automatic");
+        assert!(no_approver_step(
+            ApprovalStatus::Pending,
+            &mut data,
+            why,
+            ApprovalFallback::Refuse,
+            NOW
+        )
+        .is_err());
     }
 
     #[test]

@@ -38,8 +38,11 @@ impl RequestKind {
 }
 
 /// Where an approval card stands (`CardState.status`). The tutorial's path is pending →
-/// *_submitted → *_approved (the simulated approver); with an approver it is pending → *_draft
-/// (the form) → *_filed → *_approved / *_rejected, or *_withdrawn by the requester.
+/// *_submitted → *_approved (the simulated approver, `APPROVAL_FALLBACK=simulated`); with an
+/// approver source it is pending → *_draft (the form) → *_filed → *_approved / *_rejected, or
+/// *_withdrawn by the requester, or *_unrouted when filing found nobody to decide and the fallback
+/// refuses. A card in a group chat never shows the form: pending → *_moved, and the form goes to
+/// the requester's p2p chat as a card of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApprovalStatus {
     Pending,
@@ -56,10 +59,14 @@ pub enum ApprovalStatus {
     OvertimeRejected,
     LeaveWithdrawn,
     OvertimeWithdrawn,
+    LeaveMoved,
+    OvertimeMoved,
+    LeaveUnrouted,
+    OvertimeUnrouted,
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 18] = [
         Self::Pending,
         Self::LeaveSubmitted,
         Self::OvertimeSubmitted,
@@ -74,6 +81,10 @@ impl ApprovalStatus {
         Self::OvertimeRejected,
         Self::LeaveWithdrawn,
         Self::OvertimeWithdrawn,
+        Self::LeaveMoved,
+        Self::OvertimeMoved,
+        Self::LeaveUnrouted,
+        Self::OvertimeUnrouted,
     ];
 
     /// The string stored in `CardState.status`.
@@ -93,6 +104,10 @@ impl ApprovalStatus {
             Self::OvertimeRejected => "overtime_rejected",
             Self::LeaveWithdrawn => "leave_withdrawn",
             Self::OvertimeWithdrawn => "overtime_withdrawn",
+            Self::LeaveMoved => "leave_moved",
+            Self::OvertimeMoved => "overtime_moved",
+            Self::LeaveUnrouted => "leave_unrouted",
+            Self::OvertimeUnrouted => "overtime_unrouted",
         }
     }
 
@@ -116,6 +131,10 @@ impl ApprovalStatus {
             (Stage::Rejected, Overtime) => Self::OvertimeRejected,
             (Stage::Withdrawn, Leave) => Self::LeaveWithdrawn,
             (Stage::Withdrawn, Overtime) => Self::OvertimeWithdrawn,
+            (Stage::Moved, Leave) => Self::LeaveMoved,
+            (Stage::Moved, Overtime) => Self::OvertimeMoved,
+            (Stage::Unrouted, Leave) => Self::LeaveUnrouted,
+            (Stage::Unrouted, Overtime) => Self::OvertimeUnrouted,
         }
     }
 
@@ -128,6 +147,8 @@ impl ApprovalStatus {
             Self::LeaveFiled | Self::OvertimeFiled => Stage::Filed,
             Self::LeaveRejected | Self::OvertimeRejected => Stage::Rejected,
             Self::LeaveWithdrawn | Self::OvertimeWithdrawn => Stage::Withdrawn,
+            Self::LeaveMoved | Self::OvertimeMoved => Stage::Moved,
+            Self::LeaveUnrouted | Self::OvertimeUnrouted => Stage::Unrouted,
             Self::Pending | Self::Expired => return None,
         })
     }
@@ -140,6 +161,11 @@ impl ApprovalStatus {
         Self::of(kind, Stage::Approved)
     }
 
+    /// The form of `kind`, being filled in.
+    pub fn draft(kind: RequestKind) -> Self {
+        Self::of(kind, Stage::Draft)
+    }
+
     /// The request a card is about, once one was chosen.
     pub fn request(self) -> Option<RequestKind> {
         match self {
@@ -148,13 +174,17 @@ impl ApprovalStatus {
             | Self::LeaveDraft
             | Self::LeaveFiled
             | Self::LeaveRejected
-            | Self::LeaveWithdrawn => Some(RequestKind::Leave),
+            | Self::LeaveWithdrawn
+            | Self::LeaveMoved
+            | Self::LeaveUnrouted => Some(RequestKind::Leave),
             Self::OvertimeSubmitted
             | Self::OvertimeApproved
             | Self::OvertimeDraft
             | Self::OvertimeFiled
             | Self::OvertimeRejected
-            | Self::OvertimeWithdrawn => Some(RequestKind::WorkOvertime),
+            | Self::OvertimeWithdrawn
+            | Self::OvertimeMoved
+            | Self::OvertimeUnrouted => Some(RequestKind::WorkOvertime),
             Self::Pending | Self::Expired => None,
         }
     }
@@ -164,13 +194,24 @@ impl ApprovalStatus {
         self == Self::Expired
             || matches!(
                 self.stage(),
-                Some(Stage::Approved | Stage::Rejected | Stage::Withdrawn)
+                Some(
+                    Stage::Approved
+                        | Stage::Rejected
+                        | Stage::Withdrawn
+                        | Stage::Moved
+                        | Stage::Unrouted
+                )
             )
     }
 
+    /// Whether a filed request still waits for a decision (notify, remind and 待我审批 ask).
+    pub fn is_waiting(self) -> bool {
+        self.stage() == Some(Stage::Filed)
+    }
+
     /// Applies an event. Tutorial: pending → *_submitted → *_approved. With an approver:
-    /// pending → *_draft → *_filed → *_approved | *_rejected | *_withdrawn. Pending and draft
-    /// cards expire.
+    /// pending → *_draft → *_filed → *_approved | *_rejected | *_withdrawn | *_unrouted; a group
+    /// card: pending → *_moved. Pending and draft cards expire.
     pub fn apply(self, event: ApprovalEvent) -> Result<Self, Refusal> {
         use ApprovalEvent as E;
         if self == Self::Expired {
@@ -184,6 +225,8 @@ impl ApprovalStatus {
         match (event, stage, kind) {
             (E::Submit(kind), None, _) => Ok(Self::submitted(kind)),
             (E::Open(kind), None, _) => Ok(Self::of(kind, Stage::Draft)),
+            (E::Move(kind), None, _) => Ok(Self::of(kind, Stage::Moved)),
+            (E::Unroute, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Unrouted)),
             (E::Expire, None | Some(Stage::Draft), _) => Ok(Self::Expired),
             (E::Approve, Some(Stage::Submitted), Some(kind)) => Ok(Self::approved(kind)),
             (E::File, Some(Stage::Draft), Some(kind)) => Ok(Self::of(kind, Stage::Filed)),
@@ -196,9 +239,11 @@ impl ApprovalStatus {
                 },
             )),
             (E::Withdraw, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Withdrawn)),
-            (E::Submit(_) | E::Open(_), Some(_), _) => Err(Refusal::AlreadySubmitted(self)),
+            (E::Submit(_) | E::Open(_) | E::Move(_), Some(_), _) => {
+                Err(Refusal::AlreadySubmitted(self))
+            }
             (E::Expire, _, _) => Err(Refusal::NotPending(self)),
-            (E::Approve | E::File | E::Decide { .. } | E::Withdraw, _, _) => {
+            (E::Approve | E::File | E::Decide { .. } | E::Withdraw | E::Unroute, _, _) => {
                 Err(Refusal::NotSubmitted(self))
             }
         }
@@ -219,6 +264,10 @@ impl ApprovalStatus {
             Self::OvertimeRejected => "加班未通过",
             Self::LeaveWithdrawn => "请假已撤回",
             Self::OvertimeWithdrawn => "加班已撤回",
+            Self::LeaveMoved => "请假申请已转到私聊",
+            Self::OvertimeMoved => "加班申请已转到私聊",
+            Self::LeaveUnrouted => "请假未送审：无审批人",
+            Self::OvertimeUnrouted => "加班未送审：无审批人",
         }
     }
 }
@@ -235,6 +284,10 @@ pub enum Stage {
     Filed,
     Rejected,
     Withdrawn,
+    /// A group card: the request continues in the requester's p2p chat, on a card of its own.
+    Moved,
+    /// Filed, but nobody can decide it and the fallback refuses: ended, with the reason.
+    Unrouted,
 }
 
 /// What can happen to an approval.
@@ -244,6 +297,10 @@ pub enum ApprovalEvent {
     Submit(RequestKind),
     /// A click on 请假 / 加班 with an approver: the card becomes the request form.
     Open(RequestKind),
+    /// The same click on a card in a group: the form goes to the requester's p2p chat.
+    Move(RequestKind),
+    /// Filing found nobody to decide and `APPROVAL_FALLBACK=refuse`.
+    Unroute,
     /// A valid form submit: the request goes to the approvers.
     File,
     /// An approver's 同意 (`approve`) or 拒绝.
@@ -283,10 +340,23 @@ pub struct ApprovalData {
     pub submitted_at: Option<EpochMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<EpochMillis>,
-    /// Who decides this request (open_ids), resolved when the card was sent: `APPROVER_OPEN_IDS`,
-    /// else the requester's leader; empty: the tutorial's simulated approval.
+    /// Who decides this request (open_ids), resolved when it is filed (cards of earlier versions:
+    /// when the card was sent): `APPROVER_OPEN_IDS`, else the requester's leader. A decision is
+    /// checked against this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// Decided by the simulated approver (`APPROVAL_FALLBACK=simulated`): every card, toast, list
+    /// line and text of it says it was decided automatically.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
+    /// The card sits in the requester's p2p chat with the bot, where nobody else sees it. A card
+    /// without it (in a group, or written by an earlier version) never shows a request's details:
+    /// the form continues in p2p.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_p2p: bool,
+    /// Why filing found nobody to decide (`*_unrouted`, or an automatic decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_approver: Option<NoApprover>,
     /// What the requester filed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<RequestForm>,
@@ -305,6 +375,23 @@ pub struct ApprovalData {
     /// Who did what and when, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,
+}
+
+/// Why a filed request found nobody to decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum NoApprover {
+    /// No approver configured and the leader look-up off.
+    NoneConfigured,
+    /// The requester has no leader in the contact data.
+    NoLeader,
+    /// The app may not read the requester's leader: 99991672 (missing API scope) or 41050 (the
+    /// requester outside the contact data scope), `../shared/feishu/approval-apis.md` §1.
+    NoPermission { code: i64 },
+    /// The contact API does not know the requester (41012).
+    UnknownUser,
+    /// The only configured approver is the requester, who has no leader.
+    OnlySelf,
 }
 
 /// The leave types of the 请假 form: the select's option values.
@@ -380,6 +467,8 @@ pub enum AuditAction {
     Withdrawn,
     Reminded,
     Expired,
+    /// Filing found nobody to decide (refused, or decided automatically after it).
+    NoApprover,
 }
 
 impl AuditAction {
@@ -391,6 +480,7 @@ impl AuditAction {
             Self::Withdrawn => "撤回申请",
             Self::Reminded => "提醒审批人",
             Self::Expired => "已过期",
+            Self::NoApprover => "无审批人",
         }
     }
 }
@@ -495,6 +585,9 @@ mod tests {
             Withdraw,
             Approve,
             Expire,
+            Move(leave),
+            Move(overtime),
+            Unroute,
         ];
         let mut allowed = 0;
         for status in ApprovalStatus::ALL {
@@ -504,6 +597,10 @@ mod tests {
                     (Pending, Submit(RequestKind::WorkOvertime)) => Ok(OvertimeSubmitted),
                     (Pending, Open(RequestKind::Leave)) => Ok(LeaveDraft),
                     (Pending, Open(RequestKind::WorkOvertime)) => Ok(OvertimeDraft),
+                    (Pending, Move(RequestKind::Leave)) => Ok(LeaveMoved),
+                    (Pending, Move(RequestKind::WorkOvertime)) => Ok(OvertimeMoved),
+                    (LeaveFiled, Unroute) => Ok(LeaveUnrouted),
+                    (OvertimeFiled, Unroute) => Ok(OvertimeUnrouted),
                     (Pending | LeaveDraft | OvertimeDraft, Expire) => Ok(Expired),
                     (LeaveSubmitted, Approve) => Ok(LeaveApproved),
                     (OvertimeSubmitted, Approve) => Ok(OvertimeApproved),
@@ -518,10 +615,11 @@ mod tests {
                     (Expired, _) => Err(Refusal::Expired),
                     (
                         LeaveApproved | OvertimeApproved | LeaveRejected | OvertimeRejected
-                        | LeaveWithdrawn | OvertimeWithdrawn,
+                        | LeaveWithdrawn | OvertimeWithdrawn | LeaveMoved | OvertimeMoved
+                        | LeaveUnrouted | OvertimeUnrouted,
                         _,
                     ) => Err(Refusal::AlreadyDecided(status)),
-                    (_, Submit(_) | Open(_)) => Err(Refusal::AlreadySubmitted(status)),
+                    (_, Submit(_) | Open(_) | Move(_)) => Err(Refusal::AlreadySubmitted(status)),
                     (_, Expire) => Err(Refusal::NotPending(status)),
                     (_, _) => Err(Refusal::NotSubmitted(status)),
                 };
@@ -529,7 +627,7 @@ mod tests {
                 assert_eq!(status.apply(event), expected, "{status:?} + {event:?}");
             }
         }
-        assert_eq!(allowed, 17);
+        assert_eq!(allowed, 21);
     }
 
     #[test]

@@ -20,13 +20,14 @@ pub mod views;
 
 pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
-    card_key, decide_click, decide_review_click, new_card_state, new_review_state, requests_list,
-    reviews_list, scheduled_for_new_card, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
+    card_key, decide_click, decide_review_click, new_card_state, new_private_form_state,
+    new_review_state, no_approver_step, requests_list, reviews_list, scheduled_for_new_card, Click,
+    ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{
     status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
-    LeaveType, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
+    LeaveType, NoApprover, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
 };
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
 pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};

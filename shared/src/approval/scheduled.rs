@@ -34,6 +34,8 @@ pub enum Timer {
     Refresh,
     /// The `n`th reminder (1-based) of a filed request's approvers.
     Remind(u32),
+    /// A group card handed its request over: send the form to the requester's p2p chat.
+    PrivateForm,
 }
 
 /// Work scheduled on a card, which may be another than the one a click wrote.
@@ -205,7 +207,10 @@ pub fn on_timer(
             super::views::render_state(state, time_zone)?,
             "refresh",
         )),
-        (Timer::NotifyApprovers | Timer::NotifyRequester | Timer::Remind(_), _) => {
+        (
+            Timer::NotifyApprovers | Timer::NotifyRequester | Timer::Remind(_) | Timer::PrivateForm,
+            _,
+        ) => {
             Ok(CardStep::nothing(state, "not a card update"))
         }
     }

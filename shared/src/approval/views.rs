@@ -8,7 +8,7 @@
 use super::action::ApprovalAction;
 use super::machine::{
     status_of, ApprovalData, ApprovalStatus, AuditAction, AuditEntry, DomainError, LeaveType,
-    RequestForm, RequestKind, ReviewData, Stage, REVIEW_KIND,
+    NoApprover, RequestForm, RequestKind, ReviewData, Stage, REVIEW_KIND,
 };
 use super::request::{fields, FormProblem, MAX_REASON_CHARS};
 use crate::cards::text;
@@ -63,6 +63,8 @@ pub struct RequestView<'a> {
     pub submitted_by: Option<&'a str>,
     /// When, already formatted (e.g. `11-22 08:00`).
     pub submitted_at: &'a str,
+    /// Decided by the simulated approver (`APPROVAL_FALLBACK=simulated`): the card says so.
+    pub automatic: bool,
 }
 
 fn header(tags: Vec<TextTag>, template: HeaderTemplate) -> Option<CardHeader> {
@@ -194,12 +196,27 @@ fn submitted_line(view: &RequestView<'_>, waiting: bool, lang: Lang) -> String {
     }
 }
 
+/// What a card decided by the simulated approver says, so that nobody takes it for a person's
+/// approval (`APPROVAL_FALLBACK=simulated`).
+pub const AUTOMATIC_NOTICE: &str = "本机器人未配置审批人，由模拟审批自动处理，并非真人审批。";
+/// [`AUTOMATIC_NOTICE`] in English.
+pub const AUTOMATIC_NOTICE_EN: &str =
+    "This bot has no approvers configured: a simulated approver decides it automatically, not a person.";
+
 /// The decision line the CardKit plan adds under the request line.
-pub fn approved_line(request: RequestKind, approved_at: &str) -> Element {
-    Element::markdown_localized(ids::TL_APPROVED, |lang| match lang {
-        Lang::ZhCn => format!("{approved_at} · 审批通过：{}通过", request.label()),
-        Lang::EnUs => format!(
+pub fn approved_line(request: RequestKind, approved_at: &str, automatic: bool) -> Element {
+    Element::markdown_localized(ids::TL_APPROVED, |lang| match (lang, automatic) {
+        (Lang::ZhCn, false) => format!("{approved_at} · 审批通过：{}通过", request.label()),
+        (Lang::EnUs, false) => format!(
             "{approved_at} · approved: {} approved",
+            english_label(request)
+        ),
+        (Lang::ZhCn, true) => format!(
+            "{approved_at} · 自动审批（模拟）：{}通过",
+            request.label()
+        ),
+        (Lang::EnUs, true) => format!(
+            "{approved_at} · decided automatically (simulated): {} approved",
             english_label(request)
         ),
     })
@@ -245,10 +262,18 @@ pub fn submitted_card(view: &RequestView<'_>) -> Card {
         body: CardBody {
             elements: vec![
                 status_element(ids::STATUS, "审批中", "Pending", TagColor::Orange),
-                Element::div_localized(ids::PROMPT, |lang| match lang {
-                    Lang::ZhCn => format!("已提交{}申请，等待审批", request.label()),
-                    Lang::EnUs => format!(
+                Element::div_localized(ids::PROMPT, |lang| match (lang, view.automatic) {
+                    (Lang::ZhCn, false) => format!("已提交{}申请，等待审批", request.label()),
+                    (Lang::EnUs, false) => format!(
                         "{} request submitted, waiting for approval",
+                        english_label(request)
+                    ),
+                    (Lang::ZhCn, true) => format!(
+                        "已提交{}申请。{AUTOMATIC_NOTICE}",
+                        request.label()
+                    ),
+                    (Lang::EnUs, true) => format!(
+                        "{} request submitted. {AUTOMATIC_NOTICE_EN}",
                         english_label(request)
                     ),
                 }),
@@ -279,9 +304,12 @@ fn decision_note(request: RequestKind, lang: Lang) -> &'static str {
 /// The tutorial's 请假通过 / 加班通过 card: status tag, note, timeline; no buttons.
 pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
     let request = view.request;
-    let approved = |lang: Lang| match lang {
-        Lang::ZhCn => format!("{}通过", request.label()),
-        Lang::EnUs => format!("{} approved", english_label(request)),
+    let automatic = view.automatic;
+    let approved = |lang: Lang| match (lang, automatic) {
+        (Lang::ZhCn, false) => format!("{}通过", request.label()),
+        (Lang::EnUs, false) => format!("{} approved", english_label(request)),
+        (Lang::ZhCn, true) => format!("{}通过（自动审批）", request.label()),
+        (Lang::EnUs, true) => format!("{} approved (automatic)", english_label(request)),
     };
     Card {
         schema: Schema::V2,
@@ -292,9 +320,17 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
                 Element::markdown_localized(ids::STATUS, |lang| {
                     status_tag(&approved(lang), TagColor::Green)
                 }),
-                Element::div_localized(ids::PROMPT, |lang| match lang {
-                    Lang::ZhCn => format!("{}申请已通过", request.label()),
-                    Lang::EnUs => format!("{} request approved", english_label(request)),
+                Element::div_localized(ids::PROMPT, |lang| match (lang, automatic) {
+                    (Lang::ZhCn, false) => format!("{}申请已通过", request.label()),
+                    (Lang::EnUs, false) => format!("{} request approved", english_label(request)),
+                    (Lang::ZhCn, true) => format!(
+                        "{}申请已自动通过。{AUTOMATIC_NOTICE}",
+                        request.label()
+                    ),
+                    (Lang::EnUs, true) => format!(
+                        "{} request approved automatically. {AUTOMATIC_NOTICE_EN}",
+                        english_label(request)
+                    ),
                 }),
                 Element::hr(ids::DIVIDER),
                 Element::markdown_localized(ids::NOTE, |lang| {
@@ -307,7 +343,7 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
                 Element::markdown_localized(ids::TL_SUBMITTED, |lang| {
                     submitted_line(view, false, lang)
                 }),
-                approved_line(request, approved_at),
+                approved_line(request, approved_at, automatic),
             ],
         },
     }
@@ -347,13 +383,67 @@ fn english(request: RequestKind) -> &'static str {
     }
 }
 
-/// The toast for an accepted click.
+/// The toast for an accepted click of the tutorial's flow: the simulated approver decides it.
 pub fn submitted_toast(request: RequestKind) -> Toast {
     Toast::new(
         ToastKind::Success,
-        &format!("已提交{}申请", request.label()),
-        &format!("Your {} request was submitted", english(request)),
+        &format!("已提交{}申请（模拟审批，将自动通过）", request.label()),
+        &format!(
+            "Your {} request was submitted (simulated approval: decided automatically)",
+            english(request)
+        ),
     )
+}
+
+/// The toast for 请假 / 加班 when the deployment has no approver source and
+/// `APPROVAL_FALLBACK=refuse`: nothing is filed.
+pub fn no_approvers_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "本机器人未配置审批人，暂时无法发起审批，请联系管理员",
+        "This bot has no approvers configured; please ask your admin",
+    )
+}
+
+/// The toast for 请假 / 加班 on a card in a group: the form continues in the requester's p2p chat
+/// with the bot, where nobody else sees it.
+pub fn moved_toast(kind: RequestKind) -> Toast {
+    Toast::new(
+        ToastKind::Success,
+        &format!("{}申请表单已发到你与机器人的私聊", kind.label()),
+        &format!(
+            "The {} form is in your private chat with the bot",
+            english(kind)
+        ),
+    )
+}
+
+/// A group card after 请假 / 加班: it says where the request went and shows none of it.
+pub fn moved_card(kind: RequestKind) -> Card {
+    Card {
+        schema: Schema::V2,
+        config: config(|lang| match lang {
+            Lang::ZhCn => format!("{}申请已转到私聊", kind.label()),
+            Lang::EnUs => format!("{} request continued in private", english_label(kind)),
+        }),
+        header: request_header(kind),
+        body: CardBody {
+            elements: vec![
+                status_element(ids::STATUS, "已转到私聊", "In private chat", TagColor::Neutral),
+                Element::div_localized(ids::PROMPT, |lang| match lang {
+                    Lang::ZhCn => format!(
+                        "{}申请在申请人与机器人的私聊中继续，内容不在群内显示。",
+                        kind.label()
+                    ),
+                    Lang::EnUs => format!(
+                        "The {} request continues in the requester's private chat with the bot; \
+                         its details are not shown in this group.",
+                        english(kind)
+                    ),
+                }),
+            ],
+        },
+    }
 }
 
 /// The toast for a click on a card that was already decided (nothing changes).
@@ -402,6 +492,16 @@ pub const LIST_LENGTH: usize = 10;
 
 /// Where a request stands, in `lang`, for lists and toasts.
 pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> String {
+    if data.automatic && status.stage() == Some(Stage::Approved) {
+        return lang
+            .pick("{}通过（自动审批）", "{} approved (automatic)")
+            .replace(
+                "{}",
+                data.request_kind(status)
+                    .map(|k| request_label(k, lang))
+                    .unwrap_or_default(),
+            );
+    }
     if lang == Lang::ZhCn {
         return status.outcome_text().to_owned();
     }
@@ -415,6 +515,8 @@ pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> Strin
         Some(Stage::Rejected) => format!("{kind} rejected"),
         Some(Stage::Withdrawn) => format!("{kind} withdrawn"),
         Some(Stage::Draft) => format!("{kind} draft"),
+        Some(Stage::Moved) => format!("{kind} continued in private"),
+        Some(Stage::Unrouted) => format!("{kind} not sent: no approver"),
         None if status == ApprovalStatus::Expired => "Expired".to_owned(),
         None => "Open".to_owned(),
     }
@@ -634,12 +736,14 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
         request: kind,
         submitted_by: data.submitted_by.as_deref(),
         submitted_at: &submitted_at,
+        automatic: data.automatic,
     };
     let requester = data.submitted_by.as_deref().unwrap_or_default();
     let decided_at = data.decided_at.map(local).unwrap_or_default();
     match (status.stage(), data.request_kind(status)) {
         _ if status == ApprovalStatus::Pending => pending_card(),
         (Some(Stage::Draft), Some(kind)) => form_card(kind),
+        (Some(Stage::Moved), Some(kind)) => moved_card(kind),
         // A request with an approver (filed, decided, withdrawn, or expired after filing) shows
         // its fields, decision and timeline.
         (_, Some(kind)) if data.form.is_some() => {
@@ -917,6 +1021,7 @@ fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
             AuditAction::Withdrawn => "withdrew the request",
             AuditAction::Reminded => "reminded the approvers",
             AuditAction::Expired => "expired",
+            AuditAction::NoApprover => "found no approver",
         },
     )
 }
@@ -963,6 +1068,11 @@ fn request_status(
             TagColor::Neutral,
             HeaderTemplate::Grey,
         ),
+        Some(Stage::Unrouted) => (
+            ("无审批人".to_owned(), "No approver".to_owned()),
+            TagColor::Red,
+            HeaderTemplate::Grey,
+        ),
         _ if status == ApprovalStatus::Expired => (
             ("已过期".to_owned(), "Expired".to_owned()),
             TagColor::Neutral,
@@ -983,8 +1093,13 @@ fn decision_line(
     lang: Lang,
 ) -> Option<String> {
     let verdict = match status.stage() {
+        Some(Stage::Approved) if data.automatic => lang.pick(
+            "自动通过（模拟审批，并非真人审批）",
+            "approved automatically (simulated, not a person)",
+        ),
         Some(Stage::Approved) => lang.pick("已同意", "approved"),
         Some(Stage::Rejected) => lang.pick("已拒绝", "rejected"),
+        Some(Stage::Unrouted) => lang.pick("未送审", "not sent to anyone"),
         _ => return None,
     };
     let by = data.decided_by.as_deref().map(who).unwrap_or_default();
@@ -996,6 +1111,13 @@ fn decision_line(
         "**{}**：{by} {verdict} · {at}",
         lang.pick("审批结果", "Decision")
     );
+    if let Some(why) = data.no_approver {
+        line.push_str(&format!(
+            "\n**{}**：{}",
+            lang.pick("原因", "Why"),
+            no_approver_reason(why, lang)
+        ));
+    }
     if let Some(comment) = &data.comment {
         line.push_str(&format!(
             "\n**{}**：{}",
@@ -1004,6 +1126,47 @@ fn decision_line(
         ));
     }
     Some(line)
+}
+
+/// Why filing found nobody to decide, in `lang`: what the admin must change.
+pub fn no_approver_reason(why: NoApprover, lang: Lang) -> String {
+    match why {
+        NoApprover::NoneConfigured => lang
+            .pick(
+                "本机器人未配置审批人（APPROVER_OPEN_IDS）",
+                "this bot has no approvers configured (APPROVER_OPEN_IDS)",
+            )
+            .to_owned(),
+        NoApprover::NoLeader => lang
+            .pick(
+                "申请人在通讯录中没有直属上级",
+                "the requester has no leader in the contact data",
+            )
+            .to_owned(),
+        NoApprover::NoPermission { code } => match lang {
+            Lang::ZhCn => format!(
+                "应用无权读取申请人的上级（错误码 {code}：需开通 contact:contact.base:readonly、\
+                 contact:user.department:readonly，并将成员加入通讯录权限范围）"
+            ),
+            Lang::EnUs => format!(
+                "the app may not read the requester's leader (code {code}: grant \
+                 contact:contact.base:readonly and contact:user.department:readonly, and put the \
+                 user in the contact data scope)"
+            ),
+        },
+        NoApprover::UnknownUser => lang
+            .pick(
+                "通讯录中找不到申请人",
+                "the contact data does not know the requester",
+            )
+            .to_owned(),
+        NoApprover::OnlySelf => lang
+            .pick(
+                "唯一配置的审批人是申请人本人，且没有直属上级",
+                "the only configured approver is the requester, who has no leader",
+            )
+            .to_owned(),
+    }
 }
 
 fn request_elements(
@@ -1167,11 +1330,26 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
         .decided_at
         .map(|at| format_local(at, time_zone))
         .unwrap_or_default();
+    // A text message reads `<at …>` tags and `[text](url)` links: the comment must not.
     let comment = data
         .comment
         .as_deref()
-        .map(|c| text::plain(c, MAX_REASON_CHARS));
+        .map(|c| text::message_text(c, MAX_REASON_CHARS));
     let (mut cn, mut us) = match status.stage() {
+        Some(Stage::Approved) if data.automatic => (
+            format!("你的{zh}申请已由模拟审批自动通过（{at}），并非真人审批。"),
+            format!("Your {en} request was approved automatically by the simulated approver ({at}), not by a person."),
+        ),
+        Some(Stage::Unrouted) => (
+            format!(
+                "你的{zh}申请没有送审：找不到审批人（{}）。请联系管理员。",
+                no_approver_reason(data.no_approver.unwrap_or(NoApprover::NoneConfigured), Lang::ZhCn)
+            ),
+            format!(
+                "Your {en} request was not sent: no approver could be found ({}). Please ask your admin.",
+                no_approver_reason(data.no_approver.unwrap_or(NoApprover::NoneConfigured), Lang::EnUs)
+            ),
+        ),
         Some(Stage::Approved) => (
             format!("你的{zh}申请已通过（{at}）"),
             format!("Your {en} request was approved ({at})"),
@@ -1273,6 +1451,7 @@ mod tests {
             request,
             submitted_by: Some("ou_84aad35d084aa403a838cf73ee18467"),
             submitted_at: "11-22 08:00",
+            automatic: true,
         }
     }
 
@@ -1399,7 +1578,23 @@ mod tests {
                 panic!()
             };
             assert!(status.content.contains(words));
-            assert_eq!(card.config.summary.as_ref().unwrap().content, words);
+            // The tutorial's card is decided by the simulated approver, and says so.
+            assert_eq!(
+                card.config.summary.as_ref().unwrap().content,
+                format!("{words}（自动审批）")
+            );
+            let Some(Element::Div(prompt)) = card.find(ids::PROMPT) else {
+                panic!()
+            };
+            assert!(prompt.text.content.contains(AUTOMATIC_NOTICE), "{prompt:?}");
+            let manual = approved_card(
+                &RequestView {
+                    automatic: false,
+                    ..view(request)
+                },
+                "11-22 08:01",
+            );
+            assert_eq!(manual.config.summary.as_ref().unwrap().content, words);
             let Some(Element::Markdown(note)) = card.find(ids::NOTE) else {
                 panic!()
             };
@@ -1633,7 +1828,7 @@ mod tests {
         #[test]
         fn hostile_requesters_never_reach_card_markup(id in hostile_ids()) {
             for request in [RequestKind::Leave, RequestKind::WorkOvertime] {
-                let with = RequestView { request, submitted_by: Some(&id), submitted_at: "11-22 08:00" };
+                let with = RequestView { request, submitted_by: Some(&id), submitted_at: "11-22 08:00", automatic: true };
                 let without = RequestView { submitted_by: None, ..with };
                 for (a, b) in [
                     (submitted_card(&with), submitted_card(&without)),

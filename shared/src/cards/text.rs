@@ -80,6 +80,24 @@ pub fn plain(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// [`plain`] for a text message (`msg_type: text`), which reads `<at user_id="…"></at>` tags,
+/// style tags and `[text](url)` links in its content: `<`, `>`, `[` and `]` become their
+/// full-width forms (＜ ＞ ［ ］), so the text reads as written and can open no tag, mention
+/// nobody and hide no link target. Whether text messages decode entities is not documented
+/// (`../shared/feishu/`), so entities, which would show raw, are not used.
+pub fn message_text(text: &str, max_chars: usize) -> String {
+    plain(text, max_chars)
+        .chars()
+        .map(|c| match c {
+            '<' => '＜',
+            '>' => '＞',
+            '[' => '［',
+            ']' => '］',
+            c => c,
+        })
+        .collect()
+}
+
 /// Bidirectional overrides and zero-width characters that would let text disguise itself.
 fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
@@ -162,7 +180,22 @@ mod tests {
         assert_eq!(escape_markdown("&#60;", 100), "&#38;&#35;60;");
     }
 
+    #[test]
+    fn message_text_opens_no_mention_and_hides_no_link() {
+        let out = message_text("<at user_id=\"all\"></at>[x](https://evil.example)", 300);
+        assert_eq!(out, "＜at user_id=\"all\"＞＜/at＞［x］(https://evil.example)");
+        assert_eq!(message_text("同意，辛苦了", 300), "同意，辛苦了");
+    }
+
     proptest! {
+        #[test]
+        fn message_text_never_holds_a_tag_or_a_link(text in any::<String>(), max in 1usize..400) {
+            let out = message_text(&text, max);
+            for forbidden in ['<', '>', '[', ']'] {
+                prop_assert!(!out.contains(forbidden), "{forbidden} in {out:?}");
+            }
+        }
+
         #[test]
         fn escaped_text_never_holds_a_tag_or_a_mark(text in any::<String>(), max in 1usize..600) {
             let out = escape_markdown(&text, max);

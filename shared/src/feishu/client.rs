@@ -159,9 +159,11 @@ impl FeishuClientBuilder {
             ),
             tokens: TenantTokenProvider::new(
                 self.config.app_id.clone(),
-                self.token_store,
+                self.token_store.clone(),
                 self.clock,
             ),
+            token_store: self.token_store,
+            bot_open_id: tokio::sync::OnceCell::new(),
             app_id: self.config.app_id,
             app_secret: self.config.app_secret,
             retry: self.retry,
@@ -182,6 +184,10 @@ pub struct FeishuClient {
     pacer: Pacer,
     /// Permits of the app-wide limits, shared with every other instance through the table.
     limiter: SharedLimiter,
+    /// Where the bot's open_id is kept for every instance (beside the tenant token).
+    token_store: Arc<dyn TokenStore>,
+    /// The bot's open_id once read: it never changes for an app.
+    bot_open_id: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for FeishuClient {
@@ -242,6 +248,17 @@ impl FeishuClient {
         chat: Option<&str>,
         deadline: Deadline,
     ) -> FeishuResult<T> {
+        parse_data(self.call_body(request, chat, deadline).await?)
+    }
+
+    /// [`Self::call_in`], answering the whole success body (an answer without `data`, such as
+    /// `bot/v3/info`'s `bot`).
+    async fn call_body(
+        &self,
+        request: &ApiRequest,
+        chat: Option<&str>,
+        deadline: Deadline,
+    ) -> FeishuResult<serde_json::Value> {
         let mut refetched = false;
         let budget = CallBudget {
             api: request.api_name(),
@@ -259,7 +276,7 @@ impl FeishuClient {
                     refetched = true;
                 }
                 Err(e) => return Err(e),
-                Ok(body) => return parse_data(body),
+                Ok(body) => return Ok(body),
             }
         }
     }
@@ -452,6 +469,31 @@ impl FeishuApi for FeishuClient {
         let request = im::urgent_app(message_id, open_ids)?;
         let _: IgnoredAny = self.call(&request, deadline).await?;
         Ok(())
+    }
+
+    async fn bot_open_id(&self, deadline: Deadline) -> FeishuResult<String> {
+        let open_id = self
+            .bot_open_id
+            .get_or_try_init(|| async {
+                // The table first (one read), so only the first instance ever asks Feishu.
+                match self.token_store.get_bot_open_id(&self.app_id).await {
+                    Ok(Some(open_id)) => return Ok(open_id),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the bot's open_id"),
+                }
+                let body = self.call_body(&contact::bot_info(), None, deadline).await?;
+                let bot = contact::BotInfo::from_body(body)?;
+                if let Err(e) = self
+                    .token_store
+                    .put_bot_open_id(&self.app_id, &bot.open_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot keep the bot's open_id");
+                }
+                Ok::<_, FeishuError>(bot.open_id)
+            })
+            .await?;
+        Ok(open_id.clone())
     }
 
     async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser> {

@@ -53,6 +53,45 @@ pub enum Leader {
 /// 41012 `user id invalid error`: no such user (or an id of another type).
 pub const UNKNOWN_USER_CODE: i64 = 41_012;
 
+/// The bot's identity, from `GET /open-apis/bot/v3/info` (`approval-apis.md` §8). Its answer is
+/// flat: `{"code":0,"msg":"ok","bot":{"activate_status":2,"app_name":"…","open_id":"ou_…",…}}`,
+/// with no `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BotInfo {
+    /// The bot's open_id in this app: what a mention of it carries.
+    pub open_id: String,
+    #[serde(default)]
+    pub app_name: Option<String>,
+    /// 2 enabled; 0 initialising, 1 stopped by the tenant, 3/4 waiting to be enabled, 5/6 expired.
+    #[serde(default)]
+    pub activate_status: Option<i64>,
+}
+
+/// `GET /open-apis/bot/v3/info`.
+pub fn bot_info() -> ApiRequest {
+    ApiRequest {
+        method: Method::Get,
+        path: "/open-apis/bot/v3/info".to_owned(),
+        body: None,
+    }
+}
+
+impl BotInfo {
+    /// Reads the answer's `bot`; an answer without a well-formed one is a transport error.
+    pub fn from_body(mut body: serde_json::Value) -> FeishuResult<Self> {
+        let bot = body
+            .get_mut("bot")
+            .map(serde_json::Value::take)
+            .unwrap_or_default();
+        serde_json::from_value::<Self>(bot)
+            .ok()
+            .filter(|b| crate::cards::text::FeishuId::OpenId.is_valid(&b.open_id))
+            .ok_or_else(|| {
+                FeishuError::Transport("bot/v3/info answered without a bot open_id".to_owned())
+            })
+    }
+}
+
 /// 99991672: the app lacks the API scope; 41050: the user is outside the contact data scope.
 pub const NO_PERMISSION_CODES: [i64; 2] = [99_991_672, 41_050];
 

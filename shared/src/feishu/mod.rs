@@ -25,7 +25,7 @@ pub use client::{
     FeishuClient, FeishuClientBuilder, FeishuClientConfig, RetryPolicy, FEISHU_BASE_URL,
     LARK_BASE_URL,
 };
-pub use contact::{ContactUser, Leader};
+pub use contact::{BotInfo, ContactUser, Leader};
 pub use deadline::Deadline;
 pub use error::{codes, FeishuError, FeishuResult};
 pub use im::{MessageContent, ReceiveId, SentMessage};
@@ -36,6 +36,12 @@ pub use token::{Clock, SystemClock, TenantAccessToken, REFRESH_MARGIN_MS};
 /// or a [`CardWrite`] (sequence + uuid), so a retried call is never applied twice.
 #[async_trait]
 pub trait FeishuApi: Send + Sync {
+    /// The bot's own open_id (`GET /open-apis/bot/v3/info`; no API scope needed, the bot
+    /// capability enabled and published), which a group message's `mentions[]` carries when it
+    /// @mentions this bot (`../shared/feishu/approval-apis.md` §8). Read once per app: kept in
+    /// memory and in the table.
+    async fn bot_open_id(&self, deadline: Deadline) -> FeishuResult<String>;
+
     /// Gets one user by open_id (`GET contact/v3/users/:user_id`), for their leader
     /// ([`contact::Leader::of`]).
     async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser>;

@@ -73,6 +73,7 @@ impl ApiRequest {
             }
             (Method::Post, ["im", "v1", "messages"]) => "im.message.create",
             (Method::Get, ["contact", "v3", "users", _]) => "contact.user.get",
+            (Method::Get, ["bot", "v3", "info"]) => "bot.info",
             (Method::Post, ["im", "v1", "messages", _, "reply"]) => "im.message.reply",
             (Method::Patch, ["im", "v1", "messages", _]) => "im.message.patch",
             (Method::Patch, ["im", "v1", "messages", _, "urgent_app"]) => "im.message.urgent_app",

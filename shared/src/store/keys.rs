@@ -3,6 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | tenant token | `token#<app_id>` | `tenant` |
+//! | the bot's open_id | `token#<app_id>` | `bot` |
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
 //! | job | `card#<card_key>` | `job#<job_id>` |
@@ -18,6 +19,8 @@ pub const SK: &str = "sk";
 
 /// Sort key of the tenant token item.
 pub const TENANT_TOKEN_SK: &str = "tenant";
+/// Sort key of the bot's own open_id (`bot/v3/info`), beside the app's tenant token.
+pub const BOT_SK: &str = "bot";
 /// Sort key of a dedup record.
 pub const DEDUP_SK: &str = "-";
 /// Sort key of a card's state item.

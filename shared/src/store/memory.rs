@@ -28,6 +28,8 @@ struct DedupRecord {
 struct Tables {
     dedup: HashMap<String, DedupRecord>,
     tokens: HashMap<String, StoredTenantToken>,
+    /// The bot's open_id per app.
+    bots: HashMap<String, String>,
     cards: BTreeMap<String, CardState>,
     /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
     jobs: BTreeMap<(String, String), Job>,
@@ -186,6 +188,17 @@ impl TokenStore for MemoryStore {
         if tables.tokens.get(app_id).is_some_and(|t| t.token == token) {
             tables.tokens.remove(app_id);
         }
+        Ok(())
+    }
+
+    async fn get_bot_open_id(&self, app_id: &str) -> StoreResult<Option<String>> {
+        Ok(self.lock().bots.get(app_id).cloned())
+    }
+
+    async fn put_bot_open_id(&self, app_id: &str, open_id: &str) -> StoreResult<()> {
+        self.lock()
+            .bots
+            .insert(app_id.to_owned(), open_id.to_owned());
         Ok(())
     }
 }

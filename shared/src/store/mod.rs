@@ -191,6 +191,15 @@ pub trait TokenStore: Send + Sync {
     async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool>;
     /// Deletes the stored token if it is still `token` (Feishu rejected it).
     async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
+    /// The bot's own open_id in `app_id` (`bot/v3/info`), once any instance read it. A store
+    /// that keeps none (the default) makes each process ask Feishu once.
+    async fn get_bot_open_id(&self, _app_id: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+    /// Keeps the bot's open_id for every instance (it never changes for an app).
+    async fn put_bot_open_id(&self, _app_id: &str, _open_id: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// The callback's card-update token: valid 30 minutes, for 2 uses. A secret.
@@ -338,6 +347,8 @@ pub enum JobKind {
     Refresh,
     /// Remind a filed request's approvers (`payload.n`: which reminder).
     Remind,
+    /// Send the request form a group card handed over to the requester's p2p chat.
+    PrivateForm,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -354,6 +365,7 @@ impl JobKind {
             Self::NotifyRequester => "notify_requester",
             Self::Refresh => "refresh",
             Self::Remind => "remind",
+            Self::PrivateForm => "private_form",
             Self::Other(kind) => kind,
         }
     }
@@ -377,6 +389,7 @@ impl From<&str> for JobKind {
             "notify_requester" => Self::NotifyRequester,
             "refresh" => Self::Refresh,
             "remind" => Self::Remind,
+            "private_form" => Self::PrivateForm,
             other => Self::Other(other.to_owned()),
         }
     }

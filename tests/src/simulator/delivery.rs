@@ -19,7 +19,14 @@ pub enum ChatKind {
     P2p,
     /// The group chat; the message @mentions the bot.
     Group,
+    /// The group chat, a message that does not @mention the bot (what an app with the
+    /// group-message scope receives for every group message). `@Alice` in its text becomes a
+    /// mention of another user, [`OTHER_USER_OPEN_ID`].
+    GroupNotAddressed,
 }
+
+/// The open_id of `@Alice`, a group member who is not the bot (`ChatKind::GroupNotAddressed`).
+pub const OTHER_USER_OPEN_ID: &str = "ou_a11ce0000000000000000000000000a1";
 
 /// A card callback, its answer and what the Feishu client made of it.
 #[derive(Clone, Serialize, Deserialize)]
@@ -89,11 +96,12 @@ pub(crate) async fn user_message_of(
     let message_id = new_message_id();
     let (chat_id, chat_type) = match chat {
         ChatKind::P2p => (user.p2p_chat_id.clone(), "p2p"),
-        ChatKind::Group => (cfg.group_chat_id.clone(), "group"),
+        ChatKind::Group | ChatKind::GroupNotAddressed => (cfg.group_chat_id.clone(), "group"),
     };
     let content_text = match chat {
         ChatKind::P2p => text.to_owned(),
         ChatKind::Group => format!("{BOT_MENTION_KEY} {text}"),
+        ChatKind::GroupNotAddressed => text.replace("@Alice", BOT_MENTION_KEY),
     };
     let (msg_type, content) = if rich {
         let mut runs = Vec::new();
@@ -121,6 +129,14 @@ pub(crate) async fn user_message_of(
             "key": BOT_MENTION_KEY,
             "id": {"union_id": "", "user_id": "", "open_id": cfg.bot_open_id},
             "name": cfg.bot_name,
+            "tenant_key": cfg.tenant_key,
+        }]);
+    }
+    if chat == ChatKind::GroupNotAddressed && text.contains("@Alice") {
+        message["mentions"] = json!([{
+            "key": BOT_MENTION_KEY,
+            "id": {"union_id": "", "user_id": "", "open_id": OTHER_USER_OPEN_ID},
+            "name": "Alice",
             "tenant_key": cfg.tenant_key,
         }]);
     }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use clock::SimClock;
-pub use delivery::{CallbackDelivery, ChatKind};
+pub use delivery::{CallbackDelivery, ChatKind, OTHER_USER_OPEN_ID};
 pub use limits::CallRates;
 pub use openapi::ContactAccess;
 pub use state::{
@@ -493,6 +493,15 @@ impl Simulator {
     /// What the app may read through the contact API.
     pub fn set_contact_access(&self, access: ContactAccess) {
         self.shared.world().contact_access = access;
+    }
+
+    /// Makes `open_id` an id of another app (a well-formed open_id this app cannot use): a send
+    /// to it answers 99992361 `open_id cross app`, as Feishu does (`approval-apis.md` §5).
+    pub fn add_foreign_open_id(&self, open_id: &str) {
+        self.shared
+            .world()
+            .foreign_open_ids
+            .insert(open_id.to_owned());
     }
 
     /// [`Simulator::click_card`] by another user.

@@ -434,6 +434,8 @@ pub(crate) struct World {
     /// open_id → their leader's open_id, for the contact API.
     pub leaders: HashMap<String, String>,
     pub contact_access: super::openapi::ContactAccess,
+    /// open_ids of another app: a send to one answers 99992361 `open_id cross app`.
+    pub foreign_open_ids: std::collections::HashSet<String>,
     /// In-app buzzes: (message_id, open_id).
     pub buzzes: Vec<(String, String)>,
     /// Whether the app holds `im:message.urgent` (see [`World::default`]).

@@ -10,6 +10,28 @@ use crate::store::{ttl_secs, StoreResult, StoredTenantToken, TokenStore};
 #[async_trait]
 impl TokenStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip(self))]
+    async fn get_bot_open_id(&self, app_id: &str) -> StoreResult<Option<String>> {
+        let item = self
+            .get(keys::tenant_token_pk(app_id), keys::BOT_SK, "get bot open_id")
+            .await?;
+        item.map(|item| Fields::new(&item).s("open_id")).transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn put_bot_open_id(&self, app_id: &str, open_id: &str) -> StoreResult<()> {
+        let mut item = Self::key(keys::tenant_token_pk(app_id), keys::BOT_SK);
+        item.insert("open_id".into(), s(open_id));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error("put bot open_id", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
     async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
         let item = self
             .get(

@@ -20,6 +20,19 @@ pub enum ContactAccess {
     NoLeaderField,
 }
 
+/// `GET /open-apis/bot/v3/info`: the bot's identity, flat (a `bot` object, no `data`), as
+/// `approval-apis.md` §8 documents it.
+pub(super) fn bot_info(sim: &Shared) -> serde_json::Value {
+    let cfg = &sim.config;
+    json!({"code": 0, "msg": "ok", "bot": {
+        "activate_status": 2,
+        "app_name": cfg.bot_name,
+        "avatar_url": "https://s1-imfile.feishucdn.com/static-resource/v1/bot_avatar",
+        "ip_white_list": [],
+        "open_id": cfg.bot_open_id,
+    }})
+}
+
 pub(super) fn get_user(sim: &Shared, open_id: &str, query: &str) -> ApiResult {
     let id_type = query
         .split('&')

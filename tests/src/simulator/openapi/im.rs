@@ -71,6 +71,9 @@ pub(super) fn send_message(
     let (chat_id, parent_id, root_id) = match (&receive, reply_to) {
         (Some(rtype), _) => {
             let rid = receive_id.as_deref().unwrap_or("");
+            if rtype == "open_id" && world.foreign_open_ids.contains(rid) {
+                return Err(ApiError::biz(99992361, "open_id cross app"));
+            }
             let chat = receiver_chat(sim, &world, rtype, rid)
                 .ok_or_else(|| ApiError::biz(230034, "The receive_id is invalid."))?;
             (chat, None, None)

@@ -275,6 +275,7 @@ fn route(
     let (now, admitted) = admit(sim, api.template(), chat_id);
     let result = admitted.and_then(|()| match api {
         Api::GetUser(id) => contact::get_user(sim, id, query),
+        Api::BotInfo => Ok(contact::bot_info(sim)),
         Api::Urgent(id) => im::urgent_app(sim, id, query, body),
         Api::SendMessage => send_message(sim, query, body, None, now),
         Api::Reply(id) => send_message(sim, query, body, Some(id), now),
@@ -369,6 +370,7 @@ enum Endpoint<'a> {
 /// The rate-limited Open APIs, with the ids from their paths.
 enum Api<'a> {
     GetUser(&'a str),
+    BotInfo,
     Urgent(&'a str),
     SendMessage,
     Reply(&'a str),
@@ -389,6 +391,7 @@ impl<'a> Endpoint<'a> {
             }
             (["im", "v1", "messages"], "POST") => Api::SendMessage,
             (["contact", "v3", "users", id], "GET") => Api::GetUser(id),
+            (["bot", "v3", "info"], "GET") => Api::BotInfo,
             (["im", "v1", "messages", id, "urgent_app"], "PATCH") => Api::Urgent(id),
             (["im", "v1", "messages", id, "reply"], "POST") => Api::Reply(id),
             (["im", "v1", "messages", id], "PATCH") => Api::PatchMessage(id),
@@ -428,6 +431,7 @@ impl Api<'_> {
     fn template(&self) -> &'static str {
         match self {
             Api::GetUser(_) => "GET /open-apis/contact/v3/users/:user_id",
+            Api::BotInfo => "GET /open-apis/bot/v3/info",
             Api::Urgent(_) => "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
             Api::SendMessage => "POST /open-apis/im/v1/messages",
             Api::Reply(_) => "POST /open-apis/im/v1/messages/:message_id/reply",
@@ -551,6 +555,7 @@ mod tests {
 
     const TEMPLATES: &[&str] = &[
         "GET /open-apis/contact/v3/users/:user_id",
+        "GET /open-apis/bot/v3/info",
         "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
         "POST /open-apis/im/v1/messages",
         "POST /open-apis/im/v1/messages/:message_id/reply",
