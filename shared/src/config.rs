@@ -802,7 +802,10 @@ mod approver_tests {
             ApprovalFallback::Refuse
         );
         assert_eq!(
-            config(&[("APPROVAL_FALLBACK", "")]).unwrap().approvers.fallback,
+            config(&[("APPROVAL_FALLBACK", "")])
+                .unwrap()
+                .approvers
+                .fallback,
             ApprovalFallback::Refuse
         );
         assert_eq!(

@@ -486,7 +486,10 @@ where
                         .map(|timer| {
                             jobs::scheduled_job(
                                 card_key,
-                                approval::Scheduled { timer, at: self.now },
+                                approval::Scheduled {
+                                    timer,
+                                    at: self.now,
+                                },
                             )
                         })
                         .collect()
@@ -494,7 +497,9 @@ where
             };
             next.data = data.to_value();
             match self.store.update_card_and_enqueue(&next, &followups).await {
-                Ok(stored) if matches!(resolved, Resolved::Approvers(_)) => return Ok(Some(stored)),
+                Ok(stored) if matches!(resolved, Resolved::Approvers(_)) => {
+                    return Ok(Some(stored))
+                }
                 Ok(_) => return Ok(None),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),

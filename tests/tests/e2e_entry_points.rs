@@ -171,7 +171,10 @@ async fn a_signed_card_callback_posted_to_the_event_url_changes_the_card_as_on_t
             .unwrap();
         assert_eq!(clicked.client_error, None, "{clicked:?}");
         assert!(clicked.card_updated, "{clicked:?}");
-        assert_eq!(clicked.toast.as_ref().unwrap()["content"], "已提交请假申请");
+        assert_eq!(
+            clicked.toast.as_ref().unwrap()["content"],
+            "已提交请假申请（模拟审批，将自动通过）"
+        );
         let state = bot.store.get_card(&card).await.unwrap().unwrap();
         assert_eq!(state.status, "leave_submitted");
         // The same click again is a duplicate there too.

@@ -23,16 +23,49 @@ struct Scene {
     approvers: Vec<SimUser>,
 }
 
-/// A bot with two configured approvers (the simulator's added users), or none (`leader` routing).
+/// A bot with two configured approvers (the simulator's added users), or none: the defaults'
+/// routing (the leader look-up on, `APPROVAL_FALLBACK=refuse`).
 async fn scene(delivery: &str, configured: bool) -> Scene {
+    let list = |approvers: &[SimUser]| format!("{},{}", approvers[0].open_id, approvers[1].open_id);
+    if configured {
+        scene_with(delivery, |a| {
+            vec![("APPROVER_OPEN_IDS".to_owned(), list(a))]
+        })
+        .await
+    } else {
+        scene_with(delivery, |_| {
+            vec![
+                ("APPROVER_FROM_LEADER".to_owned(), "true".to_owned()),
+                ("APPROVAL_FALLBACK".to_owned(), "refuse".to_owned()),
+            ]
+        })
+        .await
+    }
+}
+
+/// The tutorial's deployment: no approver source, `APPROVAL_FALLBACK=simulated`.
+async fn tutorial_scene(delivery: &str) -> Scene {
+    scene_with(delivery, |_| {
+        vec![
+            ("APPROVER_FROM_LEADER".to_owned(), "false".to_owned()),
+            ("APPROVAL_FALLBACK".to_owned(), "simulated".to_owned()),
+        ]
+    })
+    .await
+}
+
+/// A bot whose settings are made from the two added users.
+async fn scene_with(
+    delivery: &str,
+    settings: impl FnOnce(&[SimUser]) -> Vec<(String, String)>,
+) -> Scene {
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
     let approvers = sim.add_users(2);
-    let list = format!("{},{}", approvers[0].open_id, approvers[1].open_id);
-    let settings: Vec<(&str, &str)> = if configured {
-        vec![("APPROVER_OPEN_IDS", list.as_str())]
-    } else {
-        vec![]
-    };
+    let owned = settings(&approvers);
+    let settings: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let store = Arc::new(dynamodb_local::fresh_store().await);
     let bot = Bot::start_with(sim.clone(), store, delivery, &settings).await;
     Scene {
@@ -456,17 +489,15 @@ async fn the_leader_from_the_contact_api_is_the_approver() {
     let leader = &s.approvers[1];
     s.bot.sim.set_leader(&s.requester.open_id, &leader.open_id);
     let card = s.ask().await;
-    let lookups: Vec<_> = s
-        .bot
-        .sim
-        .calls()
-        .into_iter()
-        .filter(|c| c.method == "GET" && c.path.contains("/contact/v3/users/"))
-        .collect();
-    assert_eq!(lookups.len(), 1, "{lookups:?}");
-    assert!(lookups[0].path.contains("user_id_type=open_id"));
-    let (_, data) = s.request(&card).await;
-    assert_eq!(data.approvers, std::slice::from_ref(&leader.open_id));
+    let lookups = |s: &Scene| -> Vec<_> {
+        s.bot
+            .sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "GET" && c.path.contains("/contact/v3/users/"))
+            .collect()
+    };
+    assert!(lookups(&s).is_empty(), "no look-up on the reply's path");
     s.press(&s.requester, &card, "btn_overtime", &[])
         .await
         .unwrap();
@@ -485,6 +516,12 @@ async fn the_leader_from_the_contact_api_is_the_approver() {
         .unwrap();
     assert!(toast(&filed).contains("已提交"), "{filed:?}");
     s.bot.sweep().await;
+    // Resolved once, when the request was filed, and kept with it.
+    let lookups = lookups(&s);
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert!(lookups[0].path.contains("user_id_type=open_id"));
+    let (_, data) = s.request(&card).await;
+    assert_eq!(data.approvers, std::slice::from_ref(&leader.open_id));
     let review = from_bot(&s.bot.sim.messages(&leader.p2p_chat_id));
     assert_eq!(review.len(), 1, "{review:?}");
     assert!(s.card_text(&review[0].message_id).contains("2.5 小时"));
@@ -492,29 +529,119 @@ async fn the_leader_from_the_contact_api_is_the_approver() {
 }
 
 #[tokio::test]
-async fn without_contact_permission_the_tutorial_flow_runs() {
-    for access in [
-        ContactAccess::NoScope,
-        ContactAccess::OutsideScope,
-        ContactAccess::NoLeaderField,
+async fn without_contact_permission_nothing_is_approved_and_the_requester_is_told_why() {
+    for delivery in ["entity", "message"] {
+        for (access, why) in [
+            (ContactAccess::NoScope, "99991672"),
+            (ContactAccess::OutsideScope, "41050"),
+            // Without the department field scope the leader is left out: no leader.
+            (ContactAccess::NoLeaderField, "没有直属上级"),
+        ] {
+            let s = scene(delivery, false).await;
+            s.bot
+                .sim
+                .set_leader(&s.requester.open_id, &s.approvers[0].open_id);
+            s.bot.sim.set_contact_access(access);
+            let card = s.ask().await;
+            // The defaults name an approver source: the form opens (`file_leave` presses 请假
+            // and expects the form).
+            let filed = s
+                .bot
+                .file_leave(
+                    &s.requester,
+                    &card,
+                    &leave_form("annual", "2026-12-01", "2026-12-02", "family"),
+                )
+                .await;
+            assert!(toast(&filed).contains("已提交"), "{filed:?}");
+            // The notify job finds nobody; the next sweep refreshes the card and tells them.
+            for _ in 0..2 {
+                let summary = s.bot.sweep().await;
+                assert_eq!(summary.failed, 0, "{summary:?}");
+            }
+            let (status, data) = s.request(&card).await;
+            assert_eq!(status, "leave_unrouted", "{access:?}: nothing approved");
+            assert!(data.approvers.is_empty() && !data.automatic);
+            let shown = s.card_text(&card);
+            assert!(
+                shown.contains("无审批人") && shown.contains(why),
+                "{access:?}: {shown}"
+            );
+            assert!(!shown.contains("请假通过"), "{shown}");
+            let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+            assert!(
+                told.iter()
+                    .any(|t| t.contains("找不到审批人") && t.contains(why)),
+                "{access:?}: {told:?}"
+            );
+            for approver in &s.approvers {
+                assert!(from_bot(&s.bot.sim.messages(&approver.p2p_chat_id)).is_empty());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_simulated_fallback_approves_a_request_nobody_can_decide_and_says_so() {
+    let s = scene_with("message", |_| {
+        vec![
+            ("APPROVER_FROM_LEADER".to_owned(), "true".to_owned()),
+            ("APPROVAL_FALLBACK".to_owned(), "simulated".to_owned()),
+        ]
+    })
+    .await;
+    s.bot.sim.set_contact_access(ContactAccess::NoScope);
+    let card = s.ask().await;
+    s.bot
+        .file_leave(
+            &s.requester,
+            &card,
+            &leave_form("annual", "2026-12-01", "2026-12-02", "family"),
+        )
+        .await;
+    s.bot.sweep().await;
+    s.bot.sweep().await;
+    let (status, data) = s.request(&card).await;
+    assert_eq!(status, "leave_approved");
+    assert!(data.automatic && data.decided_by.is_none());
+    let shown = s.card_text(&card);
+    assert!(
+        shown.contains("自动通过") && shown.contains("并非真人审批"),
+        "{shown}"
+    );
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    assert!(told.iter().any(|t| t.contains("自动通过")), "{told:?}");
+}
+
+#[tokio::test]
+async fn a_contact_api_failure_never_holds_the_reply_back() {
+    use cardbot_tests::simulator::FaultKind;
+    for fault in [
+        FaultKind::ServerError { status: 500 },
+        FaultKind::Api { code: 1_234_567 },
     ] {
         let s = scene("entity", false).await;
         s.bot
             .sim
             .set_leader(&s.requester.open_id, &s.approvers[0].open_id);
-        s.bot.sim.set_contact_access(access);
-        let card = s.ask().await;
-        assert!(s.request(&card).await.1.approvers.is_empty(), "{access:?}");
-        let clicked = s
-            .bot
+        s.bot
             .sim
-            .click_card(&s.bot.card_url, &card, json!({"type": "leave"}))
-            .await
-            .unwrap();
-        assert!(toast(&clicked).contains("已提交请假申请"), "{clicked:?}");
-        s.bot.sim.advance(std::time::Duration::from_secs(3));
+            .fail_next("GET", "/open-apis/contact/v3/users/*", 100, fault.clone());
+        let card = s.ask().await;
+        let mine = from_bot(&s.bot.sim.messages(ids::P2P_CHAT_ID));
+        assert_eq!(mine.len(), 2, "the text and the card: {mine:?}");
+        assert_eq!(mine[0].msg_type, "text");
+        assert!(s.card_text(&card).contains("请假"));
+        // At filing the look-up fails: the notify job is retried, nothing is decided.
+        s.bot
+            .file_leave(
+                &s.requester,
+                &card,
+                &leave_form("annual", "2026-12-01", "2026-12-02", "x"),
+            )
+            .await;
         s.bot.sweep().await;
-        assert!(s.card_text(&card).contains("请假通过"), "{access:?}");
+        assert_eq!(s.request(&card).await.0, "leave_filed", "{fault:?}");
     }
 }
 
@@ -881,7 +1008,7 @@ async fn cards_render_in_english_for_an_english_viewer_in_both_modes() {
 
 #[tokio::test]
 async fn the_tutorials_cardkit_walk_keeps_the_english() {
-    let s = scene("entity", false).await;
+    let s = tutorial_scene("entity").await;
     let card = s.ask().await;
     s.bot
         .sim
@@ -960,13 +1087,6 @@ async fn the_only_configured_approvers_own_request_is_not_approved_by_the_simula
     let store = Arc::new(dynamodb_local::fresh_store().await);
     let bot = Bot::start_with(sim.clone(), store, "entity", &settings).await;
     let card = bot.approval_card().await;
-    let state = bot.store.get_card(&card).await.unwrap().unwrap();
-    let data = ApprovalData::from_value(&state.data).unwrap();
-    assert_eq!(
-        data.approvers,
-        std::slice::from_ref(&me.open_id),
-        "no leader: they decide themselves"
-    );
     let opened = sim
         .press_as(&bot.card_url, &me, &card, "btn_leave", &[])
         .await
@@ -975,6 +1095,24 @@ async fn the_only_configured_approvers_own_request_is_not_approved_by_the_simula
         bot.sim.card_text(&card).unwrap().contains("[提交]"),
         "{opened:?}"
     );
+    sim.press_as(
+        &bot.card_url,
+        &me,
+        &card,
+        "btn_file",
+        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
+    )
+    .await
+    .unwrap();
+    bot.sweep().await;
+    let state = bot.store.get_card(&card).await.unwrap().unwrap();
+    let data = ApprovalData::from_value(&state.data).unwrap();
+    assert_eq!(
+        data.approvers,
+        std::slice::from_ref(&me.open_id),
+        "no leader: they decide themselves (resolved when the request was filed)"
+    );
+    assert_eq!(state.status, "leave_filed");
 }
 
 #[tokio::test]

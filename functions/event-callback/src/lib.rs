@@ -333,7 +333,10 @@ where
                 Ok(true) => {}
                 Ok(false) => {
                     // Not for this bot: nothing is written, nothing answered.
-                    info!(message_id, "group message without an @mention of this bot: ignored");
+                    info!(
+                        message_id,
+                        "group message without an @mention of this bot: ignored"
+                    );
                     return ok_empty();
                 }
                 Err(e) => {

@@ -27,7 +27,8 @@ pub use click::{
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{
     status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
-    LeaveType, NoApprover, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND, REVIEW_KIND,
+    LeaveType, NoApprover, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND,
+    REVIEW_KIND,
 };
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
 pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};

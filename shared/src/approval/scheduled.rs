@@ -210,9 +210,7 @@ pub fn on_timer(
         (
             Timer::NotifyApprovers | Timer::NotifyRequester | Timer::Remind(_) | Timer::PrivateForm,
             _,
-        ) => {
-            Ok(CardStep::nothing(state, "not a card update"))
-        }
+        ) => Ok(CardStep::nothing(state, "not a card update")),
     }
 }
 

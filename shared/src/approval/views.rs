@@ -211,10 +211,7 @@ pub fn approved_line(request: RequestKind, approved_at: &str, automatic: bool) -
             "{approved_at} · approved: {} approved",
             english_label(request)
         ),
-        (Lang::ZhCn, true) => format!(
-            "{approved_at} · 自动审批（模拟）：{}通过",
-            request.label()
-        ),
+        (Lang::ZhCn, true) => format!("{approved_at} · 自动审批（模拟）：{}通过", request.label()),
         (Lang::EnUs, true) => format!(
             "{approved_at} · decided automatically (simulated): {} approved",
             english_label(request)
@@ -268,10 +265,9 @@ pub fn submitted_card(view: &RequestView<'_>) -> Card {
                         "{} request submitted, waiting for approval",
                         english_label(request)
                     ),
-                    (Lang::ZhCn, true) => format!(
-                        "已提交{}申请。{AUTOMATIC_NOTICE}",
-                        request.label()
-                    ),
+                    (Lang::ZhCn, true) => {
+                        format!("已提交{}申请。{AUTOMATIC_NOTICE}", request.label())
+                    }
                     (Lang::EnUs, true) => format!(
                         "{} request submitted. {AUTOMATIC_NOTICE_EN}",
                         english_label(request)
@@ -323,10 +319,9 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
                 Element::div_localized(ids::PROMPT, |lang| match (lang, automatic) {
                     (Lang::ZhCn, false) => format!("{}申请已通过", request.label()),
                     (Lang::EnUs, false) => format!("{} request approved", english_label(request)),
-                    (Lang::ZhCn, true) => format!(
-                        "{}申请已自动通过。{AUTOMATIC_NOTICE}",
-                        request.label()
-                    ),
+                    (Lang::ZhCn, true) => {
+                        format!("{}申请已自动通过。{AUTOMATIC_NOTICE}", request.label())
+                    }
                     (Lang::EnUs, true) => format!(
                         "{} request approved automatically. {AUTOMATIC_NOTICE_EN}",
                         english_label(request)
@@ -429,7 +424,12 @@ pub fn moved_card(kind: RequestKind) -> Card {
         header: request_header(kind),
         body: CardBody {
             elements: vec![
-                status_element(ids::STATUS, "已转到私聊", "In private chat", TagColor::Neutral),
+                status_element(
+                    ids::STATUS,
+                    "已转到私聊",
+                    "In private chat",
+                    TagColor::Neutral,
+                ),
                 Element::div_localized(ids::PROMPT, |lang| match lang {
                     Lang::ZhCn => format!(
                         "{}申请在申请人与机器人的私聊中继续，内容不在群内显示。",

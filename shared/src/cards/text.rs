@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn message_text_opens_no_mention_and_hides_no_link() {
         let out = message_text("<at user_id=\"all\"></at>[x](https://evil.example)", 300);
-        assert_eq!(out, "＜at user_id=\"all\"＞＜/at＞［x］(https://evil.example)");
+        assert_eq!(
+            out,
+            "＜at user_id=\"all\"＞＜/at＞［x］(https://evil.example)"
+        );
         assert_eq!(message_text("同意，辛苦了", 300), "同意，辛苦了");
     }
 

@@ -12,7 +12,11 @@ impl TokenStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get_bot_open_id(&self, app_id: &str) -> StoreResult<Option<String>> {
         let item = self
-            .get(keys::tenant_token_pk(app_id), keys::BOT_SK, "get bot open_id")
+            .get(
+                keys::tenant_token_pk(app_id),
+                keys::BOT_SK,
+                "get bot open_id",
+            )
             .await?;
         item.map(|item| Fields::new(&item).s("open_id")).transpose()
     }
