@@ -991,6 +991,9 @@ async fn run_burst(plan: &BurstPlan, instances: usize) -> Result<BurstReport, St
         "CARDBOT_SIMULATOR_PORT" => Some(simulator.clone()),
         "CARDBOT_LOCAL_INSTANCES" => Some(instances.clone()),
         "CARDBOT_DEMO" => Some("0".into()),
+        // The burst plays the tutorial's flow: no approver, the simulated approval.
+        "APPROVAL_FALLBACK" => Some("simulated".into()),
+        "APPROVER_FROM_LEADER" => Some("false".into()),
         // The functions as deployed; `make run`'s debug builds are several times slower.
         "CARDBOT_RELEASE" => {
             Some(std::env::var("BENCH_BURST_RELEASE").unwrap_or_else(|_| "1".into()))

@@ -226,6 +226,9 @@ impl Runner {
                 process::free_port().unwrap().to_string(),
             )
             .env(env::DEMO, "0")
+            // The tutorial's flow below: no approver source, the simulated approval decides.
+            .env("APPROVAL_FALLBACK", "simulated")
+            .env("APPROVER_FROM_LEADER", "false")
             // Two instances of each function, so the front's per-function slots and the shared
             // limiter are exercised; the functions' info lines would only slow the small burst.
             .env(env::LOCAL_INSTANCES, "2")

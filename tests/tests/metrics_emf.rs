@@ -157,9 +157,10 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
     emitter.flush_to(&mut out);
     let emf = String::from_utf8(out).unwrap();
     let metrics = parse(&emf);
+    let trust = approver_trouble(&emitter).await;
     for name in names::ALL {
         assert!(
-            metrics.keys().any(|(n, _)| n == name),
+            metrics.keys().chain(trust.keys()).any(|(n, _)| n == name),
             "{name} missing from the EMF:\n{emf}"
         );
     }
@@ -199,4 +200,65 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
         latencies.iter().all(|ms| *ms > 0.0 && *ms < 3_000.0),
         "{latencies:?}"
     );
+}
+
+/// A second bot whose leader look-up lacks the contact scope, and a third with one approver of
+/// two outside the app's availability (230013): each counted once, in their own flush.
+async fn approver_trouble(emitter: &Emitter) -> Metrics {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let leader = [
+        ("APPROVER_FROM_LEADER", "true"),
+        ("APPROVAL_FALLBACK", "refuse"),
+    ];
+    let bot = Bot::start_with(sim.clone(), store, "message", &leader).await;
+    sim.set_contact_access(cardbot_tests::simulator::ContactAccess::NoScope);
+    let requester = sim.config().user();
+    let card = bot.approval_card().await;
+    bot.file_leave(
+        &requester,
+        &card,
+        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
+    )
+    .await;
+    bot.sweep().await;
+
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approvers = sim.add_users(2);
+    let list = format!("{},{}", approvers[0].open_id, approvers[1].open_id);
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Bot::start_with(
+        sim.clone(),
+        store,
+        "message",
+        &[("APPROVER_OPEN_IDS", &list)],
+    )
+    .await;
+    let card = bot.approval_card().await;
+    bot.file_leave(
+        &requester,
+        &card,
+        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
+    )
+    .await;
+    sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        1,
+        FaultKind::Api { code: 230013 },
+    );
+    bot.sweep().await;
+    let reached: usize = approvers
+        .iter()
+        .map(|a| sim.messages(&a.p2p_chat_id).len())
+        .sum();
+    assert_eq!(reached, 1, "the other approver got the card");
+
+    let mut out = Vec::new();
+    emitter.flush_to(&mut out);
+    let emf = String::from_utf8(out).unwrap();
+    let metrics = parse(&emf);
+    assert_eq!(total(&metrics, names::APPROVER_LOOKUP_DENIED), 1.0, "{emf}");
+    assert_eq!(total(&metrics, names::APPROVERS_UNREACHABLE), 1.0, "{emf}");
+    metrics
 }

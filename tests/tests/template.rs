@@ -23,6 +23,7 @@ const ENV_VARS: &[&str] = &[
     "TENANT_TIME_ZONE",
     "APPROVER_OPEN_IDS",
     "APPROVER_FROM_LEADER",
+    "APPROVAL_FALLBACK",
     "APPROVAL_TTL",
     "APPROVAL_REMIND_AFTER",
     "RUST_LOG",
@@ -855,6 +856,31 @@ fn rule_ref(name: &str) -> Value {
 }
 
 #[test]
+fn the_approval_fallback_refuses_by_default_and_offers_only_the_two_settings() {
+    let template = template();
+    let p = &template["Parameters"]["ApprovalFallback"];
+    assert_eq!(p["Default"].as_str(), Some("refuse"));
+    let allowed: Vec<&str> = p["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["refuse", "simulated"]);
+    // Each allowed value is one the functions read, and the default is what unset means.
+    for value in allowed {
+        assert!(
+            cardbot::config::ApprovalFallback::parse(value).is_some(),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        cardbot::config::ApprovalFallback::parse("refuse"),
+        Some(cardbot::config::ApprovalFallback::default())
+    );
+}
+
+#[test]
 fn the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account() {
     check_the_webhook_functions_have_a_concurrency_setting_that_fits_a_new_account(&template());
 }
@@ -1023,7 +1049,11 @@ fn alarms_and_dashboard_reference_metrics_the_code_emits() {
         }
         alarmed.push(metric.to_owned());
     }
-    for needed in [names::JOBS_DEAD, names::ANSWER_LATENCY] {
+    for needed in [
+        names::JOBS_DEAD,
+        names::ANSWER_LATENCY,
+        names::APPROVER_LOOKUP_DENIED,
+    ] {
         assert!(alarmed.iter().any(|m| m == needed), "no alarm on {needed}");
     }
     let dashboard = &resources(&template)[&Value::from("Dashboard")];

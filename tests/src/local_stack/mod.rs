@@ -100,6 +100,9 @@ pub struct Options {
     pub release: bool,
     /// `APPROVER_OPEN_IDS` from the environment (the functions inherit it).
     pub approver_open_ids: Option<String>,
+    /// `APPROVAL_FALLBACK` and `APPROVER_FROM_LEADER` as the lookup gives them, passed to the
+    /// functions; the tutorial's demo sets `simulated` and `false` when they are unset.
+    pub approval_routing: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -187,6 +190,10 @@ impl Options {
                 }
             },
             approver_open_ids: get("APPROVER_OPEN_IDS"),
+            approval_routing: ["APPROVAL_FALLBACK", "APPROVER_FROM_LEADER"]
+                .into_iter()
+                .filter_map(|name| Some((name, get(name)?)))
+                .collect(),
             feishu,
             sweep_every,
             instances,
@@ -353,6 +360,19 @@ impl LocalStack {
                     ));
                     env.push(("APPROVER_OPEN_IDS", approver.open_id.clone()));
                     self.approver = Some(approver);
+                }
+                // The tutorial's demo has no approver: the simulated approval decides, labelled
+                // as automatic (unless the environment chose otherwise).
+                env.extend(o.approval_routing.iter().cloned());
+                if o.demo == Demo::Tutorial {
+                    for (name, value) in [
+                        ("APPROVAL_FALLBACK", "simulated"),
+                        ("APPROVER_FROM_LEADER", "false"),
+                    ] {
+                        if !o.approval_routing.iter().any(|(set, _)| *set == name) {
+                            env.push((name, value.to_owned()));
+                        }
+                    }
                 }
                 self.simulator = Some(sim);
                 (env, Some(url))
