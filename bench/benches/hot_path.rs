@@ -201,7 +201,7 @@ fn handlers(c: &mut Criterion) {
                     source_message_id: format!("om_src_{n:012}"),
                     card_id: Some("7355372766134157313".into()),
                     delivery: CardDelivery::Entity,
-                    approvers: vec![],
+                    in_p2p: true,
                 };
                 let state = approval::new_card_state(&sent, now);
                 rt.block_on(store.create_card(&state))

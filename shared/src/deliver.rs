@@ -747,6 +747,10 @@ where
                 return Ok("request no longer waiting");
             }
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if data.approvers.is_empty() {
+                // Resolved by the notify job, which has not got through yet: try again later.
+                return Err(StoreError::Conflict("approvers not resolved yet".into()).into());
+            }
             if data.review_cards.is_empty() {
                 // No approver has a card to be reminded on: every one refused for good (nothing
                 // to do), or the notify job has not got through yet (try again later).
