@@ -616,11 +616,13 @@ async fn the_simulated_fallback_approves_a_request_nobody_can_decide_and_says_so
 #[tokio::test]
 async fn a_contact_api_failure_never_holds_the_reply_back() {
     use cardbot_tests::simulator::FaultKind;
-    for fault in [
-        FaultKind::ServerError { status: 500 },
-        FaultKind::Api { code: 1_234_567 },
+    for (delivery, fault) in [
+        ("entity", FaultKind::ServerError { status: 500 }),
+        ("message", FaultKind::ServerError { status: 500 }),
+        ("entity", FaultKind::Api { code: 1_234_567 }),
+        ("message", FaultKind::Api { code: 1_234_567 }),
     ] {
-        let s = scene("entity", false).await;
+        let s = scene(delivery, false).await;
         s.bot
             .sim
             .set_leader(&s.requester.open_id, &s.approvers[0].open_id);
