@@ -270,7 +270,8 @@ where
                     .clone()
                     .filter(|_| delivery == CardDelivery::Entity),
                 delivery,
-                in_p2p: request.in_p2p,
+                // A p2p send of an earlier version's queued reply carried no `in_p2p`.
+                in_p2p: request.in_p2p || request.send_as == SendAs::P2p,
             },
             now,
         );
@@ -419,24 +420,32 @@ where
             });
         }
         let answer = self.feishu.get_user(requester, self.deadline).await;
-        Ok(match Leader::of(requester, answer)? {
+        let leader = Leader::of(requester, answer)?;
+        // A denied look-up pages someone even when the requester's own id is the fallback.
+        if let Leader::NoPermission { code } = leader {
+            crate::telemetry::approver_lookup_denied();
+            tracing::warn!(
+                code,
+                "cannot read the requester's leader: grant the scopes \
+                 contact:contact.base:readonly and contact:user.department:readonly, and put the \
+                 users in the app's contact data scope (通讯录权限范围); the request follows \
+                 APPROVAL_FALLBACK"
+            );
+        }
+        Ok(match leader {
             Leader::Found(leader) => Resolved::Approvers(vec![leader]),
             _ if !own.is_empty() => Resolved::Approvers(own),
             Leader::None => {
-                tracing::info!("requester has no leader: nobody to decide");
+                // Feishu leaves `leader_user_id` out silently without the department field
+                // scope (`approval-apis.md` §7): say so, since it looks like "no leader".
+                tracing::warn!(
+                    "the requester has no leader in the contact data (if every user shows this, \
+                     grant contact:user.department:readonly); the request follows \
+                     APPROVAL_FALLBACK"
+                );
                 Resolved::Nobody(NoApprover::NoLeader)
             }
-            Leader::NoPermission { code } => {
-                crate::telemetry::approver_lookup_denied();
-                tracing::warn!(
-                    code,
-                    "cannot read the requester's leader: grant the scopes \
-                     contact:contact.base:readonly and contact:user.department:readonly, and put \
-                     the users in the app's contact data scope (通讯录权限范围); the request \
-                     follows APPROVAL_FALLBACK"
-                );
-                Resolved::Nobody(NoApprover::NoPermission { code })
-            }
+            Leader::NoPermission { code } => Resolved::Nobody(NoApprover::NoPermission { code }),
         })
     }
 
@@ -627,7 +636,6 @@ where
             return Ok("request no longer waiting");
         }
         let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
-        let mut unreachable = Vec::new();
         for approver in data.approvers.iter().filter(|a| !data.notified.contains(a)) {
             let key = format!("notify:{}:{approver}", request.card_key);
             let sent = match feishu
@@ -654,7 +662,6 @@ where
                     tracing::warn!(error = %e, "approver unreachable; their card is skipped");
                     self.record_review_card(&request.card_key, approver, None)
                         .await?;
-                    unreachable.push(approver.clone());
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -679,10 +686,13 @@ where
                     .await?;
             }
         }
-        if !unreachable.is_empty() {
+        {
+            // Decided from the stored request, not this attempt's refusals: a retry after the
+            // text failed must still send it (one message through its uuid).
             let reached = self.card_or_bad_job(&request.card_key).await?;
             let reached = ApprovalData::from_value(&reached.data).map_err(bad_job)?;
-            if reached.review_cards.is_empty() {
+            if reached.review_cards.is_empty() && reached.notified.len() >= reached.approvers.len()
+            {
                 // Nobody can decide: the requester must know rather than wait for the expiry.
                 feishu
                     .send_message(

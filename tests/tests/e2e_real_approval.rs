@@ -644,6 +644,25 @@ async fn a_contact_api_failure_never_holds_the_reply_back() {
             .await;
         s.bot.sweep().await;
         assert_eq!(s.request(&card).await.0, "leave_filed", "{fault:?}");
+        // A 5xx is retried later; a code Feishu does not document for this API is permanent:
+        // the job goes dead with it and the dead-job alarm pages someone.
+        let job = s
+            .bot
+            .store
+            .get_job(&card, "notify_approvers")
+            .await
+            .unwrap()
+            .unwrap();
+        match fault {
+            FaultKind::ServerError { .. } => {
+                assert_eq!(job.status, cardbot::store::JobStatus::Pending, "{job:?}");
+                assert_eq!(job.attempts, 1, "{job:?}");
+            }
+            _ => {
+                assert_eq!(job.status, cardbot::store::JobStatus::Dead, "{job:?}");
+                assert!(job.last_error.unwrap_or_default().contains("1234567"));
+            }
+        }
     }
 }
 

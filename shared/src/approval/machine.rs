@@ -388,10 +388,8 @@ pub enum NoApprover {
     /// The app may not read the requester's leader: 99991672 (missing API scope) or 41050 (the
     /// requester outside the contact data scope), `../shared/feishu/approval-apis.md` §1.
     NoPermission { code: i64 },
-    /// The contact API does not know the requester (41012).
+    /// The requester's id cannot be looked up (not a well-formed open_id).
     UnknownUser,
-    /// The only configured approver is the requester, who has no leader.
-    OnlySelf,
 }
 
 /// The leave types of the 请假 form: the select's option values.

@@ -116,6 +116,8 @@ pub fn on_timer(
                 .map_err(|refusal| DomainError::CorruptState(refusal.to_string()))?;
             let mut next_data = data.clone();
             next_data.decided_at = Some(now);
+            // Only the simulated approver decides here, whichever version submitted the card.
+            next_data.automatic = true;
             next_state.status = next.as_str().to_owned();
             next_state.data = next_data.to_value();
             let to = render(next, &next_data);

@@ -1160,12 +1160,6 @@ pub fn no_approver_reason(why: NoApprover, lang: Lang) -> String {
                 "the contact data does not know the requester",
             )
             .to_owned(),
-        NoApprover::OnlySelf => lang
-            .pick(
-                "唯一配置的审批人是申请人本人，且没有直属上级",
-                "the only configured approver is the requester, who has no leader",
-            )
-            .to_owned(),
     }
 }
 
