@@ -437,7 +437,7 @@ where
             _ if !own.is_empty() => Resolved::Approvers(own),
             Leader::None => {
                 // Feishu leaves `leader_user_id` out silently without the department field
-                // scope (`approval-apis.md` §7): say so, since it looks like "no leader".
+                // scope (`approval-apis.md` §1, field scopes): say so, since it looks like "no leader".
                 tracing::warn!(
                     "the requester has no leader in the contact data (if every user shows this, \
                      grant contact:user.department:readonly); the request follows \
