@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer benchmark: lark-oapi (official Python SDK) verify + decrypt + parse on the same request bytes.
 
-Reads the signed, encrypted request vectors from ../shared/fixtures/feishu/vectors.json, runs each through
+Reads the signed, encrypted request vectors from fixtures/feishu/vectors.json, runs each through
 EventDispatcherHandler.do (SHA-256 signature, AES-256-CBC decrypt, token check, model parse, handler call),
 and prints one JSON object: median nanoseconds per request for the '审批' event and the card click.
 """
@@ -16,7 +16,7 @@ from lark_oapi.core.model import RawRequest
 from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VECTORS = os.path.join(ROOT, "..", "shared", "fixtures", "feishu", "vectors.json")
+VECTORS = os.path.join(ROOT, "fixtures", "feishu", "vectors.json")
 
 
 def main():

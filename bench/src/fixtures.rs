@@ -8,11 +8,11 @@ use cardbot::webhook::{self, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-/// `../shared/fixtures/feishu/vectors.json`, seen from the repo root.
+/// `fixtures/feishu/vectors.json` at the repository root.
 pub fn vectors_path() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/feishu/vectors.json"
+        "/../fixtures/feishu/vectors.json"
     ))
 }
 

@@ -9,7 +9,7 @@ use cardbot::webhook::{
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/feishu");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/feishu");
 const TOKEN: &str = "cardbot-test-verification-token";
 const KEY: &str = "cardbot-test-encrypt-key";
 const TS: &str = "1732233600";

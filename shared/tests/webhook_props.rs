@@ -5,7 +5,7 @@ use cardbot::webhook::{decrypt, verify, WebhookError};
 use http::HeaderMap;
 use proptest::prelude::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/feishu");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/feishu");
 const NOW: i64 = 1_732_233_600_000;
 
 fn config() -> WebhookConfig {

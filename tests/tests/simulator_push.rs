@@ -9,7 +9,7 @@ use cardbot_tests::simulator::{crypto, ChatKind, RateLimits, Sender, SimConfig};
 use serde_json::{json, Value};
 use simulator_support::{answer, approval_card, text_card, Api, Handler, Receiver};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/feishu");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/feishu");
 
 fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()).unwrap()

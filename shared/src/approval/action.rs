@@ -148,7 +148,7 @@ mod tests {
             ),
         ] {
             let path = format!(
-                "{}/../../shared/fixtures/feishu/{file}",
+                "{}/../fixtures/feishu/{file}",
                 env!("CARGO_MANIFEST_DIR")
             );
             let body: Value =
@@ -159,7 +159,7 @@ mod tests {
             );
         }
         let path = format!(
-            "{}/../../shared/fixtures/feishu/callback_card_legacy_leave.json",
+            "{}/../fixtures/feishu/callback_card_legacy_leave.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -619,7 +619,7 @@ mod tests {
     use crate::config::{EncryptKey, VerificationToken};
     use proptest::prelude::*;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/feishu");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/feishu");
 
     fn config() -> WebhookConfig {
         WebhookConfig::new(

@@ -30,7 +30,7 @@ pub use state::{
     Sender, SimUser, UpdateTokenInfo,
 };
 
-/// The test app, user and chats of all fixtures (`../shared/fixtures/feishu/README.md`).
+/// The test app, user and chats of all fixtures (`fixtures/feishu/README.md`).
 pub mod ids {
     pub const APP_ID: &str = "cli_9f5343c580712544";
     pub const APP_SECRET: &str = "cardbot-test-app-secret";
