@@ -465,13 +465,6 @@ impl ApprovalFallback {
             _ => None,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Refuse => "refuse",
-            Self::Simulated => "simulated",
-        }
-    }
 }
 
 /// At most this many configured approvers: each gets a card, and a decision refreshes them all in

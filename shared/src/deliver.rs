@@ -73,7 +73,8 @@ pub struct ReplyRequest {
     #[serde(default, skip_serializing_if = "SendAs::is_reply")]
     pub send_as: SendAs,
     /// The command came in the requester's p2p chat with the bot (a reply there is seen by nobody
-    /// else). A card sent elsewhere never shows a request's details.
+    /// else; a [`SendAs::P2p`] answer lands there too). A card sent elsewhere never shows a
+    /// request's details.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub in_p2p: bool,
 }
@@ -135,9 +136,13 @@ impl ReplyRequest {
     ) -> Self {
         Self {
             send_as: SendAs::P2p,
-            in_p2p: true,
             ..Self::new(event_id, "", requester, command, delivery)
         }
+    }
+
+    /// Whether the answer lands in the requester's p2p chat: a message there, or a p2p send.
+    fn lands_in_p2p(&self) -> bool {
+        self.in_p2p || self.send_as == SendAs::P2p
     }
 
     fn key(&self, part: &str) -> String {
@@ -270,8 +275,7 @@ where
                     .clone()
                     .filter(|_| delivery == CardDelivery::Entity),
                 delivery,
-                // A p2p send of an earlier version's queued reply carried no `in_p2p`.
-                in_p2p: request.in_p2p || request.send_as == SendAs::P2p,
+                in_p2p: request.lands_in_p2p(),
             },
             now,
         );
@@ -449,33 +453,32 @@ where
         })
     }
 
-    /// The approvers of the filed request `card_key`, resolved once and stored with it (a
+    /// The approvers of the filed `request`, resolved once and stored with it (a
     /// decision is checked against that list); `None` when filing found nobody, after the request
     /// was ended (`refuse`) or decided automatically (`simulated`), labelled, with the requester's
     /// card refreshed and the requester told.
     async fn approvers_of(
         &self,
-        card_key: &str,
+        mut request: crate::store::CardState,
     ) -> Result<Option<crate::store::CardState>, DeliverError> {
-        let request = self.card_or_bad_job(card_key).await?;
-        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-        if !data.approvers.is_empty() {
-            return Ok(Some(request));
-        }
-        let resolved = self.resolve_approvers(&request.requester_open_id).await?;
+        let mut resolved = None;
         for _ in 0..MAX_RECORD_ATTEMPTS {
-            let request = self.card_or_bad_job(card_key).await?;
             let status = approval::status_of(&request).map_err(bad_job)?;
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-            if !data.approvers.is_empty() {
-                return Ok(Some(request));
-            }
             if !status.is_waiting() {
                 return Ok(None);
             }
+            if !data.approvers.is_empty() {
+                return Ok(Some(request));
+            }
+            // Looked up once, whatever the conflicts on writing it.
+            let resolved: &Resolved = match &mut resolved {
+                Some(resolved) => resolved,
+                empty => empty.insert(self.resolve_approvers(&request.requester_open_id).await?),
+            };
             let mut next = request.clone();
             next.updated_at = self.now;
-            let followups = match &resolved {
+            let followups = match resolved {
                 Resolved::Approvers(approvers) => {
                     data.approvers = approvers.clone();
                     Vec::new()
@@ -493,12 +496,10 @@ where
                     [approval::Timer::Refresh, approval::Timer::NotifyRequester]
                         .into_iter()
                         .map(|timer| {
+                            let at = self.now;
                             jobs::scheduled_job(
-                                card_key,
-                                approval::Scheduled {
-                                    timer,
-                                    at: self.now,
-                                },
+                                &request.card_key,
+                                approval::Scheduled { timer, at },
                             )
                         })
                         .collect()
@@ -510,11 +511,13 @@ where
                     return Ok(Some(stored))
                 }
                 Ok(_) => return Ok(None),
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => {
+                    request = self.card_or_bad_job(&request.card_key).await?;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Conflict(format!("request {card_key} kept changing")).into())
+        Err(StoreError::Conflict(format!("request {} kept changing", request.card_key)).into())
     }
 
     /// Sends the form a group card handed over to the requester's p2p chat (one message through
@@ -625,16 +628,10 @@ where
             ..
         } = *self;
         let request = self.card_or_bad_job(&job.card_key).await?;
-        if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
-            return Ok("request no longer waiting");
-        }
-        let Some(request) = self.approvers_of(&job.card_key).await? else {
-            return Ok("no approver: the fallback ended the request");
+        let Some(request) = self.approvers_of(request).await? else {
+            return Ok("request no longer waiting (decided, withdrawn, or nobody to decide it)");
         };
         let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-        if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
-            return Ok("request no longer waiting");
-        }
         let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
         for approver in data.approvers.iter().filter(|a| !data.notified.contains(a)) {
             let key = format!("notify:{}:{approver}", request.card_key);

@@ -270,6 +270,15 @@ impl<S: Store + 'static> Bot<S> {
         self.updater.handle(event, self.sim.now_ms() + 60_000).await
     }
 
+    /// The messages the bot sent into `chat_id`, oldest first.
+    pub fn bot_messages(&self, chat_id: &str) -> Vec<crate::simulator::ChatMessage> {
+        self.sim
+            .messages(chat_id)
+            .into_iter()
+            .filter(|m| matches!(m.sender, Sender::App { .. }))
+            .collect()
+    }
+
     /// Sends `审批` in the p2p chat; returns the message_id of the card it answers with (the
     /// newest card from the bot).
     pub async fn approval_card(&self) -> String {

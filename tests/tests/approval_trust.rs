@@ -11,30 +11,40 @@ use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStatus, JobStore};
 use cardbot_tests::dynamodb_local;
 use cardbot_tests::harness::{leave_form, Bot};
-use cardbot_tests::simulator::{
-    ids, ChatKind, ChatMessage, Sender, SimConfig, SimUser, Simulator, OTHER_USER_OPEN_ID,
-};
+use cardbot_tests::simulator::{ids, ChatKind, SimConfig, SimUser, Simulator, OTHER_USER_OPEN_ID};
 use serde_json::{json, Value};
 
 const DELIVERIES: [&str; 2] = ["entity", "message"];
 
-async fn bot(delivery: &str, settings: &[(&str, &str)]) -> (Bot<DynamoStore>, Vec<SimUser>) {
+async fn bot(delivery: &str, settings: &[(&str, &str)]) -> Bot<DynamoStore> {
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
-    let users = sim.add_users(2);
     let store = Arc::new(dynamodb_local::fresh_store().await);
-    (Bot::start_with(sim, store, delivery, settings).await, users)
+    Bot::start_with(sim, store, delivery, settings).await
 }
 
-fn from_bot(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    messages
-        .iter()
-        .filter(|m| matches!(m.sender, Sender::App { .. }))
-        .cloned()
-        .collect()
+/// No approver source (`APPROVER_FROM_LEADER=false`, no open_ids) and `fallback`.
+async fn without_approvers(delivery: &str, fallback: &str) -> Bot<DynamoStore> {
+    let settings = [
+        ("APPROVAL_FALLBACK", fallback),
+        ("APPROVER_FROM_LEADER", "false"),
+    ];
+    bot(delivery, &settings).await
+}
+
+/// One configured approver: the simulator's added user.
+async fn with_approver(delivery: &str) -> (Bot<DynamoStore>, SimUser) {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let approver = sim.add_users(1).remove(0);
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let settings = [("APPROVER_OPEN_IDS", approver.open_id.as_str())];
+    (
+        Bot::start_with(sim, store, delivery, &settings).await,
+        approver,
+    )
 }
 
 fn cards_in(bot: &Bot<DynamoStore>, chat: &str) -> Vec<String> {
-    from_bot(&bot.sim.messages(chat))
+    bot.bot_messages(chat)
         .into_iter()
         .filter(|m| m.msg_type == "interactive")
         .map(|m| m.message_id)
@@ -42,7 +52,7 @@ fn cards_in(bot: &Bot<DynamoStore>, chat: &str) -> Vec<String> {
 }
 
 fn texts_in(bot: &Bot<DynamoStore>, chat: &str) -> Vec<String> {
-    from_bot(&bot.sim.messages(chat))
+    bot.bot_messages(chat)
         .into_iter()
         .filter(|m| m.msg_type == "text")
         .map(|m| {
@@ -75,14 +85,7 @@ async fn settle(bot: &Bot<DynamoStore>) {
 #[tokio::test]
 async fn simulated_fallback_approves_in_p2p_and_on_a_group_card_labelled_automatic() {
     for delivery in DELIVERIES {
-        let (bot, _) = bot(
-            delivery,
-            &[
-                ("APPROVAL_FALLBACK", "simulated"),
-                ("APPROVER_FROM_LEADER", "false"),
-            ],
-        )
-        .await;
+        let bot = without_approvers(delivery, "simulated").await;
         for (chat, chat_id) in [
             (ChatKind::P2p, ids::P2P_CHAT_ID),
             (ChatKind::Group, ids::GROUP_CHAT_ID),
@@ -118,14 +121,7 @@ async fn simulated_fallback_approves_in_p2p_and_on_a_group_card_labelled_automat
 #[tokio::test]
 async fn refuse_with_no_approver_source_tells_the_requester_and_files_nothing() {
     for delivery in DELIVERIES {
-        let (bot, _) = bot(
-            delivery,
-            &[
-                ("APPROVAL_FALLBACK", "refuse"),
-                ("APPROVER_FROM_LEADER", "false"),
-            ],
-        )
-        .await;
+        let bot = without_approvers(delivery, "refuse").await;
         let card = ask(&bot, ChatKind::P2p, ids::P2P_CHAT_ID).await;
         let before = bot.store.get_card(&card).await.unwrap().unwrap();
         let clicked = bot
@@ -170,11 +166,8 @@ async fn a_request_started_on_a_group_card_continues_in_p2p_and_the_group_sees_n
     const REASON: &str = "secretreason7f3a";
     const COMMENT: &str = "secretcomment91bd";
     for delivery in DELIVERIES {
-        let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
-        let approver = sim.add_users(1).remove(0);
-        let store = Arc::new(dynamodb_local::fresh_store().await);
-        let settings = [("APPROVER_OPEN_IDS", approver.open_id.as_str())];
-        let bot = Bot::start_with(sim.clone(), store, delivery, &settings).await;
+        let (bot, approver) = with_approver(delivery).await;
+        let sim = bot.sim.clone();
         let requester = sim.config().user();
         let group_card = ask(&bot, ChatKind::Group, ids::GROUP_CHAT_ID).await;
         let moved = sim
@@ -248,7 +241,7 @@ async fn a_request_started_on_a_group_card_continues_in_p2p_and_the_group_sees_n
 async fn an_approver_of_another_app_kills_the_notify_job_with_its_code() {
     for delivery in DELIVERIES {
         let foreign = "ou_f0e1d2c3b4a5968778695a4b3c2d1e0f";
-        let (bot, _) = bot(delivery, &[("APPROVER_OPEN_IDS", foreign)]).await;
+        let bot = bot(delivery, &[("APPROVER_OPEN_IDS", foreign)]).await;
         bot.sim.add_foreign_open_id(foreign);
         let requester = bot.sim.config().user();
         let card = ask(&bot, ChatKind::P2p, ids::P2P_CHAT_ID).await;
@@ -286,11 +279,8 @@ async fn an_approver_of_another_app_kills_the_notify_job_with_its_code() {
 async fn a_comment_reaches_the_requesters_text_as_plain_text() {
     const HOSTILE: &str = "<at user_id=\"all\"></at>[x](https://evil.example)";
     for delivery in DELIVERIES {
-        let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
-        let approver = sim.add_users(1).remove(0);
-        let store = Arc::new(dynamodb_local::fresh_store().await);
-        let settings = [("APPROVER_OPEN_IDS", approver.open_id.as_str())];
-        let bot = Bot::start_with(sim.clone(), store, delivery, &settings).await;
+        let (bot, approver) = with_approver(delivery).await;
+        let sim = bot.sim.clone();
         let requester = sim.config().user();
         let card = ask(&bot, ChatKind::P2p, ids::P2P_CHAT_ID).await;
         bot.file_leave(
@@ -329,7 +319,7 @@ async fn a_comment_reaches_the_requesters_text_as_plain_text() {
 #[tokio::test]
 async fn group_messages_without_an_at_mention_of_this_bot_get_no_answer() {
     for delivery in DELIVERIES {
-        let (bot, _) = bot(delivery, &[]).await;
+        let bot = bot(delivery, &[]).await;
         for text in ["审批", "hello", "@Alice 审批"] {
             let sent = bot
                 .sim
@@ -337,8 +327,8 @@ async fn group_messages_without_an_at_mention_of_this_bot_get_no_answer() {
                 .await;
             assert_eq!(sent.status, Some(200), "{text}: {}", sent.response_body);
         }
-        assert!(from_bot(&bot.sim.messages(ids::GROUP_CHAT_ID)).is_empty());
-        assert!(from_bot(&bot.sim.messages(ids::P2P_CHAT_ID)).is_empty());
+        assert!(bot.bot_messages(ids::GROUP_CHAT_ID).is_empty());
+        assert!(bot.bot_messages(ids::P2P_CHAT_ID).is_empty());
         let sends: Vec<_> = bot
             .sim
             .calls()
@@ -362,7 +352,7 @@ async fn group_messages_without_an_at_mention_of_this_bot_get_no_answer() {
         bot.sim
             .send_user_message(&bot.event_url, ChatKind::Group, "审批")
             .await;
-        assert_eq!(from_bot(&bot.sim.messages(ids::GROUP_CHAT_ID)).len(), 2);
+        assert_eq!(bot.bot_messages(ids::GROUP_CHAT_ID).len(), 2);
         let second = Bot::start_with(bot.sim.clone(), bot.store.clone(), delivery, &[]).await;
         second
             .sim

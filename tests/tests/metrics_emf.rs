@@ -213,14 +213,7 @@ async fn approver_trouble(emitter: &Emitter) -> Metrics {
     ];
     let bot = Bot::start_with(sim.clone(), store, "message", &leader).await;
     sim.set_contact_access(cardbot_tests::simulator::ContactAccess::NoScope);
-    let requester = sim.config().user();
-    let card = bot.approval_card().await;
-    bot.file_leave(
-        &requester,
-        &card,
-        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
-    )
-    .await;
+    file_a_leave(&bot).await;
     bot.sweep().await;
 
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
@@ -234,13 +227,7 @@ async fn approver_trouble(emitter: &Emitter) -> Metrics {
         &[("APPROVER_OPEN_IDS", &list)],
     )
     .await;
-    let card = bot.approval_card().await;
-    bot.file_leave(
-        &requester,
-        &card,
-        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
-    )
-    .await;
+    file_a_leave(&bot).await;
     sim.fail_next(
         "POST",
         "/open-apis/im/v1/messages",
@@ -261,4 +248,16 @@ async fn approver_trouble(emitter: &Emitter) -> Metrics {
     assert_eq!(total(&metrics, names::APPROVER_LOOKUP_DENIED), 1.0, "{emf}");
     assert_eq!(total(&metrics, names::APPROVERS_UNREACHABLE), 1.0, "{emf}");
     metrics
+}
+
+/// `审批` in the requester's p2p chat, then a 请假 filed on its card.
+async fn file_a_leave(bot: &Bot<cardbot::store::dynamo::DynamoStore>) {
+    let card = bot.approval_card().await;
+    let requester = bot.sim.config().user();
+    bot.file_leave(
+        &requester,
+        &card,
+        &leave_form("annual", "2026-12-01", "2026-12-01", "x"),
+    )
+    .await;
 }

@@ -147,10 +147,7 @@ mod tests {
                 RequestKind::WorkOvertime,
             ),
         ] {
-            let path = format!(
-                "{}/../fixtures/feishu/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            );
+            let path = format!("{}/../fixtures/feishu/{file}", env!("CARGO_MANIFEST_DIR"));
             let body: Value =
                 serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             assert_eq!(

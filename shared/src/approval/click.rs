@@ -97,27 +97,19 @@ pub fn new_private_form_state(
     chat_id: &str,
     now: EpochMillis,
 ) -> CardState {
-    CardState {
-        card_key: card_key(message_id),
-        version: 0,
-        sequence: 0,
+    let sent = SentCard {
+        message_id: message_id.to_owned(),
         chat_id: chat_id.to_owned(),
         requester_open_id: group_card.requester_open_id.clone(),
-        source_message_id: group_card.source_message_id.clone(),
-        message_id: Some(message_id.to_owned()),
+        source_message_id: String::new(),
         card_id: None,
         delivery: CardDelivery::Message,
-        kind: CARD_KIND.to_owned(),
+        in_p2p: true,
+    };
+    CardState {
         status: ApprovalStatus::draft(kind).as_str().to_owned(),
-        update_token: None,
-        data: ApprovalData {
-            in_p2p: true,
-            ..ApprovalData::default()
-        }
-        .to_value(),
-        created_at: now,
-        updated_at: now,
-        list_key: None,
+        source_message_id: group_card.source_message_id.clone(),
+        ..new_card_state(&sent, now)
     }
 }
 
@@ -276,8 +268,20 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             });
             views::submitted_toast(kind)
         }
-        ApprovalEvent::Open(_) => return open_form(state, next, click),
-        ApprovalEvent::Move(kind) => return move_to_p2p(state, next, kind, click),
+        ApprovalEvent::Open(_) => return status_only(state, next, &data, click, None, Vec::new()),
+        // The card says where the request went (and shows none of it); a job sends the form to
+        // the requester's p2p chat.
+        ApprovalEvent::Move(kind) => {
+            let handover = Followup {
+                card_key: state.card_key.clone(),
+                scheduled: Scheduled {
+                    timer: Timer::PrivateForm,
+                    at: click.now,
+                },
+            };
+            let toast = Some(views::moved_toast(kind));
+            return status_only(state, next, &data, click, toast, vec![handover]);
+        }
         ApprovalEvent::File => {
             let form = match parse_form(kind, click.form_value.unwrap_or(&Map::new())) {
                 Ok(form) => form,
@@ -340,52 +344,26 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     })
 }
 
-/// 请假 / 加班 with an approver: the card becomes the request form; nothing is scheduled.
-fn open_form(
+/// A click that changes only the card's status (the form opened on it, or handed over to the
+/// requester's p2p chat): the card as it now renders, with `toast` and `followups`.
+fn status_only(
     state: &CardState,
     next: ApprovalStatus,
+    data: &ApprovalData,
     click: &Click<'_>,
+    toast: Option<crate::cards::Toast>,
+    followups: Vec<Followup>,
 ) -> Result<ClickDecision, DomainError> {
-    let data = ApprovalData::from_value(&state.data)?;
     let mut new_state = state.clone();
     new_state.status = next.as_str().to_owned();
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
     Ok(ClickDecision::Transition {
         state: Box::new(new_state),
-        followups: Vec::new(),
+        followups,
         answer: CallbackAnswer {
-            toast: None,
-            card: Some(render(next, &data, click.time_zone)),
-        },
-    })
-}
-
-/// 请假 / 加班 on a card in a group: the card says where the request went (and shows none of it),
-/// and a job sends the form to the requester's p2p chat.
-fn move_to_p2p(
-    state: &CardState,
-    next: ApprovalStatus,
-    kind: super::machine::RequestKind,
-    click: &Click<'_>,
-) -> Result<ClickDecision, DomainError> {
-    let data = ApprovalData::from_value(&state.data)?;
-    let mut new_state = state.clone();
-    new_state.status = next.as_str().to_owned();
-    new_state.updated_at = click.now;
-    new_state.update_token = click.update_token.clone();
-    Ok(ClickDecision::Transition {
-        state: Box::new(new_state),
-        followups: vec![Followup {
-            card_key: state.card_key.clone(),
-            scheduled: Scheduled {
-                timer: Timer::PrivateForm,
-                at: click.now,
-            },
-        }],
-        answer: CallbackAnswer {
-            toast: Some(views::moved_toast(kind)),
-            card: Some(render(next, &data, click.time_zone)),
+            toast,
+            card: Some(render(next, data, click.time_zone)),
         },
     })
 }

@@ -492,15 +492,13 @@ pub const LIST_LENGTH: usize = 10;
 
 /// Where a request stands, in `lang`, for lists and toasts.
 pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> String {
-    if data.automatic && status.stage() == Some(Stage::Approved) {
-        return lang
-            .pick("{}通过（自动审批）", "{} approved (automatic)")
-            .replace(
-                "{}",
-                data.request_kind(status)
-                    .map(|k| request_label(k, lang))
-                    .unwrap_or_default(),
-            );
+    if let (true, Some(Stage::Approved), Some(kind)) =
+        (data.automatic, status.stage(), data.request_kind(status))
+    {
+        return match lang {
+            Lang::ZhCn => format!("{}通过（自动审批）", kind.label()),
+            Lang::EnUs => format!("{} approved (automatic)", english_label(kind)),
+        };
     }
     if lang == Lang::ZhCn {
         return status.outcome_text().to_owned();
@@ -1332,18 +1330,25 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
     let (mut cn, mut us) = match status.stage() {
         Some(Stage::Approved) if data.automatic => (
             format!("你的{zh}申请已由模拟审批自动通过（{at}），并非真人审批。"),
-            format!("Your {en} request was approved automatically by the simulated approver ({at}), not by a person."),
-        ),
-        Some(Stage::Unrouted) => (
             format!(
-                "你的{zh}申请没有送审：找不到审批人（{}）。请联系管理员。",
-                no_approver_reason(data.no_approver.unwrap_or(NoApprover::NoneConfigured), Lang::ZhCn)
-            ),
-            format!(
-                "Your {en} request was not sent: no approver could be found ({}). Please ask your admin.",
-                no_approver_reason(data.no_approver.unwrap_or(NoApprover::NoneConfigured), Lang::EnUs)
+                "Your {en} request was approved automatically by the simulated approver ({at}), \
+                 not by a person."
             ),
         ),
+        Some(Stage::Unrouted) => {
+            let why = data.no_approver.unwrap_or(NoApprover::NoneConfigured);
+            (
+                format!(
+                    "你的{zh}申请没有送审：找不到审批人（{}）。请联系管理员。",
+                    no_approver_reason(why, Lang::ZhCn)
+                ),
+                format!(
+                    "Your {en} request was not sent: no approver could be found ({}). Please ask \
+                     your admin.",
+                    no_approver_reason(why, Lang::EnUs)
+                ),
+            )
+        }
         Some(Stage::Approved) => (
             format!("你的{zh}申请已通过（{at}）"),
             format!("Your {en} request was approved ({at})"),

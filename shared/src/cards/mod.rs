@@ -793,10 +793,7 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../fixtures/feishu/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../fixtures/feishu/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap()
     }

@@ -56,15 +56,11 @@ pub const UNKNOWN_USER_CODE: i64 = 41_012;
 /// The bot's identity, from `GET /open-apis/bot/v3/info` (`approval-apis.md` §8). Its answer is
 /// flat: `{"code":0,"msg":"ok","bot":{"activate_status":2,"app_name":"…","open_id":"ou_…",…}}`,
 /// with no `data`.
+/// Only `open_id` is read; the rest of `bot` (`activate_status`, `app_name`, …) is not used.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BotInfo {
     /// The bot's open_id in this app: what a mention of it carries.
     pub open_id: String,
-    #[serde(default)]
-    pub app_name: Option<String>,
-    /// 2 enabled; 0 initialising, 1 stopped by the tenant, 3/4 waiting to be enabled, 5/6 expired.
-    #[serde(default)]
-    pub activate_status: Option<i64>,
 }
 
 /// `GET /open-apis/bot/v3/info`.
@@ -120,6 +116,24 @@ impl Leader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bot_info_answer_is_read_flat_and_needs_an_open_id() {
+        let body = serde_json::json!({"code": 0, "msg": "ok", "bot": {
+            "activate_status": 2, "app_name": "审批助手", "avatar_url": "https://x", "ip_white_list": [],
+            "open_id": "ou_0b3f7c1e2d4a5968b7c6d5e4f3a2b1c0"}});
+        assert_eq!(
+            BotInfo::from_body(body).unwrap().open_id,
+            "ou_0b3f7c1e2d4a5968b7c6d5e4f3a2b1c0"
+        );
+        for broken in [
+            serde_json::json!({"code": 0, "data": {"open_id": "ou_1"}}),
+            serde_json::json!({"code": 0, "bot": {"open_id": "all"}}),
+        ] {
+            assert!(BotInfo::from_body(broken).is_err());
+        }
+        assert_eq!(bot_info().api_name(), "bot.info");
+    }
 
     #[test]
     fn the_request_names_the_user_by_open_id() {
