@@ -856,6 +856,34 @@ fn rule_ref(name: &str) -> Value {
 }
 
 #[test]
+fn approval_ttl_refuses_14_days_or_more_and_a_bare_number() {
+    let template = template();
+    let p = &template["Parameters"]["ApprovalTtl"];
+    let pattern = regex::Regex::new(p["AllowedPattern"].as_str().unwrap()).unwrap();
+    for refused in [
+        "14d", "7", "15d", "336h", "20160m", "1209600s", "0d", "0h", "7 d", "7D", "-1d", "",
+    ] {
+        assert!(!pattern.is_match(refused), "{refused} must fail validation");
+    }
+    let default = p["Default"].as_str().unwrap();
+    for accepted in [
+        default, "7d", "13d", "1d", "72h", "335h", "9999m", "999999s", "90s",
+    ] {
+        assert!(pattern.is_match(accepted), "{accepted}");
+        // What the template lets through, the functions start with.
+        let config = cardbot::config::Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some("t".to_owned()),
+            "APPROVAL_TTL" => Some(accepted.to_owned()),
+            _ => None,
+        });
+        assert!(config.is_ok(), "{accepted}: {config:?}");
+    }
+    // The updater reserves nothing by default, so the stack deploys on a new account.
+    let updater = &template["Parameters"]["UpdaterConcurrency"];
+    assert_eq!(updater["Default"].as_u64(), Some(0));
+}
+
+#[test]
 fn the_approval_fallback_refuses_by_default_and_offers_only_the_two_settings() {
     let template = template();
     let p = &template["Parameters"]["ApprovalFallback"];

@@ -1,5 +1,8 @@
-//! The front door of the function URLs and the invoke API: every request is passed to cargo lambda
-//! watch (on an inner port) and its answer passed back.
+//! The front door of the function URLs: every request to `/lambda-url/<function>/…` is passed to
+//! cargo lambda watch (on an inner loopback port) and its answer passed back. Nothing else is
+//! served: the front is what a tunnel exposes, and cargo lambda watch's invoke API (which runs any
+//! function with any payload, the updater included) stays on the inner port, where only this
+//! machine reaches it.
 //!
 //! Why not let callers talk to cargo lambda watch directly: when a caller gives up on a request
 //! (Feishu stops waiting after 3 s), cargo lambda watch answers the function's later response with
@@ -32,11 +35,9 @@ const HOP_BY_HOP: [&str; 6] = [
     "content-length",
 ];
 
-/// The function a request is for: `/lambda-url/<name>/…` or `/2015-03-31/functions/<name>/invocations`.
+/// The function a function-URL request is for: `/lambda-url/<name>/…`.
 fn function_of(path: &str) -> Option<&str> {
-    let rest = path
-        .strip_prefix("/lambda-url/")
-        .or_else(|| path.strip_prefix("/2015-03-31/functions/"))?;
+    let rest = path.strip_prefix("/lambda-url/")?;
     rest.split('/').next().filter(|name| !name.is_empty())
 }
 
@@ -73,12 +74,16 @@ pub async fn start(
             let upstream = upstream.clone();
             let slot = function_of(uri.path()).and_then(|f| slots.get(f)).cloned();
             async move {
+                let Some(slot) = slot else {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        "only the function URLs /lambda-url/<function>/ are served here",
+                    )
+                        .into_response();
+                };
                 // Its own task: dropped with the caller's connection, the request still completes.
                 let forwarded = tokio::spawn(async move {
-                    let _instance = match slot {
-                        Some(slot) => slot.acquire_owned().await.ok(),
-                        None => None,
-                    };
+                    let _instance = slot.acquire_owned().await.ok();
                     forward(http, upstream, method, uri, headers, body).await
                 })
                 .await;
@@ -148,7 +153,8 @@ mod tests {
         assert_eq!(function_of("/lambda-url/card-action"), Some("card-action"));
         assert_eq!(
             function_of("/2015-03-31/functions/card-updater/invocations"),
-            Some("card-updater")
+            None,
+            "the invoke API is not served to the outside"
         );
         assert_eq!(function_of("/lambda-url//"), None);
         assert_eq!(function_of("/other"), None);

@@ -217,7 +217,7 @@ pub struct Urls {
     pub event_callback: String,
     /// 回调配置 request URL.
     pub card_callback: String,
-    /// cargo lambda watch, also its invoke endpoint.
+    /// The front of the function URLs (what a tunnel exposes; it serves nothing else).
     pub watch: String,
     pub dynamodb: String,
     /// The simulator's base URL (its control API is under `/_sim/`).
@@ -433,7 +433,9 @@ impl LocalStack {
         );
 
         let http = reqwest::Client::new();
-        let invoker = Invoker::new(http.clone(), &watch_url);
+        // The driver invokes the updater on the inner loopback port: the front (what a tunnel
+        // exposes) serves the function URLs only.
+        let invoker = Invoker::new(http.clone(), &format!("http://127.0.0.1:{inner_port}"));
         let (report, mut reports) = mpsc::unbounded_channel::<String>();
         self.tasks.push(tokio::spawn(async move {
             while let Some(line) = reports.recv().await {
