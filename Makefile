@@ -5,28 +5,34 @@ export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 
-.PHONY: help run test lint build deploy bench fmt clippy tools lint-template screenshot
+.PHONY: help run test lint build deploy update logs bench fmt clippy tools lint-template screenshot prereqs
 
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
 	@echo "make test   - every test: unit, DynamoDB Local, moto (Secrets Manager), simulator, end-to-end"
 	@echo "make lint   - cargo fmt --check, clippy, template lint"
 	@echo "make build  - sam build (release bootstraps for Lambda)"
-	@echo "make deploy - sam deploy --guided"
-	@echo "               (arm64: make build deploy ARCH=arm64, after rustup target add aarch64-unknown-linux-gnu)"
+	@echo "make deploy - sam deploy --guided (first deploy; its questions and answers: README, Deploy)"
+	@echo "               (arm64: make deploy ARCH=arm64, after rustup target add aarch64-unknown-linux-gnu; kept afterwards)"
+	@echo "make update - build and deploy again with the saved answers (no questions), same architecture"
+	@echo "make logs   - tail the functions' logs (one: make logs FUNCTION=CardUpdaterFunction)"
 	@echo "make bench  - benchmarks, written to bench/results.json"
 	@echo "make screenshot - the playground page with the approval card, from its browser test (docs/playground.png)"
 
 # The runner installs cargo-lambda and DynamoDB Local when missing, builds and starts everything, plays
 # a demo through the Feishu simulator and serves until Ctrl-C (settings: README, "Try it").
-run:
+run: prereqs
 	@echo "==> building the local stack runner (cargo run --bin cardbot-local)"
 	@cargo run --bin cardbot-local
 
 # One DynamoDB Local and one moto (Secrets Manager) for the whole run (nextest runs each test in its
 # own process); always stopped. The whole workspace: the bench crate's own tests (the cost model, and a
 # small run of the calls section on DynamoDB Local) run here; its criterion benches only under make bench.
-test:
+# The system tools make run / make test cannot install themselves, named with their packages.
+prereqs:
+	@scripts/check-prereqs.sh $(firstword $(filter run test,$(MAKECMDGOALS)) run)
+
+test: prereqs
 	@set -euo pipefail; \
 	scripts/ensure-chromium.sh; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
@@ -46,7 +52,8 @@ clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # --- build, deploy, template lint: tools come from .tools/venv (scripts/ensure-tools.sh) ---
-ARCH ?= x86_64
+# ARCH given, else the architecture the last guided deploy saved in samconfig.toml, else x86_64.
+ARCH := $(shell ARCH=$(ARCH) scripts/arch.sh)
 SAM_PARAMS := $(if $(filter-out x86_64,$(ARCH)),--parameter-overrides Architecture=$(ARCH))
 # sam must never phone home from CI or a machine without network
 SAM := SAM_CLI_TELEMETRY=0 sam
@@ -62,6 +69,14 @@ build:
 
 deploy: build
 	@PATH="$$(scripts/ensure-tools.sh sam):$$PATH" $(DEPLOY_ENV) $(SAM) deploy --guided $(SAM_PARAMS)
+
+# The answers the guided deploy saved in samconfig.toml (the architecture among them); the secret
+# parameters keep their deployed values. Shows the change set and asks before applying it.
+update: build
+	@PATH="$$(scripts/ensure-tools.sh sam):$$PATH" $(DEPLOY_ENV) $(SAM) deploy
+
+logs:
+	@PATH="$$(scripts/ensure-tools.sh sam):$$PATH" $(DEPLOY_ENV) $(SAM) logs --tail $(if $(FUNCTION),--name $(FUNCTION))
 
 # Offline: cfn-lint ships the resource specs; sam validate --lint runs cfn-lint on the SAM transform.
 lint-template:

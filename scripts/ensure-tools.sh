@@ -22,10 +22,12 @@ if command -v flock >/dev/null 2>&1; then
 fi
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(sam cfn-lint cargo-lambda python-zig moto)
-if [ ! -x "$venv/bin/python" ]; then
-  command -v python3 >/dev/null 2>&1 || { echo "the tools are installed with Python 3: install python3" >&2; exit 1; }
+# A venv left half made by an earlier failure (no python, or no pip) is made again.
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || { echo "error: the tools are installed with Python 3: apt-get install python3 python3-venv" >&2; exit 1; }
+  python3 -c 'import ensurepip' 2>/dev/null || { echo "error: python3 cannot make a venv with pip: apt-get install python3-venv" >&2; exit 1; }
   echo "creating the tools venv in .tools/venv ..." >&2
-  python3 -m venv "$venv" >&2
+  python3 -m venv --clear "$venv" >&2
 fi
 missing=()
 for tool in "${want[@]}"; do
