@@ -1122,3 +1122,40 @@ fn alarms_and_dashboard_reference_metrics_the_code_emits() {
         "{shown} metrics on the dashboard"
     );
 }
+
+/// The README's one configuration table: its rows, from the header to the first non-table line.
+fn readme_configuration_rows() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md at the workspace root");
+    readme
+        .lines()
+        .skip_while(|l| {
+            l.trim() != "| template parameter | environment variable | default | meaning |"
+        })
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readme_configuration_table_names_every_template_parameter_and_setting() {
+    let template = template();
+    let rows = readme_configuration_rows();
+    assert!(!rows.is_empty(), "README has no configuration table");
+    let first_column = |row: &String| row.split('|').nth(1).unwrap_or_default().to_owned();
+    for (name, _) in template["Parameters"].as_mapping().unwrap() {
+        let name = format!("`{}`", name.as_str().unwrap());
+        assert!(
+            rows.iter().any(|row| first_column(row).contains(&name)),
+            "the README's configuration table lacks the template parameter {name}"
+        );
+    }
+    for variable in ENV_VARS {
+        let variable = format!("`{variable}`");
+        assert!(
+            rows.iter().any(|row| row.contains(&variable)),
+            "the README's configuration table lacks {variable}"
+        );
+    }
+}
