@@ -20,7 +20,7 @@ help:
 	@echo "make screenshot - the playground page with the approval card, from its browser test (docs/playground.png)"
 
 # The runner installs cargo-lambda and DynamoDB Local when missing, builds and starts everything, plays
-# a demo through the Feishu simulator and serves until Ctrl-C (settings: README, "Try it").
+# a demo through the Feishu simulator and serves until Ctrl-C (settings: docs/local-development.md).
 run: prereqs
 	@echo "==> building the local stack runner (cargo run --bin cardbot-local)"
 	@cargo run --bin cardbot-local
@@ -95,6 +95,6 @@ screenshot:
 	CARDBOT_SCREENSHOT="$$PWD/docs/playground.png" cargo test -p cardbot-tests --test playground \
 		a_person_asks_clicks_and_sees_the_card_approved_and_hostile_text_stays_text -- --exact
 
-# Hot path (criterion), peers (lark-oapi, node-sdk), cold starts, round trips, latency: see "Benchmarks" in README.md.
+# Hot path (criterion), peers (lark-oapi, node-sdk), cold starts, round trips, latency: see bench/README.md.
 bench:
 	@bench/run.sh
