@@ -30,7 +30,7 @@ pub fn decrypt(key: &EncryptKey, encrypt: &str) -> Result<String, DecryptError> 
     let mut raw = base64_simd::STANDARD
         .decode_to_vec(encrypt.as_bytes())
         .map_err(|_| DecryptError::Base64)?;
-    if raw.len() <= BLOCK || (raw.len() - BLOCK) % BLOCK != 0 {
+    if raw.len() <= BLOCK || !(raw.len() - BLOCK).is_multiple_of(BLOCK) {
         return Err(DecryptError::CiphertextLength);
     }
     // In place: the plaintext overwrites the ciphertext, then moves down over the IV.

@@ -435,7 +435,7 @@ impl LocalStack {
         let http = reqwest::Client::new();
         // The driver invokes the updater on the inner loopback port: the front (what a tunnel
         // exposes) serves the function URLs only.
-        let invoker = Invoker::new(http.clone(), &format!("http://127.0.0.1:{inner_port}"));
+        let invoker = Invoker::new(http.clone(), format!("http://127.0.0.1:{inner_port}"));
         let (report, mut reports) = mpsc::unbounded_channel::<String>();
         self.tasks.push(tokio::spawn(async move {
             while let Some(line) = reports.recv().await {
