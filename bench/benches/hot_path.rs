@@ -7,11 +7,12 @@ use std::time::Duration;
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use sha2::Digest;
 
-use card_action::CardAction;
 use cardbot::approval::views;
 use cardbot::approval::{self, SentCard};
 use cardbot::config::CardDelivery;
 use cardbot::config::Config;
+use cardbot::entry::card_action::CardAction;
+use cardbot::entry::event_callback::EventCallback;
 use cardbot::feishu::SystemClock;
 use cardbot::store::memory::MemoryStore;
 use cardbot::store::{now_millis, CardStore};
@@ -19,7 +20,6 @@ use cardbot::webhook::{self, Inbound};
 use cardbot_bench::fake_feishu::FakeFeishu;
 use cardbot_bench::fixtures::{self, SignedRequest, Vectors};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use event_callback::EventCallback;
 
 /// verify + decrypt + parse, then the dispatch a handler does on the typed request.
 fn verify_and_dispatch(v: &Vectors, request: &SignedRequest) -> usize {

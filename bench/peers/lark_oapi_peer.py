@@ -44,7 +44,7 @@ def main():
     )
     vectors = {r["name"]: r for r in v["request_vectors"]}
     cases = {
-        "event": vectors["p2p_approval_event_encrypted"],
+        "event": vectors["p2p_event_encrypted"],
         "card": vectors["card_action_trigger_leave_encrypted"],
     }
     out = {"peer": "lark-oapi", "version": lark.__version__ if hasattr(lark, "__version__") else "1.7.5"}

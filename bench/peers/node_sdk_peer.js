@@ -27,7 +27,7 @@ async function main() {
     'card.action.trigger': async (data) => { if (data.action.value.type === 'leave') seen.card += 1; return {}; },
   });
   const byName = Object.fromEntries(vectors.request_vectors.map((r) => [r.name, r]));
-  const cases = { event: byName.p2p_approval_event_encrypted, card: byName.card_action_trigger_leave_encrypted };
+  const cases = { event: byName.p2p_event_encrypted, card: byName.card_action_trigger_leave_encrypted };
   const out = { peer: '@larksuiteoapi/node-sdk', version: require('@larksuiteoapi/node-sdk/package.json').version };
   for (const [name, vec] of Object.entries(cases)) {
     const headers = Object.fromEntries(Object.entries(vec.headers).map(([k, v]) => [k.toLowerCase(), v]));

@@ -80,7 +80,7 @@ fn log_meter() -> Option<&'static cardbot::telemetry::Emitter> {
                 .with(layer.with_filter(targets))
                 .try_init()
                 .ok()?;
-            cardbot::telemetry::Emitter::install("bench")
+            cardbot::telemetry::install("bench")
         })
         .as_ref()
 }

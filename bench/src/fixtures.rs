@@ -29,7 +29,7 @@ pub struct Vectors {
     pub app_id: String,
     pub tenant_key: String,
     pub webhook: WebhookConfig,
-    /// The `审批` message event (`p2p_approval_event_encrypted`).
+    /// The `审批` message event (`p2p_event_encrypted`).
     pub event: SignedRequest,
     /// The 请假 click (`card_action_trigger_leave_encrypted`).
     pub card: SignedRequest,
@@ -80,7 +80,7 @@ impl Vectors {
             let body = field(v, "body")?.into_bytes();
             Ok((SignedRequest { headers, body }, plaintext, ts))
         };
-        let (event, event_plaintext, ts) = vector("p2p_approval_event_encrypted")?;
+        let (event, event_plaintext, ts) = vector("p2p_event_encrypted")?;
         let (card, card_plaintext, _) = vector("card_action_trigger_leave_encrypted")?;
         Ok(Self {
             app_id: field(cfg, "app_id")?,

@@ -8,15 +8,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use card_action::CardAction;
-use card_updater::CardUpdater;
 use cardbot::approval;
+use cardbot::entry::card_action::CardAction;
+use cardbot::entry::card_updater::CardUpdater;
+use cardbot::entry::event_callback::EventCallback;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::JobStore;
 use cardbot_tests::harness::{self, SimulatorClock};
 use cardbot_tests::simulator::{ApiCall, ChatKind, RateLimits, Sender, SimConfig, Simulator};
-use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;

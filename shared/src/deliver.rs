@@ -77,7 +77,26 @@ pub struct ReplyRequest {
     /// request's details.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub in_p2p: bool,
+    /// An earlier attempt may have done some of the sends (its claim was taken over, or this is an
+    /// outbox job): the reply reads what it kept ([`DedupStore::kept`]) and skips those.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
+
+/// The steps of a reply kept on its message's dedup record ([`DedupStore::keep`]).
+mod step {
+    /// The CardKit entity the reply created.
+    pub const CARD_ID: &str = "card_id";
+    /// The text reply's message_id.
+    pub const TEXT: &str = "text";
+    /// The card reply's message_id and chat_id, space-separated.
+    pub const CARD: &str = "card";
+}
+
+/// 200770 (uuid conflict): Feishu refused a repeat of a send it already made. Documented for
+/// CardKit; for im sends the docs say only that a uuid "succeeds at most once" within 1 hour, so a
+/// refusal with this code is read as "sent before" (`docs/architecture.md`, exactly once).
+const UUID_CONFLICT: i64 = 200770;
 
 /// How a command's answer is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,7 +136,14 @@ impl ReplyRequest {
             card_id: None,
             send_as: SendAs::Reply,
             in_p2p: false,
+            resumed: false,
         }
+    }
+
+    /// This request as a retry of an attempt that may have sent some of it (see `resumed`).
+    pub fn resumed(mut self) -> Self {
+        self.resumed = true;
+        self
     }
 
     /// [`ReplyRequest::new`] for a message in the requester's p2p chat with the bot.
@@ -205,12 +231,27 @@ where
             progress: progress.clone(),
         };
         let source = request.source_message_id.as_str();
+        // What an earlier attempt sent is kept on the message's dedup record, so a retry skips it
+        // instead of trusting Feishu to replay a repeated uuid.
+        let kept = if request.resumed {
+            store
+                .kept(source)
+                .await
+                .map_err(|e| fail(e.into(), &progress))?
+        } else {
+            Default::default()
+        };
+        if progress.card_id.is_none() {
+            progress.card_id = kept.get(step::CARD_ID).cloned();
+        }
         let reply = match request.command.reply() {
             CommandReply::Text(text) => {
-                let content = MessageContent::Text(text.to_owned());
-                self.answer(request, &content, &request.key("help"))
-                    .await
-                    .map_err(|e| fail(e.into(), &progress))?;
+                if !kept.contains_key(step::TEXT) {
+                    let content = MessageContent::Text(text.to_owned());
+                    self.send_text_once(request, &content, &request.key("help"))
+                        .await
+                        .map_err(|e| fail(e, &progress))?;
+                }
                 return Ok(SentReply { card_key: None });
             }
             CommandReply::List => {
@@ -225,7 +266,12 @@ where
         let delivery = request.delivery;
         // The text reply and the card entity do not depend on each other: one round trip for both.
         let (content, text_key) = (MessageContent::Text(text.to_owned()), request.key("text"));
-        let text_reply = self.answer(request, &content, &text_key);
+        let text_reply = async {
+            if kept.contains_key(step::TEXT) {
+                return Ok(());
+            }
+            self.send_text_once(request, &content, &text_key).await
+        };
         let entity = async {
             match (delivery, &progress.card_id) {
                 (CardDelivery::Entity, None) => {
@@ -243,22 +289,42 @@ where
             let created = created.map_err(|e| fail(e.into(), &progress))?;
             progress.card_id = Some(created.clone());
             let kept = store
-                .keep_reply_entity(source, &created)
+                .keep(source, step::CARD_ID, &created)
                 .await
                 .map_err(|e| fail(e.into(), &progress))?;
             progress.card_id = Some(kept);
         }
-        text_sent.map_err(|e| fail(e.into(), &progress))?;
+        text_sent.map_err(|e| fail(e, &progress))?;
         let content = match (delivery, &progress.card_id) {
             (CardDelivery::Entity, Some(card_id)) => MessageContent::CardEntity {
                 card_id: card_id.clone(),
             },
             _ => MessageContent::Card(card.to_value()),
         };
-        let sent = self
-            .answer(request, &content, &request.key("card"))
-            .await
-            .map_err(|e| fail(e.into(), &progress))?;
+        let sent = match kept.get(step::CARD).and_then(|v| v.split_once(' ')) {
+            Some((message_id, chat_id)) => crate::feishu::SentMessage {
+                message_id: message_id.to_owned(),
+                chat_id: Some(chat_id.to_owned()).filter(|c| !c.is_empty()),
+                msg_type: None,
+                create_time: None,
+            },
+            None => {
+                let sent = self
+                    .answer(request, &content, &request.key("card"))
+                    .await
+                    .map_err(|e| fail(e.into(), &progress))?;
+                let record = format!(
+                    "{} {}",
+                    sent.message_id,
+                    sent.chat_id.as_deref().unwrap_or_default()
+                );
+                store
+                    .keep(source, step::CARD, &record)
+                    .await
+                    .map_err(|e| fail(e.into(), &progress))?;
+                sent
+            }
+        };
         // A p2p send names its chat only in the answer.
         let chat_id = match request.send_as {
             SendAs::Reply => request.chat_id.clone(),
@@ -364,6 +430,28 @@ where
 
     /// Sends one message of a command's answer: a reply to the user's message, or a new message
     /// in the requester's p2p chat ([`SendAs`]).
+    /// Sends a text answer and keeps it on the message's dedup record (step `text`), so a retry
+    /// after a crash does not send it again. A 200770 answer means an earlier attempt sent it.
+    async fn send_text_once(
+        &self,
+        request: &ReplyRequest,
+        content: &MessageContent,
+        key: &str,
+    ) -> Result<(), DeliverError> {
+        let message_id = match self.answer(request, content, key).await {
+            Ok(sent) => sent.message_id,
+            Err(e) if e.code() == Some(UUID_CONFLICT) => {
+                tracing::info!("the text was sent by an earlier attempt (uuid conflict)");
+                String::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.store
+            .keep(&request.source_message_id, step::TEXT, &message_id)
+            .await?;
+        Ok(())
+    }
+
     async fn answer(
         &self,
         request: &ReplyRequest,
@@ -559,7 +647,7 @@ where
     /// Feishu calls (CardKit with fresh sequences), then complete or fail the job. Never drops a job.
     pub async fn run_job(&self, job: &Job) -> Result<JobOutcome, StoreError> {
         let Self { store, now, .. } = *self;
-        let result = match job.kind {
+        let result = match JobKind::from(&job.kind) {
             JobKind::SendReply => self.run_send_reply(job).await,
             JobKind::NotifyApprovers => self.run_notify_approvers(job).await,
             JobKind::NotifyRequester => self.run_notify_requester(job).await,
@@ -608,6 +696,8 @@ where
     async fn run_send_reply(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let request: ReplyRequest = serde_json::from_value(job.payload.clone())
             .map_err(|e| DeliverError::BadJob(format!("send_reply payload: {e}")))?;
+        // A queued reply may have been half sent by the function that queued it or an earlier run.
+        let request = request.resumed();
         self.send_command_reply(&request)
             .await
             .map(|_| "reply sent")
@@ -924,7 +1014,7 @@ where
             let state = store.get_card(&job.card_key).await?.ok_or_else(|| {
                 DeliverError::BadJob(format!("no card state for {}", job.card_key))
             })?;
-            let plan = match job.kind {
+            let plan = match JobKind::from(&job.kind) {
                 JobKind::Refresh => self.plan_refresh(&state).await?,
                 _ => jobs::plan_job(job, &state, now, self.time_zone)
                     .map_err(|e| DeliverError::BadJob(e.to_string()))?,

@@ -1,30 +1,123 @@
-//! Card-update jobs: job kinds and when they run, which Feishu API delivers a change the domain
-//! planned, and how failures retry. Pure data and decisions; the updater executes them.
+//! Card-update jobs: the app's job kinds and when they run, and the plan of one job. Pure data and
+//! decisions; the updater executes them.
 //!
 //! The domain (`crate::approval`) decides every transition and the card it shows; a job kind maps
-//! to the domain's timer. The change goes out by CardKit on the card entity (each element call
-//! with its own store-allocated `sequence`) or, in message mode, by the callback's update token
-//! while it is valid (30 min, 2 uses), else `PATCH im/v1/messages/:id` (14 days).
+//! to the domain's timer. Which Feishu API shows the change, and what a failed call means, are the
+//! kit's delivery rules ([`feishu_kit::card_update`]).
 
-use crate::approval::{self, CardChange, CardStep, DomainError, Scheduled, Timer};
-use crate::cards::{element_value, Card, CardKitOp};
-use crate::config::CardDelivery;
-use crate::feishu::{CardWrite, Deadline, FeishuApi, FeishuError, FeishuResult};
-use crate::store::{CardState, EpochMillis, Job, NewJob, StoredUpdateToken};
+use crate::approval::{self, CardStep, DomainError, Scheduled, Timer};
+use crate::cards::Card;
+use crate::store::{self, CardState, EpochMillis, Job, NewJob};
+use feishu_kit::card_update::{self, PlanDeliveryError};
 use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
 pub use crate::approval::POST_ANSWER_DELAY_MS;
-pub use crate::feishu::limits::{
-    CARDKIT_MIN_INTERVAL_MS, UPDATE_TOKEN_MAX_USES, UPDATE_TOKEN_TTL_MS, UPDATE_WINDOW_MS,
+// The delivery rules are the kit's; the app's code and tests name them here as before.
+pub use feishu_kit::card_update::{
+    choose_message_path, is_per_recipient_refusal, issue_update_token, on_failure,
+    op_idempotency_key, spend_update_token, CardChange, ClaimBudget, Delivery, FailureAction,
+    MessageOp, MessagePath, CARDKIT_MIN_INTERVAL_MS, UPDATE_TOKEN_MARGIN_MS, UPDATE_TOKEN_MAX_USES,
+    UPDATE_TOKEN_TTL_MS, UPDATE_WINDOW_MS,
 };
-
-/// A token this close to expiry is not started on: the call could land after it.
-pub const UPDATE_TOKEN_MARGIN_MS: i64 = 30_000;
 /// Default `APPROVAL_TTL`: an undecided card expires after 7 days.
 pub const DEFAULT_APPROVAL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
-pub use crate::store::JobKind;
+/// What a job does (stored as `Job.kind`, a [`store::JobKind`] string; also its job id, since each
+/// kind happens at most once per card).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// After a click's answer: the tutorial's simulated approval, delivered to the card.
+    PostAnswer,
+    /// An undecided card reached `APPROVAL_TTL`: re-render it as expired.
+    Expire,
+    /// A command reply the event handler could not send within its budget (the outbox).
+    SendReply,
+    /// A filed request: send each approver their card.
+    NotifyApprovers,
+    /// A decided request: tell the requester.
+    NotifyRequester,
+    /// Show a card as it now renders (another card's click changed its request).
+    Refresh,
+    /// Remind a filed request's approvers (`payload.n`: which reminder).
+    Remind,
+    /// Send the request form a group card handed over to the requester's p2p chat.
+    PrivateForm,
+    /// A kind this version does not know (written by a newer one): kept as stored, so the job is
+    /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
+    Other(String),
+}
+
+impl JobKind {
+    /// The stored string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::PostAnswer => "post_answer",
+            Self::Expire => "expire",
+            Self::SendReply => "send_reply",
+            Self::NotifyApprovers => "notify_approvers",
+            Self::NotifyRequester => "notify_requester",
+            Self::Refresh => "refresh",
+            Self::Remind => "remind",
+            Self::PrivateForm => "private_form",
+            Self::Other(kind) => kind,
+        }
+    }
+
+    /// A kind this version knows; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match Self::from(s) {
+            Self::Other(_) => None,
+            known => Some(known),
+        }
+    }
+}
+
+impl From<&str> for JobKind {
+    fn from(s: &str) -> Self {
+        match s {
+            "post_answer" => Self::PostAnswer,
+            "expire" => Self::Expire,
+            "send_reply" => Self::SendReply,
+            "notify_approvers" => Self::NotifyApprovers,
+            "notify_requester" => Self::NotifyRequester,
+            "refresh" => Self::Refresh,
+            "remind" => Self::Remind,
+            "private_form" => Self::PrivateForm,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl PartialEq<&str> for JobKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<JobKind> for store::JobKind {
+    fn from(kind: JobKind) -> Self {
+        store::JobKind::new(kind.as_str())
+    }
+}
+
+impl From<&store::JobKind> for JobKind {
+    fn from(kind: &store::JobKind) -> Self {
+        Self::from(kind.as_str())
+    }
+}
+
+impl PartialEq<store::JobKind> for JobKind {
+    fn eq(&self, other: &store::JobKind) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<JobKind> for store::JobKind {
+    fn eq(&self, other: &JobKind) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
 
 impl JobKind {
     /// The domain timer a card-update job runs; `None` for the reply outbox and unknown kinds.
@@ -67,7 +160,7 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
     NewJob {
         card_key: card_key.to_owned(),
         job_id,
-        kind,
+        kind: kind.into(),
         payload,
         not_before: scheduled.at,
     }
@@ -79,161 +172,10 @@ pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis)
     NewJob {
         card_key: source_message_id.to_owned(),
         job_id: JobKind::SendReply.as_str().to_owned(),
-        kind: JobKind::SendReply,
+        kind: JobKind::SendReply.into(),
         payload,
         not_before: now,
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Feishu calls
-
-impl CardKitOp {
-    /// Makes the call with its `sequence` and `uuid`.
-    pub async fn send<F: FeishuApi + ?Sized>(
-        &self,
-        api: &F,
-        card_id: &str,
-        write: &CardWrite,
-        deadline: Deadline,
-    ) -> FeishuResult<()> {
-        match self {
-            Self::Settings { settings } => {
-                api.update_card_settings(card_id, settings, write, deadline)
-                    .await
-            }
-            Self::StreamText {
-                element_id,
-                content,
-            } => {
-                api.stream_card_element_text(card_id, element_id, content, write, deadline)
-                    .await
-            }
-            Self::PatchElement {
-                element_id,
-                partial_element,
-            } => {
-                api.patch_card_element(card_id, element_id, partial_element, write, deadline)
-                    .await
-            }
-            Self::UpdateElement {
-                element_id,
-                element,
-            } => {
-                api.update_card_element(
-                    card_id,
-                    element_id,
-                    &element_value(element),
-                    write,
-                    deadline,
-                )
-                .await
-            }
-            Self::DeleteElement { element_id } => {
-                api.delete_card_element(card_id, element_id, write, deadline)
-                    .await
-            }
-            Self::AddElements { position, elements } => {
-                let elements: Vec<Value> = elements.iter().map(element_value).collect();
-                api.add_card_elements(card_id, position, &elements, write, deadline)
-                    .await
-            }
-            Self::BatchUpdate { actions } => {
-                api.batch_update_card(card_id, actions, write, deadline)
-                    .await
-            }
-            Self::UpdateCard { card } => {
-                api.update_card(card_id, &card.to_value(), write, deadline)
-                    .await
-            }
-        }
-    }
-}
-
-/// The idempotency key of one CardKit call: stable across a retried request, distinct across calls.
-pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usize) -> String {
-    format!("cardkit:{card_key}:{job_id}:{attempt}:{index}")
-}
-
-/// A message-mode update.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MessageOp {
-    /// `POST /interactive/v1/card/update` with the stored token (the executor adds it).
-    DelayedUpdate { card: Box<Card> },
-    /// `PATCH /im/v1/messages/:message_id` with `{"content": "<card json>"}`.
-    PatchMessage { message_id: String, card: Box<Card> },
-}
-
-/// How a job reaches the card.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delivery {
-    /// CardKit calls on the entity, in order, at most 10/s, each with `next_sequence`.
-    CardKit {
-        card_id: String,
-        ops: Vec<CardKitOp>,
-    },
-    Message(MessageOp),
-}
-
-impl Delivery {
-    /// The card the user sees once every call has gone through.
-    pub fn final_card(&self) -> Option<&Card> {
-        match self {
-            Self::Message(
-                MessageOp::DelayedUpdate { card } | MessageOp::PatchMessage { card, .. },
-            ) => Some(&**card),
-            Self::CardKit { ops, .. } => ops.iter().rev().find_map(|op| match op {
-                CardKitOp::UpdateCard { card } => Some(card),
-                _ => None,
-            }),
-        }
-    }
-}
-
-/// Which message-mode API can still update a card.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessagePath {
-    /// The click's token: valid, not used up.
-    DelayedUpdate,
-    /// The token is gone; the message is younger than 14 days.
-    PatchMessage,
-    /// Past 14 days: Feishu refuses every update.
-    TooOld,
-}
-
-/// The update token of a click as the state keeps it: unused, valid `UPDATE_TOKEN_TTL_MS` from the
-/// click (Feishu: 30 minutes, 2 uses).
-pub fn issue_update_token(token: &str, clicked_at: EpochMillis) -> StoredUpdateToken {
-    StoredUpdateToken {
-        token: token.to_owned(),
-        uses: 0,
-        expires_at: clicked_at + UPDATE_TOKEN_TTL_MS,
-    }
-}
-
-/// Picks the message-mode path: the update token while valid (< 2 uses, ≤ 30 min), else PATCH.
-pub fn choose_message_path(state: &CardState, now: EpochMillis) -> MessagePath {
-    if now - state.created_at >= UPDATE_WINDOW_MS {
-        return MessagePath::TooOld;
-    }
-    match &state.update_token {
-        Some(token)
-            if token.uses < UPDATE_TOKEN_MAX_USES
-                && now + UPDATE_TOKEN_MARGIN_MS < token.expires_at =>
-        {
-            MessagePath::DelayedUpdate
-        }
-        _ => MessagePath::PatchMessage,
-    }
-}
-
-/// The state after Feishu refused the update token (300030 expired, 300040 used up): spent.
-pub fn spend_update_token(state: &CardState) -> CardState {
-    let mut next = state.clone();
-    if let Some(token) = next.update_token.as_mut() {
-        token.uses = UPDATE_TOKEN_MAX_USES;
-    }
-    next
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +217,7 @@ pub fn plan_job(
     now: EpochMillis,
     time_zone: &TimeZone,
 ) -> Result<JobPlan, PlanError> {
-    let timer = match &job.kind {
+    let timer = match &JobKind::from(&job.kind) {
         JobKind::Other(kind) => return Err(PlanError::UnknownJobKind(kind.clone())),
         JobKind::SendReply => return Err(PlanError::NotACardUpdate(JobKind::SendReply.as_str())),
         kind => kind.timer().ok_or(PlanError::NotACardUpdate("unknown"))?,
@@ -327,50 +269,22 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
             followups,
         });
     };
-    if now - next_state.created_at >= UPDATE_WINDOW_MS {
-        if changed {
-            // Feishu no longer takes updates to this card, but the transition (an expiry, say)
-            // must still be written with its follow-ups (the other cards, the requester's text).
-            return Ok(JobPlan {
-                state_update: Some(next_state),
-                delivery: None,
-                reason: "too old to show; state written",
-                followups,
-            });
-        }
-        return Err(PlanError::TooOld);
+    if card_update::is_too_old(&next_state, now) && changed {
+        // Feishu no longer takes updates to this card, but the transition (an expiry, say) must
+        // still be written with its follow-ups (the other cards, the requester's text).
+        return Ok(JobPlan {
+            state_update: Some(next_state),
+            delivery: None,
+            reason: "too old to show; state written",
+            followups,
+        });
     }
-    let entity = next_state.delivery == CardDelivery::Entity;
-    let mut token_used = false;
-    let delivery = match (entity, next_state.card_id.clone()) {
-        (true, Some(card_id)) => Delivery::CardKit {
-            card_id,
-            ops: edits
-                .filter(|_| walk)
-                .unwrap_or_else(|| vec![CardKitOp::UpdateCard { card }]),
-        },
-        // Without an entity id (or in message mode) the message itself is updated.
-        _ => match choose_message_path(&next_state, now) {
-            MessagePath::DelayedUpdate => {
-                if let Some(token) = next_state.update_token.as_mut() {
-                    // Counted before the call: a crash after it must not allow a third use.
-                    token.uses += 1;
-                    token_used = true;
-                }
-                Delivery::Message(MessageOp::DelayedUpdate {
-                    card: Box::new(card),
-                })
-            }
-            MessagePath::PatchMessage => {
-                let message_id = next_state.message_id.clone().ok_or(PlanError::NoMessage)?;
-                Delivery::Message(MessageOp::PatchMessage {
-                    message_id,
-                    card: Box::new(card),
-                })
-            }
-            MessagePath::TooOld => return Err(PlanError::TooOld),
-        },
-    };
+    let (delivery, token_used) =
+        card_update::plan_delivery(&mut next_state, CardChange { card, edits }, now, walk)
+            .map_err(|e| match e {
+                PlanDeliveryError::TooOld => PlanError::TooOld,
+                PlanDeliveryError::NoMessage => PlanError::NoMessage,
+            })?;
     let state_update = (changed || token_used).then_some(next_state);
     Ok(JobPlan {
         state_update,
@@ -380,68 +294,6 @@ fn deliver(step: CardStep, now: EpochMillis, walk: bool) -> Result<JobPlan, Plan
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Failures and retries
-
-/// What to do after a Feishu call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureAction {
-    /// Transient (5xx, network, rate limit, card busy, sequence race): `fail_job` with this
-    /// `retry_at` (Feishu's rate-limit reset) or the store's backoff when `None`.
-    Retry { retry_at: Option<EpochMillis> },
-    /// The update token is spent (300030/300040): mark it and re-plan at once (PATCH).
-    SpendTokenAndReplan,
-    /// Feishu will never accept it (too old, gone, not ours, bad card): record it, stop trying.
-    Permanent,
-}
-
-/// Classifies a failed call.
-pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
-    match error {
-        FeishuError::UpdateTokenExpired { .. } | FeishuError::UpdateTokenUsedUp { .. } => {
-            FailureAction::SpendTokenAndReplan
-        }
-        // The next attempt allocates a fresh sequence, so this one is worth retrying.
-        FeishuError::SequenceNotIncreasing { .. } => FailureAction::Retry { retry_at: None },
-        // Never further than the backoff's cap, whatever a header said: no job parked for years.
-        e if e.is_retryable() => FailureAction::Retry {
-            retry_at: e.retry_after().map(|wait| {
-                let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                now.saturating_add(wait.min(crate::store::JOB_RETRY_CAP_MS))
-            }),
-        },
-        _ => FailureAction::Permanent,
-    }
-}
-
-/// Refusals of a send that concern one recipient, not the deployment
-/// (`../shared/feishu/approval-apis.md` §5): 230013 outside the app's availability scope (or
-/// disabled, or resigned), 230029 resigned, 230053 the user turned the bot's messages off, 230035
-/// no permission (blocked, tenant communication controls), 230038 a p2p chat across tenants. Any
-/// other permanent refusal of a send to a person (99992361 an open_id of another app, 99991672 a
-/// missing scope, 230006 bot ability off, …) means every send of this deployment fails the same
-/// way: the job must go dead, not skip the person.
-pub fn is_per_recipient_refusal(code: i64) -> bool {
-    PER_RECIPIENT_REFUSALS.contains(&code)
-}
-
-const PER_RECIPIENT_REFUSALS: [i64; 5] = [230_013, 230_029, 230_053, 230_035, 230_038];
-
-/// The updater claims jobs only while enough of its own timeout is left to finish one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimBudget {
-    /// The invocation's deadline (epoch ms).
-    pub deadline: EpochMillis,
-    /// Time one job may take (its Feishu calls and store writes).
-    pub per_job_ms: i64,
-}
-
-impl ClaimBudget {
-    pub fn may_claim(&self, now: EpochMillis) -> bool {
-        now + self.per_job_ms < self.deadline
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,11 +301,14 @@ mod tests {
     use crate::approval::{
         decide_click, new_card_state, ApprovalAction, ClickDecision, RequestKind, SentCard,
     };
-    use crate::cards::{Card, Element};
+    use crate::cards::{element_value, Card, CardKitOp, Element};
+    use crate::config::CardDelivery;
     use crate::feishu::cardkit;
     use crate::feishu::request::ApiRequest;
     use crate::feishu::{BatchUpdateAction, ElementPosition};
+    use crate::feishu::{CardWrite, FeishuError};
     use crate::store::JobStatus;
+    use crate::store::StoredUpdateToken;
 
     const NOW: EpochMillis = 1_732_233_600_734;
 

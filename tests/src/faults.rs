@@ -14,6 +14,8 @@ pub enum HangPoint {
     Claim,
     /// After a reply's CardKit entity was created and kept, before the card is sent.
     KeepReplyEntity,
+    /// After a reply's text was sent and kept, before the card is sent.
+    KeepReplyText,
     /// After a click's state write and job enqueue (one transaction).
     UpdateCardAndEnqueue,
 }
@@ -29,6 +31,7 @@ impl StoreProbe for Hang {
         let point = match call {
             StoreCall::Claim if took => HangPoint::Claim,
             StoreCall::KeepReplyEntity => HangPoint::KeepReplyEntity,
+            StoreCall::KeepReplyText => HangPoint::KeepReplyText,
             StoreCall::UpdateCardAndEnqueue => HangPoint::UpdateCardAndEnqueue,
             _ => return,
         };

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
-use card_action::CardAction;
-use card_updater::{CardUpdater, Summary, UpdaterEvent};
 use cardbot::config::{Config, FeishuConfig, Function, Secrets, WebhookConfig};
+use cardbot::entry::card_action::CardAction;
+use cardbot::entry::card_updater::{CardUpdater, Summary, UpdaterEvent};
+use cardbot::entry::event_callback::EventCallback;
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
 use cardbot::function_url;
 use cardbot::jobs::JobKind;
 use cardbot::store::{EpochMillis, Job, RateStore, Store};
-use event_callback::EventCallback;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 

@@ -8,4 +8,6 @@ mod local_server;
 pub mod local_stack;
 pub mod moto;
 pub mod probed;
-pub mod simulator;
+
+/// The Feishu simulator, now its own crate (`feishu-sim`, in `shared/sim`).
+pub use feishu_sim as simulator;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardbot::store::{
-    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore,
+    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore, Kept,
     ListStore, Listed, NewJob, PermitRequest, PermitTake, RateScope, RateStore, StoreResult,
     StoredTenantToken, TokenStore,
 };
@@ -21,6 +21,9 @@ pub enum StoreCall {
     Release,
     Finish,
     KeepReplyEntity,
+    KeepReplyText,
+    Keep,
+    Kept,
     GetTenantToken,
     PutTenantToken,
     EvictTenantToken,
@@ -43,11 +46,14 @@ pub enum StoreCall {
     ListCards,
 }
 
-const ALL: [StoreCall; 24] = [
+const ALL: [StoreCall; 27] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
     StoreCall::KeepReplyEntity,
+    StoreCall::KeepReplyText,
+    StoreCall::Keep,
+    StoreCall::Kept,
     StoreCall::GetTenantToken,
     StoreCall::PutTenantToken,
     StoreCall::EvictTenantToken,
@@ -77,7 +83,10 @@ impl StoreCall {
             Self::Claim => "dedup.claim",
             Self::Release => "dedup.release",
             Self::Finish => "dedup.finish",
-            Self::KeepReplyEntity => "dedup.keep_reply_entity",
+            Self::KeepReplyEntity => "dedup.keep(card_id)",
+            Self::KeepReplyText => "dedup.keep(text)",
+            Self::Keep => "dedup.keep",
+            Self::Kept => "dedup.kept",
             Self::GetTenantToken => "token.get",
             Self::PutTenantToken => "token.put",
             Self::EvictTenantToken => "token.evict",
@@ -224,12 +233,18 @@ impl<S: DedupStore, P: StoreProbe> DedupStore for Probed<S, P> {
         probed!(self, StoreCall::Finish, self.inner.finish(key, now))
     }
 
-    async fn keep_reply_entity(&self, key: &str, card_id: &str) -> StoreResult<String> {
-        probed!(
-            self,
-            StoreCall::KeepReplyEntity,
-            self.inner.keep_reply_entity(key, card_id)
-        )
+    async fn keep(&self, key: &str, step: &str, value: &str) -> StoreResult<String> {
+        // The reply's steps have their own calls, so a fault can pick one.
+        let call = match step {
+            "card_id" => StoreCall::KeepReplyEntity,
+            "text" => StoreCall::KeepReplyText,
+            _ => StoreCall::Keep,
+        };
+        probed!(self, call, self.inner.keep(key, step, value))
+    }
+
+    async fn kept(&self, key: &str) -> StoreResult<Kept> {
+        probed!(self, StoreCall::Kept, self.inner.kept(key))
     }
 
     async fn release(&self, key: &str) -> StoreResult<()> {

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use card_updater::Summary;
 use cardbot::approval::{ApprovalData, AuditAction};
+use cardbot::entry::card_updater::Summary;
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStore};
 use cardbot_tests::dynamodb_local;

@@ -77,7 +77,8 @@ fn with_dimension(metrics: &Metrics, name: &str, dimension: &str, value: &str) -
 
 #[tokio::test]
 async fn handlers_emit_every_metric_with_the_values_of_their_work() {
-    let emitter = Emitter::install("event-callback").expect("the only recorder of this process");
+    let emitter =
+        cardbot::telemetry::install("event-callback").expect("the only recorder of this process");
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
     let approver = sim.add_users(1).remove(0);
     let store = Arc::new(dynamodb_local::fresh_store().await);

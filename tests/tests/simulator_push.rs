@@ -108,7 +108,7 @@ async fn p2p_message_is_stored_encrypted_signed_and_shaped_like_the_fixture() {
         "encrypted body"
     );
     let ev = &got[0].plaintext;
-    let fx = fixture("event_im_message_receive_p2p_approval.json");
+    let fx = fixture("event_im_message_receive_p2p.json");
     assert_eq!(ev["schema"], fx["schema"]);
     assert_eq!(ev["header"]["event_type"], fx["header"]["event_type"]);
     assert_eq!(ev["header"]["token"], fx["header"]["token"]);

@@ -2,8 +2,8 @@
 //! calls Feishu, so it holds no App Secret).
 use std::sync::Arc;
 
-use card_action::CardAction;
 use cardbot::config::{Config, Function, WebhookConfig};
+use cardbot::entry::card_action::CardAction;
 use cardbot::feishu::SystemClock;
 use cardbot::function_url;
 use cardbot::store::dynamo::DynamoStore;
@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
-    function_url::run(Function::CardAction, |request| handler.handle(request)).await
+    let metrics = cardbot::telemetry::install(Function::CardAction.name());
+    function_url::run(metrics, |request| handler.handle(request)).await
 }
 
 async fn start() -> Result<CardAction<DynamoStore>, Error> {

@@ -2,8 +2,8 @@
 //! receives no webhook, so it holds neither the Encrypt Key nor the Verification Token).
 use std::sync::Arc;
 
-use card_updater::{CardUpdater, UpdaterEvent};
 use cardbot::config::{Config, FeishuConfig, Function};
+use cardbot::entry::card_updater::{CardUpdater, UpdaterEvent};
 use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -17,8 +17,7 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     let updater = &updater;
-    let metrics =
-        cardbot::telemetry::Emitter::install(cardbot::config::Function::CardUpdater.name());
+    let metrics = cardbot::telemetry::install(Function::CardUpdater.name());
     let metrics = &metrics;
     // The payload is read as JSON first: an event that is neither kind sweeps (the runtime would
     // report a deserialisation error and the stream would retry the same batch).

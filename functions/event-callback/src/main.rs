@@ -2,10 +2,10 @@
 use std::sync::Arc;
 
 use cardbot::config::{Config, FeishuConfig, Function, WebhookConfig};
+use cardbot::entry::event_callback::EventCallback;
 use cardbot::feishu::{FeishuClient, FeishuClientConfig, SystemClock};
 use cardbot::function_url;
 use cardbot::store::dynamo::DynamoStore;
-use event_callback::EventCallback;
 use lambda_http::Error;
 
 #[tokio::main]
@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!("cannot start: {e}"))?;
     // Not lambda_http::run: its event conversion panics on an odd query string (function_url).
-    function_url::run(Function::EventCallback, |request| handler.handle(request)).await
+    let metrics = cardbot::telemetry::install(Function::EventCallback.name());
+    function_url::run(metrics, |request| handler.handle(request)).await
 }
 
 async fn start() -> Result<EventCallback<DynamoStore, FeishuClient>, Error> {

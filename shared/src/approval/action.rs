@@ -80,6 +80,15 @@ impl ApprovalAction {
     }
 }
 
+impl TryFrom<&Value> for ApprovalAction {
+    type Error = ActionError;
+
+    /// [`ApprovalAction::parse`], for [`crate::webhook::CardClick::action`].
+    fn try_from(value: &Value) -> Result<Self, ActionError> {
+        Self::parse(value)
+    }
+}
+
 /// Parses a callback's `action.value`; see [`ApprovalAction::parse`].
 pub fn parse_action(value: &Value) -> Result<ApprovalAction, ActionError> {
     ApprovalAction::parse(value)
@@ -143,7 +152,7 @@ mod tests {
                 RequestKind::Leave,
             ),
             (
-                "callback_card_action_trigger_work_overtime.json",
+                "callback_card_action_trigger_second_button.json",
                 RequestKind::WorkOvertime,
             ),
         ] {

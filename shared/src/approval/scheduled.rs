@@ -45,15 +45,7 @@ pub struct Followup {
     pub scheduled: Scheduled,
 }
 
-/// What the user should see after a transition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CardChange {
-    /// The whole card as it must end up.
-    pub card: Card,
-    /// CardKit edits from the card as first shown to `card`, in order; `None`: replace the whole
-    /// card. Whether the edits or one full update go out is the delivery's choice.
-    pub edits: Option<Vec<CardKitOp>>,
-}
+pub use feishu_kit::card_update::CardChange;
 
 /// One scheduled transition, decided against the card's current state.
 #[derive(Debug, Clone, PartialEq)]

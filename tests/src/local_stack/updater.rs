@@ -514,8 +514,8 @@ mod tests {
         let arn =
             "arn:aws:dynamodb:ddblocal:000000000000:table/cardbot/stream/2024-01-01T00:00:00.000";
         let event = stream_event(&[get_records_insert()], arn, "us-east-1");
-        let card_updater::UpdaterEvent::Stream(batch) =
-            card_updater::UpdaterEvent::from_payload(event)
+        let cardbot::entry::card_updater::UpdaterEvent::Stream(batch) =
+            cardbot::entry::card_updater::UpdaterEvent::from_payload(event)
         else {
             panic!("not a stream event");
         };
@@ -542,8 +542,8 @@ mod tests {
     fn the_scheduled_event_sent_is_the_updaters_schedule_event() {
         let event = scheduled_event(SystemTime::now(), "us-east-1");
         assert!(matches!(
-            card_updater::UpdaterEvent::from_payload(event),
-            card_updater::UpdaterEvent::Schedule(_)
+            cardbot::entry::card_updater::UpdaterEvent::from_payload(event),
+            cardbot::entry::card_updater::UpdaterEvent::Schedule(_)
         ));
     }
 

@@ -262,31 +262,47 @@ pub async fn dedup_lapsed_lease_is_taken_over_once<S: Store + 'static>(store: Ar
     );
 }
 
-/// The reply's CardKit entity is kept first-writer-wins and survives a takeover.
-pub async fn dedup_keeps_the_reply_entity_across_a_takeover<S: Store>(store: Arc<S>) {
+/// A step's outcome (the reply's CardKit entity, a sent text) is kept first-writer-wins per step,
+/// read back by `kept`, and survives a takeover; an expired record claimed anew forgets them all.
+pub async fn dedup_keeps_steps_across_a_takeover<S: Store>(store: Arc<S>) {
     let key = unique("om");
     let now = t0();
     store.claim(&key, now, 5_000, DAY_MS).await.unwrap();
     assert_eq!(
-        store.keep_reply_entity(&key, "card-1").await.unwrap(),
+        store.keep(&key, "card_id", "card-1").await.unwrap(),
         "card-1"
     );
     assert_eq!(
-        store.keep_reply_entity(&key, "card-2").await.unwrap(),
+        store.keep(&key, "card_id", "card-2").await.unwrap(),
         "card-1"
+    );
+    assert_eq!(
+        store.keep(&key, "text", "om_text").await.unwrap(),
+        "om_text"
+    );
+    let kept = store.kept(&key).await.unwrap();
+    assert_eq!(
+        kept.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("card_id", "card-1"), ("text", "om_text")]
+    );
+    assert!(
+        store.keep(&key, "Bad Step", "x").await.is_err(),
+        "a step name outside [a-z0-9_] is refused"
     );
     assert_eq!(
         store.claim(&key, now + 6_000, 5_000, DAY_MS).await.unwrap(),
         DedupClaim::TakenOver
     );
     assert_eq!(
-        store.keep_reply_entity(&key, "card-3").await.unwrap(),
+        store.keep(&key, "card_id", "card-3").await.unwrap(),
         "card-1"
     );
     // Without a record (released, or never claimed) the caller's entity stands.
     assert_eq!(
         store
-            .keep_reply_entity(&unique("om"), "card-4")
+            .keep(&unique("om"), "card_id", "card-4")
             .await
             .unwrap(),
         "card-4"
@@ -294,15 +310,17 @@ pub async fn dedup_keeps_the_reply_entity_across_a_takeover<S: Store>(store: Arc
     // A record claimed anew after it expired forgets the old entity.
     let old = unique("om");
     store.claim(&old, now, 500, 1_000).await.unwrap();
-    store.keep_reply_entity(&old, "card-5").await.unwrap();
+    store.keep(&old, "card_id", "card-5").await.unwrap();
     assert_eq!(
         store.claim(&old, now + 3_000, 500, 1_000).await.unwrap(),
         DedupClaim::FirstTime
     );
+    assert!(store.kept(&old).await.unwrap().is_empty());
     assert_eq!(
-        store.keep_reply_entity(&old, "card-6").await.unwrap(),
+        store.keep(&old, "card_id", "card-6").await.unwrap(),
         "card-6"
     );
+    assert!(store.kept(&unique("om")).await.unwrap().is_empty());
 }
 
 pub async fn dedup_100_concurrent_claims_one_first_time<S: Store + 'static>(store: Arc<S>) {
@@ -802,10 +820,10 @@ pub async fn unknown_job_kinds_round_trip<S: Store>(store: Arc<S>) {
     let key = unique("card");
     let now = t0();
     let mut newer = job(&key, "reminder", now);
-    newer.kind = JobKind::Other("reminder".into());
+    newer.kind = JobKind::new("reminder");
     store.enqueue(&newer).await.unwrap();
     let stored = store.get_job(&key, "reminder").await.unwrap().unwrap();
-    assert_eq!(stored.kind, JobKind::Other("reminder".into()));
+    assert_eq!(stored.kind, JobKind::new("reminder"));
     assert_eq!(due_ids(&*store, &key, now).await, ["reminder"]);
     let claimed = store
         .claim_job(&key, "reminder", "owner", now, LEASE_MS)
@@ -813,8 +831,12 @@ pub async fn unknown_job_kinds_round_trip<S: Store>(store: Arc<S>) {
         .unwrap()
         .unwrap();
     assert_eq!(claimed.kind.as_str(), "reminder");
-    assert_eq!(JobKind::parse("reminder"), None);
-    assert_eq!(JobKind::parse("expire"), Some(JobKind::Expire));
+    // The store keeps any kind; which ones the app knows is the app's (`cardbot::jobs::JobKind`).
+    assert_eq!(cardbot::jobs::JobKind::parse("reminder"), None);
+    assert_eq!(
+        cardbot::jobs::JobKind::parse("expire"),
+        Some(cardbot::jobs::JobKind::Expire)
+    );
 }
 
 /// Due jobs of this test's card only (other tests share a MemoryStore's index never; a

@@ -67,7 +67,7 @@ async fn items_are_laid_out_as_documented() {
     assert_eq!(dedup["status"], AttributeValue::S("processing".into()));
     assert_eq!(dedup["lease_until"], n(now + 7_500));
     store
-        .keep_reply_entity("om_1", "7355372766134157313")
+        .keep("om_1", "card_id", "7355372766134157313")
         .await
         .unwrap();
     store.finish("om_1", now + 1).await.unwrap();
@@ -75,7 +75,7 @@ async fn items_are_laid_out_as_documented() {
     assert_eq!(dedup["status"], AttributeValue::S("done".into()));
     assert!(!dedup.contains_key("lease_until"));
     assert_eq!(
-        dedup["card_id"],
+        dedup["kept_card_id"],
         AttributeValue::S("7355372766134157313".into())
     );
 

@@ -33,7 +33,7 @@ against_both_adapters!(
     dedup_claims_once_and_release_reopens,
     dedup_expired_record_does_not_block,
     dedup_lapsed_lease_is_taken_over_once,
-    dedup_keeps_the_reply_entity_across_a_takeover,
+    dedup_keeps_steps_across_a_takeover,
     dedup_100_concurrent_claims_one_first_time,
     token_never_replaced_by_earlier_expiry,
     token_evicted_only_when_same,

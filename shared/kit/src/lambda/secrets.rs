@@ -1,0 +1,86 @@
+//! A function's Feishu secrets, read once per cold start: from the one Secrets Manager secret named
+//! by `FEISHU_SECRET_ARN` (in AWS), or from plain env values when it is unset (local runs). Only
+//! the keys the function uses are kept ([`SecretHolder::secrets`]).
+
+use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::Client;
+use tracing::info;
+
+use crate::config::{ConfigError, SecretHolder, SecretSource, Secrets};
+
+/// The env variable naming the secret (an ARN or a name).
+pub const SECRET_ARN_VAR: &str = "FEISHU_SECRET_ARN";
+
+/// Why the secrets could not be read; never holds a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read the secret named by FEISHU_SECRET_ARN: {0}")]
+    Fetch(String),
+    #[error("the secret named by FEISHU_SECRET_ARN has no SecretString (a binary secret)")]
+    NotAString,
+}
+
+/// The secrets of `function`: from Secrets Manager when `FEISHU_SECRET_ARN` is set, else from
+/// `FEISHU_APP_SECRET`, `FEISHU_ENCRYPT_KEY`, `FEISHU_VERIFICATION_TOKEN`.
+pub async fn load(
+    function: impl Into<SecretHolder>,
+    aws: &SdkConfig,
+) -> Result<Secrets, SecretsError> {
+    let function = function.into();
+    let secret_id = std::env::var(SECRET_ARN_VAR)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let secrets = match secret_id {
+        None => Secrets::from_env(function),
+        Some(secret_id) => fetch(&Client::new(aws), &secret_id, function).await?,
+    };
+    info!(
+        function = function.name,
+        source = match secrets.source() {
+            SecretSource::Env => "env",
+            SecretSource::SecretsManager => "secrets manager",
+        },
+        "secrets loaded"
+    );
+    Ok(secrets)
+}
+
+/// One `GetSecretValue` of `secret_id` (ARN or name); the function's keys from its JSON.
+pub async fn fetch(
+    client: &Client,
+    secret_id: &str,
+    function: impl Into<SecretHolder>,
+) -> Result<Secrets, SecretsError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(fetch_error)?;
+    let text = out.secret_string().ok_or(SecretsError::NotAString)?;
+    Ok(Secrets::from_secret_string(function, text)?)
+}
+
+/// The service's error code and message, or the kind of failure: never the response body.
+fn fetch_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> SecretsError {
+    SecretsError::Fetch(match &e {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("service error"),
+                err.message().unwrap_or("no message")
+            )
+        }
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(failure) if failure.is_io() => "connection failed".to_owned(),
+        SdkError::DispatchFailure(_) => "request not sent".to_owned(),
+        SdkError::ResponseError(_) => "unreadable response".to_owned(),
+        SdkError::ConstructionFailure(_) => "request not built".to_owned(),
+        _ => "unknown error".to_owned(),
+    })
+}

@@ -1,0 +1,337 @@
+//! The card-action Lambda: Feishu's card callback URL (`card.action.trigger` and the legacy card
+//! request). Verifies, deduplicates, applies the click to the card state with a version check,
+//! stores the update token and enqueues the post-answer job in one write, and answers with a
+//! toast and the new card. It never calls Feishu: everything after the answer is a job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::approval::{self, views, ApprovalAction, Click, ClickDecision, Command};
+use crate::cards::CallbackAnswer;
+use crate::config::{CardDelivery, Config, WebhookConfig};
+use crate::deliver::ReplyRequest;
+use crate::feishu::Clock;
+use crate::function_url::{self, claim_lease_ms, error_response, json_response};
+use crate::jobs;
+use crate::store::{CardStore, DedupClaim, DedupStore, JobStore, StoreError};
+use crate::webhook::{CallbackStyle as Style, CardClick, Inbound};
+use jiff::tz::TimeZone;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use tracing::{info, warn};
+
+/// Version conflicts (two clicks at once) are re-read and re-decided this many times.
+const MAX_CONFLICT_RETRIES: usize = 3;
+
+/// The handler with everything it uses, built once per container.
+pub struct CardAction<S: ?Sized> {
+    pub store: Arc<S>,
+    pub clock: Arc<dyn Clock>,
+    pub webhook: WebhookConfig,
+    pub approval_ttl: Duration,
+    /// `APPROVAL_REMIND_AFTER`: a filed request's first reminder comes this long after it.
+    pub remind_after: Duration,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: TimeZone,
+    /// Feishu wants the answer within 3 s; past this budget the click gets a "retry" toast.
+    pub answer_budget: Duration,
+    /// How approval cards are sent (`CARD_DELIVERY`), for 发起审批's card.
+    pub delivery: CardDelivery,
+    /// The approver source and `APPROVAL_FALLBACK`: whether 请假 / 加班 open the form.
+    pub approvers: crate::config::ApproverConfig,
+}
+
+fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
+    let body = match style {
+        Style::Trigger => serde_json::to_string(&answer.card_action_trigger_response()),
+        Style::Legacy => serde_json::to_string(&answer.legacy_response()),
+    };
+    json_response(StatusCode::OK, body.unwrap_or_else(|_| "{}".to_owned()))
+}
+
+fn retry_later(style: Style) -> Response<Body> {
+    answer(
+        style,
+        &CallbackAnswer::toast_only(views::retry_later_toast()),
+    )
+}
+
+impl<S> CardAction<S>
+where
+    S: DedupStore + CardStore + JobStore + ?Sized,
+{
+    pub fn new(
+        config: &Config,
+        webhook: WebhookConfig,
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            webhook,
+            approval_ttl: config.approval_ttl,
+            remind_after: config.remind_after,
+            time_zone: config.time_zone.clone(),
+            answer_budget: config.answer_budget,
+            delivery: config.card_delivery,
+            approvers: config.approvers.clone(),
+        }
+    }
+
+    /// One request to the card callback URL (one span per invocation; its metrics: received,
+    /// answered, answer latency).
+    #[tracing::instrument(name = "card_action", skip_all)]
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let response = self.handle_request(request).await;
+        crate::telemetry::answered(response.status() == StatusCode::OK, started.elapsed());
+        response
+    }
+
+    async fn handle_request(&self, request: Request) -> Response<Body> {
+        let now = self.clock.now_millis();
+        let inbound = match function_url::verify(&self.webhook, &request, now) {
+            Ok(inbound) => inbound,
+            Err(rejection) => return *rejection,
+        };
+        if let Inbound::Challenge(challenge) = &inbound {
+            return json_response(StatusCode::OK, challenge.response_body());
+        }
+        crate::telemetry::received();
+        let Some(clicked) = inbound.card_click() else {
+            warn!("event sent to the card callback URL");
+            return error_response(StatusCode::BAD_REQUEST, "event on the card URL");
+        };
+        self.handle_click(clicked, now).await
+    }
+
+    /// A verified click, from the card callback URL or (when an admin pasted one URL in both
+    /// places) the event URL: decided within the answer budget.
+    pub async fn handle_click(&self, clicked: CardClick, now: i64) -> Response<Body> {
+        let style = clicked.style;
+        match tokio::time::timeout(self.answer_budget, self.on_click(clicked, now)).await {
+            Ok(response) => response,
+            Err(_) => {
+                warn!("click not decided within the answer budget");
+                retry_later(style)
+            }
+        }
+    }
+
+    async fn on_click(&self, clicked: CardClick, now: i64) -> Response<Body> {
+        let style = clicked.style;
+        // An action that is not ours is answered before any table access: it writes nothing.
+        let action = match clicked.action::<ApprovalAction, _>() {
+            Ok(action) => action,
+            Err(error) => {
+                warn!(%error, "unknown card action");
+                crate::telemetry::rejected("unknown action");
+                return answer(
+                    style,
+                    &CallbackAnswer::toast_only(views::unknown_action_toast()),
+                );
+            }
+        };
+        let Some(card_key) = clicked.open_message_id.as_deref().map(approval::card_key) else {
+            warn!("click without open_message_id");
+            return retry_later(style);
+        };
+        let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        let claim = self
+            .store
+            .claim(&clicked.dedup_key, now, lease_ms, dedup_ttl_ms)
+            .await;
+        let taken_over = matches!(claim, Ok(DedupClaim::TakenOver));
+        match claim {
+            Ok(DedupClaim::FirstTime) => {}
+            // The card state says whether the first attempt's transition was written: deciding
+            // again against it applies the click at most once.
+            Ok(DedupClaim::TakenOver) => {
+                warn!(
+                    card_key,
+                    "an earlier attempt died after its claim; deciding again"
+                );
+            }
+            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
+                info!(card_key, ?claim, "duplicate callback");
+                crate::telemetry::duplicate();
+                return answer(
+                    style,
+                    &CallbackAnswer {
+                        toast: None,
+                        card: None,
+                    },
+                );
+            }
+            Err(e) => {
+                warn!(error = %e, "dedup claim failed");
+                return retry_later(style);
+            }
+        }
+        if action == ApprovalAction::Start {
+            return self.start(&clicked, now).await;
+        }
+        let click = Click {
+            action,
+            operator_open_id: clicked.operator_open_id.as_deref(),
+            update_token: clicked
+                .update_token
+                .as_ref()
+                .map(|t| jobs::issue_update_token(t.expose(), now)),
+            now,
+            approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
+            remind_after_ms: i64::try_from(self.remind_after.as_millis()).unwrap_or(i64::MAX),
+            time_zone: &self.time_zone,
+            form_value: clicked.form_value.as_ref(),
+            approvers: &self.approvers,
+        };
+        match self.decide_and_write(&card_key, &click).await {
+            Ok(mut result) => {
+                if taken_over && result.card.is_none() {
+                    // The first attempt's answer never reached Feishu: show the card as it stands,
+                    // so what the user sees is what later element updates start from.
+                    result.card = self.current_card(&card_key).await;
+                }
+                if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
+                    // The lease lapses; a re-delivery decides again and changes nothing twice.
+                    warn!(card_key, error = %e, "cannot mark the callback done");
+                }
+                answer(style, &result)
+            }
+            Err(e) => {
+                warn!(card_key, error = %e, "click not applied");
+                // Nothing changed: the same click may be tried again.
+                if let Err(e) = self.store.release(&clicked.dedup_key).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                retry_later(style)
+            }
+        }
+    }
+
+    /// 发起审批 on the welcome card: the approval card goes to the clicker's p2p chat as new
+    /// messages, queued for the updater in the same write that marks the click done (this
+    /// function never calls Feishu); the welcome card stays as it is.
+    async fn start(&self, clicked: &CardClick, now: i64) -> Response<Body> {
+        let style = clicked.style;
+        let operator = clicked
+            .operator_open_id
+            .as_deref()
+            .filter(|id| crate::cards::text::FeishuId::OpenId.is_valid(id));
+        let Some(operator) = operator else {
+            warn!("发起审批 without a well-formed operator open_id");
+            if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
+                warn!(error = %e, "cannot mark the callback done");
+            }
+            return answer(
+                style,
+                &CallbackAnswer::toast_only(views::unknown_action_toast()),
+            );
+        };
+        let request = ReplyRequest::to_p2p(
+            &clicked.dedup_key,
+            operator,
+            Command::Approval,
+            self.delivery,
+        );
+        let payload = serde_json::to_value(&request).unwrap_or_default();
+        let job = jobs::send_reply_job(&clicked.dedup_key, payload, now);
+        match self
+            .store
+            .enqueue_finishing(&job, &clicked.dedup_key, now)
+            .await
+        {
+            Ok(()) => {
+                info!("approval card queued for the clicker's p2p chat");
+                answer(style, &CallbackAnswer::toast_only(views::start_toast()))
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot queue the approval card");
+                if let Err(e) = self.store.release(&clicked.dedup_key).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                retry_later(style)
+            }
+        }
+    }
+
+    /// The card as its stored state renders now; `None` when it cannot be read.
+    async fn current_card(&self, card_key: &str) -> Option<crate::cards::Card> {
+        let state = self.store.get_card(card_key).await.ok()??;
+        let request = match approval::ReviewData::of(&state) {
+            Ok(review) => self.store.get_card(&review.request_key).await.ok()?,
+            Err(_) => None,
+        };
+        approval::render_card(&state, request.as_ref(), &self.time_zone).ok()
+    }
+
+    /// Reads the card, decides, and writes state + job in one transaction; re-reads on a conflict.
+    async fn decide_and_write(
+        &self,
+        card_key: &str,
+        click: &Click<'_>,
+    ) -> Result<CallbackAnswer, ClickError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let state = self
+                .store
+                .get_card(card_key)
+                .await?
+                .ok_or(ClickError::UnknownCard)?;
+            // An approver's card decides its request, kept on the requester's card.
+            let review = approval::ReviewData::of(&state);
+            let decided = review.is_ok();
+            let decision = match review {
+                Ok(review) => {
+                    let request = self
+                        .store
+                        .get_card(&review.request_key)
+                        .await?
+                        .ok_or(ClickError::UnknownCard)?;
+                    approval::decide_review_click(&state, &request, click)?
+                }
+                Err(_) => approval::decide_click(&state, click)?,
+            };
+            match decision {
+                ClickDecision::Transition {
+                    state,
+                    followups,
+                    answer,
+                } => {
+                    let jobs: Vec<_> = followups
+                        .into_iter()
+                        .map(|f| jobs::scheduled_job(&f.card_key, f.scheduled))
+                        .collect();
+                    match self.store.update_card_and_enqueue(&state, &jobs).await {
+                        Ok(_) => {
+                            info!(card_key, status = %state.status, "click applied");
+                            crate::telemetry::click();
+                            if decided {
+                                crate::telemetry::decision();
+                            }
+                            return Ok(answer);
+                        }
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                ClickDecision::NoChange { answer } => return Ok(answer),
+            }
+        }
+        Err(ClickError::Store(StoreError::Conflict(format!(
+            "card {card_key} kept changing"
+        ))))
+    }
+}
+
+/// Why a click could not be applied (the clicker sees a "retry" toast).
+#[derive(Debug, thiserror::Error)]
+enum ClickError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("no state for this card")]
+    UnknownCard,
+    #[error(transparent)]
+    Domain(#[from] approval::DomainError),
+}

@@ -1,0 +1,453 @@
+//! The event-callback Lambda: Feishu's event subscription URL. Verifies, answers the challenge,
+//! deduplicates `im.message.receive_v1` on `message_id`, and replies to `审批` / help (text or
+//! rich text); a reply that does not fit the answer budget becomes a `send_reply` job for the
+//! updater. It also welcomes a user who opens the bot's p2p chat (once a day), answers the bot
+//! menu's `start_approval`, and handles a card callback that reached this URL as the card URL
+//! would.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::approval::{self, Command};
+use crate::cards::text::FeishuId;
+use crate::config::{CardDelivery, Config, WebhookConfig};
+use crate::deliver::{Effects, ReplyRequest};
+use crate::entry::card_action::CardAction;
+use crate::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
+use crate::function_url::{self, claim_lease_ms, error_response, json_response};
+use crate::jobs;
+use crate::store::{CardStore, DedupClaim, DedupStore, JobStore, ListStore};
+use crate::webhook::{ChatType, Inbound, MessageReceive, OtherEvent};
+use jiff::tz::TimeZone;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use tracing::{info, warn};
+
+/// The handler with everything it uses, built once per container.
+pub struct EventCallback<S: ?Sized, F: ?Sized> {
+    pub store: Arc<S>,
+    pub feishu: Arc<F>,
+    pub clock: Arc<dyn Clock>,
+    pub webhook: WebhookConfig,
+    pub delivery: CardDelivery,
+    pub approval_ttl: Duration,
+    /// The zone cards show times in (`TENANT_TIME_ZONE`).
+    pub time_zone: TimeZone,
+    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    pub approvers: crate::config::ApproverConfig,
+    /// Feishu wants the answer within 3 s; the reply work stops at this budget.
+    pub answer_budget: Duration,
+    /// Epoch ms until which replies go straight to the queue: a reply of this instance did not
+    /// fit a moment ago (see [`BUSY_HOLD`]).
+    busy_until: AtomicI64,
+    /// Card callbacks that reach this URL (one URL pasted in both places) are handled by the
+    /// card-action function's own code, with the same verification, dedup and answer.
+    card_action: CardAction<S>,
+}
+
+/// `im.chat.access_event.bot_p2p_chat_entered_v1`: a user opened the p2p chat with the bot.
+pub const P2P_CHAT_ENTERED: &str = "im.chat.access_event.bot_p2p_chat_entered_v1";
+/// `application.bot.menu_v6`: a bot menu item with a push-event action was clicked.
+pub const BOT_MENU: &str = "application.bot.menu_v6";
+/// The menu item's event key (set in the console, 机器人 > 机器人自定义菜单) that sends the
+/// approval card.
+pub const MENU_START_APPROVAL: &str = "start_approval";
+/// A user is welcomed at most once per day (the tenant's day, `TENANT_TIME_ZONE`); the record
+/// outlives the day.
+const WELCOME_TTL_MS: i64 = 26 * 3600 * 1000;
+
+/// The part of the answer budget kept for queueing a reply that did not fit (one DynamoDB write).
+const QUEUE_RESERVE: Duration = Duration::from_millis(500);
+
+/// How long one Feishu call of the reply may wait for a rate slot or the app-wide permit. Past that
+/// the reply is queued for the updater, which paces without a clock: in a burst the answer comes at
+/// once and the instance is free for the next event (Lambda bills the wait, and where concurrency is
+/// capped, reserved or `make run`'s instances, a waiting instance holds up every event behind it).
+pub const ANSWER_RATE_WAIT: Duration = Duration::from_millis(100);
+
+/// After a reply did not fit, the next replies of this instance within this time are queued
+/// without trying Feishu: in a burst every try costs a round trip to the rate limiter's item only
+/// to be refused, and the answer is what must stay fast. The updater delivers them (stream, ~1 s).
+pub const BUSY_HOLD: Duration = Duration::from_secs(1);
+
+fn ok_empty() -> Response<Body> {
+    json_response(StatusCode::OK, "{}".to_owned())
+}
+
+impl<S, F> EventCallback<S, F>
+where
+    S: DedupStore + CardStore + JobStore + ListStore + Sized,
+    F: FeishuApi + ?Sized,
+{
+    pub fn new(
+        config: &Config,
+        webhook: WebhookConfig,
+        store: Arc<S>,
+        feishu: Arc<F>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            card_action: CardAction::new(config, webhook.clone(), store.clone(), clock.clone()),
+            store,
+            feishu,
+            clock,
+            webhook,
+            delivery: config.card_delivery,
+            approval_ttl: config.approval_ttl,
+            time_zone: config.time_zone.clone(),
+            approvers: config.approvers.clone(),
+            answer_budget: config.answer_budget,
+            busy_until: AtomicI64::new(0),
+        }
+    }
+
+    /// One request to the event URL (one span per invocation; its metrics: received, answered,
+    /// answer latency).
+    #[tracing::instrument(name = "event_callback", skip_all)]
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let response = self.handle_request(request).await;
+        crate::telemetry::answered(response.status() == StatusCode::OK, started.elapsed());
+        response
+    }
+
+    async fn handle_request(&self, request: Request) -> Response<Body> {
+        // Feishu calls stop early enough that a reply that did not fit is still queued in time.
+        let deadline = Deadline::after(self.answer_budget.saturating_sub(QUEUE_RESERVE))
+            .with_rate_wait(ANSWER_RATE_WAIT);
+        let now = self.clock.now_millis();
+        let inbound = match function_url::verify(&self.webhook, &request, now) {
+            Ok(inbound) => inbound,
+            Err(rejection) => return *rejection,
+        };
+        crate::telemetry::received();
+        if let Some(clicked) = inbound.card_click() {
+            warn!(
+                "a card callback reached the event URL: handled as the card callback URL would; \
+                 the card-action function URL is the one intended for 回调配置"
+            );
+            return self.card_action.handle_click(clicked, now).await;
+        }
+        match inbound {
+            Inbound::Challenge(challenge) => {
+                json_response(StatusCode::OK, challenge.response_body())
+            }
+            Inbound::MessageReceive(message) => {
+                let budget = self.answer_budget;
+                let started = std::time::Instant::now();
+                match tokio::time::timeout(budget, self.on_message(&message, deadline)).await {
+                    Ok(response) => {
+                        info!(
+                            status = response.status().as_u16(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "message answered"
+                        );
+                        response
+                    }
+                    Err(_) => {
+                        // Neither sent nor queued in time: no `done`, so the claim's lease lapses
+                        // and Feishu's retry (a 5xx makes it retry) takes over the work.
+                        warn!("message not handled within the answer budget");
+                        error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
+                    }
+                }
+            }
+            Inbound::Event(event) => {
+                match tokio::time::timeout(self.answer_budget, self.on_event(&event, deadline, now))
+                    .await
+                {
+                    Ok(response) => response,
+                    Err(_) => {
+                        warn!(event_type = %event.event_type, "event not handled within the answer budget");
+                        error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
+                    }
+                }
+            }
+            // Taken above: every card callback is a click.
+            Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
+                error_response(StatusCode::BAD_REQUEST, "unreadable card callback")
+            }
+        }
+    }
+
+    async fn on_event(&self, event: &OtherEvent, deadline: Deadline, now: i64) -> Response<Body> {
+        let field = |pointer: &str| {
+            event
+                .raw
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        match event.event_type.as_str() {
+            P2P_CHAT_ENTERED => {
+                let open_id = field("/event/operator_id/open_id");
+                let chat_id = field("/event/chat_id");
+                match (open_id, chat_id) {
+                    (Some(open_id), Some(chat_id))
+                        if FeishuId::OpenId.is_valid(&open_id)
+                            && FeishuId::ChatId.is_valid(&chat_id) =>
+                    {
+                        self.welcome(&open_id, &chat_id, deadline, now).await
+                    }
+                    _ => {
+                        warn!("p2p chat entered without a well-formed operator or chat");
+                        ok_empty()
+                    }
+                }
+            }
+            BOT_MENU => {
+                let key = field("/event/event_key").unwrap_or_default();
+                let open_id = field("/event/operator/operator_id/open_id")
+                    .filter(|id| FeishuId::OpenId.is_valid(id));
+                match open_id {
+                    Some(open_id) if key == MENU_START_APPROVAL => {
+                        let resumed = match self.claim(&event.event_id, now).await {
+                            Ok(resumed) => resumed,
+                            Err(answered) => return answered,
+                        };
+                        let mut request = ReplyRequest::to_p2p(
+                            &event.event_id,
+                            &open_id,
+                            Command::Approval,
+                            self.delivery,
+                        );
+                        request.resumed = resumed;
+                        self.reply_or_queue(&event.event_id, &request, deadline, now)
+                            .await
+                    }
+                    _ => {
+                        info!(event_key = %key.chars().take(30).collect::<String>(), "menu item ignored");
+                        ok_empty()
+                    }
+                }
+            }
+            other => {
+                info!(event_type = %other, "event ignored");
+                ok_empty()
+            }
+        }
+    }
+
+    /// The welcome card in a user's p2p chat, at most once a day per user.
+    async fn welcome(
+        &self,
+        open_id: &str,
+        chat_id: &str,
+        deadline: Deadline,
+        now: i64,
+    ) -> Response<Body> {
+        let day = jiff::Timestamp::from_millisecond(now)
+            .map(|t| self.time_zone.to_datetime(t).date().to_string())
+            .unwrap_or_default();
+        let key = format!("welcome#{open_id}#{day}");
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        match self.store.claim(&key, now, lease_ms, WELCOME_TTL_MS).await {
+            Ok(DedupClaim::FirstTime | DedupClaim::TakenOver) => {}
+            Ok(DedupClaim::InProgress | DedupClaim::Done) => {
+                info!("welcomed today already");
+                return ok_empty();
+            }
+            Err(e) => {
+                warn!(error = %e, "dedup claim failed");
+                return error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+            }
+        }
+        let card = MessageContent::Card(approval::views::welcome_card().to_value());
+        let receiver = ReceiveId::ChatId(chat_id.to_owned());
+        let uuid_key = format!("welcome:{open_id}:{day}");
+        match self
+            .feishu
+            .send_message(&receiver, &card, &uuid_key, deadline)
+            .await
+        {
+            Ok(_) => {
+                info!("welcome card sent");
+                self.finished(&key, now).await
+            }
+            Err(e) => {
+                // Not sent: Feishu's retry of the event tries again.
+                warn!(error = %e, "welcome card not sent");
+                if let Err(e) = self.store.release(&key).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "retry")
+            }
+        }
+    }
+
+    /// Claims a delivery: `Ok(resumed)` when it is ours (`resumed`: an earlier attempt died after
+    /// its claim and may have sent part of the reply), `Err(answer)` when it must not be handled (a
+    /// duplicate, or the store failed).
+    async fn claim(&self, key: &str, now: i64) -> Result<bool, Response<Body>> {
+        let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = claim_lease_ms(self.answer_budget);
+        match self.store.claim(key, now, lease_ms, dedup_ttl_ms).await {
+            Ok(DedupClaim::FirstTime) => Ok(false),
+            Ok(DedupClaim::TakenOver) => {
+                warn!(
+                    key,
+                    "an earlier attempt died after its claim; finishing its work"
+                );
+                Ok(true)
+            }
+            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
+                info!(key, ?claim, "duplicate delivery");
+                crate::telemetry::duplicate();
+                Err(ok_empty())
+            }
+            Err(e) => {
+                // Nothing happened yet: a 5xx makes Feishu retry later.
+                warn!(error = %e, "dedup claim failed");
+                Err(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                ))
+            }
+        }
+    }
+
+    /// Whether a message in a group names this bot among its mentions (`mentions[].id.open_id`
+    /// against `bot/v3/info`'s open_id): with the group-message scope every group message
+    /// arrives, and only those that @mention the bot are for it. `Err` when the bot's open_id
+    /// cannot be read now (Feishu's retry asks again).
+    async fn mentions_this_bot(
+        &self,
+        message: &MessageReceive,
+        deadline: Deadline,
+    ) -> Result<bool, crate::feishu::FeishuError> {
+        let mentions = &message.event.message.mentions;
+        if mentions.is_empty() {
+            return Ok(false);
+        }
+        let bot = self.feishu.bot_open_id(deadline).await?;
+        Ok(mentions
+            .iter()
+            .any(|m| m.id.open_id.as_deref() == Some(bot.as_str())))
+    }
+
+    async fn on_message(&self, message: &MessageReceive, deadline: Deadline) -> Response<Body> {
+        let event = &message.event;
+        let message_id = event.message.message_id.as_str();
+        let now = self.clock.now_millis();
+        let in_p2p = event.message.chat_type == ChatType::P2p;
+        if !in_p2p {
+            match self.mentions_this_bot(message, deadline).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Not for this bot: nothing is written, nothing answered.
+                    info!(
+                        message_id,
+                        "group message without an @mention of this bot: ignored"
+                    );
+                    return ok_empty();
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the bot's open_id; Feishu will retry the event");
+                    return error_response(StatusCode::SERVICE_UNAVAILABLE, "retry");
+                }
+            }
+        }
+        let resumed = match self.claim(message_id, now).await {
+            Ok(resumed) => resumed,
+            Err(answered) => return answered,
+        };
+        if event.sender.sender_type != "user" {
+            return self.finished(message_id, now).await;
+        }
+        // A rich-text (`post`) message is read on its text runs, like a text message.
+        let text = match event.message.message_type.as_str() {
+            "post" => crate::webhook::post_text(&event.message.content.value()),
+            _ => event.message.content.text.clone(),
+        };
+        let command = approval::parse_command(text.as_deref().unwrap_or_default());
+        let requester = event
+            .sender
+            .sender_id
+            .open_id
+            .as_deref()
+            .unwrap_or_default();
+        let private = matches!(command, Command::MyRequests | Command::Pending);
+        let request = if private && !in_p2p {
+            // A user's requests are theirs: asked in a group, the list goes to their p2p chat.
+            ReplyRequest::to_p2p(message_id, requester, command, self.delivery)
+        } else {
+            ReplyRequest::new(
+                message_id,
+                &event.message.chat_id,
+                requester,
+                command,
+                self.delivery,
+            )
+            .in_p2p(in_p2p)
+        };
+        let request = ReplyRequest { resumed, ..request };
+        self.reply_or_queue(message_id, &request, deadline, now)
+            .await
+    }
+
+    /// Sends the reply within the answer budget, or queues it for the updater in the write that
+    /// marks the delivery `dedup_key` done.
+    async fn reply_or_queue(
+        &self,
+        dedup_key: &str,
+        request: &ReplyRequest,
+        deadline: Deadline,
+        now: i64,
+    ) -> Response<Body> {
+        let message_id = dedup_key;
+        let command = request.command;
+        let ttl_ms = i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX);
+        let effects = Effects {
+            store: &*self.store,
+            feishu: &*self.feishu,
+            approval_ttl_ms: ttl_ms,
+            now,
+            deadline,
+            time_zone: &self.time_zone,
+            approvers: &self.approvers,
+        };
+        let payload = if now < self.busy_until.load(Ordering::Relaxed) {
+            info!(
+                message_id,
+                "busy a moment ago: reply queued for the updater"
+            );
+            serde_json::to_value(request).unwrap_or_default()
+        } else {
+            let failure = match effects.send_command_reply(request).await {
+                Ok(sent) => {
+                    info!(message_id, ?command, card_key = ?sent.card_key, "replied");
+                    crate::telemetry::reply_sent();
+                    return self.finished(message_id, now).await;
+                }
+                Err(failure) => failure,
+            };
+            let hold = i64::try_from(BUSY_HOLD.as_millis()).unwrap_or(i64::MAX);
+            self.busy_until
+                .store(now.saturating_add(hold), Ordering::Relaxed);
+            warn!(message_id, error = %failure.error, "reply did not fit; queued for the updater");
+            serde_json::to_value(&failure.progress).unwrap_or_default()
+        };
+        let job = jobs::send_reply_job(message_id, payload, now);
+        match self.store.enqueue_finishing(&job, message_id, now).await {
+            Ok(()) => ok_empty(),
+            Err(e) => {
+                // Neither sent nor queued: let Feishu's retry try again.
+                warn!(error = %e, "cannot queue the reply");
+                if let Err(e) = self.store.release(message_id).await {
+                    warn!(error = %e, "cannot release the dedup claim");
+                }
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            }
+        }
+    }
+
+    /// The reply is sent or durably queued: mark the delivery done. If that write fails the lease
+    /// lapses and a re-delivery redoes the reply, which Feishu's uuid dedup makes one message.
+    async fn finished(&self, message_id: &str, now: i64) -> Response<Body> {
+        if let Err(e) = self.store.finish(message_id, now).await {
+            warn!(message_id, error = %e, "cannot mark the delivery done");
+        }
+        ok_empty()
+    }
+}
