@@ -167,9 +167,17 @@ pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usi
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageOp {
     /// `POST /interactive/v1/card/update` with the stored token (the executor adds it).
-    DelayedUpdate { card: Box<Card> },
+    DelayedUpdate {
+        /// The new card.
+        card: Box<Card>,
+    },
     /// `PATCH /im/v1/messages/:message_id` with `{"content": "<card json>"}`.
-    PatchMessage { message_id: String, card: Box<Card> },
+    PatchMessage {
+        /// The message to PATCH (`om_…`).
+        message_id: String,
+        /// The new card.
+        card: Box<Card>,
+    },
 }
 
 /// How a job reaches the card.
@@ -177,9 +185,12 @@ pub enum MessageOp {
 pub enum Delivery {
     /// CardKit calls on the entity, in order, at most 10/s, each with `next_sequence`.
     CardKit {
+        /// The card entity's `card_id`.
         card_id: String,
+        /// The CardKit calls, in order.
         ops: Vec<CardKitOp>,
     },
+    /// Through the message: the delayed update or message PATCH.
     Message(MessageOp),
 }
 
@@ -249,7 +260,10 @@ pub fn spend_update_token(state: &CardState) -> CardState {
 pub enum FailureAction {
     /// Transient (5xx, network, rate limit, card busy, sequence race): `fail_job` with this
     /// `retry_at` (Feishu's rate-limit reset) or the store's backoff when `None`.
-    Retry { retry_at: Option<EpochMillis> },
+    Retry {
+        /// When to retry (epoch ms); `None`: the store's backoff.
+        retry_at: Option<EpochMillis>,
+    },
     /// The update token is spent (300030/300040): mark it and re-plan at once (PATCH).
     SpendTokenAndReplan,
     /// Feishu will never accept it (too old, gone, not ours, bad card): record it, stop trying.
@@ -298,6 +312,7 @@ pub struct ClaimBudget {
 }
 
 impl ClaimBudget {
+    /// Whether a job claimed at `now` (epoch ms) can finish before the deadline.
     pub fn may_claim(&self, now: EpochMillis) -> bool {
         now + self.per_job_ms < self.deadline
     }

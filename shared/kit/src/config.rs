@@ -19,6 +19,7 @@ macro_rules! secret_string {
         pub struct $name(String);
 
         impl $name {
+            /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
                 Self(value.into())
             }
@@ -68,6 +69,7 @@ pub struct EncryptKey {
 }
 
 impl EncryptKey {
+    /// Wraps the Encrypt Key and derives its AES-256 key (SHA-256 of it).
     pub fn new(value: impl Into<String>) -> Self {
         use sha2::Digest as _;
         let value = value.into();
@@ -102,13 +104,21 @@ secret_string!(
 /// A missing or invalid setting; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A required variable is unset or blank.
     #[error("{name} is not set")]
-    Missing { name: &'static str },
+    Missing {
+        /// The variable's name.
+        name: &'static str,
+    },
+    /// A variable's value is unusable.
     #[error("{name} is invalid: {reason}")]
     Invalid {
+        /// The variable's name.
         name: &'static str,
+        /// Why, in fixed words (never the value).
         reason: &'static str,
     },
+    /// No Encrypt Key, and `ALLOW_UNENCRYPTED` is not `true`.
     #[error(
         "FEISHU_ENCRYPT_KEY (or encrypt_key in the FEISHU_SECRET_ARN secret) is not set: without an \
          Encrypt Key Feishu signs nothing and anyone who has seen one request can forge events and \
@@ -116,13 +126,24 @@ pub enum ConfigError {
          run without one"
     )]
     EncryptKeyRequired,
+    /// A key the function reads is absent (or blank) in the Secrets Manager secret.
     #[error("\"{key}\" is missing from the Secrets Manager secret named by FEISHU_SECRET_ARN")]
-    MissingInSecret { key: &'static str },
+    MissingInSecret {
+        /// The JSON key, e.g. `app_secret`.
+        key: &'static str,
+    },
+    /// The Secrets Manager secret is not a JSON object of strings.
     #[error("the Secrets Manager secret named by FEISHU_SECRET_ARN is invalid: {reason}")]
-    InvalidSecret { reason: &'static str },
+    InvalidSecret {
+        /// Why, in fixed words (never the value).
+        reason: &'static str,
+    },
+    /// A secret was asked of a function that does not hold it.
     #[error("{function} does not hold {name}: it is not among the secrets that function uses")]
     NotHeld {
+        /// The function's name.
         function: &'static str,
+        /// The secret's env variable.
         name: &'static str,
     },
 }
@@ -130,12 +151,16 @@ pub enum ConfigError {
 /// One of a Feishu app's three secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretName {
+    /// The app secret (`FEISHU_APP_SECRET`, `app_secret`).
     AppSecret,
+    /// The Encrypt Key (`FEISHU_ENCRYPT_KEY`, `encrypt_key`).
     EncryptKey,
+    /// The Verification Token (`FEISHU_VERIFICATION_TOKEN`, `verification_token`).
     VerificationToken,
 }
 
 impl SecretName {
+    /// All three.
     pub const ALL: [SecretName; 3] = [Self::AppSecret, Self::EncryptKey, Self::VerificationToken];
 
     /// Its plain environment variable (local runs, when `FEISHU_SECRET_ARN` is unset).
@@ -262,10 +287,12 @@ impl Secrets {
         }
     }
 
+    /// The function these secrets belong to.
     pub fn function(&self) -> SecretHolder {
         self.function
     }
 
+    /// Where the secrets came from.
     pub fn source(&self) -> SecretSource {
         self.source
     }
@@ -279,10 +306,14 @@ impl Secrets {
         }
     }
 
+    /// The app secret; [`ConfigError::NotHeld`] when the function does not hold it,
+    /// [`ConfigError::Missing`] or [`ConfigError::MissingInSecret`] when it is unset.
     pub fn app_secret(&self) -> Result<AppSecret, ConfigError> {
         self.required(SecretName::AppSecret, self.app_secret.as_ref())
     }
 
+    /// The Verification Token; [`ConfigError::NotHeld`] when the function does not hold it,
+    /// [`ConfigError::Missing`] or [`ConfigError::MissingInSecret`] when it is unset.
     pub fn verification_token(&self) -> Result<VerificationToken, ConfigError> {
         self.required(
             SecretName::VerificationToken,
@@ -323,7 +354,9 @@ impl Secrets {
 /// The Feishu app: who we are and where the Open API lives.
 #[derive(Debug, Clone)]
 pub struct FeishuConfig {
+    /// `FEISHU_APP_ID`: the app's `app_id`.
     pub app_id: String,
+    /// The app secret, exchanged for a tenant_access_token.
     pub app_secret: AppSecret,
     /// Without a trailing slash, e.g. `https://open.feishu.cn`.
     pub base_url: String,
@@ -336,12 +369,14 @@ pub struct WebhookConfig {
     /// bodies are plain and unsigned, and every request but the challenge must carry a timestamp
     /// inside the replay window.
     pub encrypt_key: Option<EncryptKey>,
+    /// The Verification Token every request must carry.
     pub verification_token: VerificationToken,
     /// A signed request older than this is rejected as a replay.
     pub replay_window: Duration,
     /// How long an inbound id is remembered; longer than `replay_window`, so a replay inside the
     /// window is always caught as a duplicate.
     pub dedup_ttl: Duration,
+    /// The largest body accepted, in bytes (`MAX_BODY_BYTES`, default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
 }
 
@@ -358,6 +393,9 @@ impl FeishuConfig {
         Self::from_lookup(env_lookup, secrets)
     }
 
+    /// As [`FeishuConfig::from_env`], from any variable source. [`ConfigError`] when
+    /// `FEISHU_APP_ID` is unset, `FEISHU_BASE_URL` is not an http(s) URL, or the app secret is
+    /// unavailable.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         secrets: &Secrets,
@@ -395,6 +433,8 @@ impl WebhookConfig {
         Self::from_lookup(env_lookup, secrets)
     }
 
+    /// As [`WebhookConfig::from_env`], from any variable source. [`ConfigError`] when a secret is
+    /// unavailable, a setting is invalid, or `REPLAY_WINDOW` is not shorter than `DEDUP_TTL`.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         secrets: &Secrets,

@@ -10,7 +10,7 @@
 //!   by a [`api::Deadline`], paced by an app-wide rate limiter shared through the store.
 //! - [`card_update`]: which API shows a changed card (CardKit on the entity, the callback's update
 //!   token while it lasts, then message PATCH), and what a failed call means.
-//! - [`store`]: the ports ([`store::DedupStore`] with exactly-once claims and [`store::DedupStore::once`],
+//! - [`store`]: the ports ([`store::DedupStore`] with exactly-once claims and [`store::once`],
 //!   [`store::CardStore`], [`store::JobStore`], [`store::TokenStore`], [`store::RateStore`]) and their
 //!   DynamoDB adapter ([`store::dynamo::DynamoStore`]) on one table.
 //! - [`lambda`]: the Lambda glue: the function URL runner, secrets, logging; [`aws`]: the AWS SDK
@@ -19,6 +19,8 @@
 //!
 //! A bot built on the kit names its own actions, card states and job kinds; the kit never does.
 //! `examples/poll` in the repository is a whole bot on the kit alone.
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod aws;

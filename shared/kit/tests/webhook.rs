@@ -416,6 +416,8 @@ fn every_event_and_callback_fixture_is_covered() {
             Inbound::MessageReceive(_) => "message",
             Inbound::CardAction(_) => "card",
             Inbound::LegacyCardAction(_) => "legacy",
+            Inbound::BotP2pChatEntered(_) => "p2p chat entered",
+            Inbound::BotMenu(_) => "menu",
             Inbound::Event(_) => "event",
         };
         seen.push((name, kind));
@@ -948,4 +950,71 @@ fn errors_never_echo_secrets() {
             err.reason()
         );
     }
+}
+
+/// The welcome and menu events arrive typed (the payloads of `approval-apis.md` §3, §4), with ids
+/// that need a scope left optional: a malformed one is the bot's to answer, not a 4xx that Feishu
+/// would retry for hours.
+#[test]
+fn p2p_chat_entered_and_menu_events_are_typed() {
+    let envelope = |event_type: &str, event: serde_json::Value| {
+        serde_json::to_vec(&json!({
+            "schema": "2.0",
+            "header": {
+                "event_id": format!("ev_{event_type}"),
+                "event_type": event_type,
+                "create_time": "1608725989000",
+                "token": TOKEN,
+                "app_id": "cli_9f5343c580712544",
+                "tenant_key": "2ca1d211f64f6438"
+            },
+            "event": event
+        }))
+        .unwrap()
+    };
+    let entered = envelope(
+        "im.chat.access_event.bot_p2p_chat_entered_v1",
+        json!({
+            "chat_id": "oc_413871888e0d5492e25b173f0812efb7",
+            "operator_id": {"open_id": "ou_84aad35d084aa403a838cf73ee18467", "user_id": "e33ggbyz"},
+            "last_message_id": "om_dc13264520392913993dd051dba21dcf"
+        }),
+    );
+    let Inbound::BotP2pChatEntered(e) = verify(&plain(), &stamped(), &entered, NOW).unwrap() else {
+        panic!("not typed");
+    };
+    assert_eq!(
+        e.event.chat_id.as_deref(),
+        Some("oc_413871888e0d5492e25b173f0812efb7")
+    );
+    assert_eq!(
+        e.event.operator_id.open_id.as_deref(),
+        Some("ou_84aad35d084aa403a838cf73ee18467")
+    );
+    let menu = envelope(
+        "application.bot.menu_v6",
+        json!({
+            "operator": {"operator_name": "Tom", "operator_id": {"open_id": "ou_84aad35d084aa403a838cf73ee18467"}},
+            "event_key": "start",
+            "timestamp": 1669364458
+        }),
+    );
+    let inbound = verify(&plain(), &stamped(), &menu, NOW).unwrap();
+    assert_eq!(
+        inbound.dedup_id().as_deref(),
+        Some("ev_application.bot.menu_v6")
+    );
+    let Inbound::BotMenu(m) = inbound else {
+        panic!("not typed");
+    };
+    assert_eq!(m.event.event_key, "start");
+    assert_eq!(
+        m.event.operator.operator_id.open_id.as_deref(),
+        Some("ou_84aad35d084aa403a838cf73ee18467")
+    );
+    let bare = envelope("application.bot.menu_v6", json!({}));
+    let Inbound::BotMenu(m) = verify(&plain(), &stamped(), &bare, NOW).unwrap() else {
+        panic!("a menu event without its fields is still a menu event");
+    };
+    assert!(m.event.operator.operator_id.open_id.is_none());
 }

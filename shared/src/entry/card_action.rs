@@ -13,7 +13,7 @@ use crate::deliver::ReplyRequest;
 use crate::feishu::Clock;
 use crate::function_url::{self, claim_lease_ms, error_response, json_response};
 use crate::jobs;
-use crate::store::{CardStore, DedupClaim, DedupStore, JobStore, StoreError};
+use crate::store::{self, Abandon, CardStore, DedupStore, Finish, JobStore, Once, StoreError};
 use crate::webhook::{CallbackStyle as Style, CardClick, Inbound};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -139,73 +139,54 @@ where
         };
         let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
         let lease_ms = claim_lease_ms(self.answer_budget);
-        let claim = self
-            .store
-            .claim(&clicked.dedup_key, now, lease_ms, dedup_ttl_ms)
-            .await;
-        let taken_over = matches!(claim, Ok(DedupClaim::TakenOver));
-        match claim {
-            Ok(DedupClaim::FirstTime) => {}
-            // The card state says whether the first attempt's transition was written: deciding
-            // again against it applies the click at most once.
-            Ok(DedupClaim::TakenOver) => {
-                warn!(
-                    card_key,
-                    "an earlier attempt died after its claim; deciding again"
-                );
+        let key = clicked.dedup_key.clone();
+        // The card state says whether an earlier attempt's transition was written: deciding again
+        // against it (`resumed`) applies the click at most once.
+        let work = |resumed: bool| async move {
+            if action == ApprovalAction::Start {
+                return self.start(&clicked, now).await;
             }
-            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
-                info!(card_key, ?claim, "duplicate callback");
-                crate::telemetry::duplicate();
-                return answer(
-                    style,
-                    &CallbackAnswer {
-                        toast: None,
-                        card: None,
-                    },
-                );
+            let click = Click {
+                action,
+                operator_open_id: clicked.operator_open_id.as_deref(),
+                update_token: clicked
+                    .update_token
+                    .as_ref()
+                    .map(|t| jobs::issue_update_token(t.expose(), now)),
+                now,
+                approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
+                remind_after_ms: i64::try_from(self.remind_after.as_millis()).unwrap_or(i64::MAX),
+                time_zone: &self.time_zone,
+                form_value: clicked.form_value.as_ref(),
+                approvers: &self.approvers,
+            };
+            match self.decide_and_write(&card_key, &click).await {
+                Ok(mut result) => {
+                    if resumed && result.card.is_none() {
+                        // The first attempt's answer never reached Feishu: show the card as it
+                        // stands, so what the user sees is what later element updates start from.
+                        result.card = self.current_card(&card_key).await;
+                    }
+                    Ok(Finish::Done(answer(style, &result)))
+                }
+                Err(e) => {
+                    warn!(card_key, error = %e, "click not applied");
+                    // Nothing changed: the same click may be tried again.
+                    Err(Abandon::Release(retry_later(style)))
+                }
             }
+        };
+        match store::once(&*self.store, &key, now, lease_ms, dedup_ttl_ms, work).await {
+            Ok(Once::Ran(response) | Once::Abandoned(response)) => response,
+            Ok(Once::Duplicate(_)) => answer(
+                style,
+                &CallbackAnswer {
+                    toast: None,
+                    card: None,
+                },
+            ),
             Err(e) => {
                 warn!(error = %e, "dedup claim failed");
-                return retry_later(style);
-            }
-        }
-        if action == ApprovalAction::Start {
-            return self.start(&clicked, now).await;
-        }
-        let click = Click {
-            action,
-            operator_open_id: clicked.operator_open_id.as_deref(),
-            update_token: clicked
-                .update_token
-                .as_ref()
-                .map(|t| jobs::issue_update_token(t.expose(), now)),
-            now,
-            approval_ttl_ms: i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX),
-            remind_after_ms: i64::try_from(self.remind_after.as_millis()).unwrap_or(i64::MAX),
-            time_zone: &self.time_zone,
-            form_value: clicked.form_value.as_ref(),
-            approvers: &self.approvers,
-        };
-        match self.decide_and_write(&card_key, &click).await {
-            Ok(mut result) => {
-                if taken_over && result.card.is_none() {
-                    // The first attempt's answer never reached Feishu: show the card as it stands,
-                    // so what the user sees is what later element updates start from.
-                    result.card = self.current_card(&card_key).await;
-                }
-                if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
-                    // The lease lapses; a re-delivery decides again and changes nothing twice.
-                    warn!(card_key, error = %e, "cannot mark the callback done");
-                }
-                answer(style, &result)
-            }
-            Err(e) => {
-                warn!(card_key, error = %e, "click not applied");
-                // Nothing changed: the same click may be tried again.
-                if let Err(e) = self.store.release(&clicked.dedup_key).await {
-                    warn!(error = %e, "cannot release the dedup claim");
-                }
                 retry_later(style)
             }
         }
@@ -214,7 +195,11 @@ where
     /// 发起审批 on the welcome card: the approval card goes to the clicker's p2p chat as new
     /// messages, queued for the updater in the same write that marks the click done (this
     /// function never calls Feishu); the welcome card stays as it is.
-    async fn start(&self, clicked: &CardClick, now: i64) -> Response<Body> {
+    async fn start(
+        &self,
+        clicked: &CardClick,
+        now: i64,
+    ) -> Result<Finish<Response<Body>>, Abandon<Response<Body>>> {
         let style = clicked.style;
         let operator = clicked
             .operator_open_id
@@ -222,13 +207,10 @@ where
             .filter(|id| crate::cards::text::FeishuId::OpenId.is_valid(id));
         let Some(operator) = operator else {
             warn!("发起审批 without a well-formed operator open_id");
-            if let Err(e) = self.store.finish(&clicked.dedup_key, now).await {
-                warn!(error = %e, "cannot mark the callback done");
-            }
-            return answer(
+            return Ok(Finish::Done(answer(
                 style,
                 &CallbackAnswer::toast_only(views::unknown_action_toast()),
-            );
+            )));
         };
         let request = ReplyRequest::to_p2p(
             &clicked.dedup_key,
@@ -245,14 +227,14 @@ where
         {
             Ok(()) => {
                 info!("approval card queued for the clicker's p2p chat");
-                answer(style, &CallbackAnswer::toast_only(views::start_toast()))
+                Ok(Finish::AlreadyDone(answer(
+                    style,
+                    &CallbackAnswer::toast_only(views::start_toast()),
+                )))
             }
             Err(e) => {
                 warn!(error = %e, "cannot queue the approval card");
-                if let Err(e) = self.store.release(&clicked.dedup_key).await {
-                    warn!(error = %e, "cannot release the dedup claim");
-                }
-                retry_later(style)
+                Err(Abandon::Release(retry_later(style)))
             }
         }
     }

@@ -17,8 +17,8 @@ use crate::entry::card_action::CardAction;
 use crate::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
 use crate::function_url::{self, claim_lease_ms, error_response, json_response};
 use crate::jobs;
-use crate::store::{CardStore, DedupClaim, DedupStore, JobStore, ListStore};
-use crate::webhook::{ChatType, Inbound, MessageReceive, OtherEvent};
+use crate::store::{self, Abandon, CardStore, DedupStore, Finish, JobStore, ListStore, Once};
+use crate::webhook::{BotMenu, BotP2pChatEntered, ChatType, Inbound, MessageReceive};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -46,10 +46,7 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     card_action: CardAction<S>,
 }
 
-/// `im.chat.access_event.bot_p2p_chat_entered_v1`: a user opened the p2p chat with the bot.
-pub const P2P_CHAT_ENTERED: &str = "im.chat.access_event.bot_p2p_chat_entered_v1";
-/// `application.bot.menu_v6`: a bot menu item with a push-event action was clicked.
-pub const BOT_MENU: &str = "application.bot.menu_v6";
+pub use crate::webhook::{BOT_MENU, BOT_P2P_CHAT_ENTERED as P2P_CHAT_ENTERED};
 /// The menu item's event key (set in the console, 机器人 > 机器人自定义菜单) that sends the
 /// approval card.
 pub const MENU_START_APPROVAL: &str = "start_approval";
@@ -153,16 +150,14 @@ where
                     }
                 }
             }
-            Inbound::Event(event) => {
-                match tokio::time::timeout(self.answer_budget, self.on_event(&event, deadline, now))
+            Inbound::BotP2pChatEntered(entered) => {
+                self.within_budget(self.on_chat_entered(&entered, deadline, now))
                     .await
-                {
-                    Ok(response) => response,
-                    Err(_) => {
-                        warn!(event_type = %event.event_type, "event not handled within the answer budget");
-                        error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
-                    }
-                }
+            }
+            Inbound::BotMenu(menu) => self.within_budget(self.on_menu(&menu, deadline, now)).await,
+            Inbound::Event(event) => {
+                info!(event_type = %event.event_type, "event ignored");
+                ok_empty()
             }
             // Taken above: every card callback is a click.
             Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
@@ -171,62 +166,64 @@ where
         }
     }
 
-    async fn on_event(&self, event: &OtherEvent, deadline: Deadline, now: i64) -> Response<Body> {
-        let field = |pointer: &str| {
-            event
-                .raw
-                .pointer(pointer)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        match event.event_type.as_str() {
-            P2P_CHAT_ENTERED => {
-                let open_id = field("/event/operator_id/open_id");
-                let chat_id = field("/event/chat_id");
-                match (open_id, chat_id) {
-                    (Some(open_id), Some(chat_id))
-                        if FeishuId::OpenId.is_valid(&open_id)
-                            && FeishuId::ChatId.is_valid(&chat_id) =>
-                    {
-                        self.welcome(&open_id, &chat_id, deadline, now).await
-                    }
-                    _ => {
-                        warn!("p2p chat entered without a well-formed operator or chat");
-                        ok_empty()
-                    }
-                }
+    /// An event's work within the answer budget; past it, a 503 makes Feishu retry (a claim left
+    /// behind lapses, and the retry resumes the work).
+    async fn within_budget(
+        &self,
+        work: impl std::future::Future<Output = Response<Body>>,
+    ) -> Response<Body> {
+        match tokio::time::timeout(self.answer_budget, work).await {
+            Ok(response) => response,
+            Err(_) => {
+                warn!("event not handled within the answer budget");
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry")
             }
-            BOT_MENU => {
-                let key = field("/event/event_key").unwrap_or_default();
-                let open_id = field("/event/operator/operator_id/open_id")
-                    .filter(|id| FeishuId::OpenId.is_valid(id));
-                match open_id {
-                    Some(open_id) if key == MENU_START_APPROVAL => {
-                        let resumed = match self.claim(&event.event_id, now).await {
-                            Ok(resumed) => resumed,
-                            Err(answered) => return answered,
-                        };
-                        let mut request = ReplyRequest::to_p2p(
-                            &event.event_id,
-                            &open_id,
-                            Command::Approval,
-                            self.delivery,
-                        );
-                        request.resumed = resumed;
-                        self.reply_or_queue(&event.event_id, &request, deadline, now)
-                            .await
-                    }
-                    _ => {
-                        info!(event_key = %key.chars().take(30).collect::<String>(), "menu item ignored");
-                        ok_empty()
-                    }
-                }
+        }
+    }
+
+    /// A user opened their p2p chat with the bot: the welcome card.
+    async fn on_chat_entered(
+        &self,
+        entered: &BotP2pChatEntered,
+        deadline: Deadline,
+        now: i64,
+    ) -> Response<Body> {
+        let event = &entered.event;
+        match (&event.operator_id.open_id, &event.chat_id) {
+            (Some(open_id), Some(chat_id))
+                if FeishuId::OpenId.is_valid(open_id) && FeishuId::ChatId.is_valid(chat_id) =>
+            {
+                self.welcome(open_id, chat_id, deadline, now).await
             }
-            other => {
-                info!(event_type = %other, "event ignored");
+            _ => {
+                warn!("p2p chat entered without a well-formed operator or chat");
                 ok_empty()
             }
         }
+    }
+
+    /// A bot menu item: 发起审批 sends the approval card to the clicker's p2p chat.
+    async fn on_menu(&self, menu: &BotMenu, deadline: Deadline, now: i64) -> Response<Body> {
+        let key = menu.event.event_key.as_str();
+        let open_id = menu
+            .event
+            .operator
+            .operator_id
+            .open_id
+            .as_deref()
+            .filter(|id| FeishuId::OpenId.is_valid(id));
+        let Some(open_id) = open_id.filter(|_| key == MENU_START_APPROVAL) else {
+            info!(event_key = %key.chars().take(30).collect::<String>(), "menu item ignored");
+            return ok_empty();
+        };
+        let event_id = menu.header.event_id.as_str();
+        let work = |resumed: bool| async move {
+            let mut request =
+                ReplyRequest::to_p2p(event_id, open_id, Command::Approval, self.delivery);
+            request.resumed = resumed;
+            self.reply_or_queue(event_id, &request, deadline, now).await
+        };
+        self.once(event_id, now, self.dedup_ttl_ms(), work).await
     }
 
     /// The welcome card in a user's p2p chat, at most once a day per user.
@@ -241,68 +238,52 @@ where
             .map(|t| self.time_zone.to_datetime(t).date().to_string())
             .unwrap_or_default();
         let key = format!("welcome#{open_id}#{day}");
-        let lease_ms = claim_lease_ms(self.answer_budget);
-        match self.store.claim(&key, now, lease_ms, WELCOME_TTL_MS).await {
-            Ok(DedupClaim::FirstTime | DedupClaim::TakenOver) => {}
-            Ok(DedupClaim::InProgress | DedupClaim::Done) => {
-                info!("welcomed today already");
-                return ok_empty();
-            }
-            Err(e) => {
-                warn!(error = %e, "dedup claim failed");
-                return error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
-            }
-        }
-        let card = MessageContent::Card(approval::views::welcome_card().to_value());
-        let receiver = ReceiveId::ChatId(chat_id.to_owned());
-        let uuid_key = format!("welcome:{open_id}:{day}");
-        match self
-            .feishu
-            .send_message(&receiver, &card, &uuid_key, deadline)
-            .await
-        {
-            Ok(_) => {
-                info!("welcome card sent");
-                self.finished(&key, now).await
-            }
-            Err(e) => {
-                // Not sent: Feishu's retry of the event tries again.
-                warn!(error = %e, "welcome card not sent");
-                if let Err(e) = self.store.release(&key).await {
-                    warn!(error = %e, "cannot release the dedup claim");
+        let work = |_resumed: bool| async {
+            let card = MessageContent::Card(approval::views::welcome_card().to_value());
+            let receiver = ReceiveId::ChatId(chat_id.to_owned());
+            let uuid_key = format!("welcome:{open_id}:{day}");
+            match self
+                .feishu
+                .send_message(&receiver, &card, &uuid_key, deadline)
+                .await
+            {
+                Ok(_) => {
+                    info!("welcome card sent");
+                    Ok(Finish::Done(ok_empty()))
                 }
-                error_response(StatusCode::SERVICE_UNAVAILABLE, "retry")
+                Err(e) => {
+                    // Not sent: Feishu's retry of the event tries again.
+                    warn!(error = %e, "welcome card not sent");
+                    Err(Abandon::Release(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "retry",
+                    )))
+                }
             }
-        }
+        };
+        self.once(&key, now, WELCOME_TTL_MS, work).await
     }
 
-    /// Claims a delivery: `Ok(resumed)` when it is ours (`resumed`: an earlier attempt died after
-    /// its claim and may have sent part of the reply), `Err(answer)` when it must not be handled (a
-    /// duplicate, or the store failed).
-    async fn claim(&self, key: &str, now: i64) -> Result<bool, Response<Body>> {
-        let dedup_ttl_ms = i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX);
+    /// How long a delivery's key is remembered (`DEDUP_TTL`), in ms.
+    fn dedup_ttl_ms(&self) -> i64 {
+        i64::try_from(self.webhook.dedup_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// `work` at most once per delivery `key` ([`store::once`]); a duplicate is answered empty,
+    /// and a store that cannot claim with a 503, so Feishu retries.
+    async fn once<W, Fut>(&self, key: &str, now: i64, ttl_ms: i64, work: W) -> Response<Body>
+    where
+        W: FnOnce(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<Finish<Response<Body>>, Abandon<Response<Body>>>>,
+    {
         let lease_ms = claim_lease_ms(self.answer_budget);
-        match self.store.claim(key, now, lease_ms, dedup_ttl_ms).await {
-            Ok(DedupClaim::FirstTime) => Ok(false),
-            Ok(DedupClaim::TakenOver) => {
-                warn!(
-                    key,
-                    "an earlier attempt died after its claim; finishing its work"
-                );
-                Ok(true)
-            }
-            Ok(claim @ (DedupClaim::InProgress | DedupClaim::Done)) => {
-                info!(key, ?claim, "duplicate delivery");
-                crate::telemetry::duplicate();
-                Err(ok_empty())
-            }
+        match store::once(&*self.store, key, now, lease_ms, ttl_ms, work).await {
+            Ok(Once::Ran(response) | Once::Abandoned(response)) => response,
+            Ok(Once::Duplicate(_)) => ok_empty(),
             Err(e) => {
                 // Nothing happened yet: a 5xx makes Feishu retry later.
                 warn!(error = %e, "dedup claim failed");
-                Err(error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store unavailable",
-                ))
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
             }
         }
     }
@@ -348,53 +329,54 @@ where
                 }
             }
         }
-        let resumed = match self.claim(message_id, now).await {
-            Ok(resumed) => resumed,
-            Err(answered) => return answered,
+        let work = |resumed: bool| async move {
+            if event.sender.sender_type != "user" {
+                return Ok(Finish::Done(ok_empty()));
+            }
+            // A rich-text (`post`) message is read on its text runs, like a text message.
+            let text = match event.message.message_type.as_str() {
+                "post" => crate::webhook::post_text(&event.message.content.value()),
+                _ => event.message.content.text.clone(),
+            };
+            let command = approval::parse_command(text.as_deref().unwrap_or_default());
+            let requester = event
+                .sender
+                .sender_id
+                .open_id
+                .as_deref()
+                .unwrap_or_default();
+            let private = matches!(command, Command::MyRequests | Command::Pending);
+            let request = if private && !in_p2p {
+                // A user's requests are theirs: asked in a group, the list goes to their p2p chat.
+                ReplyRequest::to_p2p(message_id, requester, command, self.delivery)
+            } else {
+                ReplyRequest::new(
+                    message_id,
+                    &event.message.chat_id,
+                    requester,
+                    command,
+                    self.delivery,
+                )
+                .in_p2p(in_p2p)
+            };
+            let request = ReplyRequest { resumed, ..request };
+            self.reply_or_queue(message_id, &request, deadline, now)
+                .await
         };
-        if event.sender.sender_type != "user" {
-            return self.finished(message_id, now).await;
-        }
-        // A rich-text (`post`) message is read on its text runs, like a text message.
-        let text = match event.message.message_type.as_str() {
-            "post" => crate::webhook::post_text(&event.message.content.value()),
-            _ => event.message.content.text.clone(),
-        };
-        let command = approval::parse_command(text.as_deref().unwrap_or_default());
-        let requester = event
-            .sender
-            .sender_id
-            .open_id
-            .as_deref()
-            .unwrap_or_default();
-        let private = matches!(command, Command::MyRequests | Command::Pending);
-        let request = if private && !in_p2p {
-            // A user's requests are theirs: asked in a group, the list goes to their p2p chat.
-            ReplyRequest::to_p2p(message_id, requester, command, self.delivery)
-        } else {
-            ReplyRequest::new(
-                message_id,
-                &event.message.chat_id,
-                requester,
-                command,
-                self.delivery,
-            )
-            .in_p2p(in_p2p)
-        };
-        let request = ReplyRequest { resumed, ..request };
-        self.reply_or_queue(message_id, &request, deadline, now)
-            .await
+        self.once(message_id, now, self.dedup_ttl_ms(), work).await
     }
 
     /// Sends the reply within the answer budget, or queues it for the updater in the write that
-    /// marks the delivery `dedup_key` done.
+    /// marks the delivery `dedup_key` done. Neither sent nor queued: the claim is released when
+    /// nothing was tried, and kept otherwise (a send may have gone out; the retry resumes from what
+    /// the reply kept).
     async fn reply_or_queue(
         &self,
         dedup_key: &str,
         request: &ReplyRequest,
         deadline: Deadline,
         now: i64,
-    ) -> Response<Body> {
+    ) -> Result<Finish<Response<Body>>, Abandon<Response<Body>>> {
         let message_id = dedup_key;
         let command = request.command;
         let ttl_ms = i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX);
@@ -407,7 +389,8 @@ where
             time_zone: &self.time_zone,
             approvers: &self.approvers,
         };
-        let payload = if now < self.busy_until.load(Ordering::Relaxed) {
+        let tried = now >= self.busy_until.load(Ordering::Relaxed);
+        let payload = if !tried {
             info!(
                 message_id,
                 "busy a moment ago: reply queued for the updater"
@@ -418,7 +401,7 @@ where
                 Ok(sent) => {
                     info!(message_id, ?command, card_key = ?sent.card_key, "replied");
                     crate::telemetry::reply_sent();
-                    return self.finished(message_id, now).await;
+                    return Ok(Finish::Done(ok_empty()));
                 }
                 Err(failure) => failure,
             };
@@ -430,24 +413,17 @@ where
         };
         let job = jobs::send_reply_job(message_id, payload, now);
         match self.store.enqueue_finishing(&job, message_id, now).await {
-            Ok(()) => ok_empty(),
+            Ok(()) => Ok(Finish::AlreadyDone(ok_empty())),
             Err(e) => {
                 // Neither sent nor queued: let Feishu's retry try again.
                 warn!(error = %e, "cannot queue the reply");
-                if let Err(e) = self.store.release(message_id).await {
-                    warn!(error = %e, "cannot release the dedup claim");
-                }
-                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+                let retry = error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+                Err(if tried {
+                    Abandon::Keep(retry)
+                } else {
+                    Abandon::Release(retry)
+                })
             }
         }
-    }
-
-    /// The reply is sent or durably queued: mark the delivery done. If that write fails the lease
-    /// lapses and a re-delivery redoes the reply, which Feishu's uuid dedup makes one message.
-    async fn finished(&self, message_id: &str, now: i64) -> Response<Body> {
-        if let Err(e) = self.store.finish(message_id, now).await {
-            warn!(message_id, error = %e, "cannot mark the delivery done");
-        }
-        ok_empty()
     }
 }

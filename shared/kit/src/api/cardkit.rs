@@ -11,7 +11,9 @@ use super::request_uuid::RequestUuid;
 /// (a positive int32, from `CardStore::next_sequence`) and an idempotency `uuid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardWrite {
+    /// `sequence`: a positive int32 above the card's last one.
     pub sequence: i32,
+    /// `uuid`: the write's idempotency key.
     pub uuid: RequestUuid,
 }
 
@@ -42,6 +44,7 @@ pub use crate::cards::{BatchUpdateAction, ElementPosition};
 /// The `data` of create and id_convert answers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CardIdData {
+    /// The CardKit `card_id`.
     pub card_id: String,
 }
 

@@ -40,7 +40,9 @@ pub const LARK_BASE_URL: &str = "https://open.larksuite.com";
 pub struct FeishuClientConfig {
     /// `https://open.feishu.cn`, `https://open.larksuite.com`, or the simulator.
     pub base_url: String,
+    /// The app's `app_id`.
     pub app_id: String,
+    /// The app secret, exchanged for the tenant_access_token; never printed.
     pub app_secret: String,
 }
 
@@ -71,9 +73,11 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff after a 5xx or transport failure; doubles per attempt, with jitter.
     pub base_backoff: Duration,
+    /// The longest backoff between attempts.
     pub max_backoff: Duration,
     /// Timeout of one HTTP attempt (cut to the deadline).
     pub attempt_timeout: Duration,
+    /// Timeout of opening a connection.
     pub connect_timeout: Duration,
     /// An attempt is not started with less than this left before the deadline.
     pub min_attempt_window: Duration,

@@ -10,8 +10,10 @@ use super::request::{path_segment, ApiRequest, Method};
 /// left out of the answer, not an error: `leader_user_id` needs `contact:user.department:readonly`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ContactUser {
+    /// The user's open_id.
     #[serde(default)]
     pub open_id: Option<String>,
+    /// The user's name.
     #[serde(default)]
     pub name: Option<String>,
     /// The direct manager's open_id (with `user_id_type=open_id`).
@@ -22,6 +24,7 @@ pub struct ContactUser {
 /// `data` of the get-user answer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserData {
+    /// `user`: the user asked for.
     pub user: ContactUser,
 }
 
@@ -47,7 +50,10 @@ pub enum Leader {
     None,
     /// The app may not read this user or the field (99991672 scope missing, 41050 user outside
     /// the contact data scope): the bot falls back to the tutorial's flow.
-    NoPermission { code: i64 },
+    NoPermission {
+        /// Feishu's `code` (99991672 or 41050).
+        code: i64,
+    },
 }
 
 /// 41012 `user id invalid error`: no such user (or an id of another type).

@@ -60,6 +60,7 @@ pub mod codes {
     }
 }
 
+/// The result of a Feishu call.
 pub type FeishuResult<T> = Result<T, FeishuError>;
 
 /// A failed Feishu call. `log_id` is Feishu's `X-Tt-Logid`, for support tickets. No secret is
@@ -68,46 +69,90 @@ pub type FeishuResult<T> = Result<T, FeishuError>;
 pub enum FeishuError {
     /// Feishu rejected the tenant token even after one eviction and refetch.
     #[error("invalid access token (code {code}, log_id {log_id:?})")]
-    InvalidToken { code: i64, log_id: Option<String> },
+    InvalidToken {
+        /// Feishu's `code`: 99991663, 99991664 or 99991665.
+        code: i64,
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// Rate limited (HTTP 429, 99991400, 230020, 11232, 11233); `retry_after` from `x-ogw-ratelimit-reset`.
     #[error("rate limited (code {code}, retry after {retry_after:?}, log_id {log_id:?})")]
     RateLimited {
+        /// Feishu's `code` (99991400 for an HTTP 429 without a Feishu answer).
         code: i64,
+        /// From `x-ogw-ratelimit-reset`, at most 60 s; `None` when absent.
         retry_after: Option<Duration>,
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
         log_id: Option<String>,
     },
     /// 300317: the CardKit `sequence` was not above the card's last one.
     #[error("CardKit sequence not increasing (log_id {log_id:?})")]
-    SequenceNotIncreasing { log_id: Option<String> },
+    SequenceNotIncreasing {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 200750: the CardKit entity is older than 14 days.
     #[error("CardKit card entity expired (200750, log_id {log_id:?})")]
-    CardEntityExpired { log_id: Option<String> },
+    CardEntityExpired {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 300030: the callback's card-update token is older than 30 minutes.
     #[error("card-update token expired (log_id {log_id:?})")]
-    UpdateTokenExpired { log_id: Option<String> },
+    UpdateTokenExpired {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 300040: the callback's card-update token was already used twice.
     #[error("card-update token used up (log_id {log_id:?})")]
-    UpdateTokenUsedUp { log_id: Option<String> },
+    UpdateTokenUsedUp {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 200810: the card is in an ongoing callback interaction; try again after it.
     #[error("card is in a callback interaction (log_id {log_id:?})")]
-    CardInCallback { log_id: Option<String> },
+    CardInCallback {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 230031: a message can only be modified within 14 days after sending.
     #[error("message older than 14 days (230031, log_id {log_id:?})")]
-    MessageTooOld { log_id: Option<String> },
+    MessageTooOld {
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// 200860 / 230025: card or message over Feishu's size limit (30 KB for cards).
     #[error("content too large (code {code}, log_id {log_id:?})")]
-    TooLarge { code: i64, log_id: Option<String> },
+    TooLarge {
+        /// Feishu's `code`: 200860 (CardKit) or 230025 (im).
+        code: i64,
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// The app-wide rate limit (shared by every instance through the table) has no permit for the
     /// call before its deadline; nothing was sent. One could come after `retry_after`: retry then,
     /// or queue the work.
     #[error("no app-wide rate permit before the deadline (retry after {retry_after:?})")]
-    NoPermit { retry_after: Duration },
+    NoPermit {
+        /// When a permit could come.
+        retry_after: Duration,
+    },
     /// The caller's deadline passed (or the next wait would cross it) before a success.
     #[error("deadline exceeded after {attempts} attempt(s); last: {last}")]
-    DeadlineExceeded { attempts: u32, last: String },
+    DeadlineExceeded {
+        /// Attempts made before giving up (0 when none could start).
+        attempts: u32,
+        /// The last attempt's error, or why no attempt was made.
+        last: String,
+    },
     /// HTTP 5xx on every attempt the retry policy allowed.
     #[error("Feishu server error HTTP {status} (log_id {log_id:?})")]
-    Server { status: u16, log_id: Option<String> },
+    Server {
+        /// The HTTP status of the last attempt.
+        status: u16,
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
+        log_id: Option<String>,
+    },
     /// Connect, timeout, or an unreadable answer, on every attempt the retry policy allowed.
     #[error("transport: {0}")]
     Transport(String),
@@ -117,8 +162,11 @@ pub enum FeishuError {
     /// Any other non-zero `code`.
     #[error("Feishu API error {code}: {msg} (log_id {log_id:?})")]
     Api {
+        /// Feishu's `code`.
         code: i64,
+        /// Feishu's `msg`.
         msg: String,
+        /// `X-Tt-Logid` of the answer, when Feishu sent one.
         log_id: Option<String>,
     },
 }

@@ -10,10 +10,15 @@ use super::request_uuid::RequestUuid;
 /// Who receives a sent message; the variant is the `receive_id_type` query parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiveId {
+    /// `open_id` (`ou_…`): a user, by their id in this app.
     OpenId(String),
+    /// `union_id`: a user, by their union_id.
     UnionId(String),
+    /// `user_id`: a user, by their user_id.
     UserId(String),
+    /// `email`: a user, by their email address.
     Email(String),
+    /// `chat_id` (`oc_…`): a chat.
     ChatId(String),
 }
 
@@ -49,11 +54,17 @@ pub enum MessageContent {
     /// `interactive`: a card JSON (1.0 or 2.0) given inline.
     Card(Value),
     /// `interactive`: a CardKit card entity, `{"type":"card","data":{"card_id":…}}`.
-    CardEntity { card_id: String },
+    CardEntity {
+        /// The CardKit `card_id`.
+        card_id: String,
+    },
     /// `interactive`: a card-builder template.
     Template {
+        /// The template's `template_id`.
         template_id: String,
+        /// `template_version_name`; `None` leaves it out.
         template_version_name: Option<String>,
+        /// `template_variable`: the values of the template's variables.
         template_variable: Value,
     },
 }
@@ -97,9 +108,12 @@ impl MessageContent {
 /// The `data` of a send/reply answer (only the fields the bot uses; Feishu sends more).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SentMessage {
+    /// `message_id` (`om_…`) of the sent message.
     pub message_id: String,
+    /// `chat_id` (`oc_…`) of the chat it went to.
     #[serde(default)]
     pub chat_id: Option<String>,
+    /// `msg_type`, e.g. `text` or `interactive`.
     #[serde(default)]
     pub msg_type: Option<String>,
     /// Epoch milliseconds as a string, as Feishu sends it.

@@ -34,7 +34,9 @@ use crate::store::{EpochMillis, PermitRequest, PermitTake, RateBudget, RateScope
 
 /// Feishu's limits (`../shared/feishu/events-and-auth.md`, section 8).
 pub const APP_CALLS_PER_SECOND: u32 = 50;
+/// Each API's limit per app: 1000 calls a minute.
 pub const API_CALLS_PER_MINUTE: u32 = 1_000;
+/// Message sends and replies: 5 calls a second per chat (or receiver).
 pub const CHAT_CALLS_PER_SECOND: u32 = 5;
 
 /// Per-second budgets count in ticks of 100 ms, per-minute ones in ticks of 10 s (8 counters a
@@ -255,6 +257,7 @@ struct Bounds {
 /// No permit for the call before its deadline; nothing was sent. One could come after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoPermit {
+    /// When a permit could come.
     pub retry_after: Duration,
 }
 
@@ -278,6 +281,7 @@ impl std::fmt::Debug for SharedLimiter {
 }
 
 impl SharedLimiter {
+    /// The limiter of `app_id`, counting in `store`'s shared items, with `clock` for the ticks.
     pub fn new(app_id: String, store: Arc<dyn RateStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             app_id,
@@ -295,7 +299,7 @@ impl SharedLimiter {
         self.acquire_within(call, latest, latest).await
     }
 
-    /// [`RateLimiter::acquire`], but a permit the table refuses now is waited for only until
+    /// [`SharedLimiter::acquire`], but a permit the table refuses now is waited for only until
     /// `wait_until` (≤ `latest`); the round trip of a take itself may run until `latest`. So a
     /// quiet bot's first call is never refused for the time its take took.
     pub async fn acquire_within(

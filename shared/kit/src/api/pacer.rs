@@ -14,8 +14,11 @@ use tokio::time::Instant;
 /// Feishu's per-app limit is 50/s: 47/s plus a burst of 2 is at most 49 in any one-second window,
 /// one call of slack for network jitter; the burst lets a text and a card go out together.
 pub const DEFAULT_PER_SECOND: u32 = 47;
+/// Calls that may go out at once above the steady rate (see [`DEFAULT_PER_SECOND`]).
 pub const DEFAULT_BURST: u32 = 2;
 
+/// Spaces one client's API calls: on average `per_second` a second, never more than
+/// `per_second + burst` in any one-second window.
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,

@@ -30,10 +30,15 @@ pub fn parse_rate_limit_reset(value: Option<&str>) -> Option<Duration> {
 /// HTTP methods the Open API calls use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
@@ -41,13 +46,16 @@ pub enum Method {
 /// token is decided by the caller. Debug omits the body: some bodies hold secrets.
 #[derive(Clone, PartialEq)]
 pub struct ApiRequest {
+    /// The HTTP method.
     pub method: Method,
     /// Path and query, starting with `/open-apis/`.
     pub path: String,
+    /// The JSON body; `None` for a request without one.
     pub body: Option<Value>,
 }
 
 impl ApiRequest {
+    /// A request with a JSON body.
     pub fn new(method: Method, path: String, body: Value) -> Self {
         Self {
             method,

@@ -32,6 +32,7 @@ impl RequestUuid {
         Ok(Self(value))
     }
 
+    /// The uuid as sent.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -22,6 +22,7 @@ const _: () = assert!(REFRESH_MARGIN_MS > 15 * 60 * 1000 && REFRESH_MARGIN_MS < 
 
 /// Wall-clock time in epoch milliseconds; injectable so tests control token expiry.
 pub trait Clock: Send + Sync {
+    /// The current time, in epoch milliseconds.
     fn now_millis(&self) -> EpochMillis;
 }
 
@@ -43,6 +44,7 @@ impl Clock for SystemClock {
 pub struct TenantAccessToken(String);
 
 impl TenantAccessToken {
+    /// Wraps a token value.
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
     }
@@ -62,6 +64,7 @@ impl fmt::Debug for TenantAccessToken {
 /// The flat auth answer `{code, msg, tenant_access_token, expire}` (no `data` wrapper).
 #[derive(Deserialize)]
 pub struct TenantAccessTokenAnswer {
+    /// The token (`t-…`).
     pub tenant_access_token: String,
     /// Seconds from now.
     pub expire: i64,
@@ -103,6 +106,7 @@ pub fn tenant_access_token_request(app_id: &str, app_secret: &str) -> ApiRequest
 /// Where a fresh token comes from (Feishu over HTTP; a counter in tests).
 #[async_trait]
 pub trait FetchTenantToken: Send + Sync {
+    /// Fetches a new token within `deadline`; the call's [`FeishuError`] when it fails.
     async fn fetch_tenant_token(&self, deadline: Deadline)
         -> FeishuResult<TenantAccessTokenAnswer>;
 }
@@ -132,6 +136,7 @@ impl fmt::Debug for TenantTokenProvider {
 }
 
 impl TenantTokenProvider {
+    /// The provider of `app_id`, sharing tokens through `store`, with `clock` for their expiry.
     pub fn new(app_id: String, store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             app_id,

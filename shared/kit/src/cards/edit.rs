@@ -9,30 +9,54 @@ use super::{Card, Element};
 #[derive(Debug, Clone, PartialEq)]
 pub enum CardKitOp {
     /// `PATCH /cards/:id/settings`: `config` (streaming, summary) and `card_link` only.
-    Settings { settings: Value },
+    Settings {
+        /// The `settings` object: `config` and/or `card_link`, e.g.
+        /// `{"config":{"streaming_mode":false}}`.
+        settings: Value,
+    },
     /// `PUT /cards/:id/elements/:eid/content`: types out text (streaming mode only).
-    StreamText { element_id: String, content: String },
+    StreamText {
+        /// The text component to type into.
+        element_id: String,
+        /// The full text it ends up showing (not a delta).
+        content: String,
+    },
     /// `PATCH /cards/:id/elements/:eid`: merges properties.
     PatchElement {
+        /// The component to patch.
         element_id: String,
+        /// The properties to merge into it.
         partial_element: Value,
     },
     /// `PUT /cards/:id/elements/:eid`: replaces one component.
     UpdateElement {
+        /// The component to replace.
         element_id: String,
+        /// Its replacement.
         element: Element,
     },
     /// `DELETE /cards/:id/elements/:eid`.
-    DeleteElement { element_id: String },
+    DeleteElement {
+        /// The component to delete.
+        element_id: String,
+    },
     /// `POST /cards/:id/elements`.
     AddElements {
+        /// Where the new components go.
         position: ElementPosition,
+        /// The new components, in order.
         elements: Vec<Element>,
     },
     /// `POST /cards/:id/batch_update`.
-    BatchUpdate { actions: Vec<BatchUpdateAction> },
+    BatchUpdate {
+        /// The actions, in order; at least one.
+        actions: Vec<BatchUpdateAction>,
+    },
     /// `PUT /cards/:id`: full replace.
-    UpdateCard { card: Card },
+    UpdateCard {
+        /// The whole new card.
+        card: Card,
+    },
 }
 
 /// A component as the JSON CardKit takes.
@@ -90,21 +114,36 @@ impl ElementPosition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchUpdateAction {
     /// Merges `config` / `card_link` settings, e.g. `{"config":{"streaming_mode":false}}`.
-    PartialUpdateSetting { settings: Value },
+    PartialUpdateSetting {
+        /// The `settings` object to merge.
+        settings: Value,
+    },
     /// Adds elements at a position.
     AddElements {
+        /// Where the new elements go.
         position: ElementPosition,
+        /// The new elements as JSON ([`element_value`]), in order.
         elements: Vec<Value>,
     },
     /// Deletes elements (a container with its children).
-    DeleteElements { element_ids: Vec<String> },
+    DeleteElements {
+        /// The `element_id`s to delete.
+        element_ids: Vec<String>,
+    },
     /// Merges properties into one element.
     PartialUpdateElement {
+        /// The element to patch.
         element_id: String,
+        /// The properties to merge into it.
         partial_element: Value,
     },
     /// Replaces one element.
-    UpdateElement { element_id: String, element: Value },
+    UpdateElement {
+        /// The element to replace.
+        element_id: String,
+        /// Its replacement as JSON ([`element_value`]).
+        element: Value,
+    },
 }
 
 impl BatchUpdateAction {

@@ -25,16 +25,21 @@ pub const MAX_HEADER_TAGS: usize = 3;
 /// A card in JSON 2.0 (`schema: "2.0"`, elements under `body`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Card {
+    /// `schema`: always `"2.0"`.
     pub schema: Schema,
+    /// `config`: the shared-card flag, streaming mode and chat-list summary.
     pub config: CardConfig,
+    /// `header`: title, subtitle, tags and colour; `None` for a card without a header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<CardHeader>,
+    /// `body`: the card's components.
     pub body: CardBody,
 }
 
 /// The only schema the bot writes; a sent 2.0 card cannot become 1.0 (200830).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Schema {
+    /// `"2.0"`: card JSON 2.0.
     #[serde(rename = "2.0")]
     V2,
 }
@@ -42,7 +47,11 @@ pub enum Schema {
 /// `config`: global behaviour. 2.0 only supports `update_multi: true` (shared card).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardConfig {
+    /// `update_multi`: whether the card is shared; must be `true` in JSON 2.0
+    /// ([`CardError::NotShared`]).
     pub update_multi: bool,
+    /// `streaming_mode`: whether the card entity types out text ([`CardKitOp::StreamText`]); unset
+    /// when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming_mode: Option<bool>,
     /// The chat-list preview; "[生成中...]" while streaming unless set.
@@ -64,6 +73,7 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Both languages, the default ([`Lang::ZhCn`]) first.
     pub const ALL: [Self; 2] = [Self::ZhCn, Self::EnUs];
 
     /// `zh` or `en`.
@@ -86,7 +96,9 @@ impl Lang {
 /// `i18n_content`: a text in each language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct I18n {
+    /// The Chinese text (`zh_cn`).
     pub zh_cn: String,
+    /// The English text (`en_us`).
     pub en_us: String,
 }
 
@@ -99,6 +111,7 @@ impl I18n {
         }
     }
 
+    /// The text in `lang`.
     pub fn get(&self, lang: Lang) -> &str {
         lang.pick(&self.zh_cn, &self.en_us)
     }
@@ -107,12 +120,15 @@ impl I18n {
 /// `config.summary`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// `content`: the summary text; the Chinese one when localized.
     pub content: String,
+    /// `i18n_content`: the summary in each language; `None` for one text for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub i18n_content: Option<I18n>,
 }
 
 impl Summary {
+    /// A summary of one text for every language (no `i18n_content`).
     pub fn new(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
@@ -133,11 +149,16 @@ impl Summary {
 /// `header`: title, optional subtitle, up to 3 suffix tags, colour template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardHeader {
+    /// `title`: the header's title.
     pub title: PlainText,
+    /// `subtitle`: the header's optional subtitle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtitle: Option<PlainText>,
+    /// `text_tag_list`: the suffix tags after the title, at most [`MAX_HEADER_TAGS`]; left out when
+    /// empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub text_tag_list: Vec<TextTag>,
+    /// `template`: the header's colour.
     pub template: HeaderTemplate,
 }
 
@@ -145,18 +166,31 @@ pub struct CardHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderTemplate {
+    /// `blue`.
     Blue,
+    /// `wathet`.
     Wathet,
+    /// `turquoise`.
     Turquoise,
+    /// `green`.
     Green,
+    /// `yellow`.
     Yellow,
+    /// `orange`.
     Orange,
+    /// `red`.
     Red,
+    /// `carmine`.
     Carmine,
+    /// `violet`.
     Violet,
+    /// `purple`.
     Purple,
+    /// `indigo`.
     Indigo,
+    /// `grey`.
     Grey,
+    /// `default`.
     Default,
 }
 
@@ -164,7 +198,9 @@ pub enum HeaderTemplate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "tag", rename = "text_tag")]
 pub struct TextTag {
+    /// `text`: the tag's label.
     pub text: PlainText,
+    /// `color`: the tag's colour.
     pub color: TagColor,
 }
 
@@ -172,18 +208,31 @@ pub struct TextTag {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TagColor {
+    /// `neutral`.
     Neutral,
+    /// `blue`.
     Blue,
+    /// `turquoise`.
     Turquoise,
+    /// `lime`.
     Lime,
+    /// `orange`.
     Orange,
+    /// `violet`.
     Violet,
+    /// `indigo`.
     Indigo,
+    /// `wathet`.
     Wathet,
+    /// `green`.
     Green,
+    /// `yellow`.
     Yellow,
+    /// `red`.
     Red,
+    /// `purple`.
     Purple,
+    /// `carmine`.
     Carmine,
 }
 
@@ -212,14 +261,18 @@ impl TagColor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "tag", rename = "plain_text")]
 pub struct PlainText {
+    /// `content`: the text; the Chinese one when localized (see [`Lang`]).
     pub content: String,
+    /// `i18n_content`: the text in each language; `None` for one text for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub i18n_content: Option<I18n>,
+    /// `text_color`, e.g. `default`; unset when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_color: Option<String>,
 }
 
 impl PlainText {
+    /// One text for every language (no `i18n_content`, no colour).
     pub fn new(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
@@ -254,6 +307,7 @@ impl PlainText {
 /// `body`: the card's components, top to bottom.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardBody {
+    /// `elements`: the components, top to bottom; with their children at most [`MAX_COMPONENTS`].
     pub elements: Vec<Element>,
 }
 
@@ -261,14 +315,23 @@ pub struct CardBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "tag", rename_all = "snake_case")]
 pub enum Element {
+    /// A `markdown` text.
     Markdown(Markdown),
+    /// A `div` of plain text.
     Div(Div),
+    /// A `column_set`: a row of columns.
     ColumnSet(ColumnSet),
+    /// A `button`.
     Button(Button),
+    /// An `hr` divider.
     Hr(Hr),
+    /// A `form` (at the body root only).
     Form(Form),
+    /// A `date_picker`.
     DatePicker(DatePicker),
+    /// A `select_static`: one choice among fixed options.
     SelectStatic(SelectStatic),
+    /// An `input` text field.
     Input(Input),
 }
 
@@ -278,44 +341,62 @@ pub enum Element {
 /// (`../shared/feishu/cards-and-cardkit.md` §6, `approval-apis.md` §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Form {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `name`: the form's name.
     pub name: String,
+    /// `elements`: the form's children: named fields and a submit button.
     pub elements: Vec<Element>,
 }
 
 /// `{"tag":"date_picker",…}`: its `form_value` entry is `"2024-04-01 +0800"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatePicker {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `name`: the card-unique key of its value in the callback's `form_value`.
     pub name: String,
+    /// `required`: whether it must be filled for the form to submit; left out when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
     /// `yyyy-MM-dd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_date: Option<String>,
+    /// `placeholder`: the text shown while no date is picked.
     pub placeholder: PlainText,
 }
 
 /// `{"tag":"select_static",…}`: its `form_value` entry is the chosen option's `value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectStatic {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `name`: the card-unique key of its value in the callback's `form_value`.
     pub name: String,
+    /// `required`: whether it must be filled for the form to submit; left out when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
+    /// `placeholder`: the text shown while no option is chosen.
     pub placeholder: PlainText,
+    /// `initial_option`: the `value` of the option chosen at first; none when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_option: Option<String>,
+    /// `options`: the choices, in the order shown.
     pub options: Vec<SelectOption>,
 }
 
 /// One option of a select: shown `text`, returned `value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectOption {
+    /// `text`: what the option shows.
     pub text: PlainText,
+    /// `value`: what `form_value` carries when this option is chosen.
     pub value: String,
 }
 
@@ -323,17 +404,24 @@ pub struct SelectOption {
 /// `max_length` is 1–1000, enforced by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `name`: the card-unique key of its value in the callback's `form_value`.
     pub name: String,
+    /// `required`: whether it must be filled for the form to submit; left out when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
+    /// `placeholder`: the text shown while the field is empty.
     pub placeholder: PlainText,
+    /// `max_length`: the most characters it takes, 1–1000; the client's default when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// `text`, `multiline_text`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_type: Option<String>,
+    /// `label`: the field's label; none when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<PlainText>,
 }
@@ -341,9 +429,13 @@ pub struct Input {
 /// `{"tag":"markdown","element_id":…,"content":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Markdown {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `content`: the markdown text; the Chinese one when localized.
     pub content: String,
+    /// `i18n_content`: the text in each language; `None` for one text for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub i18n_content: Option<I18n>,
 }
@@ -351,14 +443,19 @@ pub struct Markdown {
 /// `{"tag":"div","element_id":…,"text":{"tag":"plain_text",…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Div {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `text`: the plain text shown.
     pub text: PlainText,
 }
 
 /// `{"tag":"hr","element_id":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hr {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
 }
@@ -366,12 +463,17 @@ pub struct Hr {
 /// `{"tag":"column_set",…,"columns":[…]}`: a row; 2.0 has no `action` wrapper for buttons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSet {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `flex_mode`, e.g. `none`; Feishu's default when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flex_mode: Option<String>,
+    /// `horizontal_spacing` between the columns; Feishu's default when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizontal_spacing: Option<String>,
+    /// `columns`: the row's columns, left to right.
     pub columns: Vec<Column>,
 }
 
@@ -379,23 +481,33 @@ pub struct ColumnSet {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "tag", rename = "column")]
 pub struct Column {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `width`, e.g. `auto`; Feishu's default when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<String>,
+    /// `elements`: the column's components, top to bottom.
     pub elements: Vec<Element>,
 }
 
 /// A 2.0 button: the click is a `callback` behaviour carrying `value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Button {
+    /// `element_id`: the component's card-unique id, which CardKit addresses (see
+    /// [`is_valid_element_id`]); empty when a parsed card had none.
     #[serde(default)]
     pub element_id: String,
+    /// `type`: the button's style.
     #[serde(rename = "type")]
     pub button_type: ButtonType,
+    /// `text`: the button's label.
     pub text: PlainText,
+    /// `disabled`: whether the button cannot be clicked; left out when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// `disabled_tips`: the hint a disabled button shows; none when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_tips: Option<PlainText>,
     /// Inside a form: the button's card-unique `name` (`action.name` of its callback).
@@ -404,6 +516,7 @@ pub struct Button {
     /// Inside a form: `submit` sends the form's values with the callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form_action_type: Option<String>,
+    /// `behaviors`: what a click does; a bot's button carries one [`Behavior::Callback`].
     pub behaviors: Vec<Behavior>,
 }
 
@@ -411,14 +524,23 @@ pub struct Button {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonType {
+    /// `default`.
     Default,
+    /// `primary`.
     Primary,
+    /// `danger`.
     Danger,
+    /// `text`.
     Text,
+    /// `primary_text`.
     PrimaryText,
+    /// `danger_text`.
     DangerText,
+    /// `primary_filled`.
     PrimaryFilled,
+    /// `danger_filled`.
     DangerFilled,
+    /// `laser`.
     Laser,
 }
 
@@ -426,7 +548,12 @@ pub enum ButtonType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Behavior {
-    Callback { value: Value },
+    /// `callback`: the click is sent to the bot's card callback.
+    Callback {
+        /// `value`: any JSON; it comes back as `action.value`
+        /// ([`crate::webhook::CardClick::value`]).
+        value: Value,
+    },
 }
 
 impl Element {
@@ -445,6 +572,7 @@ impl Element {
         }
     }
 
+    /// A `markdown` element with one text for every language.
     pub fn markdown(element_id: &str, content: impl Into<String>) -> Self {
         Self::Markdown(Markdown {
             element_id: element_id.to_owned(),
@@ -463,6 +591,7 @@ impl Element {
         })
     }
 
+    /// A plain-text `div` with one text for every language.
     pub fn div(element_id: &str, text: impl Into<String>) -> Self {
         Self::Div(Div {
             element_id: element_id.to_owned(),
@@ -478,6 +607,7 @@ impl Element {
         })
     }
 
+    /// An `hr` divider.
     pub fn hr(element_id: &str) -> Self {
         Self::Hr(Hr {
             element_id: element_id.to_owned(),
@@ -509,18 +639,27 @@ impl Element {
 /// Why a card would be refused by Feishu.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CardError {
+    /// An `element_id` that does not match `^[A-Za-z][A-Za-z0-9_]{0,19}$`.
     #[error("element_id {0:?} does not match ^[A-Za-z][A-Za-z0-9_]{{0,19}}$")]
     BadElementId(String),
+    /// An `element_id` used twice in the card (300301).
     #[error("element_id {0:?} is used twice (300301)")]
     DuplicateElementId(String),
+    /// More than [`MAX_COMPONENTS`] components (300305); holds the count.
     #[error("card has {0} components, more than 200 (300305)")]
     TooManyComponents(usize),
+    /// The card JSON is over [`MAX_CARD_BYTES`] (200860 CardKit, 230025 im); holds its size in
+    /// bytes.
     #[error("card is {0} bytes, more than 30 KB (200860/230025)")]
     TooLarge(usize),
+    /// More than [`MAX_HEADER_TAGS`] header tags; holds the count.
     #[error("header has {0} tags, more than 3")]
     TooManyHeaderTags(usize),
+    /// `config.update_multi` is `false`: a JSON 2.0 card must be shared.
     #[error("update_multi must be true for JSON 2.0 cards")]
     NotShared,
+    /// A form rule is broken (200530): a form in a form, an empty or reused `name`, no submit
+    /// button.
     #[error("form rule: {0} (200530)")]
     Form(String),
 }
@@ -679,18 +818,25 @@ impl Card {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToastKind {
+    /// `info`.
     Info,
+    /// `success`.
     Success,
+    /// `error`.
     Error,
+    /// `warning`.
     Warning,
 }
 
 /// The toast shown to the clicker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Toast {
+    /// `type`: the kind of toast.
     #[serde(rename = "type")]
     pub kind: ToastKind,
+    /// `content`: the default text, the Chinese one when built by [`Toast::new`].
     pub content: String,
+    /// `i18n`: the text per locale; `None` for `content` alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub i18n: Option<ToastI18n>,
 }
@@ -698,7 +844,9 @@ pub struct Toast {
 /// `toast.i18n` for the two locales the bot speaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToastI18n {
+    /// The Chinese text (`zh_cn`).
     pub zh_cn: String,
+    /// The English text (`en_us`).
     pub en_us: String,
 }
 
@@ -719,6 +867,7 @@ impl Toast {
 /// What the card-action function answers a click with: a toast and/or the new card.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallbackAnswer {
+    /// The toast shown to the clicker; `None` shows none.
     pub toast: Option<Toast>,
     /// The immediate update; `None` leaves the card as it is.
     pub card: Option<Card>,
@@ -728,14 +877,20 @@ pub struct CallbackAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallbackCard {
-    Raw { data: Card },
+    /// `raw`: the card JSON itself, as an object in `data` (not a string).
+    Raw {
+        /// `data`: the new card.
+        data: Card,
+    },
 }
 
 /// The body of a `card.action.trigger` (schema 2.0) answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardActionTriggerResponse {
+    /// `toast`: shown to the clicker; left out when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toast: Option<Toast>,
+    /// `card`: the card to show now; left out when `None`, which leaves the card as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<CallbackCard>,
 }
@@ -743,13 +898,16 @@ pub struct CardActionTriggerResponse {
 /// The body of a legacy card callback answer: the card's own fields at the top, toast beside them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LegacyCardResponse {
+    /// `toast`: shown to the clicker; left out when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub toast: Option<Toast>,
+    /// The new card's own fields, flattened beside `toast`; `None` leaves the card as it is.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub card: Option<Card>,
 }
 
 impl CallbackAnswer {
+    /// An answer that shows `toast` and leaves the card as it is.
     pub fn toast_only(toast: Toast) -> Self {
         Self {
             toast: Some(toast),

@@ -73,8 +73,10 @@ struct FunctionUrlEvent {
 /// Why a function-URL event could not become a request (answered 400 by [`run`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
+    /// The event is not a function-URL event.
     #[error("not a function URL event")]
     Shape,
+    /// `isBase64Encoded` is set but the body is not base64.
     #[error("body is not base64 although isBase64Encoded is set")]
     Base64,
 }

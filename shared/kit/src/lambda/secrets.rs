@@ -15,10 +15,13 @@ pub const SECRET_ARN_VAR: &str = "FEISHU_SECRET_ARN";
 /// Why the secrets could not be read; never holds a secret value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    /// The secrets are unusable: a bad secret JSON, a missing or unheld secret.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `GetSecretValue` failed: the service's error code and message, or the kind of failure.
     #[error("cannot read the secret named by FEISHU_SECRET_ARN: {0}")]
     Fetch(String),
+    /// The secret has no `SecretString` (a binary secret).
     #[error("the secret named by FEISHU_SECRET_ARN has no SecretString (a binary secret)")]
     NotAString,
 }

@@ -9,6 +9,7 @@
 pub mod dynamo;
 pub mod keys;
 pub mod memory;
+mod once;
 pub mod rate;
 pub mod stream;
 pub mod table;
@@ -27,6 +28,7 @@ pub enum StoreError {
     /// A conditional write lost: the item changed (or exists) since it was read.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The item (named) does not exist.
     #[error("not found: {0}")]
     NotFound(String),
     /// DynamoDB throttled us past the SDK's own retries.
@@ -40,7 +42,12 @@ pub enum StoreError {
     SequenceExhausted(String),
     /// An item in the table does not have the shape this code writes.
     #[error("corrupt item {key}: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The item's key (`pk/sk`).
+        key: String,
+        /// What is wrong with it (never a value from the item).
+        reason: String,
+    },
     /// The caller passed a value the store does not take (a step name outside `[a-z0-9_]`).
     #[error("invalid argument: {0}")]
     Invalid(String),
@@ -53,6 +60,7 @@ impl StoreError {
     }
 }
 
+/// The result of every store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Attempts after which a failing job is left `Dead` (about 10 minutes of retries with the backoff).
@@ -186,6 +194,7 @@ pub trait DedupStore: Send + Sync {
 /// A tenant_access_token as stored; `token` is a secret and never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredTenantToken {
+    /// The tenant_access_token itself (`t-…`).
     pub token: String,
     /// When Feishu stops accepting it (epoch ms), without any refresh margin.
     pub expires_at: EpochMillis,
@@ -203,6 +212,7 @@ impl std::fmt::Debug for StoredTenantToken {
 /// The tenant token shared by every instance of every function.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
+    /// The stored tenant_access_token of `app_id`, if any (it may have expired: check `expires_at`).
     async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>>;
     /// Writes unless the stored token expires later; returns whether it wrote.
     async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool>;
@@ -222,8 +232,11 @@ pub trait TokenStore: Send + Sync {
 /// The callback's card-update token: valid 30 minutes, for 2 uses. A secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUpdateToken {
+    /// The card-update token of a click (`c-…`), a secret.
     pub token: String,
+    /// How many delayed updates used it (Feishu allows 2).
     pub uses: u32,
+    /// When Feishu stops accepting it (epoch ms): 30 minutes after the click.
     pub expires_at: EpochMillis,
 }
 
@@ -240,12 +253,15 @@ impl std::fmt::Debug for StoredUpdateToken {
 /// Durable state of one card the bot sent (`pk = card#<card_key>`, `sk = state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardState {
+    /// The card's key (`card#<card_key>` in the table): its message_id.
     pub card_key: String,
     /// Optimistic-concurrency version; the store sets it (1 on create, +1 per update).
     pub version: u64,
     /// Last CardKit sequence handed out (0 = none yet); see [`CardStore::next_sequence`].
     pub sequence: i32,
+    /// The chat the card was sent to (`oc_…`).
     pub chat_id: String,
+    /// The open_id of the user the card belongs to (who asked for it).
     pub requester_open_id: String,
     /// The user message the card answers.
     pub source_message_id: Option<String>,
@@ -259,10 +275,13 @@ pub struct CardState {
     pub kind: String,
     /// Domain status, e.g. `pending`, `leave_submitted`, `leave_approved`, `expired`.
     pub status: String,
+    /// The latest click's card-update token, for the delayed update.
     pub update_token: Option<StoredUpdateToken>,
     /// Domain data (the card's render inputs), owned by the domain.
     pub data: serde_json::Value,
+    /// When the card was sent (epoch ms): Feishu updates it for 14 days from here.
     pub created_at: EpochMillis,
+    /// The last write (epoch ms).
     pub updated_at: EpochMillis,
     /// The per-user list the card belongs to (`requests#<open_id>`, `reviews#<open_id>`): the
     /// partition of the `lists` index, newest `created_at` first ([`ListStore`]).
@@ -398,28 +417,39 @@ impl<'de> Deserialize<'de> for JobKind {
 /// A card-update job (`pk = card#<card_key>`, `sk = job#<job_id>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
+    /// The card the job works on (or the key a reply job is filed under).
     pub card_key: String,
+    /// Unique per card; deterministic per logical job.
     pub job_id: String,
+    /// What the job does, as the bot names it.
     pub kind: JobKind,
+    /// The job's own input, owned by the bot.
     pub payload: serde_json::Value,
+    /// Where the job stands.
     pub status: JobStatus,
     /// Not before this time (epoch ms); the `due` index sort key while pending.
     pub due_at: EpochMillis,
     /// Failed attempts so far: each `fail_job` and each lapsed lease adds one. With
     /// `lease_owner` it identifies a lease, since every lease that does not complete adds one.
     pub attempts: u32,
+    /// The last failure, truncated; never a secret.
     pub last_error: Option<String>,
     /// Claim token of the current lease holder.
     pub lease_owner: Option<String>,
+    /// The current lease ends at (epoch ms).
     pub lease_until: Option<EpochMillis>,
+    /// When it was enqueued (epoch ms).
     pub created_at: EpochMillis,
+    /// The last write (epoch ms).
     pub updated_at: EpochMillis,
 }
 
 /// A job named by a stream record or the sweep: what the updater needs to claim it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef {
+    /// The job's card key.
     pub card_key: String,
+    /// The job's id on that card.
     pub job_id: String,
     /// When it is due, if the source says.
     pub due_at: Option<EpochMillis>,
@@ -438,18 +468,27 @@ impl From<Job> for JobRef {
 /// A new job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
+    /// The card the job works on.
     pub card_key: String,
     /// Deterministic per logical job, so enqueueing twice is one job.
     pub job_id: String,
+    /// What the job does, as the bot names it.
     pub kind: JobKind,
+    /// The job's own input, owned by the bot.
     pub payload: serde_json::Value,
+    /// Not due before this time (epoch ms).
     pub not_before: EpochMillis,
 }
 
 /// What `fail` did with a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
-    Rescheduled { due_at: EpochMillis },
+    /// Due again at `due_at` (epoch ms), after the store's backoff or the given retry time.
+    Rescheduled {
+        /// When it is due again (epoch ms).
+        due_at: EpochMillis,
+    },
+    /// Its attempts are used up, or the failure was permanent: kept, never retried.
     Dead,
 }
 
@@ -537,6 +576,7 @@ pub trait DeadJobStore: Send + Sync {
 pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
 impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}
 
+pub use once::{once, Abandon, Finish, Once};
 pub use rate::{PermitRequest, PermitTake, RateBudget, RateScope};
 
 /// The app-wide rate limit's shared counters (`rate#<app_id>#…`, short TTL): every instance of

@@ -21,6 +21,7 @@ use super::EpochMillis;
 /// Which shared item a take counts in: the app's (its per-second and per-API budgets) or one chat's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RateScope {
+    /// The app's item: its per-second budget and its per-API budgets.
     App,
     /// A chat or a receiver (`oc_…`, `open_id:ou_…`), for Feishu's 5 QPS per chat / per user.
     Chat(String),
@@ -51,14 +52,17 @@ impl RateBudget {
         }
     }
 
+    /// The name its counters are stored under (`@` replaced by `_`).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// At most this many calls in any window (at least 1).
     pub fn limit(&self) -> u32 {
         self.limit
     }
 
+    /// The tick length, in ms (at least 1).
     pub fn tick_ms(&self) -> i64 {
         self.tick_ms
     }
@@ -91,6 +95,9 @@ pub struct PermitRequest {
 }
 
 impl PermitRequest {
+    /// `count` permits of `budget`, usable for `hold_ticks` ticks, granted while every touched
+    /// counter stays at or under `ceiling`; clamped to `1 ≤ count ≤ ceiling ≤ limit` and
+    /// `1 ≤ hold_ticks ≤ 10000`.
     pub fn new(budget: RateBudget, count: u32, hold_ticks: i64, ceiling: u32) -> Self {
         let ceiling = ceiling.clamp(1, budget.limit);
         Self {
@@ -101,18 +108,22 @@ impl PermitRequest {
         }
     }
 
+    /// The budget the permits count in.
     pub fn budget(&self) -> &RateBudget {
         &self.budget
     }
 
+    /// How many permits (clamped).
     pub fn count(&self) -> u32 {
         self.count
     }
 
+    /// For how many ticks they may be used (clamped).
     pub fn hold_ticks(&self) -> i64 {
         self.hold_ticks
     }
 
+    /// The highest a touched counter may be after the take (clamped).
     pub fn ceiling(&self) -> u32 {
         self.ceiling
     }
@@ -141,12 +152,17 @@ impl PermitRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PermitTake {
     /// Every request granted; `peaks[i]` is the highest counter request `i` touched, after the take.
-    Granted { peaks: Vec<u32> },
+    Granted {
+        /// The highest counter each request touched, after the take.
+        peaks: Vec<u32>,
+    },
     /// Nothing granted: some counter would pass its ceiling. `retry_at` is the earliest time the
     /// same take could fit given what is taken now (later takes by others can push it further);
     /// `peaks[i]` is the highest counter request `i` would touch now.
     Refused {
+        /// When the same take could fit (epoch ms).
         retry_at: EpochMillis,
+        /// The highest counter each request would touch now.
         peaks: Vec<u32>,
     },
 }
@@ -198,10 +214,12 @@ impl RateCounters {
         }
     }
 
+    /// How many counters are stored (stale ones included).
     pub fn len(&self) -> usize {
         self.counters.len()
     }
 
+    /// Whether no counter is stored.
     pub fn is_empty(&self) -> bool {
         self.counters.is_empty()
     }

@@ -4,15 +4,20 @@
 /// One key attribute and its DynamoDB scalar type (`S` or `N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyAttribute {
+    /// The attribute's name.
     pub name: &'static str,
+    /// Its DynamoDB type: `S` (string) or `N` (number).
     pub kind: &'static str,
 }
 
 /// A global secondary index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexSpec {
+    /// The index's name.
     pub name: &'static str,
+    /// Its partition key.
     pub partition_key: KeyAttribute,
+    /// Its sort key.
     pub sort_key: KeyAttribute,
     /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
     pub projection: &'static str,
@@ -21,13 +26,21 @@ pub struct IndexSpec {
 /// The single table every function shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSpec {
+    /// The partition key.
     pub partition_key: KeyAttribute,
+    /// The sort key.
     pub sort_key: KeyAttribute,
+    /// The attribute DynamoDB's TTL deletes expired items by.
     pub ttl_attribute: &'static str,
+    /// The stream's view type, e.g. `NEW_IMAGE`.
     pub stream_view_type: &'static str,
+    /// The billing mode, e.g. `PAY_PER_REQUEST`.
     pub billing_mode: &'static str,
+    /// Whether point-in-time recovery is on.
     pub point_in_time_recovery: bool,
+    /// Whether server-side encryption is on.
     pub server_side_encryption: bool,
+    /// The global secondary indexes.
     pub indexes: &'static [IndexSpec],
 }
 
@@ -62,6 +75,8 @@ pub const LISTS_INDEX: IndexSpec = IndexSpec {
     projection: "ALL",
 };
 
+/// The table: string keys `pk` and `sk`, TTL on `expires_at`, a `NEW_IMAGE` stream, on-demand
+/// billing, and the [`DUE_INDEX`] and [`LISTS_INDEX`] indexes.
 pub const TABLE: TableSpec = TableSpec {
     partition_key: KeyAttribute {
         name: "pk",

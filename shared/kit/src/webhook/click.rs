@@ -18,6 +18,7 @@ pub enum CallbackStyle {
 /// A verified card click. Built only from a verified [`super::Inbound`].
 #[derive(Debug, Clone)]
 pub struct CardClick {
+    /// Which callback style carried it, and so the shape of the answer.
     pub style: CallbackStyle,
     /// What identifies a re-delivery of this click, from signed material only: `header.event_id`
     /// (new style), the hashed update token (legacy).
@@ -26,6 +27,7 @@ pub struct CardClick {
     pub operator_open_id: Option<String>,
     /// The card's message (`context.open_message_id` / `open_message_id`).
     pub open_message_id: Option<String>,
+    /// The card's chat (`context.open_chat_id` / `open_chat_id`).
     pub open_chat_id: Option<String>,
     /// The card-update token (`c-…`; 30 min, 2 uses); `None` when Feishu sent an empty one.
     pub update_token: Option<UpdateToken>,
@@ -85,7 +87,7 @@ impl CardClick {
         }
     }
 
-    /// A legacy card click; its dedup key is [`legacy_dedup_key`].
+    /// A legacy card click; its dedup key is the hashed update token (`legacy_dedup_key`).
     pub fn from_legacy(legacy: &LegacyCardAction) -> Self {
         Self {
             style: CallbackStyle::Legacy,

@@ -13,12 +13,16 @@ const BLOCK: usize = 16;
 /// Why an `encrypt` value did not decrypt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {
+    /// `encrypt` is not strict standard base64 with padding.
     #[error("encrypt is not strict standard padded base64")]
     Base64,
+    /// The ciphertext after the IV is empty or not whole 16-byte blocks.
     #[error("ciphertext is empty or not a multiple of 16 bytes")]
     CiphertextLength,
+    /// The PKCS#7 padding is invalid.
     #[error("invalid PKCS#7 padding")]
     Padding,
+    /// The plaintext is not UTF-8.
     #[error("plaintext is not UTF-8")]
     Utf8,
 }

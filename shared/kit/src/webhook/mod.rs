@@ -23,9 +23,15 @@ pub use click::{CallbackStyle, CardClick};
 pub use crypto::{decrypt, encrypt, signature_sha1_legacy, signature_sha256, DecryptError};
 pub use wire::*;
 
+/// `X-Lark-Request-Timestamp`: epoch seconds of the request, checked against the replay window.
 pub const HEADER_TIMESTAMP: &str = "x-lark-request-timestamp";
+/// `X-Lark-Request-Nonce`: the nonce of the signed material.
 pub const HEADER_NONCE: &str = "x-lark-request-nonce";
+/// `X-Lark-Signature`: hex SHA-256 (SHA-1 for legacy card callbacks) of timestamp, nonce, key
+/// and body.
 pub const HEADER_SIGNATURE: &str = "x-lark-signature";
+/// `X-Refresh-Token` of a legacy card callback: the same on a re-delivery of one click; unsigned,
+/// so never a dedup key.
 pub const HEADER_REFRESH_TOKEN: &str = "x-refresh-token";
 
 /// How far a signed timestamp may run ahead of our clock (clock skew), in ms.
@@ -36,19 +42,34 @@ const MAX_FUTURE_SKEW_MS: i128 = 5 * 60 * 1000;
 pub enum Inbound {
     /// `url_verification`: answer with [`challenge_response_body`] within 1 s.
     Challenge(Challenge),
+    /// `im.message.receive_v1`: a message the bot received.
     MessageReceive(Box<MessageReceive>),
+    /// `card.action.trigger`: a card click (schema 2.0 callback).
     CardAction(Box<CardActionTrigger>),
+    /// A card click from the legacy card request URL (`card.action.trigger_v1`).
     LegacyCardAction(Box<LegacyCardAction>),
+    /// `im.chat.access_event.bot_p2p_chat_entered_v1`: a user opened the p2p chat with the bot.
+    BotP2pChatEntered(Box<BotP2pChatEntered>),
+    /// `application.bot.menu_v6`: a user clicked a bot menu item.
+    BotMenu(Box<BotMenu>),
     /// Any other event, passed through.
     Event(Box<OtherEvent>),
 }
 
+/// `header.event_type` of [`Inbound::BotP2pChatEntered`].
+pub const BOT_P2P_CHAT_ENTERED: &str = "im.chat.access_event.bot_p2p_chat_entered_v1";
+/// `header.event_type` of [`Inbound::BotMenu`].
+pub const BOT_MENU: &str = "application.bot.menu_v6";
+
+/// A `url_verification` request, which the URL must answer with its `challenge`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    /// `challenge`: the value to echo back.
     pub challenge: String,
 }
 
 impl Challenge {
+    /// The answer, `{"challenge":"…"}` ([`challenge_response_body`]).
     pub fn response_body(&self) -> String {
         challenge_response_body(&self.challenge)
     }
@@ -59,6 +80,7 @@ pub fn challenge_response_body(challenge: &str) -> String {
     serde_json::json!({ "challenge": challenge }).to_string()
 }
 
+/// The envelope an [`OtherEvent`] came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventSchema {
     /// Legacy envelope: `uuid`, `token`, `type: event_callback`, event type in `event.type`.
@@ -70,7 +92,9 @@ pub enum EventSchema {
 /// An event this crate has no type for.
 #[derive(Debug, Clone)]
 pub struct OtherEvent {
+    /// Its envelope.
     pub schema: EventSchema,
+    /// `header.event_type` (2.0) or `event.type` (1.0).
     pub event_type: String,
     /// `header.event_id` (2.0) or `uuid` (1.0).
     pub event_id: String,
@@ -89,6 +113,8 @@ impl Inbound {
             Inbound::MessageReceive(m) => Some(Cow::Borrowed(&m.event.message.message_id)),
             Inbound::CardAction(c) => Some(Cow::Borrowed(click::trigger_dedup_key(c))),
             Inbound::LegacyCardAction(l) => Some(Cow::Owned(click::legacy_dedup_key(&l.token))),
+            Inbound::BotP2pChatEntered(e) => Some(Cow::Borrowed(&e.header.event_id)),
+            Inbound::BotMenu(e) => Some(Cow::Borrowed(&e.header.event_id)),
             Inbound::Event(e) => Some(Cow::Borrowed(&e.event_id)),
         }
     }
@@ -106,40 +132,63 @@ impl Inbound {
 /// Why a request was rejected; [`WebhookError::status`] is the HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
+    /// The body is over [`WebhookConfig::max_body_bytes`] (413).
     #[error("body of {len} bytes exceeds the limit of {limit}")]
-    BodyTooLarge { len: usize, limit: usize },
+    BodyTooLarge {
+        /// The body's size, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// `isBase64Encoded` is set but the body is not strict base64 (400).
     #[error("body is not strict base64")]
     BodyBase64,
+    /// The body, or the decrypted body, is not a JSON object (400).
     #[error("body is not a JSON object")]
     MalformedJson,
+    /// A required field is absent or of the wrong type; names the field (400).
     #[error("missing or mistyped field {0}")]
     MissingField(&'static str),
+    /// A typed event or callback that does not parse into its type (400).
     #[error("malformed {event_type}: {detail}")]
     MalformedEvent {
+        /// Which one, e.g. `card.action.trigger`.
         event_type: &'static str,
+        /// serde's message, cut before any quoted request value.
         detail: String,
     },
+    /// Neither a challenge, an event nor a card callback (400).
     #[error("body shape is neither a challenge, an event nor a card callback")]
     UnknownBodyShape,
+    /// An `encrypt` body, but no Encrypt Key is configured (400).
     #[error("encrypted body but no Encrypt Key is configured")]
     EncryptedBodyWithoutKey,
+    /// A plain body (not a challenge) although an Encrypt Key is configured (400).
     #[error("plain body but an Encrypt Key is configured")]
     PlainBodyWithKey,
+    /// The `encrypt` value did not decrypt (400).
     #[error("decrypt failed: {0}")]
     Decrypt(#[from] DecryptError),
+    /// A required header (timestamp, nonce or signature) is missing or not text; names it (401).
     #[error("missing or unreadable header {0}")]
     MissingHeader(&'static str),
+    /// `X-Lark-Request-Timestamp` is not epoch seconds (401).
     #[error("timestamp header is not epoch seconds")]
     InvalidTimestamp,
+    /// The timestamp is older than the replay window, or more than 5 minutes ahead (401).
     #[error("timestamp outside the replay window")]
     StaleTimestamp,
+    /// `X-Lark-Signature` does not match the request (401).
     #[error("signature mismatch")]
     SignatureMismatch,
+    /// The request's Verification Token is not the configured one (401).
     #[error("verification token mismatch")]
     TokenMismatch,
 }
 
 impl WebhookError {
+    /// The HTTP status to answer: 413 for a too-large body, 400 for a malformed one, 401 for a
+    /// failed check.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
@@ -442,6 +491,10 @@ fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbo
             "card.action.trigger" => {
                 Inbound::CardAction(Box::new(typed(envelope, "card.action.trigger")?))
             }
+            BOT_P2P_CHAT_ENTERED => {
+                Inbound::BotP2pChatEntered(Box::new(typed(envelope, BOT_P2P_CHAT_ENTERED)?))
+            }
+            BOT_MENU => Inbound::BotMenu(Box::new(typed(envelope, BOT_MENU)?)),
             _ => Inbound::Event(Box::new(OtherEvent {
                 schema: EventSchema::V2,
                 event_type,

@@ -13,69 +13,159 @@ secret_string!(
 /// Schema 2.0 `header`; all values are strings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventHeader {
+    /// `event_id`: the event's id; the dedup key of events other than messages.
     pub event_id: String,
+    /// `event_type`, e.g. `im.message.receive_v1` or `card.action.trigger`.
     pub event_type: String,
     /// Opaque: milliseconds on events, microseconds on card callbacks.
     pub create_time: Option<String>,
     /// The Verification Token, already checked by the webhook.
     pub token: VerificationToken,
+    /// `app_id` of the app the request is for.
     pub app_id: Option<String>,
+    /// `tenant_key` of the tenant it comes from.
     pub tenant_key: Option<String>,
 }
 
 /// `open_id` / `user_id` / `union_id` of a user; each needs its own scope, so each may be absent.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UserId {
+    /// `open_id`: the user's id in this app.
     pub open_id: Option<String>,
+    /// `user_id`, when the app has its scope.
     pub user_id: Option<String>,
+    /// `union_id`, when the app has its scope.
     pub union_id: Option<String>,
+}
+
+/// `im.chat.access_event.bot_p2p_chat_entered_v1`, schema 2.0: a user opened their p2p chat with
+/// the bot (`approval-apis.md` §3). The ids are optional: each needs its own scope, and a malformed
+/// event is answered and logged by the bot, never retried for hours.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BotP2pChatEntered {
+    /// `"2.0"`.
+    pub schema: String,
+    /// The event header (`event_id` keys its dedup).
+    pub header: EventHeader,
+    /// The chat and the user.
+    pub event: BotP2pChatEnteredEvent,
+}
+
+/// The `event` of [`BotP2pChatEntered`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BotP2pChatEnteredEvent {
+    /// The p2p chat (`oc_…`).
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// The user who opened it.
+    #[serde(default)]
+    pub operator_id: UserId,
+    /// The chat's last message (`om_…`), when there is one.
+    #[serde(default)]
+    pub last_message_id: Option<String>,
+}
+
+/// `application.bot.menu_v6`, schema 2.0: a user clicked a bot menu item whose action is a push
+/// event (`approval-apis.md` §4). It carries no chat and no message: answer the user by open_id.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BotMenu {
+    /// `"2.0"`.
+    pub schema: String,
+    /// The event header (`event_id` keys its dedup).
+    pub header: EventHeader,
+    /// The menu item and the user.
+    pub event: BotMenuEvent,
+}
+
+/// The `event` of [`BotMenu`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BotMenuEvent {
+    /// The item's key as set in the developer console (1-30 chars).
+    #[serde(default)]
+    pub event_key: String,
+    /// Who clicked.
+    #[serde(default)]
+    pub operator: BotMenuOperator,
+}
+
+/// The `operator` of a [`BotMenuEvent`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BotMenuOperator {
+    /// The user's ids.
+    #[serde(default)]
+    pub operator_id: UserId,
 }
 
 /// `im.message.receive_v1`, schema 2.0.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageReceive {
+    /// `schema`: `"2.0"`.
     pub schema: String,
+    /// The envelope header: ids, event type, Verification Token, app and tenant.
     pub header: EventHeader,
+    /// The sender and the message.
     pub event: MessageReceiveEvent,
 }
 
+/// The `event` of [`MessageReceive`]: who sent which message.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageReceiveEvent {
+    /// `sender`: who sent it.
     pub sender: EventSender,
+    /// `message`: the message itself.
     pub message: EventMessage,
 }
 
+/// `event.sender` of a received message.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventSender {
+    /// `sender_id`: the sender's ids.
     pub sender_id: UserId,
     /// Currently always `user`.
     pub sender_type: String,
+    /// `tenant_key` of the sender's tenant.
     pub tenant_key: Option<String>,
 }
 
+/// `event.message` of a received message.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventMessage {
+    /// `message_id` (`om_…`): the message's id, and its dedup key.
     pub message_id: String,
+    /// `root_id`: the root message of the reply chain, for a reply.
     pub root_id: Option<String>,
+    /// `parent_id`: the message this one replies to, for a reply.
     pub parent_id: Option<String>,
+    /// `create_time`: epoch milliseconds as a string.
     pub create_time: String,
+    /// `update_time`: epoch milliseconds as a string, when sent.
     pub update_time: Option<String>,
+    /// `chat_id` (`oc_…`) of the chat it was sent in.
     pub chat_id: String,
+    /// `thread_id` of its thread, for a message in a thread.
     pub thread_id: Option<String>,
+    /// `chat_type`: p2p, group or topic group.
     pub chat_type: ChatType,
     /// `text`, `post`, `image`, `interactive`, …
     pub message_type: String,
+    /// `content`: the message body, a JSON document inside a JSON string.
     pub content: MessageContent,
+    /// `mentions`: the `@`s in the message, in order; empty when none.
     #[serde(default)]
     pub mentions: Vec<MentionEvent>,
+    /// `user_agent` of the sender's client, when sent.
     pub user_agent: Option<String>,
 }
 
+/// `chat_type` of a received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChatType {
+    /// `p2p`: a one-to-one chat.
     P2p,
+    /// `group`: a group chat.
     Group,
+    /// `topic_group`: a topic group.
     TopicGroup,
     /// A chat type newer than this code.
     #[serde(other)]
@@ -188,31 +278,43 @@ fn content_text(raw: &str) -> Option<Option<String>> {
 /// One `@` in a message; `key` is its placeholder (`@_user_1`) in the text.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MentionEvent {
+    /// `key`: the mention's placeholder in the text, e.g. `@_user_1`.
     pub key: String,
+    /// `id`: the mentioned user's ids.
     pub id: UserId,
+    /// `name`: the mentioned user's name.
     pub name: String,
+    /// `tenant_key` of the mentioned user's tenant.
     pub tenant_key: Option<String>,
+    /// `mentioned_type`, when sent.
     pub mentioned_type: Option<String>,
 }
 
 /// `card.action.trigger` (schema 2.0 card callback).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CardActionTrigger {
+    /// `schema`: `"2.0"`.
     pub schema: String,
+    /// The envelope header; its `event_id` is the click's dedup key.
     pub header: EventHeader,
+    /// The click: who, which component, where, and the update token.
     pub event: CardActionEvent,
 }
 
+/// The `event` of [`CardActionTrigger`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct CardActionEvent {
+    /// `operator`: who clicked.
     pub operator: CardOperator,
     /// Update token for the delayed update.
     pub token: UpdateToken,
+    /// `action`: the component's value and input.
     pub action: CardAction,
     /// `im_message` or `im_top_notice`.
     pub host: Option<String>,
     /// Only for link previews (`url_preview`).
     pub delivery_type: Option<String>,
+    /// `context`: the card's message and chat; empty when absent.
     #[serde(default)]
     pub context: CardActionContext,
 }
@@ -220,9 +322,13 @@ pub struct CardActionEvent {
 /// Who clicked; the official plugin falls back to `user_id` when `open_id` is absent.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CardOperator {
+    /// `open_id` of the clicker.
     pub open_id: Option<String>,
+    /// `user_id` of the clicker, when the app has its scope.
     pub user_id: Option<String>,
+    /// `union_id` of the clicker, when the app has its scope.
     pub union_id: Option<String>,
+    /// `tenant_key` of the clicker's tenant.
     pub tenant_key: Option<String>,
 }
 
@@ -232,19 +338,30 @@ pub struct CardAction {
     /// The component's `value` as set on the card (object or string).
     #[serde(default)]
     pub value: Value,
+    /// `tag` of the component, e.g. `button`.
     pub tag: Option<String>,
+    /// `option`: the chosen option of a select component.
     pub option: Option<String>,
+    /// `timezone`, for date and time pickers.
     pub timezone: Option<String>,
+    /// `name` of the component, for form components.
     pub name: Option<String>,
+    /// `form_value`: a submitted form's values keyed by component `name`.
     pub form_value: Option<serde_json::Map<String, Value>>,
+    /// `input_value`: the text of an input component.
     pub input_value: Option<String>,
+    /// `options`: the chosen options of a multi-choice component.
     pub options: Option<Vec<String>>,
+    /// `checked`: the state of a checker component.
     pub checked: Option<bool>,
 }
 
+/// `context` of a card callback: where the card is.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CardActionContext {
+    /// `open_message_id` (`om_…`): the message that shows the card.
     pub open_message_id: Option<String>,
+    /// `open_chat_id` (`oc_…`): the chat the card is in.
     pub open_chat_id: Option<String>,
     /// Only for link previews.
     pub url: Option<String>,
@@ -255,13 +372,19 @@ pub struct CardActionContext {
 /// Legacy card callback (`card.action.trigger_v1`, the "message card request URL").
 #[derive(Debug, Clone, Deserialize)]
 pub struct LegacyCardAction {
+    /// `open_id` of the clicker.
     pub open_id: Option<String>,
+    /// `user_id` of the clicker, when the app has its scope.
     pub user_id: Option<String>,
+    /// `open_message_id` (`om_…`): the message that shows the card.
     pub open_message_id: String,
+    /// `open_chat_id` (`oc_…`): the chat the card is in, when sent.
     pub open_chat_id: Option<String>,
+    /// `tenant_key` of the clicker's tenant.
     pub tenant_key: Option<String>,
     /// Update token (not the Verification Token).
     pub token: UpdateToken,
+    /// `action`: the component's value and input.
     pub action: CardAction,
     /// `X-Refresh-Token` header: the same value on a re-delivery of one click.
     #[serde(skip)]

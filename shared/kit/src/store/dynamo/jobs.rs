@@ -26,6 +26,7 @@ const MAX_QUERY_PAGE: usize = 1_000;
 pub struct QueryStats {
     /// Items DynamoDB read (and billed) across pages.
     pub scanned_count: usize,
+    /// Query pages read.
     pub pages: usize,
 }
 

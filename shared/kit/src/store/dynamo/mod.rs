@@ -72,6 +72,7 @@ impl DynamoStore {
         Ok(Self::new(Client::new(sdk), table))
     }
 
+    /// The table's name.
     pub fn table_name(&self) -> &str {
         &self.table
     }
