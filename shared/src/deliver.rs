@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{self, ApprovalData, Command, CommandReply, NoApprover, SentCard};
+use crate::approval::{self, followup, ApprovalData, Command, CommandReply, NoApprover, SentCard};
 use crate::config::{ApproverConfig, CardDelivery};
 use crate::feishu::{
     CardWrite, Deadline, FeishuApi, FeishuError, Leader, MessageContent, ReceiveId,
@@ -721,9 +721,9 @@ where
         let Some(request) = self.approvers_of(request).await? else {
             return Ok("request no longer waiting (decided, withdrawn, or nobody to decide it)");
         };
-        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let to_notify = followup::approvers_to_notify(&request).map_err(bad_job)?;
         let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
-        for approver in data.approvers.iter().filter(|a| !data.notified.contains(a)) {
+        for approver in &to_notify {
             let key = format!("notify:{}:{approver}", request.card_key);
             let sent = match feishu
                 .send_message(
@@ -777,9 +777,7 @@ where
             // Decided from the stored request, not this attempt's refusals: a retry after the
             // text failed must still send it (one message through its uuid).
             let reached = self.card_or_bad_job(&request.card_key).await?;
-            let reached = ApprovalData::from_value(&reached.data).map_err(bad_job)?;
-            if reached.review_cards.is_empty() && reached.notified.len() >= reached.approvers.len()
-            {
+            if followup::nobody_reached(&reached).map_err(bad_job)? {
                 // Nobody can decide: the requester must know rather than wait for the expiry.
                 feishu
                     .send_message(
@@ -804,19 +802,13 @@ where
         card_key: Option<&str>,
     ) -> Result<crate::store::CardState, DeliverError> {
         for _ in 0..MAX_RECORD_ATTEMPTS {
-            let mut request = self.card_or_bad_job(request_key).await?;
-            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-            if data.notified.iter().any(|a| a == approver) {
+            let request = self.card_or_bad_job(request_key).await?;
+            let Some(next) =
+                followup::notified_step(&request, approver, card_key).map_err(bad_job)?
+            else {
                 return Ok(request);
-            }
-            data.notified.push(approver.to_owned());
-            if let Some(card_key) = card_key {
-                if !data.review_cards.iter().any(|k| k == card_key) {
-                    data.review_cards.push(card_key.to_owned());
-                }
-            }
-            request.data = data.to_value();
-            match self.store.update_card(&request).await {
+            };
+            match self.store.update_card(&next).await {
                 Ok(stored) => return Ok(stored),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -840,67 +832,54 @@ where
         let mut recorded = None;
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let request = self.card_or_bad_job(&job.card_key).await?;
-            if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
-                return Ok("request no longer waiting");
-            }
-            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-            if data.approvers.is_empty() {
-                // Resolved by the notify job, which has not got through yet: try again later.
-                return Err(StoreError::Conflict("approvers not resolved yet".into()).into());
-            }
-            if data.review_cards.is_empty() {
-                // No approver has a card to be reminded on: every one refused for good (nothing
-                // to do), or the notify job has not got through yet (try again later).
-                if data.notified.len() >= data.approvers.len() {
-                    return Ok("no approver reachable to remind");
+            let step = followup::remind_step(
+                &request,
+                n,
+                crate::config::MAX_REMINDERS,
+                self.now,
+                self.remind_interval_ms(),
+            )
+            .map_err(bad_job)?;
+            match step {
+                followup::RemindStep::NotWaiting => return Ok("request no longer waiting"),
+                followup::RemindStep::NobodyReachable => {
+                    return Ok("no approver reachable to remind")
                 }
-                return Err(StoreError::Conflict("approvers' cards not sent yet".into()).into());
-            }
-            let reminded = data
-                .audit
-                .iter()
-                .filter(|e| e.action == approval::AuditAction::Reminded)
-                .count();
-            if reminded >= n as usize {
-                recorded = Some((request, data));
-                break;
-            }
-            data.audit.push(approval::AuditEntry {
-                at: self.now,
-                by: None,
-                action: approval::AuditAction::Reminded,
-            });
-            let mut next = request.clone();
-            next.data = data.to_value();
-            next.updated_at = self.now;
-            let later: Vec<_> = (n < crate::config::MAX_REMINDERS)
-                .then(|| {
-                    jobs::scheduled_job(
-                        &request.card_key,
-                        approval::Scheduled {
-                            timer: approval::Timer::Remind(n + 1),
-                            at: self.now + self.remind_interval_ms(),
-                        },
-                    )
-                })
-                .into_iter()
-                .collect();
-            match self.store.update_card_and_enqueue(&next, &later).await {
-                Ok(stored) => {
-                    recorded = Some((stored, data));
+                // The notify job has not got through yet: try again later.
+                followup::RemindStep::NotReady(why) => {
+                    return Err(StoreError::Conflict(why.into()).into())
+                }
+                followup::RemindStep::Send { review_cards } => {
+                    recorded = Some((request, review_cards));
                     break;
                 }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
+                followup::RemindStep::Record {
+                    next,
+                    later,
+                    review_cards,
+                } => {
+                    let later: Vec<_> = later
+                        .map(|at| jobs::scheduled_job(&request.card_key, at))
+                        .into_iter()
+                        .collect();
+                    match self.store.update_card_and_enqueue(&next, &later).await {
+                        Ok(stored) => {
+                            recorded = Some((stored, review_cards));
+                            break;
+                        }
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         }
-        let Some((request, data)) = recorded else {
+        let Some((request, review_cards)) = recorded else {
             return Err(
                 StoreError::Conflict(format!("request {} kept changing", job.card_key)).into(),
             );
         };
         let text = approval::views::reminder_text(&request, n, self.time_zone).map_err(bad_job)?;
-        for card_key in &data.review_cards {
+        for card_key in &review_cards {
             let review = self.card_or_bad_job(card_key).await?;
             let approver = approval::ReviewData::of(&review).map_err(bad_job)?.approver;
             let Some(message_id) = review.message_id.as_deref() else {
@@ -977,25 +956,16 @@ where
         &self,
         state: &crate::store::CardState,
     ) -> Result<jobs::JobPlan, DeliverError> {
-        let request = match approval::ReviewData::of(state) {
-            Ok(review) => Some(self.card_or_bad_job(&review.request_key).await?),
-            Err(_) => None,
+        let request = match followup::request_of(state) {
+            Some(request_key) => Some(self.card_or_bad_job(&request_key).await?),
+            None => None,
         };
-        let card =
-            approval::render_card(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
-        // An approver's card of a request that ended leaves their 待我审批 list.
-        let ended = request
-            .as_ref()
-            .and_then(|r| approval::status_of(r).ok())
-            .is_some_and(approval::ApprovalStatus::is_final);
-        let mut next = state.clone();
-        if ended {
-            next.list_key = None;
-        }
-        let mut plan = jobs::plan_redelivery(&next, card, self.now)
+        let step =
+            followup::refresh_step(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
+        let mut plan = jobs::plan_redelivery(&step.next, step.card, self.now)
             .map_err(|e| DeliverError::BadJob(e.to_string()))?;
-        if ended && state.list_key.is_some() && plan.state_update.is_none() {
-            plan.state_update = Some(next);
+        if step.changed && plan.state_update.is_none() {
+            plan.state_update = Some(step.next);
         }
         Ok(plan)
     }

@@ -8,11 +8,13 @@
 //!
 //! Inside, each file depends only on those listed before it: `machine` (statuses, events, the
 //! request's data) → `request` (form validation) → `action` (button values) → `views` (cards, toasts, texts) → `command` (text routing) →
-//! `scheduled` (timed transitions, the CardKit walk) → `click` (the click transition).
+//! `scheduled` (timed transitions, the CardKit walk) → `click` (the click transition) → `followup`
+//! (notify, remind, refresh: the follow-ups of a filed request).
 
 mod action;
 mod click;
 mod command;
+pub mod followup;
 mod machine;
 mod request;
 mod scheduled;
