@@ -219,7 +219,16 @@ struct Runner {
 
 impl Runner {
     fn start() -> Self {
-        let mut child = runner()
+        Self::start_with(&[])
+    }
+
+    /// The runner with extra settings (e.g. `CARD_DELIVERY=message`).
+    fn start_with(settings: &[(&str, &str)]) -> Self {
+        let mut command = runner();
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let mut child = command
             .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
             .env(
                 env::SIMULATOR_PORT,
@@ -316,6 +325,39 @@ impl Drop for Runner {
             let _ = self.stop();
         }
     }
+}
+
+/// The small burst in message mode (`CARD_DELIVERY=message`: cards as JSON messages, updated by the
+/// click's update token, then PATCH), on its own `make run` stack; the test below runs it in entity
+/// mode. Every event and click answered 200 within 3 s, each chat exactly 1 text + 1 card, every
+/// clicked card approved, no 429.
+#[test]
+fn a_small_burst_in_message_mode_is_answered_and_approved() {
+    let mut runner = Runner::start_with(&[("CARD_DELIVERY", "message")]);
+    let (event_url, card_url, sim) = runner.wait_ready(Duration::from_secs(1200));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let plan = BurstPlan {
+            users: 20,
+            clicks: 10,
+            settle: Duration::from_secs(120),
+            warm_up: 0,
+        };
+        let report = burst::run(&sim, &event_url, &card_url, &plan)
+            .await
+            .unwrap();
+        println!("{}", report.summary());
+        assert!(report.problems().is_empty(), "{:?}", report.problems());
+        assert_eq!(
+            (report.chats_exact, report.cards_approved),
+            (20, 10),
+            "{}",
+            report.summary()
+        );
+    });
+    drop(rt);
+    let (status, _) = runner.stop();
+    assert_eq!(status, Some(0), "the runner exits cleanly on SIGTERM");
 }
 
 /// The whole stack as `make run` starts it (cargo lambda watch, DynamoDB Local, simulator, updater

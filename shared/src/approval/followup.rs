@@ -168,3 +168,97 @@ pub fn refresh_step(
 pub fn request_of(state: &CardState) -> Option<String> {
     ReviewData::of(state).ok().map(|review| review.request_key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::{new_card_state, SentCard};
+    use crate::cards::CardDelivery;
+
+    const NOW: EpochMillis = 1_732_233_600_734;
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    /// A filed leave request with two approvers, `notified` and `cards` as given.
+    fn filed(notified: &[&str], cards: &[&str]) -> CardState {
+        let mut state = new_card_state(
+            &SentCard {
+                message_id: "om_dc13264520392913993dd051dba21dcf".into(),
+                chat_id: "oc_5ad11d72b830411d72b836c20".into(),
+                requester_open_id: "ou_84aad35d084aa403a838cf73ee18467".into(),
+                source_message_id: "om_5ce6d572455d361153b7cb51da133945".into(),
+                card_id: None,
+                delivery: CardDelivery::Message,
+                in_p2p: true,
+            },
+            NOW,
+        );
+        state.status = "leave_filed".into();
+        let mut data = ApprovalData::from_value(&state.data).unwrap();
+        data.approvers = vec!["ou_a1".into(), "ou_b2".into()];
+        data.notified = notified.iter().map(|s| (*s).to_owned()).collect();
+        data.review_cards = cards.iter().map(|s| (*s).to_owned()).collect();
+        state.data = data.to_value();
+        state
+    }
+
+    #[test]
+    fn notify_sends_to_the_approvers_not_recorded_and_records_each_once() {
+        let request = filed(&["ou_a1"], &["om_r1"]);
+        assert_eq!(approvers_to_notify(&request).unwrap(), ["ou_b2"]);
+        let next = notified_step(&request, "ou_b2", Some("om_r2"))
+            .unwrap()
+            .unwrap();
+        assert!(approvers_to_notify(&next).unwrap().is_empty());
+        let data = ApprovalData::from_value(&next.data).unwrap();
+        assert_eq!(data.review_cards, ["om_r1", "om_r2"]);
+        assert_eq!(notified_step(&next, "ou_b2", Some("om_r2")).unwrap(), None);
+        assert!(!nobody_reached(&next).unwrap());
+        // Both refused for good: tried, no card, nobody can decide.
+        let refused = filed(&["ou_a1", "ou_b2"], &[]);
+        assert!(nobody_reached(&refused).unwrap());
+    }
+
+    #[test]
+    fn a_reminder_is_recorded_once_with_the_next_one_and_only_while_waiting() {
+        let request = filed(&["ou_a1", "ou_b2"], &["om_r1", "om_r2"]);
+        let RemindStep::Record {
+            next,
+            later,
+            review_cards,
+        } = remind_step(&request, 1, 3, NOW, DAY).unwrap()
+        else {
+            panic!("the first reminder is recorded");
+        };
+        assert_eq!(review_cards, ["om_r1", "om_r2"]);
+        assert_eq!(
+            later,
+            Some(Scheduled {
+                timer: Timer::Remind(2),
+                at: NOW + DAY
+            })
+        );
+        // A retry finds it recorded and only sends; the last one schedules nothing.
+        assert!(matches!(
+            remind_step(&next, 1, 3, NOW, DAY).unwrap(),
+            RemindStep::Send { .. }
+        ));
+        assert!(matches!(
+            remind_step(&next, 3, 3, NOW, DAY).unwrap(),
+            RemindStep::Record { later: None, .. }
+        ));
+        let mut decided = request.clone();
+        decided.status = "leave_approved".into();
+        assert_eq!(
+            remind_step(&decided, 1, 3, NOW, DAY).unwrap(),
+            RemindStep::NotWaiting
+        );
+        assert!(matches!(
+            remind_step(&filed(&["ou_a1"], &[]), 1, 3, NOW, DAY).unwrap(),
+            RemindStep::NotReady(_)
+        ));
+        assert_eq!(
+            remind_step(&filed(&["ou_a1", "ou_b2"], &[]), 1, 3, NOW, DAY).unwrap(),
+            RemindStep::NobodyReachable
+        );
+    }
+}
