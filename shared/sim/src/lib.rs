@@ -2,12 +2,14 @@
 //! Feishu's side of events and card callbacks (encrypted, signed, posted to the bot).
 //!
 //! Start one with [`Simulator::start`]; point the bot's `FEISHU_BASE_URL` at [`Simulator::base_url`].
+//! [`function_url::serve`] puts a bot's handlers behind local function URLs the simulator posts to.
 
 pub mod card;
 pub mod clock;
 mod control;
 pub mod crypto;
 mod delivery;
+pub mod function_url;
 pub mod limits;
 mod openapi;
 pub mod playground;
