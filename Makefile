@@ -32,6 +32,7 @@ run: prereqs
 prereqs:
 	@scripts/check-prereqs.sh $(firstword $(filter run test,$(MAKECMDGOALS)) run)
 
+# nextest runs no doctests: the poll bot's Lambda binary (its README) is compiled by `cargo test --doc`.
 test: prereqs
 	@set -euo pipefail; \
 	scripts/ensure-chromium.sh; \
@@ -41,6 +42,7 @@ test: prereqs
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"; scripts/moto-server.sh stop "$$CARDBOT_MOTO_PID"' EXIT; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
+		cargo test --doc -p poll-bot; \
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi

@@ -11,11 +11,9 @@
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use feishu_kit::api::{CardWrite, Clock, Deadline, FeishuApi, MessageContent};
-use feishu_kit::cards::ToastKind::{self, Error as Failed, Info, Success, Warning};
-use feishu_kit::cards::{text, CallbackAnswer, CardDelivery, Toast};
-use feishu_kit::lambda::function_url::{claim_lease_ms, error_response, json_response, verify};
-use feishu_kit::store::{keys, once, Abandon, CardState, CardStore, DedupStore, Finish, Kept};
-use feishu_kit::store::{Once, StoreError::Conflict};
+use feishu_kit::cards::{text, CallbackAnswer, Toast, ToastKind};
+use feishu_kit::lambda::function_url::{self as url, claim_lease_ms, error_response};
+use feishu_kit::store::{self, stream, Abandon, CardState, CardStore, DedupStore, Finish, Once};
 use feishu_kit::webhook::{CardClick, Inbound, MessageReceive};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
@@ -69,8 +67,8 @@ pub fn render(poll: &PollData, open: bool) -> Value {
         json!({"tag": "div", "element_id": "status", "text": plain(&status)}),
     ];
     elements.extend(buttons.into_iter().filter(|_| open));
-    let template = if open { "blue" } else { "grey" };
-    let header = json!({"title": plain(&poll.question), "template": template});
+    let header =
+        json!({"title": plain(&poll.question), "template": if open { "blue" } else { "grey" }});
     json!({"schema": "2.0", "config": {"update_multi": true}, "header": header,
            "body": {"elements": elements}})
 }
@@ -78,10 +76,6 @@ pub fn render(poll: &PollData, open: bool) -> Value {
 /// A click's answer: a toast; the click is done.
 fn toast(kind: ToastKind, zh: &str, en: &str) -> Work<CallbackAnswer> {
     Ok(Finish::Done(CallbackAnswer::toast_only(Toast::new(kind, zh, en))))
-}
-
-fn ok(body: String) -> Response<Body> {
-    json_response(StatusCode::OK, body)
 }
 
 /// The bot, built once per Lambda container, generic over the kit's store and Open API ports.
@@ -93,22 +87,14 @@ pub struct Poll<S, F> {
 }
 
 impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
-    /// The verified request, or what to answer now (a rejection, or the URL check's challenge).
-    fn verified(&self, request: &Request) -> Result<Inbound, Box<Response<Body>>> {
-        match verify(&self.webhook, request, self.clock.now_millis()) {
-            Ok(Inbound::Challenge(c)) => Err(ok(c.response_body()).into()),
-            verified => verified,
-        }
-    }
-
-    /// Runs `work` once per Feishu delivery `key` (a future does nothing until polled: it runs
-    /// only if the claim is ours): `None` for a re-delivery, `Err` if it gave up.
-    async fn once<T, W>(&self, key: &str, work: W) -> Option<Result<T, String>>
-    where
-        W: Future<Output = Work<T>>,
-    {
+    /// Runs `work` once per Feishu delivery `key` ([`store::once`]): `None` for a re-delivery.
+    async fn once<T>(
+        &self,
+        key: &str,
+        work: impl Future<Output = Work<T>>,
+    ) -> Option<Result<T, String>> {
         let (now, ttl) = (self.clock.now_millis(), self.webhook.dedup_ttl.as_millis() as i64);
-        match once(&*self.store, key, now, claim_lease_ms(BUDGET), ttl, |_| work).await {
+        match store::once(&*self.store, key, now, claim_lease_ms(BUDGET), ttl, |_| work).await {
             Ok(Once::Duplicate(_)) => None,
             Ok(Once::Ran(done)) => Some(Ok(done)),
             Ok(Once::Abandoned(error)) => Some(Err(error)),
@@ -118,16 +104,23 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
 
     /// The event subscription URL: a poll command (`im.message.receive_v1`) gets a poll card.
     pub async fn on_event(&self, request: Request) -> Response<Body> {
-        let message = match self.verified(&request) {
+        let message = match url::verify_or_answer(&self.webhook, &request, self.clock.now_millis())
+        {
             Ok(Inbound::MessageReceive(message)) => message,
-            Ok(_) => return ok("{}".into()),
+            Ok(_) => return url::json_response(StatusCode::OK, "{}".into()),
             Err(answer) => return *answer,
         };
         let text = message.event.message.content.text.as_deref().unwrap_or("");
-        let Some(poll) = parse_command(text) else { return ok("{}".into()) };
-        let key = &message.event.message.message_id;
-        let sent = self.once(key, self.send_poll(&message, poll)).await;
-        let Some(Err(error)) = sent else { return ok("{}".into()) };
+        let poll = parse_command(text);
+        let sent = match poll {
+            Some(poll) => {
+                self.once(&message.event.message.message_id, self.send_poll(&message, poll)).await
+            }
+            None => None,
+        };
+        let Some(Err(error)) = sent else {
+            return url::json_response(StatusCode::OK, "{}".into());
+        };
         // A 5xx makes Feishu deliver the message again, and the retry resumes what was kept.
         tracing::warn!(%error, "poll not sent");
         error_response(StatusCode::SERVICE_UNAVAILABLE, "retry")
@@ -137,58 +130,51 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
     /// Each step's outcome is kept under the delivery's key, so a retry after a crash reuses it.
     async fn send_poll(&self, message: &MessageReceive, poll: PollData) -> Work<()> {
         let (key, deadline) = (&message.event.message.message_id, Deadline::after(BUDGET));
-        let kept = self.store.kept(key).await.map_err(|e| Abandon::Keep(e.to_string()))?;
+        let keep = |e: &dyn std::fmt::Display| Abandon::Keep(e.to_string());
+        let kept = self.store.kept(key).await.map_err(|e| keep(&e))?;
         let card = render(&poll, true);
-        let create = self.feishu.create_card(&card, deadline);
-        let created = async { create.await.map_err(|e| e.to_string()) };
-        let card_id = self.step(key, &kept, "card_id", created).await.map_err(Abandon::Keep)?;
+        let created = self.feishu.create_card(&card, deadline);
+        let card_id = store::step(&*self.store, key, &kept, "card_id", created)
+            .await
+            .map_err(|e| keep(&e))?;
         let content = MessageContent::CardEntity { card_id: card_id.clone() };
         let reply = self.feishu.reply_message(key, &content, false, key, deadline);
-        let sent = async { reply.await.map(|sent| sent.message_id).map_err(|e| e.to_string()) };
-        let message_id = self.step(key, &kept, "message_id", sent).await.map_err(Abandon::Keep)?;
+        let sent = async { reply.await.map(|sent| sent.message_id) };
+        let message_id = store::step(&*self.store, key, &kept, "message_id", sent)
+            .await
+            .map_err(|e| keep(&e))?;
         let (event, now) = (&message.event, self.clock.now_millis());
-        // The kit's card state: the keys, how the card is shown, the poll, and its times.
-        #[rustfmt::skip]
         let state = CardState {
-            card_key: message_id.clone(), version: 0, sequence: 0, list_key: None,
-            chat_id: event.message.chat_id.clone(), source_message_id: Some(key.clone()),
+            chat_id: event.message.chat_id.clone(),
             requester_open_id: event.sender.sender_id.open_id.clone().unwrap_or_default(),
-            message_id: Some(message_id), card_id: Some(card_id), delivery: CardDelivery::Entity,
-            kind: "poll".into(), status: "open".into(), data: json!(poll), update_token: None,
-            created_at: now, updated_at: now,
+            source_message_id: Some(key.clone()),
+            message_id: Some(message_id.clone()),
+            card_id: Some(card_id),
+            data: json!(poll),
+            ..CardState::new(message_id, "poll", "open", now)
         };
         match self.store.create_card(&state).await {
-            Ok(_) | Err(Conflict(_)) => Ok(Finish::Done(())),
-            Err(e) => Err(Abandon::Keep(e.to_string())),
-        }
-    }
-
-    /// What an earlier attempt kept for `step` under `key`, else `run`'s outcome, kept.
-    async fn step<R>(&self, key: &str, kept: &Kept, step: &str, run: R) -> Result<String, String>
-    where
-        R: Future<Output = Result<String, String>>,
-    {
-        match kept.get(step) {
-            Some(done) => Ok(done.clone()),
-            None => self.store.keep(key, step, &run.await?).await.map_err(|e| e.to_string()),
+            Ok(_) | Err(store::StoreError::Conflict(_)) => Ok(Finish::Done(())),
+            Err(e) => Err(keep(&e)),
         }
     }
 
     /// The card callback URL (`card.action.trigger`): a vote or Close, counted once per click and
     /// answered with a toast; a re-delivery of the click answers `{}`.
     pub async fn on_click(&self, request: Request) -> Response<Body> {
-        let click = match self.verified(&request).map(|inbound| inbound.card_click()) {
+        let inbound = url::verify_or_answer(&self.webhook, &request, self.clock.now_millis());
+        let click = match inbound.map(|inbound| inbound.card_click()) {
             Ok(Some(click)) => click,
             Ok(None) => return error_response(StatusCode::BAD_REQUEST, "not a card callback"),
             Err(answer) => return *answer,
         };
         let voted = tokio::time::timeout(BUDGET, self.once(&click.dedup_key, self.vote(&click)));
         let answer = match voted.await {
-            Ok(None) => CallbackAnswer { toast: None, card: None },
+            Ok(None) => CallbackAnswer::default(),
             Ok(Some(Ok(answer))) => answer,
-            _ => CallbackAnswer::toast_only(Toast::new(Failed, "请重试", "Try again")),
+            _ => CallbackAnswer::toast_only(Toast::new(ToastKind::Error, "请重试", "Try again")),
         };
-        ok(json!(answer.card_action_trigger_response()).to_string())
+        url::callback_response(click.style, &answer)
     }
 
     /// Reads the poll, decides, and writes it back if its version is unchanged (else reads again).
@@ -196,7 +182,7 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
     async fn vote(&self, click: &CardClick) -> Work<CallbackAnswer> {
         let (vote, close) = (click.value["vote"].as_u64(), click.value["close"] == true);
         let (Some(key), Some(voter)) = (&click.open_message_id, &click.operator_open_id) else {
-            return toast(Failed, "无法识别", "Unknown click");
+            return toast(ToastKind::Error, "无法识别", "Unknown click");
         };
         let release = |e: &dyn std::fmt::Display| Abandon::Release(e.to_string());
         for _ in 0..3 {
@@ -205,7 +191,9 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
             let mut state = state.ok_or_else(|| release(&"no such poll"))?;
             let mut poll: PollData = serde_json::from_value(state.data).map_err(|e| release(&e))?;
             let (zh, en) = match vote.map(|option| option as usize) {
-                _ if state.status == "closed" => return toast(Info, "投票已结束", "Poll closed"),
+                _ if state.status == "closed" => {
+                    return toast(ToastKind::Info, "投票已结束", "Poll closed")
+                }
                 Some(option) if option < poll.options.len() => {
                     poll.votes.insert(voter.clone(), option);
                     ("已投票", "Vote counted")
@@ -214,28 +202,29 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
                     state.status = "closed".into();
                     ("投票已结束", "Poll closed")
                 }
-                None if close => return toast(Warning, "仅发起人可结束", "Creator only"),
-                _ => return toast(Failed, "无法识别", "Unknown click"),
+                None if close => {
+                    return toast(ToastKind::Warning, "仅发起人可结束", "Creator only")
+                }
+                _ => return toast(ToastKind::Error, "无法识别", "Unknown click"),
             };
             (state.data, state.updated_at) = (json!(poll), self.clock.now_millis());
             match self.store.update_card(&state).await {
-                Ok(_) => return toast(Success, zh, en),
-                Err(Conflict(_)) => continue,
+                Ok(_) => return toast(ToastKind::Success, zh, en),
+                Err(store::StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(release(&e)),
             }
         }
         Err(release(&"the poll kept changing"))
     }
 
-    /// The table's stream (a batch of records as Lambda sends it): each poll whose state changed
-    /// gets its tally written to its card entity through CardKit. `Err` makes Lambda retry.
+    /// The table's stream (a batch as Lambda sends it): each poll whose state changed gets its
+    /// tally written to its card entity through CardKit. `Err` makes Lambda retry the batch.
     pub async fn on_tally(&self, batch: Value) -> Result<(), String> {
-        // A card's state is keyed `card#<card_key>` / `state` (the kit's `store::keys`).
-        let records = batch["Records"].as_array().into_iter().flatten().map(|r| &r["dynamodb"]);
-        let states = records.filter(|r| r["Keys"]["sk"]["S"] == keys::CARD_STATE_SK);
-        let card_keys = states.filter_map(|r| r["Keys"]["pk"]["S"].as_str()?.strip_prefix("card#"));
-        for key in card_keys.collect::<std::collections::BTreeSet<_>>() {
-            let state = self.store.get_card(key).await.map_err(|e| e.to_string())?.ok_or("gone")?;
+        let batch: stream::StreamEvent =
+            serde_json::from_value(batch).map_err(|e| e.to_string())?;
+        for key in stream::changed_cards(&batch.records) {
+            let state =
+                self.store.get_card(&key).await.map_err(|e| e.to_string())?.ok_or("gone")?;
             let poll: PollData = serde_json::from_value(state.data).map_err(|e| e.to_string())?;
             // The state's version is the CardKit sequence: a later state always wins, and this
             // function writes nothing (`CardStore::next_sequence` would write the state item, whose

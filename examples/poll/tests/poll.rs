@@ -102,12 +102,38 @@ impl TableStream {
         for iterator in &mut self.iterators {
             let body = json!({"ShardIterator": iterator.as_str(), "Limit": 1000});
             let answer = Self::call(&self.http, "GetRecords", body).await;
-            records.extend(answer["Records"].as_array().cloned().unwrap_or_default());
+            let mut got = answer["Records"].as_array().cloned().unwrap_or_default();
+            got.iter_mut().for_each(repair_empty_maps);
+            records.extend(got);
             if let Some(next) = answer["NextShardIterator"].as_str() {
                 *iterator = next.to_owned();
             }
         }
         json!({ "Records": records })
+    }
+}
+
+/// DynamoDB Local's GetRecords writes an empty map attribute (a poll without votes) as `{}` where
+/// DynamoDB Streams, and so Lambda's event, write `{"M": {}}`.
+fn repair_empty_maps(record: &mut Value) {
+    fn repair(value: &mut Value) {
+        match value {
+            Value::Object(typed) if typed.is_empty() => *value = json!({"M": {}}),
+            Value::Object(typed) => {
+                if let Some(Value::Object(map)) = typed.get_mut("M") {
+                    map.values_mut().for_each(repair);
+                }
+                if let Some(Value::Array(list)) = typed.get_mut("L") {
+                    list.iter_mut().for_each(repair);
+                }
+            }
+            _ => {}
+        }
+    }
+    for image in ["NewImage", "OldImage"] {
+        if let Some(Value::Object(attributes)) = record["dynamodb"].get_mut(image) {
+            attributes.values_mut().for_each(repair);
+        }
     }
 }
 

@@ -11,10 +11,10 @@ use crate::cards::CallbackAnswer;
 use crate::config::{CardDelivery, Config, WebhookConfig};
 use crate::deliver::ReplyRequest;
 use crate::feishu::Clock;
-use crate::function_url::{self, claim_lease_ms, error_response, json_response};
+use crate::function_url::{self, claim_lease_ms, error_response};
 use crate::jobs;
 use crate::store::{self, Abandon, CardStore, DedupStore, Finish, JobStore, Once, StoreError};
-use crate::webhook::{CallbackStyle as Style, CardClick, Inbound};
+use crate::webhook::{CallbackStyle as Style, CardClick};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -42,11 +42,7 @@ pub struct CardAction<S: ?Sized> {
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
-    let body = match style {
-        Style::Trigger => serde_json::to_string(&answer.card_action_trigger_response()),
-        Style::Legacy => serde_json::to_string(&answer.legacy_response()),
-    };
-    json_response(StatusCode::OK, body.unwrap_or_else(|_| "{}".to_owned()))
+    function_url::callback_response(style, answer)
 }
 
 fn retry_later(style: Style) -> Response<Body> {
@@ -91,13 +87,10 @@ where
 
     async fn handle_request(&self, request: Request) -> Response<Body> {
         let now = self.clock.now_millis();
-        let inbound = match function_url::verify(&self.webhook, &request, now) {
+        let inbound = match function_url::verify_or_answer(&self.webhook, &request, now) {
             Ok(inbound) => inbound,
-            Err(rejection) => return *rejection,
+            Err(answer) => return *answer,
         };
-        if let Inbound::Challenge(challenge) = &inbound {
-            return json_response(StatusCode::OK, challenge.response_body());
-        }
         crate::telemetry::received();
         let Some(clicked) = inbound.card_click() else {
             warn!("event sent to the card callback URL");
@@ -178,13 +171,7 @@ where
         };
         match store::once(&*self.store, &key, now, lease_ms, dedup_ttl_ms, work).await {
             Ok(Once::Ran(response) | Once::Abandoned(response)) => response,
-            Ok(Once::Duplicate(_)) => answer(
-                style,
-                &CallbackAnswer {
-                    toast: None,
-                    card: None,
-                },
-            ),
+            Ok(Once::Duplicate(_)) => answer(style, &CallbackAnswer::default()),
             Err(e) => {
                 warn!(error = %e, "dedup claim failed");
                 retry_later(style)

@@ -864,8 +864,8 @@ impl Toast {
     }
 }
 
-/// What the card-action function answers a click with: a toast and/or the new card.
-#[derive(Debug, Clone, PartialEq)]
+/// What a bot answers a click with: a toast and/or the new card (`Default`: neither, `{}`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallbackAnswer {
     /// The toast shown to the clicker; `None` shows none.
     pub toast: Option<Toast>,

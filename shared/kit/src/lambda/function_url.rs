@@ -57,6 +57,37 @@ pub fn verify(
     })
 }
 
+/// [`verify`], with Feishu's URL check (`url_verification`) answered at once: `Err` holds the
+/// answer to send (a rejection, or the challenge's 200), `Ok` a request the bot handles.
+pub fn verify_or_answer(
+    config: &WebhookConfig,
+    request: &Request,
+    now: EpochMillis,
+) -> Result<Inbound, Box<Response<Body>>> {
+    match verify(config, request, now)? {
+        Inbound::Challenge(challenge) => Err(Box::new(json_response(
+            StatusCode::OK,
+            challenge.response_body(),
+        ))),
+        inbound => Ok(inbound),
+    }
+}
+
+/// A click's answer in the shape of the callback style that carried it (`card.action.trigger`:
+/// `{toast, card}`; the legacy card request: the card itself), as a 200 JSON response.
+pub fn callback_response(
+    style: crate::webhook::CallbackStyle,
+    answer: &crate::cards::CallbackAnswer,
+) -> Response<Body> {
+    let body = match style {
+        crate::webhook::CallbackStyle::Trigger => {
+            serde_json::to_string(&answer.card_action_trigger_response())
+        }
+        crate::webhook::CallbackStyle::Legacy => serde_json::to_string(&answer.legacy_response()),
+    };
+    json_response(StatusCode::OK, body.unwrap_or_else(|_| "{}".to_owned()))
+}
+
 /// The parts of a function-URL event (payload 2.0) the webhooks read: headers and body. The path
 /// and query string are never read, so no request URI is ever built from them.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -66,6 +66,13 @@ pub fn rate_pk(app_id: &str, scope: &super::rate::RateScope) -> String {
     }
 }
 
+/// The card key of a card's state item (`card#<card_key>` / `state`); `None` for any other item.
+pub fn parse_card_state_key<'a>(pk: &'a str, sk: &str) -> Option<&'a str> {
+    (sk == CARD_STATE_SK)
+        .then(|| pk.strip_prefix(CARD_PK_PREFIX))
+        .flatten()
+}
+
 /// `(card_key, job_id)` of the item keyed `(pk, sk)` if it is a job, else `None` (a card's state,
 /// any other item, or a key with an empty card key or job id).
 pub fn parse_job_key<'a>(pk: &'a str, sk: &'a str) -> Option<(&'a str, &'a str)> {

@@ -271,9 +271,9 @@ pub struct CardState {
     pub card_id: Option<String>,
     /// Delivery mode: a card entity or the message's card JSON.
     pub delivery: CardDelivery,
-    /// What the card is, e.g. `approval`.
+    /// What the card is, as the bot names it (e.g. `poll`).
     pub kind: String,
-    /// Domain status, e.g. `pending`, `leave_submitted`, `leave_approved`, `expired`.
+    /// The bot's status of the card (e.g. `open`, `closed`).
     pub status: String,
     /// The latest click's card-update token, for the delayed update.
     pub update_token: Option<StoredUpdateToken>,
@@ -287,6 +287,36 @@ pub struct CardState {
     /// partition of the `lists` index, newest `created_at` first ([`ListStore`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_key: Option<String>,
+}
+
+impl CardState {
+    /// A new card's state: `card_key` (its message_id), `kind` and `status` as the bot names them,
+    /// sent `now`; the rest empty (set them with struct update syntax).
+    pub fn new(
+        card_key: impl Into<String>,
+        kind: impl Into<String>,
+        status: impl Into<String>,
+        now: EpochMillis,
+    ) -> Self {
+        Self {
+            card_key: card_key.into(),
+            version: 0,
+            sequence: 0,
+            chat_id: String::new(),
+            requester_open_id: String::new(),
+            source_message_id: None,
+            message_id: None,
+            card_id: None,
+            delivery: CardDelivery::default(),
+            kind: kind.into(),
+            status: status.into(),
+            update_token: None,
+            data: serde_json::Value::Null,
+            created_at: now,
+            updated_at: now,
+            list_key: None,
+        }
+    }
 }
 
 /// One page of a per-user list and what reading it cost.
@@ -576,7 +606,7 @@ pub trait DeadJobStore: Send + Sync {
 pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
 impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}
 
-pub use once::{once, Abandon, Finish, Once};
+pub use once::{once, step, Abandon, Finish, Once, StepError};
 pub use rate::{PermitRequest, PermitTake, RateBudget, RateScope};
 
 /// The app-wide rate limit's shared counters (`rate#<app_id>#…`, short TTL): every instance of

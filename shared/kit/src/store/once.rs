@@ -96,3 +96,38 @@ where
         Err(Abandon::Keep(error)) => Ok(Once::Abandoned(error)),
     }
 }
+
+/// Why a [`step`] did not give its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError<E> {
+    /// The step's own work failed.
+    #[error("{0}")]
+    Work(E),
+    /// Its outcome could not be kept.
+    #[error("cannot keep the step: {0}")]
+    Store(StoreError),
+}
+
+/// One step of a delivery's work, done at most once: the outcome an earlier attempt kept for
+/// `step` under `key` (in `kept`, read once with [`DedupStore::kept`] when resuming), else `run`'s
+/// outcome, kept ([`DedupStore::keep`]; the first writer wins, and the kept value is returned).
+pub async fn step<S, E, Fut>(
+    store: &S,
+    key: &str,
+    kept: &super::Kept,
+    step: &str,
+    run: Fut,
+) -> Result<String, StepError<E>>
+where
+    S: DedupStore + ?Sized,
+    Fut: Future<Output = Result<String, E>>,
+{
+    if let Some(done) = kept.get(step) {
+        return Ok(done.clone());
+    }
+    let value = run.await.map_err(StepError::Work)?;
+    store
+        .keep(key, step, &value)
+        .await
+        .map_err(StepError::Store)
+}

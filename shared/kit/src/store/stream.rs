@@ -1,6 +1,7 @@
-//! The table's stream records, decoded: which new jobs a batch announces (the updater's fast path).
+//! The table's stream records, decoded: which new jobs a batch announces (the updater's fast path),
+//! and which cards' states it changed.
 
-use aws_lambda_events::event::dynamodb::EventRecord;
+pub use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use serde_dynamo::AttributeValue;
 
 use super::keys::{self, PK, SK};
@@ -19,6 +20,26 @@ pub fn new_jobs(records: &[EventRecord]) -> Vec<JobRef> {
         .filter(|record| record.event_name == INSERT)
         .filter_map(inserted_job)
         .collect()
+}
+
+/// The card keys whose state item `records` created or changed, each once, in stream order; the
+/// records of other items and of removals are skipped. A bot that shows a card's state from the
+/// stream reads it again (the record may be older than the item).
+pub fn changed_cards(records: &[EventRecord]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for record in records.iter().filter(|r| r.event_name != "REMOVE") {
+        let key = |name: &str| match record.change.keys.get(name)? {
+            AttributeValue::S(value) => Some(value.as_str()),
+            _ => None,
+        };
+        let card = key(PK)
+            .zip(key(SK))
+            .and_then(|(pk, sk)| keys::parse_card_state_key(pk, sk));
+        if let Some(card) = card.filter(|card| !out.iter().any(|seen| seen == card)) {
+            out.push(card.to_owned());
+        }
+    }
+    out
 }
 
 fn inserted_job(record: &EventRecord) -> Option<JobRef> {
@@ -113,6 +134,20 @@ mod tests {
             record("REMOVE", "card#om_1", "job#post_answer", Value::Null),
         ];
         assert_eq!(new_jobs(&records), []);
+    }
+
+    #[test]
+    fn changed_cards_are_the_state_items_written_each_once() {
+        let state = json!({ "status": { "S": "open" }, "version": { "N": "2" } });
+        let records = [
+            record("INSERT", "card#om_1", "state", state.clone()),
+            record("MODIFY", "card#om_2", "state", state.clone()),
+            record("MODIFY", "card#om_1", "state", state.clone()),
+            record("INSERT", "card#om_3", "job#post_answer", pending_job()),
+            record("REMOVE", "card#om_4", "state", Value::Null),
+            record("INSERT", "dedup#om_5", "-", json!({})),
+        ];
+        assert_eq!(changed_cards(&records), ["om_1", "om_2"]);
     }
 
     #[test]
