@@ -481,6 +481,27 @@ async fn hostile_reason_is_shown_as_text() {
         assert!(!json.contains("<at id=all>"), "{json}");
         assert!(!json.contains("<script>"), "{json}");
     }
+    // The texts too: a hostile comment reaches the requester's text as text, never as an @all.
+    let hostile = "</at><at user_id=\"all\"></at> <script>";
+    s.press(
+        &s.approvers[0],
+        &reviews[0],
+        "btn_reject",
+        &[("comment", json!(hostile))],
+    )
+    .await
+    .unwrap();
+    s.bot.sweep().await;
+    let told = texts(&s.bot.sim.messages(&s.requester.p2p_chat_id));
+    let decision = told
+        .iter()
+        .find(|t| t.contains("未通过"))
+        .unwrap_or_else(|| panic!("the requester is told: {told:?}"));
+    assert!(
+        !decision.contains('<') && !decision.contains('>'),
+        "{decision}"
+    );
+    assert!(decision.contains("＜at user_id=\"all\"＞"), "{decision}");
 }
 
 #[tokio::test]
