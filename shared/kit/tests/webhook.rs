@@ -1017,4 +1017,29 @@ fn p2p_chat_entered_and_menu_events_are_typed() {
         panic!("a menu event without its fields is still a menu event");
     };
     assert!(m.event.operator.operator_id.open_id.is_none());
+    // Fields of the wrong type: passed through untyped, for the bot to answer 200, never a 4xx.
+    for (event_type, event) in [
+        (
+            "application.bot.menu_v6",
+            json!({"event_key": null, "operator": null}),
+        ),
+        (
+            "application.bot.menu_v6",
+            json!({"operator": {"operator_id": 5}}),
+        ),
+        (
+            "im.chat.access_event.bot_p2p_chat_entered_v1",
+            json!({"chat_id": 5}),
+        ),
+        (
+            "im.chat.access_event.bot_p2p_chat_entered_v1",
+            json!({"operator_id": null}),
+        ),
+    ] {
+        let body = envelope(event_type, event.clone());
+        match verify(&plain(), &stamped(), &body, NOW) {
+            Ok(Inbound::Event(other)) => assert_eq!(other.event_type, event_type),
+            other => panic!("{event}: {other:?}"),
+        }
+    }
 }

@@ -470,6 +470,16 @@ fn dispatch_typed(config: &WebhookConfig, plain: &str) -> Result<Option<Inbound>
     }))
 }
 
+/// A v2 event passed through untyped, without its Verification Token.
+fn other_event(event_type: String, event_id: String, envelope: Value) -> Inbound {
+    Inbound::Event(Box::new(OtherEvent {
+        schema: EventSchema::V2,
+        event_type,
+        event_id,
+        raw: without_token(envelope),
+    }))
+}
+
 /// Routes a decrypted (or plain, unsigned) envelope, checking its Verification Token first.
 fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbound, WebhookError> {
     if is_challenge(&envelope) {
@@ -491,10 +501,17 @@ fn dispatch(config: &WebhookConfig, envelope: Map<String, Value>) -> Result<Inbo
             "card.action.trigger" => {
                 Inbound::CardAction(Box::new(typed(envelope, "card.action.trigger")?))
             }
-            BOT_P2P_CHAT_ENTERED => {
-                Inbound::BotP2pChatEntered(Box::new(typed(envelope, BOT_P2P_CHAT_ENTERED)?))
-            }
-            BOT_MENU => Inbound::BotMenu(Box::new(typed(envelope, BOT_MENU)?)),
+            // Their ids need scopes and their shapes are the bot's to judge: one that does not
+            // parse is passed through untyped (answered 200 and logged by the bot), never a 4xx
+            // that Feishu would retry for hours.
+            BOT_P2P_CHAT_ENTERED => match serde_json::from_value(envelope.clone()) {
+                Ok(entered) => Inbound::BotP2pChatEntered(Box::new(entered)),
+                Err(_) => other_event(event_type, event_id, envelope),
+            },
+            BOT_MENU => match serde_json::from_value(envelope.clone()) {
+                Ok(menu) => Inbound::BotMenu(Box::new(menu)),
+                Err(_) => other_event(event_type, event_id, envelope),
+            },
             _ => Inbound::Event(Box::new(OtherEvent {
                 schema: EventSchema::V2,
                 event_type,
