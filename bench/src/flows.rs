@@ -255,7 +255,9 @@ async fn serve(handler: Handler, times: Arc<Mutex<Vec<Duration>>>) -> Result<Str
         let handler = handler.clone();
         let times = times.clone();
         async move {
-            let request = harness::function_url_request(request).await;
+            let request = harness::function_url_request(request)
+                .await
+                .expect("a function URL event");
             let start = Instant::now();
             let response = handler(request).await;
             let took = start.elapsed();

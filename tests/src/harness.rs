@@ -5,12 +5,9 @@
 //! handler; the simulator posts its events and clicks there.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
 use cardbot::config::{Config, FeishuConfig, Function, Secrets, WebhookConfig};
 use cardbot::entry::card_action::CardAction;
 use cardbot::entry::card_updater::{CardUpdater, Summary, UpdaterEvent};
@@ -34,37 +31,11 @@ impl Clock for SimulatorClock {
     }
 }
 
-type Handler =
-    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
-
-/// A function-URL-shaped event (payload 2.0) for a POST with `headers` and `body`.
-pub fn function_url_event(headers: &[(String, String)], body: &[u8]) -> Value {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "cardbot",
-            "domainName": "cardbot.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "cardbot",
-            "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Feishu" },
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "01/Jan/2025:00:00:00 +0000",
-            "timeEpoch": 0
-        },
-        "body": STANDARD.encode(body),
-        "isBase64Encoded": true
-    })
-}
+/// A function-URL event for a POST, and serving a handler behind a local function URL: the
+/// simulator's (`feishu_sim::function_url`), which kit users test with too.
+pub use crate::simulator::function_url::{
+    function_url_event, function_url_request, http_response, serve,
+};
 
 /// Reads a function-URL event as the functions' runtime loop does (`function_url::run`).
 pub fn lambda_request(event: &Value) -> Request {
@@ -78,48 +49,6 @@ pub fn response_bytes(response: &Response<Body>) -> Vec<u8> {
         Body::Binary(bytes) => bytes.clone(),
         _ => Vec::new(),
     }
-}
-
-/// A local "function URL": an HTTP server calling `handler` with function-URL events.
-async fn serve(handler: Handler) -> String {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let handler = handler.clone();
-        async move { http_response(&handler(function_url_request(request).await).await) }
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/")
-}
-
-/// An HTTP request as a function URL hands it to the function: a function-URL event, read by
-/// lambda_http.
-pub async fn function_url_request(request: axum::extract::Request) -> Request {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 2 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    lambda_request(&function_url_event(&headers, &bytes))
-}
-
-/// The function's answer as the function URL sends it back.
-pub fn http_response(response: &Response<Body>) -> axum::response::Response {
-    let mut out = axum::response::Response::new(axum::body::Body::from(response_bytes(response)));
-    *out.status_mut() = response.status();
-    out.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
-    out
 }
 
 /// What the functions load, as their `main.rs` do, from an environment pointed at the simulator.
@@ -240,16 +169,16 @@ impl<S: Store + RateStore + 'static> Bot<S> {
         updater.per_job = Duration::from_secs(5);
         let updater = Arc::new(updater);
         let events = event_callback.clone();
-        let event_url = serve(Arc::new(move |request| {
+        let event_url = serve(move |request| {
             let events = events.clone();
-            Box::pin(async move { events.handle(request).await })
-        }))
+            async move { events.handle(request).await }
+        })
         .await;
         let cards = card_action.clone();
-        let card_url = serve(Arc::new(move |request| {
+        let card_url = serve(move |request| {
             let cards = cards.clone();
-            Box::pin(async move { cards.handle(request).await })
-        }))
+            async move { cards.handle(request).await }
+        })
         .await;
         Self {
             sim,

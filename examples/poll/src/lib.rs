@@ -13,7 +13,9 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 use feishu_kit::api::{CardWrite, Clock, Deadline, FeishuApi, MessageContent};
 use feishu_kit::cards::{text, CallbackAnswer, Toast, ToastKind};
 use feishu_kit::lambda::function_url::{self as url, claim_lease_ms, error_response};
-use feishu_kit::store::{self, stream, Abandon, CardState, CardStore, DedupStore, Finish, Once};
+use feishu_kit::store::{
+    self, stream, Abandon, CardState, CardStore, DedupStore, Finish, Kept, Once,
+};
 use feishu_kit::webhook::{CardClick, Inbound, MessageReceive};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
@@ -87,14 +89,14 @@ pub struct Poll<S, F> {
 }
 
 impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
-    /// Runs `work` once per Feishu delivery `key` ([`store::once`]): `None` for a re-delivery.
-    async fn once<T>(
+    /// Runs `work(resumed)` once per Feishu delivery `key` ([`store::once`]): `None` for a redelivery.
+    async fn once<T, W: Future<Output = Work<T>>>(
         &self,
         key: &str,
-        work: impl Future<Output = Work<T>>,
+        work: impl FnOnce(bool) -> W,
     ) -> Option<Result<T, String>> {
         let (now, ttl) = (self.clock.now_millis(), self.webhook.dedup_ttl.as_millis() as i64);
-        match store::once(&*self.store, key, now, claim_lease_ms(BUDGET), ttl, |_| work).await {
+        match store::once(&*self.store, key, now, claim_lease_ms(BUDGET), ttl, work).await {
             Ok(Once::Duplicate(_)) => None,
             Ok(Once::Ran(done)) => Some(Ok(done)),
             Ok(Once::Abandoned(error)) => Some(Err(error)),
@@ -111,13 +113,11 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
             Err(answer) => return *answer,
         };
         let text = message.event.message.content.text.as_deref().unwrap_or("");
-        let poll = parse_command(text);
-        let sent = match poll {
-            Some(poll) => {
-                self.once(&message.event.message.message_id, self.send_poll(&message, poll)).await
-            }
-            None => None,
+        let Some(poll) = parse_command(text) else {
+            return url::json_response(StatusCode::OK, "{}".into());
         };
+        let key = &message.event.message.message_id;
+        let sent = self.once(key, |resumed| self.send_poll(&message, poll, resumed)).await;
         let Some(Err(error)) = sent else {
             return url::json_response(StatusCode::OK, "{}".into());
         };
@@ -128,10 +128,12 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
 
     /// Creates the card entity, replies with it, then stores the poll under the card's message.
     /// Each step's outcome is kept under the delivery's key, so a retry after a crash reuses it.
-    async fn send_poll(&self, message: &MessageReceive, poll: PollData) -> Work<()> {
+    async fn send_poll(&self, message: &MessageReceive, poll: PollData, resumed: bool) -> Work<()> {
         let (key, deadline) = (&message.event.message.message_id, Deadline::after(BUDGET));
         let keep = |e: &dyn std::fmt::Display| Abandon::Keep(e.to_string());
-        let kept = self.store.kept(key).await.map_err(|e| keep(&e))?;
+        // Only a resumed attempt has steps to skip: the first one reads nothing.
+        let kept =
+            if resumed { self.store.kept(key).await.map_err(|e| keep(&e))? } else { Kept::new() };
         let card = render(&poll, true);
         let created = self.feishu.create_card(&card, deadline);
         let card_id = store::step(&*self.store, key, &kept, "card_id", created)
@@ -168,7 +170,8 @@ impl<S: DedupStore + CardStore, F: FeishuApi> Poll<S, F> {
             Ok(None) => return error_response(StatusCode::BAD_REQUEST, "not a card callback"),
             Err(answer) => return *answer,
         };
-        let voted = tokio::time::timeout(BUDGET, self.once(&click.dedup_key, self.vote(&click)));
+        let voted =
+            tokio::time::timeout(BUDGET, self.once(&click.dedup_key, |_| self.vote(&click)));
         let answer = match voted.await {
             Ok(None) => CallbackAnswer::default(),
             Ok(Some(Ok(answer))) => answer,

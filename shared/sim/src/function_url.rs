@@ -77,7 +77,7 @@ pub fn function_url_event(headers: &[(String, String)], body: &[u8]) -> Value {
 
 /// An HTTP request as a function URL hands it to the function: its event, read by the kit's
 /// `request_from_event`; `None` when the kit cannot read it (answered 400, as `run` does).
-async fn function_url_request(request: axum::extract::Request) -> Option<Request> {
+pub async fn function_url_request(request: axum::extract::Request) -> Option<Request> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -91,7 +91,7 @@ async fn function_url_request(request: axum::extract::Request) -> Option<Request
 }
 
 /// The handler's answer as the function URL sends it back: status, headers and body.
-fn http_response(response: &Response<Body>) -> axum::response::Response {
+pub fn http_response(response: &Response<Body>) -> axum::response::Response {
     let mut out =
         axum::response::Response::new(axum::body::Body::from(body_bytes(response.body()).to_vec()));
     *out.status_mut() = response.status();
