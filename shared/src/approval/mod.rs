@@ -14,6 +14,7 @@
 mod action;
 mod click;
 mod command;
+pub mod definition;
 pub mod followup;
 mod machine;
 mod request;

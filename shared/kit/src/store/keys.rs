@@ -9,6 +9,7 @@
 //! | job | `card#<card_key>` | `job#<job_id>` |
 //! | app rate counters | `rate#<app_id>#app` | `counters` |
 //! | chat rate counters | `rate#<app_id>#chat#<chat>` | `counters` |
+//! | document ([`super::documents`]) | `doc#<collection>` | `<key>` |
 //!
 //! Pending and leased jobs also carry `due_pk` = [`DUE_PK`] for the sparse `due` index.
 

@@ -35,6 +35,8 @@ struct Tables {
     jobs: BTreeMap<(String, String), Job>,
     /// Rate item `pk` → its counters.
     rates: HashMap<String, super::rate::RateCounters>,
+    /// (collection, key) → document.
+    documents: BTreeMap<(String, String), super::Document>,
 }
 
 /// Everything in process memory; cheap to create per test.
@@ -507,6 +509,57 @@ impl super::ListStore for MemoryStore {
             cards,
             consumed_capacity: None,
         })
+    }
+}
+
+#[async_trait]
+impl super::DocumentStore for MemoryStore {
+    async fn get_document(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> StoreResult<Option<super::Document>> {
+        let tables = self.lock();
+        Ok(tables
+            .documents
+            .get(&(collection.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn put_document(
+        &self,
+        collection: &str,
+        key: &str,
+        body: &serde_json::Value,
+        expected: Option<u64>,
+    ) -> StoreResult<bool> {
+        super::documents::check_size(collection, key, body)?;
+        let mut tables = self.lock();
+        let id = (collection.to_owned(), key.to_owned());
+        if tables.documents.get(&id).map(|d| d.revision) != expected {
+            return Ok(false);
+        }
+        let document = super::Document {
+            key: key.to_owned(),
+            revision: expected.unwrap_or(0) + 1,
+            body: body.clone(),
+        };
+        tables.documents.insert(id, document);
+        Ok(true)
+    }
+
+    async fn list_documents(
+        &self,
+        collection: &str,
+        prefix: &str,
+    ) -> StoreResult<Vec<super::Document>> {
+        let tables = self.lock();
+        Ok(tables
+            .documents
+            .iter()
+            .filter(|((c, k), _)| c == collection && k.starts_with(prefix))
+            .map(|(_, d)| d.clone())
+            .collect())
     }
 }
 

@@ -6,6 +6,7 @@
 //! domain tests). All times are passed in by the caller (epoch milliseconds) so tests control the
 //! clock; DynamoDB's TTL attribute `expires_at` is written in epoch seconds.
 
+pub mod documents;
 pub mod dynamo;
 pub mod keys;
 pub mod memory;
@@ -606,6 +607,7 @@ pub trait DeadJobStore: Send + Sync {
 pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
 impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}
 
+pub use documents::{Document, DocumentStore};
 pub use once::{once, step, Abandon, Finish, Once, StepError};
 pub use rate::{PermitRequest, PermitTake, RateBudget, RateScope};
 

@@ -10,6 +10,7 @@
 
 mod cards;
 mod dedup;
+mod documents;
 mod jobs;
 mod rate;
 mod token;

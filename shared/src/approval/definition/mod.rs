@@ -1,0 +1,608 @@
+//! Approval definitions: the request types a team approves, their fields and their approvers,
+//! from a file (`APPROVAL_DEFINITIONS`, `cardbot-admin definitions apply`) instead of code.
+//!
+//! A definition is immutable once applied: `apply` writes a new version of each changed one
+//! (`crate::definitions`), and a request pins the id and version it was drawn with
+//! ([`DefinitionRef`]), so a filed request renders and decides as it was filed whatever the file
+//! says later. Version 0 of `leave` (请假) and `work_overtime` (加班) are built in
+//! ([`builtin`]): they are today's two forms written in this schema, and what a deployment
+//! without a file offers.
+//!
+//! The file's shape is a public interface (admins' files and deploy pipelines use it): keys are
+//! added, never renamed. `docs/definitions.md` documents it; [`file::parse`] reads it.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::cards::Lang;
+
+/// A definition's id: `^[a-z][a-z0-9_]{0,31}$`, the button value's `type` and part of the stored
+/// status (`<id>_filed`). Copy, held inline (no allocation), so statuses stay `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestKind {
+    len: u8,
+    bytes: [u8; MAX_ID_LEN],
+}
+
+/// The longest definition id.
+pub const MAX_ID_LEN: usize = 32;
+
+/// Ids a definition may not take: the approval card's own button values (`{"type": …}`), the
+/// word `overtime` (stored statuses of 加班 begin with it), and words kept for the next
+/// actions (routes, transfer, return).
+pub const RESERVED_IDS: [&str; 16] = [
+    "file", "approve", "reject", "withdraw", "start", "open", "submit", "overtime", "pending",
+    "expired", "transfer", "return", "comment", "cc", "remind", "cancel",
+];
+
+impl RequestKind {
+    /// 请假, the built-in `leave`.
+    pub const LEAVE: Self = Self::from_static("leave");
+    /// 加班, the built-in `work_overtime`.
+    pub const WORK_OVERTIME: Self = Self::from_static("work_overtime");
+
+    const fn from_static(id: &str) -> Self {
+        let src = id.as_bytes();
+        let mut bytes = [0u8; MAX_ID_LEN];
+        let mut i = 0;
+        while i < src.len() {
+            bytes[i] = src[i];
+            i += 1;
+        }
+        Self {
+            len: src.len() as u8,
+            bytes,
+        }
+    }
+
+    /// `id` if it matches `^[a-z][a-z0-9_]{0,31}$`; reserved words are checked by validation, not
+    /// here (a stored status may hold any well-formed id).
+    pub fn new(id: &str) -> Option<Self> {
+        let b = id.as_bytes();
+        let ok = (1..=MAX_ID_LEN).contains(&b.len())
+            && b[0].is_ascii_lowercase()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+        ok.then(|| Self::from_static(id))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `new`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// The first word of its stored statuses: the id, but `overtime` for `work_overtime` (the
+    /// statuses earlier versions wrote: `overtime_filed`).
+    pub fn status_prefix(&self) -> &str {
+        if *self == Self::WORK_OVERTIME {
+            "overtime"
+        } else {
+            self.as_str()
+        }
+    }
+
+    /// The kind a stored status prefix names (the inverse of [`RequestKind::status_prefix`]).
+    pub fn from_status_prefix(prefix: &str) -> Option<Self> {
+        if prefix == "overtime" {
+            return Some(Self::WORK_OVERTIME);
+        }
+        Self::new(prefix).filter(|k| *k != Self::WORK_OVERTIME)
+    }
+
+    /// Whether a file may define it (not a [`RESERVED_IDS`] word).
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_IDS.contains(&self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestKind({})", self.as_str())
+    }
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RequestKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(d)?;
+        Self::new(&id).ok_or_else(|| serde::de::Error::custom(format!("bad definition id {id:?}")))
+    }
+}
+
+/// A text in both languages. A file may give one; the other then shows the same text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Text {
+    pub zh_cn: String,
+    pub en_us: String,
+}
+
+impl Text {
+    /// `zh` and `en`.
+    pub fn new(zh: &str, en: &str) -> Self {
+        Self {
+            zh_cn: zh.to_owned(),
+            en_us: en.to_owned(),
+        }
+    }
+
+    /// The text in `lang`.
+    pub fn get(&self, lang: Lang) -> &str {
+        lang.pick(&self.zh_cn, &self.en_us)
+    }
+}
+
+/// A field's type and the card component that asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// One line of text (`input`); `max_len` default 100.
+    Text,
+    /// Several lines (`input`, `multiline_text`); `max_len` default 300.
+    Textarea,
+    /// A decimal number (`input`), within `min`/`max`, on `step`.
+    Number,
+    /// Money: a decimal string with at most 2 decimals (`input`), never a float; `currency`.
+    Amount,
+    /// One of `options` (`select_static`).
+    Select,
+    /// Any of `options` (`multi_select_static`).
+    MultiSelect,
+    /// A day (`date_picker`).
+    Date,
+    /// Two days, end ≥ start (two `date_picker`s: `start_<name>`, `end_<name>`).
+    DateRange,
+    /// Yes or no (`checker`); `required` means it must be ticked.
+    Checkbox,
+}
+
+impl FieldType {
+    /// Every type, as the file spells it.
+    pub const ALL: [Self; 9] = [
+        Self::Text,
+        Self::Textarea,
+        Self::Number,
+        Self::Amount,
+        Self::Select,
+        Self::MultiSelect,
+        Self::Date,
+        Self::DateRange,
+        Self::Checkbox,
+    ];
+
+    /// The file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Textarea => "textarea",
+            Self::Number => "number",
+            Self::Amount => "amount",
+            Self::Select => "select",
+            Self::MultiSelect => "multi_select",
+            Self::Date => "date",
+            Self::DateRange => "date_range",
+            Self::Checkbox => "checkbox",
+        }
+    }
+
+    /// Chosen (请选择) rather than typed (请填写).
+    pub fn is_chosen(self) -> bool {
+        matches!(
+            self,
+            Self::Select | Self::MultiSelect | Self::Date | Self::DateRange | Self::Checkbox
+        )
+    }
+
+    fn is_numeric(self) -> bool {
+        matches!(self, Self::Number | Self::Amount)
+    }
+
+    fn is_text(self) -> bool {
+        matches!(self, Self::Text | Self::Textarea)
+    }
+
+    /// The default and the largest `max_len` (Feishu's `input.max_length` is 1–1000).
+    pub fn max_len_default(self) -> u32 {
+        match self {
+            Self::Textarea => 300,
+            _ => 100,
+        }
+    }
+}
+
+/// One option of a select.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// What `form_value` carries and the request keeps: 1–64 of `[A-Za-z0-9_-]`.
+    pub value: String,
+    pub label: Text,
+}
+
+/// One field of a definition's form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    /// The component's `name` and the key of the request's value: `^[a-z][a-z0-9_]{0,31}$`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub label: Text,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// Numbers and amounts: the smallest and largest value, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Decimal>,
+    /// Numbers and amounts: values are whole multiples of it (e.g. `0.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Decimal>,
+    /// Text and textarea: the most characters (default 100 / 300, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u32>,
+    /// Select and multi_select: the choices, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Choice>,
+    /// Amounts: the currency shown after the value (ISO 4217, e.g. `CNY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Numbers: the unit shown after the value (e.g. 小时 / h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Text>,
+    /// The component's placeholder; default: 请填写 / 请选择 and the label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Text>,
+    /// Date ranges: the first and last picker's labels (default: the label with 开始 / 结束).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_label: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_label: Option<Text>,
+}
+
+impl Field {
+    /// A field with no optional keys.
+    pub fn new(name: &str, field_type: FieldType, label: Text, required: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            field_type,
+            label,
+            required,
+            min: None,
+            max: None,
+            step: None,
+            max_len: None,
+            options: Vec::new(),
+            currency: None,
+            unit: None,
+            placeholder: None,
+            start_label: None,
+            end_label: None,
+        }
+    }
+
+    /// The components' names this field puts in the form (a date range has two).
+    pub fn component_names(&self) -> Vec<String> {
+        match self.field_type {
+            FieldType::DateRange => vec![self.start_name(), self.end_name()],
+            _ => vec![self.name.clone()],
+        }
+    }
+
+    /// A date range's first picker: `start_<name>`.
+    pub fn start_name(&self) -> String {
+        format!("start_{}", self.name)
+    }
+
+    /// A date range's last picker: `end_<name>`.
+    pub fn end_name(&self) -> String {
+        format!("end_{}", self.name)
+    }
+
+    /// The first picker's label.
+    pub fn start_label(&self) -> Text {
+        self.start_label.clone().unwrap_or_else(|| Text {
+            zh_cn: format!("{}（开始）", self.label.zh_cn),
+            en_us: format!("{} (from)", self.label.en_us),
+        })
+    }
+
+    /// The last picker's label.
+    pub fn end_label(&self) -> Text {
+        self.end_label.clone().unwrap_or_else(|| Text {
+            zh_cn: format!("{}（结束）", self.label.zh_cn),
+            en_us: format!("{} (to)", self.label.en_us),
+        })
+    }
+
+    /// The most characters a text accepts.
+    pub fn max_len(&self) -> u32 {
+        self.max_len
+            .unwrap_or_else(|| self.field_type.max_len_default())
+    }
+
+    /// The label of the option `value`, if it is one.
+    pub fn choice(&self, value: &str) -> Option<&Choice> {
+        self.options.iter().find(|c| c.value == value)
+    }
+}
+
+/// Who decides a definition's requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Approvers {
+    /// These open_ids (any one decides).
+    OpenIds { open_ids: Vec<String> },
+    /// The requester's leader in the contact data.
+    Leader { leader: bool },
+}
+
+/// A request type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    pub id: RequestKind,
+    pub name: Text,
+    pub fields: Vec<Field>,
+    /// `None`: the deployment's approvers (`APPROVER_OPEN_IDS`, then the leader look-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Approvers>,
+}
+
+impl Definition {
+    /// The field `name`, if the definition has it.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// A definitions file, checked ([`file::parse`]): ids and field names unique, every rule sound,
+/// every card within Feishu's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionSet {
+    pub definitions: Vec<Definition>,
+}
+
+/// Which definition, at which version, a request was drawn with. Version 0 is built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DefinitionRef {
+    pub id: RequestKind,
+    pub version: u32,
+}
+
+/// A definition at a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub version: u32,
+    pub definition: Arc<Definition>,
+}
+
+/// The built-in definitions, version 0: `leave` (请假) and `work_overtime` (加班), exactly the two
+/// forms of earlier versions (their component names, labels, rules and button values).
+pub fn builtin() -> DefinitionSet {
+    let reason = || {
+        let mut f = Field::new(
+            "reason",
+            FieldType::Textarea,
+            Text::new("申请事由", "Reason"),
+            true,
+        );
+        f.max_len = Some(300);
+        f.placeholder = Some(Text::new("请填写申请事由", "Why you need it"));
+        f
+    };
+    let leave_type = {
+        let mut f = Field::new(
+            "leave_type",
+            FieldType::Select,
+            Text::new("请假类型", "Leave type"),
+            true,
+        );
+        f.options = [
+            ("annual", "年假", "Annual leave"),
+            ("personal", "事假", "Personal leave"),
+            ("sick", "病假", "Sick leave"),
+            ("compensatory", "调休", "Time off in lieu"),
+        ]
+        .into_iter()
+        .map(|(value, zh, en)| Choice {
+            value: value.to_owned(),
+            label: Text::new(zh, en),
+        })
+        .collect();
+        f.placeholder = Some(Text::new("请选择请假类型", "Choose the leave type"));
+        f
+    };
+    let dates = {
+        let mut f = Field::new(
+            "date",
+            FieldType::DateRange,
+            Text::new("时间", "Dates"),
+            true,
+        );
+        f.start_label = Some(Text::new("开始日期", "First day"));
+        f.end_label = Some(Text::new("结束日期", "Last day"));
+        f
+    };
+    let day = {
+        let mut f = Field::new("date", FieldType::Date, Text::new("加班日期", "Date"), true);
+        f.placeholder = Some(Text::new("请选择加班日期", "Choose the date"));
+        f
+    };
+    let hours = {
+        let mut f = Field::new(
+            "hours",
+            FieldType::Number,
+            Text::new("加班时长", "Hours"),
+            true,
+        );
+        f.min = Some(Decimal::new(5, 1));
+        f.max = Some(Decimal::new(12, 0));
+        f.step = Some(Decimal::new(5, 1));
+        f.unit = Some(Text::new("小时", "h"));
+        f.placeholder = Some(Text::new(
+            "0.5 到 12，如 2 或 2.5",
+            "0.5 to 12, e.g. 2 or 2.5",
+        ));
+        f
+    };
+    DefinitionSet {
+        definitions: vec![
+            Definition {
+                id: RequestKind::LEAVE,
+                name: Text::new("请假", "Leave"),
+                fields: vec![leave_type, dates, reason()],
+                approvers: None,
+            },
+            Definition {
+                id: RequestKind::WORK_OVERTIME,
+                name: Text::new("加班", "Overtime"),
+                fields: vec![day, hours, reason()],
+                approvers: None,
+            },
+        ],
+    }
+}
+
+/// The definitions a function works with: those offered now (in order, each at its current
+/// version) and every version a request it reads was pinned to. Built by `crate::definitions`
+/// from the table; [`Catalog::builtin`] for a deployment without a file and for tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    current: Vec<Versioned>,
+    versions: BTreeMap<(RequestKind, u32), Arc<Definition>>,
+}
+
+impl Catalog {
+    /// The built-in definitions, offered at version 0.
+    pub fn builtin() -> Self {
+        Self::with_current(
+            builtin()
+                .definitions
+                .into_iter()
+                .map(|d| Versioned {
+                    version: 0,
+                    definition: Arc::new(d),
+                })
+                .collect(),
+        )
+    }
+
+    /// `current` offered now; the built-in versions stay readable (requests of earlier versions
+    /// pinned them).
+    pub fn with_current(current: Vec<Versioned>) -> Self {
+        let mut versions = BTreeMap::new();
+        for d in builtin().definitions {
+            versions.insert((d.id, 0), Arc::new(d));
+        }
+        for v in &current {
+            versions.insert((v.definition.id, v.version), v.definition.clone());
+        }
+        Self { current, versions }
+    }
+
+    /// Adds a pinned version read from the table.
+    pub fn insert(&mut self, reference: DefinitionRef, definition: Arc<Definition>) {
+        self.versions
+            .insert((reference.id, reference.version), definition);
+    }
+
+    /// Whether `reference` is known.
+    pub fn has(&self, reference: DefinitionRef) -> bool {
+        self.versions
+            .contains_key(&(reference.id, reference.version))
+    }
+
+    /// The definitions offered now, in the file's order.
+    pub fn current(&self) -> &[Versioned] {
+        &self.current
+    }
+
+    /// The current version of `id`, if it is offered.
+    pub fn current_of(&self, id: RequestKind) -> Option<&Versioned> {
+        self.current.iter().find(|v| v.definition.id == id)
+    }
+
+    /// The definition a request pinned; a request of an earlier version (no pin) is the
+    /// built-in version 0. If the pinned version cannot be read (never, unless an item was
+    /// deleted by hand), the current one of the same id, then a bare definition naming the id:
+    /// a card always renders.
+    pub fn resolve(&self, kind: RequestKind, pinned: Option<DefinitionRef>) -> Arc<Definition> {
+        let reference = pinned.unwrap_or(DefinitionRef {
+            id: kind,
+            version: 0,
+        });
+        if let Some(d) = self.versions.get(&(reference.id, reference.version)) {
+            return d.clone();
+        }
+        if let Some(v) = self.current_of(reference.id) {
+            return v.definition.clone();
+        }
+        Arc::new(Definition {
+            id: reference.id,
+            name: Text::new(reference.id.as_str(), reference.id.as_str()),
+            fields: Vec::new(),
+            approvers: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked_and_held_inline() {
+        for good in ["a", "expense", "leave_2", &"x".repeat(32)] {
+            assert_eq!(RequestKind::new(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "A", "1a", "_a", "a-b", "费用", &"x".repeat(33), "a b"] {
+            assert!(RequestKind::new(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(RequestKind::LEAVE.as_str(), "leave");
+        assert_eq!(RequestKind::WORK_OVERTIME.status_prefix(), "overtime");
+        assert_eq!(
+            RequestKind::from_status_prefix("overtime"),
+            Some(RequestKind::WORK_OVERTIME)
+        );
+        assert_eq!(RequestKind::from_status_prefix("work_overtime"), None);
+        assert!(RequestKind::new("approve").unwrap().is_reserved());
+        assert_eq!(
+            serde_json::to_string(&RequestKind::LEAVE).unwrap(),
+            "\"leave\""
+        );
+    }
+
+    #[test]
+    fn the_builtins_pass_their_own_validation() {
+        let text = serde_json::to_string(&builtin()).unwrap();
+        let parsed = file::parse(&text).unwrap();
+        assert_eq!(parsed, builtin());
+    }
+
+    #[test]
+    fn the_catalog_resolves_pins_and_falls_back() {
+        let catalog = Catalog::builtin();
+        assert_eq!(catalog.resolve(RequestKind::LEAVE, None).name.zh_cn, "请假");
+        let unknown = RequestKind::new("gone").unwrap();
+        let pinned = DefinitionRef {
+            id: unknown,
+            version: 3,
+        };
+        assert_eq!(catalog.resolve(unknown, Some(pinned)).name.zh_cn, "gone");
+    }
+}
