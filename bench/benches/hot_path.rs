@@ -130,9 +130,11 @@ fn webhook_and_cards(c: &mut Criterion) {
     });
     group.bench_function("approval_card_build_serialize", |b| {
         b.iter(|| {
-            serde_json::to_string(&views::pending_card())
-                .map(|s| s.len())
-                .unwrap_or_default()
+            serde_json::to_string(&views::pending_card(
+                &cardbot::approval::definition::Catalog::builtin(),
+            ))
+            .map(|s| s.len())
+            .unwrap_or_default()
         })
     });
     group.finish();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::definition::{Approvers, Catalog};
 use crate::approval::{self, followup, ApprovalData, Command, CommandReply, NoApprover, SentCard};
 use crate::config::{ApproverConfig, CardDelivery};
 use crate::feishu::{
@@ -14,7 +15,8 @@ use crate::feishu::{
 };
 use crate::jobs::{self, Delivery, FailureAction, JobKind, MessageOp};
 use crate::store::{
-    CardStore, DedupStore, EpochMillis, FailOutcome, Job, JobStore, ListStore, StoreError,
+    CardStore, DedupStore, DocumentStore, EpochMillis, FailOutcome, Job, JobStore, ListStore,
+    StoreError,
 };
 use jiff::tz::TimeZone;
 
@@ -30,8 +32,11 @@ pub struct Effects<'a, S: ?Sized, F: ?Sized> {
     pub deadline: Deadline,
     /// The zone cards show times in (`TENANT_TIME_ZONE`).
     pub time_zone: &'a TimeZone,
-    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
+    /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`), unless
+    /// its definition names them.
     pub approvers: &'a ApproverConfig,
+    /// The approval definitions in the table, cached.
+    pub definitions: &'a crate::definitions::Definitions,
 }
 
 impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
@@ -207,9 +212,17 @@ pub enum JobOutcome {
 
 impl<S, F> Effects<'_, S, F>
 where
-    S: CardStore + JobStore + DedupStore + ListStore + ?Sized,
+    S: CardStore + JobStore + DedupStore + ListStore + DocumentStore + ?Sized,
     F: FeishuApi + ?Sized,
 {
+    /// The definitions offered now and every version `states` pinned.
+    async fn catalog(
+        &self,
+        states: &[&crate::store::CardState],
+    ) -> Result<std::sync::Arc<Catalog>, DeliverError> {
+        Ok(self.definitions.catalog(self.store, states).await?)
+    }
+
     /// Sends the reply to a command: the help text, or the text and the approval card; then writes
     /// the card's state and its expiry job. Every send carries a uuid derived from the user's message,
     /// so a retried reply (by Feishu's retry or the outbox job) is one message.
@@ -244,7 +257,8 @@ where
         if progress.card_id.is_none() {
             progress.card_id = kept.get(step::CARD_ID).cloned();
         }
-        let reply = match request.command.reply() {
+        let catalog = self.catalog(&[]).await.map_err(|e| fail(e, &progress))?;
+        let reply = match request.command.reply(&catalog) {
             CommandReply::Text(text) => {
                 if !kept.contains_key(step::TEXT) {
                     let content = MessageContent::Text(text.to_owned());
@@ -376,7 +390,12 @@ where
                     }
                     None => Vec::new(),
                 };
-                (views::my_requests_card(&listed, self.time_zone), Vec::new())
+                let states: Vec<_> = listed.iter().collect();
+                let catalog = self.catalog(&states).await?;
+                (
+                    views::my_requests_card(&listed, &catalog, self.time_zone),
+                    Vec::new(),
+                )
             }
             Command::Pending => {
                 let listed = match approval::reviews_list(me) {
@@ -402,7 +421,12 @@ where
                 }
                 let requests: Vec<_> = pending.iter().map(|(r, _)| r.clone()).collect();
                 let links = pending.into_iter().map(|(_, review)| review).collect();
-                (views::pending_card_list(&requests, self.time_zone), links)
+                let states: Vec<_> = requests.iter().collect();
+                let catalog = self.catalog(&states).await?;
+                (
+                    views::pending_card_list(&requests, &catalog, self.time_zone),
+                    links,
+                )
             }
             other => {
                 return Err(DeliverError::BadJob(format!("{other:?} is not a list")));
@@ -490,8 +514,11 @@ where
     /// with a WARN naming the scopes and the `ApproverLookupDenied` metric (its alarm is in the
     /// template); any other contact failure fails the notify job, which is retried: a request
     /// must never go to nobody because Feishu hiccuped.
-    async fn resolve_approvers(&self, requester: &str) -> Result<Resolved, FeishuError> {
-        let config = self.approvers;
+    async fn resolve_approvers(
+        &self,
+        requester: &str,
+        config: &ApproverConfig,
+    ) -> Result<Resolved, FeishuError> {
         let configured: Vec<String> = config
             .open_ids
             .iter()
@@ -541,6 +568,37 @@ where
         })
     }
 
+    /// Who decides a request: its definition's approvers (these open_ids, or the requester's
+    /// leader), else the deployment's (`APPROVER_OPEN_IDS`, then the leader look-up); the
+    /// deployment's `APPROVAL_FALLBACK` when nobody is found.
+    async fn approver_config(
+        &self,
+        request: &crate::store::CardState,
+        status: approval::ApprovalStatus,
+        data: &ApprovalData,
+    ) -> Result<ApproverConfig, DeliverError> {
+        let catalog = self.catalog(&[request]).await?;
+        let definition = data
+            .request_kind(status)
+            .map(|kind| catalog.resolve(kind, data.definition));
+        let fallback = self.approvers.fallback;
+        Ok(
+            match definition.as_deref().and_then(|d| d.approvers.as_ref()) {
+                Some(Approvers::OpenIds { open_ids }) => ApproverConfig {
+                    open_ids: open_ids.clone(),
+                    from_leader: false,
+                    fallback,
+                },
+                Some(Approvers::Leader { .. }) => ApproverConfig {
+                    open_ids: Vec::new(),
+                    from_leader: true,
+                    fallback,
+                },
+                None => self.approvers.clone(),
+            },
+        )
+    }
+
     /// The approvers of the filed `request`, resolved once and stored with it (a
     /// decision is checked against that list); `None` when filing found nobody, after the request
     /// was ended (`refuse`) or decided automatically (`simulated`), labelled, with the requester's
@@ -562,7 +620,13 @@ where
             // Looked up once, whatever the conflicts on writing it.
             let resolved: &Resolved = match &mut resolved {
                 Some(resolved) => resolved,
-                empty => empty.insert(self.resolve_approvers(&request.requester_open_id).await?),
+                empty => {
+                    let config = self.approver_config(&request, status, &data).await?;
+                    empty.insert(
+                        self.resolve_approvers(&request.requester_open_id, &config)
+                            .await?,
+                    )
+                }
             };
             let mut next = request.clone();
             next.updated_at = self.now;
@@ -580,7 +644,7 @@ where
                         self.now,
                     )
                     .map_err(bad_job)?;
-                    next.status = step.as_str().to_owned();
+                    next.status = step.stored();
                     [approval::Timer::Refresh, approval::Timer::NotifyRequester]
                         .into_iter()
                         .map(|timer| {
@@ -619,7 +683,11 @@ where
         else {
             return Ok("nothing handed over");
         };
-        let card = approval::views::form_card(kind);
+        let catalog = self.catalog(&[&group]).await?;
+        let pinned = ApprovalData::from_value(&group.data)
+            .map_err(bad_job)?
+            .definition;
+        let card = approval::views::form_card(&catalog.resolve(kind, pinned));
         let sent = self
             .feishu
             .send_message(
@@ -722,7 +790,8 @@ where
             return Ok("request no longer waiting (decided, withdrawn, or nobody to decide it)");
         };
         let to_notify = followup::approvers_to_notify(&request).map_err(bad_job)?;
-        let card = approval::views::review_card(&request, time_zone).map_err(bad_job)?;
+        let catalog = self.catalog(&[&request]).await?;
+        let card = approval::views::review_card(&request, &catalog, time_zone).map_err(bad_job)?;
         for approver in &to_notify {
             let key = format!("notify:{}:{approver}", request.card_key);
             let sent = match feishu
@@ -878,7 +947,9 @@ where
                 StoreError::Conflict(format!("request {} kept changing", job.card_key)).into(),
             );
         };
-        let text = approval::views::reminder_text(&request, n, self.time_zone).map_err(bad_job)?;
+        let catalog = self.catalog(&[&request]).await?;
+        let text = approval::views::reminder_text(&request, n, &catalog, self.time_zone)
+            .map_err(bad_job)?;
         for card_key in &review_cards {
             let review = self.card_or_bad_job(card_key).await?;
             let approver = approval::ReviewData::of(&review).map_err(bad_job)?.approver;
@@ -929,7 +1000,9 @@ where
     /// Tells the requester of a decided request (p2p by open_id; one message through its uuid).
     async fn run_notify_requester(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let request = self.card_or_bad_job(&job.card_key).await?;
-        let text = approval::views::decision_text(&request, self.time_zone).map_err(bad_job)?;
+        let catalog = self.catalog(&[&request]).await?;
+        let text =
+            approval::views::decision_text(&request, &catalog, self.time_zone).map_err(bad_job)?;
         self.feishu
             .send_message(
                 &ReceiveId::OpenId(request.requester_open_id.clone()),
@@ -960,8 +1033,11 @@ where
             Some(request_key) => Some(self.card_or_bad_job(&request_key).await?),
             None => None,
         };
-        let step =
-            followup::refresh_step(state, request.as_ref(), self.time_zone).map_err(bad_job)?;
+        let mut states = vec![state];
+        states.extend(request.as_ref());
+        let catalog = self.catalog(&states).await?;
+        let step = followup::refresh_step(state, request.as_ref(), &catalog, self.time_zone)
+            .map_err(bad_job)?;
         let mut plan = jobs::plan_redelivery(&step.next, step.card, self.now)
             .map_err(|e| DeliverError::BadJob(e.to_string()))?;
         if step.changed && plan.state_update.is_none() {
@@ -986,8 +1062,11 @@ where
             })?;
             let plan = match JobKind::from(&job.kind) {
                 JobKind::Refresh => self.plan_refresh(&state).await?,
-                _ => jobs::plan_job(job, &state, now, self.time_zone)
-                    .map_err(|e| DeliverError::BadJob(e.to_string()))?,
+                _ => {
+                    let catalog = self.catalog(&[&state]).await?;
+                    jobs::plan_job(job, &state, now, &catalog, self.time_zone)
+                        .map_err(|e| DeliverError::BadJob(e.to_string()))?
+                }
             };
             let current = match &plan.state_update {
                 Some(next) if !plan.followups.is_empty() => {

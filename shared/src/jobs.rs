@@ -215,6 +215,7 @@ pub fn plan_job(
     job: &Job,
     state: &CardState,
     now: EpochMillis,
+    catalog: &approval::definition::Catalog,
     time_zone: &TimeZone,
 ) -> Result<JobPlan, PlanError> {
     let timer = match &JobKind::from(&job.kind) {
@@ -222,7 +223,7 @@ pub fn plan_job(
         JobKind::SendReply => return Err(PlanError::NotACardUpdate(JobKind::SendReply.as_str())),
         kind => kind.timer().ok_or(PlanError::NotACardUpdate("unknown"))?,
     };
-    let step = approval::on_timer(state, timer, now, time_zone)?;
+    let step = approval::on_timer(state, timer, now, catalog, time_zone)?;
     // The element-by-element walk only on the first attempt: a retry cannot know how far a
     // failed walk got, so it replaces the whole card.
     deliver(step, now, job.attempts == 0)
@@ -336,6 +337,14 @@ mod tests {
         )
     }
 
+    static BUILTIN: std::sync::LazyLock<approval::definition::Catalog> =
+        std::sync::LazyLock::new(approval::definition::Catalog::builtin);
+
+    fn label(kind: RequestKind, lang: crate::cards::Lang) -> &'static str {
+        let definition = &BUILTIN.current_of(kind).unwrap().definition;
+        approval::views::request_label(definition, lang)
+    }
+
     static CST: std::sync::LazyLock<TimeZone> =
         std::sync::LazyLock::new(|| TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap());
     const TTL: i64 = DEFAULT_APPROVAL_TTL_MS;
@@ -369,6 +378,7 @@ mod tests {
             remind_after_ms: 24 * 3600 * 1000,
             time_zone: &CST,
             form_value: None,
+            catalog: &BUILTIN,
             approvers: &crate::config::ApproverConfig {
                 open_ids: Vec::new(),
                 from_leader: false,
@@ -555,14 +565,14 @@ mod tests {
 
     #[test]
     fn entity_walk_takes_three_calls_and_lands_on_the_approved_card() {
-        for kind in [RequestKind::Leave, RequestKind::WorkOvertime] {
+        for kind in [RequestKind::LEAVE, RequestKind::WORK_OVERTIME] {
             let (state, new_job, answered) = clicked(CardDelivery::Entity, kind);
             let now = new_job.not_before + 100;
-            let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
+            let plan = plan_job(&job_from(&new_job, 0), &state, now, &BUILTIN, &CST).unwrap();
             let next = plan.state_update.clone().unwrap();
             assert_eq!(
                 next.status,
-                approval::ApprovalStatus::approved(kind).as_str()
+                approval::ApprovalStatus::approved(kind).stored()
             );
             let Some(Delivery::CardKit { card_id, ops }) = &plan.delivery else {
                 panic!("{plan:?}")
@@ -593,8 +603,8 @@ mod tests {
             assert_eq!(
                 first[0]["params"]["settings"].to_string(),
                 r#"{"config":{"streaming_mode":true,"summary":{"content":"请假申请审批中","i18n_content":{"en_us":"Leave request pending","zh_cn":"请假申请审批中"}}}}"#
-                    .replace("请假", kind.label())
-                    .replace("Leave", approval::views::request_label(kind, crate::cards::Lang::EnUs))
+                    .replace("请假", label(kind, crate::cards::Lang::ZhCn))
+                    .replace("Leave", label(kind, crate::cards::Lang::EnUs))
             );
             let last = actions(&ops[2]);
             assert_eq!(last[0]["params"]["element_id"], approval::views::ids::NOTE);
@@ -611,17 +621,21 @@ mod tests {
                 !streaming,
                 "streaming is off again before the card takes clicks"
             );
-            let expected = approval::render_state(&next, &CST).unwrap().to_value();
+            let expected = approval::render_state(&next, &BUILTIN, &CST)
+                .unwrap()
+                .to_value();
             assert_eq!(card, expected, "{kind:?}");
-            assert!(card.to_string().contains(&format!("{}通过", kind.label())));
+            assert!(card
+                .to_string()
+                .contains(&format!("{}通过", label(kind, crate::cards::Lang::ZhCn))));
         }
     }
 
     #[test]
     fn entity_retry_replaces_the_whole_card() {
-        let (state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
+        let (state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::LEAVE);
         let now = new_job.not_before;
-        let plan = plan_job(&job_from(&new_job, 1), &state, now, &CST).unwrap();
+        let plan = plan_job(&job_from(&new_job, 1), &state, now, &BUILTIN, &CST).unwrap();
         let Some(Delivery::CardKit { ops, .. }) = &plan.delivery else {
             panic!()
         };
@@ -631,20 +645,27 @@ mod tests {
         };
         assert_eq!(
             *card,
-            approval::render_state(plan.state_update.as_ref().unwrap(), &CST).unwrap()
+            approval::render_state(plan.state_update.as_ref().unwrap(), &BUILTIN, &CST).unwrap()
         );
         // After the state was written but the calls failed, a retry redelivers without a write.
         let approved = plan.state_update.unwrap();
-        let again = plan_job(&job_from(&new_job, 2), &approved, now + 5_000, &CST).unwrap();
+        let again = plan_job(
+            &job_from(&new_job, 2),
+            &approved,
+            now + 5_000,
+            &BUILTIN,
+            &CST,
+        )
+        .unwrap();
         assert!(again.state_update.is_none());
         assert_eq!(again.delivery.as_ref().unwrap().final_card(), Some(card));
     }
 
     #[test]
     fn message_mode_uses_the_token_then_patches() {
-        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::WorkOvertime);
+        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::WORK_OVERTIME);
         let now = new_job.not_before;
-        let plan = plan_job(&job_from(&new_job, 0), &state, now, &CST).unwrap();
+        let plan = plan_job(&job_from(&new_job, 0), &state, now, &BUILTIN, &CST).unwrap();
         let next = plan.state_update.clone().unwrap();
         assert_eq!(
             next.update_token.as_ref().unwrap().uses,
@@ -656,10 +677,10 @@ mod tests {
         };
         assert!(card.to_json_string().contains("加班通过"));
         // Second redelivery: second use; third: PATCH.
-        let plan2 = plan_job(&job_from(&new_job, 1), &next, now + 1_000, &CST).unwrap();
+        let plan2 = plan_job(&job_from(&new_job, 1), &next, now + 1_000, &BUILTIN, &CST).unwrap();
         let next2 = plan2.state_update.clone().unwrap();
         assert_eq!(next2.update_token.as_ref().unwrap().uses, 2);
-        let plan3 = plan_job(&job_from(&new_job, 2), &next2, now + 2_000, &CST).unwrap();
+        let plan3 = plan_job(&job_from(&new_job, 2), &next2, now + 2_000, &BUILTIN, &CST).unwrap();
         assert!(plan3.state_update.is_none());
         let Some(Delivery::Message(MessageOp::PatchMessage {
             message_id,
@@ -731,7 +752,7 @@ mod tests {
             let state = sent(delivery);
             let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
             assert_eq!(job.due_at, NOW + TTL);
-            let plan = plan_job(&job, &state, NOW + TTL, &CST).unwrap();
+            let plan = plan_job(&job, &state, NOW + TTL, &BUILTIN, &CST).unwrap();
             assert_eq!(plan.state_update.as_ref().unwrap().status, "expired");
             let card = plan.delivery.as_ref().unwrap().final_card().unwrap();
             assert_eq!(*card, views::expired_card());
@@ -745,9 +766,9 @@ mod tests {
 
     #[test]
     fn expiry_of_a_decided_card_is_a_no_op() {
-        let (state, _, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
+        let (state, _, _) = clicked(CardDelivery::Entity, RequestKind::LEAVE);
         let job = job_from(&expire_job(&state.card_key, state.created_at, TTL), 0);
-        let plan = plan_job(&job, &state, NOW + TTL, &CST).unwrap();
+        let plan = plan_job(&job, &state, NOW + TTL, &BUILTIN, &CST).unwrap();
         assert_eq!(
             plan,
             JobPlan {
@@ -763,51 +784,58 @@ mod tests {
     fn post_answer_on_a_pending_card_does_nothing() {
         let state = sent(CardDelivery::Entity);
         let job = job_from(&post_answer_job(&state.card_key, NOW), 0);
-        let plan = plan_job(&job, &state, NOW + 3_000, &CST).unwrap();
+        let plan = plan_job(&job, &state, NOW + 3_000, &BUILTIN, &CST).unwrap();
         assert!(plan.state_update.is_none() && plan.delivery.is_none());
     }
 
     #[test]
     fn unplannable_jobs_are_errors_to_record() {
-        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::Leave);
+        let (state, new_job, _) = clicked(CardDelivery::Message, RequestKind::LEAVE);
         let mut job = job_from(&new_job, 0);
         job.kind = "reminder".into();
         assert_eq!(
-            plan_job(&job, &state, NOW, &CST),
+            plan_job(&job, &state, NOW, &BUILTIN, &CST),
             Err(PlanError::UnknownJobKind("reminder".into()))
         );
         let job = job_from(&new_job, 0);
         // Past Feishu's 14 days a transition is still written (with its follow-ups), only not
         // shown; showing an unchanged card again is an error to record.
-        let late = plan_job(&job, &state, NOW + UPDATE_WINDOW_MS, &CST).unwrap();
+        let late = plan_job(&job, &state, NOW + UPDATE_WINDOW_MS, &BUILTIN, &CST).unwrap();
         assert!(late.delivery.is_none());
         assert_eq!(late.state_update.unwrap().status, "leave_approved");
         let mut approved = state.clone();
         approved.status = "leave_approved".into();
         assert_eq!(
-            plan_job(&job, &approved, NOW + UPDATE_WINDOW_MS, &CST),
+            plan_job(&job, &approved, NOW + UPDATE_WINDOW_MS, &BUILTIN, &CST),
             Err(PlanError::TooOld)
         );
         let mut no_message = state.clone();
         no_message.message_id = None;
         no_message.update_token = None;
         assert_eq!(
-            plan_job(&job, &no_message, NOW + 3_000, &CST),
+            plan_job(&job, &no_message, NOW + 3_000, &BUILTIN, &CST),
             Err(PlanError::NoMessage)
         );
         let mut corrupt = state.clone();
         corrupt.status = "??".into();
         assert!(matches!(
-            plan_job(&job, &corrupt, NOW, &CST),
+            plan_job(&job, &corrupt, NOW, &BUILTIN, &CST),
             Err(PlanError::Domain(_))
         ));
     }
 
     #[test]
     fn entity_mode_without_a_card_id_updates_the_message() {
-        let (mut state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::Leave);
+        let (mut state, new_job, _) = clicked(CardDelivery::Entity, RequestKind::LEAVE);
         state.card_id = None;
-        let plan = plan_job(&job_from(&new_job, 0), &state, new_job.not_before, &CST).unwrap();
+        let plan = plan_job(
+            &job_from(&new_job, 0),
+            &state,
+            new_job.not_before,
+            &BUILTIN,
+            &CST,
+        )
+        .unwrap();
         assert!(matches!(
             plan.delivery,
             Some(Delivery::Message(MessageOp::DelayedUpdate { .. }))

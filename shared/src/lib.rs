@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod config;
+pub mod definitions;
 pub mod deliver;
 pub mod entry;
 pub mod jobs;

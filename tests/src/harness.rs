@@ -146,19 +146,25 @@ impl<S: Store + RateStore + 'static> Bot<S> {
                 .build()
                 .expect("client"),
         );
-        let event_callback = Arc::new(EventCallback::new(
+        // One cache for the three, re-read on every use: a test's `apply` shows at once.
+        let definitions = Arc::new(cardbot::definitions::Definitions::new(Duration::ZERO));
+        let mut event_callback = EventCallback::new(
             &config.config,
             config.webhook.clone(),
             store.clone(),
             feishu.clone(),
             clock.clone(),
-        ));
-        let card_action = Arc::new(CardAction::new(
+        );
+        event_callback.definitions = definitions.clone();
+        let event_callback = Arc::new(event_callback);
+        let mut card_action = CardAction::new(
             &config.config,
             config.webhook.clone(),
             store.clone(),
             clock.clone(),
-        ));
+        );
+        card_action.definitions = definitions.clone();
+        let card_action = Arc::new(card_action);
         let mut updater = CardUpdater::new(
             &config.config,
             store.clone(),
@@ -167,6 +173,7 @@ impl<S: Store + RateStore + 'static> Bot<S> {
             "updater-test".to_owned(),
         );
         updater.per_job = Duration::from_secs(5);
+        updater.definitions = definitions;
         let updater = Arc::new(updater);
         let events = event_callback.clone();
         let event_url = serve(move |request| {

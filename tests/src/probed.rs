@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardbot::store::{
-    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStore, Kept,
-    ListStore, Listed, NewJob, PermitRequest, PermitTake, RateScope, RateStore, StoreResult,
-    StoredTenantToken, TokenStore,
+    CardState, CardStore, DedupClaim, DedupStore, Document, DocumentStore, EpochMillis,
+    FailOutcome, Job, JobStore, Kept, ListStore, Listed, NewJob, PermitRequest, PermitTake,
+    RateScope, RateStore, StoreResult, StoredTenantToken, TokenStore,
 };
 
 /// Every store method; each is one DynamoDB request in `DynamoStore` (a transaction counts once).
@@ -44,9 +44,12 @@ pub enum StoreCall {
     FailJobPermanently,
     TakePermits,
     ListCards,
+    GetDocument,
+    PutDocument,
+    ListDocuments,
 }
 
-const ALL: [StoreCall; 27] = [
+const ALL: [StoreCall; 30] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -74,6 +77,9 @@ const ALL: [StoreCall; 27] = [
     StoreCall::FailJobPermanently,
     StoreCall::TakePermits,
     StoreCall::ListCards,
+    StoreCall::GetDocument,
+    StoreCall::PutDocument,
+    StoreCall::ListDocuments,
 ];
 
 impl StoreCall {
@@ -106,6 +112,9 @@ impl StoreCall {
             Self::FailJob => "job.fail",
             Self::FailJobPermanently => "job.fail_permanently",
             Self::TakePermits => "rate.take",
+            Self::GetDocument => "document.get",
+            Self::PutDocument => "document.put",
+            Self::ListDocuments => "document.list",
         }
     }
 }
@@ -292,6 +301,39 @@ impl<S: TokenStore, P: StoreProbe> TokenStore for Probed<S, P> {
             self,
             StoreCall::EvictTenantToken,
             self.inner.evict_tenant_token(app_id, token)
+        )
+    }
+}
+
+#[async_trait]
+impl<S: DocumentStore, P: StoreProbe> DocumentStore for Probed<S, P> {
+    async fn get_document(&self, collection: &str, key: &str) -> StoreResult<Option<Document>> {
+        probed!(
+            self,
+            StoreCall::GetDocument,
+            self.inner.get_document(collection, key)
+        )
+    }
+
+    async fn put_document(
+        &self,
+        collection: &str,
+        key: &str,
+        body: &serde_json::Value,
+        expected: Option<u64>,
+    ) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::PutDocument,
+            self.inner.put_document(collection, key, body, expected)
+        )
+    }
+
+    async fn list_documents(&self, collection: &str, prefix: &str) -> StoreResult<Vec<Document>> {
+        probed!(
+            self,
+            StoreCall::ListDocuments,
+            self.inner.list_documents(collection, prefix)
         )
     }
 }

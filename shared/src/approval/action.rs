@@ -8,9 +8,12 @@ use super::machine::RequestKind;
 /// A click the bot understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalAction {
-    /// 请假 / 加班: `{"type":"leave"}` / `{"type":"work_overtime"}`, the tutorial's values (the
-    /// strings are [`RequestKind`]'s serde names).
+    /// A request type's button: `{"type":"<definition id>"}`; 请假 / 加班 are the tutorial's
+    /// `{"type":"leave"}` / `{"type":"work_overtime"}`.
     Submit(RequestKind),
+    /// The 审批 card's 发起 button beside its select of request types (when there are more than
+    /// fit as buttons): `{"type":"open"}`; the type comes in `form_value.definition`.
+    Choose,
     /// The request form's 提交 button: `{"type":"file"}`; the values come in `form_value`.
     File,
     /// The approver's 同意: `{"type":"approve"}` (an optional comment in `form_value`).
@@ -42,6 +45,7 @@ impl ApprovalAction {
     pub fn value(self) -> Value {
         match self {
             Self::Submit(kind) => serde_json::json!({ "type": kind }),
+            Self::Choose => serde_json::json!({ "type": "open" }),
             Self::File => serde_json::json!({ "type": "file" }),
             Self::Approve => serde_json::json!({ "type": "approve" }),
             Self::Reject => serde_json::json!({ "type": "reject" }),
@@ -70,11 +74,15 @@ impl ApprovalAction {
             "reject" => return Ok(Self::Reject),
             "withdraw" => return Ok(Self::Withdraw),
             "start" => return Ok(Self::Start),
+            "open" => return Ok(Self::Choose),
             _ => {}
         }
-        serde_json::from_value::<RequestKind>(kind.clone())
+        // Any other well-formed id is a request type's button; whether it is still defined is
+        // the domain's question (a removed type's button answers a toast).
+        RequestKind::new(name)
+            .filter(|kind| !kind.is_reserved())
             .map(Self::Submit)
-            .map_err(|_| {
+            .ok_or_else(|| {
                 ActionError::UnknownType(name.chars().take(MAX_LOGGED_TYPE_CHARS).collect())
             })
     }
@@ -103,19 +111,28 @@ mod tests {
     fn actions_parse_from_callback_values() {
         assert_eq!(
             parse_action(&json!({"type": "leave"})),
-            Ok(ApprovalAction::Submit(RequestKind::Leave))
+            Ok(ApprovalAction::Submit(RequestKind::LEAVE))
         );
         assert_eq!(
             parse_action(&json!({"type": "work_overtime"})),
-            Ok(ApprovalAction::Submit(RequestKind::WorkOvertime))
+            Ok(ApprovalAction::Submit(RequestKind::WORK_OVERTIME))
         );
         assert_eq!(
             parse_action(&json!("{\"type\":\"leave\"}")),
-            Ok(ApprovalAction::Submit(RequestKind::Leave))
+            Ok(ApprovalAction::Submit(RequestKind::LEAVE))
         );
         assert_eq!(
-            parse_action(&json!({"type": "delete_all"})),
-            Err(ActionError::UnknownType("delete_all".into()))
+            parse_action(&json!({"type": "expense"})),
+            Ok(ApprovalAction::Submit(RequestKind::new("expense").unwrap()))
+        );
+        assert_eq!(
+            parse_action(&json!({"type": "Delete all"})),
+            Err(ActionError::UnknownType("Delete all".into()))
+        );
+        assert_eq!(
+            parse_action(&json!({"type": "overtime"})),
+            Err(ActionError::UnknownType("overtime".into())),
+            "a reserved word is no request type"
         );
         assert_eq!(
             parse_action(&json!({"kind": "leave"})),
@@ -132,13 +149,14 @@ mod tests {
         assert_eq!(parse_action(&json!("leave")), Err(ActionError::NotAnObject));
         assert_eq!(parse_action(&Value::Null), Err(ActionError::NotAnObject));
         for action in [
-            ApprovalAction::Submit(RequestKind::Leave),
-            ApprovalAction::Submit(RequestKind::WorkOvertime),
+            ApprovalAction::Submit(RequestKind::LEAVE),
+            ApprovalAction::Submit(RequestKind::WORK_OVERTIME),
             ApprovalAction::File,
             ApprovalAction::Approve,
             ApprovalAction::Reject,
             ApprovalAction::Withdraw,
             ApprovalAction::Start,
+            ApprovalAction::Choose,
         ] {
             assert_eq!(parse_action(&action.value()), Ok(action));
         }
@@ -149,11 +167,11 @@ mod tests {
         for (file, kind) in [
             (
                 "callback_card_action_trigger_leave.json",
-                RequestKind::Leave,
+                RequestKind::LEAVE,
             ),
             (
                 "callback_card_action_trigger_second_button.json",
-                RequestKind::WorkOvertime,
+                RequestKind::WORK_OVERTIME,
             ),
         ] {
             let path = format!("{}/../fixtures/feishu/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -171,18 +189,18 @@ mod tests {
         let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(
             parse_action(&body["action"]["value"]),
-            Ok(ApprovalAction::Submit(RequestKind::Leave))
+            Ok(ApprovalAction::Submit(RequestKind::LEAVE))
         );
     }
 
     #[test]
     fn callback_values_serialise_exactly() {
         assert_eq!(
-            serde_json::to_string(&ApprovalAction::Submit(RequestKind::Leave).value()).unwrap(),
+            serde_json::to_string(&ApprovalAction::Submit(RequestKind::LEAVE).value()).unwrap(),
             r#"{"type":"leave"}"#
         );
         assert_eq!(
-            serde_json::to_string(&ApprovalAction::Submit(RequestKind::WorkOvertime).value())
+            serde_json::to_string(&ApprovalAction::Submit(RequestKind::WORK_OVERTIME).value())
                 .unwrap(),
             r#"{"type":"work_overtime"}"#
         );

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::action::ApprovalAction;
+use super::definition::{Catalog, DefinitionRef};
 use super::machine::{
     status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
     Refusal, ReviewData, CARD_KIND, REVIEW_KIND,
@@ -73,7 +74,7 @@ pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
         card_id: sent.card_id.clone(),
         delivery: sent.delivery,
         kind: CARD_KIND.to_owned(),
-        status: ApprovalStatus::Pending.as_str().to_owned(),
+        status: ApprovalStatus::Pending.stored(),
         update_token: None,
         data: ApprovalData {
             in_p2p: sent.in_p2p,
@@ -106,11 +107,21 @@ pub fn new_private_form_state(
         delivery: CardDelivery::Message,
         in_p2p: true,
     };
-    CardState {
-        status: ApprovalStatus::draft(kind).as_str().to_owned(),
+    // The form is drawn with the definition version the group card's click pinned.
+    let pinned = ApprovalData::from_value(&group_card.data)
+        .ok()
+        .and_then(|d| d.definition);
+    let mut state = CardState {
+        status: ApprovalStatus::draft(kind).stored(),
         source_message_id: group_card.source_message_id.clone(),
         ..new_card_state(&sent, now)
+    };
+    if let Some(pinned) = pinned {
+        let mut data = ApprovalData::from_value(&state.data).unwrap_or_default();
+        data.definition = Some(pinned);
+        state.data = data.to_value();
     }
+    state
 }
 
 /// The state item of an approver's card, written right after its send. Approvers' cards are
@@ -177,6 +188,8 @@ pub struct Click<'a> {
     pub form_value: Option<&'a Map<String, Value>>,
     /// The deployment's approver source and fallback: whether 请假 / 加班 open the form.
     pub approvers: &'a ApproverConfig,
+    /// The definitions offered now and every version the clicked request pinned.
+    pub catalog: &'a Catalog,
 }
 
 impl std::fmt::Debug for Click<'_> {
@@ -211,10 +224,21 @@ fn no_change(toast: crate::cards::Toast) -> Result<ClickDecision, DomainError> {
     })
 }
 
-fn refused(status: ApprovalStatus, refusal: Refusal) -> Result<ClickDecision, DomainError> {
+fn refused(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    catalog: &Catalog,
+    refusal: Refusal,
+) -> Result<ClickDecision, DomainError> {
     match refusal {
         Refusal::Expired => no_change(views::expired_toast()),
-        _ => no_change(views::already_decided_toast(status.outcome_text())),
+        _ => {
+            let definition = views::definition_of(status, data, catalog);
+            no_change(views::already_decided_toast(&views::outcome_text(
+                status,
+                definition.as_deref(),
+            )))
+        }
     }
 }
 
@@ -230,10 +254,45 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         // The expiry job re-renders it; the click must not revive it meanwhile.
         return no_change(views::expired_toast());
     }
-    // Configuration decides, not a look-up (who approves is resolved when the request is filed).
-    // A card of an earlier version that already holds its approvers opens the form too.
-    let real = click.approvers.has_source() || !data.approvers.is_empty();
-    let event = match click.action {
+    // 发起 beside the select of request types: the type comes in the form.
+    let action = match click.action {
+        ApprovalAction::Choose => {
+            let chosen = click
+                .form_value
+                .and_then(|f| f.get(super::request::fields::DEFINITION))
+                .and_then(serde_json::Value::as_str)
+                .and_then(super::definition::RequestKind::new);
+            match chosen {
+                Some(kind) => ApprovalAction::Submit(kind),
+                None => return no_change(views::removed_type_toast()),
+            }
+        }
+        other => other,
+    };
+    // A request type's button on a card drawn before the type was dropped (or never offered).
+    let offered = match action {
+        ApprovalAction::Submit(kind) if status == ApprovalStatus::Pending => {
+            match click.catalog.current_of(kind) {
+                Some(current) => Some(current),
+                None => return no_change(views::removed_type_toast()),
+            }
+        }
+        _ => None,
+    };
+    // Configuration decides, not a look-up (who approves is resolved when the request is filed):
+    // the definition's approvers, else the deployment's. A card of an earlier version that
+    // already holds its approvers opens the form too.
+    let real = offered.is_some_and(|v| v.definition.approvers.is_some())
+        || click.approvers.has_source()
+        || !data.approvers.is_empty();
+    if let Some(current) = offered {
+        // The form is drawn with this version, and submits against it.
+        data.definition = Some(DefinitionRef {
+            id: current.definition.id,
+            version: current.version,
+        });
+    }
+    let event = match action {
         ApprovalAction::Submit(kind) if real && data.in_p2p => ApprovalEvent::Open(kind),
         // A request's details never appear on a card other people share.
         ApprovalAction::Submit(kind) if real => ApprovalEvent::Move(kind),
@@ -244,18 +303,22 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         ApprovalAction::File => ApprovalEvent::File,
         ApprovalAction::Withdraw => ApprovalEvent::Withdraw,
         // 发起审批 belongs to the welcome card, which has no state (the handler answers it).
-        ApprovalAction::Approve | ApprovalAction::Reject | ApprovalAction::Start => {
-            return no_change(views::unknown_action_toast())
-        }
+        ApprovalAction::Approve
+        | ApprovalAction::Reject
+        | ApprovalAction::Start
+        | ApprovalAction::Choose => return no_change(views::unknown_action_toast()),
     };
     let next = match status.apply(event) {
         Ok(next) => next,
-        Err(refusal) => return refused(status, refusal),
+        Err(refusal) => return refused(status, &data, click.catalog, refusal),
     };
-    let kind = next.request().unwrap_or(super::machine::RequestKind::Leave);
+    let Some(kind) = next.request() else {
+        return refused(status, &data, click.catalog, Refusal::NotSubmitted(status));
+    };
+    let definition = click.catalog.resolve(kind, data.definition);
     let mut followups = Vec::new();
     let toast = match event {
-        ApprovalEvent::Submit(kind) => {
+        ApprovalEvent::Submit(_) => {
             data.automatic = true;
             data.submitted_by = click.operator_open_id.map(str::to_owned);
             data.submitted_at = Some(click.now);
@@ -266,12 +329,12 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     at: click.now + POST_ANSWER_DELAY_MS,
                 },
             });
-            views::submitted_toast(kind)
+            views::submitted_toast(&definition)
         }
         ApprovalEvent::Open(_) => return status_only(state, next, &data, click, None, Vec::new()),
         // The card says where the request went (and shows none of it); a job sends the form to
         // the requester's p2p chat.
-        ApprovalEvent::Move(kind) => {
+        ApprovalEvent::Move(_) => {
             let handover = Followup {
                 card_key: state.card_key.clone(),
                 scheduled: Scheduled {
@@ -279,15 +342,15 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     at: click.now,
                 },
             };
-            let toast = Some(views::moved_toast(kind));
+            let toast = Some(views::moved_toast(&definition));
             return status_only(state, next, &data, click, toast, vec![handover]);
         }
         ApprovalEvent::File => {
-            let form = match parse_form(kind, click.form_value.unwrap_or(&Map::new())) {
-                Ok(form) => form,
+            let values = match parse_form(&definition, click.form_value.unwrap_or(&Map::new())) {
+                Ok(values) => values,
                 Err(problem) => return no_change(views::form_problem_toast(&problem)),
             };
-            data.form = Some(form);
+            data.values = Some(values);
             data.submitted_by = click.operator_open_id.map(str::to_owned);
             data.submitted_at = Some(click.now);
             data.audit.push(AuditEntry {
@@ -313,7 +376,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     },
                 });
             }
-            views::filed_toast(kind)
+            views::filed_toast(&definition)
         }
         ApprovalEvent::Withdraw => {
             data.audit.push(AuditEntry {
@@ -324,16 +387,16 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             followups.extend(refresh_all(&data.review_cards, None, click.now));
             views::withdrawn_toast()
         }
-        _ => return refused(status, Refusal::NotSubmitted(status)),
+        _ => return refused(status, &data, click.catalog, Refusal::NotSubmitted(status)),
     };
     let mut new_state = state.clone();
-    new_state.status = next.as_str().to_owned();
+    new_state.status = next.stored();
     new_state.data = data.to_value();
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
     // A request (tutorial or filed) is listed under its requester's 我的申请.
     new_state.list_key = requests_list(&state.requester_open_id);
-    let card = render(next, &data, click.time_zone);
+    let card = render(next, &data, click.catalog, click.time_zone);
     Ok(ClickDecision::Transition {
         state: Box::new(new_state),
         followups,
@@ -355,7 +418,8 @@ fn status_only(
     followups: Vec<Followup>,
 ) -> Result<ClickDecision, DomainError> {
     let mut new_state = state.clone();
-    new_state.status = next.as_str().to_owned();
+    new_state.status = next.stored();
+    new_state.data = data.to_value();
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
     Ok(ClickDecision::Transition {
@@ -363,7 +427,7 @@ fn status_only(
         followups,
         answer: CallbackAnswer {
             toast,
-            card: Some(render(next, data, click.time_zone)),
+            card: Some(render(next, data, click.catalog, click.time_zone)),
         },
     })
 }
@@ -455,7 +519,7 @@ pub fn decide_review_click(
     };
     let next = match status.apply(ApprovalEvent::Decide { approve }) {
         Ok(next) => next,
-        Err(refusal) => return refused(status, refusal),
+        Err(refusal) => return refused(status, &data, click.catalog, refusal),
     };
     let comment = match parse_comment(click.form_value) {
         Ok(comment) => comment,
@@ -474,7 +538,7 @@ pub fn decide_review_click(
         },
     });
     let mut next_request = request.clone();
-    next_request.status = next.as_str().to_owned();
+    next_request.status = next.stored();
     next_request.data = data.to_value();
     next_request.updated_at = click.now;
     let mut followups = vec![
@@ -496,7 +560,7 @@ pub fn decide_review_click(
     // Every approver's card, the decider's too: its refresh leaves it out of 待我审批 (and shows
     // the decision again should the callback's answer not have reached the client).
     followups.extend(refresh_all(&data.review_cards, None, click.now));
-    let card = views::review_card(&next_request, click.time_zone)?;
+    let card = views::review_card(&next_request, click.catalog, click.time_zone)?;
     Ok(ClickDecision::Transition {
         state: Box::new(next_request),
         followups,
@@ -542,8 +606,11 @@ mod tests {
             time_zone: &CST,
             form_value: None,
             approvers: &TUTORIAL,
+            catalog: &BUILTIN,
         }
     }
+
+    static BUILTIN: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(Catalog::builtin);
 
     /// No approver source, and the deployment chose the simulated approval: the tutorial's flow.
     static TUTORIAL: ApproverConfig = ApproverConfig {
@@ -565,7 +632,10 @@ mod tests {
         assert_eq!(state.kind, CARD_KIND);
         assert_eq!(state.delivery.as_str(), "entity");
         assert_eq!(state.card_id.as_deref(), Some("7355372766134157313"));
-        assert_eq!(render_state(&state, &CST).unwrap(), views::pending_card());
+        assert_eq!(
+            render_state(&state, &BUILTIN, &CST).unwrap(),
+            views::pending_card(&BUILTIN)
+        );
         let scheduled = scheduled_for_new_card(&state, TTL);
         assert_eq!(
             scheduled,
@@ -580,12 +650,12 @@ mod tests {
     fn a_click_on_a_pending_card_submits_stores_the_token_and_enqueues_the_post_answer_job() {
         for (kind, status, words) in [
             (
-                RequestKind::Leave,
+                RequestKind::LEAVE,
                 "leave_submitted",
                 "已提交请假申请（模拟审批，将自动通过）",
             ),
             (
-                RequestKind::WorkOvertime,
+                RequestKind::WORK_OVERTIME,
                 "overtime_submitted",
                 "已提交加班申请（模拟审批，将自动通过）",
             ),
@@ -635,7 +705,7 @@ mod tests {
                 (ToastKind::Success, words)
             );
             let card = answer.card.unwrap();
-            assert_eq!(card, render_state(&next, &CST).unwrap());
+            assert_eq!(card, render_state(&next, &BUILTIN, &CST).unwrap());
             let Some(Element::Button(button)) = card.find(views::ids::BTN_LEAVE) else {
                 panic!()
             };
@@ -646,14 +716,14 @@ mod tests {
     #[test]
     fn a_second_click_changes_nothing() {
         let state = new_card_state(&sent(CardDelivery::Entity), NOW);
-        let leave = RequestKind::Leave;
+        let leave = RequestKind::LEAVE;
         let ClickDecision::Transition {
             state: submitted, ..
         } = decide_click(&state, &click(leave)).unwrap()
         else {
             panic!()
         };
-        for value in [leave, RequestKind::WorkOvertime] {
+        for value in [leave, RequestKind::WORK_OVERTIME] {
             let decision = decide_click(&submitted, &click(value)).unwrap();
             let ClickDecision::NoChange { answer } = decision else {
                 panic!("no change expected")
@@ -672,7 +742,7 @@ mod tests {
 
     #[test]
     fn expired_and_overdue_cards_refuse_clicks() {
-        let leave = RequestKind::Leave;
+        let leave = RequestKind::LEAVE;
         let mut expired = new_card_state(&sent(CardDelivery::Entity), NOW);
         expired.status = "expired".into();
         let ClickDecision::NoChange { answer } = decide_click(&expired, &click(leave)).unwrap()
@@ -689,7 +759,7 @@ mod tests {
 
     #[test]
     fn corrupt_or_foreign_state_is_an_error() {
-        let value = RequestKind::Leave;
+        let value = RequestKind::LEAVE;
         let mut state = new_card_state(&sent(CardDelivery::Entity), NOW);
         state.status = "weird".into();
         assert!(matches!(
@@ -713,21 +783,24 @@ mod tests {
     #[test]
     fn a_click_without_token_still_works() {
         let state = new_card_state(&sent(CardDelivery::Entity), NOW);
-        let mut c = click(RequestKind::Leave);
+        let mut c = click(RequestKind::LEAVE);
         c.update_token = None;
         let ClickDecision::Transition { state: next, .. } = decide_click(&state, &c).unwrap()
         else {
             panic!()
         };
         assert!(next.update_token.is_none());
-        assert!(render_state(&next, &CST).unwrap().validate().is_ok());
+        assert!(render_state(&next, &BUILTIN, &CST)
+            .unwrap()
+            .validate()
+            .is_ok());
     }
 
     #[test]
     fn only_the_requester_may_click_and_others_change_nothing() {
         let state = new_card_state(&sent(CardDelivery::Entity), NOW);
         for operator in [None, Some("ou_someone_else"), Some("all"), Some("")] {
-            let mut c = click(RequestKind::Leave);
+            let mut c = click(RequestKind::LEAVE);
             c.operator_open_id = operator;
             let ClickDecision::NoChange { answer } = decide_click(&state, &c).unwrap() else {
                 panic!("{operator:?} may not decide")
@@ -746,7 +819,7 @@ mod tests {
             ..TUTORIAL.clone()
         };
         let state = new_card_state(&sent(CardDelivery::Entity), NOW);
-        let mut c = click(RequestKind::Leave);
+        let mut c = click(RequestKind::LEAVE);
         c.approvers = &refuse;
         let ClickDecision::NoChange { answer } = decide_click(&state, &c).unwrap() else {
             panic!("nothing may be decided without an approver")
@@ -765,7 +838,7 @@ mod tests {
         let mut in_group = sent(CardDelivery::Entity);
         in_group.in_p2p = false;
         let state = new_card_state(&in_group, NOW);
-        let mut c = click(RequestKind::Leave);
+        let mut c = click(RequestKind::LEAVE);
         c.approvers = &leader;
         let ClickDecision::Transition {
             state: next,
@@ -808,7 +881,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(refused.as_str(), "leave_unrouted");
+        assert_eq!(refused.stored(), "leave_unrouted");
         assert!(refused.is_final() && !data.automatic);
         assert_eq!(data.no_approver, Some(why));
         let mut data = ApprovalData::default();
@@ -820,7 +893,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(approved.as_str(), "overtime_approved");
+        assert_eq!(approved.stored(), "overtime_approved");
         assert!(data.automatic, "labelled as automatic");
         assert!(no_approver_step(
             ApprovalStatus::Pending,
@@ -834,7 +907,7 @@ mod tests {
 
     #[test]
     fn click_debug_hides_the_update_token() {
-        let text = format!("{:?}", click(RequestKind::Leave));
+        let text = format!("{:?}", click(RequestKind::LEAVE));
         assert!(!text.contains("c-295ee"), "{text}");
         assert!(text.contains("<redacted>"));
     }

@@ -33,11 +33,12 @@ pub enum CommandReply {
 }
 
 impl Command {
-    pub fn reply(self) -> CommandReply {
+    /// The reply; the approval card offers `catalog`'s current request types.
+    pub fn reply(self, catalog: &super::definition::Catalog) -> CommandReply {
         match self {
             Self::Approval => CommandReply::TextAndApprovalCard {
                 text: APPROVAL_REPLY_TEXT,
-                card: Box::new(pending_card()),
+                card: Box::new(pending_card(catalog)),
             },
             Self::Help | Self::Unknown => CommandReply::Text(HELP_TEXT),
             Self::MyRequests | Self::Pending => CommandReply::List,
@@ -165,12 +166,23 @@ mod tests {
 
     #[test]
     fn replies_for_each_command() {
-        let CommandReply::TextAndApprovalCard { text, card } = Command::Approval.reply() else {
+        let CommandReply::TextAndApprovalCard { text, card } =
+            Command::Approval.reply(&super::super::definition::Catalog::builtin())
+        else {
             panic!()
         };
         assert_eq!(text, APPROVAL_REPLY_TEXT);
-        assert_eq!(*card, pending_card());
-        assert_eq!(Command::Help.reply(), CommandReply::Text(HELP_TEXT));
-        assert_eq!(Command::Unknown.reply(), CommandReply::Text(HELP_TEXT));
+        assert_eq!(
+            *card,
+            pending_card(&super::super::definition::Catalog::builtin())
+        );
+        assert_eq!(
+            Command::Help.reply(&super::super::definition::Catalog::builtin()),
+            CommandReply::Text(HELP_TEXT)
+        );
+        assert_eq!(
+            Command::Unknown.reply(&super::super::definition::Catalog::builtin()),
+            CommandReply::Text(HELP_TEXT)
+        );
     }
 }

@@ -147,9 +147,10 @@ pub struct RefreshStep {
 pub fn refresh_step(
     state: &CardState,
     request: Option<&CardState>,
+    catalog: &super::definition::Catalog,
     time_zone: &TimeZone,
 ) -> Result<RefreshStep, DomainError> {
-    let card = super::views::render_card(state, request, time_zone)?;
+    let card = super::views::render_card(state, request, catalog, time_zone)?;
     let ended = request
         .and_then(|r| status_of(r).ok())
         .is_some_and(super::ApprovalStatus::is_final);

@@ -2,40 +2,16 @@
 //! and the render inputs kept in `CardState.data`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use super::definition::DefinitionRef;
 
 use crate::store::{CardState, EpochMillis};
 
 /// `CardState.kind` of an approval card.
 pub const CARD_KIND: &str = "approval";
 
-/// The two requests of the tutorial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestKind {
-    /// 请假, callback value `{"type":"leave"}`.
-    Leave,
-    /// 加班, callback value `{"type":"work_overtime"}`.
-    WorkOvertime,
-}
-
-impl RequestKind {
-    /// The button text and request name.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Leave => "请假",
-            Self::WorkOvertime => "加班",
-        }
-    }
-
-    /// The simulated approver's note.
-    pub fn decision_note(self) -> &'static str {
-        match self {
-            Self::Leave => "同意。请提前安排好工作交接。",
-            Self::WorkOvertime => "同意。辛苦了，请注意休息。",
-        }
-    }
-}
+pub use super::definition::RequestKind;
 
 /// Where an approval card stands (`CardState.status`). The tutorial's path is pending →
 /// *_submitted → *_approved (the simulated approver, `APPROVAL_FALLBACK=simulated`); with an
@@ -43,114 +19,54 @@ impl RequestKind {
 /// *_withdrawn by the requester, or *_unrouted when filing found nobody to decide and the fallback
 /// refuses. A card in a group chat never shows the form: pending → *_moved, and the form goes to
 /// the requester's p2p chat as a card of its own.
+///
+/// Stored as `pending`, `expired`, or `<prefix>_<stage>` ([`RequestKind::status_prefix`]: the
+/// definition's id, `overtime` for `work_overtime`), the strings earlier versions wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApprovalStatus {
     Pending,
-    LeaveSubmitted,
-    OvertimeSubmitted,
-    LeaveApproved,
-    OvertimeApproved,
     Expired,
-    LeaveDraft,
-    OvertimeDraft,
-    LeaveFiled,
-    OvertimeFiled,
-    LeaveRejected,
-    OvertimeRejected,
-    LeaveWithdrawn,
-    OvertimeWithdrawn,
-    LeaveMoved,
-    OvertimeMoved,
-    LeaveUnrouted,
-    OvertimeUnrouted,
+    /// A request of `kind` at `stage`.
+    Request {
+        kind: RequestKind,
+        stage: Stage,
+    },
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 18] = [
-        Self::Pending,
-        Self::LeaveSubmitted,
-        Self::OvertimeSubmitted,
-        Self::LeaveApproved,
-        Self::OvertimeApproved,
-        Self::Expired,
-        Self::LeaveDraft,
-        Self::OvertimeDraft,
-        Self::LeaveFiled,
-        Self::OvertimeFiled,
-        Self::LeaveRejected,
-        Self::OvertimeRejected,
-        Self::LeaveWithdrawn,
-        Self::OvertimeWithdrawn,
-        Self::LeaveMoved,
-        Self::OvertimeMoved,
-        Self::LeaveUnrouted,
-        Self::OvertimeUnrouted,
-    ];
-
     /// The string stored in `CardState.status`.
-    pub fn as_str(self) -> &'static str {
+    pub fn stored(self) -> String {
         match self {
-            Self::Pending => "pending",
-            Self::LeaveSubmitted => "leave_submitted",
-            Self::OvertimeSubmitted => "overtime_submitted",
-            Self::LeaveApproved => "leave_approved",
-            Self::OvertimeApproved => "overtime_approved",
-            Self::Expired => "expired",
-            Self::LeaveDraft => "leave_draft",
-            Self::OvertimeDraft => "overtime_draft",
-            Self::LeaveFiled => "leave_filed",
-            Self::OvertimeFiled => "overtime_filed",
-            Self::LeaveRejected => "leave_rejected",
-            Self::OvertimeRejected => "overtime_rejected",
-            Self::LeaveWithdrawn => "leave_withdrawn",
-            Self::OvertimeWithdrawn => "overtime_withdrawn",
-            Self::LeaveMoved => "leave_moved",
-            Self::OvertimeMoved => "overtime_moved",
-            Self::LeaveUnrouted => "leave_unrouted",
-            Self::OvertimeUnrouted => "overtime_unrouted",
+            Self::Pending => "pending".to_owned(),
+            Self::Expired => "expired".to_owned(),
+            Self::Request { kind, stage } => format!("{}_{}", kind.status_prefix(), stage.as_str()),
         }
     }
 
+    /// A stored status; `None` for anything this code never writes.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == s)
+        match s {
+            "pending" => return Some(Self::Pending),
+            "expired" => return Some(Self::Expired),
+            _ => {}
+        }
+        let (prefix, stage) = s.rsplit_once('_')?;
+        let stage = Stage::ALL.into_iter().find(|st| st.as_str() == stage)?;
+        let kind = RequestKind::from_status_prefix(prefix)?;
+        Some(Self::Request { kind, stage })
     }
 
     /// The status of `kind` at `stage`.
-    fn of(kind: RequestKind, stage: Stage) -> Self {
-        use RequestKind::{Leave, WorkOvertime as Overtime};
-        match (stage, kind) {
-            (Stage::Submitted, Leave) => Self::LeaveSubmitted,
-            (Stage::Submitted, Overtime) => Self::OvertimeSubmitted,
-            (Stage::Approved, Leave) => Self::LeaveApproved,
-            (Stage::Approved, Overtime) => Self::OvertimeApproved,
-            (Stage::Draft, Leave) => Self::LeaveDraft,
-            (Stage::Draft, Overtime) => Self::OvertimeDraft,
-            (Stage::Filed, Leave) => Self::LeaveFiled,
-            (Stage::Filed, Overtime) => Self::OvertimeFiled,
-            (Stage::Rejected, Leave) => Self::LeaveRejected,
-            (Stage::Rejected, Overtime) => Self::OvertimeRejected,
-            (Stage::Withdrawn, Leave) => Self::LeaveWithdrawn,
-            (Stage::Withdrawn, Overtime) => Self::OvertimeWithdrawn,
-            (Stage::Moved, Leave) => Self::LeaveMoved,
-            (Stage::Moved, Overtime) => Self::OvertimeMoved,
-            (Stage::Unrouted, Leave) => Self::LeaveUnrouted,
-            (Stage::Unrouted, Overtime) => Self::OvertimeUnrouted,
-        }
+    pub fn of(kind: RequestKind, stage: Stage) -> Self {
+        Self::Request { kind, stage }
     }
 
     /// Where a request stands, whatever its kind; `None` for pending and expired.
     pub fn stage(self) -> Option<Stage> {
-        Some(match self {
-            Self::LeaveSubmitted | Self::OvertimeSubmitted => Stage::Submitted,
-            Self::LeaveApproved | Self::OvertimeApproved => Stage::Approved,
-            Self::LeaveDraft | Self::OvertimeDraft => Stage::Draft,
-            Self::LeaveFiled | Self::OvertimeFiled => Stage::Filed,
-            Self::LeaveRejected | Self::OvertimeRejected => Stage::Rejected,
-            Self::LeaveWithdrawn | Self::OvertimeWithdrawn => Stage::Withdrawn,
-            Self::LeaveMoved | Self::OvertimeMoved => Stage::Moved,
-            Self::LeaveUnrouted | Self::OvertimeUnrouted => Stage::Unrouted,
-            Self::Pending | Self::Expired => return None,
-        })
+        match self {
+            Self::Request { stage, .. } => Some(stage),
+            Self::Pending | Self::Expired => None,
+        }
     }
 
     pub fn submitted(kind: RequestKind) -> Self {
@@ -169,22 +85,7 @@ impl ApprovalStatus {
     /// The request a card is about, once one was chosen.
     pub fn request(self) -> Option<RequestKind> {
         match self {
-            Self::LeaveSubmitted
-            | Self::LeaveApproved
-            | Self::LeaveDraft
-            | Self::LeaveFiled
-            | Self::LeaveRejected
-            | Self::LeaveWithdrawn
-            | Self::LeaveMoved
-            | Self::LeaveUnrouted => Some(RequestKind::Leave),
-            Self::OvertimeSubmitted
-            | Self::OvertimeApproved
-            | Self::OvertimeDraft
-            | Self::OvertimeFiled
-            | Self::OvertimeRejected
-            | Self::OvertimeWithdrawn
-            | Self::OvertimeMoved
-            | Self::OvertimeUnrouted => Some(RequestKind::WorkOvertime),
+            Self::Request { kind, .. } => Some(kind),
             Self::Pending | Self::Expired => None,
         }
     }
@@ -248,28 +149,6 @@ impl ApprovalStatus {
             }
         }
     }
-
-    /// What a clicker is told when this status refuses a click.
-    pub fn outcome_text(self) -> &'static str {
-        match self {
-            Self::Pending => "待处理",
-            Self::LeaveSubmitted | Self::LeaveFiled => "请假审批中",
-            Self::OvertimeSubmitted | Self::OvertimeFiled => "加班审批中",
-            Self::LeaveApproved => "请假通过",
-            Self::OvertimeApproved => "加班通过",
-            Self::Expired => "已过期",
-            Self::LeaveDraft => "请假申请填写中",
-            Self::OvertimeDraft => "加班申请填写中",
-            Self::LeaveRejected => "请假未通过",
-            Self::OvertimeRejected => "加班未通过",
-            Self::LeaveWithdrawn => "请假已撤回",
-            Self::OvertimeWithdrawn => "加班已撤回",
-            Self::LeaveMoved => "请假申请已转到私聊",
-            Self::OvertimeMoved => "加班申请已转到私聊",
-            Self::LeaveUnrouted => "请假未送审：无审批人",
-            Self::OvertimeUnrouted => "加班未送审：无审批人",
-        }
-    }
 }
 
 /// A request's stage, whatever its kind.
@@ -288,6 +167,34 @@ pub enum Stage {
     Moved,
     /// Filed, but nobody can decide it and the fallback refuses: ended, with the reason.
     Unrouted,
+}
+
+impl Stage {
+    /// Every stage.
+    pub const ALL: [Self; 8] = [
+        Self::Submitted,
+        Self::Approved,
+        Self::Draft,
+        Self::Filed,
+        Self::Rejected,
+        Self::Withdrawn,
+        Self::Moved,
+        Self::Unrouted,
+    ];
+
+    /// The stored status's last word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::Approved => "approved",
+            Self::Draft => "draft",
+            Self::Filed => "filed",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+            Self::Moved => "moved",
+            Self::Unrouted => "unrouted",
+        }
+    }
 }
 
 /// What can happen to an approval.
@@ -316,15 +223,15 @@ pub enum ApprovalEvent {
 /// Why the state machine refused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("already submitted ({})", .0.as_str())]
+    #[error("already submitted ({})", .0.stored())]
     AlreadySubmitted(ApprovalStatus),
-    #[error("already decided ({})", .0.as_str())]
+    #[error("already decided ({})", .0.stored())]
     AlreadyDecided(ApprovalStatus),
     #[error("expired")]
     Expired,
-    #[error("not submitted ({})", .0.as_str())]
+    #[error("not submitted ({})", .0.stored())]
     NotSubmitted(ApprovalStatus),
-    #[error("not pending ({})", .0.as_str())]
+    #[error("not pending ({})", .0.stored())]
     NotPending(ApprovalStatus),
 }
 
@@ -357,7 +264,17 @@ pub struct ApprovalData {
     /// Why filing found nobody to decide (`*_unrouted`, or an automatic decision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_approver: Option<NoApprover>,
-    /// What the requester filed.
+    /// The definition and version the form was drawn with (set when the form opens; a request of
+    /// an earlier version has none: it is the built-in version 0 of its kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<DefinitionRef>,
+    /// What the requester filed, validated against [`ApprovalData::definition`]
+    /// (`request::parse_form`): field name → value (a string; a list for a multi_select;
+    /// `{start, end}` for a date_range; a bool for a checkbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Map<String, Value>>,
+    /// What an earlier version stored instead of `values` (请假 / 加班 only); read, never
+    /// written: [`ApprovalData::from_value`] turns it into `values`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<RequestForm>,
     /// The approver who decided.
@@ -392,7 +309,7 @@ pub enum NoApprover {
     UnknownUser,
 }
 
-/// The leave types of the 请假 form: the select's option values.
+/// The leave types of an earlier version's 请假 form (`data.form`): the select's option values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveType {
@@ -425,7 +342,7 @@ impl LeaveType {
     }
 }
 
-/// A filed request's form, validated (`request::parse_form`).
+/// A filed request's form as earlier versions stored it (`data.form`); read for upgrade in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RequestForm {
@@ -449,9 +366,35 @@ impl RequestForm {
     /// Which request this form files.
     pub fn kind(&self) -> RequestKind {
         match self {
-            Self::Leave { .. } => RequestKind::Leave,
-            Self::WorkOvertime { .. } => RequestKind::WorkOvertime,
+            Self::Leave { .. } => RequestKind::LEAVE,
+            Self::WorkOvertime { .. } => RequestKind::WORK_OVERTIME,
         }
+    }
+
+    /// The values of the built-in definition (version 0) this form was filed as.
+    pub fn values(&self) -> Map<String, Value> {
+        let pairs = match self {
+            Self::Leave {
+                leave_type,
+                start,
+                end,
+                reason,
+            } => vec![
+                ("leave_type", Value::from(leave_type.value())),
+                ("date", serde_json::json!({"start": start, "end": end})),
+                ("reason", Value::from(reason.as_str())),
+            ],
+            Self::WorkOvertime {
+                date,
+                hours,
+                reason,
+            } => vec![
+                ("date", Value::from(date.as_str())),
+                ("hours", Value::from(hours.as_str())),
+                ("reason", Value::from(reason.as_str())),
+            ],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 }
 
@@ -517,26 +460,36 @@ impl ReviewData {
 }
 
 impl ApprovalData {
-    /// Which request a card at `status` is about: the status says, else the filed form (an
-    /// expired request's status names no kind).
+    /// Which request a card at `status` is about: the status says, else the pinned definition
+    /// (an expired request's status names no kind).
     pub fn request_kind(&self, status: ApprovalStatus) -> Option<RequestKind> {
         status
             .request()
+            .or_else(|| self.definition.map(|d| d.id))
             .or_else(|| self.form.as_ref().map(RequestForm::kind))
     }
 
     /// [`ApprovalData::request_kind`], or why there is none.
     pub fn request_kind_of(&self, status: ApprovalStatus) -> Result<RequestKind, DomainError> {
         self.request_kind(status)
-            .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.as_str())))
+            .ok_or_else(|| DomainError::CorruptState(format!("no request in {}", status.stored())))
     }
 
     pub fn from_value(value: &Value) -> Result<Self, DomainError> {
         if value.is_null() {
             return Ok(Self::default());
         }
-        serde_json::from_value(value.clone())
-            .map_err(|e| DomainError::CorruptState(format!("data: {e}")))
+        let mut data: Self = serde_json::from_value(value.clone())
+            .map_err(|e| DomainError::CorruptState(format!("data: {e}")))?;
+        // Upgrade in place: an earlier version's form is the built-in definition's values.
+        if let Some(form) = data.form.take() {
+            data.definition.get_or_insert(DefinitionRef {
+                id: form.kind(),
+                version: 0,
+            });
+            data.values.get_or_insert_with(|| form.values());
+        }
+        Ok(data)
     }
 
     pub fn to_value(&self) -> Value {
@@ -566,17 +519,25 @@ pub fn status_of(state: &CardState) -> Result<ApprovalStatus, DomainError> {
 mod tests {
     use super::*;
 
+    fn all_statuses(kinds: &[RequestKind]) -> Vec<ApprovalStatus> {
+        let mut all = vec![ApprovalStatus::Pending, ApprovalStatus::Expired];
+        for kind in kinds {
+            all.extend(Stage::ALL.map(|stage| ApprovalStatus::of(*kind, stage)));
+        }
+        all
+    }
+
     #[test]
     fn the_state_machine_exhaustively() {
         use ApprovalEvent::*;
         use ApprovalStatus::*;
-        let leave = RequestKind::Leave;
-        let overtime = RequestKind::WorkOvertime;
+        let leave = RequestKind::LEAVE;
+        let expense = RequestKind::new("expense").unwrap();
         let events = [
             Submit(leave),
-            Submit(overtime),
+            Submit(expense),
             Open(leave),
-            Open(overtime),
+            Open(expense),
             File,
             Decide { approve: true },
             Decide { approve: false },
@@ -584,39 +545,27 @@ mod tests {
             Approve,
             Expire,
             Move(leave),
-            Move(overtime),
+            Move(expense),
             Unroute,
         ];
         let mut allowed = 0;
-        for status in ApprovalStatus::ALL {
+        for status in all_statuses(&[leave, expense]) {
             for event in events {
-                let expected = match (status, event) {
-                    (Pending, Submit(RequestKind::Leave)) => Ok(LeaveSubmitted),
-                    (Pending, Submit(RequestKind::WorkOvertime)) => Ok(OvertimeSubmitted),
-                    (Pending, Open(RequestKind::Leave)) => Ok(LeaveDraft),
-                    (Pending, Open(RequestKind::WorkOvertime)) => Ok(OvertimeDraft),
-                    (Pending, Move(RequestKind::Leave)) => Ok(LeaveMoved),
-                    (Pending, Move(RequestKind::WorkOvertime)) => Ok(OvertimeMoved),
-                    (LeaveFiled, Unroute) => Ok(LeaveUnrouted),
-                    (OvertimeFiled, Unroute) => Ok(OvertimeUnrouted),
-                    (Pending | LeaveDraft | OvertimeDraft, Expire) => Ok(Expired),
-                    (LeaveSubmitted, Approve) => Ok(LeaveApproved),
-                    (OvertimeSubmitted, Approve) => Ok(OvertimeApproved),
-                    (LeaveDraft, File) => Ok(LeaveFiled),
-                    (OvertimeDraft, File) => Ok(OvertimeFiled),
-                    (LeaveFiled, Decide { approve: true }) => Ok(LeaveApproved),
-                    (OvertimeFiled, Decide { approve: true }) => Ok(OvertimeApproved),
-                    (LeaveFiled, Decide { approve: false }) => Ok(LeaveRejected),
-                    (OvertimeFiled, Decide { approve: false }) => Ok(OvertimeRejected),
-                    (LeaveFiled, Withdraw) => Ok(LeaveWithdrawn),
-                    (OvertimeFiled, Withdraw) => Ok(OvertimeWithdrawn),
-                    (Expired, _) => Err(Refusal::Expired),
-                    (
-                        LeaveApproved | OvertimeApproved | LeaveRejected | OvertimeRejected
-                        | LeaveWithdrawn | OvertimeWithdrawn | LeaveMoved | OvertimeMoved
-                        | LeaveUnrouted | OvertimeUnrouted,
-                        _,
-                    ) => Err(Refusal::AlreadyDecided(status)),
+                let stage = status.stage();
+                let at = |stage| Ok(ApprovalStatus::of(status.request().unwrap(), stage));
+                let expected = match (stage, event) {
+                    _ if status == Expired => Err(Refusal::Expired),
+                    _ if status.is_final() => Err(Refusal::AlreadyDecided(status)),
+                    (None, Submit(k)) => Ok(ApprovalStatus::submitted(k)),
+                    (None, Open(k)) => Ok(ApprovalStatus::draft(k)),
+                    (None, Move(k)) => Ok(ApprovalStatus::of(k, Stage::Moved)),
+                    (None | Some(Stage::Draft), Expire) => Ok(Expired),
+                    (Some(Stage::Filed), Unroute) => at(Stage::Unrouted),
+                    (Some(Stage::Submitted), Approve) => at(Stage::Approved),
+                    (Some(Stage::Draft), File) => at(Stage::Filed),
+                    (Some(Stage::Filed), Decide { approve: true }) => at(Stage::Approved),
+                    (Some(Stage::Filed), Decide { approve: false }) => at(Stage::Rejected),
+                    (Some(Stage::Filed), Withdraw) => at(Stage::Withdrawn),
                     (_, Submit(_) | Open(_) | Move(_)) => Err(Refusal::AlreadySubmitted(status)),
                     (_, Expire) => Err(Refusal::NotPending(status)),
                     (_, _) => Err(Refusal::NotSubmitted(status)),
@@ -625,24 +574,71 @@ mod tests {
                 assert_eq!(status.apply(event), expected, "{status:?} + {event:?}");
             }
         }
-        assert_eq!(allowed, 21);
+        // Pending: 3 events × 2 kinds + expire; per kind: draft expire, file, unroute, approve,
+        // two decisions, withdraw.
+        assert_eq!(allowed, 7 + 2 * 7);
     }
 
     #[test]
-    fn statuses_round_trip_and_know_their_request() {
-        for status in ApprovalStatus::ALL {
-            assert_eq!(ApprovalStatus::parse(status.as_str()), Some(status));
+    fn statuses_round_trip_in_the_strings_earlier_versions_wrote() {
+        let expense = RequestKind::new("expense").unwrap();
+        let long = RequestKind::new("a_b_c_filed").unwrap();
+        for status in all_statuses(&[
+            RequestKind::LEAVE,
+            RequestKind::WORK_OVERTIME,
+            expense,
+            long,
+        ]) {
+            assert_eq!(ApprovalStatus::parse(&status.stored()), Some(status));
         }
-        assert_eq!(ApprovalStatus::parse("approved"), None);
+        for (stored, status) in [
+            ("pending", ApprovalStatus::Pending),
+            ("expired", ApprovalStatus::Expired),
+            (
+                "leave_submitted",
+                ApprovalStatus::submitted(RequestKind::LEAVE),
+            ),
+            (
+                "overtime_filed",
+                ApprovalStatus::of(RequestKind::WORK_OVERTIME, Stage::Filed),
+            ),
+            ("expense_draft", ApprovalStatus::draft(expense)),
+        ] {
+            assert_eq!(status.stored(), stored);
+            assert_eq!(ApprovalStatus::parse(stored), Some(status));
+        }
+        for bad in [
+            "approved",
+            "work_overtime_filed",
+            "leave_done",
+            "Leave_filed",
+            "_filed",
+            "",
+        ] {
+            assert_eq!(ApprovalStatus::parse(bad), None, "{bad}");
+        }
+        assert!(ApprovalStatus::Expired.is_final());
+        assert!(!ApprovalStatus::submitted(RequestKind::LEAVE).is_final());
+    }
+
+    #[test]
+    fn an_earlier_versions_form_reads_as_the_builtin_definitions_values() {
+        let data = ApprovalData::from_value(&serde_json::json!({
+            "form": {"kind": "leave", "leave_type": "annual", "start": "2026-12-01",
+                     "end": "2026-12-03", "reason": "trip"}
+        }))
+        .unwrap();
         assert_eq!(
-            ApprovalStatus::LeaveApproved.request(),
-            Some(RequestKind::Leave)
+            data.definition,
+            Some(DefinitionRef {
+                id: RequestKind::LEAVE,
+                version: 0
+            })
         );
-        assert_eq!(
-            ApprovalStatus::OvertimeSubmitted.request(),
-            Some(RequestKind::WorkOvertime)
-        );
-        assert_eq!(ApprovalStatus::Pending.request(), None);
-        assert!(ApprovalStatus::Expired.is_final() && !ApprovalStatus::LeaveSubmitted.is_final());
+        let values = data.values.clone().unwrap();
+        assert_eq!(values["leave_type"], "annual");
+        assert_eq!(values["date"]["end"], "2026-12-03");
+        assert!(data.form.is_none(), "written back in the new shape");
+        assert!(!data.to_value().to_string().contains("\"kind\""));
     }
 }

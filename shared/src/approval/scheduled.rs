@@ -5,7 +5,8 @@
 
 use serde_json::json;
 
-use super::machine::{status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError};
+use super::definition::Catalog;
+use super::machine::{status_of, ApprovalData, ApprovalEvent, ApprovalStatus, DomainError, Stage};
 use super::views::{ids, render};
 use crate::cards::{BatchUpdateAction, Card, CardKitOp, Element, ElementPosition};
 use crate::store::{CardState, EpochMillis};
@@ -86,14 +87,15 @@ impl CardStep {
 }
 
 /// Runs `timer` against the card's current state at `now`. Times on the card are shown in
-/// `time_zone`.
+/// `time_zone`; the request is drawn from its definition in `catalog`.
 pub fn on_timer(
     state: &CardState,
     timer: Timer,
     now: EpochMillis,
+    catalog: &Catalog,
     time_zone: &TimeZone,
 ) -> Result<CardStep, DomainError> {
-    let render = |status, data: &ApprovalData| render(status, data, time_zone);
+    let render = |status, data: &ApprovalData| render(status, data, catalog, time_zone);
     let status = status_of(state)?;
     let data = ApprovalData::from_value(&state.data)?;
     let mut next_state = state.clone();
@@ -101,7 +103,10 @@ pub fn on_timer(
     match (timer, status) {
         (
             Timer::SimulatedDecision,
-            ApprovalStatus::LeaveSubmitted | ApprovalStatus::OvertimeSubmitted,
+            ApprovalStatus::Request {
+                stage: Stage::Submitted,
+                ..
+            },
         ) => {
             let next = status
                 .apply(ApprovalEvent::Approve)
@@ -110,7 +115,7 @@ pub fn on_timer(
             next_data.decided_at = Some(now);
             // Only the simulated approver decides here, whichever version submitted the card.
             next_data.automatic = true;
-            next_state.status = next.as_str().to_owned();
+            next_state.status = next.stored();
             next_state.data = next_data.to_value();
             let to = render(next, &next_data);
             let edits = Some(approval_walk(&render(status, &data), &to));
@@ -124,7 +129,10 @@ pub fn on_timer(
         }
         (
             Timer::SimulatedDecision,
-            ApprovalStatus::LeaveApproved | ApprovalStatus::OvertimeApproved,
+            ApprovalStatus::Request {
+                stage: Stage::Approved,
+                ..
+            },
         ) => Ok(CardStep::redeliver(
             state,
             render(status, &data),
@@ -137,9 +145,13 @@ pub fn on_timer(
         (Timer::SimulatedDecision, _) => Ok(CardStep::nothing(state, "decided by an approver")),
         (
             Timer::Expiry,
-            ApprovalStatus::Pending | ApprovalStatus::LeaveDraft | ApprovalStatus::OvertimeDraft,
+            ApprovalStatus::Pending
+            | ApprovalStatus::Request {
+                stage: Stage::Draft,
+                ..
+            },
         ) => {
-            next_state.status = ApprovalStatus::Expired.as_str().to_owned();
+            next_state.status = ApprovalStatus::Expired.stored();
             Ok(CardStep {
                 state: next_state,
                 changed: true,
@@ -152,14 +164,20 @@ pub fn on_timer(
             })
         }
         // A filed request nobody decided: every card shows 已过期 and the requester is told.
-        (Timer::Expiry, ApprovalStatus::LeaveFiled | ApprovalStatus::OvertimeFiled) => {
+        (
+            Timer::Expiry,
+            ApprovalStatus::Request {
+                stage: Stage::Filed,
+                ..
+            },
+        ) => {
             let mut next_data = data.clone();
             next_data.audit.push(super::machine::AuditEntry {
                 at: now,
                 by: None,
                 action: super::machine::AuditAction::Expired,
             });
-            next_state.status = ApprovalStatus::Expired.as_str().to_owned();
+            next_state.status = ApprovalStatus::Expired.stored();
             next_state.data = next_data.to_value();
             let mut followups: Vec<Followup> = next_data
                 .review_cards
@@ -198,7 +216,7 @@ pub fn on_timer(
         (Timer::Expiry, _) => Ok(CardStep::nothing(state, "decided before expiry")),
         (Timer::Refresh, _) => Ok(CardStep::redeliver(
             state,
-            super::views::render_state(state, time_zone)?,
+            super::views::render_state(state, catalog, time_zone)?,
             "refresh",
         )),
         (

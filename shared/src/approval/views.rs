@@ -1,21 +1,26 @@
-//! What each approval card looks like (pending, submitted, approved, expired), its toasts and its
-//! texts, and [`render`]: the card for a stored status.
+//! What each approval card looks like (pending, submitted, approved, expired, the request form,
+//! the requester's and the approvers' cards), its toasts and its texts, and [`render`]: the card
+//! for a stored status. Every request's card is drawn from its definition (the version it pinned:
+//! `definition::Catalog::resolve`), in zh_cn and en_us.
 //!
 //! Layout and `element_id`s are stable: the approval's CardKit walk (`scheduled`) turns a submitted
 //! card into the approved one element by element, and a test checks that it lands exactly on
 //! [`approved_card`].
 
+use serde_json::{Map, Value};
+
 use super::action::ApprovalAction;
+use super::definition::{Catalog, Definition, Field, FieldType, RequestKind, Text};
 use super::machine::{
-    status_of, ApprovalData, ApprovalStatus, AuditAction, AuditEntry, DomainError, LeaveType,
-    NoApprover, RequestForm, RequestKind, ReviewData, Stage, REVIEW_KIND,
+    status_of, ApprovalData, ApprovalStatus, AuditAction, AuditEntry, DomainError, NoApprover,
+    ReviewData, Stage, REVIEW_KIND,
 };
 use super::request::{fields, FormProblem, MAX_REASON_CHARS};
 use crate::cards::text;
 use crate::cards::{
-    Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Column, ColumnSet,
-    DatePicker, Element, Form, HeaderTemplate, Input, Lang, PlainText, Schema, SelectOption,
-    SelectStatic, Summary, TagColor, TextTag, Toast, ToastKind,
+    Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Checker, Column,
+    ColumnSet, DatePicker, Element, Form, HeaderTemplate, Input, Lang, MultiSelectStatic,
+    PlainText, Schema, SelectOption, SelectStatic, Summary, TagColor, TextTag, Toast, ToastKind,
 };
 use crate::store::{CardState, EpochMillis};
 use jiff::tz::TimeZone;
@@ -27,12 +32,14 @@ pub mod ids {
     pub const STATUS: &str = "status";
     /// The prompt line (`div` with plain text).
     pub const PROMPT: &str = "prompt";
-    /// The button row (`column_set`).
+    /// The button row (`column_set`), or the select of request types and its button (`form`).
     pub const ACTIONS: &str = "actions";
     pub const COL_OVERTIME: &str = "col_overtime";
     pub const COL_LEAVE: &str = "col_leave";
     pub const BTN_OVERTIME: &str = "btn_overtime";
     pub const BTN_LEAVE: &str = "btn_leave";
+    /// The 发起 button beside the select of request types.
+    pub const BTN_CHOOSE: &str = "btn_choose";
     pub const DIVIDER: &str = "divider";
     /// The decision note, streamed by CardKit.
     pub const NOTE: &str = "note";
@@ -55,10 +62,14 @@ pub const NOTE_PREFIX: &str = "**审批意见**：";
 /// [`NOTE_PREFIX`] in English.
 pub const NOTE_PREFIX_EN: &str = "**Note**: ";
 
+/// The most request types the 审批 card shows as buttons; with more, a select and one button.
+pub const MAX_BUTTONS: usize = 4;
+
 /// What a submitted or approved card shows about the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestView<'a> {
-    pub request: RequestKind,
+    /// The request's definition.
+    pub request: &'a Definition,
     /// Who clicked; shown as an @mention.
     pub submitted_by: Option<&'a str>,
     /// When, already formatted (e.g. `11-22 08:00`).
@@ -76,24 +87,44 @@ fn header(tags: Vec<TextTag>, template: HeaderTemplate) -> Option<CardHeader> {
     })
 }
 
-/// The request's name in `lang`: 请假 / Leave, 加班 / Overtime.
-pub fn request_label(request: RequestKind, lang: Lang) -> &'static str {
-    lang.pick(request.label(), english_label(request))
+/// The request's name in `lang`: 请假 / Leave, 加班 / Overtime, a definition's `name`.
+pub fn request_label(request: &Definition, lang: Lang) -> &str {
+    request.name.get(lang)
 }
 
-fn english_label(request: RequestKind) -> &'static str {
-    match request {
-        RequestKind::Leave => "Leave",
-        RequestKind::WorkOvertime => "Overtime",
+fn english_label(request: &Definition) -> &str {
+    &request.name.en_us
+}
+
+/// The English name inside a sentence: `Leave` → `leave`, `IT access` stays as written.
+fn english(request: &Definition) -> String {
+    let name = &request.name.en_us;
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if first.is_uppercase() && second.is_lowercase() => {
+            first.to_lowercase().chain(name.chars().skip(1)).collect()
+        }
+        _ => name.clone(),
     }
 }
 
-fn request_header(request: RequestKind) -> Option<CardHeader> {
+fn request_header(request: &Definition) -> Option<CardHeader> {
     let tag = TextTag {
-        text: PlainText::both(request.label(), english_label(request)),
+        text: PlainText::both(&request.name.zh_cn, &request.name.en_us),
         color: TagColor::Blue,
     };
     header(vec![tag], HeaderTemplate::Blue)
+}
+
+/// `<prefix>_<status prefix>` when it is a valid `element_id` (at most 20 characters), else
+/// `<prefix>_<index>`: `btn_leave`, `btn_overtime`, `btn_expense`, `btn_3`.
+fn kind_element_id(prefix: &str, kind: RequestKind, index: usize) -> String {
+    let id = format!("{prefix}_{}", kind.status_prefix());
+    if id.len() <= 20 {
+        id
+    } else {
+        format!("{prefix}_{index}")
+    }
 }
 
 fn config(summary: impl Fn(Lang) -> String) -> CardConfig {
@@ -115,51 +146,99 @@ fn status_element(id: &str, zh: &str, en: &str, color: TagColor) -> Element {
 }
 
 fn button(
-    id: &str,
-    request: RequestKind,
+    request: &Definition,
+    index: usize,
     button_type: ButtonType,
     disabled_tips: Option<&PlainText>,
 ) -> Column {
-    let column_id = match request {
-        RequestKind::Leave => ids::COL_LEAVE,
-        RequestKind::WorkOvertime => ids::COL_OVERTIME,
-    };
     Column {
-        element_id: column_id.to_owned(),
+        element_id: kind_element_id("col", request.id, index),
         width: Some("auto".to_owned()),
         elements: vec![Element::Button(Button {
-            element_id: id.to_owned(),
+            element_id: kind_element_id("btn", request.id, index),
             button_type,
-            text: PlainText::both(request.label(), english_label(request)),
+            text: PlainText::both(&request.name.zh_cn, &request.name.en_us),
             disabled: disabled_tips.is_some(),
             disabled_tips: disabled_tips.cloned(),
             name: None,
             form_action_type: None,
             behaviors: vec![Behavior::Callback {
-                value: ApprovalAction::Submit(request).value(),
+                value: ApprovalAction::Submit(request.id).value(),
             }],
         })],
     }
 }
 
-/// The button row; `disabled_tips` set means both buttons are disabled with that tip.
-fn actions(disabled_tips: Option<&PlainText>) -> Element {
+/// The request types offered: a button each (up to [`MAX_BUTTONS`]; 请假 first and primary, as
+/// the tutorial's card has it, then the others in the file's order), else a select and 发起.
+/// `disabled_tips` set (a card already used): the buttons disabled with that tip, only
+/// `chosen`'s when there are more types than fit.
+fn actions(
+    catalog: &Catalog,
+    disabled_tips: Option<&PlainText>,
+    chosen: Option<&Definition>,
+) -> Element {
+    let current: Vec<&Definition> = catalog
+        .current()
+        .iter()
+        .map(|v| v.definition.as_ref())
+        .collect();
+    let fits = current.len() <= MAX_BUTTONS;
+    let shown: Vec<&Definition> = match (fits, disabled_tips.is_some(), chosen) {
+        (true, _, _) | (false, false, _) => current.clone(),
+        (false, true, Some(chosen)) => vec![chosen],
+        (false, true, None) => Vec::new(),
+    };
+    if !fits && disabled_tips.is_none() {
+        return choose_form(&current);
+    }
+    // The tutorial's row: the primary button (the first type) on the right.
+    let columns = shown
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, request)| {
+            let button_type = if i == 0 {
+                ButtonType::Primary
+            } else {
+                ButtonType::Default
+            };
+            button(request, i, button_type, disabled_tips)
+        })
+        .collect();
     Element::ColumnSet(ColumnSet {
         element_id: ids::ACTIONS.to_owned(),
         flex_mode: Some("none".to_owned()),
         horizontal_spacing: Some("8px".to_owned()),
-        columns: vec![
-            button(
-                ids::BTN_OVERTIME,
-                RequestKind::WorkOvertime,
-                ButtonType::Default,
-                disabled_tips,
-            ),
-            button(
-                ids::BTN_LEAVE,
-                RequestKind::Leave,
-                ButtonType::Primary,
-                disabled_tips,
+        columns,
+    })
+}
+
+/// More types than fit as buttons: a select of them and 发起 (`{"type":"open"}`).
+fn choose_form(current: &[&Definition]) -> Element {
+    Element::Form(Form {
+        element_id: ids::ACTIONS.to_owned(),
+        name: ids::ACTIONS.to_owned(),
+        elements: vec![
+            Element::SelectStatic(SelectStatic {
+                element_id: "sel_definition".to_owned(),
+                name: fields::DEFINITION.to_owned(),
+                required: true,
+                placeholder: PlainText::both("请选择审批类型", "Choose the request type"),
+                initial_option: None,
+                options: current
+                    .iter()
+                    .map(|d| SelectOption {
+                        text: PlainText::both(&d.name.zh_cn, &d.name.en_us),
+                        value: d.id.as_str().to_owned(),
+                    })
+                    .collect(),
+            }),
+            submit_button(
+                ids::BTN_CHOOSE,
+                ("发起", "Start"),
+                ButtonType::PrimaryFilled,
+                ApprovalAction::Choose,
             ),
         ],
     })
@@ -177,8 +256,7 @@ fn submitted_line(view: &RequestView<'_>, waiting: bool, lang: Lang) -> String {
             let suffix = if waiting { "，等待审批" } else { "" };
             format!(
                 "{} · {who}提交{}申请{suffix}",
-                view.submitted_at,
-                view.request.label()
+                view.submitted_at, view.request.name.zh_cn
             )
         }
         Lang::EnUs => {
@@ -204,14 +282,15 @@ pub const AUTOMATIC_NOTICE_EN: &str =
     "This bot has no approvers configured: a simulated approver decides it automatically, not a person.";
 
 /// The decision line the CardKit plan adds under the request line.
-pub fn approved_line(request: RequestKind, approved_at: &str, automatic: bool) -> Element {
+pub fn approved_line(request: &Definition, approved_at: &str, automatic: bool) -> Element {
+    let zh = &request.name.zh_cn;
     Element::markdown_localized(ids::TL_APPROVED, |lang| match (lang, automatic) {
-        (Lang::ZhCn, false) => format!("{approved_at} · 审批通过：{}通过", request.label()),
+        (Lang::ZhCn, false) => format!("{approved_at} · 审批通过：{zh}通过"),
         (Lang::EnUs, false) => format!(
             "{approved_at} · approved: {} approved",
             english_label(request)
         ),
-        (Lang::ZhCn, true) => format!("{approved_at} · 自动审批（模拟）：{}通过", request.label()),
+        (Lang::ZhCn, true) => format!("{approved_at} · 自动审批（模拟）：{zh}通过"),
         (Lang::EnUs, true) => format!(
             "{approved_at} · decided automatically (simulated): {} approved",
             english_label(request)
@@ -219,8 +298,9 @@ pub fn approved_line(request: RequestKind, approved_at: &str, automatic: bool) -
     })
 }
 
-/// The approval card as first sent: title 审批, text 请选择需要的操作, buttons 加班 and 请假.
-pub fn pending_card() -> Card {
+/// The approval card as first sent: title 审批, text 请选择需要的操作, a button per request type
+/// (the tutorial's 加班 and 请假 without a definitions file).
+pub fn pending_card(catalog: &Catalog) -> Card {
     Card {
         schema: Schema::V2,
         config: config(|lang| {
@@ -236,23 +316,24 @@ pub fn pending_card() -> Card {
                 Element::div_localized(ids::PROMPT, |lang| {
                     lang.pick(PROMPT_PENDING, PROMPT_PENDING_EN).to_owned()
                 }),
-                actions(None),
+                actions(catalog, None, None),
             ],
         },
     }
 }
 
 /// After a click: status 审批中, buttons disabled, an empty decision note, the request line.
-pub fn submitted_card(view: &RequestView<'_>) -> Card {
+pub fn submitted_card(view: &RequestView<'_>, catalog: &Catalog) -> Card {
     let request = view.request;
+    let zh = &request.name.zh_cn;
     let tips = PlainText::localized(|lang| match lang {
-        Lang::ZhCn => format!("已提交{}申请", request.label()),
+        Lang::ZhCn => format!("已提交{zh}申请"),
         Lang::EnUs => format!("{} request submitted", english_label(request)),
     });
     Card {
         schema: Schema::V2,
         config: config(|lang| match lang {
-            Lang::ZhCn => format!("{}申请审批中", request.label()),
+            Lang::ZhCn => format!("{zh}申请审批中"),
             Lang::EnUs => format!("{} request pending", english_label(request)),
         }),
         header: request_header(request),
@@ -260,20 +341,18 @@ pub fn submitted_card(view: &RequestView<'_>) -> Card {
             elements: vec![
                 status_element(ids::STATUS, "审批中", "Pending", TagColor::Orange),
                 Element::div_localized(ids::PROMPT, |lang| match (lang, view.automatic) {
-                    (Lang::ZhCn, false) => format!("已提交{}申请，等待审批", request.label()),
+                    (Lang::ZhCn, false) => format!("已提交{zh}申请，等待审批"),
                     (Lang::EnUs, false) => format!(
                         "{} request submitted, waiting for approval",
                         english_label(request)
                     ),
-                    (Lang::ZhCn, true) => {
-                        format!("已提交{}申请。{AUTOMATIC_NOTICE}", request.label())
-                    }
+                    (Lang::ZhCn, true) => format!("已提交{zh}申请。{AUTOMATIC_NOTICE}"),
                     (Lang::EnUs, true) => format!(
                         "{} request submitted. {AUTOMATIC_NOTICE_EN}",
                         english_label(request)
                     ),
                 }),
-                actions(Some(&tips)),
+                actions(catalog, Some(&tips), Some(request)),
                 Element::hr(ids::DIVIDER),
                 Element::markdown_localized(ids::NOTE, |lang| {
                     lang.pick(NOTE_PREFIX, NOTE_PREFIX_EN).to_owned()
@@ -286,25 +365,30 @@ pub fn submitted_card(view: &RequestView<'_>) -> Card {
     }
 }
 
-/// The simulated approver's note in `lang`.
-fn decision_note(request: RequestKind, lang: Lang) -> &'static str {
-    match lang {
-        Lang::ZhCn => request.decision_note(),
-        Lang::EnUs => match request {
-            RequestKind::Leave => "Approved. Please hand over your work in advance.",
-            RequestKind::WorkOvertime => "Approved. Thanks for the extra effort, get some rest.",
-        },
+/// The simulated approver's note in `lang` (the tutorial's words for 请假 and 加班).
+fn decision_note(request: &Definition, lang: Lang) -> &'static str {
+    match request.id {
+        RequestKind::LEAVE => lang.pick(
+            "同意。请提前安排好工作交接。",
+            "Approved. Please hand over your work in advance.",
+        ),
+        RequestKind::WORK_OVERTIME => lang.pick(
+            "同意。辛苦了，请注意休息。",
+            "Approved. Thanks for the extra effort, get some rest.",
+        ),
+        _ => lang.pick("同意。", "Approved."),
     }
 }
 
 /// The tutorial's 请假通过 / 加班通过 card: status tag, note, timeline; no buttons.
 pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
     let request = view.request;
+    let zh = &request.name.zh_cn;
     let automatic = view.automatic;
     let approved = |lang: Lang| match (lang, automatic) {
-        (Lang::ZhCn, false) => format!("{}通过", request.label()),
+        (Lang::ZhCn, false) => format!("{zh}通过"),
         (Lang::EnUs, false) => format!("{} approved", english_label(request)),
-        (Lang::ZhCn, true) => format!("{}通过（自动审批）", request.label()),
+        (Lang::ZhCn, true) => format!("{zh}通过（自动审批）"),
         (Lang::EnUs, true) => format!("{} approved (automatic)", english_label(request)),
     };
     Card {
@@ -317,11 +401,9 @@ pub fn approved_card(view: &RequestView<'_>, approved_at: &str) -> Card {
                     status_tag(&approved(lang), TagColor::Green)
                 }),
                 Element::div_localized(ids::PROMPT, |lang| match (lang, automatic) {
-                    (Lang::ZhCn, false) => format!("{}申请已通过", request.label()),
+                    (Lang::ZhCn, false) => format!("{zh}申请已通过"),
                     (Lang::EnUs, false) => format!("{} request approved", english_label(request)),
-                    (Lang::ZhCn, true) => {
-                        format!("{}申请已自动通过。{AUTOMATIC_NOTICE}", request.label())
-                    }
+                    (Lang::ZhCn, true) => format!("{zh}申请已自动通过。{AUTOMATIC_NOTICE}"),
                     (Lang::EnUs, true) => format!(
                         "{} request approved automatically. {AUTOMATIC_NOTICE_EN}",
                         english_label(request)
@@ -371,18 +453,11 @@ pub fn expired_card() -> Card {
     }
 }
 
-fn english(request: RequestKind) -> &'static str {
-    match request {
-        RequestKind::Leave => "leave",
-        RequestKind::WorkOvertime => "overtime",
-    }
-}
-
 /// The toast for an accepted click of the tutorial's flow: the simulated approver decides it.
-pub fn submitted_toast(request: RequestKind) -> Toast {
+pub fn submitted_toast(request: &Definition) -> Toast {
     Toast::new(
         ToastKind::Success,
-        &format!("已提交{}申请（模拟审批，将自动通过）", request.label()),
+        &format!("已提交{}申请（模拟审批，将自动通过）", request.name.zh_cn),
         &format!(
             "Your {} request was submitted (simulated approval: decided automatically)",
             english(request)
@@ -400,12 +475,22 @@ pub fn no_approvers_toast() -> Toast {
     )
 }
 
+/// The toast for a request type's button whose type is no longer offered (the definitions file
+/// dropped it since the card was sent) or never was: nothing changes.
+pub fn removed_type_toast() -> Toast {
+    Toast::new(
+        ToastKind::Error,
+        "该审批类型已停用，请重新发送「审批」",
+        "This request type is no longer offered; send “approval” again",
+    )
+}
+
 /// The toast for 请假 / 加班 on a card in a group: the form continues in the requester's p2p chat
 /// with the bot, where nobody else sees it.
-pub fn moved_toast(kind: RequestKind) -> Toast {
+pub fn moved_toast(kind: &Definition) -> Toast {
     Toast::new(
         ToastKind::Success,
-        &format!("{}申请表单已发到你与机器人的私聊", kind.label()),
+        &format!("{}申请表单已发到你与机器人的私聊", kind.name.zh_cn),
         &format!(
             "The {} form is in your private chat with the bot",
             english(kind)
@@ -414,11 +499,12 @@ pub fn moved_toast(kind: RequestKind) -> Toast {
 }
 
 /// A group card after 请假 / 加班: it says where the request went and shows none of it.
-pub fn moved_card(kind: RequestKind) -> Card {
+pub fn moved_card(kind: &Definition) -> Card {
+    let zh = &kind.name.zh_cn;
     Card {
         schema: Schema::V2,
         config: config(|lang| match lang {
-            Lang::ZhCn => format!("{}申请已转到私聊", kind.label()),
+            Lang::ZhCn => format!("{zh}申请已转到私聊"),
             Lang::EnUs => format!("{} request continued in private", english_label(kind)),
         }),
         header: request_header(kind),
@@ -431,10 +517,9 @@ pub fn moved_card(kind: RequestKind) -> Card {
                     TagColor::Neutral,
                 ),
                 Element::div_localized(ids::PROMPT, |lang| match lang {
-                    Lang::ZhCn => format!(
-                        "{}申请在申请人与机器人的私聊中继续，内容不在群内显示。",
-                        kind.label()
-                    ),
+                    Lang::ZhCn => {
+                        format!("{zh}申请在申请人与机器人的私聊中继续，内容不在群内显示。")
+                    }
                     Lang::EnUs => format!(
                         "The {} request continues in the requester's private chat with the bot; \
                          its details are not shown in this group.",
@@ -490,21 +575,53 @@ pub fn retry_later_toast() -> Toast {
 /// How many requests 我的申请 shows, and pending ones 待我审批 lists (and links).
 pub const LIST_LENGTH: usize = 10;
 
+/// What a clicker is told when `status` refuses a click (the definition names the request).
+pub fn outcome_text(status: ApprovalStatus, request: Option<&Definition>) -> String {
+    let zh = request.map(|d| d.name.zh_cn.as_str()).unwrap_or("审批");
+    match status.stage() {
+        None if status == ApprovalStatus::Expired => "已过期".to_owned(),
+        None => "待处理".to_owned(),
+        Some(Stage::Submitted | Stage::Filed) => format!("{zh}审批中"),
+        Some(Stage::Approved) => format!("{zh}通过"),
+        Some(Stage::Draft) => format!("{zh}申请填写中"),
+        Some(Stage::Rejected) => format!("{zh}未通过"),
+        Some(Stage::Withdrawn) => format!("{zh}已撤回"),
+        Some(Stage::Moved) => format!("{zh}申请已转到私聊"),
+        Some(Stage::Unrouted) => format!("{zh}未送审：无审批人"),
+    }
+}
+
+/// The definition a request at `status` with `data` was drawn with, if it names one.
+pub fn definition_of(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    catalog: &Catalog,
+) -> Option<std::sync::Arc<Definition>> {
+    data.request_kind(status)
+        .map(|kind| catalog.resolve(kind, data.definition))
+}
+
 /// Where a request stands, in `lang`, for lists and toasts.
-pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> String {
+pub fn outcome(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    catalog: &Catalog,
+    lang: Lang,
+) -> String {
+    let definition = definition_of(status, data, catalog);
     if let (true, Some(Stage::Approved), Some(kind)) =
-        (data.automatic, status.stage(), data.request_kind(status))
+        (data.automatic, status.stage(), definition.as_deref())
     {
         return match lang {
-            Lang::ZhCn => format!("{}通过（自动审批）", kind.label()),
+            Lang::ZhCn => format!("{}通过（自动审批）", kind.name.zh_cn),
             Lang::EnUs => format!("{} approved (automatic)", english_label(kind)),
         };
     }
     if lang == Lang::ZhCn {
-        return status.outcome_text().to_owned();
+        return outcome_text(status, definition.as_deref());
     }
-    let kind = data
-        .request_kind(status)
+    let kind = definition
+        .as_deref()
         .map(english_label)
         .unwrap_or("Request");
     match status.stage() {
@@ -520,37 +637,28 @@ pub fn outcome(status: ApprovalStatus, data: &ApprovalData, lang: Lang) -> Strin
     }
 }
 
-/// One line of a list: when, what, the dates, the status.
+/// One line of a list: when, what, its dates and number, the status.
 fn list_line(
     request: &CardState,
+    catalog: &Catalog,
     time_zone: &TimeZone,
     with_requester: bool,
     lang: Lang,
 ) -> String {
     let status = ApprovalStatus::parse(&request.status);
     let data = ApprovalData::from_value(&request.data).unwrap_or_default();
-    let kind = status
-        .and_then(|s| data.request_kind(s))
-        .map(|k| request_label(k, lang))
-        .unwrap_or(lang.pick("审批", "Approval"));
+    let definition = status.and_then(|s| definition_of(s, &data, catalog));
+    let kind = definition
+        .as_deref()
+        .map(|d| request_label(d, lang).to_owned())
+        .unwrap_or_else(|| lang.pick("审批", "Approval").to_owned());
     let when = format_local(data.submitted_at.unwrap_or(request.created_at), time_zone);
-    let detail = match &data.form {
-        Some(RequestForm::Leave { start, end, .. }) => format!(
-            " {} {} {}",
-            date_text(start),
-            lang.pick("至", "to"),
-            date_text(end)
-        ),
-        Some(RequestForm::WorkOvertime { date, hours, .. }) => format!(
-            " {} {} {}",
-            date_text(date),
-            hours_text(hours),
-            lang.pick("小时", "h")
-        ),
-        None => String::new(),
+    let detail = match (&data.values, definition.as_deref()) {
+        (Some(values), Some(definition)) => list_detail(definition, values, lang),
+        _ => String::new(),
     };
     let outcome = status
-        .map(|s| outcome(s, &data, lang))
+        .map(|s| outcome(s, &data, catalog, lang))
         .unwrap_or_else(|| lang.pick("未知", "unknown").to_owned());
     let from = if with_requester {
         format!("{} ", who(&request.requester_open_id))
@@ -591,15 +699,34 @@ fn list_card(
     }
 }
 
+/// A list line's detail: the first date (or date range) and the first number (or amount).
+fn list_detail(definition: &Definition, values: &Map<String, Value>, lang: Lang) -> String {
+    let shown = |types: &[FieldType]| {
+        definition
+            .fields
+            .iter()
+            .filter(|f| types.contains(&f.field_type))
+            .find_map(|f| values.get(&f.name).map(|v| value_text(f, v, lang)))
+    };
+    [
+        shown(&[FieldType::Date, FieldType::DateRange]),
+        shown(&[FieldType::Number, FieldType::Amount]),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|text| format!(" {text}"))
+    .collect()
+}
+
 /// 我的申请: the requester's requests (newest first), one line each with its status.
-pub fn my_requests_card(requests: &[CardState], time_zone: &TimeZone) -> Card {
+pub fn my_requests_card(requests: &[CardState], catalog: &Catalog, time_zone: &TimeZone) -> Card {
     list_card(
         ("我的申请", "My requests"),
         |lang| {
             requests
                 .iter()
                 .take(LIST_LENGTH)
-                .map(|r| list_line(r, time_zone, false, lang))
+                .map(|r| list_line(r, catalog, time_zone, false, lang))
                 .collect()
         },
         (
@@ -611,14 +738,14 @@ pub fn my_requests_card(requests: &[CardState], time_zone: &TimeZone) -> Card {
 
 /// 待我审批: the filed requests waiting for this approver, newest first; each card is linked by a
 /// reply to it.
-pub fn pending_card_list(requests: &[CardState], time_zone: &TimeZone) -> Card {
+pub fn pending_card_list(requests: &[CardState], catalog: &Catalog, time_zone: &TimeZone) -> Card {
     list_card(
         ("待我审批", "Waiting for me"),
         |lang| {
             requests
                 .iter()
                 .take(LIST_LENGTH)
-                .map(|r| list_line(r, time_zone, true, lang))
+                .map(|r| list_line(r, catalog, time_zone, true, lang))
                 .collect()
         },
         (
@@ -641,11 +768,8 @@ pub fn welcome_card() -> Card {
     Card {
         schema: Schema::V2,
         config: config(|lang| {
-            lang.pick(
-                "审批助手：发起和处理请假、加班审批",
-                "Approvals: request and decide leave and overtime",
-            )
-            .to_owned()
+            lang.pick("审批助手：发起和处理审批", "Approvals: request and decide")
+                .to_owned()
         }),
         header: Some(CardHeader {
             title: PlainText::both("审批助手", "Approvals"),
@@ -657,13 +781,13 @@ pub fn welcome_card() -> Card {
             elements: vec![
                 Element::markdown_localized("welcome", |lang| {
                     lang.pick(
-                        "你好！我可以帮你发起和处理请假、加班审批。\n\
+                        "你好！我可以帮你发起和处理审批（请假、加班等）。\n\
                          **指令**\n\
                          · 审批：发起审批\n\
                          · 我的申请：你最近的 10 条申请\n\
                          · 待我审批：等你处理的申请\n\
                          · 帮助：查看说明",
-                        "Hi! I handle leave and overtime requests.\n\
+                        "Hi! I handle requests (leave, overtime and more).\n\
                          **Commands**\n\
                          · approval: start a request\n\
                          · my requests: your last 10 requests\n\
@@ -705,12 +829,12 @@ Got it: choose what you need on the card below.";
 
 /// The help text: every command the bot understands.
 pub const HELP_TEXT: &str = "我是审批机器人，支持以下指令：\n\
-· 审批（approval）：发起审批，在卡片中选择请假或加班\n\
+· 审批（approval）：发起审批，在卡片中选择类型（如请假、加班）\n\
 · 我的申请（my requests）：你最近的 10 条申请\n\
 · 待我审批（pending）：等你处理的申请\n\
 · 帮助（help）：查看本说明\n\
 \n\
-I handle approvals. Commands: approval (start a leave or overtime request), my requests (your \
+I handle approvals. Commands: approval (start a request: leave, overtime, …), my requests (your \
 last 10), pending (requests waiting for you), help (this text).";
 
 /// `MM-dd HH:mm` of `at` (epoch ms) in the tenant's time zone (`TENANT_TIME_ZONE`); empty for a
@@ -726,10 +850,17 @@ pub fn format_local(at: EpochMillis, time_zone: &TimeZone) -> String {
         .unwrap_or_default()
 }
 
-/// The card for a status and its data: what every delivery path shows.
-pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone) -> Card {
+/// The card for a status and its data: what every delivery path shows. The request's definition
+/// is the version it pinned in `catalog`.
+pub fn render(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    catalog: &Catalog,
+    time_zone: &TimeZone,
+) -> Card {
     let local = |at| format_local(at, time_zone);
     let submitted_at = data.submitted_at.map(local).unwrap_or_default();
+    let definition = definition_of(status, data, catalog);
     let view = |kind| RequestView {
         request: kind,
         submitted_by: data.submitted_by.as_deref(),
@@ -738,16 +869,16 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
     };
     let requester = data.submitted_by.as_deref().unwrap_or_default();
     let decided_at = data.decided_at.map(local).unwrap_or_default();
-    match (status.stage(), data.request_kind(status)) {
-        _ if status == ApprovalStatus::Pending => pending_card(),
+    match (status.stage(), definition.as_deref()) {
+        _ if status == ApprovalStatus::Pending => pending_card(catalog),
         (Some(Stage::Draft), Some(kind)) => form_card(kind),
         (Some(Stage::Moved), Some(kind)) => moved_card(kind),
         // A request with an approver (filed, decided, withdrawn, or expired after filing) shows
         // its fields, decision and timeline.
-        (_, Some(kind)) if data.form.is_some() => {
+        (_, Some(kind)) if data.values.is_some() => {
             request_card(kind, status, data, requester, time_zone)
         }
-        (Some(Stage::Submitted), Some(kind)) => submitted_card(&view(kind)),
+        (Some(Stage::Submitted), Some(kind)) => submitted_card(&view(kind), catalog),
         (Some(Stage::Approved), Some(kind)) => approved_card(&view(kind), &decided_at),
         (_, Some(kind)) => request_card(kind, status, data, requester, time_zone),
         (_, None) => expired_card(),
@@ -756,9 +887,13 @@ pub fn render(status: ApprovalStatus, data: &ApprovalData, time_zone: &TimeZone)
 
 /// Renders a stored approval card (the requester's; an approver's card needs its request:
 /// [`render_card`]).
-pub fn render_state(state: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
+pub fn render_state(
+    state: &CardState,
+    catalog: &Catalog,
+    time_zone: &TimeZone,
+) -> Result<Card, DomainError> {
     let data = ApprovalData::from_value(&state.data)?;
-    Ok(render(status_of(state)?, &data, time_zone))
+    Ok(render(status_of(state)?, &data, catalog, time_zone))
 }
 
 /// Renders any stored card of an approval: the requester's card, or an approver's card
@@ -766,10 +901,11 @@ pub fn render_state(state: &CardState, time_zone: &TimeZone) -> Result<Card, Dom
 pub fn render_card(
     state: &CardState,
     request: Option<&CardState>,
+    catalog: &Catalog,
     time_zone: &TimeZone,
 ) -> Result<Card, DomainError> {
     if state.kind != REVIEW_KIND {
-        return render_state(state, time_zone);
+        return render_state(state, catalog, time_zone);
     }
     let review = ReviewData::of(state)?;
     let request = request
@@ -777,7 +913,7 @@ pub fn render_card(
         .ok_or_else(|| {
             DomainError::CorruptState(format!("request {} not given", review.request_key))
         })?;
-    review_card(request, time_zone)
+    review_card(request, catalog, time_zone)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,10 +931,6 @@ pub mod request_ids {
     pub const BTN_APPROVE: &str = "btn_approve";
     pub const BTN_REJECT: &str = "btn_reject";
     pub const BTN_WITHDRAW: &str = "btn_withdraw";
-}
-
-fn label(id: &str, zh: &str, en: &str) -> Element {
-    Element::markdown_localized(id, |lang| format!("**{}**", lang.pick(zh, en)))
 }
 
 fn submit_button(
@@ -821,13 +953,13 @@ fn submit_button(
     })
 }
 
-fn date_picker(name: &str, placeholder: (&str, &str)) -> Element {
+fn date_picker(element_id: String, name: String, required: bool, placeholder: &Text) -> Element {
     Element::DatePicker(DatePicker {
-        element_id: name.to_owned(),
-        name: name.to_owned(),
-        required: true,
+        element_id,
+        name,
+        required,
         initial_date: None,
-        placeholder: PlainText::both(placeholder.0, placeholder.1),
+        placeholder: PlainText::both(&placeholder.zh_cn, &placeholder.en_us),
     })
 }
 
@@ -843,92 +975,169 @@ fn input(name: &str, placeholder: (&str, &str), required: bool, multiline: bool)
     })
 }
 
-/// A leave type's name in `lang`.
-pub fn leave_type_label(leave_type: LeaveType, lang: Lang) -> &'static str {
-    lang.pick(
-        leave_type.label(),
-        match leave_type {
-            LeaveType::Annual => "Annual leave",
-            LeaveType::Personal => "Personal leave",
-            LeaveType::Sick => "Sick leave",
-            LeaveType::Compensatory => "Time off in lieu",
-        },
-    )
+/// A form component's `element_id`: its `name` when that is a valid id, else `fld_<n>` (a name
+/// may be 32 characters, an `element_id` 20).
+fn field_element_id(name: &str, index: usize, part: &str) -> String {
+    if name.len() <= 20 {
+        name.to_owned()
+    } else {
+        format!("fld_{index}{part}")
+    }
 }
 
-/// The requester's card after 请假 / 加班 with an approver: the request form (Feishu's form,
-/// select, date picker and input components; values come back in `form_value` on 提交).
-pub fn form_card(kind: RequestKind) -> Card {
-    let mut children = Vec::new();
-    match kind {
-        RequestKind::Leave => {
-            children.push(label("lbl_type", "请假类型", "Leave type"));
-            children.push(Element::SelectStatic(SelectStatic {
-                element_id: fields::LEAVE_TYPE.to_owned(),
-                name: fields::LEAVE_TYPE.to_owned(),
-                required: true,
-                placeholder: PlainText::both("请选择请假类型", "Choose the leave type"),
-                initial_option: None,
-                options: LeaveType::ALL
-                    .into_iter()
-                    .map(|t| SelectOption {
-                        text: PlainText::localized(|lang| leave_type_label(t, lang).to_owned()),
-                        value: t.value().to_owned(),
-                    })
-                    .collect(),
-            }));
-            children.push(label("lbl_start", "开始日期", "First day"));
-            children.push(date_picker(
-                fields::START_DATE,
-                ("请选择开始日期", "Choose the first day"),
-            ));
-            children.push(label("lbl_end", "结束日期", "Last day"));
-            children.push(date_picker(
-                fields::END_DATE,
-                ("请选择结束日期", "Choose the last day"),
-            ));
-        }
-        RequestKind::WorkOvertime => {
-            children.push(label("lbl_date", "加班日期", "Date"));
-            children.push(date_picker(
-                fields::DATE,
-                ("请选择加班日期", "Choose the date"),
-            ));
-            children.push(label("lbl_hours", "加班时长（小时）", "Hours"));
-            children.push(input(
-                fields::HOURS,
-                ("0.5 到 12，如 2 或 2.5", "0.5 to 12, e.g. 2 or 2.5"),
-                true,
-                false,
-            ));
-        }
+/// 请填写 / 请选择 and the label, unless the field names its own placeholder.
+fn placeholder(field: &Field, label: &Text) -> Text {
+    if let Some(p) = &field.placeholder {
+        return p.clone();
     }
-    children.push(label("lbl_reason", "申请事由", "Reason"));
-    children.push(input(
-        fields::REASON,
-        ("请填写申请事由", "Why you need it"),
-        true,
-        true,
-    ));
+    let range = match (field.min, field.max) {
+        (Some(a), Some(b)) => Some((a.normalize(), b.normalize())),
+        _ => None,
+    };
+    match (field.field_type, range) {
+        (FieldType::Number | FieldType::Amount, Some((a, b))) => Text {
+            zh_cn: format!("{a} 到 {b}"),
+            en_us: format!("{a} to {b}"),
+        },
+        (t, _) if t.is_chosen() => Text {
+            zh_cn: format!("请选择{}", label.zh_cn),
+            en_us: format!("Choose {}", label.en_us),
+        },
+        _ => Text {
+            zh_cn: format!("请填写{}", label.zh_cn),
+            en_us: format!("Fill in {}", label.en_us),
+        },
+    }
+}
+
+fn label_element(id: String, label: &Text, field: &Field) -> Element {
+    let suffix = |lang: Lang| match (&field.unit, &field.currency) {
+        (Some(unit), _) => format!("（{}）", unit.get(lang)),
+        (None, Some(currency)) => format!("（{currency}）"),
+        (None, None) => String::new(),
+    };
+    Element::markdown_localized(&id, |lang| {
+        format!(
+            "**{}{}**",
+            text::escape_markdown(label.get(lang), 80),
+            suffix(lang)
+        )
+    })
+}
+
+fn options(field: &Field) -> Vec<SelectOption> {
+    field
+        .options
+        .iter()
+        .map(|c| SelectOption {
+            text: PlainText::both(&c.label.zh_cn, &c.label.en_us),
+            value: c.value.clone(),
+        })
+        .collect()
+}
+
+/// A field's label and components on the request form.
+fn field_elements(field: &Field, index: usize) -> Vec<Element> {
+    let id = |part: &str| field_element_id(&field.name, index, part);
+    let label_id = format!("lbl_{index}");
+    let mut out = Vec::new();
+    match field.field_type {
+        FieldType::DateRange => {
+            let (start, end) = (field.start_label(), field.end_label());
+            for (label, name, part, lbl) in [
+                (&start, field.start_name(), "s", format!("{label_id}s")),
+                (&end, field.end_name(), "e", format!("{label_id}e")),
+            ] {
+                out.push(label_element(lbl, label, field));
+                let element_id = if name.len() <= 20 {
+                    name.clone()
+                } else {
+                    format!("fld_{index}{part}")
+                };
+                out.push(date_picker(
+                    element_id,
+                    name,
+                    field.required,
+                    &placeholder(field, label),
+                ));
+            }
+            return out;
+        }
+        _ => out.push(label_element(label_id, &field.label, field)),
+    }
+    let placeholder = placeholder(field, &field.label);
+    out.push(match field.field_type {
+        FieldType::Text | FieldType::Textarea | FieldType::Number | FieldType::Amount => {
+            Element::Input(Input {
+                element_id: id(""),
+                name: field.name.clone(),
+                required: field.required,
+                placeholder: PlainText::both(&placeholder.zh_cn, &placeholder.en_us),
+                max_length: Some(match field.field_type {
+                    FieldType::Text | FieldType::Textarea => field.max_len(),
+                    _ => 32,
+                }),
+                input_type: (field.field_type == FieldType::Textarea)
+                    .then(|| "multiline_text".to_owned()),
+                label: None,
+            })
+        }
+        FieldType::Select => Element::SelectStatic(SelectStatic {
+            element_id: id(""),
+            name: field.name.clone(),
+            required: field.required,
+            placeholder: PlainText::both(&placeholder.zh_cn, &placeholder.en_us),
+            initial_option: None,
+            options: options(field),
+        }),
+        FieldType::MultiSelect => Element::MultiSelectStatic(MultiSelectStatic {
+            element_id: id(""),
+            name: field.name.clone(),
+            required: field.required,
+            placeholder: PlainText::both(&placeholder.zh_cn, &placeholder.en_us),
+            options: options(field),
+        }),
+        FieldType::Date => date_picker(id(""), field.name.clone(), field.required, &placeholder),
+        FieldType::Checkbox => Element::Checker(Checker {
+            element_id: id(""),
+            name: field.name.clone(),
+            checked: false,
+            text: PlainText::both(&field.label.zh_cn, &field.label.en_us),
+        }),
+        // Its two pickers were added above.
+        FieldType::DateRange => return out,
+    });
+    out
+}
+
+/// The requester's card after a request type's button with an approver: the request form, one
+/// label and component per field (Feishu's form, input, select, date picker and checker
+/// components; the values come back in `form_value` on 提交).
+pub fn form_card(kind: &Definition) -> Card {
+    let mut children: Vec<Element> = kind
+        .fields
+        .iter()
+        .enumerate()
+        .flat_map(|(i, field)| field_elements(field, i))
+        .collect();
     children.push(submit_button(
         request_ids::BTN_FILE,
         ("提交", "Submit"),
         ButtonType::PrimaryFilled,
         ApprovalAction::File,
     ));
+    let zh = &kind.name.zh_cn;
     Card {
         schema: Schema::V2,
         config: config(|lang| match lang {
-            Lang::ZhCn => format!("填写{}申请", kind.label()),
+            Lang::ZhCn => format!("填写{zh}申请"),
             Lang::EnUs => format!("{} request form", english_label(kind)),
         }),
         header: request_header(kind),
         body: CardBody {
             elements: vec![
                 Element::div_localized(ids::PROMPT, |lang| match lang {
-                    Lang::ZhCn => {
-                        format!("请填写{}申请，提交后发送给审批人", kind.label())
-                    }
+                    Lang::ZhCn => format!("请填写{zh}申请，提交后发送给审批人"),
                     Lang::EnUs => format!(
                         "Fill in the {} request; it goes to the approver when you submit",
                         english(kind)
@@ -957,56 +1166,104 @@ fn date_text(date: &str) -> String {
     }
 }
 
-/// Stored hours shown as is when they are digits and one dot, else escaped.
-fn hours_text(hours: &str) -> String {
-    if hours.len() <= 4 && hours.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        hours.to_owned()
+/// A stored number shown as is when it is digits, a sign and one dot, else escaped.
+fn number_text(number: &str) -> String {
+    if number.len() <= 24
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        number.to_owned()
     } else {
-        text::escape_markdown(hours, 4)
+        text::escape_markdown(number, 24)
     }
 }
 
-/// The request's fields as markdown lines in `lang`; user text escaped and capped.
-pub fn form_lines(form: &RequestForm, lang: Lang) -> String {
-    let reason = |reason: &str| text::escape_markdown(reason, MAX_REASON_CHARS);
-    match (form, lang) {
-        (
-            RequestForm::Leave {
-                leave_type,
-                start,
-                end,
-                reason: why,
-            },
-            _,
-        ) => format!(
-            "**{}**：{}\n**{}**：{} {} {}\n**{}**：{}",
-            lang.pick("请假类型", "Type"),
-            leave_type_label(*leave_type, lang),
-            lang.pick("时间", "Dates"),
-            date_text(start),
+/// A stored value as the cards show it, in `lang`; user text escaped and capped.
+fn value_text(field: &Field, value: &Value, lang: Lang) -> String {
+    let choice = |v: &str| {
+        field
+            .choice(v)
+            .map(|c| text::escape_markdown(c.label.get(lang), 80))
+            .unwrap_or_else(|| text::escape_markdown(v, 64))
+    };
+    match (field.field_type, value) {
+        (FieldType::Text | FieldType::Textarea, Value::String(s)) => {
+            text::escape_markdown(s, field.max_len() as usize)
+        }
+        (FieldType::Number, Value::String(s)) => match &field.unit {
+            Some(unit) => format!(
+                "{} {}",
+                number_text(s),
+                text::escape_markdown(unit.get(lang), 20)
+            ),
+            None => number_text(s),
+        },
+        (FieldType::Amount, Value::String(s)) => match &field.currency {
+            Some(currency) => format!("{} {currency}", number_text(s)),
+            None => number_text(s),
+        },
+        (FieldType::Select, Value::String(s)) => choice(s),
+        (FieldType::MultiSelect, Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .take(field.options.len().max(1))
+            .map(choice)
+            .collect::<Vec<_>>()
+            .join(lang.pick("、", ", ")),
+        (FieldType::Date, Value::String(s)) => date_text(s),
+        (FieldType::DateRange, Value::Object(range)) => format!(
+            "{} {} {}",
+            date_text(
+                range
+                    .get("start")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ),
             lang.pick("至", "to"),
-            date_text(end),
-            lang.pick("事由", "Reason"),
-            reason(why)
+            date_text(range.get("end").and_then(Value::as_str).unwrap_or_default())
         ),
-        (
-            RequestForm::WorkOvertime {
-                date,
-                hours,
-                reason: why,
-            },
-            _,
-        ) => format!(
-            "**{}**：{}\n**{}**：{} {}\n**{}**：{}",
-            lang.pick("加班日期", "Date"),
-            date_text(date),
-            lang.pick("时长", "Hours"),
-            hours_text(hours),
-            lang.pick("小时", "h"),
-            lang.pick("事由", "Reason"),
-            reason(why)
-        ),
+        (FieldType::Checkbox, Value::Bool(b)) => lang
+            .pick(if *b { "是" } else { "否" }, if *b { "yes" } else { "no" })
+            .to_owned(),
+        (_, other) => raw_value_text(other),
     }
+}
+
+/// A value its field does not explain (a version that cannot be read): shown as escaped text.
+fn raw_value_text(value: &Value) -> String {
+    let raw = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text::escape_markdown(&raw, MAX_REASON_CHARS)
+}
+
+/// The request's fields as markdown lines in `lang`, in the definition's order (values its
+/// version does not define follow, by key); user text escaped and capped.
+pub fn form_lines(definition: &Definition, values: &Map<String, Value>, lang: Lang) -> String {
+    let mut lines: Vec<String> = definition
+        .fields
+        .iter()
+        .filter_map(|field| {
+            let value = values.get(&field.name)?;
+            Some(format!(
+                "**{}**：{}",
+                text::escape_markdown(field.label.get(lang), 80),
+                value_text(field, value, lang)
+            ))
+        })
+        .collect();
+    for (key, value) in values {
+        if definition.field(key).is_none() {
+            lines.push(format!(
+                "**{}**：{}",
+                text::escape_markdown(key, 32),
+                raw_value_text(value)
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
@@ -1046,10 +1303,10 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> Strin
 
 /// The status shown on a request's cards: tag text (zh, en), tag colour, header colour.
 fn request_status(
-    kind: RequestKind,
+    kind: &Definition,
     status: ApprovalStatus,
 ) -> ((String, String), TagColor, HeaderTemplate) {
-    let (zh, en) = (kind.label(), english_label(kind));
+    let (zh, en) = (&kind.name.zh_cn, english_label(kind));
     match status.stage() {
         Some(Stage::Approved) => (
             (format!("{zh}通过"), format!("{en} approved")),
@@ -1166,13 +1423,13 @@ fn request_elements(
     data: &ApprovalData,
     requester: &str,
     time_zone: &TimeZone,
-    kind: RequestKind,
+    kind: &Definition,
 ) -> Vec<Element> {
     let ((zh, en), color, _) = request_status(kind, status);
     let mut elements = vec![status_element(ids::STATUS, &zh, &en, color)];
-    if let Some(form) = &data.form {
+    if let Some(values) = &data.values {
         elements.push(Element::markdown_localized(request_ids::FIELDS, |lang| {
-            form_lines(form, lang)
+            form_lines(kind, values, lang)
         }));
     }
     let approvers: Vec<String> = data.approvers.iter().map(|a| who(a)).collect();
@@ -1198,7 +1455,7 @@ fn request_elements(
 }
 
 fn request_card_of(
-    kind: RequestKind,
+    kind: &Definition,
     status: ApprovalStatus,
     title: (String, String),
     mut elements: Vec<Element>,
@@ -1228,7 +1485,7 @@ fn request_card_of(
 /// The requester's card of a filed request: fields, approvers, decision, timeline; 撤回 while it
 /// waits.
 pub fn request_card(
-    kind: RequestKind,
+    kind: &Definition,
     status: ApprovalStatus,
     data: &ApprovalData,
     requester: &str,
@@ -1253,7 +1510,7 @@ pub fn request_card(
         kind,
         status,
         (
-            format!("{}申请", kind.label()),
+            format!("{}申请", kind.name.zh_cn),
             format!("{} request", english_label(kind)),
         ),
         elements,
@@ -1264,10 +1521,15 @@ pub fn request_card(
 /// An approver's card, from the request (the requester's card state): while it waits, an
 /// optional comment and 同意 / 拒绝; once decided, withdrawn or expired, the outcome and no
 /// buttons.
-pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, DomainError> {
+pub fn review_card(
+    request: &CardState,
+    catalog: &Catalog,
+    time_zone: &TimeZone,
+) -> Result<Card, DomainError> {
     let status = status_of(request)?;
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = data.request_kind_of(status)?;
+    let kind = catalog.resolve(data.request_kind_of(status)?, data.definition);
+    let kind = kind.as_ref();
     let requester = data
         .submitted_by
         .as_deref()
@@ -1303,7 +1565,7 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
         kind,
         status,
         (
-            format!("{}审批", kind.label()),
+            format!("{}审批", kind.name.zh_cn),
             format!("{} approval", english_label(kind)),
         ),
         elements,
@@ -1313,11 +1575,19 @@ pub fn review_card(request: &CardState, time_zone: &TimeZone) -> Result<Card, Do
 
 /// The text the requester gets when an approver decides or the request expires (Chinese, then
 /// English).
-pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String, DomainError> {
+pub fn decision_text(
+    request: &CardState,
+    catalog: &Catalog,
+    time_zone: &TimeZone,
+) -> Result<String, DomainError> {
     let status = status_of(request)?;
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = data.request_kind_of(status)?;
-    let (zh, en) = (kind.label(), english(kind));
+    let kind = catalog.resolve(data.request_kind_of(status)?, data.definition);
+    // A definition's name is the admin's text: plain in a text message, as the comment is.
+    let (zh, en) = (
+        text::message_text(&kind.name.zh_cn, 80),
+        text::message_text(&english(&kind), 80),
+    );
     let at = data
         .decided_at
         .map(|at| format_local(at, time_zone))
@@ -1364,7 +1634,7 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
         _ => {
             return Err(DomainError::CorruptState(format!(
                 "{} is not decided",
-                status.as_str()
+                status.stored()
             )))
         }
     };
@@ -1379,10 +1649,11 @@ pub fn decision_text(request: &CardState, time_zone: &TimeZone) -> Result<String
 pub fn reminder_text(
     request: &CardState,
     n: u32,
+    catalog: &Catalog,
     time_zone: &TimeZone,
 ) -> Result<String, DomainError> {
     let data = ApprovalData::from_value(&request.data)?;
-    let kind = data.request_kind_of(status_of(request)?)?;
+    let kind = catalog.resolve(data.request_kind_of(status_of(request)?)?, data.definition);
     let since = data
         .submitted_at
         .map(|at| format_local(at, time_zone))
@@ -1391,21 +1662,25 @@ pub fn reminder_text(
         "提醒（第 {n} 次）：{}申请（{since} 提交）仍在等待你审批，请在这张卡片中处理。\n\
          Reminder {n}: a {} request (submitted {since}) is still waiting for your decision on \
          this card.",
-        kind.label(),
-        english(kind)
+        text::message_text(&kind.name.zh_cn, 80),
+        text::message_text(&english(&kind), 80)
     ))
 }
 
 /// The toast for a form that does not validate: names the field; nothing is filed.
 pub fn form_problem_toast(problem: &FormProblem) -> Toast {
-    Toast::new(ToastKind::Error, &problem.to_string(), &problem.english())
+    Toast::new(
+        ToastKind::Error,
+        &problem.text(Lang::ZhCn),
+        &problem.text(Lang::EnUs),
+    )
 }
 
 /// The toast for a filed request.
-pub fn filed_toast(kind: RequestKind) -> Toast {
+pub fn filed_toast(kind: &Definition) -> Toast {
     Toast::new(
         ToastKind::Success,
-        &format!("{}申请已提交，等待审批", kind.label()),
+        &format!("{}申请已提交，等待审批", kind.name.zh_cn),
         &format!("Your {} request was sent to the approver", english(kind)),
     )
 }
@@ -1433,11 +1708,72 @@ pub fn not_approver_toast() -> Toast {
     )
 }
 
+/// Whether `definition`'s cards fit Feishu's limits (≤ 200 components, 30 KB: `cards::Card::
+/// validate`) at their largest: the form, and the requester's and an approver's card with every
+/// field at its longest, every option chosen, 20 approvers and a full comment. The reason when
+/// they do not.
+pub fn check_fits(definition: &Definition) -> Result<(), String> {
+    form_card(definition)
+        .validate()
+        .map_err(|e| format!("its form does not fit a card: {e}"))?;
+    let long = |n: u32| "长".repeat(n as usize);
+    let mut values = Map::new();
+    for field in &definition.fields {
+        let value = match field.field_type {
+            FieldType::Text | FieldType::Textarea => Value::from(long(field.max_len())),
+            FieldType::Number | FieldType::Amount => Value::from("-999999999999999.99"),
+            FieldType::Select => Value::from(
+                field
+                    .options
+                    .iter()
+                    .max_by_key(|c| c.label.zh_cn.len() + c.label.en_us.len())
+                    .map(|c| c.value.clone())
+                    .unwrap_or_default(),
+            ),
+            FieldType::MultiSelect => Value::Array(
+                field
+                    .options
+                    .iter()
+                    .map(|c| Value::from(c.value.as_str()))
+                    .collect(),
+            ),
+            FieldType::Date => Value::from("2026-12-31"),
+            FieldType::DateRange => serde_json::json!({"start": "2026-12-01", "end": "2026-12-31"}),
+            FieldType::Checkbox => Value::Bool(true),
+        };
+        values.insert(field.name.clone(), value);
+    }
+    let approvers: Vec<String> = (0..crate::config::MAX_APPROVERS)
+        .map(|i| format!("ou_{i:032x}"))
+        .collect();
+    let data = ApprovalData {
+        submitted_by: Some(approvers[0].clone()),
+        submitted_at: Some(0),
+        approvers: approvers.clone(),
+        values: Some(values),
+        comment: Some(long(MAX_REASON_CHARS as u32)),
+        audit: (0..6)
+            .map(|i| AuditEntry {
+                at: i,
+                by: Some(approvers[0].clone()),
+                action: AuditAction::Reminded,
+            })
+            .collect(),
+        ..ApprovalData::default()
+    };
+    let filed = ApprovalStatus::of(definition.id, Stage::Filed);
+    request_card(definition, filed, &data, &approvers[0], &TimeZone::UTC)
+        .validate()
+        .map_err(|e| format!("a request's card does not fit at the largest input: {e}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::machine::{LeaveType, RequestForm};
     use super::*;
     use crate::cards::{CardError, MAX_CARD_BYTES, MAX_COMPONENTS};
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     const NOW: EpochMillis = 1_732_233_600_734;
 
@@ -1445,19 +1781,36 @@ mod tests {
         TimeZone::get(crate::config::DEFAULT_TIME_ZONE).unwrap()
     }
 
+    static BUILTIN: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(Catalog::builtin);
+
+    fn def(kind: RequestKind) -> &'static Definition {
+        BUILTIN.current_of(kind).unwrap().definition.as_ref()
+    }
+
     fn view(request: RequestKind) -> RequestView<'static> {
         RequestView {
-            request,
+            request: def(request),
             submitted_by: Some("ou_84aad35d084aa403a838cf73ee18467"),
             submitted_at: "11-22 08:00",
             automatic: true,
         }
     }
 
+    fn all_statuses() -> Vec<ApprovalStatus> {
+        let mut all = vec![ApprovalStatus::Pending, ApprovalStatus::Expired];
+        for kind in [RequestKind::LEAVE, RequestKind::WORK_OVERTIME] {
+            all.extend(Stage::ALL.map(|stage| ApprovalStatus::of(kind, stage)));
+        }
+        all
+    }
+
     fn all_cards() -> Vec<(&'static str, Card)> {
-        let mut cards = vec![("pending", pending_card()), ("expired", expired_card())];
-        for request in [RequestKind::Leave, RequestKind::WorkOvertime] {
-            cards.push(("submitted", submitted_card(&view(request))));
+        let mut cards = vec![
+            ("pending", pending_card(&BUILTIN)),
+            ("expired", expired_card()),
+        ];
+        for request in [RequestKind::LEAVE, RequestKind::WORK_OVERTIME] {
+            cards.push(("submitted", submitted_card(&view(request), &BUILTIN)));
             cards.push(("approved", approved_card(&view(request), "11-22 08:01")));
         }
         cards
@@ -1483,11 +1836,11 @@ mod tests {
         }
         let tz = shanghai();
         let mut cards = all_cards();
-        cards.push(("form leave", form_card(RequestKind::Leave)));
-        cards.push(("form overtime", form_card(RequestKind::WorkOvertime)));
+        cards.push(("form leave", form_card(def(RequestKind::LEAVE))));
+        cards.push(("form overtime", form_card(def(RequestKind::WORK_OVERTIME))));
         cards.push(("welcome", welcome_card()));
-        cards.push(("list", my_requests_card(&[], &tz)));
-        cards.push(("pending list", pending_card_list(&[], &tz)));
+        cards.push(("list", my_requests_card(&[], &BUILTIN, &tz)));
+        cards.push(("pending list", pending_card_list(&[], &BUILTIN, &tz)));
         for (name, card) in cards {
             let mut found = Vec::new();
             texts(&card.to_value(), &mut found);
@@ -1507,7 +1860,7 @@ mod tests {
 
     #[test]
     fn pending_card_is_the_tutorials_approval_card() {
-        let card = pending_card().to_value();
+        let card = pending_card(&BUILTIN).to_value();
         assert_eq!(card["schema"], "2.0");
         assert_eq!(card["config"]["update_multi"], true);
         assert_eq!(
@@ -1536,7 +1889,7 @@ mod tests {
 
     #[test]
     fn submitted_card_disables_both_buttons_and_shows_the_request() {
-        let card = submitted_card(&view(RequestKind::Leave));
+        let card = submitted_card(&view(RequestKind::LEAVE), &BUILTIN);
         let value = card.to_value();
         assert_eq!(
             value["header"]["text_tag_list"][0]["text"]["content"],
@@ -1568,8 +1921,8 @@ mod tests {
     #[test]
     fn approved_cards_say_the_tutorials_words() {
         for (request, words) in [
-            (RequestKind::Leave, "请假通过"),
-            (RequestKind::WorkOvertime, "加班通过"),
+            (RequestKind::LEAVE, "请假通过"),
+            (RequestKind::WORK_OVERTIME, "加班通过"),
         ] {
             let card = approved_card(&view(request), "11-22 08:01");
             assert!(card.find(ids::ACTIONS).is_none(), "no buttons once decided");
@@ -1622,7 +1975,7 @@ mod tests {
 
     #[test]
     fn a_huge_requester_list_would_be_refused_not_sent() {
-        let mut card = submitted_card(&view(RequestKind::Leave));
+        let mut card = submitted_card(&view(RequestKind::LEAVE), &BUILTIN);
         for i in 0..200 {
             card.body.elements.push(Element::hr(&format!("x{i}")));
         }
@@ -1634,8 +1987,8 @@ mod tests {
 
     #[test]
     fn element_ids_are_stable_across_states() {
-        let submitted = submitted_card(&view(RequestKind::Leave));
-        let approved = approved_card(&view(RequestKind::Leave), "11-22 08:01");
+        let submitted = submitted_card(&view(RequestKind::LEAVE), &BUILTIN);
+        let approved = approved_card(&view(RequestKind::LEAVE), "11-22 08:01");
         for id in [
             ids::STATUS,
             ids::PROMPT,
@@ -1668,7 +2021,7 @@ mod tests {
     #[test]
     fn toasts_have_the_feishu_types() {
         assert_eq!(
-            serde_json::to_value(submitted_toast(RequestKind::Leave)).unwrap()["type"],
+            serde_json::to_value(submitted_toast(def(RequestKind::LEAVE))).unwrap()["type"],
             "success"
         );
         assert_eq!(
@@ -1712,13 +2065,18 @@ mod tests {
             decided_at: Some(NOW + 2_000),
             ..ApprovalData::default()
         };
-        for status in ApprovalStatus::ALL {
-            let card = render(status, &data, &shanghai());
+        for status in all_statuses() {
+            let card = render(status, &data, &BUILTIN, &shanghai());
             assert_eq!(card.validate(), Ok(()), "{status:?}");
             assert!(card.to_json_string().contains("审批"), "{status:?}");
         }
-        let approved =
-            render(ApprovalStatus::OvertimeApproved, &data, &shanghai()).to_json_string();
+        let approved = render(
+            ApprovalStatus::approved(RequestKind::WORK_OVERTIME),
+            &data,
+            &BUILTIN,
+            &shanghai(),
+        )
+        .to_json_string();
         assert!(approved.contains("加班通过") && approved.contains("11-22 08:00"));
     }
 
@@ -1741,11 +2099,8 @@ mod tests {
                 reason: long.clone(),
             },
         ] {
-            let kind = match form {
-                RequestForm::Leave { .. } => RequestKind::Leave,
-                RequestForm::WorkOvertime { .. } => RequestKind::WorkOvertime,
-            };
-            assert_eq!(form_card(kind).validate(), Ok(()));
+            let kind = form.kind();
+            assert_eq!(form_card(def(kind)).validate(), Ok(()));
             let data = ApprovalData {
                 submitted_by: Some(approvers[0].clone()),
                 submitted_at: Some(NOW),
@@ -1753,7 +2108,11 @@ mod tests {
                 decided_at: Some(NOW + 1),
                 comment: Some(long.clone()),
                 approvers: approvers.clone(),
-                form: Some(form),
+                values: Some(form.values()),
+                definition: Some(crate::approval::definition::DefinitionRef {
+                    id: kind,
+                    version: 0,
+                }),
                 audit: (0..5)
                     .map(|i| AuditEntry {
                         at: NOW + i,
@@ -1763,7 +2122,7 @@ mod tests {
                     .collect(),
                 ..ApprovalData::default()
             };
-            for status in ApprovalStatus::ALL
+            for status in all_statuses()
                 .into_iter()
                 .filter(|s| s.request() == Some(kind) && s.stage() != Some(Stage::Submitted))
             {
@@ -1778,14 +2137,14 @@ mod tests {
                     card_id: None,
                     delivery: crate::config::CardDelivery::Message,
                     kind: super::super::machine::CARD_KIND.into(),
-                    status: status.as_str().into(),
+                    status: status.stored(),
                     update_token: None,
                     data: data.to_value(),
                     created_at: NOW,
                     updated_at: NOW,
                     list_key: None,
                 };
-                let mine = render_state(&request, &shanghai()).unwrap();
+                let mine = render_state(&request, &BUILTIN, &shanghai()).unwrap();
                 assert_eq!(mine.validate(), Ok(()), "{status:?}");
                 let filed = status.stage() == Some(Stage::Filed);
                 let json = mine.to_json_string();
@@ -1799,7 +2158,7 @@ mod tests {
                     continue;
                 }
                 request.data = data.to_value();
-                let review = review_card(&request, &shanghai()).unwrap();
+                let review = review_card(&request, &BUILTIN, &shanghai()).unwrap();
                 assert_eq!(review.validate(), Ok(()), "{status:?}");
                 let json = review.to_json_string();
                 assert_eq!(json.contains(request_ids::BTN_APPROVE), filed, "{status:?}");
@@ -1826,11 +2185,11 @@ mod tests {
         /// requester were known, unless it is a well-formed open_id (then only its mention differs).
         #[test]
         fn hostile_requesters_never_reach_card_markup(id in hostile_ids()) {
-            for request in [RequestKind::Leave, RequestKind::WorkOvertime] {
-                let with = RequestView { request, submitted_by: Some(&id), submitted_at: "11-22 08:00", automatic: true };
+            for request in [RequestKind::LEAVE, RequestKind::WORK_OVERTIME] {
+                let with = RequestView { request: def(request), submitted_by: Some(&id), submitted_at: "11-22 08:00", automatic: true };
                 let without = RequestView { submitted_by: None, ..with };
                 for (a, b) in [
-                    (submitted_card(&with), submitted_card(&without)),
+                    (submitted_card(&with, &BUILTIN), submitted_card(&without, &BUILTIN)),
                     (approved_card(&with, "11-22 08:01"), approved_card(&without, "11-22 08:01")),
                 ] {
                     proptest::prop_assert_eq!(a.validate(), Ok(()));

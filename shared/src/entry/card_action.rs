@@ -9,11 +9,14 @@ use std::time::Duration;
 use crate::approval::{self, views, ApprovalAction, Click, ClickDecision, Command};
 use crate::cards::CallbackAnswer;
 use crate::config::{CardDelivery, Config, WebhookConfig};
+use crate::definitions::Definitions;
 use crate::deliver::ReplyRequest;
 use crate::feishu::Clock;
 use crate::function_url::{self, claim_lease_ms, error_response};
 use crate::jobs;
-use crate::store::{self, Abandon, CardStore, DedupStore, Finish, JobStore, Once, StoreError};
+use crate::store::{
+    self, Abandon, CardStore, DedupStore, DocumentStore, Finish, JobStore, Once, StoreError,
+};
 use crate::webhook::{CallbackStyle as Style, CardClick};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -39,6 +42,8 @@ pub struct CardAction<S: ?Sized> {
     pub delivery: CardDelivery,
     /// The approver source and `APPROVAL_FALLBACK`: whether 请假 / 加班 open the form.
     pub approvers: crate::config::ApproverConfig,
+    /// The approval definitions in the table, cached.
+    pub definitions: Arc<Definitions>,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -54,7 +59,7 @@ fn retry_later(style: Style) -> Response<Body> {
 
 impl<S> CardAction<S>
 where
-    S: DedupStore + CardStore + JobStore + ?Sized,
+    S: DedupStore + CardStore + JobStore + DocumentStore + ?Sized,
 {
     pub fn new(
         config: &Config,
@@ -72,6 +77,7 @@ where
             answer_budget: config.answer_budget,
             delivery: config.card_delivery,
             approvers: config.approvers.clone(),
+            definitions: Arc::new(Definitions::default()),
         }
     }
 
@@ -126,6 +132,25 @@ where
                 );
             }
         };
+        // A request type's button of a type not offered (dropped since the card was drawn, or
+        // never defined) is refused as unknown before any card is read: it writes nothing.
+        let catalog = match self.definitions.catalog(&*self.store, &[]).await {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                warn!(error = %e, "definitions unreadable");
+                return retry_later(style);
+            }
+        };
+        if let ApprovalAction::Submit(kind) = action {
+            if catalog.current_of(kind).is_none() {
+                warn!(kind = %kind, "button of a request type not offered");
+                crate::telemetry::rejected("unknown action");
+                return answer(
+                    style,
+                    &CallbackAnswer::toast_only(views::removed_type_toast()),
+                );
+            }
+        }
         let Some(card_key) = clicked.open_message_id.as_deref().map(approval::card_key) else {
             warn!("click without open_message_id");
             return retry_later(style);
@@ -152,6 +177,7 @@ where
                 time_zone: &self.time_zone,
                 form_value: clicked.form_value.as_ref(),
                 approvers: &self.approvers,
+                catalog: &catalog,
             };
             match self.decide_and_write(&card_key, &click).await {
                 Ok(mut result) => {
@@ -233,7 +259,10 @@ where
             Ok(review) => self.store.get_card(&review.request_key).await.ok()?,
             Err(_) => None,
         };
-        approval::render_card(&state, request.as_ref(), &self.time_zone).ok()
+        let mut states = vec![&state];
+        states.extend(request.as_ref());
+        let catalog = self.definitions.catalog(&*self.store, &states).await.ok()?;
+        approval::render_card(&state, request.as_ref(), &catalog, &self.time_zone).ok()
     }
 
     /// Reads the card, decides, and writes state + job in one transaction; re-reads on a conflict.
@@ -258,9 +287,21 @@ where
                         .get_card(&review.request_key)
                         .await?
                         .ok_or(ClickError::UnknownCard)?;
-                    approval::decide_review_click(&state, &request, click)?
+                    let catalog = self.definitions.catalog(&*self.store, &[&request]).await?;
+                    let click = Click {
+                        catalog: &catalog,
+                        ..click.clone()
+                    };
+                    approval::decide_review_click(&state, &request, &click)?
                 }
-                Err(_) => approval::decide_click(&state, click)?,
+                Err(_) => {
+                    let catalog = self.definitions.catalog(&*self.store, &[&state]).await?;
+                    let click = Click {
+                        catalog: &catalog,
+                        ..click.clone()
+                    };
+                    approval::decide_click(&state, &click)?
+                }
             };
             match decision {
                 ClickDecision::Transition {

@@ -32,6 +32,8 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     pub time_zone: TimeZone,
     /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
     pub approvers: crate::config::ApproverConfig,
+    /// The approval definitions in the table, cached.
+    pub definitions: std::sync::Arc<crate::definitions::Definitions>,
     /// A claimed job is ours this long; longer than one job can take.
     pub lease: Duration,
     /// Jobs per sweep.
@@ -121,7 +123,12 @@ impl UpdaterEvent {
 
 impl<S, F> CardUpdater<S, F>
 where
-    S: CardStore + JobStore + DedupStore + crate::store::ListStore + ?Sized,
+    S: CardStore
+        + JobStore
+        + DedupStore
+        + crate::store::ListStore
+        + crate::store::DocumentStore
+        + ?Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(
@@ -139,6 +146,7 @@ where
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
             approvers: config.approvers.clone(),
+            definitions: std::sync::Arc::new(crate::definitions::Definitions::default()),
             lease: Duration::from_secs(60),
             batch: 100,
             per_job: Duration::from_secs(10),
@@ -251,6 +259,7 @@ where
             deadline: Deadline::after(self.per_job),
             time_zone: &self.time_zone,
             approvers: &self.approvers,
+            definitions: &self.definitions,
         };
         match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {

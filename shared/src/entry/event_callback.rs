@@ -36,6 +36,8 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     pub time_zone: TimeZone,
     /// How a new card's approvers are found (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
     pub approvers: crate::config::ApproverConfig,
+    /// The approval definitions in the table, cached.
+    pub definitions: std::sync::Arc<crate::definitions::Definitions>,
     /// Feishu wants the answer within 3 s; the reply work stops at this budget.
     pub answer_budget: Duration,
     /// Epoch ms until which replies go straight to the queue: a reply of this instance did not
@@ -74,7 +76,7 @@ fn ok_empty() -> Response<Body> {
 
 impl<S, F> EventCallback<S, F>
 where
-    S: DedupStore + CardStore + JobStore + ListStore + Sized,
+    S: DedupStore + CardStore + JobStore + ListStore + crate::store::DocumentStore + Sized,
     F: FeishuApi + ?Sized,
 {
     pub fn new(
@@ -94,6 +96,7 @@ where
             approval_ttl: config.approval_ttl,
             time_zone: config.time_zone.clone(),
             approvers: config.approvers.clone(),
+            definitions: std::sync::Arc::new(crate::definitions::Definitions::default()),
             answer_budget: config.answer_budget,
             busy_until: AtomicI64::new(0),
         }
@@ -388,6 +391,7 @@ where
             deadline,
             time_zone: &self.time_zone,
             approvers: &self.approvers,
+            definitions: &self.definitions,
         };
         let tried = now >= self.busy_until.load(Ordering::Relaxed);
         let payload = if !tried {

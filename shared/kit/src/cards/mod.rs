@@ -333,6 +333,10 @@ pub enum Element {
     SelectStatic(SelectStatic),
     /// An `input` text field.
     Input(Input),
+    /// A `multi_select_static`: any number of fixed options.
+    MultiSelectStatic(MultiSelectStatic),
+    /// A `checker`: a box to tick.
+    Checker(Checker),
 }
 
 /// `{"tag":"form","name":…,"elements":[…]}`: at the body root only; its interactive children
@@ -389,6 +393,40 @@ pub struct SelectStatic {
     pub initial_option: Option<String>,
     /// `options`: the choices, in the order shown.
     pub options: Vec<SelectOption>,
+}
+
+/// `{"tag":"multi_select_static",…}`: its `form_value` entry is the chosen options' `value`s
+/// (an array; a JSON string holding one is also reported, `approval-apis.md` §7, unconfirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiSelectStatic {
+    /// `element_id` (see [`SelectStatic::element_id`]).
+    #[serde(default)]
+    pub element_id: String,
+    /// `name`: the key of its values in `form_value`.
+    pub name: String,
+    /// `required`: at least one option must be chosen; left out when `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// `placeholder`: the text shown while nothing is chosen.
+    pub placeholder: PlainText,
+    /// `options`: the choices, in the order shown.
+    pub options: Vec<SelectOption>,
+}
+
+/// `{"tag":"checker",…}` inside a form: its `form_value` entry is `true` or `false` (a string
+/// `"true"` is also reported, `approval-apis.md` §7, unconfirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checker {
+    /// `element_id` (see [`SelectStatic::element_id`]).
+    #[serde(default)]
+    pub element_id: String,
+    /// `name`: the key of its value in `form_value`.
+    pub name: String,
+    /// `checked`: ticked at first.
+    #[serde(default)]
+    pub checked: bool,
+    /// `text`: the words beside the box.
+    pub text: PlainText,
 }
 
 /// One option of a select: shown `text`, returned `value`.
@@ -569,6 +607,8 @@ impl Element {
             Self::DatePicker(d) => &d.element_id,
             Self::SelectStatic(s) => &s.element_id,
             Self::Input(i) => &i.element_id,
+            Self::MultiSelectStatic(m) => &m.element_id,
+            Self::Checker(c) => &c.element_id,
         }
     }
 
@@ -763,6 +803,8 @@ impl Card {
                     Element::DatePicker(d) => Some(&d.name),
                     Element::SelectStatic(s) => Some(&s.name),
                     Element::Input(i) => Some(&i.name),
+                    Element::MultiSelectStatic(m) => Some(&m.name),
+                    Element::Checker(c) => Some(&c.name),
                     Element::Button(b) => {
                         submit |= b.form_action_type.as_deref() == Some("submit");
                         b.name.as_ref()

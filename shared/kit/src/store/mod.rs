@@ -604,8 +604,11 @@ pub trait DeadJobStore: Send + Sync {
 }
 
 /// Everything a function may need, for wiring convenience.
-pub trait Store: DedupStore + TokenStore + CardStore + JobStore + ListStore {}
-impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore> Store for T {}
+pub trait Store:
+    DedupStore + TokenStore + CardStore + JobStore + ListStore + DocumentStore
+{
+}
+impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore + DocumentStore> Store for T {}
 
 pub use documents::{Document, DocumentStore};
 pub use once::{once, step, Abandon, Finish, Once, StepError};

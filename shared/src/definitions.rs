@@ -1,0 +1,437 @@
+//! Approval definitions in the table: `apply` writes a checked file as new immutable versions,
+//! and the functions read the definitions offered now (cached for [`DEFAULT_REFRESH`]) and every
+//! version a request pinned (cached for good: a version never changes).
+//!
+//! Documents (`feishu_kit::store::documents`) of the collection `definitions#<tenant>`, tenant
+//! `-` for a self-built app (the store-app issue fills the slot):
+//!
+//! | key | body |
+//! |---|---|
+//! | `current` | `{"definitions": [{"version": n, "definition": {…}}], "last_versions": {"<id>": n}, "applied_at": ms}`: what is offered now, in the file's order |
+//! | `def#<id>#<version, 10 digits>` | `{"version": n, "definition": {…}, "applied_at": ms}`: one version, written once |
+//!
+//! With no `current` document the built-in `leave` and `work_overtime` (version 0, compiled in)
+//! are offered. Versions are never deleted: a filed request refers to its version for as long as
+//! the request is kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::approval::definition::{
+    builtin, Catalog, Definition, DefinitionRef, DefinitionSet, RequestKind, Versioned,
+};
+use crate::store::{CardState, DocumentStore, EpochMillis, StoreError, StoreResult};
+
+/// A new `current` document reaches every function within this long (a cached one is re-read
+/// after it).
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+
+/// The tenant slot of a self-built app's definitions.
+pub const SELF_BUILT_TENANT: &str = "-";
+
+const CURRENT: &str = "current";
+
+/// The collection of `tenant`'s definitions.
+pub fn collection(tenant: &str) -> String {
+    format!("definitions#{tenant}")
+}
+
+/// The document key of `id` at `version`.
+pub fn version_key(id: RequestKind, version: u32) -> String {
+    format!("def#{id}#{version:010}")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CurrentDoc {
+    definitions: Vec<VersionDoc>,
+    /// The last version written of every id ever applied (a dropped id that returns continues).
+    #[serde(default)]
+    last_versions: BTreeMap<String, u32>,
+    #[serde(default)]
+    applied_at: EpochMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct VersionDoc {
+    version: u32,
+    definition: Definition,
+    #[serde(default)]
+    applied_at: EpochMillis,
+}
+
+/// What `apply` did to one definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Offered for the first time (a new id, or one that returns).
+    Added,
+    /// A new version of an offered definition.
+    Changed,
+    /// Offered as before, at the same version.
+    Unchanged,
+    /// No longer offered (its versions stay for the requests that pinned them).
+    Removed,
+}
+
+/// One line of `apply`'s report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub id: RequestKind,
+    pub version: u32,
+    pub change: Change,
+}
+
+/// The definitions a deployment reads, with its caches. One per function instance.
+#[derive(Debug)]
+pub struct Definitions {
+    tenant: String,
+    refresh: Duration,
+    current: Mutex<Option<(Instant, Arc<Catalog>)>>,
+    /// Versions read for pinned requests; a version never changes, so they never expire.
+    versions: Mutex<HashMap<DefinitionRef, Arc<Definition>>>,
+}
+
+impl Default for Definitions {
+    fn default() -> Self {
+        Self::new(DEFAULT_REFRESH)
+    }
+}
+
+impl Definitions {
+    /// A self-built app's definitions, the offered ones re-read after `refresh`.
+    pub fn new(refresh: Duration) -> Self {
+        Self {
+            tenant: SELF_BUILT_TENANT.to_owned(),
+            refresh,
+            current: Mutex::new(None),
+            versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The definitions offered now, and every version `states` pinned (requests, approvers'
+    /// cards' requests): one read of `current` per [`Definitions::new`]'s `refresh`, one read
+    /// per pinned version not seen before. A pinned version that cannot be found is left out
+    /// (the card renders from the current one of its id: `Catalog::resolve`).
+    pub async fn catalog<S: DocumentStore + ?Sized>(
+        &self,
+        store: &S,
+        states: &[&CardState],
+    ) -> StoreResult<Arc<Catalog>> {
+        let current = self.current(store).await?;
+        let pins: Vec<DefinitionRef> = states
+            .iter()
+            .filter_map(|s| s.data.get("definition"))
+            .filter_map(|d| serde_json::from_value::<DefinitionRef>(d.clone()).ok())
+            .filter(|pin| !current.has(*pin))
+            .collect();
+        if pins.is_empty() {
+            return Ok(current);
+        }
+        let mut catalog = (*current).clone();
+        for pin in pins {
+            if let Some(definition) = self.version(store, pin).await? {
+                catalog.insert(pin, definition);
+            }
+        }
+        Ok(Arc::new(catalog))
+    }
+
+    async fn current<S: DocumentStore + ?Sized>(&self, store: &S) -> StoreResult<Arc<Catalog>> {
+        if let Some((read_at, catalog)) = &*Self::lock(&self.current) {
+            if read_at.elapsed() < self.refresh {
+                return Ok(catalog.clone());
+            }
+        }
+        let catalog = Arc::new(match read_current(store, &self.tenant).await? {
+            None => Catalog::builtin(),
+            Some((doc, _)) => Catalog::with_current(
+                doc.definitions
+                    .into_iter()
+                    .map(|v| Versioned {
+                        version: v.version,
+                        definition: Arc::new(v.definition),
+                    })
+                    .collect(),
+            ),
+        });
+        *Self::lock(&self.current) = Some((Instant::now(), catalog.clone()));
+        Ok(catalog)
+    }
+
+    async fn version<S: DocumentStore + ?Sized>(
+        &self,
+        store: &S,
+        pin: DefinitionRef,
+    ) -> StoreResult<Option<Arc<Definition>>> {
+        if let Some(found) = Self::lock(&self.versions).get(&pin) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(doc) = store
+            .get_document(&collection(&self.tenant), &version_key(pin.id, pin.version))
+            .await?
+        else {
+            tracing::warn!(id = %pin.id, version = pin.version, "pinned definition version not found");
+            return Ok(None);
+        };
+        let version: VersionDoc = parse_body(&doc.body, &doc.key)?;
+        let definition = Arc::new(version.definition);
+        Self::lock(&self.versions).insert(pin, definition.clone());
+        Ok(Some(definition))
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Value, key: &str) -> StoreResult<T> {
+    serde_json::from_value(body.clone()).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: format!("definitions document: {e}"),
+    })
+}
+
+async fn read_current<S: DocumentStore + ?Sized>(
+    store: &S,
+    tenant: &str,
+) -> StoreResult<Option<(CurrentDoc, u64)>> {
+    let Some(doc) = store.get_document(&collection(tenant), CURRENT).await? else {
+        return Ok(None);
+    };
+    Ok(Some((parse_body(&doc.body, &doc.key)?, doc.revision)))
+}
+
+/// The definitions offered now, each with its version: the table's, else the built-in ones.
+pub async fn list<S: DocumentStore + ?Sized>(
+    store: &S,
+    tenant: &str,
+) -> StoreResult<Vec<(u32, Definition)>> {
+    Ok(match read_current(store, tenant).await? {
+        Some((doc, _)) => doc
+            .definitions
+            .into_iter()
+            .map(|v| (v.version, v.definition))
+            .collect(),
+        None => builtin().definitions.into_iter().map(|d| (0, d)).collect(),
+    })
+}
+
+/// `id` at `version` (0: the built-in one), if it exists.
+pub async fn show<S: DocumentStore + ?Sized>(
+    store: &S,
+    tenant: &str,
+    id: RequestKind,
+    version: u32,
+) -> StoreResult<Option<Definition>> {
+    if version == 0 {
+        return Ok(builtin().definitions.into_iter().find(|d| d.id == id));
+    }
+    match store
+        .get_document(&collection(tenant), &version_key(id, version))
+        .await?
+    {
+        None => Ok(None),
+        Some(doc) => Ok(Some(
+            parse_body::<VersionDoc>(&doc.body, &doc.key)?.definition,
+        )),
+    }
+}
+
+/// Makes `set` the definitions offered: an unchanged definition keeps its version, a changed or
+/// new one gets the next version of its id (written once, never replaced), and `current` is
+/// replaced if nobody applied meanwhile (else [`StoreError::Conflict`]: run it again). A built-in
+/// definition given unchanged stays version 0. Answers what changed, `set`'s order first, then
+/// the definitions it removed.
+pub async fn apply<S: DocumentStore + ?Sized>(
+    store: &S,
+    tenant: &str,
+    set: &DefinitionSet,
+    now: EpochMillis,
+) -> StoreResult<Vec<Applied>> {
+    let previous = read_current(store, tenant).await?;
+    let (offered, mut last_versions, revision): (Vec<(u32, Definition)>, _, _) = match previous {
+        Some((doc, revision)) => (
+            doc.definitions
+                .into_iter()
+                .map(|v| (v.version, v.definition))
+                .collect(),
+            doc.last_versions,
+            Some(revision),
+        ),
+        None => (
+            builtin().definitions.into_iter().map(|d| (0, d)).collect(),
+            BTreeMap::new(),
+            None,
+        ),
+    };
+    let builtins = builtin().definitions;
+    let mut report = Vec::new();
+    let mut docs = Vec::new();
+    for definition in &set.definitions {
+        let before = offered.iter().find(|(_, d)| d.id == definition.id);
+        let (version, change) = match before {
+            Some((version, d)) if d == definition => (*version, Change::Unchanged),
+            _ if builtins.contains(definition) => (0, change_of(before)),
+            _ => {
+                let last = last_versions
+                    .get(definition.id.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                let version = last + 1;
+                let body = serde_json::to_value(VersionDoc {
+                    version,
+                    definition: definition.clone(),
+                    applied_at: now,
+                })
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let key = version_key(definition.id, version);
+                if !store
+                    .put_document(&collection(tenant), &key, &body, None)
+                    .await?
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "definition {key} was written by another apply; run apply again"
+                    )));
+                }
+                (version, change_of(before))
+            }
+        };
+        if version > 0 {
+            last_versions.insert(definition.id.as_str().to_owned(), version);
+        }
+        report.push(Applied {
+            id: definition.id,
+            version,
+            change,
+        });
+        docs.push(VersionDoc {
+            version,
+            definition: definition.clone(),
+            applied_at: now,
+        });
+    }
+    for (version, d) in &offered {
+        if !set.definitions.iter().any(|n| n.id == d.id) {
+            report.push(Applied {
+                id: d.id,
+                version: *version,
+                change: Change::Removed,
+            });
+        }
+    }
+    let current = serde_json::to_value(CurrentDoc {
+        definitions: docs,
+        last_versions,
+        applied_at: now,
+    })
+    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    if !store
+        .put_document(&collection(tenant), CURRENT, &current, revision)
+        .await?
+    {
+        return Err(StoreError::Conflict(
+            "the definitions changed while applying; run apply again".to_owned(),
+        ));
+    }
+    Ok(report)
+}
+
+fn change_of(before: Option<&(u32, Definition)>) -> Change {
+    match before {
+        Some(_) => Change::Changed,
+        None => Change::Added,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::definition::file;
+    use crate::store::memory::MemoryStore;
+
+    const V1: &str = "definitions:
+  - id: expense
+    name: 报销
+    fields: [{name: amount, type: amount, label: 金额, required: true}]
+  - id: leave
+    name: {zh_cn: 请假, en_us: Leave}
+    fields: [{name: reason, type: text, label: 事由}]
+";
+
+    #[tokio::test]
+    async fn apply_versions_what_changed_and_keeps_what_did_not() {
+        let store = MemoryStore::new();
+        let set = file::parse(V1).unwrap();
+        let first = apply(&store, "-", &set, 1).await.unwrap();
+        let changes: Vec<_> = first
+            .iter()
+            .map(|a| (a.id.as_str().to_owned(), a.version, a.change))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("expense".to_owned(), 1, Change::Added),
+                ("leave".to_owned(), 1, Change::Changed),
+                ("work_overtime".to_owned(), 0, Change::Removed),
+            ]
+        );
+        let again = apply(&store, "-", &set, 2).await.unwrap();
+        assert!(again.iter().all(|a| a.change == Change::Unchanged));
+        let mut changed = set.clone();
+        changed.definitions[0].fields[0].required = false;
+        let second = apply(&store, "-", &changed, 3).await.unwrap();
+        assert_eq!((second[0].version, second[0].change), (2, Change::Changed));
+        assert_eq!(
+            (second[1].version, second[1].change),
+            (1, Change::Unchanged)
+        );
+        // Both versions of expense stay readable; the catalog offers the second.
+        let id = RequestKind::new("expense").unwrap();
+        assert!(show(&store, "-", id, 1).await.unwrap().unwrap().fields[0].required);
+        let defs = Definitions::new(Duration::ZERO);
+        let catalog = defs.catalog(&store, &[]).await.unwrap();
+        assert_eq!(catalog.current_of(id).unwrap().version, 2);
+        assert!(catalog.current_of(RequestKind::WORK_OVERTIME).is_none());
+        // Back to the built-ins: version 0 again, nothing written for them.
+        let back = apply(&store, "-", &builtin(), 4).await.unwrap();
+        assert!(back
+            .iter()
+            .filter(|a| a.change != Change::Removed)
+            .all(|a| a.version == 0));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_current_refuses_a_stale_revision() {
+        let store = MemoryStore::new();
+        let set = file::parse(V1).unwrap();
+        apply(&store, "-", &set, 1).await.unwrap();
+        // Another writer replaced `current` between this apply's read and its write.
+        let (doc, revision) = read_current(&store, "-").await.unwrap().unwrap();
+        let body = serde_json::to_value(&doc).unwrap();
+        assert!(store
+            .put_document(&collection("-"), CURRENT, &body, Some(revision))
+            .await
+            .unwrap());
+        assert!(!store
+            .put_document(&collection("-"), CURRENT, &body, Some(revision))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn without_a_file_the_builtins_are_offered_and_read_once_per_refresh() {
+        let store = MemoryStore::new();
+        let defs = Definitions::new(Duration::from_secs(3600));
+        let catalog = defs.catalog(&store, &[]).await.unwrap();
+        assert_eq!(*catalog, Catalog::builtin());
+        apply(&store, "-", &file::parse(V1).unwrap(), 1)
+            .await
+            .unwrap();
+        let cached = defs.catalog(&store, &[]).await.unwrap();
+        assert_eq!(*cached, Catalog::builtin(), "cached until the refresh");
+    }
+}
