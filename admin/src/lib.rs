@@ -1,10 +1,14 @@
 //! cardbot's operator command, against the deployed table (the user's AWS credentials, region
 //! and `TABLE_NAME`) or DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`): list dead jobs with their
-//! reasons, requeue one, show a card's state and its jobs, export a request's audit trail as JSON.
+//! reasons, requeue one, show a card's state and its jobs, export a request's audit trail as JSON,
+//! and check, apply, list and show the approval definitions (`docs/definitions.md`).
 //! Output is JSON, one document per command; secrets (the card's update token) are never printed.
 
+use cardbot::approval::definition::RequestKind;
 use cardbot::approval::{ApprovalData, ReviewData};
-use cardbot::store::{CardState, CardStore, DeadJobStore, EpochMillis, Job, JobStore, StoreError};
+use cardbot::store::{
+    CardState, CardStore, DeadJobStore, DocumentStore, EpochMillis, Job, JobStore, StoreError,
+};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -30,6 +34,29 @@ pub enum Command {
     Card { card_key: String },
     /// A request's audit trail (the requester's card key; an approver's card leads to it).
     Audit { card_key: String },
+    /// The approval definitions: a team's request types (`docs/definitions.md`).
+    #[command(subcommand)]
+    Definitions(DefinitionsCommand),
+}
+
+/// `cardbot-admin definitions …`.
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum DefinitionsCommand {
+    /// Checks a definitions file (YAML or JSON) without touching the table: every problem with
+    /// its line, exit status 1 if there is one.
+    Validate { file: std::path::PathBuf },
+    /// Checks the file, then makes it the definitions offered: a changed or new definition is a
+    /// new version; requests already filed keep the version they were filed with. The functions
+    /// pick it up within a minute.
+    Apply { file: std::path::PathBuf },
+    /// The definitions offered now, each with its version.
+    List,
+    /// One definition as stored: the current version, or `--version N` (0: the built-in one).
+    Show {
+        id: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
 }
 
 impl Cli {
@@ -52,14 +79,85 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Refused(String),
+    /// A definitions file with problems: one line each, `<file>:<line>:<column>: <problem>`.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Reads and checks a definitions file; its problems as `<file>:<line>:<column>: <problem>`.
+pub fn load_definitions(
+    path: &std::path::Path,
+) -> Result<cardbot::approval::definition::DefinitionSet, AdminError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AdminError::Invalid(vec![format!("{}: cannot read: {e}", path.display())]))?;
+    cardbot::approval::load_definitions(&text).map_err(|problems| {
+        AdminError::Invalid(
+            problems
+                .iter()
+                .map(|p| match p.line {
+                    0 => format!("{}: {}", path.display(), p.message),
+                    line => format!("{}:{line}:{}: {}", path.display(), p.column, p.message),
+                })
+                .collect(),
+        )
+    })
+}
+
+/// `definitions validate`: needs no table.
+pub fn validate_definitions(path: &std::path::Path) -> Result<String, AdminError> {
+    let set = load_definitions(path)?;
+    let out = json!({
+        "valid": true,
+        "definitions": set.definitions.iter().map(|d| json!({
+            "id": d.id, "name": d.name, "fields": d.fields.len(),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(serde_json::to_string_pretty(&out).unwrap_or_default())
 }
 
 /// Runs `command` against `store` at `now`; the JSON to print.
 pub async fn run<S>(command: &Command, store: &S, now: EpochMillis) -> Result<String, AdminError>
 where
-    S: CardStore + JobStore + DeadJobStore + ?Sized,
+    S: CardStore + JobStore + DeadJobStore + DocumentStore + ?Sized,
 {
+    use cardbot::definitions::{self, SELF_BUILT_TENANT as TENANT};
     let out = match command {
+        Command::Definitions(DefinitionsCommand::Validate { file }) => {
+            return validate_definitions(file)
+        }
+        Command::Definitions(DefinitionsCommand::Apply { file }) => {
+            let set = load_definitions(file)?;
+            let applied = definitions::apply(store, TENANT, &set, now).await?;
+            json!({ "applied": applied })
+        }
+        Command::Definitions(DefinitionsCommand::List) => {
+            let offered = definitions::list(store, TENANT).await?;
+            json!({ "definitions": offered.iter().map(|(version, d)| json!({
+                "id": d.id, "version": version, "name": d.name,
+                "fields": d.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>() })
+        }
+        Command::Definitions(DefinitionsCommand::Show { id, version }) => {
+            let kind = RequestKind::new(id)
+                .ok_or_else(|| AdminError::NotFound(format!("`{id}` is not a definition id")))?;
+            let version = match version {
+                Some(v) => *v,
+                None => definitions::list(store, TENANT)
+                    .await?
+                    .iter()
+                    .find(|(_, d)| d.id == kind)
+                    .map(|(v, _)| *v)
+                    .ok_or_else(|| {
+                        AdminError::NotFound(format!(
+                            "`{id}` is not offered now (give --version for an earlier one)"
+                        ))
+                    })?,
+            };
+            let definition = definitions::show(store, TENANT, kind, version)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no version {version} of `{id}`")))?;
+            json!({ "version": version, "definition": definition })
+        }
         Command::DeadJobs { limit } => {
             let jobs = store.dead_jobs(*limit).await?;
             json!({ "dead_jobs": jobs.iter().map(job_json).collect::<Vec<_>>() })
@@ -149,7 +247,10 @@ fn audit_json(request: &CardState) -> Result<Value, AdminError> {
         "status": request.status,
         "requester": data.submitted_by.as_deref().unwrap_or(&request.requester_open_id),
         "approvers": data.approvers,
-        "form": data.form,
+        // What was filed: its type and definition version, and the values by field name.
+        "form": data.definition.map(|d| json!({
+            "kind": d.id, "version": d.version, "values": data.values,
+        })),
         "decided_by": data.decided_by,
         "decided_at": data.decided_at.map(time),
         "comment": data.comment,

@@ -4,6 +4,20 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = cardbot_admin::Cli::parse();
+    // Checking a file needs no table (and no AWS credentials).
+    if let cardbot_admin::Command::Definitions(cardbot_admin::DefinitionsCommand::Validate {
+        file,
+    }) = &cli.command
+    {
+        match cardbot_admin::validate_definitions(file) {
+            Ok(out) => println!("{out}"),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let aws = cardbot::aws::sdk_config().await;
     let store = match cardbot::store::dynamo::DynamoStore::from_sdk_config(&aws) {
         Ok(store) => store,

@@ -241,7 +241,8 @@ pub async fn show<S: DocumentStore + ?Sized>(
     }
 }
 
-/// Makes `set` the definitions offered: an unchanged definition keeps its version, a changed or
+/// Makes `set` the definitions offered ([`DefinitionSet::effective`]: the built-in types unless
+/// redefined or dropped, then the file's): an unchanged definition keeps its version, a changed or
 /// new one gets the next version of its id (written once, never replaced), and `current` is
 /// replaced if nobody applied meanwhile (else [`StoreError::Conflict`]: run it again). A built-in
 /// definition given unchanged stays version 0. Answers what changed, `set`'s order first, then
@@ -269,9 +270,10 @@ pub async fn apply<S: DocumentStore + ?Sized>(
         ),
     };
     let builtins = builtin().definitions;
+    let effective = set.effective();
     let mut report = Vec::new();
     let mut docs = Vec::new();
-    for definition in &set.definitions {
+    for definition in &effective {
         let before = offered.iter().find(|(_, d)| d.id == definition.id);
         let (version, change) = match before {
             Some((version, d)) if d == definition => (*version, Change::Unchanged),
@@ -315,7 +317,7 @@ pub async fn apply<S: DocumentStore + ?Sized>(
         });
     }
     for (version, d) in &offered {
-        if !set.definitions.iter().any(|n| n.id == d.id) {
+        if !effective.iter().any(|n| n.id == d.id) {
             report.push(Applied {
                 id: d.id,
                 version: *version,
@@ -374,21 +376,24 @@ mod tests {
         assert_eq!(
             changes,
             [
-                ("expense".to_owned(), 1, Change::Added),
                 ("leave".to_owned(), 1, Change::Changed),
-                ("work_overtime".to_owned(), 0, Change::Removed),
+                ("work_overtime".to_owned(), 0, Change::Unchanged),
+                ("expense".to_owned(), 1, Change::Added),
             ]
         );
         let again = apply(&store, "-", &set, 2).await.unwrap();
         assert!(again.iter().all(|a| a.change == Change::Unchanged));
         let mut changed = set.clone();
         changed.definitions[0].fields[0].required = false;
+        changed.drop = vec![RequestKind::WORK_OVERTIME];
         let second = apply(&store, "-", &changed, 3).await.unwrap();
-        assert_eq!((second[0].version, second[0].change), (2, Change::Changed));
-        assert_eq!(
-            (second[1].version, second[1].change),
-            (1, Change::Unchanged)
-        );
+        let by_id = |id: &str| {
+            let a = second.iter().find(|a| a.id.as_str() == id).unwrap();
+            (a.version, a.change)
+        };
+        assert_eq!(by_id("expense"), (2, Change::Changed));
+        assert_eq!(by_id("leave"), (1, Change::Unchanged));
+        assert_eq!(by_id("work_overtime"), (0, Change::Removed));
         // Both versions of expense stay readable; the catalog offers the second.
         let id = RequestKind::new("expense").unwrap();
         assert!(show(&store, "-", id, 1).await.unwrap().unwrap().fields[0].required);
@@ -396,8 +401,12 @@ mod tests {
         let catalog = defs.catalog(&store, &[]).await.unwrap();
         assert_eq!(catalog.current_of(id).unwrap().version, 2);
         assert!(catalog.current_of(RequestKind::WORK_OVERTIME).is_none());
-        // Back to the built-ins: version 0 again, nothing written for them.
+        // Back to the built-ins alone: version 0 again, nothing written for them.
         let back = apply(&store, "-", &builtin(), 4).await.unwrap();
+        assert_eq!(
+            back.iter().filter(|a| a.change == Change::Removed).count(),
+            1
+        );
         assert!(back
             .iter()
             .filter(|a| a.change != Change::Removed)

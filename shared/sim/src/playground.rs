@@ -532,6 +532,28 @@ fn element(e: &Value, ctx: &Ctx, form: Option<&str>) -> Markup {
                 }
             }
         }
+        "multi_select_static" => {
+            let name = e["name"].as_str().unwrap_or_default();
+            html! {
+                label.field {
+                    span { (text_of(&e["placeholder"], english)) }
+                    select name=(format!("m_{name}")) multiple required[e["required"] == true] {
+                        @for o in e["options"].as_array().into_iter().flatten() {
+                            option value=(o["value"].as_str().unwrap_or_default()) { (text_of(&o["text"], english)) }
+                        }
+                    }
+                }
+            }
+        }
+        "checker" => {
+            let name = e["name"].as_str().unwrap_or_default();
+            html! {
+                label.field {
+                    input type="checkbox" name=(format!("c_{name}")) value="true" checked[e["checked"] == true];
+                    span { (text_of(&e["text"], english)) }
+                }
+            }
+        }
         other => html! { div.unknown { "[" (other) "]" } },
     }
 }
@@ -712,8 +734,9 @@ pub(super) async fn send(State(shared): State<Arc<Shared>>, Form(form): Form<Sen
 }
 
 /// `POST /playground/press`: a button or a form's submit, as Feishu's card callback. Fields:
-/// `as`, `chat`, `message_id`, `element_id`, and the form's fields as `f_<name>` (text, select)
-/// and `d_<name>` (date, sent as `yyyy-MM-dd +0800` like the client).
+/// `as`, `chat`, `message_id`, `element_id`, and the form's fields as `f_<name>` (text, select),
+/// `d_<name>` (date, sent as `yyyy-MM-dd +0800` like the client), `m_<name>` (each choice of a
+/// multi-select) and `c_<name>` (a ticked checker).
 pub(super) async fn press(
     State(shared): State<Arc<Shared>>,
     Form(fields): Form<Vec<(String, String)>>,
@@ -732,18 +755,29 @@ pub(super) async fn press(
     let Some(who) = shared.user(user) else {
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
     };
-    // Filled fields only (an empty one is not sent, as in the client); a date goes with its zone.
-    let form_value: Vec<(&str, Value)> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .filter_map(
-            |(k, v)| match (k.strip_prefix("f_"), k.strip_prefix("d_")) {
-                (Some(name), _) => Some((name, Value::String(v.clone()))),
-                (_, Some(name)) => Some((name, Value::String(format!("{v} +0800")))),
-                _ => None,
-            },
-        )
-        .collect();
+    // Filled fields only (an empty one is not sent, as in the client); a date goes with its zone,
+    // a multi-select's choices as one array, a ticked checker as `true`.
+    let mut form_value: Vec<(&str, Value)> = Vec::new();
+    for (k, v) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+        let (name, value) = if let Some(name) = k.strip_prefix("f_") {
+            (name, Value::String(v.clone()))
+        } else if let Some(name) = k.strip_prefix("d_") {
+            (name, Value::String(format!("{v} +0800")))
+        } else if let Some(name) = k.strip_prefix("c_") {
+            (name, Value::Bool(true))
+        } else if let Some(name) = k.strip_prefix("m_") {
+            match form_value.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, Value::Array(chosen))) => {
+                    chosen.push(Value::String(v.clone()));
+                    continue;
+                }
+                _ => (name, Value::Array(vec![Value::String(v.clone())])),
+            }
+        } else {
+            continue;
+        };
+        form_value.push((name, value));
+    }
     let now = shared.clock.now_ms();
     let shown = shared.world().snapshot_message_card(message_id, now);
     let toast = match shown {

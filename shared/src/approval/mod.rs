@@ -36,3 +36,30 @@ pub use machine::{
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
 pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};
 pub use views::{format_local, render, render_card, render_state};
+
+/// Reads and checks a definitions file (YAML or JSON): the schema ([`definition::file::parse`],
+/// every problem with its line), then that each definition's cards fit Feishu's limits at their
+/// largest ([`views::check_fits`]; such a problem names the definition, line 0).
+pub fn load_definitions(
+    text: &str,
+) -> Result<definition::DefinitionSet, Vec<definition::file::Problem>> {
+    let set = definition::file::parse(text)?;
+    let problems: Vec<_> = set
+        .definitions
+        .iter()
+        .filter_map(|d| {
+            views::check_fits(d)
+                .err()
+                .map(|why| definition::file::Problem {
+                    line: 0,
+                    column: 0,
+                    message: format!("definition `{}`: {why}", d.id),
+                })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        Err(problems)
+    }
+}

@@ -36,6 +36,8 @@ pub mod env {
     pub const SWEEP_SECONDS: &str = "CARDBOT_SWEEP_SECONDS";
     pub const LOCAL_INSTANCES: &str = "CARDBOT_LOCAL_INSTANCES";
     pub const RELEASE: &str = "CARDBOT_RELEASE";
+    /// A definitions file applied to the local table at start (`docs/definitions.md`).
+    pub const APPROVAL_DEFINITIONS: &str = "APPROVAL_DEFINITIONS";
 }
 
 /// Lines the runner prints for people and for tests that parse them.
@@ -103,6 +105,9 @@ pub struct Options {
     /// `APPROVAL_FALLBACK` and `APPROVER_FROM_LEADER` as the lookup gives them, passed to the
     /// functions; the tutorial's demo sets `simulated` and `false` when they are unset.
     pub approval_routing: Vec<(&'static str, String)>,
+    /// `APPROVAL_DEFINITIONS`: the file, read and checked before anything starts (a broken file
+    /// stops `make run` naming each problem), applied to the table once it exists.
+    pub definitions: Option<(PathBuf, cardbot::approval::definition::DefinitionSet)>,
 }
 
 impl Options {
@@ -190,6 +195,10 @@ impl Options {
                 }
             },
             approver_open_ids: get("APPROVER_OPEN_IDS"),
+            definitions: match get(env::APPROVAL_DEFINITIONS) {
+                None => None,
+                Some(path) => Some(read_definitions(PathBuf::from(path))?),
+            },
             approval_routing: ["APPROVAL_FALLBACK", "APPROVER_FROM_LEADER"]
                 .into_iter()
                 .filter_map(|name| Some((name, get(name)?)))
@@ -320,6 +329,26 @@ impl LocalStack {
         ));
         let client = dynamodb_client(&dynamodb, &o.region);
         create_table_when_ready(&client, &o.table_name).await?;
+        if let Some((path, set)) = &o.definitions {
+            let store = cardbot::store::dynamo::DynamoStore::new(client.clone(), &o.table_name);
+            let applied = cardbot::definitions::apply(
+                &store,
+                cardbot::definitions::SELF_BUILT_TENANT,
+                set,
+                cardbot::store::now_millis(),
+            )
+            .await
+            .map_err(|e| format!("applying {}: {e}", path.display()))?;
+            let shown: Vec<String> = applied
+                .iter()
+                .map(|a| format!("{} v{} ({:?})", a.id, a.version, a.change))
+                .collect();
+            say(format!(
+                "definitions from {} (APPROVAL_DEFINITIONS): {}",
+                path.display(),
+                shown.join(", ")
+            ));
+        }
 
         let (feishu_env, simulator_url) = match &o.feishu {
             FeishuTarget::Simulator { port } => {
@@ -780,5 +809,36 @@ mod tests {
     fn a_bad_port_is_refused() {
         let err = options(&[(env::WATCH_PORT, "90000")]).unwrap_err();
         assert!(err.contains(env::WATCH_PORT), "{err}");
+    }
+}
+
+/// Reads and checks `APPROVAL_DEFINITIONS`; every problem as `<file>:<line>:<column>: <problem>`.
+pub fn read_definitions(
+    path: PathBuf,
+) -> Result<(PathBuf, cardbot::approval::definition::DefinitionSet), String> {
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}={}: cannot read it: {e}",
+            env::APPROVAL_DEFINITIONS,
+            path.display()
+        )
+    })?;
+    match cardbot::approval::load_definitions(&text) {
+        Ok(set) => Ok((path, set)),
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| match p.line {
+                    0 => format!("  {}: {}", path.display(), p.message),
+                    line => format!("  {}:{line}:{}: {}", path.display(), p.column, p.message),
+                })
+                .collect();
+            Err(format!(
+                "{}={} is not a valid definitions file:\n{}",
+                env::APPROVAL_DEFINITIONS,
+                path.display(),
+                lines.join("\n")
+            ))
+        }
     }
 }

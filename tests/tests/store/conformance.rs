@@ -1586,3 +1586,73 @@ pub async fn rate_per_chat_budget<S: RateStore>(store: Arc<S>) {
             .unwrap()
     ));
 }
+
+/// Documents: a new one is written once, a replacement checks the revision, a list is a key
+/// prefix in key order, and of 20 writers racing on one revision exactly one wins.
+pub async fn documents_write_once_replace_by_revision_and_race_safely<S: Store>(store: Arc<S>) {
+    use cardbot::store::DocumentStore;
+    let collection = unique("definitions");
+    assert_eq!(
+        store.get_document(&collection, "current").await.unwrap(),
+        None
+    );
+    let body = json!({"definitions": [{"version": 1, "amount": "0.01"}], "empty": ""});
+    assert!(store
+        .put_document(&collection, "current", &body, None)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .put_document(&collection, "current", &json!({"x": 1}), None)
+            .await
+            .unwrap(),
+        "a new document is written once"
+    );
+    let stored = store
+        .get_document(&collection, "current")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.revision, &stored.body), (1, &body));
+    assert!(!store
+        .put_document(&collection, "current", &json!({"x": 2}), Some(7))
+        .await
+        .unwrap());
+    for key in ["def#b#2", "def#a#1", "def#b#1", "other"] {
+        assert!(store
+            .put_document(&collection, key, &json!({"key": key}), None)
+            .await
+            .unwrap());
+    }
+    let keys: Vec<String> = store
+        .list_documents(&collection, "def#")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, ["def#a#1", "def#b#1", "def#b#2"]);
+    let racers = (0..20).map(|i| {
+        let store = store.clone();
+        let collection = collection.clone();
+        async move {
+            store
+                .put_document(&collection, "current", &json!({"writer": i}), Some(1))
+                .await
+                .unwrap()
+        }
+    });
+    let won = futures::future::join_all(racers).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let last = store
+        .get_document(&collection, "current")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.revision, 2);
+    let too_big = json!({"text": "x".repeat(400 * 1024)});
+    assert!(matches!(
+        store.put_document(&collection, "big", &too_big, None).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}

@@ -63,4 +63,5 @@ against_both_adapters!(
     rate_per_api_minute_budget,
     rate_per_chat_budget,
     lists_are_per_user_newest_first,
+    documents_write_once_replace_by_revision_and_race_safely,
 );

@@ -26,7 +26,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}:{}: {}", self.line, self.column, self.message)
+        match self.line {
+            0 => f.write_str(&self.message),
+            line => write!(f, "line {line}:{}: {}", self.column, self.message),
+        }
     }
 }
 
@@ -170,7 +173,7 @@ impl Reader {
         let Some(map) = self.mapping(root, "the file") else {
             return Vec::new();
         };
-        self.known_keys(map, &["definitions"], "the file");
+        self.known_keys(map, &["definitions", "drop"], "the file");
         let Some(list) = map.get_node("definitions") else {
             self.problem(map.span(), "the file needs `definitions:`, a list");
             return Vec::new();
@@ -179,9 +182,6 @@ impl Reader {
             self.problem(list.span(), "`definitions` must be a list");
             return Vec::new();
         };
-        if items.is_empty() {
-            self.problem(list.span(), "`definitions` is empty: define at least one");
-        }
         if items.len() > MAX_DEFINITIONS {
             self.problem(
                 list.span(),
@@ -197,6 +197,41 @@ impl Reader {
                     continue;
                 }
                 out.push(def);
+            }
+        }
+        out
+    }
+
+    /// `drop: [leave, work_overtime]`: built-in ids, none of them also defined.
+    fn drop(&mut self, root: &Node, defined: &[Definition]) -> Vec<RequestKind> {
+        let Some(node) = root.as_mapping().and_then(|m| m.get_node("drop")) else {
+            return Vec::new();
+        };
+        let Some(items) = node.as_sequence() else {
+            self.problem(node.span(), "`drop` must be a list of built-in ids");
+            return Vec::new();
+        };
+        let builtins: Vec<RequestKind> =
+            super::builtin().definitions.iter().map(|d| d.id).collect();
+        let mut out = Vec::new();
+        for item in items.iter() {
+            let Some(s) = self.scalar(item, "a dropped id") else {
+                continue;
+            };
+            match RequestKind::new(s.as_str()).filter(|k| builtins.contains(k)) {
+                None => self.problem(
+                    s.span(),
+                    format!(
+                        "drop: `{}` is not a built-in definition (leave, work_overtime)",
+                        s.as_str()
+                    ),
+                ),
+                Some(k) if defined.iter().any(|d| d.id == k) => self.problem(
+                    s.span(),
+                    format!("drop: `{k}` is also defined in this file (define it or drop it)"),
+                ),
+                Some(k) if !out.contains(&k) => out.push(k),
+                Some(_) => {}
             }
         }
         out
@@ -612,8 +647,18 @@ pub fn parse(text: &str) -> Result<DefinitionSet, Vec<Problem>> {
         problems: Vec::new(),
     };
     let definitions = reader.definitions(&root);
+    let drop = reader.drop(&root, &definitions);
+    if reader.problems.is_empty()
+        && definitions.is_empty()
+        && drop.len() == super::builtin().definitions.len()
+    {
+        reader.problem(
+            root.span(),
+            "the file offers nothing: define a type or keep a built-in one",
+        );
+    }
     if reader.problems.is_empty() {
-        Ok(DefinitionSet { definitions })
+        Ok(DefinitionSet { definitions, drop })
     } else {
         reader.problems.sort_by_key(|p| (p.line, p.column));
         Err(reader.problems)
@@ -717,7 +762,7 @@ definitions:
         for (file, needle) in [
             ("definitions: [", "not valid YAML"),
             ("[1, 2]", "must be a mapping"),
-            ("definitions: []", "is empty"),
+            ("definitions: []\ndrop: [leave, work_overtime]", "offers nothing"),
             ("defs: []", "unknown key `defs`"),
             ("definitions:\n  - {id: Expense, name: x, fields: [{name: a, type: text, label: a}]}", "must match"),
             ("definitions:\n  - {id: approve, name: x, fields: [{name: a, type: text, label: a}]}", "reserved"),
@@ -729,6 +774,8 @@ definitions:
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], approvers: {leader: false}}", "leader must be true"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}]}\n  - {id: a, id: b}", "duplicate key"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: date_range, label: a}, {name: start_a, type: date, label: b}]}", "duplicate field name `start_a`"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [expense]", "not a built-in"),
+            ("definitions:\n  - {id: leave, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [leave]", "also defined"),
         ] {
             let problems = parse(file).unwrap_err();
             assert!(

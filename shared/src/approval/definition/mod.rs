@@ -375,6 +375,35 @@ impl Definition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefinitionSet {
     pub definitions: Vec<Definition>,
+    /// Built-in ids (`leave`, `work_overtime`) the deployment does not offer (`drop:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<RequestKind>,
+}
+
+impl DefinitionSet {
+    /// What a deployment with this file offers, in the 审批 card's order: the built-in types
+    /// first (a file's definition of the same id in its place; a dropped one left out), then the
+    /// file's other definitions in its order.
+    pub fn effective(&self) -> Vec<Definition> {
+        let mut out: Vec<Definition> = builtin()
+            .definitions
+            .into_iter()
+            .filter(|b| !self.drop.contains(&b.id))
+            .map(|b| {
+                self.definitions
+                    .iter()
+                    .find(|d| d.id == b.id)
+                    .cloned()
+                    .unwrap_or(b)
+            })
+            .collect();
+        for d in &self.definitions {
+            if !out.iter().any(|o| o.id == d.id) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
 }
 
 /// Which definition, at which version, a request was drawn with. Version 0 is built in.
@@ -461,6 +490,7 @@ pub fn builtin() -> DefinitionSet {
         f
     };
     DefinitionSet {
+        drop: Vec::new(),
         definitions: vec![
             Definition {
                 id: RequestKind::LEAVE,
