@@ -165,8 +165,7 @@ impl Scene {
             .await;
         let last = from_bot(&self.bot.sim.messages(ids::P2P_CHAT_ID))
             .into_iter()
-            .filter(|m| m.msg_type == "interactive")
-            .last()
+            .rfind(|m| m.msg_type == "interactive")
             .unwrap();
         self.card_text(&last.message_id)
     }
@@ -256,7 +255,7 @@ async fn an_expense_is_offered_checked_filed_and_decided(delivery: &str) {
     let summary = s.bot.sweep().await;
     assert_eq!(summary.failed, 0, "{summary:?}");
     let (_, data) = s.request(&card).await;
-    assert_eq!(data.approvers, [s.approver.open_id.clone()]);
+    assert_eq!(data.approvers, std::slice::from_ref(&s.approver.open_id));
     let reviews = s.review_cards();
     assert_eq!(reviews.len(), 1, "the definition's approver gets the card");
     let review = s.card_text(&reviews[0]);
@@ -416,8 +415,7 @@ async fn a_table_written_by_the_previous_version_is_served_unchanged() {
             .await;
         let list = from_bot(&sim.messages(ids::P2P_CHAT_ID))
             .into_iter()
-            .filter(|m| m.msg_type == "interactive")
-            .last()
+            .rfind(|m| m.msg_type == "interactive")
             .unwrap();
         let listed = sim.card_text(&list.message_id).unwrap();
         assert!(listed.contains("请假 2026-12-01 至 2026-12-03"), "{listed}");
@@ -480,4 +478,50 @@ fn make_run_refuses_to_start_on_a_broken_definitions_file() {
     let options = Options::from_lookup(lookup(&good)).unwrap();
     let (_, set) = options.definitions.unwrap();
     assert_eq!(set.definitions[0].id.as_str(), "expense");
+}
+
+/// More types than fit as buttons: the 审批 card is a select and 发起; the chosen type's form
+/// opens, and a type dropped since the card was drawn gets the toast.
+#[tokio::test]
+async fn more_types_than_fit_are_chosen_from_a_select() {
+    let s = scene("message").await;
+    let mut file = expense_file(&s.approver.open_id);
+    for id in ["trip", "purchase", "access"] {
+        file.push_str(&format!(
+            "  - {{id: {id}, name: {id}, fields: [{{name: what, type: text, label: 内容}}], approvers: {{open_ids: [{}]}}}}\n",
+            s.approver.open_id
+        ));
+    }
+    s.apply(&file).await;
+    let card = s.ask().await;
+    let json = s.card_json(&card);
+    assert!(
+        json.contains("btn_choose") && !json.contains("btn_expense"),
+        "{json}"
+    );
+    let opened = s
+        .press(
+            &s.requester,
+            &card,
+            "btn_choose",
+            &[("definition", json!("expense"))],
+        )
+        .await;
+    assert!(opened.card_updated, "{opened:?}");
+    assert_eq!(s.request(&card).await.0, "expense_draft");
+    assert!(s.card_json(&card).contains("\"start_period\""));
+    // Another card, its type dropped meanwhile.
+    let second = s.ask().await;
+    s.apply(&expense_file(&s.approver.open_id)).await;
+    let before = s.bot.store.get_card(&second).await.unwrap();
+    let stale = s
+        .press(
+            &s.requester,
+            &second,
+            "btn_choose",
+            &[("definition", json!("trip"))],
+        )
+        .await;
+    assert!(toast(&stale).contains("已停用"), "{stale:?}");
+    assert_eq!(s.bot.store.get_card(&second).await.unwrap(), before);
 }

@@ -40,17 +40,21 @@ pub enum FormProblem {
     /// A date range ends before it starts.
     EndBeforeStart { start: Text, end: Text },
     /// A number or amount outside `min`/`max` or off `step`.
-    OutOfRange {
-        label: Text,
-        min: Option<Decimal>,
-        max: Option<Decimal>,
-        step: Option<Decimal>,
-        unit: Option<Text>,
-    },
+    OutOfRange(Box<Range>),
     /// An amount with more than 2 decimals.
     TooPrecise(Text),
     /// A text longer than `max_len` characters.
     TooLong { label: Text, max: u32 },
+}
+
+/// The rules a number broke: the field's label, bounds, step and unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub label: Text,
+    pub min: Option<Decimal>,
+    pub max: Option<Decimal>,
+    pub step: Option<Decimal>,
+    pub unit: Option<Text>,
 }
 
 impl FormProblem {
@@ -72,13 +76,14 @@ impl FormProblem {
             Self::EndBeforeStart { start, end } => {
                 format!("{} is before {}", end.en_us, start.en_us)
             }
-            Self::OutOfRange {
-                label,
-                min,
-                max,
-                step,
-                unit,
-            } => {
+            Self::OutOfRange(range) => {
+                let Range {
+                    label,
+                    min,
+                    max,
+                    step,
+                    unit,
+                } = range.as_ref();
                 let unit = unit
                     .as_ref()
                     .map(|u| format!(" {}", u.get(lang)))
@@ -189,12 +194,14 @@ fn decimal_value(field: &Field, typed: &str) -> Result<Option<String>, FormProbl
         return Ok(None);
     }
     let value = strict_decimal(typed).ok_or_else(|| FormProblem::Malformed(field.label.clone()))?;
-    let out_of_range = || FormProblem::OutOfRange {
-        label: field.label.clone(),
-        min: field.min,
-        max: field.max,
-        step: field.step,
-        unit: field.unit.clone(),
+    let out_of_range = || {
+        FormProblem::OutOfRange(Box::new(Range {
+            label: field.label.clone(),
+            min: field.min,
+            max: field.max,
+            step: field.step,
+            unit: field.unit.clone(),
+        }))
     };
     if field.field_type == FieldType::Amount && value.scale() > 2 {
         // `1.005` and `1.0050` alike: an amount is never rounded silently.

@@ -2167,6 +2167,175 @@ mod tests {
         }
     }
 
+    const EVERY_TYPE: &str = "definitions:
+  - id: trip
+    name: {zh_cn: 出差, en_us: Business trip}
+    fields:
+      - {name: city, type: text, label: 城市, required: true, max_len: 40}
+      - {name: plan, type: textarea, label: 行程}
+      - {name: nights, type: number, label: 晚数, min: 1, max: 30, step: 1, unit: {zh_cn: 晚, en_us: nights}}
+      - {name: budget, type: amount, label: 预算, min: \"0.01\", currency: CNY}
+      - {name: class, type: select, label: 舱位, options: [{value: economy, label: 经济舱}]}
+      - {name: with, type: multi_select, label: 同行, options: [{value: a, label: 甲}, {value: b, label: 乙}]}
+      - {name: leave_on, type: date, label: 出发日期}
+      - {name: period, type: date_range, label: 日期, required: true}
+      - {name: agreed, type: checkbox, label: 已阅读差旅制度, required: true}
+";
+
+    fn trip() -> Definition {
+        crate::approval::definition::file::parse(EVERY_TYPE)
+            .unwrap()
+            .definitions
+            .remove(0)
+    }
+
+    #[test]
+    fn every_field_type_has_its_component_and_its_value_shown() {
+        let trip = trip();
+        let form = form_card(&trip);
+        assert_eq!(form.validate(), Ok(()));
+        let json = form.to_value();
+        let children = json["body"]["elements"][1]["elements"].as_array().unwrap();
+        let named: Vec<(String, String)> = children
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c["tag"].as_str()?.to_owned(),
+                    c["name"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let expected = [
+            ("input", "city"),
+            ("input", "plan"),
+            ("input", "nights"),
+            ("input", "budget"),
+            ("select_static", "class"),
+            ("multi_select_static", "with"),
+            ("date_picker", "leave_on"),
+            ("date_picker", "start_period"),
+            ("date_picker", "end_period"),
+            ("checker", "agreed"),
+            ("button", "btn_file"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(named, expected);
+        assert_eq!(children[3]["input_type"], "multiline_text", "{json}");
+        let values = json!({
+            "city": "<at id=all></at>", "plan": "**x**", "nights": "3", "budget": "12.50",
+            "class": "economy", "with": ["b", "a"], "leave_on": "2026-12-01",
+            "period": {"start": "2026-12-01", "end": "2026-12-04"}, "agreed": true,
+            "gone": "a field of another version"
+        });
+        let lines = form_lines(&trip, values.as_object().unwrap(), Lang::ZhCn);
+        for shown in [
+            "**晚数**：3 晚",
+            "**预算**：12.50 CNY",
+            "**舱位**：经济舱",
+            "**同行**：乙、甲",
+            "**日期**：2026-12-01 至 2026-12-04",
+            "**已阅读差旅制度**：是",
+        ] {
+            assert!(lines.contains(shown), "{shown} in {lines}");
+        }
+        assert!(
+            !lines.contains("<at") && !lines.contains("**x**"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("gone"),
+            "a value its version does not define is still shown"
+        );
+        let en = form_lines(&trip, values.as_object().unwrap(), Lang::EnUs);
+        assert!(en.contains("3 nights") && en.contains(" to "), "{en}");
+    }
+
+    #[test]
+    fn more_types_than_fit_are_a_select_and_one_button() {
+        let mut current: Vec<_> = Catalog::builtin().current().to_vec();
+        for id in ["trip", "expense", "purchase"] {
+            let mut d = trip();
+            d.id = RequestKind::new(id).unwrap();
+            d.name = Text::new(id, id);
+            current.push(crate::approval::definition::Versioned {
+                version: 1,
+                definition: std::sync::Arc::new(d),
+            });
+        }
+        let catalog = Catalog::with_current(current);
+        let card = pending_card(&catalog);
+        assert_eq!(card.validate(), Ok(()));
+        let Some(Element::Form(form)) = card.find(ids::ACTIONS) else {
+            panic!("a form: {}", card.to_json_string())
+        };
+        let Element::SelectStatic(select) = &form.elements[0] else {
+            panic!()
+        };
+        assert_eq!(select.name, fields::DEFINITION);
+        let values: Vec<_> = select.options.iter().map(|o| o.value.as_str()).collect();
+        assert_eq!(
+            values,
+            ["leave", "work_overtime", "trip", "expense", "purchase"]
+        );
+        assert!(card.find(ids::BTN_CHOOSE).is_some());
+        // Once used, only the chosen type's button is left, disabled.
+        let expense = catalog
+            .current_of(RequestKind::new("expense").unwrap())
+            .unwrap();
+        let view = RequestView {
+            request: &expense.definition,
+            submitted_by: None,
+            submitted_at: "11-22 08:00",
+            automatic: true,
+        };
+        let used = submitted_card(&view, &catalog);
+        assert_eq!(used.validate(), Ok(()));
+        let Some(Element::Button(button)) = used.find("btn_expense") else {
+            panic!("{}", used.to_json_string())
+        };
+        assert!(button.disabled);
+        assert!(used.find("btn_leave").is_none());
+    }
+
+    #[test]
+    fn a_definition_whose_cards_cannot_fit_is_refused() {
+        assert_eq!(check_fits(&trip()), Ok(()));
+        for builtin in Catalog::builtin().current() {
+            assert_eq!(check_fits(&builtin.definition), Ok(()));
+        }
+        let mut huge = trip();
+        huge.fields = (0..40)
+            .map(|i| {
+                let mut f = Field::new(
+                    &format!("f{i}"),
+                    FieldType::Textarea,
+                    Text::new("长", "long"),
+                    true,
+                );
+                f.max_len = Some(1000);
+                f
+            })
+            .collect();
+        let why = check_fits(&huge).unwrap_err();
+        assert!(why.contains("does not fit"), "{why}");
+        let text = format!(
+            "definitions:\n  - id: huge\n    name: 大\n    fields:\n{}",
+            (0..40)
+                .map(|i| format!(
+                    "      - {{name: f{i}, type: textarea, label: 长, max_len: 1000}}\n"
+                ))
+                .collect::<String>()
+        );
+        let problems = crate::approval::load_definitions(&text).unwrap_err();
+        assert!(
+            problems[0].to_string().starts_with("definition `huge`"),
+            "{problems:?}"
+        );
+    }
+
     fn hostile_ids() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         prop_oneof![

@@ -701,6 +701,37 @@ async fn create_table_when_ready(
     }
 }
 
+/// Reads and checks `APPROVAL_DEFINITIONS`; every problem as `<file>:<line>:<column>: <problem>`.
+pub fn read_definitions(
+    path: PathBuf,
+) -> Result<(PathBuf, cardbot::approval::definition::DefinitionSet), String> {
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}={}: cannot read it: {e}",
+            env::APPROVAL_DEFINITIONS,
+            path.display()
+        )
+    })?;
+    match cardbot::approval::load_definitions(&text) {
+        Ok(set) => Ok((path, set)),
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| match p.line {
+                    0 => format!("  {}: {}", path.display(), p.message),
+                    line => format!("  {}:{line}:{}: {}", path.display(), p.column, p.message),
+                })
+                .collect();
+            Err(format!(
+                "{}={} is not a valid definitions file:\n{}",
+                env::APPROVAL_DEFINITIONS,
+                path.display(),
+                lines.join("\n")
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,36 +840,5 @@ mod tests {
     fn a_bad_port_is_refused() {
         let err = options(&[(env::WATCH_PORT, "90000")]).unwrap_err();
         assert!(err.contains(env::WATCH_PORT), "{err}");
-    }
-}
-
-/// Reads and checks `APPROVAL_DEFINITIONS`; every problem as `<file>:<line>:<column>: <problem>`.
-pub fn read_definitions(
-    path: PathBuf,
-) -> Result<(PathBuf, cardbot::approval::definition::DefinitionSet), String> {
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "{}={}: cannot read it: {e}",
-            env::APPROVAL_DEFINITIONS,
-            path.display()
-        )
-    })?;
-    match cardbot::approval::load_definitions(&text) {
-        Ok(set) => Ok((path, set)),
-        Err(problems) => {
-            let lines: Vec<String> = problems
-                .iter()
-                .map(|p| match p.line {
-                    0 => format!("  {}: {}", path.display(), p.message),
-                    line => format!("  {}:{line}:{}: {}", path.display(), p.column, p.message),
-                })
-                .collect();
-            Err(format!(
-                "{}={} is not a valid definitions file:\n{}",
-                env::APPROVAL_DEFINITIONS,
-                path.display(),
-                lines.join("\n")
-            ))
-        }
     }
 }

@@ -1590,7 +1590,6 @@ pub async fn rate_per_chat_budget<S: RateStore>(store: Arc<S>) {
 /// Documents: a new one is written once, a replacement checks the revision, a list is a key
 /// prefix in key order, and of 20 writers racing on one revision exactly one wins.
 pub async fn documents_write_once_replace_by_revision_and_race_safely<S: Store>(store: Arc<S>) {
-    use cardbot::store::DocumentStore;
     let collection = unique("definitions");
     assert_eq!(
         store.get_document(&collection, "current").await.unwrap(),

@@ -41,6 +41,9 @@ pub const MAX_FIELDS: usize = 40;
 pub const MAX_OPTIONS: usize = 50;
 /// The longest name or label, in characters.
 pub const MAX_LABEL_CHARS: usize = 40;
+/// Characters a name or label may not hold: they open tags, links, marks or mentions in card
+/// markdown, where names and labels are shown as written.
+pub const MARKUP_CHARS: &str = "<>[]*_~`|\\${}#";
 /// The largest file read, in bytes.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
@@ -122,6 +125,16 @@ impl Reader {
                 r.problem(
                     span,
                     format!("{what} must be 1 to {MAX_LABEL_CHARS} characters"),
+                );
+                false
+            } else if let Some(c) = s
+                .chars()
+                .find(|c| MARKUP_CHARS.contains(*c) || c.is_control())
+            {
+                // Names and labels go into card markdown as written: nothing in them may format.
+                r.problem(
+                    span,
+                    format!("{what} may not contain {c:?} (not any of {MARKUP_CHARS} or a control character)"),
                 );
                 false
             } else {
@@ -452,9 +465,9 @@ impl Reader {
             }
             if let (Some(min), Some(max)) = (field.min, field.max) {
                 if min > max {
-                    let span = map.get_node("min").map(|n| n.span().clone());
+                    let span = map.get_node("min").map(|n| *n.span());
                     self.problem(
-                        &span.unwrap_or_else(|| map.span().clone()),
+                        &span.unwrap_or_else(|| *map.span()),
                         format!("min {min} is more than max {max} (field `{name}`)"),
                     );
                 }
@@ -776,6 +789,8 @@ definitions:
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: date_range, label: a}, {name: start_a, type: date, label: b}]}", "duplicate field name `start_a`"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [expense]", "not a built-in"),
             ("definitions:\n  - {id: leave, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [leave]", "also defined"),
+            ("definitions:\n  - {id: a, name: \"<at id=all></at>\", fields: [{name: a, type: text, label: a}]}", "may not contain '<'"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: \"**bold**\"}]}", "may not contain '*'"),
         ] {
             let problems = parse(file).unwrap_err();
             assert!(
