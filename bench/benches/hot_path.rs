@@ -137,6 +137,27 @@ fn webhook_and_cards(c: &mut Criterion) {
             .unwrap_or_default()
         })
     });
+    // Approval definitions: checking a file (`cardbot-admin definitions validate`, `make run`'s
+    // start) and drawing a definition's form (each click that opens one).
+    let file = include_str!("../../examples/definitions.yaml");
+    group.bench_function("definitions_file_check", |b| {
+        b.iter(|| {
+            cardbot::approval::load_definitions(black_box(file))
+                .map(|set| set.definitions.len())
+                .unwrap_or_else(|e| panic!("example file: {e:?}"))
+        })
+    });
+    let expense = cardbot::approval::load_definitions(file)
+        .unwrap_or_else(|e| panic!("example file: {e:?}"))
+        .definitions
+        .remove(0);
+    group.bench_function("definition_form_build_serialize", |b| {
+        b.iter(|| {
+            serde_json::to_string(&views::form_card(black_box(&expense)))
+                .map(|s| s.len())
+                .unwrap_or_default()
+        })
+    });
     group.finish();
 }
 

@@ -322,6 +322,14 @@ impl Bench {
                 "approval card: build+serialise",
             ),
             (
+                "definitions_file_check",
+                "definitions file (examples/definitions.yaml): parse + check + cards fit",
+            ),
+            (
+                "definition_form_build_serialize",
+                "a definition's form (expense): build+serialise",
+            ),
+            (
                 "event_handler",
                 "event handler (MemoryStore, in-process Feishu)",
             ),
