@@ -271,6 +271,16 @@ pub async fn apply<S: DocumentStore + ?Sized>(
     };
     let builtins = builtin().definitions;
     let effective = set.effective();
+    // `current` holds every offered definition: refuse before writing any version if it cannot.
+    let size = serde_json::to_vec(&effective)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > crate::store::documents::MAX_DOCUMENT_BYTES / 2 {
+        return Err(StoreError::Corrupt {
+            key: collection(tenant),
+            reason: format!("the definitions are {size} bytes: too large for one table item"),
+        });
+    }
     let mut report = Vec::new();
     let mut docs = Vec::new();
     for definition in &effective {
@@ -283,22 +293,7 @@ pub async fn apply<S: DocumentStore + ?Sized>(
                     .get(definition.id.as_str())
                     .copied()
                     .unwrap_or(0);
-                let version = last + 1;
-                let body = serde_json::to_value(VersionDoc {
-                    version,
-                    definition: definition.clone(),
-                    applied_at: now,
-                })
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                let key = version_key(definition.id, version);
-                if !store
-                    .put_document(&collection(tenant), &key, &body, None)
-                    .await?
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "definition {key} was written by another apply; run apply again"
-                    )));
-                }
+                let version = write_version(store, tenant, definition, last + 1, now).await?;
                 (version, change_of(before))
             }
         };
@@ -340,6 +335,46 @@ pub async fn apply<S: DocumentStore + ?Sized>(
         ));
     }
     Ok(report)
+}
+
+/// How many taken version numbers `apply` steps over before it gives up.
+const MAX_VERSION_PROBES: u32 = 100;
+
+/// Writes `definition` as the first free version from `from`: a version an interrupted or
+/// concurrent `apply` left behind (written, but `current` never pointed at it) is reused when it
+/// holds the same definition, else stepped over. Versions are written once and never replaced.
+async fn write_version<S: DocumentStore + ?Sized>(
+    store: &S,
+    tenant: &str,
+    definition: &Definition,
+    from: u32,
+    now: EpochMillis,
+) -> StoreResult<u32> {
+    for version in from..from.saturating_add(MAX_VERSION_PROBES) {
+        let key = version_key(definition.id, version);
+        let body = serde_json::to_value(VersionDoc {
+            version,
+            definition: definition.clone(),
+            applied_at: now,
+        })
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if store
+            .put_document(&collection(tenant), &key, &body, None)
+            .await?
+        {
+            return Ok(version);
+        }
+        if let Some(doc) = store.get_document(&collection(tenant), &key).await? {
+            let taken: VersionDoc = parse_body(&doc.body, &doc.key)?;
+            if taken.definition == *definition {
+                return Ok(version);
+            }
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "{} versions of `{}` after {from} are taken",
+        MAX_VERSION_PROBES, definition.id
+    )))
 }
 
 fn change_of(before: Option<&(u32, Definition)>) -> Change {
@@ -411,6 +446,57 @@ mod tests {
             .iter()
             .filter(|a| a.change != Change::Removed)
             .all(|a| a.version == 0));
+    }
+
+    #[tokio::test]
+    async fn versions_an_interrupted_apply_left_behind_are_reused_or_stepped_over() {
+        let store = MemoryStore::new();
+        let set = file::parse(V1).unwrap();
+        apply(&store, "-", &set, 1).await.unwrap();
+        let expense = RequestKind::new("expense").unwrap();
+        let mut changed = set.clone();
+        changed.definitions[0].fields[0].required = false;
+        // An earlier apply wrote version 2 of this very change, then died before `current`.
+        let leftover = serde_json::to_value(VersionDoc {
+            version: 2,
+            definition: changed.definitions[0].clone(),
+            applied_at: 2,
+        })
+        .unwrap();
+        store
+            .put_document(&collection("-"), &version_key(expense, 2), &leftover, None)
+            .await
+            .unwrap();
+        let reused = apply(&store, "-", &changed, 3).await.unwrap();
+        assert_eq!(reused.iter().find(|a| a.id == expense).unwrap().version, 2);
+        // Another one left version 3 with something else: this change steps over it.
+        let mut other = changed.clone();
+        other.definitions[0].fields[0].required = true;
+        other.definitions[0].name = crate::approval::definition::Text::new("别的", "Other");
+        let stale = serde_json::to_value(VersionDoc {
+            version: 3,
+            definition: other.definitions[0].clone(),
+            applied_at: 4,
+        })
+        .unwrap();
+        store
+            .put_document(&collection("-"), &version_key(expense, 3), &stale, None)
+            .await
+            .unwrap();
+        let mut third = changed.clone();
+        third.definitions[0].fields[0].required = true;
+        let stepped = apply(&store, "-", &third, 5).await.unwrap();
+        assert_eq!(stepped.iter().find(|a| a.id == expense).unwrap().version, 4);
+        assert_eq!(
+            show(&store, "-", expense, 3)
+                .await
+                .unwrap()
+                .unwrap()
+                .name
+                .zh_cn,
+            "别的",
+            "a written version is never replaced"
+        );
     }
 
     #[tokio::test]

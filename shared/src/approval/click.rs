@@ -346,6 +346,11 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             return status_only(state, next, &data, click, toast, vec![handover]);
         }
         ApprovalEvent::File => {
+            // The form submits against the version it was drawn with, never a stand-in.
+            if let Some(pin) = data.definition.filter(|pin| !click.catalog.has(*pin)) {
+                tracing::warn!(id = %pin.id, version = pin.version, "pinned definition unreadable");
+                return no_change(views::retry_later_toast());
+            }
             let values = match parse_form(&definition, click.form_value.unwrap_or(&Map::new())) {
                 Ok(values) => values,
                 Err(problem) => return no_change(views::form_problem_toast(&problem)),
@@ -903,6 +908,48 @@ mod tests {
             NOW
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_form_whose_pinned_version_cannot_be_read_files_nothing() {
+        let leader = ApproverConfig {
+            from_leader: true,
+            fallback: ApprovalFallback::Refuse,
+            ..TUTORIAL.clone()
+        };
+        let mut state = new_card_state(&sent(CardDelivery::Entity), NOW);
+        state.status = ApprovalStatus::draft(RequestKind::LEAVE).stored();
+        let mut data = ApprovalData::from_value(&state.data).unwrap();
+        data.definition = Some(DefinitionRef {
+            id: RequestKind::LEAVE,
+            version: 9,
+        });
+        state.data = data.to_value();
+        let form = json!({"leave_type": "annual", "start_date": "2026-12-01",
+                          "end_date": "2026-12-01", "reason": "x"});
+        let mut c = click(RequestKind::LEAVE);
+        c.action = ApprovalAction::File;
+        c.approvers = &leader;
+        c.form_value = form.as_object();
+        let ClickDecision::NoChange { answer } = decide_click(&state, &c).unwrap() else {
+            panic!("nothing may be filed against a stand-in definition")
+        };
+        assert_eq!(answer.toast.unwrap().kind, ToastKind::Error);
+        // With the version readable, the same submit files.
+        let mut catalog = Catalog::builtin();
+        catalog.insert(
+            DefinitionRef {
+                id: RequestKind::LEAVE,
+                version: 9,
+            },
+            std::sync::Arc::new(crate::approval::definition::builtin().definitions[0].clone()),
+        );
+        c.catalog = &catalog;
+        let decision = decide_click(&state, &c).unwrap();
+        assert!(
+            matches!(decision, ClickDecision::Transition { .. }),
+            "{decision:?}"
+        );
     }
 
     #[test]

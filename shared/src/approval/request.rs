@@ -200,7 +200,13 @@ fn decimal_value(field: &Field, typed: &str) -> Result<Option<String>, FormProbl
             min: field.min,
             max: field.max,
             step: field.step,
-            unit: field.unit.clone(),
+            // An amount's bounds are in its currency.
+            unit: field.unit.clone().or_else(|| {
+                field
+                    .currency
+                    .as_ref()
+                    .map(|c| Text::new(c.as_str(), c.as_str()))
+            }),
         }))
     };
     if field.field_type == FieldType::Amount && value.scale() > 2 {
@@ -234,6 +240,14 @@ fn field_value(field: &Field, form: &Map<String, Value>) -> Result<Option<Value>
     let value = match field.field_type {
         FieldType::Text | FieldType::Textarea => {
             let typed = string_field(form, &field.name).unwrap_or_default();
+            // One line stays one line (the client's single-line input sends none, a forged
+            // callback could, to add a line of its own under the field on the approver's card).
+            let typed = match field.field_type {
+                FieldType::Text => {
+                    Cow::Owned(typed.split_whitespace().collect::<Vec<_>>().join(" "))
+                }
+                _ => typed,
+            };
             let typed = typed.trim();
             if typed.chars().count() > field.max_len() as usize {
                 return Err(FormProblem::TooLong {
@@ -464,11 +478,23 @@ mod tests {
                 &form(json!({"amount": amount, "tags": ["b", "a", "b"], "ok": "true"})),
             )
         };
-        for bad in ["abc", "-1", "1.005", "200000.01", "0"] {
+        let range = "金额需在 0.01 到 200000 CNY之间";
+        for (bad, toast) in [
+            ("abc", "金额格式不正确"),
+            ("-1", range),
+            ("1.005", "金额最多两位小数"),
+            ("200000.01", range),
+            ("0", range),
+            ("1e3", "金额格式不正确"),
+        ] {
             let problem = with(bad).unwrap_err();
-            assert!(problem.to_string().contains("金额"), "{bad}: {problem}");
+            assert_eq!(problem.to_string(), toast, "{bad}");
             assert!(problem.english().contains("Amount"), "{bad}");
         }
+        assert_eq!(
+            with("200000.01").unwrap_err().english(),
+            "Amount must be 0.01 to 200000 CNY"
+        );
         let values = with("1234.5").unwrap();
         assert_eq!(values["amount"], "1234.50");
         assert_eq!(values["tags"], json!(["b", "a"]));
@@ -490,6 +516,20 @@ mod tests {
             json!(["a"]),
             "a JSON string is read too"
         );
+    }
+
+    #[test]
+    fn a_one_line_text_stays_one_line() {
+        let set = file::parse(
+            "definitions:\n  - {id: a, name: x, fields: [{name: item, type: text, label: 物品}]}",
+        )
+        .unwrap();
+        let values = parse_form(
+            &set.definitions[0],
+            &form(json!({"item": "pen\n**金额**：999999 CNY"})),
+        )
+        .unwrap();
+        assert_eq!(values["item"], "pen **金额**：999999 CNY");
     }
 
     #[test]

@@ -871,6 +871,8 @@ pub fn render(
     let decided_at = data.decided_at.map(local).unwrap_or_default();
     match (status.stage(), definition.as_deref()) {
         _ if status == ApprovalStatus::Pending => pending_card(catalog),
+        // A form left unfiled (its version pinned when it opened) expired: nothing to show of it.
+        (None, _) if status == ApprovalStatus::Expired && data.values.is_none() => expired_card(),
         (Some(Stage::Draft), Some(kind)) => form_card(kind),
         (Some(Stage::Moved), Some(kind)) => moved_card(kind),
         // A request with an approver (filed, decided, withdrawn, or expired after filing) shows
@@ -975,14 +977,11 @@ fn input(name: &str, placeholder: (&str, &str), required: bool, multiline: bool)
     })
 }
 
-/// A form component's `element_id`: its `name` when that is a valid id, else `fld_<n>` (a name
-/// may be 32 characters, an `element_id` 20).
-fn field_element_id(name: &str, index: usize, part: &str) -> String {
-    if name.len() <= 20 {
-        name.to_owned()
-    } else {
-        format!("fld_{index}{part}")
-    }
+/// A form component's `element_id`: `fld_<n>` (`s`/`e` for a range's pickers), so no field
+/// name can collide with the card's own ids (`prompt`, `btn_file`, …) and none exceeds Feishu's
+/// 20 characters; the field's name is the component's `name`.
+fn field_element_id(index: usize, part: &str) -> String {
+    format!("fld_{index}{part}")
 }
 
 /// 请填写 / 请选择 and the label, unless the field names its own placeholder.
@@ -1038,7 +1037,7 @@ fn options(field: &Field) -> Vec<SelectOption> {
 
 /// A field's label and components on the request form.
 fn field_elements(field: &Field, index: usize) -> Vec<Element> {
-    let id = |part: &str| field_element_id(&field.name, index, part);
+    let id = |part: &str| field_element_id(index, part);
     let label_id = format!("lbl_{index}");
     let mut out = Vec::new();
     match field.field_type {
@@ -1049,13 +1048,8 @@ fn field_elements(field: &Field, index: usize) -> Vec<Element> {
                 (&end, field.end_name(), "e", format!("{label_id}e")),
             ] {
                 out.push(label_element(lbl, label, field));
-                let element_id = if name.len() <= 20 {
-                    name.clone()
-                } else {
-                    format!("fld_{index}{part}")
-                };
                 out.push(date_picker(
-                    element_id,
+                    field_element_id(index, part),
                     name,
                     field.required,
                     &placeholder(field, label),
@@ -1716,7 +1710,8 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
     form_card(definition)
         .validate()
         .map_err(|e| format!("its form does not fit a card: {e}"))?;
-    let long = |n: u32| "长".repeat(n as usize);
+    // The widest character after escaping: `-` becomes `&#45;` in card markdown.
+    let long = |n: u32| "-".repeat(n as usize);
     let mut values = Map::new();
     for field in &definition.fields {
         let value = match field.field_type {
@@ -1765,6 +1760,42 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
     request_card(definition, filed, &data, &approvers[0], &TimeZone::UTC)
         .validate()
         .map_err(|e| format!("a request's card does not fit at the largest input: {e}"))?;
+    // The approver's card: the same request with the comment form and its two buttons.
+    let mut data = data;
+    data.definition = Some(super::definition::DefinitionRef {
+        id: definition.id,
+        version: 0,
+    });
+    let request = CardState {
+        card_key: "om_check".to_owned(),
+        version: 0,
+        sequence: 0,
+        chat_id: String::new(),
+        requester_open_id: approvers[0].clone(),
+        source_message_id: None,
+        message_id: None,
+        card_id: None,
+        delivery: crate::config::CardDelivery::Message,
+        kind: super::machine::CARD_KIND.to_owned(),
+        status: filed.stored(),
+        update_token: None,
+        data: data.to_value(),
+        created_at: 0,
+        updated_at: 0,
+        list_key: None,
+    };
+    let mut catalog = Catalog::builtin();
+    catalog.insert(
+        super::definition::DefinitionRef {
+            id: definition.id,
+            version: 0,
+        },
+        std::sync::Arc::new(definition.clone()),
+    );
+    review_card(&request, &catalog, &TimeZone::UTC)
+        .map_err(|e| e.to_string())?
+        .validate()
+        .map_err(|e| format!("an approver's card does not fit at the largest input: {e}"))?;
     Ok(())
 }
 
@@ -2333,6 +2364,21 @@ mod tests {
         assert!(
             problems[0].to_string().starts_with("definition `huge`"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_expired_form_that_was_never_filed_shows_the_expired_card() {
+        let data = ApprovalData {
+            definition: Some(crate::approval::definition::DefinitionRef {
+                id: RequestKind::LEAVE,
+                version: 0,
+            }),
+            ..ApprovalData::default()
+        };
+        assert_eq!(
+            render(ApprovalStatus::Expired, &data, &BUILTIN, &shanghai()),
+            expired_card()
         );
     }
 

@@ -44,6 +44,8 @@ pub const MAX_LABEL_CHARS: usize = 40;
 /// Characters a name or label may not hold: they open tags, links, marks or mentions in card
 /// markdown, where names and labels are shown as written.
 pub const MARKUP_CHARS: &str = "<>[]*_~`|\\${}#";
+/// Names the request form gives its own components (`name` is unique in a card).
+pub const RESERVED_FIELD_NAMES: [&str; 3] = ["btn_file", "request_form", "comment"];
 /// The largest file read, in bytes.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
@@ -349,8 +351,14 @@ impl Reader {
                 None
             }
             Some(node) => self.scalar(node, "name").and_then(|s| {
-                let ok = RequestKind::new(s.as_str()).is_some();
-                if !ok {
+                let ok = RequestKind::new(s.as_str()).is_some()
+                    && !RESERVED_FIELD_NAMES.contains(&s.as_str());
+                if RESERVED_FIELD_NAMES.contains(&s.as_str()) {
+                    self.problem(
+                        s.span(),
+                        format!("field name `{}` is reserved (the form's own)", s.as_str()),
+                    );
+                } else if !ok {
                     self.problem(
                         s.span(),
                         format!(
@@ -428,6 +436,12 @@ impl Reader {
         );
         only(self, "currency", field_type == FieldType::Amount, "amount");
         only(self, "unit", field_type == FieldType::Number, "number");
+        only(
+            self,
+            "placeholder",
+            field_type != FieldType::Checkbox,
+            "all but checkbox",
+        );
         only(
             self,
             "start_label",
@@ -789,6 +803,8 @@ definitions:
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: date_range, label: a}, {name: start_a, type: date, label: b}]}", "duplicate field name `start_a`"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [expense]", "not a built-in"),
             ("definitions:\n  - {id: leave, name: x, fields: [{name: a, type: text, label: a}]}\ndrop: [leave]", "also defined"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: btn_file, type: text, label: a}]}", "reserved (the form's own)"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: ok, type: checkbox, label: a, placeholder: b}]}", "all but checkbox"),
             ("definitions:\n  - {id: a, name: \"<at id=all></at>\", fields: [{name: a, type: text, label: a}]}", "may not contain '<'"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: \"**bold**\"}]}", "may not contain '*'"),
         ] {
