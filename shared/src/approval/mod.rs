@@ -48,6 +48,18 @@ pub fn load_definitions(
         .definitions
         .iter()
         .filter_map(|d| {
+            // Routes are read and checked, but the flow does not run them yet: refuse them rather
+            // than let a request go to the deployment's approvers instead of the route's.
+            if !d.steps.is_empty() || d.cc.is_some() {
+                return Some(definition::file::Problem {
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "definition `{}`: `steps` and `cc` are not served by this version yet",
+                        d.id
+                    ),
+                });
+            }
             views::check_fits(d)
                 .err()
                 .map(|why| definition::file::Problem {

@@ -13,7 +13,11 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
 use rust_decimal::Decimal;
 
-use super::{Approvers, Choice, Definition, DefinitionSet, Field, FieldType, RequestKind, Text};
+use super::when::Condition;
+use super::{
+    Approvers, Cc, Choice, Definition, DefinitionSet, Field, FieldType, Mode, RequestKind, Step,
+    Text,
+};
 use crate::cards::text::FeishuId;
 
 /// One thing wrong with a definitions file, at `line`:`column` (1-based; 0 when unknown).
@@ -49,8 +53,11 @@ pub const RESERVED_FIELD_NAMES: [&str; 3] = ["btn_file", "request_form", "commen
 /// The largest file read, in bytes.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
-const DEFINITION_KEYS: [&str; 4] = ["id", "name", "fields", "approvers"];
-const FIELD_KEYS: [&str; 14] = [
+const DEFINITION_KEYS: [&str; 6] = ["id", "name", "fields", "approvers", "steps", "cc"];
+const STEP_KEYS: [&str; 4] = ["id", "approvers", "mode", "when"];
+/// The most steps a route holds.
+pub const MAX_STEPS: usize = 10;
+const FIELD_KEYS: [&str; 15] = [
     "name",
     "type",
     "label",
@@ -65,6 +72,7 @@ const FIELD_KEYS: [&str; 14] = [
     "placeholder",
     "start_label",
     "end_label",
+    "cc_visible",
 ];
 
 struct Reader {
@@ -294,15 +302,197 @@ impl Reader {
             .get_node("approvers")
             .and_then(|node| self.approvers(node));
         let approvers_ok = map.get_node("approvers").is_none() || approvers.is_some();
-        match (id, name, fields, approvers_ok) {
+        let before = self.problems.len();
+        let steps = match (map.get_node("steps"), &fields) {
+            (None, _) => Vec::new(),
+            (Some(node), Some(fields)) => {
+                if map.get_node("approvers").is_some() {
+                    self.problem(
+                        node.span(),
+                        format!("{what} has `steps` and `approvers`: give each step its approvers"),
+                    );
+                }
+                self.steps(node, fields, id)
+            }
+            (Some(_), None) => Vec::new(),
+        };
+        let cc = map.get_node("cc").and_then(|node| self.cc(node));
+        let route_ok = self.problems.len() == before;
+        match (id, name, fields, approvers_ok && route_ok) {
             (Some(id), Some(name), Some(fields), true) => Some(Definition {
                 id,
                 name,
                 fields,
                 approvers,
+                steps,
+                cc,
             }),
             _ => None,
         }
+    }
+
+    /// `steps:` 1–[`MAX_STEPS`], ids unique, each with approvers, a mode that fits them, and a
+    /// condition that reads and fits the fields.
+    fn steps(&mut self, node: &Node, fields: &[Field], id: Option<RequestKind>) -> Vec<Step> {
+        let Some(items) = node.as_sequence() else {
+            self.problem(node.span(), "`steps` must be a list");
+            return Vec::new();
+        };
+        if items.is_empty() || items.len() > MAX_STEPS {
+            self.problem(node.span(), format!("a route has 1 to {MAX_STEPS} steps"));
+        }
+        // Conditions are checked against the definition's fields.
+        let shape = Definition {
+            id: id.unwrap_or(RequestKind::LEAVE),
+            name: Text::new("-", "-"),
+            fields: fields.to_vec(),
+            approvers: None,
+            steps: Vec::new(),
+            cc: None,
+        };
+        let mut ids = HashSet::new();
+        let mut out = Vec::new();
+        for item in items.iter() {
+            let Some(map) = self.mapping(item, "a step") else {
+                continue;
+            };
+            self.known_keys(map, &STEP_KEYS, "a step");
+            let step_id = match map.get_node("id").map(|n| (n, self.scalar(n, "a step id"))) {
+                None => {
+                    self.problem(map.span(), "a step needs an `id`");
+                    None
+                }
+                Some((_, None)) => None,
+                Some((_, Some(s))) => {
+                    let text = s.as_str();
+                    if RequestKind::new(text).is_none() {
+                        self.problem(
+                            s.span(),
+                            format!("step id `{text}` must match ^[a-z][a-z0-9_]{{0,31}}$"),
+                        );
+                        None
+                    } else if !ids.insert(text.to_owned()) {
+                        self.problem(s.span(), format!("duplicate step id `{text}`"));
+                        None
+                    } else {
+                        Some(text.to_owned())
+                    }
+                }
+            };
+            let approvers = match map.get_node("approvers") {
+                None => {
+                    self.problem(map.span(), "a step needs `approvers`");
+                    None
+                }
+                Some(n) => self.approvers(n),
+            };
+            let mode = match map.get_node("mode") {
+                None => Some(Mode::Any),
+                Some(n) => self.mode(n, approvers.as_ref()),
+            };
+            let when = match map.get_node("when") {
+                None => Some(None),
+                Some(n) => self.scalar(n, "when").and_then(|s| {
+                    match Condition::parse(s.as_str()).and_then(|c| c.check(&shape).map(|()| c)) {
+                        Ok(c) => Some(Some(c)),
+                        Err(e) => {
+                            self.problem(s.span(), format!("when `{}`: {e}", s.as_str()));
+                            None
+                        }
+                    }
+                }),
+            };
+            if let (Some(id), Some(approvers), Some(mode), Some(when)) =
+                (step_id, approvers, mode, when)
+            {
+                out.push(Step {
+                    id,
+                    approvers: Some(approvers),
+                    mode,
+                    when,
+                });
+            }
+        }
+        out
+    }
+
+    /// `any`, `all` or `{n_of: N}` with 1 ≤ N ≤ the step's approvers (one for a leader).
+    fn mode(&mut self, node: &Node, approvers: Option<&Approvers>) -> Option<Mode> {
+        if let Some(s) = node.as_scalar() {
+            return match s.as_str() {
+                "any" => Some(Mode::Any),
+                "all" => Some(Mode::All),
+                other => {
+                    self.problem(
+                        s.span(),
+                        format!("unknown mode `{other}` (any, all or {{n_of: N}})"),
+                    );
+                    None
+                }
+            };
+        }
+        let map = self.mapping(node, "mode")?;
+        self.known_keys(map, &["n_of"], "mode");
+        let n = map
+            .get_node("n_of")
+            .and_then(|n| n.as_scalar())
+            .and_then(|s| s.as_str().parse::<u32>().ok().map(|n| (n, *s.span())));
+        let Some((n, span)) = n else {
+            self.problem(map.span(), "mode takes `{n_of: N}`, N a whole number");
+            return None;
+        };
+        let most = match approvers {
+            Some(Approvers::OpenIds { open_ids }) => open_ids.len(),
+            Some(Approvers::Leader { .. }) => 1,
+            None => return None,
+        };
+        if n == 0 || n as usize > most {
+            self.problem(
+                &span,
+                format!("n_of {n} needs 1 to {most} approvers (the step has {most})"),
+            );
+            return None;
+        }
+        Some(Mode::NOf(n))
+    }
+
+    /// `cc: {open_ids: [ou_…], chat_ids: [oc_…]}`.
+    fn cc(&mut self, node: &Node) -> Option<Cc> {
+        let map = self.mapping(node, "cc")?;
+        self.known_keys(map, &["open_ids", "chat_ids"], "cc");
+        let mut cc = Cc::default();
+        for (key, kind, out) in [
+            ("open_ids", FeishuId::OpenId, &mut cc.open_ids),
+            ("chat_ids", FeishuId::ChatId, &mut cc.chat_ids),
+        ] {
+            let Some(list) = map.get_node(key) else {
+                continue;
+            };
+            let Some(items) = list.as_sequence() else {
+                self.problem(list.span(), format!("cc {key} must be a list"));
+                continue;
+            };
+            if items.len() > crate::config::MAX_APPROVERS {
+                self.problem(
+                    list.span(),
+                    format!("cc {key}: at most {}", crate::config::MAX_APPROVERS),
+                );
+            }
+            for item in items.iter() {
+                let Some(s) = self.scalar(item, key) else {
+                    continue;
+                };
+                if kind.is_valid(s.as_str()) {
+                    out.push(s.as_str().to_owned());
+                } else {
+                    self.problem(
+                        s.span(),
+                        format!("`{}` is not a valid {key} entry", s.as_str()),
+                    );
+                }
+            }
+        }
+        (!cc.open_ids.is_empty() || !cc.chat_ids.is_empty()).then_some(cc)
     }
 
     fn fields(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Vec<Field>> {
@@ -526,6 +716,13 @@ impl Reader {
         }
         if let Some(node) = map.get_node("end_label") {
             field.end_label = self.text(node, "end_label");
+        }
+        if let Some(node) = map.get_node("cc_visible") {
+            match self.scalar(node, "cc_visible").map(|s| (s, s.as_bool())) {
+                Some((_, Some(b))) => field.cc_visible = b,
+                Some((s, None)) => self.problem(s.span(), "cc_visible must be true or false"),
+                None => {}
+            }
         }
         (self.problems.len() == before).then_some(field)
     }
@@ -814,6 +1011,81 @@ definitions:
                 "{file}: {needle} not in {problems:?}"
             );
         }
+    }
+
+    const ROUTED: &str = "definitions:
+  - id: expense
+    name: 报销
+    fields:
+      - {name: amount, type: amount, label: 金额, required: true, cc_visible: true}
+      - {name: reason, type: textarea, label: 事由}
+    steps:
+      - {id: manager, approvers: {leader: true}, mode: any}
+      - {id: finance, approvers: {open_ids: [ou_a1, ou_b1, ou_c1]}, mode: all, when: \"amount > 5000\"}
+      - {id: board,   approvers: {open_ids: [ou_d1, ou_e1, ou_f1]}, mode: {n_of: 2}}
+    cc: {open_ids: [ou_g1], chat_ids: [oc_h1]}
+";
+
+    #[test]
+    fn the_issue_route_reads() {
+        let set = parse(ROUTED).unwrap();
+        let expense = &set.definitions[0];
+        let modes: Vec<_> = expense.steps.iter().map(|s| s.mode).collect();
+        assert_eq!(modes, [Mode::Any, Mode::All, Mode::NOf(2)]);
+        assert_eq!(
+            expense.steps[1].when.as_ref().unwrap().source(),
+            "amount > 5000"
+        );
+        assert_eq!(expense.cc.as_ref().unwrap().chat_ids, ["oc_h1"]);
+        assert!(expense.fields[0].cc_visible && !expense.fields[1].cc_visible);
+        assert_eq!(expense.route().len(), 3);
+        // Stored and read back (the table's JSON) unchanged.
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(parse(&json).unwrap(), set);
+        // Without steps: one `any` step with the definition's approvers.
+        let plain = parse(&json.replace("\"steps\"", "\"x_steps\""));
+        assert!(plain.is_err(), "unknown keys stay errors");
+    }
+
+    #[test]
+    fn route_problems_are_named_with_their_line() {
+        let bad = |from: &str, to: &str, needle: &str, line: usize| {
+            let problems = parse(&ROUTED.replace(from, to)).unwrap_err();
+            let p = problems
+                .iter()
+                .find(|p| p.message.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} in {problems:?}"));
+            assert_eq!(p.line, line, "{needle}: {p}");
+        };
+        bad("amount > 5000", "cost > 5000", "unknown field `cost`", 9);
+        bad(
+            "amount > 5000",
+            "reason > 5000",
+            "field `reason` is textarea",
+            9,
+        );
+        bad(
+            "amount > 5000",
+            "amount >> 5000",
+            "when `amount >> 5000`",
+            9,
+        );
+        bad("amount > 5000", "amount > 'x'", "cannot be compared", 9);
+        bad("{n_of: 2}", "{n_of: 4}", "n_of 4 needs 1 to 3", 10);
+        bad("mode: all", "mode: most", "unknown mode `most`", 9);
+        bad(
+            "id: board",
+            "id: manager",
+            "duplicate step id `manager`",
+            10,
+        );
+        bad("oc_h1", "ou_h1", "not a valid chat_ids entry", 11);
+        bad(
+            "    steps:",
+            "    approvers: {leader: true}\n    steps:",
+            "has `steps` and `approvers`",
+            9,
+        );
     }
 
     #[test]

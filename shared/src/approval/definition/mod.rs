@@ -12,6 +12,7 @@
 //! added, never renamed. `docs/definitions.md` documents it; [`file::parse`] reads it.
 
 pub mod file;
+pub mod when;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -273,6 +274,9 @@ pub struct Field {
     pub start_label: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_label: Option<Text>,
+    /// Shown on a CC chat's card (a card other people share): only fields marked so are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cc_visible: bool,
 }
 
 impl Field {
@@ -293,6 +297,7 @@ impl Field {
             placeholder: None,
             start_label: None,
             end_label: None,
+            cc_visible: false,
         }
     }
 
@@ -352,6 +357,78 @@ pub enum Approvers {
     Leader { leader: bool },
 }
 
+/// How a step's approvers decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `any`: the first approval decides the step; any rejection ends the request.
+    Any,
+    /// `all`: every approver must approve.
+    All,
+    /// `{n_of: N}`: N approvals decide the step.
+    NOf(u32),
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Any => s.serialize_str("any"),
+            Self::All => s.serialize_str("all"),
+            Self::NOf(n) => {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("n_of", n)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Word(String),
+            NOf { n_of: u32 },
+        }
+        match Wire::deserialize(d)? {
+            Wire::Word(w) if w == "any" => Ok(Self::Any),
+            Wire::Word(w) if w == "all" => Ok(Self::All),
+            Wire::Word(w) => Err(serde::de::Error::custom(format!("unknown mode {w:?}"))),
+            Wire::NOf { n_of } => Ok(Self::NOf(n_of)),
+        }
+    }
+}
+
+/// One step of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// `^[a-z][a-z0-9_]{0,31}$`, unique in its definition.
+    pub id: String,
+    /// Who decides it; `None` (only for a definition without `steps`): the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Approvers>,
+    pub mode: Mode,
+    /// The step is skipped (and shown as skipped) when this does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<when::Condition>,
+}
+
+/// Who gets a read-only card of each request when it is filed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cc {
+    /// Users, each in their p2p chat with the bot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_ids: Vec<String>,
+    /// Chats (the one shared card a definition's author may choose: it shows only the fields
+    /// marked `cc_visible`, never the reason or comments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chat_ids: Vec<String>,
+}
+
+/// The step id of a definition without `steps` (one `any` step).
+pub const SINGLE_STEP: &str = "approval";
+
 /// A request type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Definition {
@@ -361,9 +438,28 @@ pub struct Definition {
     /// `None`: the deployment's approvers (`APPROVER_OPEN_IDS`, then the leader look-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvers: Option<Approvers>,
+    /// The route, in order; empty: one `any` step with [`Definition::approvers`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// Read-only cards for these users and chats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc: Option<Cc>,
 }
 
 impl Definition {
+    /// Its route: `steps`, or one `any` step with its `approvers` (as before routes).
+    pub fn route(&self) -> Vec<Step> {
+        if !self.steps.is_empty() {
+            return self.steps.clone();
+        }
+        vec![Step {
+            id: SINGLE_STEP.to_owned(),
+            approvers: self.approvers.clone(),
+            mode: Mode::Any,
+            when: None,
+        }]
+    }
+
     /// The field `name`, if the definition has it.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
@@ -497,12 +593,16 @@ pub fn builtin() -> DefinitionSet {
                 name: Text::new("请假", "Leave"),
                 fields: vec![leave_type, dates, reason()],
                 approvers: None,
+                steps: Vec::new(),
+                cc: None,
             },
             Definition {
                 id: RequestKind::WORK_OVERTIME,
                 name: Text::new("加班", "Overtime"),
                 fields: vec![day, hours, reason()],
                 approvers: None,
+                steps: Vec::new(),
+                cc: None,
             },
         ],
     }
@@ -587,6 +687,8 @@ impl Catalog {
             name: Text::new(reference.id.as_str(), reference.id.as_str()),
             fields: Vec::new(),
             approvers: None,
+            steps: Vec::new(),
+            cc: None,
         })
     }
 }
