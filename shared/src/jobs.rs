@@ -163,6 +163,9 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         kind: kind.into(),
         payload,
         not_before: scheduled.at,
+        // A card shown again, or a route's next step notified: each change needs the work again
+        // even when an earlier run of it is done; changes in a row coalesce into one pending run.
+        rearm: matches!(scheduled.timer, Timer::Refresh | Timer::NotifyApprovers),
     }
 }
 
@@ -175,6 +178,7 @@ pub fn send_reply_job(source_message_id: &str, payload: Value, now: EpochMillis)
         kind: JobKind::SendReply.into(),
         payload,
         not_before: now,
+        rearm: false,
     }
 }
 

@@ -92,6 +92,7 @@ async fn a_new_job_reaches_the_updater_as_a_stream_event_within_2_s() {
             kind: "approve".into(),
             payload: json!({"status": "leave_approved"}),
             not_before: now,
+            rearm: false,
         })
         .await
         .unwrap();

@@ -106,6 +106,7 @@ pub fn job(card_key: &str, job_id: &str, not_before: EpochMillis) -> NewJob {
         kind: "post_answer".into(),
         payload: json!({"action": "leave", "n": 1}),
         not_before,
+        rearm: false,
     }
 }
 
@@ -1654,4 +1655,58 @@ pub async fn documents_write_once_replace_by_revision_and_race_safely<S: Store>(
         store.put_document(&collection, "big", &too_big, None).await,
         Err(StoreError::Corrupt { .. })
     ));
+}
+
+/// A re-armed job: a done (or leased) one of its id is replaced by a pending one, a pending one
+/// is left (changes in a row coalesce into one run), a dead one is kept; in a transaction with
+/// the card's state too.
+pub async fn rearmed_jobs_run_again_once_done_and_coalesce_while_pending<S: Store>(store: Arc<S>) {
+    let now = t0();
+    let card_key = unique("rearm");
+    store.create_card(&card(&card_key, now)).await.unwrap();
+    let refresh = |at: EpochMillis| NewJob {
+        rearm: true,
+        ..job(&card_key, "refresh", at)
+    };
+    store.enqueue(&refresh(now)).await.unwrap();
+    store.enqueue(&refresh(now + 5)).await.unwrap();
+    let pending = store.get_job(&card_key, "refresh").await.unwrap().unwrap();
+    assert_eq!(
+        pending.due_at, now,
+        "a pending one is left: the two coalesce"
+    );
+    assert_eq!(pending.status, JobStatus::Pending);
+    let leased = store
+        .claim_job(&card_key, "refresh", "worker", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store.complete_job(&leased, now + 1).await.unwrap();
+    let mut state = store.get_card(&card_key).await.unwrap().unwrap();
+    state.status = "changed".into();
+    store
+        .update_card_and_enqueue(&state, &[refresh(now + 10)])
+        .await
+        .unwrap();
+    let again = store.get_job(&card_key, "refresh").await.unwrap().unwrap();
+    assert_eq!(
+        (again.status, again.due_at, again.attempts),
+        (JobStatus::Pending, now + 10, 0),
+        "a done one is re-armed by the state write"
+    );
+    // Without `rearm`, the done job stands.
+    let plain = job(&card_key, "once", now);
+    store.enqueue(&plain).await.unwrap();
+    let once = store
+        .claim_job(&card_key, "once", "w", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store.complete_job(&once, now + 1).await.unwrap();
+    store
+        .enqueue(&job(&card_key, "once", now + 20))
+        .await
+        .unwrap();
+    let done = store.get_job(&card_key, "once").await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Done);
 }

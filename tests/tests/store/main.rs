@@ -64,4 +64,5 @@ against_both_adapters!(
     rate_per_chat_budget,
     lists_are_per_user_newest_first,
     documents_write_once_replace_by_revision_and_race_safely,
+    rearmed_jobs_run_again_once_done_and_coalesce_while_pending,
 );

@@ -66,9 +66,17 @@ fn job_key(card_key: &str, job_id: &str) -> (String, String) {
 impl Tables {
     /// Queues `job` unless it exists (the first one stands), as a conditional put does.
     fn enqueue(&mut self, job: &NewJob, now: EpochMillis) {
-        self.jobs
-            .entry(job_key(&job.card_key, &job.job_id))
-            .or_insert_with(|| new_job(job, now));
+        let key = job_key(&job.card_key, &job.job_id);
+        let rearmed = job.rearm
+            && self
+                .jobs
+                .get(&key)
+                .is_some_and(|j| matches!(j.status, JobStatus::Done | JobStatus::Leased));
+        if rearmed {
+            self.jobs.insert(key, new_job(job, now));
+        } else {
+            self.jobs.entry(key).or_insert_with(|| new_job(job, now));
+        }
     }
 
     /// Stores a new card at version 1; `Conflict` if it exists.

@@ -509,6 +509,12 @@ pub struct NewJob {
     pub payload: serde_json::Value,
     /// Not due before this time (epoch ms).
     pub not_before: EpochMillis,
+    /// What an enqueue does when a job of this id exists: `false` leaves it (the first one
+    /// stands); `true` re-arms it when it is done or leased (a later change needs the work again,
+    /// and a run already under way may have read the earlier state), and leaves a pending one,
+    /// which will read the latest state when it runs (so changes in a row coalesce into one run)
+    /// and a dead one, kept for a human.
+    pub rearm: bool,
 }
 
 /// What `fail` did with a job.

@@ -87,13 +87,40 @@ fn job_from_item(item: &Item) -> StoreResult<Job> {
 }
 
 pub(super) fn put_job(table: &str, job: &NewJob, now: EpochMillis) -> StoreResult<Put> {
+    let (condition, names, values) = job_condition(job);
     Put::builder()
         .table_name(table)
         .set_item(Some(job_item(job, now)))
-        .condition_expression("attribute_not_exists(#pk)")
-        .expression_attribute_names("#pk", PK)
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(values)
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// The put condition of [`NewJob::rearm`]: no job of that id, or (re-armed) one done or leased.
+#[allow(clippy::type_complexity)]
+fn job_condition(
+    job: &NewJob,
+) -> (
+    &'static str,
+    HashMap<String, String>,
+    Option<HashMap<String, AttributeValue>>,
+) {
+    let mut names = HashMap::from([("#pk".to_owned(), PK.to_owned())]);
+    if !job.rearm {
+        return ("attribute_not_exists(#pk)", names, None);
+    }
+    names.insert("#status".to_owned(), "status".to_owned());
+    let values = HashMap::from([
+        (":done".to_owned(), s(job_status_str(JobStatus::Done))),
+        (":leased".to_owned(), s(job_status_str(JobStatus::Leased))),
+    ]);
+    (
+        "attribute_not_exists(#pk) OR #status = :done OR #status = :leased",
+        names,
+        Some(values),
+    )
 }
 
 /// What a conditional job update did.
@@ -312,13 +339,15 @@ fn lease_changes(
 impl JobStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %job.card_key, job_id = %job.job_id))]
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
+        let (condition, names, values) = job_condition(job);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(job_item(job, crate::store::now_millis())))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
             .send()
             .await;
         match result {
