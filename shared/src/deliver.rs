@@ -582,21 +582,40 @@ where
             .request_kind(status)
             .map(|kind| catalog.resolve(kind, data.definition));
         let fallback = self.approvers.fallback;
-        Ok(
-            match definition.as_deref().and_then(|d| d.approvers.as_ref()) {
-                Some(Approvers::OpenIds { open_ids }) => ApproverConfig {
-                    open_ids: open_ids.clone(),
-                    from_leader: false,
-                    fallback,
-                },
-                Some(Approvers::Leader { .. }) => ApproverConfig {
-                    open_ids: Vec::new(),
-                    from_leader: true,
-                    fallback,
-                },
-                None => self.approvers.clone(),
+        let nobody = ApproverConfig {
+            open_ids: Vec::new(),
+            from_leader: false,
+            fallback,
+        };
+        // A routed request: the current step's approvers (every step skipped: nobody).
+        let chosen = if data.route.is_empty() {
+            definition.as_deref().and_then(|d| d.approvers.clone())
+        } else {
+            let Some(i) = approval::route::current(&data.route) else {
+                return Ok(nobody);
+            };
+            let id = &data.route[i].id;
+            match definition
+                .as_deref()
+                .and_then(|d| d.steps.iter().find(|s| &s.id == id))
+            {
+                Some(step) => step.approvers.clone(),
+                None => return Ok(nobody),
+            }
+        };
+        Ok(match chosen.as_ref() {
+            Some(Approvers::OpenIds { open_ids }) => ApproverConfig {
+                open_ids: open_ids.clone(),
+                from_leader: false,
+                fallback,
             },
-        )
+            Some(Approvers::Leader { .. }) => ApproverConfig {
+                open_ids: Vec::new(),
+                from_leader: true,
+                fallback,
+            },
+            None => self.approvers.clone(),
+        })
     }
 
     /// The approvers of the filed `request`, resolved once and stored with it (a
@@ -607,7 +626,8 @@ where
         &self,
         mut request: crate::store::CardState,
     ) -> Result<Option<crate::store::CardState>, DeliverError> {
-        let mut resolved = None;
+        // Looked up once per step, whatever the conflicts on writing it.
+        let mut resolved: Option<(Option<String>, Resolved)> = None;
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let status = approval::status_of(&request).map_err(bad_job)?;
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
@@ -617,25 +637,66 @@ where
             if !data.approvers.is_empty() {
                 return Ok(Some(request));
             }
-            // Looked up once, whatever the conflicts on writing it.
-            let resolved: &Resolved = match &mut resolved {
-                Some(resolved) => resolved,
-                empty => {
-                    let config = self.approver_config(&request, status, &data).await?;
-                    empty.insert(
-                        self.resolve_approvers(&request.requester_open_id, &config)
-                            .await?,
-                    )
+            let step = approval::route::current(&data.route);
+            let step_id = step.map(|i| data.route[i].id.clone());
+            if resolved.as_ref().is_none_or(|(id, _)| *id != step_id) {
+                let config = self.approver_config(&request, status, &data).await?;
+                let mut found = self
+                    .resolve_approvers(&request.requester_open_id, &config)
+                    .await?;
+                // In a route the requester never decides their own request.
+                if let (false, Resolved::Approvers(approvers)) = (data.route.is_empty(), &mut found)
+                {
+                    approvers.retain(|a| *a != request.requester_open_id);
+                    if approvers.is_empty() {
+                        found = Resolved::Nobody(NoApprover::NoneConfigured);
+                    }
                 }
+                resolved = Some((step_id.clone(), found));
+            }
+            let Some((_, resolved)) = &resolved else {
+                continue;
             };
             let mut next = request.clone();
             next.updated_at = self.now;
-            let followups = match resolved {
+            let at = |timer| approval::Scheduled {
+                timer,
+                at: self.now,
+            };
+            let followups: Vec<crate::store::NewJob> = match resolved {
                 Resolved::Approvers(approvers) => {
                     data.approvers = approvers.clone();
-                    Vec::new()
+                    if let Some(i) = step {
+                        data.route[i].approvers = approvers.clone();
+                    }
+                    // The requester's card shows who decides the step.
+                    (!data.route.is_empty())
+                        .then(|| {
+                            jobs::scheduled_job(&request.card_key, at(approval::Timer::Refresh))
+                        })
+                        .into_iter()
+                        .collect()
+                }
+                // A route's step nobody can decide, and the fallback is the simulated approver:
+                // that step is approved automatically, labelled, and the next one notified.
+                Resolved::Nobody(_)
+                    if self.approvers.fallback == crate::config::ApprovalFallback::Simulated
+                        && step.is_some()
+                        && data
+                            .route
+                            .iter()
+                            .skip(step.unwrap_or(0) + 1)
+                            .any(|s| s.outcome == approval::StepOutcome::Upcoming) =>
+                {
+                    approval::route::approve_automatically(&mut data.route);
+                    data.notified.clear();
+                    [approval::Timer::NotifyApprovers, approval::Timer::Refresh]
+                        .into_iter()
+                        .map(|timer| jobs::scheduled_job(&request.card_key, at(timer)))
+                        .collect()
                 }
                 Resolved::Nobody(why) => {
+                    approval::route::cancel_rest(&mut data.route);
                     let step = approval::no_approver_step(
                         status,
                         &mut data,
@@ -670,6 +731,149 @@ where
             }
         }
         Err(StoreError::Conflict(format!("request {} kept changing", request.card_key)).into())
+    }
+
+    /// Sends the definition's `cc` users (p2p) and chats their read-only card of a filed request
+    /// and records each (a retry skips those recorded; a send retried after a crash is one
+    /// message through its uuid). A recipient Feishu refuses for good is recorded and skipped.
+    async fn run_notify_cc(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let status = approval::status_of(&request).map_err(bad_job)?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let catalog = self.catalog(&[&request]).await?;
+        let Some(kind) = data.request_kind(status) else {
+            return Ok("no request");
+        };
+        let Some(cc) = catalog.resolve(kind, data.definition).cc.clone() else {
+            return Ok("no cc");
+        };
+        let recipients = cc
+            .open_ids
+            .iter()
+            .map(|id| (id, approval::CcKind::User, ReceiveId::OpenId(id.clone())))
+            .chain(
+                cc.chat_ids
+                    .iter()
+                    .map(|id| (id, approval::CcKind::Chat, ReceiveId::ChatId(id.clone()))),
+            );
+        for (to, kind, receive_id) in recipients {
+            if data.cc_sent.contains(to) {
+                continue;
+            }
+            let viewer = approval::ReviewData {
+                request_key: request.card_key.clone(),
+                approver: to.clone(),
+                step: None,
+                cc: Some(kind),
+            };
+            let card =
+                approval::views::review_card(&request, Some(&viewer), &catalog, self.time_zone)
+                    .map_err(bad_job)?;
+            let sent = match self
+                .feishu
+                .send_message(
+                    &receive_id,
+                    &MessageContent::Card(card.to_value()),
+                    &format!("cc:{}:{to}", request.card_key),
+                    self.deadline,
+                )
+                .await
+            {
+                Ok(sent) => Some(sent),
+                Err(e)
+                    if jobs::on_failure(&e, self.now) == FailureAction::Permanent
+                        && e.code().is_some_and(jobs::is_per_recipient_refusal) =>
+                {
+                    tracing::warn!(error = %e, "cc recipient unreachable; their card is skipped");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let card_key = match sent {
+                Some(sent) => {
+                    let chat_id = sent.chat_id.clone().unwrap_or_default();
+                    let state = approval::new_cc_state(
+                        &request,
+                        to,
+                        kind,
+                        &sent.message_id,
+                        &chat_id,
+                        self.now,
+                    );
+                    match self.store.create_card(&state).await {
+                        Ok(_) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    Some(state.card_key)
+                }
+                None => None,
+            };
+            self.record_cc_card(&request.card_key, to, card_key.as_deref())
+                .await?;
+        }
+        // A request decided meanwhile: the CC cards sent after its refreshes show it too.
+        let now_request = self.card_or_bad_job(&request.card_key).await?;
+        if approval::status_of(&now_request)
+            .map_err(bad_job)?
+            .is_final()
+        {
+            let data = ApprovalData::from_value(&now_request.data).map_err(bad_job)?;
+            for key in &data.cc_cards {
+                let scheduled = approval::Scheduled {
+                    timer: approval::Timer::Refresh,
+                    at: self.now,
+                };
+                self.store
+                    .enqueue(&jobs::scheduled_job(key, scheduled))
+                    .await?;
+            }
+        }
+        Ok("cc cards sent")
+    }
+
+    /// Queues a refresh of every card of a request (its own, each approver's, each CC's); a
+    /// refresh already pending is left: it shows the latest state when it runs.
+    async fn run_refresh_all(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let scheduled = approval::Scheduled {
+            timer: approval::Timer::Refresh,
+            at: self.now,
+        };
+        for key in std::iter::once(&request.card_key).chain(&data.all_cards()) {
+            self.store
+                .enqueue(&jobs::scheduled_job(key, scheduled))
+                .await?;
+        }
+        Ok("refreshes queued")
+    }
+
+    /// Records a CC card on the request, version-checked and retried on a conflict.
+    async fn record_cc_card(
+        &self,
+        request_key: &str,
+        to: &str,
+        card_key: Option<&str>,
+    ) -> Result<(), DeliverError> {
+        for _ in 0..MAX_RECORD_ATTEMPTS {
+            let request = self.card_or_bad_job(request_key).await?;
+            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if data.cc_sent.iter().any(|s| s == to) {
+                return Ok(());
+            }
+            data.cc_sent.push(to.to_owned());
+            if let Some(key) = card_key {
+                data.cc_cards.push(key.to_owned());
+            }
+            let mut next = request.clone();
+            next.data = data.to_value();
+            match self.store.update_card(&next).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!("request {request_key} kept changing")).into())
     }
 
     /// Sends the form a group card handed over to the requester's p2p chat (one message through
@@ -721,6 +925,8 @@ where
             JobKind::NotifyRequester => self.run_notify_requester(job).await,
             JobKind::Remind => self.run_remind(job).await,
             JobKind::PrivateForm => self.run_private_form(job).await,
+            JobKind::NotifyCc => self.run_notify_cc(job).await,
+            JobKind::RefreshAll => self.run_refresh_all(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -791,9 +997,22 @@ where
         };
         let to_notify = followup::approvers_to_notify(&request).map_err(bad_job)?;
         let catalog = self.catalog(&[&request]).await?;
-        let card = approval::views::review_card(&request, &catalog, time_zone).map_err(bad_job)?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let step = approval::route::current(&data.route).map(|i| data.route[i].id.clone());
         for approver in &to_notify {
-            let key = format!("notify:{}:{approver}", request.card_key);
+            let viewer = approval::ReviewData {
+                request_key: request.card_key.clone(),
+                approver: approver.clone(),
+                step: step.clone(),
+                cc: None,
+            };
+            let card = approval::views::review_card(&request, Some(&viewer), &catalog, time_zone)
+                .map_err(bad_job)?;
+            // One message per approver and step, however often the job is retried.
+            let key = match &step {
+                None => format!("notify:{}:{approver}", request.card_key),
+                Some(step) => format!("notify:{}:{step}:{approver}", request.card_key),
+            };
             let sent = match feishu
                 .send_message(
                     &ReceiveId::OpenId(approver.clone()),
@@ -823,8 +1042,14 @@ where
                 Err(e) => return Err(e.into()),
             };
             let chat_id = sent.chat_id.clone().unwrap_or_default();
-            let review =
-                approval::new_review_state(&request, approver, &sent.message_id, &chat_id, now);
+            let review = approval::new_review_state(
+                &request,
+                approver,
+                step.as_deref(),
+                &sent.message_id,
+                &chat_id,
+                now,
+            );
             match store.create_card(&review).await {
                 Ok(_) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -950,9 +1175,18 @@ where
         let catalog = self.catalog(&[&request]).await?;
         let text = approval::views::reminder_text(&request, n, &catalog, self.time_zone)
             .map_err(bad_job)?;
+        let route = ApprovalData::from_value(&request.data)
+            .map_err(bad_job)?
+            .route;
         for card_key in &review_cards {
             let review = self.card_or_bad_job(card_key).await?;
-            let approver = approval::ReviewData::of(&review).map_err(bad_job)?.approver;
+            let review = approval::ReviewData::of(&review).map_err(bad_job)?;
+            // A route's reminder goes to the current step's approvers who have not voted.
+            if !approval::route::awaits(&route, review.step.as_deref(), &review.approver) {
+                continue;
+            }
+            let approver = review.approver.clone();
+            let review = self.card_or_bad_job(card_key).await?;
             let Some(message_id) = review.message_id.as_deref() else {
                 continue;
             };
@@ -1100,6 +1334,7 @@ where
                             &job.job_id,
                             job.attempts,
                             index,
+                            sequence,
                         );
                         op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
                             .await?;

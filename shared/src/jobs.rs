@@ -43,6 +43,10 @@ pub enum JobKind {
     Remind,
     /// Send the request form a group card handed over to the requester's p2p chat.
     PrivateForm,
+    /// Send a filed request's `cc` users and chats their read-only card.
+    NotifyCc,
+    /// Queue a refresh of every card of a request.
+    RefreshAll,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -60,6 +64,8 @@ impl JobKind {
             Self::Refresh => "refresh",
             Self::Remind => "remind",
             Self::PrivateForm => "private_form",
+            Self::NotifyCc => "notify_cc",
+            Self::RefreshAll => "refresh_all",
             Self::Other(kind) => kind,
         }
     }
@@ -84,6 +90,8 @@ impl From<&str> for JobKind {
             "refresh" => Self::Refresh,
             "remind" => Self::Remind,
             "private_form" => Self::PrivateForm,
+            "notify_cc" => Self::NotifyCc,
+            "refresh_all" => Self::RefreshAll,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -129,6 +137,8 @@ impl JobKind {
             Self::NotifyRequester => Some(Timer::NotifyRequester),
             Self::Refresh => Some(Timer::Refresh),
             Self::PrivateForm => Some(Timer::PrivateForm),
+            Self::NotifyCc => Some(Timer::NotifyCc),
+            Self::RefreshAll => Some(Timer::RefreshAll),
             // Which reminder it is lives in the payload; the effects run it.
             Self::Remind | Self::SendReply | Self::Other(_) => None,
         }
@@ -144,6 +154,8 @@ impl JobKind {
             Timer::Refresh => Self::Refresh,
             Timer::Remind(_) => Self::Remind,
             Timer::PrivateForm => Self::PrivateForm,
+            Timer::NotifyCc => Self::NotifyCc,
+            Timer::RefreshAll => Self::RefreshAll,
         }
     }
 }
@@ -165,7 +177,10 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         not_before: scheduled.at,
         // A card shown again, or a route's next step notified: each change needs the work again
         // even when an earlier run of it is done; changes in a row coalesce into one pending run.
-        rearm: matches!(scheduled.timer, Timer::Refresh | Timer::NotifyApprovers),
+        rearm: matches!(
+            scheduled.timer,
+            Timer::Refresh | Timer::NotifyApprovers | Timer::RefreshAll
+        ),
     }
 }
 
@@ -902,10 +917,15 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_stable_and_distinct() {
-        let a = op_idempotency_key("om_x", "post_answer", 0, 0);
-        assert_eq!(a, op_idempotency_key("om_x", "post_answer", 0, 0));
-        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 0, 1));
-        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 1, 0));
+        let a = op_idempotency_key("om_x", "post_answer", 0, 0, 1);
+        assert_eq!(a, op_idempotency_key("om_x", "post_answer", 0, 0, 1));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 0, 1, 2));
+        assert_ne!(a, op_idempotency_key("om_x", "post_answer", 1, 0, 1));
+        assert_ne!(
+            a,
+            op_idempotency_key("om_x", "post_answer", 0, 0, 7),
+            "a re-armed run reserves other sequences"
+        );
     }
 
     #[test]

@@ -158,9 +158,17 @@ impl CardKitOp {
     }
 }
 
-/// The idempotency key of one CardKit call: stable across a retried request, distinct across calls.
-pub fn op_idempotency_key(card_key: &str, job_id: &str, attempt: u32, index: usize) -> String {
-    format!("cardkit:{card_key}:{job_id}:{attempt}:{index}")
+/// The idempotency key of one CardKit call: stable across a retried request, distinct across calls
+/// (each call of a job run has its own reserved `sequence`, so a job run again, re-armed after it
+/// was done, never repeats an earlier run's key with another body: Feishu would refuse it, 200770).
+pub fn op_idempotency_key(
+    card_key: &str,
+    job_id: &str,
+    attempt: u32,
+    index: usize,
+    sequence: i32,
+) -> String {
+    format!("cardkit:{card_key}:{job_id}:{attempt}:{index}:{sequence}")
 }
 
 /// A message-mode update.

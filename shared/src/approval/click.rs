@@ -130,6 +130,7 @@ pub fn new_private_form_state(
 pub fn new_review_state(
     request: &CardState,
     approver: &str,
+    step: Option<&str>,
     message_id: &str,
     chat_id: &str,
     now: EpochMillis,
@@ -150,12 +151,36 @@ pub fn new_review_state(
         data: serde_json::to_value(ReviewData {
             request_key: request.card_key.clone(),
             approver: approver.to_owned(),
+            step: step.map(str::to_owned),
+            cc: None,
         })
         .unwrap_or(Value::Null),
         created_at: now,
         updated_at: now,
         list_key: reviews_list(approver),
     }
+}
+
+/// The state item of a CC card (read-only) sent to `to` (an open_id or a chat_id), written right
+/// after its send; in nobody's 待我审批.
+pub fn new_cc_state(
+    request: &CardState,
+    to: &str,
+    kind: super::machine::CcKind,
+    message_id: &str,
+    chat_id: &str,
+    now: EpochMillis,
+) -> CardState {
+    let mut state = new_review_state(request, to, None, message_id, chat_id, now);
+    state.data = serde_json::to_value(ReviewData {
+        request_key: request.card_key.clone(),
+        approver: to.to_owned(),
+        step: None,
+        cc: Some(kind),
+    })
+    .unwrap_or(Value::Null);
+    state.list_key = None;
+    state
 }
 
 /// What a new card schedules: its expiry, `approval_ttl_ms` after the send.
@@ -282,7 +307,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     // Configuration decides, not a look-up (who approves is resolved when the request is filed):
     // the definition's approvers, else the deployment's. A card of an earlier version that
     // already holds its approvers opens the form too.
-    let real = offered.is_some_and(|v| v.definition.approvers.is_some())
+    let real = offered
+        .is_some_and(|v| v.definition.approvers.is_some() || !v.definition.steps.is_empty())
         || click.approvers.has_source()
         || !data.approvers.is_empty();
     if let Some(current) = offered {
@@ -355,6 +381,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 Ok(values) => values,
                 Err(problem) => return no_change(views::form_problem_toast(&problem)),
             };
+            data.route = super::route::start(&definition, &values);
             data.values = Some(values);
             data.submitted_by = click.operator_open_id.map(str::to_owned);
             data.submitted_at = Some(click.now);
@@ -370,6 +397,15 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     at: click.now,
                 },
             });
+            if definition.cc.is_some() {
+                followups.push(Followup {
+                    card_key: state.card_key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::NotifyCc,
+                        at: click.now,
+                    },
+                });
+            }
             // Reminders only while the request can still expire after them.
             let first_reminder = click.now + click.remind_after_ms;
             if first_reminder < state.created_at + click.approval_ttl_ms {
@@ -389,7 +425,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 by: click.operator_open_id.map(str::to_owned),
                 action: AuditAction::Withdrawn,
             });
-            followups.extend(refresh_all(&data.review_cards, None, click.now));
+            super::route::cancel_rest(&mut data.route);
+            followups.extend(refresh_all(&data.all_cards(), None, click.now));
             views::withdrawn_toast()
         }
         _ => return refused(status, &data, click.catalog, Refusal::NotSubmitted(status)),
@@ -473,6 +510,116 @@ pub fn no_approver_step(
     Ok(next)
 }
 
+/// A vote on a routed request's step (`route::vote`): recorded exactly once (the request's state
+/// is written version-checked, so of votes at once each is re-decided against the others); the
+/// step decided by its mode makes the next step current (its approvers notified) or ends the
+/// request. Every card of the request is refreshed after the answer.
+fn decide_route_vote(
+    review_data: &ReviewData,
+    request: &CardState,
+    status: ApprovalStatus,
+    mut data: ApprovalData,
+    click: &Click<'_>,
+    approve: bool,
+) -> Result<ClickDecision, DomainError> {
+    use super::route::Voted;
+    let Some(operator) = click
+        .operator_open_id
+        .filter(|op| *op == review_data.approver)
+    else {
+        return no_change(views::not_approver_toast());
+    };
+    if !status.is_waiting() {
+        return refused(
+            status,
+            &data,
+            click.catalog,
+            Refusal::AlreadyDecided(status),
+        );
+    }
+    let comment = match parse_comment(click.form_value) {
+        Ok(comment) => comment,
+        Err(problem) => return no_change(views::form_problem_toast(&problem)),
+    };
+    let step = review_data.step.as_deref().unwrap_or_default();
+    let voted = super::route::vote(
+        &mut data.route,
+        step,
+        operator,
+        approve,
+        comment.clone(),
+        click.now,
+    );
+    let next = match voted {
+        Voted::NotCurrent => return no_change(views::step_decided_toast()),
+        Voted::AlreadyVoted => return no_change(views::already_voted_toast()),
+        Voted::Recorded | Voted::StepApproved { next: Some(_) } => status,
+        Voted::StepApproved { next: None } => status
+            .apply(ApprovalEvent::Decide { approve: true })
+            .map_err(|r| DomainError::CorruptState(r.to_string()))?,
+        Voted::Rejected => status
+            .apply(ApprovalEvent::Decide { approve: false })
+            .map_err(|r| DomainError::CorruptState(r.to_string()))?,
+    };
+    data.audit.push(AuditEntry {
+        at: click.now,
+        by: Some(operator.to_owned()),
+        action: if approve {
+            AuditAction::Approved
+        } else {
+            AuditAction::Rejected
+        },
+    });
+    let mut followups = Vec::new();
+    let at = |timer| Scheduled {
+        timer,
+        at: click.now,
+    };
+    if next.is_final() {
+        data.decided_by = Some(operator.to_owned());
+        data.decided_at = Some(click.now);
+        data.comment = comment;
+        followups.push(Followup {
+            card_key: request.card_key.clone(),
+            scheduled: at(Timer::NotifyRequester),
+        });
+    }
+    if let Voted::StepApproved { next: Some(_) } = voted {
+        // The next step's approvers are resolved and sent their cards by the notify job.
+        data.approvers.clear();
+        data.notified.clear();
+        followups.push(Followup {
+            card_key: request.card_key.clone(),
+            scheduled: at(Timer::NotifyApprovers),
+        });
+    }
+    // Every card of the request shows the vote: the requester's, each approver's, each CC's,
+    // queued by one job on the request (votes at once write one small transaction each, and
+    // their refreshes coalesce).
+    followups.push(Followup {
+        card_key: request.card_key.clone(),
+        scheduled: at(Timer::RefreshAll),
+    });
+    let mut next_request = request.clone();
+    next_request.status = next.stored();
+    next_request.data = data.to_value();
+    next_request.updated_at = click.now;
+    let card = views::review_card(
+        &next_request,
+        Some(review_data),
+        click.catalog,
+        click.time_zone,
+    )?;
+    Ok(ClickDecision::Transition {
+        state: Box::new(next_request),
+        followups,
+        answer: CallbackAnswer {
+            toast: Some(views::voted_toast(approve, next.is_final())),
+            card: Some(card),
+        },
+    })
+}
+
 /// A refresh of each card in `cards` but `except`, due `now`.
 fn refresh_all(cards: &[String], except: Option<&str>, now: EpochMillis) -> Vec<Followup> {
     cards
@@ -506,8 +653,8 @@ pub fn decide_review_click(
         )));
     }
     let approve = match click.action {
-        ApprovalAction::Approve => true,
-        ApprovalAction::Reject => false,
+        ApprovalAction::Approve if review_data.cc.is_none() => true,
+        ApprovalAction::Reject if review_data.cc.is_none() => false,
         _ => return no_change(views::unknown_action_toast()),
     };
     let status = status_of(request)?;
@@ -515,6 +662,9 @@ pub fn decide_review_click(
     if !status.is_final() && click.now >= request.created_at + click.approval_ttl_ms {
         // Past its time to live: the expiry job ends it; no decision may revive it meanwhile.
         return no_change(views::expired_toast());
+    }
+    if !data.route.is_empty() {
+        return decide_route_vote(&review_data, request, status, data, click, approve);
     }
     let Some(operator) = click
         .operator_open_id
@@ -564,8 +714,13 @@ pub fn decide_review_click(
     ];
     // Every approver's card, the decider's too: its refresh leaves it out of 待我审批 (and shows
     // the decision again should the callback's answer not have reached the client).
-    followups.extend(refresh_all(&data.review_cards, None, click.now));
-    let card = views::review_card(&next_request, click.catalog, click.time_zone)?;
+    followups.extend(refresh_all(&data.all_cards(), None, click.now));
+    let card = views::review_card(
+        &next_request,
+        Some(&review_data),
+        click.catalog,
+        click.time_zone,
+    )?;
     Ok(ClickDecision::Transition {
         state: Box::new(next_request),
         followups,

@@ -292,6 +292,64 @@ pub struct ApprovalData {
     /// Who did what and when, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,
+    /// A routed request's steps as they stand (a definition with `steps`), set when it is filed;
+    /// empty for a one-step request (its decision is `decided_by` / `comment`). While it waits,
+    /// `approvers` and `notified` are the current step's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<StepState>,
+    /// The read-only cards sent to the definition's `cc` (their card keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc_cards: Vec<String>,
+    /// The CC recipients whose card was sent (a retried job skips them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc_sent: Vec<String>,
+}
+
+/// Where one step of a route stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Not reached yet.
+    Upcoming,
+    /// The current step: its approvers have their cards and vote.
+    Waiting,
+    Approved,
+    Rejected,
+    /// Its `when` did not hold for the filed values.
+    Skipped,
+    /// Not reached: the request ended before (rejected, withdrawn, expired).
+    Cancelled,
+}
+
+/// One approver's vote in a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The open_id who voted.
+    pub by: String,
+    pub approve: bool,
+    /// As typed (escaped and capped where it is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Epoch ms.
+    pub at: EpochMillis,
+}
+
+/// One step of a filed request's route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepState {
+    /// The definition's step id.
+    pub id: String,
+    pub mode: super::definition::Mode,
+    pub outcome: StepOutcome,
+    /// Who decides it, resolved when it becomes current (the requester never among them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// One per approver at most, in the order they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
+    /// Decided by the simulated approver (`APPROVAL_FALLBACK=simulated`, nobody found).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
 }
 
 /// Why a filed request found nobody to decide it.
@@ -445,8 +503,24 @@ pub const REVIEW_KIND: &str = "approval_review";
 pub struct ReviewData {
     /// The requester's card key: the request.
     pub request_key: String,
-    /// The approver this card was sent to.
+    /// The approver this card was sent to (a CC card: the user or chat it was sent to).
     pub approver: String,
+    /// The route step this card votes in (`None`: a one-step request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// A read-only card of a request's `cc`, not an approver's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc: Option<CcKind>,
+}
+
+/// Whom a CC card was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CcKind {
+    /// A user, in their p2p chat with the bot: the request as its approvers see it, no buttons.
+    User,
+    /// A chat other people share: only the fields marked `cc_visible`, no reason or comments.
+    Chat,
 }
 
 impl ReviewData {
@@ -460,6 +534,15 @@ impl ReviewData {
 }
 
 impl ApprovalData {
+    /// Every other card of the request: the approvers' and the CC cards.
+    pub fn all_cards(&self) -> Vec<String> {
+        self.review_cards
+            .iter()
+            .chain(&self.cc_cards)
+            .cloned()
+            .collect()
+    }
+
     /// Which request a card at `status` is about: the status says, else the pinned definition
     /// (an expired request's status names no kind).
     pub fn request_kind(&self, status: ApprovalStatus) -> Option<RequestKind> {

@@ -18,20 +18,21 @@ pub mod definition;
 pub mod followup;
 mod machine;
 mod request;
+pub mod route;
 mod scheduled;
 pub mod views;
 
 pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
-    card_key, decide_click, decide_review_click, new_card_state, new_private_form_state,
-    new_review_state, no_approver_step, requests_list, reviews_list, scheduled_for_new_card, Click,
-    ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
+    card_key, decide_click, decide_review_click, new_card_state, new_cc_state,
+    new_private_form_state, new_review_state, no_approver_step, requests_list, reviews_list,
+    scheduled_for_new_card, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{
-    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
-    LeaveType, NoApprover, Refusal, RequestForm, RequestKind, ReviewData, Stage, CARD_KIND,
-    REVIEW_KIND,
+    status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, CcKind,
+    DomainError, LeaveType, NoApprover, Refusal, RequestForm, RequestKind, ReviewData, Stage,
+    StepOutcome, StepState, Vote, CARD_KIND, REVIEW_KIND,
 };
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
 pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};
@@ -48,18 +49,6 @@ pub fn load_definitions(
         .definitions
         .iter()
         .filter_map(|d| {
-            // Routes are read and checked, but the flow does not run them yet: refuse them rather
-            // than let a request go to the deployment's approvers instead of the route's.
-            if !d.steps.is_empty() || d.cc.is_some() {
-                return Some(definition::file::Problem {
-                    line: 0,
-                    column: 0,
-                    message: format!(
-                        "definition `{}`: `steps` and `cc` are not served by this version yet",
-                        d.id
-                    ),
-                });
-            }
             views::check_fits(d)
                 .err()
                 .map(|why| definition::file::Problem {

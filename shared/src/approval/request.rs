@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::definition::file::strict_decimal;
+use super::definition::decimal::strict_decimal;
 use super::definition::{Definition, Field, FieldType, Text};
 use crate::cards::Lang;
 

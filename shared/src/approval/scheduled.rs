@@ -37,6 +37,11 @@ pub enum Timer {
     Remind(u32),
     /// A group card handed its request over: send the form to the requester's p2p chat.
     PrivateForm,
+    /// A request was filed: send the definition's `cc` users and chats their read-only card.
+    NotifyCc,
+    /// A routed request changed: show every card of it again (the requester's, each
+    /// approver's, each CC's). One job on the request, so votes in a row coalesce into one.
+    RefreshAll,
 }
 
 /// Work scheduled on a card, which may be another than the one a click wrote.
@@ -177,10 +182,11 @@ pub fn on_timer(
                 by: None,
                 action: super::machine::AuditAction::Expired,
             });
+            super::route::cancel_rest(&mut next_data.route);
             next_state.status = ApprovalStatus::Expired.stored();
             next_state.data = next_data.to_value();
             let mut followups: Vec<Followup> = next_data
-                .review_cards
+                .all_cards()
                 .iter()
                 .map(|key| Followup {
                     card_key: key.clone(),
@@ -220,7 +226,12 @@ pub fn on_timer(
             "refresh",
         )),
         (
-            Timer::NotifyApprovers | Timer::NotifyRequester | Timer::Remind(_) | Timer::PrivateForm,
+            Timer::NotifyApprovers
+            | Timer::NotifyRequester
+            | Timer::Remind(_)
+            | Timer::PrivateForm
+            | Timer::NotifyCc
+            | Timer::RefreshAll,
             _,
         ) => Ok(CardStep::nothing(state, "not a card update")),
     }

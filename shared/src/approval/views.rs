@@ -13,7 +13,7 @@ use super::action::ApprovalAction;
 use super::definition::{Catalog, Definition, Field, FieldType, RequestKind, Text};
 use super::machine::{
     status_of, ApprovalData, ApprovalStatus, AuditAction, AuditEntry, DomainError, NoApprover,
-    ReviewData, Stage, REVIEW_KIND,
+    ReviewData, Stage, StepOutcome, StepState, REVIEW_KIND,
 };
 use super::request::{fields, FormProblem, MAX_REASON_CHARS};
 use crate::cards::text;
@@ -915,7 +915,7 @@ pub fn render_card(
         .ok_or_else(|| {
             DomainError::CorruptState(format!("request {} not given", review.request_key))
         })?;
-    review_card(request, catalog, time_zone)
+    review_card(request, Some(&review), catalog, time_zone)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -924,6 +924,8 @@ pub fn render_card(
 /// `element_id`s of the real approval's cards.
 pub mod request_ids {
     pub const FIELDS: &str = "fields";
+    /// A routed request's steps and votes.
+    pub const ROUTE: &str = "route";
     pub const PEOPLE: &str = "people";
     pub const DECISION: &str = "decision";
     pub const TIMELINE: &str = "timeline";
@@ -1412,6 +1414,16 @@ pub fn no_approver_reason(why: NoApprover, lang: Lang) -> String {
     }
 }
 
+/// Who looks at a request's card: what it may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// The requester, an approver, a CC user: everything.
+    Private,
+    /// A CC chat other people share: the fields marked `cc_visible`, the outcome, never the
+    /// reason or comments.
+    SharedChat,
+}
+
 fn request_elements(
     status: ApprovalStatus,
     data: &ApprovalData,
@@ -1419,11 +1431,37 @@ fn request_elements(
     time_zone: &TimeZone,
     kind: &Definition,
 ) -> Vec<Element> {
+    request_elements_for(status, data, requester, time_zone, kind, Audience::Private)
+}
+
+fn request_elements_for(
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    requester: &str,
+    time_zone: &TimeZone,
+    kind: &Definition,
+    audience: Audience,
+) -> Vec<Element> {
     let ((zh, en), color, _) = request_status(kind, status);
     let mut elements = vec![status_element(ids::STATUS, &zh, &en, color)];
     if let Some(values) = &data.values {
-        elements.push(Element::markdown_localized(request_ids::FIELDS, |lang| {
-            form_lines(kind, values, lang)
+        let shown: Map<String, Value> = match audience {
+            Audience::Private => values.clone(),
+            Audience::SharedChat => values
+                .iter()
+                .filter(|(k, _)| kind.field(k).is_some_and(|f| f.cc_visible))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        if !shown.is_empty() {
+            elements.push(Element::markdown_localized(request_ids::FIELDS, |lang| {
+                form_lines(kind, &shown, lang)
+            }));
+        }
+    }
+    if !data.route.is_empty() {
+        elements.push(Element::markdown_localized(request_ids::ROUTE, |lang| {
+            route_lines(&data.route, audience, lang)
         }));
     }
     let approvers: Vec<String> = data.approvers.iter().map(|a| who(a)).collect();
@@ -1436,9 +1474,16 @@ fn request_elements(
             approvers.join(" ")
         )
     }));
-    if decision_line(data, status, time_zone, Lang::ZhCn).is_some() {
+    let shown_data = match audience {
+        Audience::Private => std::borrow::Cow::Borrowed(data),
+        Audience::SharedChat => std::borrow::Cow::Owned(ApprovalData {
+            comment: None,
+            ..data.clone()
+        }),
+    };
+    if decision_line(&shown_data, status, time_zone, Lang::ZhCn).is_some() {
         elements.push(Element::markdown_localized(request_ids::DECISION, |lang| {
-            decision_line(data, status, time_zone, lang).unwrap_or_default()
+            decision_line(&shown_data, status, time_zone, lang).unwrap_or_default()
         }));
     }
     elements.push(Element::hr(ids::DIVIDER));
@@ -1446,6 +1491,69 @@ fn request_elements(
         timeline(&data.audit, time_zone, lang)
     }));
     elements
+}
+
+/// A route's steps, one line each: the step, how it decides, where it stands, then each
+/// approver's vote (a shared chat's card leaves the comments out).
+fn route_lines(route: &[StepState], audience: Audience, lang: Lang) -> String {
+    use super::definition::Mode;
+    route
+        .iter()
+        .map(|step| {
+            let needed = super::route::needed(step);
+            let mode = match (step.mode, lang) {
+                (Mode::Any, Lang::ZhCn) => "任一人同意".to_owned(),
+                (Mode::Any, Lang::EnUs) => "anyone approves".to_owned(),
+                (Mode::All, Lang::ZhCn) => "全部同意".to_owned(),
+                (Mode::All, Lang::EnUs) => "everyone approves".to_owned(),
+                (Mode::NOf(n), Lang::ZhCn) => format!("{n} 人同意"),
+                (Mode::NOf(n), Lang::EnUs) => format!("{n} approve"),
+            };
+            let outcome = match step.outcome {
+                StepOutcome::Upcoming => lang.pick("待审批", "upcoming"),
+                StepOutcome::Waiting => lang.pick("审批中", "current"),
+                StepOutcome::Approved if step.automatic => {
+                    lang.pick("自动通过（模拟审批）", "approved automatically (simulated)")
+                }
+                StepOutcome::Approved => lang.pick("已通过", "approved"),
+                StepOutcome::Rejected => lang.pick("未通过", "rejected"),
+                StepOutcome::Skipped => {
+                    lang.pick("已跳过（条件不满足）", "skipped (condition not met)")
+                }
+                StepOutcome::Cancelled => lang.pick("未进行", "not reached"),
+            };
+            let approvals = step.votes.iter().filter(|v| v.approve).count();
+            let count = if step.approvers.is_empty() {
+                String::new()
+            } else {
+                format!(" {approvals}/{needed}")
+            };
+            let mut line = format!(
+                "**{}** · {mode} · {outcome}{count}",
+                text::escape_markdown(&step.id, 32)
+            );
+            for approver in &step.approvers {
+                let vote = step.votes.iter().find(|v| &v.by == approver);
+                let mark = match vote {
+                    Some(v) if v.approve => lang.pick("✅ 同意", "✅ approved"),
+                    Some(_) => lang.pick("❌ 拒绝", "❌ rejected"),
+                    None if step.outcome == StepOutcome::Waiting => lang.pick("待审批", "to vote"),
+                    None => "—",
+                };
+                line.push_str(&format!("\n· {} {mark}", who(approver)));
+                if let (Some(comment), Audience::Private) =
+                    (vote.and_then(|v| v.comment.as_deref()), audience)
+                {
+                    line.push_str(&format!(
+                        "：{}",
+                        text::escape_markdown(comment, MAX_REASON_CHARS)
+                    ));
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn request_card_of(
@@ -1517,6 +1625,7 @@ pub fn request_card(
 /// buttons.
 pub fn review_card(
     request: &CardState,
+    viewer: Option<&ReviewData>,
     catalog: &Catalog,
     time_zone: &TimeZone,
 ) -> Result<Card, DomainError> {
@@ -1528,8 +1637,33 @@ pub fn review_card(
         .submitted_by
         .as_deref()
         .unwrap_or(&request.requester_open_id);
-    let elements = request_elements(status, &data, requester, time_zone, kind);
-    let buttons = (status.stage() == Some(Stage::Filed)).then(|| {
+    let cc = viewer.and_then(|v| v.cc);
+    let audience = match cc {
+        Some(super::machine::CcKind::Chat) => Audience::SharedChat,
+        _ => Audience::Private,
+    };
+    let elements = request_elements_for(status, &data, requester, time_zone, kind, audience);
+    // Buttons while the request waits, on an approver's card whose vote is still due: any card of
+    // a one-step request, the current step's cards of a route; never a CC card.
+    let votes = status.stage() == Some(Stage::Filed)
+        && cc.is_none()
+        && (data.route.is_empty()
+            || viewer.is_some_and(|v| {
+                super::route::awaits(&data.route, v.step.as_deref(), &v.approver)
+            }));
+    if cc.is_some() {
+        return Ok(request_card_of(
+            kind,
+            status,
+            (
+                format!("{}申请（抄送）", kind.name.zh_cn),
+                format!("{} request (CC)", english_label(kind)),
+            ),
+            elements,
+            Vec::new(),
+        ));
+    }
+    let buttons = votes.then(|| {
         Element::Form(Form {
             element_id: request_ids::REVIEW_FORM.to_owned(),
             name: request_ids::REVIEW_FORM.to_owned(),
@@ -1688,6 +1822,37 @@ pub fn decided_toast(approve: bool) -> Toast {
     }
 }
 
+/// The toast for a vote on a route's step: recorded, or (`decided`) the vote that ended it.
+pub fn voted_toast(approve: bool, decided: bool) -> Toast {
+    match (approve, decided) {
+        (true, true) => Toast::new(ToastKind::Success, "已同意", "Approved"),
+        (false, _) => Toast::new(ToastKind::Success, "已拒绝", "Rejected"),
+        (true, false) => Toast::new(
+            ToastKind::Success,
+            "已同意，等待其他审批人",
+            "Approved; waiting for the other approvers",
+        ),
+    }
+}
+
+/// The toast for a vote on a step that is no longer current (decided, or not reached).
+pub fn step_decided_toast() -> Toast {
+    Toast::new(
+        ToastKind::Info,
+        "该审批步骤已处理",
+        "This step was already decided",
+    )
+}
+
+/// The toast for a second vote by the same approver in a step.
+pub fn already_voted_toast() -> Toast {
+    Toast::new(
+        ToastKind::Info,
+        "你已在此步骤表态",
+        "You already voted in this step",
+    )
+}
+
 /// The toast for a withdrawn request.
 pub fn withdrawn_toast() -> Toast {
     Toast::new(ToastKind::Success, "已撤回申请", "Request withdrawn")
@@ -1792,7 +1957,7 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
         },
         std::sync::Arc::new(definition.clone()),
     );
-    review_card(&request, &catalog, &TimeZone::UTC)
+    review_card(&request, None, &catalog, &TimeZone::UTC)
         .map_err(|e| e.to_string())?
         .validate()
         .map_err(|e| format!("an approver's card does not fit at the largest input: {e}"))?;
@@ -2189,7 +2354,7 @@ mod tests {
                     continue;
                 }
                 request.data = data.to_value();
-                let review = review_card(&request, &BUILTIN, &shanghai()).unwrap();
+                let review = review_card(&request, None, &BUILTIN, &shanghai()).unwrap();
                 assert_eq!(review.validate(), Ok(()), "{status:?}");
                 let json = review.to_json_string();
                 assert_eq!(json.contains(request_ids::BTN_APPROVE), filed, "{status:?}");

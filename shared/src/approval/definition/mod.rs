@@ -11,6 +11,7 @@
 //! The file's shape is a public interface (admins' files and deploy pipelines use it): keys are
 //! added, never renamed. `docs/definitions.md` documents it; [`file::parse`] reads it.
 
+pub mod decimal;
 pub mod file;
 pub mod when;
 

@@ -230,7 +230,7 @@ impl Parser {
 
     fn operand(&mut self) -> Result<Operand, ConditionError> {
         match self.next() {
-            Some(Token::Number(n)) => super::file::strict_decimal(&n)
+            Some(Token::Number(n)) => super::decimal::strict_decimal(&n)
                 .map(Operand::Number)
                 .ok_or_else(|| ConditionError(format!("`{n}` is not a number"))),
             Some(Token::Text(t)) => Ok(Operand::Text(t)),
@@ -423,7 +423,7 @@ fn value_of(operand: &Operand, values: &Map<String, Value>) -> Option<Seen> {
         }),
         Operand::Field(name) => match values.get(name)? {
             Value::String(s) => Some(
-                super::file::strict_decimal(s)
+                super::decimal::strict_decimal(s)
                     .map(Seen::Number)
                     .or_else(|| s.parse::<jiff::civil::Date>().ok().map(Seen::Date))
                     .unwrap_or_else(|| Seen::Text(s.clone())),
