@@ -68,3 +68,34 @@ fn the_example_file_is_valid() {
         .collect();
     assert_eq!(ids, ["expense", "purchase"]);
 }
+
+#[test]
+fn a_route_with_a_bad_condition_is_named_with_its_line() {
+    let routed = "definitions:
+  - id: expense
+    name: 报销
+    fields:
+      - {name: amount, type: amount, label: 金额, required: true}
+      - {name: reason, type: textarea, label: 事由}
+    steps:
+      - {id: manager, approvers: {leader: true}, mode: any}
+      - {id: finance, approvers: {open_ids: [ou_a1, ou_b1]}, mode: all, when: \"reason > 5000\"}
+      - {id: board, approvers: {open_ids: [ou_d1]}, mode: any, when: \"cost > 1\"}
+      - {id: audit, approvers: {open_ids: [ou_e1]}, mode: any, when: \"amount >\"}
+";
+    let out = validate(routed);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for (line, needle) in [
+        (":9:", "field `reason` is textarea"),
+        (":10:", "unknown field `cost`"),
+        (":11:", "ends too early"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(line) && l.contains(needle)),
+            "{needle} at {line} in {stderr}"
+        );
+    }
+}

@@ -368,3 +368,43 @@ async fn concurrent_votes_in_any_and_n_of_steps_give_one_outcome() {
         assert_eq!(s.told().len(), 1, "{mode}: {:?}", s.told());
     }
 }
+
+/// Withdraw at the second step: the request ends withdrawn, the steps not reached are cancelled,
+/// and the current step's approvers' cards lose their buttons; a late vote changes nothing.
+#[tokio::test]
+async fn a_request_withdrawn_at_a_later_step_ends_there() {
+    let s = scene("message").await;
+    s.apply(&routed_file(&s, "all", "")).await;
+    let card = s.file("300").await;
+    s.settle().await;
+    let manager_card = s.card_of(&s.manager).unwrap();
+    s.press(&s.manager, &manager_card, "btn_approve", &[]).await;
+    s.settle().await;
+    let finance: Vec<String> = s.team.iter().map(|m| s.card_of(m).unwrap()).collect();
+    s.press(&s.team[0], &finance[0], "btn_approve", &[]).await;
+    let withdrawn = s.press(&s.requester, &card, "btn_withdraw", &[]).await;
+    assert!(toast(&withdrawn).contains("撤回"), "{withdrawn:?}");
+    let (status, data) = s.request(&card).await;
+    assert_eq!(status, "expense_withdrawn");
+    assert_eq!(data.route[1].outcome, StepOutcome::Cancelled);
+    s.settle().await;
+    for card in &finance {
+        let json = s.bot.sim.card(card).unwrap().card.to_string();
+        assert!(!json.contains("btn_approve"), "{json}");
+        assert!(s.text(card).contains("已撤回"), "{}", s.text(card));
+    }
+    // A stale client's click (the button is gone from the card): told, nothing changes.
+    let late = s
+        .bot
+        .sim
+        .click_card_as(
+            &s.bot.card_url,
+            &s.team[1],
+            &finance[1],
+            json!({"type": "approve"}),
+        )
+        .await
+        .unwrap();
+    assert!(toast(&late).contains("已处理"), "{late:?}");
+    assert_eq!(s.request(&card).await.0, "expense_withdrawn");
+}

@@ -55,7 +55,8 @@ pub struct Summary {
     pub claimed: usize,
     pub done: usize,
     pub failed: usize,
-    /// Left for the next sweep: not claimable, not due soon enough, or out of time.
+    /// Left for the next sweep: not claimable, not due soon enough, or out of time; or run while a
+    /// later change re-armed it (the re-armed run shows the latest state).
     pub skipped: usize,
 }
 
@@ -280,6 +281,12 @@ where
                     }
                 }
                 summary.failed += 1;
+            }
+            // A later change re-armed the job while this run held it (`NewJob::rearm`): the new
+            // run is pending and shows the latest state; this one's work is superseded, not failed.
+            Err(crate::store::StoreError::Conflict(e)) => {
+                info!(card_key = %job.card_key, job_id = %job.job_id, error = %e, "job superseded by a re-armed run");
+                summary.skipped += 1;
             }
             Err(e) => {
                 // The lease lapses and the job is due again: it is never lost.
