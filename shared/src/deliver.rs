@@ -413,8 +413,14 @@ where
                     let Some(filed) = self.store.get_card(&data.request_key).await? else {
                         continue;
                     };
-                    let waiting =
-                        approval::status_of(&filed).is_ok_and(approval::ApprovalStatus::is_waiting);
+                    // Waiting for this approver: the request, and (in a route) their vote in
+                    // the current step.
+                    let route = ApprovalData::from_value(&filed.data)
+                        .map(|d| d.route)
+                        .unwrap_or_default();
+                    let waiting = approval::status_of(&filed)
+                        .is_ok_and(approval::ApprovalStatus::is_waiting)
+                        && approval::route::awaits(&route, data.step.as_deref(), &data.approver);
                     if waiting {
                         pending.push((filed, review));
                     }
@@ -645,6 +651,11 @@ where
                     .resolve_approvers(&request.requester_open_id, &config)
                     .await?;
                 // In a route the requester never decides their own request.
+                if let Resolved::Approvers(approvers) = &mut found {
+                    // Each person once, in the order given.
+                    let mut seen = std::collections::HashSet::new();
+                    approvers.retain(|a| seen.insert(a.clone()));
+                }
                 if let (false, Resolved::Approvers(approvers)) = (data.route.is_empty(), &mut found)
                 {
                     approvers.retain(|a| *a != request.requester_open_id);
@@ -688,14 +699,23 @@ where
                             .skip(step.unwrap_or(0) + 1)
                             .any(|s| s.outcome == approval::StepOutcome::Upcoming) =>
                 {
-                    approval::route::approve_automatically(&mut data.route);
+                    let next_step = approval::route::approve_automatically(&mut data.route)
+                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+                        .unwrap_or_default();
                     data.notified.clear();
-                    [approval::Timer::NotifyApprovers, approval::Timer::Refresh]
-                        .into_iter()
-                        .map(|timer| jobs::scheduled_job(&request.card_key, at(timer)))
-                        .collect()
+                    [
+                        approval::Timer::NotifyStep(next_step),
+                        approval::Timer::RefreshAll,
+                    ]
+                    .into_iter()
+                    .map(|timer| jobs::scheduled_job(&request.card_key, at(timer)))
+                    .collect()
                 }
                 Resolved::Nobody(why) => {
+                    if self.approvers.fallback == crate::config::ApprovalFallback::Simulated {
+                        // The last step: approved automatically, labelled, like the request.
+                        approval::route::approve_automatically(&mut data.route);
+                    }
                     approval::route::cancel_rest(&mut data.route);
                     let step = approval::no_approver_step(
                         status,
@@ -706,8 +726,11 @@ where
                     )
                     .map_err(bad_job)?;
                     next.status = step.stored();
+                    // A route's other cards (earlier steps', CC) show the end too.
+                    let others = (!data.route.is_empty()).then_some(approval::Timer::RefreshAll);
                     [approval::Timer::Refresh, approval::Timer::NotifyRequester]
                         .into_iter()
+                        .chain(others)
                         .map(|timer| {
                             let at = self.now;
                             jobs::scheduled_job(

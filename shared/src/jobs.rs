@@ -155,6 +155,7 @@ impl JobKind {
             Timer::Remind(_) => Self::Remind,
             Timer::PrivateForm => Self::PrivateForm,
             Timer::NotifyCc => Self::NotifyCc,
+            Timer::NotifyStep(_) => Self::NotifyApprovers,
             Timer::RefreshAll => Self::RefreshAll,
         }
     }
@@ -167,6 +168,9 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
     // Reminders happen up to three times: each is its own job (`remind_1`, …).
     let (job_id, payload) = match scheduled.timer {
         Timer::Remind(n) => (format!("{}_{n}", kind.as_str()), json!({ "n": n })),
+        // A step's approvers are notified by a job of that step (never a done one re-armed, so
+        // it is written in the same transaction as the vote that made the step current).
+        Timer::NotifyStep(n) => (format!("{}_{n}", kind.as_str()), json!({ "step": n })),
         _ => (kind.as_str().to_owned(), json!({})),
     };
     NewJob {
@@ -177,10 +181,7 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         not_before: scheduled.at,
         // A card shown again, or a route's next step notified: each change needs the work again
         // even when an earlier run of it is done; changes in a row coalesce into one pending run.
-        rearm: matches!(
-            scheduled.timer,
-            Timer::Refresh | Timer::NotifyApprovers | Timer::RefreshAll
-        ),
+        rearm: matches!(scheduled.timer, Timer::Refresh | Timer::RefreshAll),
     }
 }
 

@@ -426,7 +426,18 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 action: AuditAction::Withdrawn,
             });
             super::route::cancel_rest(&mut data.route);
-            followups.extend(refresh_all(&data.all_cards(), None, click.now));
+            if data.route.is_empty() {
+                followups.extend(refresh_all(&data.all_cards(), None, click.now));
+            } else {
+                // A route's cards (every step's, each CC's) are refreshed by one job.
+                followups.push(Followup {
+                    card_key: state.card_key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::RefreshAll,
+                        at: click.now,
+                    },
+                });
+            }
             views::withdrawn_toast()
         }
         _ => return refused(status, &data, click.catalog, Refusal::NotSubmitted(status)),
@@ -584,13 +595,13 @@ fn decide_route_vote(
             scheduled: at(Timer::NotifyRequester),
         });
     }
-    if let Voted::StepApproved { next: Some(_) } = voted {
-        // The next step's approvers are resolved and sent their cards by the notify job.
+    if let Voted::StepApproved { next: Some(next) } = voted {
+        // The next step's approvers are resolved and sent their cards by its notify job.
         data.approvers.clear();
         data.notified.clear();
         followups.push(Followup {
             card_key: request.card_key.clone(),
-            scheduled: at(Timer::NotifyApprovers),
+            scheduled: at(Timer::NotifyStep(u32::try_from(next).unwrap_or(u32::MAX))),
         });
     }
     // Every card of the request shows the vote: the requester's, each approver's, each CC's,

@@ -39,6 +39,9 @@ pub enum Timer {
     PrivateForm,
     /// A request was filed: send the definition's `cc` users and chats their read-only card.
     NotifyCc,
+    /// A route's step `n` (0-based, after the first) became current: send its approvers their
+    /// cards. A job of its own per step, written with the vote that decided the step before.
+    NotifyStep(u32),
     /// A routed request changed: show every card of it again (the requester's, each
     /// approver's, each CC's). One job on the request, so votes in a row coalesce into one.
     RefreshAll,
@@ -185,8 +188,13 @@ pub fn on_timer(
             super::route::cancel_rest(&mut next_data.route);
             next_state.status = ApprovalStatus::Expired.stored();
             next_state.data = next_data.to_value();
-            let mut followups: Vec<Followup> = next_data
-                .all_cards()
+            // A route's cards (every step's, each CC's) are refreshed by one job.
+            let cards = if next_data.route.is_empty() {
+                next_data.all_cards()
+            } else {
+                Vec::new()
+            };
+            let mut followups: Vec<Followup> = cards
                 .iter()
                 .map(|key| Followup {
                     card_key: key.clone(),
@@ -203,6 +211,15 @@ pub fn on_timer(
                     at: now,
                 },
             });
+            if !next_data.route.is_empty() {
+                followups.push(Followup {
+                    card_key: state.card_key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::RefreshAll,
+                        at: now,
+                    },
+                });
+            }
             Ok(CardStep {
                 state: next_state,
                 changed: true,
@@ -231,6 +248,7 @@ pub fn on_timer(
             | Timer::Remind(_)
             | Timer::PrivateForm
             | Timer::NotifyCc
+            | Timer::NotifyStep(_)
             | Timer::RefreshAll,
             _,
         ) => Ok(CardStep::nothing(state, "not a card update")),

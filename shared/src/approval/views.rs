@@ -1493,6 +1493,9 @@ fn request_elements_for(
     elements
 }
 
+/// A vote's comment on the route lines, in characters.
+pub const ROUTE_COMMENT_CHARS: usize = 20;
+
 /// A route's steps, one line each: the step, how it decides, where it stands, then each
 /// approver's vote (a shared chat's card leaves the comments out).
 fn route_lines(route: &[StepState], audience: Audience, lang: Lang) -> String {
@@ -1544,9 +1547,11 @@ fn route_lines(route: &[StepState], audience: Audience, lang: Lang) -> String {
                 if let (Some(comment), Audience::Private) =
                     (vote.and_then(|v| v.comment.as_deref()), audience)
                 {
+                    // Cut short here (the decision line shows the deciding comment in full): a
+                    // route of many votes stays within a card.
                     line.push_str(&format!(
                         "：{}",
-                        text::escape_markdown(comment, MAX_REASON_CHARS)
+                        text::escape_markdown(comment, ROUTE_COMMENT_CHARS)
                     ));
                 }
             }
@@ -1921,12 +1926,40 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
             .collect(),
         ..ApprovalData::default()
     };
+    // Its route at its largest: every step with all its approvers, each voted with a comment.
+    let mut data = data;
+    data.route = definition
+        .steps
+        .iter()
+        .map(|step| {
+            let count = match &step.approvers {
+                Some(super::definition::Approvers::OpenIds { open_ids }) => open_ids.len(),
+                _ => 1,
+            };
+            let approvers: Vec<String> = (0..count).map(|i| format!("ou_{i:032x}")).collect();
+            StepState {
+                id: step.id.clone(),
+                mode: step.mode,
+                outcome: StepOutcome::Approved,
+                votes: approvers
+                    .iter()
+                    .map(|by| super::machine::Vote {
+                        by: by.clone(),
+                        approve: true,
+                        comment: Some(long(ROUTE_COMMENT_CHARS as u32)),
+                        at: 0,
+                    })
+                    .collect(),
+                approvers,
+                automatic: false,
+            }
+        })
+        .collect();
     let filed = ApprovalStatus::of(definition.id, Stage::Filed);
     request_card(definition, filed, &data, &approvers[0], &TimeZone::UTC)
         .validate()
         .map_err(|e| format!("a request's card does not fit at the largest input: {e}"))?;
     // The approver's card: the same request with the comment form and its two buttons.
-    let mut data = data;
     data.definition = Some(super::definition::DefinitionRef {
         id: definition.id,
         version: 0,
@@ -2545,6 +2578,32 @@ mod tests {
             render(ApprovalStatus::Expired, &data, &BUILTIN, &shanghai()),
             expired_card()
         );
+    }
+
+    #[test]
+    fn a_route_too_large_for_a_card_is_refused_and_a_real_one_fits() {
+        let ids = |step: usize| {
+            (0..20)
+                .map(|i| format!("ou_{:032x}", step * 100 + i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let route = |steps: usize| {
+            let lines: String = (0..steps)
+                .map(|n| {
+                    format!(
+                        "      - {{id: s{n}, approvers: {{open_ids: [{}]}}, mode: all}}\n",
+                        ids(n)
+                    )
+                })
+                .collect();
+            format!(
+                "definitions:\n  - id: big\n    name: 大\n    fields: [{{name: amount, type: amount, label: 金额}}]\n    steps:\n{lines}"
+            )
+        };
+        assert!(crate::approval::load_definitions(&route(2)).is_ok());
+        let problems = crate::approval::load_definitions(&route(10)).unwrap_err();
+        assert!(problems[0].message.contains("does not fit"), "{problems:?}");
     }
 
     fn hostile_ids() -> impl proptest::strategy::Strategy<Value = String> {

@@ -23,8 +23,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::{info, warn};
 
-/// Version conflicts (two clicks at once) are re-read and re-decided this many times.
-const MAX_CONFLICT_RETRIES: usize = 3;
+/// Version conflicts (clicks at once: two approvers, or a route step's approvers voting together)
+/// are re-read and re-decided this many times, within the answer budget: a vote that loses a race
+/// is retried, not refused.
+const MAX_CONFLICT_RETRIES: usize = 6;
 
 /// The handler with everything it uses, built once per container.
 pub struct CardAction<S: ?Sized> {
@@ -271,7 +273,12 @@ where
         card_key: &str,
         click: &Click<'_>,
     ) -> Result<CallbackAnswer, ClickError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            if attempt > 0 {
+                // Clicks that collided wait a little, each its own time, before re-deciding.
+                let jitter = rand::random::<u64>() % (20 * attempt as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(5 + jitter)).await;
+            }
             let state = self
                 .store
                 .get_card(card_key)

@@ -1681,7 +1681,42 @@ pub async fn rearmed_jobs_run_again_once_done_and_coalesce_while_pending<S: Stor
         .await
         .unwrap()
         .unwrap();
+    // Re-armed while its run is under way: never a second run at once; once more after it.
+    store.enqueue(&refresh(now + 3)).await.unwrap();
+    let still = store.get_job(&card_key, "refresh").await.unwrap().unwrap();
+    assert_eq!(
+        still.status,
+        JobStatus::Leased,
+        "not replaced under its run"
+    );
+    assert!(store
+        .claim_job(&card_key, "refresh", "other", now + 1, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
     store.complete_job(&leased, now + 1).await.unwrap();
+    let rerun = store.get_job(&card_key, "refresh").await.unwrap().unwrap();
+    assert_eq!(
+        rerun.status,
+        JobStatus::Pending,
+        "pending again after the run"
+    );
+    let leased = store
+        .claim_job(&card_key, "refresh", "worker", now + 2, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store.complete_job(&leased, now + 2).await.unwrap();
+    assert_eq!(
+        store
+            .get_job(&card_key, "refresh")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Done,
+        "the rerun ran once"
+    );
     let mut state = store.get_card(&card_key).await.unwrap().unwrap();
     state.status = "changed".into();
     store

@@ -37,6 +37,8 @@ struct Tables {
     rates: HashMap<String, super::rate::RateCounters>,
     /// (collection, key) → document.
     documents: BTreeMap<(String, String), super::Document>,
+    /// Leased jobs re-armed meanwhile: their completion makes them pending again.
+    reruns: std::collections::HashSet<(String, String)>,
 }
 
 /// Everything in process memory; cheap to create per test.
@@ -67,15 +69,17 @@ impl Tables {
     /// Queues `job` unless it exists (the first one stands), as a conditional put does.
     fn enqueue(&mut self, job: &NewJob, now: EpochMillis) {
         let key = job_key(&job.card_key, &job.job_id);
-        let rearmed = job.rearm
-            && self
-                .jobs
-                .get(&key)
-                .is_some_and(|j| matches!(j.status, JobStatus::Done | JobStatus::Leased));
-        if rearmed {
-            self.jobs.insert(key, new_job(job, now));
-        } else {
-            self.jobs.entry(key).or_insert_with(|| new_job(job, now));
+        match self.jobs.get(&key).map(|j| j.status) {
+            Some(JobStatus::Done) if job.rearm => {
+                self.jobs.insert(key, new_job(job, now));
+            }
+            Some(JobStatus::Leased) if job.rearm => {
+                self.reruns.insert(key);
+            }
+            Some(_) => {}
+            None => {
+                self.jobs.insert(key, new_job(job, now));
+            }
         }
     }
 
@@ -426,10 +430,20 @@ impl JobStore for MemoryStore {
 
     async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()> {
         let mut tables = self.lock();
+        let key = job_key(&job.card_key, &job.job_id);
+        let rerun = tables.reruns.contains(&key);
         let stored = leased_as(&mut tables.jobs, job)?;
-        stored.status = JobStatus::Done;
         stored.lease_until = None;
         stored.updated_at = now;
+        if rerun {
+            // Re-armed while this run held it: it runs once more, with the latest state.
+            stored.status = JobStatus::Pending;
+            stored.lease_owner = None;
+            stored.due_at = now;
+            tables.reruns.remove(&key);
+        } else {
+            stored.status = JobStatus::Done;
+        }
         // DynamoDB's TTL removes done jobs after a week; in memory they stay.
         Ok(())
     }

@@ -510,10 +510,12 @@ pub struct NewJob {
     /// Not due before this time (epoch ms).
     pub not_before: EpochMillis,
     /// What an enqueue does when a job of this id exists: `false` leaves it (the first one
-    /// stands); `true` re-arms it when it is done or leased (a later change needs the work again,
-    /// and a run already under way may have read the earlier state), and leaves a pending one,
-    /// which will read the latest state when it runs (so changes in a row coalesce into one run)
-    /// and a dead one, kept for a human.
+    /// stands); `true` re-arms it: a done one is pending again; a leased one (a run under way,
+    /// which may have read the earlier state) is marked to run once more when that run completes,
+    /// never run twice at once; a pending one is left, as it will read the latest state when it
+    /// runs (changes in a row coalesce into one run); a dead one is kept for a human. A re-armed
+    /// job is never part of [`CardStore::update_card_and_enqueue`]'s transaction: it is enqueued
+    /// right after the write (its work shows a state, and the state is what is kept).
     pub rearm: bool,
 }
 

@@ -8,16 +8,29 @@ use super::keys::{self, PK, SK};
 use super::table::DUE_INDEX;
 use super::JobRef;
 
-/// `eventName` of a record for an item's first write; MODIFY and REMOVE name no new job.
+/// `eventName` of a record for an item's first write.
 const INSERT: &str = "INSERT";
+/// `eventName` of a record for an item's later write.
+const MODIFY: &str = "MODIFY";
+/// A job's `status` while it waits to be claimed.
+const PENDING: &str = "pending";
 
-/// The jobs inserted by `records`, in stream order. Records of other items (card state, tokens,
-/// dedup), of a job's later writes (claims, completion, its TTL removal) and records whose keys
-/// are not a job's are skipped: the sweep finds any due job the stream does not name.
+/// The jobs `records` made pending, in stream order: inserted, or written pending again (re-armed
+/// after they were done, a re-armed run's rerun, a retry rescheduled; the updater waits for a job
+/// that is not due yet). Records of other items (card state, tokens, dedup), of a job's other
+/// writes (claims, completion, its TTL removal) and records whose keys are not a job's are
+/// skipped: the sweep finds any due job the stream does not name.
 pub fn new_jobs(records: &[EventRecord]) -> Vec<JobRef> {
     records
         .iter()
-        .filter(|record| record.event_name == INSERT)
+        .filter(|record| {
+            record.event_name == INSERT
+                || (record.event_name == MODIFY
+                    && matches!(
+                        record.change.new_image.get("status"),
+                        Some(AttributeValue::S(status)) if status == PENDING
+                    ))
+        })
         .filter_map(inserted_job)
         .collect()
 }
@@ -182,11 +195,15 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_keeps_only_its_new_jobs_in_stream_order() {
+    fn a_batch_keeps_only_its_pending_jobs_in_stream_order() {
+        let mut done = pending_job();
+        done["status"] = json!({ "S": "done" });
         let records = [
             record("INSERT", "card#om_2", "job#b", pending_job()),
             record("INSERT", "card#om_1", "state", json!({})),
+            // Re-armed (or its rerun, or a retry): pending again, so named again.
             record("MODIFY", "card#om_1", "job#x", pending_job()),
+            record("MODIFY", "card#om_1", "job#y", done),
             record("INSERT", "card#om_1", "job#a", pending_job()),
         ];
         let named: Vec<(String, String)> = new_jobs(&records)
@@ -195,7 +212,11 @@ mod tests {
             .collect();
         assert_eq!(
             named,
-            [("om_2".into(), "b".into()), ("om_1".into(), "a".into())]
+            [
+                ("om_2".into(), "b".into()),
+                ("om_1".into(), "x".into()),
+                ("om_1".into(), "a".into())
+            ]
         );
     }
 }

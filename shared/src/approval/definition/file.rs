@@ -814,6 +814,10 @@ impl Reader {
                         );
                         return None;
                     }
+                    if out.iter().any(|o: &String| o == s.as_str()) {
+                        self.problem(s.span(), format!("duplicate open_id `{}`", s.as_str()));
+                        return None;
+                    }
                     out.push(s.as_str().to_owned());
                 }
                 Some(Approvers::OpenIds { open_ids: out })
@@ -1067,6 +1071,12 @@ definitions:
             10,
         );
         bad("oc_h1", "ou_h1", "not a valid chat_ids entry", 11);
+        bad(
+            "ou_b1, ou_c1]",
+            "ou_b1, ou_a1]",
+            "duplicate open_id `ou_a1`",
+            9,
+        );
         bad(
             "    steps:",
             "    approvers: {leader: true}\n    steps:",

@@ -158,7 +158,12 @@ fn tokens(source: &str) -> Result<Vec<Token>, ConditionError> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How deep `not` and parentheses nest here.
+    depth: usize,
 }
+
+/// The deepest nesting of `not` and parentheses read.
+const MAX_DEPTH: usize = 32;
 
 impl Parser {
     fn peek(&self) -> Option<&Token> {
@@ -193,10 +198,23 @@ impl Parser {
         Ok(left)
     }
 
+    fn deeper(&mut self) -> Result<(), ConditionError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ConditionError(format!(
+                "the condition nests deeper than {MAX_DEPTH}"
+            )));
+        }
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Expr, ConditionError> {
         if self.word("not") {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -204,7 +222,9 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, ConditionError> {
         if self.peek() == Some(&Token::Open) {
             self.at += 1;
+            self.deeper()?;
             let inner = self.or()?;
+            self.depth -= 1;
             return match self.next() {
                 Some(Token::Close) => Ok(inner),
                 _ => Err(ConditionError("a `(` is not closed".to_owned())),
@@ -447,6 +467,17 @@ fn eval(expr: &Expr, values: &Map<String, Value>) -> bool {
         Expr::Not(a) => !eval(a, values),
         Expr::Ticked(name) => values.get(name) == Some(&Value::Bool(true)),
         Expr::Compare(left, cmp, right) => {
+            // A select's value against a text compares as text, even when it reads as a number
+            // (`'1'`): the check allowed only == and != there.
+            if let (Operand::Field(field), Operand::Text(t))
+            | (Operand::Text(t), Operand::Field(field)) = (left, right)
+            {
+                if let Some(Value::String(v)) = values.get(field) {
+                    if t.parse::<jiff::civil::Date>().is_err() {
+                        return cmp.holds(&v.as_str(), &t.as_str());
+                    }
+                }
+            }
             match (value_of(left, values), value_of(right, values)) {
                 (Some(Seen::Number(a)), Some(Seen::Number(b))) => cmp.holds(&a, &b),
                 (Some(Seen::Date(a)), Some(Seen::Date(b))) => cmp.holds(&a, &b),
@@ -469,6 +500,7 @@ impl Condition {
         let mut parser = Parser {
             tokens: tokens(source)?,
             at: 0,
+            depth: 0,
         };
         if parser.tokens.is_empty() {
             return Err(ConditionError("the condition is empty".to_owned()));
@@ -573,6 +605,17 @@ mod tests {
             holds("amount == 0.3", json!({"amount": "0.30"})),
             "decimals, not floats"
         );
+        // A select whose option values read as numbers compares as text.
+        let level = super::super::file::parse(
+            "definitions:\n  - {id: a, name: x, fields: [{name: level, type: select, label: 级别, options: [{value: \"1\", label: 一}, {value: \"2\", label: 二}]}]}",
+        )
+        .unwrap()
+        .definitions
+        .remove(0);
+        let c = Condition::parse("level == '1'").unwrap();
+        c.check(&level).unwrap();
+        assert!(c.holds(json!({"level": "1"}).as_object().unwrap()));
+        assert!(!c.holds(json!({"level": "2"}).as_object().unwrap()));
     }
 
     #[test]
@@ -595,6 +638,8 @@ mod tests {
             ("amount > 1 amount", "after the condition"),
             ("", "empty"),
             ("amount > 1; drop", "unexpected `;`"),
+            (&"(".repeat(40), "deeper than 32"),
+            (&"not ".repeat(40), "deeper than 32"),
         ] {
             let result = Condition::parse(source).and_then(|c| c.check(&expense()));
             let error = result.expect_err(source).0;

@@ -284,8 +284,49 @@ impl CardStore for DynamoStore {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, jobs = jobs.len()))]
     async fn update_card_and_enqueue(
+        &self,
+        state: &CardState,
+        jobs: &[NewJob],
+    ) -> StoreResult<CardState> {
+        // Re-armed jobs go right after the write, never in its transaction (`NewJob::rearm`).
+        let (later, now): (Vec<NewJob>, Vec<NewJob>) = jobs.iter().cloned().partition(|j| j.rearm);
+        let updated = self.update_card_and_enqueue_atomic(state, &now).await?;
+        for job in &later {
+            crate::store::JobStore::enqueue(self, job).await?;
+        }
+        Ok(updated)
+    }
+}
+
+#[async_trait]
+impl crate::store::ListStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<crate::store::Listed> {
+        let out = self.query_list(list_key, limit).await?;
+        let cards = out
+            .items()
+            .iter()
+            .map(card_from_item)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units());
+        tracing::info!(
+            list = list_key.split('#').next().unwrap_or_default(),
+            cards = cards.len(),
+            consumed_capacity,
+            "list read by Query"
+        );
+        Ok(crate::store::Listed {
+            cards,
+            consumed_capacity,
+        })
+    }
+}
+
+impl DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, jobs = jobs.len()))]
+    /// The card's update and `jobs` in one transaction (the trait method without re-armed jobs).
+    async fn update_card_and_enqueue_atomic(
         &self,
         state: &CardState,
         jobs: &[NewJob],
@@ -357,29 +398,5 @@ impl CardStore for DynamoStore {
             }
             _ => Err(cancelled_error(op, &state.card_key, &reasons)),
         }
-    }
-}
-
-#[async_trait]
-impl crate::store::ListStore for DynamoStore {
-    #[tracing::instrument(level = "debug", skip(self))]
-    async fn list_cards(&self, list_key: &str, limit: usize) -> StoreResult<crate::store::Listed> {
-        let out = self.query_list(list_key, limit).await?;
-        let cards = out
-            .items()
-            .iter()
-            .map(card_from_item)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units());
-        tracing::info!(
-            list = list_key.split('#').next().unwrap_or_default(),
-            cards = cards.len(),
-            consumed_capacity,
-            "list read by Query"
-        );
-        Ok(crate::store::Listed {
-            cards,
-            consumed_capacity,
-        })
     }
 }

@@ -30,6 +30,9 @@ pub struct QueryStats {
     pub pages: usize,
 }
 
+/// A leased job re-armed meanwhile (`NewJob::rearm`): its completion makes it pending again.
+const RERUN: &str = "rerun";
+
 fn job_status_str(status: JobStatus) -> &'static str {
     match status {
         JobStatus::Pending => "pending",
@@ -98,7 +101,7 @@ pub(super) fn put_job(table: &str, job: &NewJob, now: EpochMillis) -> StoreResul
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
-/// The put condition of [`NewJob::rearm`]: no job of that id, or (re-armed) one done or leased.
+/// The put condition of [`NewJob::rearm`]: no job of that id, or (re-armed) one done.
 #[allow(clippy::type_complexity)]
 fn job_condition(
     job: &NewJob,
@@ -112,12 +115,9 @@ fn job_condition(
         return ("attribute_not_exists(#pk)", names, None);
     }
     names.insert("#status".to_owned(), "status".to_owned());
-    let values = HashMap::from([
-        (":done".to_owned(), s(job_status_str(JobStatus::Done))),
-        (":leased".to_owned(), s(job_status_str(JobStatus::Leased))),
-    ]);
+    let values = HashMap::from([(":done".to_owned(), s(job_status_str(JobStatus::Done)))]);
     (
-        "attribute_not_exists(#pk) OR #status = :done OR #status = :leased",
+        "attribute_not_exists(#pk) OR #status = :done",
         names,
         Some(values),
     )
@@ -266,6 +266,55 @@ impl DynamoStore {
         }
     }
 
+    /// [`Self::update_leased_job`] unless the job was re-armed meanwhile (`Conflict` then).
+    async fn update_leased_job_unless_rerun(
+        &self,
+        job: &Job,
+        op: &str,
+        changes: Vec<(&str, Option<AttributeValue>)>,
+    ) -> StoreResult<()> {
+        let mut expr = Expr::default();
+        let update = set_remove(&mut expr, changes);
+        let lease = lease_condition(&mut expr, job.lease_owner.as_deref(), job.attempts);
+        let condition = format!("{lease} AND attribute_not_exists({})", expr.name(RERUN));
+        match self
+            .update_job_if(&job.card_key, &job.job_id, op, expr, update, condition)
+            .await?
+        {
+            JobWrite::Written(_) => Ok(()),
+            JobWrite::Refused(Some(_)) => Err(StoreError::Conflict(format!(
+                "{op}: job {} is re-armed or not under this lease",
+                job.job_id
+            ))),
+            JobWrite::Refused(None) => Err(StoreError::NotFound(format!(
+                "job {}/{}",
+                job.card_key, job.job_id
+            ))),
+        }
+    }
+
+    /// Marks a leased job to run once more when its run completes ([`NewJob::rearm`]); a job in
+    /// any other state (pending, dead, gone meanwhile) is left as it is.
+    async fn mark_rerun(&self, job: &NewJob) -> StoreResult<()> {
+        let mut expr = Expr::default();
+        let update = set_remove(&mut expr, vec![(RERUN, Some(AttributeValue::Bool(true)))]);
+        let condition = format!(
+            "{} = {}",
+            expr.name("status"),
+            expr.value(s(job_status_str(JobStatus::Leased)))
+        );
+        self.update_job_if(
+            &job.card_key,
+            &job.job_id,
+            "mark job rerun",
+            expr,
+            update,
+            condition,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Takes over the lapsed lease `lapsed` (as read), counting it as a failed attempt; buries the
     /// job instead when that was its last one.
     async fn claim_lapsed_job(
@@ -351,6 +400,8 @@ impl JobStore for DynamoStore {
             .send()
             .await;
         match result {
+            // A re-armed job under way: marked to run once more when that run completes.
+            Err(e) if is_condition_failed(&e) && job.rearm => self.mark_rerun(job).await,
             // Enqueued before (deterministic job id): the first one stands.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("enqueue job", e)),
@@ -481,21 +532,42 @@ impl JobStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %job.card_key, job_id = %job.job_id))]
     async fn complete_job(&self, job: &Job, now: EpochMillis) -> StoreResult<()> {
-        self.update_leased_job(
-            job,
-            "complete job",
-            vec![
-                ("status", Some(s(job_status_str(JobStatus::Done)))),
-                ("updated_at", Some(n(now))),
-                (
-                    TABLE.ttl_attribute,
-                    Some(n(ttl_secs(now + DONE_JOB_TTL_MS))),
-                ),
-                (DUE_INDEX.partition_key.name, None),
-                ("lease_until", None),
-            ],
-        )
-        .await
+        let done = self
+            .update_leased_job_unless_rerun(
+                job,
+                "complete job",
+                vec![
+                    ("status", Some(s(job_status_str(JobStatus::Done)))),
+                    ("updated_at", Some(n(now))),
+                    (
+                        TABLE.ttl_attribute,
+                        Some(n(ttl_secs(now + DONE_JOB_TTL_MS))),
+                    ),
+                    (DUE_INDEX.partition_key.name, None),
+                    ("lease_until", None),
+                ],
+            )
+            .await;
+        match done {
+            Err(StoreError::Conflict(_)) if job.lease_owner.is_some() => {
+                // Re-armed while this run held it (`rerun` set): pending again, due now.
+                self.update_leased_job(
+                    job,
+                    "rerun job",
+                    vec![
+                        ("status", Some(s(job_status_str(JobStatus::Pending)))),
+                        ("updated_at", Some(n(now))),
+                        (DUE_INDEX.partition_key.name, Some(s(keys::DUE_PK))),
+                        (DUE_INDEX.sort_key.name, Some(n(now))),
+                        ("lease_owner", None),
+                        ("lease_until", None),
+                        (RERUN, None),
+                    ],
+                )
+                .await
+            }
+            other => other,
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %job.card_key, job_id = %job.job_id))]
