@@ -408,3 +408,41 @@ async fn a_request_withdrawn_at_a_later_step_ends_there() {
     assert!(toast(&late).contains("已处理"), "{late:?}");
     assert_eq!(s.request(&card).await.0, "expense_withdrawn");
 }
+
+/// Votes in a row coalesce: three votes on an `all` step of three, the cards refreshed after, cost
+/// about one update per card of the request (7 cards: the requester's, the manager's, three
+/// approvers', the CC user's and chat's), not one per card per vote.
+#[tokio::test]
+async fn votes_in_a_row_cost_one_update_per_card() {
+    let s = scene("message").await;
+    s.apply(&routed_file(&s, "all", "")).await;
+    let card = s.file("300").await;
+    s.settle().await;
+    let manager_card = s.card_of(&s.manager).unwrap();
+    s.press(&s.manager, &manager_card, "btn_approve", &[]).await;
+    s.settle().await;
+    let finance: Vec<String> = s.team.iter().map(|m| s.card_of(m).unwrap()).collect();
+    s.bot.sim.clear_calls();
+    for (member, review) in s.team.iter().zip(&finance) {
+        s.press(member, review, "btn_approve", &[]).await;
+    }
+    assert_eq!(s.request(&card).await.0, "expense_approved");
+    s.settle().await;
+    let updates = s
+        .bot
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            (c.method == "PATCH" && c.path.starts_with("/open-apis/im/v1/messages/"))
+                || c.path.starts_with("/open-apis/interactive/v1/card/update")
+                || c.path.starts_with("/open-apis/cardkit/")
+        })
+        .count();
+    eprintln!("card updates after 3 votes on 7 cards: {updates}");
+    // 7 cards; the deciding voter's card was answered in the callback, and may be shown once more.
+    assert!(
+        (5..=8).contains(&updates),
+        "{updates} card updates for 3 votes on 7 cards"
+    );
+}
