@@ -1203,13 +1203,12 @@ where
             .route;
         for card_key in &review_cards {
             let review = self.card_or_bad_job(card_key).await?;
-            let review = approval::ReviewData::of(&review).map_err(bad_job)?;
+            let data = approval::ReviewData::of(&review).map_err(bad_job)?;
             // A route's reminder goes to the current step's approvers who have not voted.
-            if !approval::route::awaits(&route, review.step.as_deref(), &review.approver) {
+            if !approval::route::awaits(&route, data.step.as_deref(), &data.approver) {
                 continue;
             }
-            let approver = review.approver.clone();
-            let review = self.card_or_bad_job(card_key).await?;
+            let approver = data.approver;
             let Some(message_id) = review.message_id.as_deref() else {
                 continue;
             };

@@ -286,6 +286,17 @@ impl<S: Store + 'static> Bot<S> {
     }
 }
 
+/// The toast text of a callback's answer; the client must have taken the answer.
+pub fn toast(delivery: &crate::simulator::CallbackDelivery) -> String {
+    assert_eq!(delivery.client_error, None, "{delivery:?}");
+    delivery
+        .toast
+        .as_ref()
+        .and_then(|t| t["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The 请假 form's values as a client sends them in `form_value`: leave type, first and last day
 /// (`yyyy-MM-dd`, sent with the date picker's zone), reason.
 pub fn leave_form(

@@ -13,10 +13,8 @@ use cardbot::definitions::{apply, SELF_BUILT_TENANT};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStore};
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::harness::{leave_form, Bot};
-use cardbot_tests::simulator::{
-    ids, CallbackDelivery, ChatKind, ChatMessage, Sender, SimConfig, SimUser, Simulator,
-};
+use cardbot_tests::harness::{leave_form, toast, Bot};
+use cardbot_tests::simulator::{ids, CallbackDelivery, ChatKind, SimConfig, SimUser, Simulator};
 use serde_json::{json, Value};
 
 /// The file, with the simulator's first added user as the expense approver.
@@ -62,24 +60,6 @@ async fn scene(delivery: &str) -> Scene {
     }
 }
 
-fn from_bot(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    messages
-        .iter()
-        .filter(|m| matches!(m.sender, Sender::App { .. }))
-        .cloned()
-        .collect()
-}
-
-fn toast(delivery: &CallbackDelivery) -> String {
-    assert_eq!(delivery.client_error, None, "{delivery:?}");
-    delivery
-        .toast
-        .as_ref()
-        .and_then(|t| t["content"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn expense_form(amount: &str, category: &str, reason: &str) -> Vec<(&'static str, Value)> {
     vec![
         ("amount", json!(amount)),
@@ -113,7 +93,8 @@ impl Scene {
 
     /// The bot's cards in the requester's chat, oldest first.
     fn cards(&self) -> Vec<String> {
-        from_bot(&self.bot.sim.messages(ids::P2P_CHAT_ID))
+        self.bot
+            .bot_messages(ids::P2P_CHAT_ID)
             .into_iter()
             .filter(|m| m.msg_type == "interactive")
             .map(|m| m.message_id)
@@ -167,7 +148,8 @@ impl Scene {
 
     /// The approver's cards, newest last.
     fn review_cards(&self) -> Vec<String> {
-        from_bot(&self.bot.sim.messages(&self.approver.p2p_chat_id))
+        self.bot
+            .bot_messages(&self.approver.p2p_chat_id)
             .into_iter()
             .filter(|m| m.msg_type == "interactive")
             .map(|m| m.message_id)
@@ -283,7 +265,7 @@ async fn an_expense_is_offered_checked_filed_and_decided(delivery: &str) {
     assert_eq!(s.request(&card).await.0, "expense_approved");
     s.bot.sweep().await;
     assert!(s.card_text(&card).contains("费用报销通过"));
-    let told = from_bot(&s.bot.sim.messages(ids::P2P_CHAT_ID));
+    let told = s.bot.bot_messages(ids::P2P_CHAT_ID);
     assert!(
         told.iter()
             .any(|m| m.msg_type == "text" && m.content.contains("你的费用报销申请已通过")),
@@ -422,7 +404,7 @@ async fn a_table_written_by_the_previous_version_is_served_unchanged() {
         assert!(stored.data.get("definition").is_none() && stored.data.get("form").is_some());
         // 我的申请 lists it with its dates.
         let cards = || {
-            from_bot(&sim.messages(ids::P2P_CHAT_ID))
+            bot.bot_messages(ids::P2P_CHAT_ID)
                 .into_iter()
                 .filter(|m| m.msg_type == "interactive")
                 .collect::<Vec<_>>()
@@ -439,7 +421,8 @@ async fn a_table_written_by_the_previous_version_is_served_unchanged() {
         assert!(listed.contains("请假 2026-12-01 至 2026-12-03"), "{listed}");
         assert!(listed.contains("请假审批中"), "{listed}");
         // Its approver decides it on the card sent before the upgrade.
-        let review = from_bot(&sim.messages(&approver.p2p_chat_id))
+        let review = bot
+            .bot_messages(&approver.p2p_chat_id)
             .into_iter()
             .find(|m| m.msg_type == "interactive")
             .unwrap()

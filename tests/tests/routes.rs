@@ -12,10 +12,8 @@ use cardbot::definitions::{apply, SELF_BUILT_TENANT};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::CardStore;
 use cardbot_tests::dynamodb_local;
-use cardbot_tests::harness::Bot;
-use cardbot_tests::simulator::{
-    ids, CallbackDelivery, ChatKind, ChatMessage, Sender, SimConfig, SimUser, Simulator,
-};
+use cardbot_tests::harness::{toast, Bot};
+use cardbot_tests::simulator::{ids, CallbackDelivery, ChatKind, SimConfig, SimUser, Simulator};
 use serde_json::{json, Value};
 
 struct Scene {
@@ -27,24 +25,6 @@ struct Scene {
     team: Vec<SimUser>,
     /// A CC user.
     cc: SimUser,
-}
-
-fn from_bot(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    messages
-        .iter()
-        .filter(|m| matches!(m.sender, Sender::App { .. }))
-        .cloned()
-        .collect()
-}
-
-fn toast(delivery: &CallbackDelivery) -> String {
-    assert_eq!(delivery.client_error, None, "{delivery:?}");
-    delivery
-        .toast
-        .as_ref()
-        .and_then(|t| t["content"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// `second`: the second step's mode (`all`, `any`, `{n_of: 2}`) and condition.
@@ -112,7 +92,8 @@ impl Scene {
     }
 
     fn cards(&self, chat_id: &str) -> Vec<String> {
-        from_bot(&self.bot.sim.messages(chat_id))
+        self.bot
+            .bot_messages(chat_id)
             .into_iter()
             .filter(|m| m.msg_type == "interactive")
             .map(|m| m.message_id)
@@ -168,6 +149,19 @@ impl Scene {
         )
     }
 
+    /// Files `amount`, and the manager approves: the requester's card and the second step's
+    /// approvers' cards (in team order).
+    async fn to_second_step(&self, amount: &str) -> (String, Vec<String>) {
+        let card = self.file(amount).await;
+        self.settle().await;
+        let manager_card = self.card_of(&self.manager).unwrap();
+        self.press(&self.manager, &manager_card, "btn_approve", &[])
+            .await;
+        self.settle().await;
+        let second = self.team.iter().map(|m| self.card_of(m).unwrap()).collect();
+        (card, second)
+    }
+
     /// Sweeps until nothing is left to do.
     async fn settle(&self) {
         for _ in 0..5 {
@@ -186,7 +180,8 @@ impl Scene {
 
     /// The requester's decision texts.
     fn told(&self) -> Vec<String> {
-        from_bot(&self.bot.sim.messages(ids::P2P_CHAT_ID))
+        self.bot
+            .bot_messages(ids::P2P_CHAT_ID)
             .into_iter()
             .filter(|m| m.msg_type == "text" && m.content.contains("你的费用报销申请"))
             .map(|m| m.content)
@@ -341,12 +336,7 @@ async fn concurrent_votes_in_any_and_n_of_steps_give_one_outcome() {
     for (mode, delivery) in [("any", "entity"), ("{n_of: 2}", "message")] {
         let s = scene(delivery).await;
         s.apply(&routed_file(&s, mode, "")).await;
-        let card = s.file("300").await;
-        s.settle().await;
-        let manager_card = s.card_of(&s.manager).unwrap();
-        s.press(&s.manager, &manager_card, "btn_approve", &[]).await;
-        s.settle().await;
-        let finance: Vec<String> = s.team.iter().map(|m| s.card_of(m).unwrap()).collect();
+        let (card, finance) = s.to_second_step("300").await;
         let votes = futures::future::join_all(
             s.team
                 .iter()
@@ -375,12 +365,7 @@ async fn concurrent_votes_in_any_and_n_of_steps_give_one_outcome() {
 async fn a_request_withdrawn_at_a_later_step_ends_there() {
     let s = scene("message").await;
     s.apply(&routed_file(&s, "all", "")).await;
-    let card = s.file("300").await;
-    s.settle().await;
-    let manager_card = s.card_of(&s.manager).unwrap();
-    s.press(&s.manager, &manager_card, "btn_approve", &[]).await;
-    s.settle().await;
-    let finance: Vec<String> = s.team.iter().map(|m| s.card_of(m).unwrap()).collect();
+    let (card, finance) = s.to_second_step("300").await;
     s.press(&s.team[0], &finance[0], "btn_approve", &[]).await;
     let withdrawn = s.press(&s.requester, &card, "btn_withdraw", &[]).await;
     assert!(toast(&withdrawn).contains("撤回"), "{withdrawn:?}");
@@ -416,12 +401,7 @@ async fn a_request_withdrawn_at_a_later_step_ends_there() {
 async fn votes_in_a_row_cost_one_update_per_card() {
     let s = scene("message").await;
     s.apply(&routed_file(&s, "all", "")).await;
-    let card = s.file("300").await;
-    s.settle().await;
-    let manager_card = s.card_of(&s.manager).unwrap();
-    s.press(&s.manager, &manager_card, "btn_approve", &[]).await;
-    s.settle().await;
-    let finance: Vec<String> = s.team.iter().map(|m| s.card_of(m).unwrap()).collect();
+    let (card, finance) = s.to_second_step("300").await;
     s.bot.sim.clear_calls();
     for (member, review) in s.team.iter().zip(&finance) {
         s.press(member, review, "btn_approve", &[]).await;

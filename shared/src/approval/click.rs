@@ -572,15 +572,8 @@ fn decide_route_vote(
             .apply(ApprovalEvent::Decide { approve: false })
             .map_err(|r| DomainError::CorruptState(r.to_string()))?,
     };
-    data.audit.push(AuditEntry {
-        at: click.now,
-        by: Some(operator.to_owned()),
-        action: if approve {
-            AuditAction::Approved
-        } else {
-            AuditAction::Rejected
-        },
-    });
+    data.audit
+        .push(decision_entry(operator, approve, click.now));
     let mut followups = Vec::new();
     let at = |timer| Scheduled {
         timer,
@@ -629,6 +622,19 @@ fn decide_route_vote(
             card: Some(card),
         },
     })
+}
+
+/// The audit line of an approver's 同意 or 拒绝.
+fn decision_entry(by: &str, approve: bool, at: EpochMillis) -> AuditEntry {
+    AuditEntry {
+        at,
+        by: Some(by.to_owned()),
+        action: if approve {
+            AuditAction::Approved
+        } else {
+            AuditAction::Rejected
+        },
+    }
 }
 
 /// A refresh of each card in `cards` but `except`, due `now`.
@@ -694,15 +700,8 @@ pub fn decide_review_click(
     data.decided_by = Some(operator.to_owned());
     data.decided_at = Some(click.now);
     data.comment = comment;
-    data.audit.push(AuditEntry {
-        at: click.now,
-        by: Some(operator.to_owned()),
-        action: if approve {
-            AuditAction::Approved
-        } else {
-            AuditAction::Rejected
-        },
-    });
+    data.audit
+        .push(decision_entry(operator, approve, click.now));
     let mut next_request = request.clone();
     next_request.status = next.stored();
     next_request.data = data.to_value();
