@@ -5,10 +5,11 @@ export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 
-.PHONY: help run test lint build deploy update logs bench fmt clippy tools lint-template screenshot prereqs
+.PHONY: help run deploy-local test lint build deploy update logs bench fmt clippy tools lint-template screenshot prereqs
 
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
+	@echo "make deploy-local - sam deploy of template.yaml to a local AWS emulator (no Docker, no account), with the simulator"
 	@echo "make test   - every test: unit, DynamoDB Local, moto (Secrets Manager), simulator, end-to-end"
 	@echo "make lint   - cargo fmt --check, clippy, template lint"
 	@echo "make build  - sam build (release bootstraps for Lambda)"
@@ -25,12 +26,19 @@ run: prereqs
 	@echo "==> building the local stack runner (cargo run --bin cardbot-local)"
 	@cargo run --bin cardbot-local
 
+# The real template deployed with sam deploy to a local AWS emulator (ministack, in .tools/ministack),
+# the functions built for this machine, the Feishu simulator as their Feishu; serves until Ctrl-C and
+# then stops everything it started (docs/deploy-local.md).
+deploy-local: prereqs
+	@echo "==> building the local deploy runner (cargo run --bin cardbot-deploy-local)"
+	@cargo run --bin cardbot-deploy-local
+
 # One DynamoDB Local and one moto (Secrets Manager) for the whole run (nextest runs each test in its
 # own process); always stopped. The whole workspace: the bench crate's own tests (the cost model, and a
 # small run of the calls section on DynamoDB Local) run here; its criterion benches only under make bench.
 # The system tools make run / make test cannot install themselves, named with their packages.
 prereqs:
-	@scripts/check-prereqs.sh $(firstword $(filter run test,$(MAKECMDGOALS)) run)
+	@scripts/check-prereqs.sh $(firstword $(filter run deploy-local test,$(MAKECMDGOALS)) run)
 
 # nextest runs no doctests: the poll bot's Lambda binary (its README) is compiled by `cargo test --doc`.
 test: prereqs

@@ -3,7 +3,7 @@
 # second or two before anything builds: each missing one is named with its Debian/Ubuntu package,
 # and the script exits 1. What the project installs itself (the tools venv, cargo-lambda, DynamoDB
 # Local, moto, Chromium) is not checked here; its own script installs it.
-# Usage: scripts/check-prereqs.sh run|test
+# Usage: scripts/check-prereqs.sh run|deploy-local|test
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
@@ -24,13 +24,16 @@ if command -v rustc >/dev/null 2>&1; then
     missing+=("rustc $want_rust or newer (have $have_rust): rustup update stable")
 fi
 need cc "a C toolchain (aws-lc and ring compile C): apt-get install build-essential"
-need java "Java 17 or newer for DynamoDB Local: apt-get install openjdk-17-jre-headless"
-need npm "npm, which installs DynamoDB Local: apt-get install nodejs npm"
-if command -v node >/dev/null 2>&1; then
-  have_node="$(node --version | tr -d v)"
-  version_at_least "$have_node" 18.2 || missing+=("Node.js 18.2 or newer (have $have_node): apt-get install nodejs")
-else
-  missing+=("node: Node.js 18.2 or newer: apt-get install nodejs")
+# make deploy-local's DynamoDB is the emulator's: it needs neither Java nor Node.
+if [ "${1:-run}" != deploy-local ]; then
+  need java "Java 17 or newer for DynamoDB Local: apt-get install openjdk-17-jre-headless"
+  need npm "npm, which installs DynamoDB Local: apt-get install nodejs npm"
+  if command -v node >/dev/null 2>&1; then
+    have_node="$(node --version | tr -d v)"
+    version_at_least "$have_node" 18.2 || missing+=("Node.js 18.2 or newer (have $have_node): apt-get install nodejs")
+  else
+    missing+=("node: Node.js 18.2 or newer: apt-get install nodejs")
+  fi
 fi
 need python3 "Python 3.10 or newer for the tools venv: apt-get install python3 python3-venv"
 if command -v python3 >/dev/null 2>&1; then

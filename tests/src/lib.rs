@@ -1,9 +1,10 @@
 //! Test support: the Feishu simulator, DynamoDB Local, moto (Secrets Manager), the function harness,
-//! the local stack of `make run`.
+//! the local stack of `make run`, the stack `make deploy-local` deploys to a local AWS emulator.
 
 pub mod dynamodb_local;
 pub mod faults;
 pub mod harness;
+pub mod local_aws;
 mod local_server;
 pub mod local_stack;
 pub mod moto;

@@ -93,6 +93,30 @@ async fn each_function_takes_only_its_keys_from_the_one_secret() {
     assert_no_secret(&format!("{events:?} {cards:?} {updater:?} {app:?}"));
 }
 
+/// `!Ref` of the template's secret is its ARN on AWS and its name on the local AWS emulator
+/// (docs/deploy-local.md): `FEISHU_SECRET_ARN` works either way.
+#[tokio::test]
+async fn the_secret_is_found_by_its_name_as_well_as_its_arn() {
+    let client = moto::client().await;
+    let arn = moto::create_secret(&client, &template_secret()).await;
+    let name = client
+        .describe_secret()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap()
+        .name()
+        .unwrap()
+        .to_owned();
+    assert!(!name.starts_with("arn:"), "{name}");
+    for id in [&arn, &name] {
+        let secrets = secrets::fetch(&client, id, Function::EventCallback)
+            .await
+            .unwrap();
+        assert_eq!(secrets.app_secret().unwrap().expose(), APP_SECRET, "{id}");
+    }
+}
+
 #[tokio::test]
 async fn a_missing_or_malformed_secret_is_a_clear_error_without_values() {
     let client = moto::client().await;

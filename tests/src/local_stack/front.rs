@@ -1,8 +1,9 @@
 //! The front door of the function URLs: every request to `/lambda-url/<function>/…` is passed to
-//! cargo lambda watch (on an inner loopback port) and its answer passed back. Nothing else is
-//! served: the front is what a tunnel exposes, and cargo lambda watch's invoke API (which runs any
-//! function with any payload, the updater included) stays on the inner port, where only this
-//! machine reaches it.
+//! that function's upstream (cargo lambda watch on an inner loopback port for `make run`, the
+//! deployed function URL on the local AWS emulator for `make deploy-local`) and its answer passed
+//! back. Nothing else is served: the front is what a tunnel exposes, and the invoke API behind it
+//! (cargo lambda watch's, or the emulator's whole AWS API with the table and the App Secret) stays
+//! on the inner port, where only this machine reaches it.
 //!
 //! Why not let callers talk to cargo lambda watch directly: when a caller gives up on a request
 //! (Feishu stops waiting after 3 s), cargo lambda watch answers the function's later response with
@@ -41,22 +42,36 @@ fn function_of(path: &str) -> Option<&str> {
     rest.split('/').next().filter(|name| !name.is_empty())
 }
 
-/// Serves `address:port`, forwarding to `upstream` (`http://127.0.0.1:<inner port>`), at most
-/// `instances` requests of each of `functions` at a time.
+/// Where `/lambda-url/<function>/<rest>` goes: `<upstream of function>/<rest>`.
+pub type Routes = HashMap<String, String>;
+
+/// The routes of cargo lambda watch on `inner` (`http://127.0.0.1:<inner port>`): its own
+/// `/lambda-url/<function>` paths.
+pub fn watch_routes(inner: &str, functions: &[&str]) -> Routes {
+    functions
+        .iter()
+        .map(|f| ((*f).to_owned(), format!("{inner}/lambda-url/{f}")))
+        .collect()
+}
+
+/// Serves `address:port`, forwarding each function of `routes` to its upstream, at most
+/// `instances` requests of each function at a time.
 pub async fn start(
     address: &str,
     port: u16,
-    upstream: String,
-    functions: &[&str],
+    routes: Routes,
     instances: u16,
 ) -> Result<JoinHandle<()>, String> {
-    let slots: Arc<HashMap<String, Arc<Semaphore>>> = Arc::new(
-        functions
-            .iter()
-            .map(|f| {
+    let slots: Arc<HashMap<String, (String, Arc<Semaphore>)>> = Arc::new(
+        routes
+            .into_iter()
+            .map(|(f, upstream)| {
                 (
-                    (*f).to_owned(),
-                    Arc::new(Semaphore::new(usize::from(instances.max(1)))),
+                    f,
+                    (
+                        upstream.trim_end_matches('/').to_owned(),
+                        Arc::new(Semaphore::new(usize::from(instances.max(1)))),
+                    ),
                 )
             })
             .collect(),
@@ -71,10 +86,10 @@ pub async fn start(
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let http = http.clone();
-            let upstream = upstream.clone();
-            let slot = function_of(uri.path()).and_then(|f| slots.get(f)).cloned();
+            let route =
+                function_of(uri.path()).and_then(|f| Some((f.len(), slots.get(f)?.clone())));
             async move {
-                let Some(slot) = slot else {
+                let Some((name_len, (upstream, slot))) = route else {
                     return (
                         StatusCode::NOT_FOUND,
                         "only the function URLs /lambda-url/<function>/ are served here",
@@ -84,7 +99,19 @@ pub async fn start(
                 // Its own task: dropped with the caller's connection, the request still completes.
                 let forwarded = tokio::spawn(async move {
                     let _instance = slot.acquire_owned().await.ok();
-                    forward(http, upstream, method, uri, headers, body).await
+                    // What follows `/lambda-url/<function>`, with the query.
+                    let rest = uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .get("/lambda-url/".len() + name_len..)
+                        .unwrap_or("")
+                        .to_owned();
+                    let rest = if rest.starts_with('/') {
+                        rest
+                    } else {
+                        format!("/{rest}")
+                    };
+                    forward(http, format!("{upstream}{rest}"), method, headers, body).await
                 })
                 .await;
                 match forwarded {
@@ -101,14 +128,12 @@ pub async fn start(
 
 async fn forward(
     http: reqwest::Client,
-    upstream: String,
+    url: String,
     method: Method,
-    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = http.request(method, format!("{upstream}{path}")).body(body);
+    let mut request = http.request(method, url).body(body);
     for (name, value) in &headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             request = request.header(name, value);

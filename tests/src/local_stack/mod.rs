@@ -352,57 +352,9 @@ impl LocalStack {
 
         let (feishu_env, simulator_url) = match &o.feishu {
             FeishuTarget::Simulator { port } => {
-                let sim = Simulator::start(SimConfig {
-                    port: *port,
-                    ..SimConfig::default()
-                })
-                .await
-                .map_err(|e| format!("Feishu simulator: {e}"))?;
+                let (sim, approver, env) = start_simulator(&o, *port).await?;
                 let url = sim.base_url();
-                say(format!(
-                    "Feishu simulator on {url} (test app {})",
-                    sim.config().app_id
-                ));
-                let c = sim.config();
-                let env = vec![
-                    ("FEISHU_APP_ID", c.app_id.clone()),
-                    ("FEISHU_APP_SECRET", c.app_secret.clone()),
-                    (
-                        "FEISHU_ENCRYPT_KEY",
-                        c.encrypt_key.clone().unwrap_or_default(),
-                    ),
-                    ("FEISHU_VERIFICATION_TOKEN", c.verification_token.clone()),
-                    ("FEISHU_BASE_URL", url.clone()),
-                    // The simulator's app always has an Encrypt Key; without one, opt in.
-                    ("ALLOW_UNENCRYPTED", c.encrypt_key.is_none().to_string()),
-                    // The simulator's secrets come by env, never from a Secrets Manager secret.
-                    (cardbot::secrets::SECRET_ARN_VAR, String::new()),
-                ];
-                let mut env = env;
-                // The approval demo needs an approver: the simulator's second user, unless the
-                // environment names approvers itself.
-                if o.demo == Demo::Approval && o.approver_open_ids.is_none() {
-                    let approver = sim.add_users(1).remove(0);
-                    say(format!(
-                        "approver: {} ({}), the simulator's second user (APPROVER_OPEN_IDS)",
-                        approver.name, approver.open_id
-                    ));
-                    env.push(("APPROVER_OPEN_IDS", approver.open_id.clone()));
-                    self.approver = Some(approver);
-                }
-                // The tutorial's demo has no approver: the simulated approval decides, labelled
-                // as automatic (unless the environment chose otherwise).
-                env.extend(o.approval_routing.iter().cloned());
-                if o.demo == Demo::Tutorial {
-                    for (name, value) in [
-                        ("APPROVAL_FALLBACK", "simulated"),
-                        ("APPROVER_FROM_LEADER", "false"),
-                    ] {
-                        if !o.approval_routing.iter().any(|(set, _)| *set == name) {
-                            env.push((name, value.to_owned()));
-                        }
-                    }
-                }
+                self.approver = approver;
                 self.simulator = Some(sim);
                 (env, Some(url))
             }
@@ -454,8 +406,7 @@ impl LocalStack {
             front::start(
                 &o.watch_address,
                 o.watch_port,
-                format!("http://127.0.0.1:{inner_port}"),
-                &FUNCTIONS,
+                front::watch_routes(&format!("http://127.0.0.1:{inner_port}"), &FUNCTIONS),
                 o.instances,
             )
             .await?,
@@ -609,6 +560,75 @@ impl LocalStack {
         }
         self.simulator = None;
     }
+}
+
+/// Starts the Feishu simulator on `port` (0 = a free one) for `o`'s demo: its test app's settings
+/// for the functions (`FEISHU_*` by name, the approval routing), and the approver the approval demo
+/// set up (the simulator's second user, unless `APPROVER_OPEN_IDS` names approvers).
+pub async fn start_simulator(
+    o: &Options,
+    port: u16,
+) -> Result<
+    (
+        Simulator,
+        Option<crate::simulator::SimUser>,
+        Vec<(&'static str, String)>,
+    ),
+    String,
+> {
+    let mut chosen = None;
+    let sim = Simulator::start(SimConfig {
+        port,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| format!("Feishu simulator: {e}"))?;
+    let url = sim.base_url();
+    say(format!(
+        "Feishu simulator on {url} (test app {})",
+        sim.config().app_id
+    ));
+    let c = sim.config();
+    let env = vec![
+        ("FEISHU_APP_ID", c.app_id.clone()),
+        ("FEISHU_APP_SECRET", c.app_secret.clone()),
+        (
+            "FEISHU_ENCRYPT_KEY",
+            c.encrypt_key.clone().unwrap_or_default(),
+        ),
+        ("FEISHU_VERIFICATION_TOKEN", c.verification_token.clone()),
+        ("FEISHU_BASE_URL", url.clone()),
+        // The simulator's app always has an Encrypt Key; without one, opt in.
+        ("ALLOW_UNENCRYPTED", c.encrypt_key.is_none().to_string()),
+        // The simulator's secrets come by env, never from a Secrets Manager secret.
+        (cardbot::secrets::SECRET_ARN_VAR, String::new()),
+    ];
+    let mut env = env;
+    // The approval demo needs an approver: the simulator's second user, unless the
+    // environment names approvers itself.
+    if o.demo == Demo::Approval && o.approver_open_ids.is_none() {
+        let approver = sim.add_users(1).remove(0);
+        say(format!(
+            "approver: {} ({}), the simulator's second user (APPROVER_OPEN_IDS)",
+            approver.name, approver.open_id
+        ));
+        env.push(("APPROVER_OPEN_IDS", approver.open_id.clone()));
+        chosen = Some(approver);
+    }
+    // The tutorial's demo has no approver: the simulated approval decides, labelled
+    // as automatic (unless the environment chose otherwise).
+    env.extend(o.approval_routing.iter().cloned());
+    if o.demo == Demo::Tutorial {
+        for (name, value) in [
+            ("APPROVAL_FALLBACK", "simulated"),
+            ("APPROVER_FROM_LEADER", "false"),
+        ] {
+            if !o.approval_routing.iter().any(|(set, _)| *set == name) {
+                env.push((name, value.to_owned()));
+            }
+        }
+    }
+    Ok((sim, chosen, env))
 }
 
 /// The functions' non-secret settings for `cargo lambda watch --env-file` (secrets go by the process env).
