@@ -334,6 +334,19 @@ fn play(delivery: &str) {
         let updater_name = resources["CardUpdaterFunction"].clone();
         let dynamodb = cardbot_tests::local_stack::dynamodb_client(&ready.endpoint, REGION);
 
+        // Each console URL the stack prints is its own function's URL (the event-callback
+        // function would also take clicks, so the flow alone would not notice a swap).
+        for (output, function) in [
+            ("EventCallbackUrl", "EventCallbackFunction"),
+            ("CardCallbackUrl", "CardActionFunction"),
+        ] {
+            assert_eq!(
+                api.function_url(&resources[function]).await.unwrap(),
+                outputs[output],
+                "output {output} is the URL of {function}"
+            );
+        }
+
         // The schedule the template made targets the updater; it is paused here, so that only the
         // stream mapping can run the click's job below (a sweep is invoked the way it would run).
         let rules = api.events("ListRules", json!({})).await.unwrap();

@@ -57,6 +57,9 @@ impl Emulator {
                 ("LOG_LEVEL", "WARNING".to_owned()),
                 // The functions' SDK gets a non-empty session token (the emulator's default is "").
                 ("AWS_SESSION_TOKEN", "test".to_owned()),
+                // What Lambda sets from the template's `LoggingConfig: LogFormat: JSON` (the
+                // emulator creates the log groups but does not set it): the functions log JSON.
+                ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
             ])
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file);
@@ -268,6 +271,29 @@ impl Api {
         serde_json::from_str(&text).map_err(|e| format!("lambda {path}: {e}: {text}"))
     }
 
+    /// The function URL of `function` (GetFunctionUrlConfig `FunctionUrl`).
+    pub async fn function_url(&self, function: &str) -> Result<String, String> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/2021-10-31/functions/{function}/url",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .map_err(|e| format!("lambda url of {function}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("lambda url of {function}: {status} {text}"));
+        }
+        let config: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+        config["FunctionUrl"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no FunctionUrl: {text}"))
+    }
+
     /// The event source mappings of `function` (ListEventSourceMappings).
     pub async fn event_source_mappings(&self, function: &str) -> Result<Vec<Value>, String> {
         let list = self
@@ -298,26 +324,38 @@ impl Api {
         .map(drop)
     }
 
+    /// A CloudWatch Logs call (`Logs_20140328.<operation>`, JSON 1.1).
+    pub async fn logs(&self, operation: &str, body: Value) -> Result<Value, String> {
+        self.json_1_1(&format!("Logs_20140328.{operation}"), body)
+            .await
+    }
+
     /// An EventBridge call (`AWSEvents.<operation>`, JSON 1.1).
     pub async fn events(&self, operation: &str, body: Value) -> Result<Value, String> {
+        self.json_1_1(&format!("AWSEvents.{operation}"), body).await
+    }
+
+    /// A call of an AWS JSON 1.1 API (`X-Amz-Target: <target>`).
+    async fn json_1_1(&self, target: &str, body: Value) -> Result<Value, String> {
+        let operation = target;
         let response = self
             .http
             .post(format!("{}/", self.endpoint))
-            .header("x-amz-target", format!("AWSEvents.{operation}"))
+            .header("x-amz-target", target)
             .header("content-type", "application/x-amz-json-1.1")
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| format!("EventBridge {operation}: {e}"))?;
+            .map_err(|e| format!("{operation}: {e}"))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| e.to_string())?;
         if !status.is_success() {
-            return Err(format!("EventBridge {operation}: {status} {text}"));
+            return Err(format!("{operation}: {status} {text}"));
         }
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| format!("EventBridge {operation}: {e}: {text}"))
+        serde_json::from_str(&text).map_err(|e| format!("{operation}: {e}: {text}"))
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod deploy;
 pub mod emulator;
+pub mod logs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -355,6 +356,22 @@ impl DeployedStack {
         if let Some(sim) = &self.simulator {
             sim.connect_bot(&urls.event_callback, &urls.card_callback);
         }
+        // The functions' lines, from the log groups the template made.
+        let groups = [
+            (stack::EVENT_CALLBACK, "EventCallbackLogGroup"),
+            (stack::CARD_ACTION, "CardActionLogGroup"),
+            (stack::updater::UPDATER_FUNCTION, "CardUpdaterLogGroup"),
+        ]
+        .into_iter()
+        .map(|(label, logical)| {
+            deployed
+                .resources
+                .get(logical)
+                .map(|group| (label.to_owned(), group.clone()))
+                .ok_or_else(|| format!("the stack has no {logical}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+        self.tasks.push(logs::follow(api.clone(), groups));
         say("starting the functions (an unsigned probe to each URL, a sweep to the updater)");
         self.warm_up(&api, &deployed, &urls).await?;
         self.deployed = Some(deployed);
@@ -388,14 +405,17 @@ impl DeployedStack {
         let knock = |url: String| {
             let http = http.clone();
             async move {
-                http.post(&url)
+                let answer = http
+                    .post(&url)
                     .header("content-type", "application/json")
                     .body("{}")
                     .timeout(Duration::from_secs(60))
                     .send()
                     .await
-                    .map(|r| r.status())
-                    .map_err(|e| format!("{url}: {e}"))
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let status = answer.status();
+                let body = answer.text().await.unwrap_or_default();
+                Ok::<_, String>((status, body))
             }
         };
         let updater = deployed
@@ -409,12 +429,17 @@ impl DeployedStack {
             knock(urls.card_callback.clone()),
             api.invoke(&updater, &sweep),
         );
-        let (event, card) = (event?, card?);
-        if !event.is_client_error() || !card.is_client_error() {
-            return Err(format!(
-                "the deployed functions answered an unsigned probe with {event} and {card}, not a refusal; see the emulator's log in {}",
-                self.dir.join("emulator").display()
-            ));
+        let ((event, event_body), (card, card_body)) = (event?, card?);
+        for (function, status, body) in [
+            (stack::EVENT_CALLBACK, event, event_body),
+            (stack::CARD_ACTION, card, card_body),
+        ] {
+            if !status.is_client_error() {
+                return Err(format!(
+                    "the deployed {function} function answered an unsigned probe with {status}, not a refusal: {}",
+                    logs::error_message(&body)
+                ));
+            }
         }
         swept.map_err(|e| format!("the deployed card-updater failed its first sweep: {e}"))?;
         say(format!(
