@@ -70,7 +70,10 @@ async fn main() -> Result<(), String> {
         bench.calls_and_cost().await;
     }
     if wants("burst") {
-        bench.burst().await;
+        bench.burst(Stack::MakeRun).await;
+    }
+    if wants("deployed") {
+        bench.burst(Stack::Deployed).await;
     }
     print!("{}", report::table(&bench.rows));
     let notes: Vec<String> = bench
@@ -91,10 +94,11 @@ async fn main() -> Result<(), String> {
 }
 
 impl Bench {
-    /// `make run`'s whole stack with `BENCH_BURST_INSTANCES` (4) instances of each function: 200
-    /// users send 审批 at once, then 100 of them click 请假 at once (`BENCH_BURST_USERS`,
-    /// `BENCH_BURST_CLICKS`).
-    async fn burst(&mut self) {
+    /// `make run`'s whole stack with `BENCH_BURST_INSTANCES` (4) instances of each function, or
+    /// the stack `make deploy-local` deploys to the local AWS emulator (which starts a function
+    /// process per concurrent request): 200 users send 审批 at once, then 100 of them click 请假 at
+    /// once (`BENCH_BURST_USERS`, `BENCH_BURST_CLICKS`).
+    async fn burst(&mut self, stack: Stack) {
         let plan = BurstPlan {
             users: env_usize("BENCH_BURST_USERS", 200),
             clicks: env_usize("BENCH_BURST_CLICKS", 100),
@@ -102,12 +106,24 @@ impl Bench {
             warm_up: 16,
         };
         let instances = env_usize("BENCH_BURST_INSTANCES", 4);
-        let result = run_burst(&plan, instances).await;
-        let section = "burst";
-        let label = format!(
-            "{} users, {} clicks, {instances} instances/function (make run)",
-            plan.users, plan.clicks
-        );
+        let (result, section, label) = match stack {
+            Stack::MakeRun => (
+                run_burst(&plan, instances).await,
+                "burst",
+                format!(
+                    "{} users, {} clicks, {instances} instances/function (make run)",
+                    plan.users, plan.clicks
+                ),
+            ),
+            Stack::Deployed => (
+                run_burst_deployed(&plan).await,
+                "deployed",
+                format!(
+                    "{} users, {} clicks on the deployed stack (make deploy-local)",
+                    plan.users, plan.clicks
+                ),
+            ),
+        };
         let r = match result {
             Ok(r) => r,
             Err(e) => {
@@ -116,7 +132,7 @@ impl Bench {
                 return;
             }
         };
-        self.raw.insert("burst".into(), json!(r));
+        self.raw.insert(section.into(), json!(r));
         let problems = r.problems();
         let m = &r.messages;
         self.rows.push(
@@ -984,6 +1000,73 @@ fn median(xs: &mut [f64]) -> f64 {
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
+}
+
+/// Which stack a burst runs against.
+#[derive(Clone, Copy)]
+enum Stack {
+    MakeRun,
+    Deployed,
+}
+
+/// The settings both bursts share (no demo, free ports, the tutorial's simulated approval, release
+/// builds unless `BENCH_BURST_RELEASE=0`); `extra` first.
+fn burst_settings(
+    extra: Vec<(&'static str, String)>,
+) -> Result<impl Fn(&str) -> Option<String>, String> {
+    let free = || -> Result<String, String> {
+        Ok(cardbot_tests::local_stack::process::free_port()?.to_string())
+    };
+    let mut fixed = extra;
+    fixed.extend([
+        ("CARDBOT_WATCH_PORT", free()?),
+        ("CARDBOT_SIMULATOR_PORT", free()?),
+        ("CARDBOT_DEMO", "0".into()),
+        ("APPROVAL_FALLBACK", "simulated".into()),
+        ("APPROVER_FROM_LEADER", "false".into()),
+        (
+            "CARDBOT_RELEASE",
+            std::env::var("BENCH_BURST_RELEASE").unwrap_or_else(|_| "1".into()),
+        ),
+    ]);
+    Ok(move |name: &str| match name {
+        "FEISHU_BASE_URL"
+        | "AWS_ENDPOINT_URL_DYNAMODB"
+        | "TABLE_NAME"
+        | "CARDBOT_EMULATOR_PORT"
+        | "CARDBOT_FUNCTIONS_DIR" => None,
+        other => fixed
+            .iter()
+            .find(|(k, _)| *k == other)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(other).ok()),
+    })
+}
+
+/// Deploys the template to the local AWS emulator (`make deploy-local`, no demo), runs `plan`
+/// through the deployed function URLs, stops.
+async fn run_burst_deployed(plan: &BurstPlan) -> Result<BurstReport, String> {
+    use cardbot_tests::local_aws::{DeployedStack, LocalAwsOptions};
+    let lookup = burst_settings(vec![("CARDBOT_STACK_NAME", "cardbot-bench".into())])?;
+    let options = Options::from_lookup(&lookup)?;
+    let aws = LocalAwsOptions::from_lookup(&lookup)?;
+    let mut stack = DeployedStack::new(options, aws);
+    let started = std::time::Instant::now();
+    let result = match stack.start().await.cloned() {
+        Ok(urls) => {
+            eprintln!(
+                "deployed stack up in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            let sim = urls.simulator.clone().unwrap_or_default();
+            burst::run(&sim, &urls.event_callback, &urls.card_callback, plan).await
+        }
+        Err(e) => Err(e),
+    };
+    stack.stop().await;
+    let report = result?;
+    eprintln!("{}", report.summary());
+    Ok(report)
 }
 
 /// Starts `make run`'s stack (no demo, free ports) with `instances` per function, runs `plan`, stops.

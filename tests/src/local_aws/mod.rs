@@ -43,6 +43,8 @@ pub mod lines {
 }
 
 pub const DEFAULT_STACK: &str = "cardbot-local";
+/// The front's per-function cap without `CARDBOT_LOCAL_INSTANCES`: none to speak of.
+const UNCAPPED: u16 = 10_000;
 
 /// The functions' settings (env name) and the template parameter each one is deployed as.
 pub const PARAMETERS: [(&str, &str); 15] = [
@@ -69,6 +71,10 @@ pub struct LocalAwsOptions {
     pub emulator_port: u16,
     pub functions_dir: Option<PathBuf>,
     pub stack_name: String,
+    /// `CARDBOT_LOCAL_INSTANCES` when set: the front lets at most that many requests of each
+    /// function through at once. Unset: no cap, as Lambda without reserved concurrency (the
+    /// emulator starts a function process per concurrent request).
+    pub instances: Option<u16>,
 }
 
 impl LocalAwsOptions {
@@ -103,6 +109,8 @@ impl LocalAwsOptions {
             },
             functions_dir: get(env::FUNCTIONS_DIR).map(PathBuf::from),
             stack_name,
+            // Checked by `Options` (1 to 32).
+            instances: get(stack::env::LOCAL_INSTANCES).and_then(|v| v.parse().ok()),
         })
     }
 }
@@ -344,8 +352,15 @@ impl DeployedStack {
                 deployed.card_function_url.clone(),
             ),
         ]);
-        self.tasks
-            .push(front::start(&o.watch_address, o.watch_port, routes, o.instances).await?);
+        self.tasks.push(
+            front::start(
+                &o.watch_address,
+                o.watch_port,
+                routes,
+                self.aws.instances.unwrap_or(UNCAPPED),
+            )
+            .await?,
+        );
         let urls = Urls {
             event_callback: format!("{watch_url}/lambda-url/{}/", stack::EVENT_CALLBACK),
             card_callback: format!("{watch_url}/lambda-url/{}/", stack::CARD_ACTION),
