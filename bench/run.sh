@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: installs the peer SDKs when missing (into .tools/, git-ignored), runs the criterion hot
 # path, builds the release bootstraps, then runs the report (bench/src/main.rs), which prints the table
-# and writes bench/results.json. BENCH_ONLY=hot,cold,flows,burst limits the report to some sections
+# and writes bench/results.json. BENCH_ONLY=hot,cold,flows,burst,deployed limits the report to some sections
 # (burst: make run's stack with 4 instances per function, 200 users and 100 clicks at once).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
