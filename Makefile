@@ -10,7 +10,7 @@ export AWS_REGION ?= us-east-1
 help:
 	@echo "make run    - the whole bot on this machine (DynamoDB Local, Feishu simulator, three functions)"
 	@echo "make deploy-local - sam deploy of template.yaml to a local AWS emulator (no Docker, no account), with the simulator"
-	@echo "make test   - every test: unit, DynamoDB Local, moto (Secrets Manager), simulator, end-to-end"
+	@echo "make test   - every test: unit, DynamoDB Local, simulator, end-to-end, the template deployed to a local AWS emulator"
 	@echo "make lint   - cargo fmt --check, clippy, template lint"
 	@echo "make build  - sam build (release bootstraps for Lambda)"
 	@echo "make deploy - sam deploy --guided (first deploy; its questions and answers: README, Deploy)"
@@ -33,7 +33,7 @@ deploy-local: prereqs
 	@echo "==> building the local deploy runner (cargo run --bin cardbot-deploy-local)"
 	@cargo run --bin cardbot-deploy-local
 
-# One DynamoDB Local and one moto (Secrets Manager) for the whole run (nextest runs each test in its
+# One DynamoDB Local and one local AWS emulator (its Secrets Manager) for the whole run (nextest runs each test in its
 # own process); always stopped. The whole workspace: the bench crate's own tests (the cost model, and a
 # small run of the calls section on DynamoDB Local) run here; its criterion benches only under make bench.
 # The system tools make run / make test cannot install themselves, named with their packages.
@@ -46,8 +46,8 @@ test: prereqs
 	scripts/ensure-chromium.sh; \
 	eval "$$(scripts/dynamodb-local.sh start)"; \
 	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"' EXIT; \
-	eval "$$(scripts/moto-server.sh start)"; \
-	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"; scripts/moto-server.sh stop "$$CARDBOT_MOTO_PID"' EXIT; \
+	eval "$$(scripts/aws-emulator.sh start)"; \
+	trap 'scripts/dynamodb-local.sh stop "$$CARDBOT_DYNAMODB_PID"; scripts/aws-emulator.sh stop "$$CARDBOT_AWS_EMULATOR_PID"' EXIT; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 		cargo test --doc -p poll-bot; \

@@ -2,7 +2,7 @@
 # The system tools `make run` and `make test` need and cannot install themselves, checked in a
 # second or two before anything builds: each missing one is named with its Debian/Ubuntu package,
 # and the script exits 1. What the project installs itself (the tools venv, cargo-lambda, DynamoDB
-# Local, moto, Chromium) is not checked here; its own script installs it.
+# Local, the local AWS emulator, Chromium) is not checked here; its own script installs it.
 # Usage: scripts/check-prereqs.sh run|deploy-local|test
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs the build/deploy tools (aws-sam-cli, cfn-lint, cargo-lambda, ziglang) and the tests' moto
-# server (a local AWS Secrets Manager), all from PyPI, into a venv under .tools/venv when missing, and
-# prints the venv's bin folder for PATH.
+# Installs the build/deploy tools (aws-sam-cli, cfn-lint, cargo-lambda, ziglang), all from PyPI, into a
+# venv under .tools/venv when missing, and prints the venv's bin folder for PATH.
 # Usage: PATH="$(scripts/ensure-tools.sh):$PATH"   (or: scripts/ensure-tools.sh cargo-lambda)
 # The emulator alone: scripts/ensure-tools.sh ministack (its own venv, .tools/ministack).
 set -euo pipefail
@@ -34,7 +33,6 @@ declare -A pkgs=(
   [cfn-lint]="cfn-lint==1.58.0"
   [cargo-lambda]="cargo-lambda==1.9.2"
   [python-zig]="ziglang==0.14.1"
-  [moto]="moto[server]==5.2.5"
 )
 # Test processes may ask at once: one install at a time (flock is util-linux; elsewhere, no lock).
 mkdir -p "$root/.tools"
@@ -43,7 +41,7 @@ if command -v flock >/dev/null 2>&1; then
   flock 9
 fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(sam cfn-lint cargo-lambda python-zig moto)
+[ ${#want[@]} -eq 0 ] && want=(sam cfn-lint cargo-lambda python-zig)
 # A venv left half made by an earlier failure (no python, or no pip) is made again.
 if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || { echo "error: the tools are installed with Python 3: apt-get install python3 python3-venv" >&2; exit 1; }
@@ -57,7 +55,6 @@ for tool in "${want[@]}"; do
   [ -n "$spec" ] || { echo "unknown tool: $tool (known: ${!pkgs[*]})" >&2; exit 1; }
   case "$tool" in
     python-zig) "$venv/bin/python" -c "import ziglang" 2>/dev/null || missing+=("$spec") ;;
-    moto) [ -x "$venv/bin/moto_server" ] || missing+=("$spec") ;;
     *) [ -x "$venv/bin/$tool" ] || missing+=("$spec") ;;
   esac
 done

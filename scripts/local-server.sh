@@ -1,4 +1,4 @@
-# Sourced by scripts/dynamodb-local.sh and scripts/moto-server.sh: one local server shared by a whole
+# Sourced by scripts/dynamodb-local.sh and scripts/aws-emulator.sh: one local server shared by a whole
 # `make test`, started on a free port and handed to the caller as `export` lines once it answers.
 
 # A free TCP port on 127.0.0.1.

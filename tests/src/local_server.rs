@@ -1,4 +1,4 @@
-//! Starting a local server for the tests (DynamoDB Local, moto): a free port, a watcher shell that
+//! Starting a local server for the tests (DynamoDB Local, the local AWS emulator): a free port, a watcher shell that
 //! ends the server when this test process is gone (statics are never dropped), and a wait until
 //! the server answers.
 

@@ -1,11 +1,11 @@
-//! The functions' secrets from AWS Secrets Manager, against moto in server mode over HTTP: one
+//! The functions' secrets from AWS Secrets Manager, against the local AWS emulator over HTTP: one
 //! secret holds the three values, and each function keeps only the keys it uses.
 
 use cardbot::config::{
     ConfigError, FeishuConfig, Function, SecretName, SecretSource, WebhookConfig,
 };
 use cardbot::secrets::{self, SecretsError};
-use cardbot_tests::moto;
+use cardbot_tests::aws_emulator;
 use serde_json::json;
 
 const APP_SECRET: &str = "sm-app-secret-5c1e";
@@ -30,8 +30,8 @@ fn assert_no_secret(text: &str) {
 
 #[tokio::test]
 async fn each_function_takes_only_its_keys_from_the_one_secret() {
-    let client = moto::client().await;
-    let arn = moto::create_secret(&client, &template_secret()).await;
+    let client = aws_emulator::client().await;
+    let arn = aws_emulator::create_secret(&client, &template_secret()).await;
 
     let events = secrets::fetch(&client, &arn, Function::EventCallback)
         .await
@@ -97,8 +97,8 @@ async fn each_function_takes_only_its_keys_from_the_one_secret() {
 /// (docs/deploy-local.md): `FEISHU_SECRET_ARN` works either way.
 #[tokio::test]
 async fn the_secret_is_found_by_its_name_as_well_as_its_arn() {
-    let client = moto::client().await;
-    let arn = moto::create_secret(&client, &template_secret()).await;
+    let client = aws_emulator::client().await;
+    let arn = aws_emulator::create_secret(&client, &template_secret()).await;
     let name = client
         .describe_secret()
         .secret_id(&arn)
@@ -119,7 +119,7 @@ async fn the_secret_is_found_by_its_name_as_well_as_its_arn() {
 
 #[tokio::test]
 async fn a_missing_or_malformed_secret_is_a_clear_error_without_values() {
-    let client = moto::client().await;
+    let client = aws_emulator::client().await;
 
     let err = secrets::fetch(&client, "cardbot-test/does-not-exist", Function::CardAction)
         .await
@@ -131,7 +131,7 @@ async fn a_missing_or_malformed_secret_is_a_clear_error_without_values() {
 
     // A key the function needs is missing: named as the secret's key.
     let partial = json!({ "app_secret": APP_SECRET }).to_string();
-    let arn = moto::create_secret(&client, &partial).await;
+    let arn = aws_emulator::create_secret(&client, &partial).await;
     let cards = secrets::fetch(&client, &arn, Function::CardAction)
         .await
         .unwrap();
@@ -149,7 +149,7 @@ async fn a_missing_or_malformed_secret_is_a_clear_error_without_values() {
     );
 
     // Not JSON: the error holds none of the text.
-    let arn = moto::create_secret(&client, APP_SECRET).await;
+    let arn = aws_emulator::create_secret(&client, APP_SECRET).await;
     let err = secrets::fetch(&client, &arn, Function::CardUpdater)
         .await
         .unwrap_err();
@@ -185,15 +185,18 @@ async fn a_missing_or_malformed_secret_is_a_clear_error_without_values() {
 /// the environment of this one stays untouched; plain env secrets set beside the ARN are ignored.
 #[tokio::test]
 async fn load_reads_the_secret_named_by_the_env_through_the_sdk_config() {
-    let client = moto::client().await;
-    let arn = moto::create_secret(&client, &template_secret()).await;
+    let client = aws_emulator::client().await;
+    let arn = aws_emulator::create_secret(&client, &template_secret()).await;
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "load_child", "--ignored", "--nocapture"])
         .env("FEISHU_SECRET_ARN", &arn)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto::endpoint().await)
+        .env(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            aws_emulator::endpoint().await,
+        )
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", moto::REGION)
+        .env("AWS_REGION", aws_emulator::REGION)
         .env("FEISHU_APP_SECRET", "plain-env-app-secret")
         .env("FEISHU_ENCRYPT_KEY", "plain-env-encrypt-key")
         .env("FEISHU_VERIFICATION_TOKEN", "plain-env-token")
