@@ -554,3 +554,15 @@ fn deployed_stack_serves_the_flow_in_entity_delivery() {
 fn deployed_stack_serves_the_flow_in_message_delivery() {
     play("message");
 }
+
+#[test]
+fn deploy_local_refuses_a_bad_setting_by_name_before_starting_anything() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cardbot-deploy-local"))
+        .env(aws_env::STACK_NAME, "not a stack")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(aws_env::STACK_NAME), "{stderr}");
+}

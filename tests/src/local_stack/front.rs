@@ -169,6 +169,55 @@ fn bad_gateway(reason: String) -> Response {
 mod tests {
     use super::*;
 
+    /// The deployed stack's routes: a function URL on the emulator, reached only through its
+    /// function's path; the emulator's own API paths are not served.
+    #[tokio::test]
+    async fn a_route_forwards_the_rest_of_the_path_and_nothing_else_is_served() {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let record = seen.clone();
+        let upstream = axum::Router::new().fallback(move |uri: Uri| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(uri.to_string());
+                "from the function"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let inner = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, upstream).await });
+        let port = crate::local_stack::process::free_port().unwrap();
+        let routes = Routes::from([(
+            "event-callback".to_owned(),
+            format!("{inner}/_aws/lambda-url/abc123/"),
+        )]);
+        let front = start("127.0.0.1", port, routes, 4).await.unwrap();
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let answer = http
+            .post(format!("{base}/lambda-url/event-callback/hook?x=1"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.text().await.unwrap(), "from the function");
+        for other in [
+            "/_aws/lambda-url/abc123/",
+            "/2015-03-31/functions/card-updater/invocations",
+            "/lambda-url/card-action/",
+            "/",
+        ] {
+            let answer = http.post(format!("{base}{other}")).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "{other}");
+        }
+        front.abort();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["/_aws/lambda-url/abc123/hook?x=1"],
+            "only the function's request reached the upstream"
+        );
+    }
+
     #[test]
     fn requests_are_counted_per_function() {
         assert_eq!(
