@@ -116,11 +116,16 @@ impl Bench {
                 ),
             ),
             Stack::Deployed => (
-                run_burst_deployed(&plan).await,
+                run_burst_deployed(&plan, instances).await,
                 "deployed",
                 format!(
-                    "{} users, {} clicks on the deployed stack (make deploy-local)",
-                    plan.users, plan.clicks
+                    "{} users, {} clicks, {} on the deployed stack (make deploy-local)",
+                    plan.users,
+                    plan.clicks,
+                    match instances {
+                        0 => "no cap".to_owned(),
+                        n => format!("{n} at once/function"),
+                    }
                 ),
             ),
         };
@@ -1010,7 +1015,8 @@ enum Stack {
 }
 
 /// The settings both bursts share (no demo, free ports, the tutorial's simulated approval, release
-/// builds unless `BENCH_BURST_RELEASE=0`); `extra` first.
+/// builds unless `BENCH_BURST_RELEASE=0`: `make run`'s debug builds are several times slower);
+/// `extra` first; the rest from the environment.
 fn burst_settings(
     extra: Vec<(&'static str, String)>,
 ) -> Result<impl Fn(&str) -> Option<String>, String> {
@@ -1044,10 +1050,15 @@ fn burst_settings(
 }
 
 /// Deploys the template to the local AWS emulator (`make deploy-local`, no demo), runs `plan`
-/// through the deployed function URLs, stops.
-async fn run_burst_deployed(plan: &BurstPlan) -> Result<BurstReport, String> {
+/// through the deployed function URLs with at most `instances` requests of a function at once
+/// (0: no cap), stops.
+async fn run_burst_deployed(plan: &BurstPlan, instances: usize) -> Result<BurstReport, String> {
     use cardbot_tests::local_aws::{DeployedStack, LocalAwsOptions};
-    let lookup = burst_settings(vec![("CARDBOT_STACK_NAME", "cardbot-bench".into())])?;
+    let mut extra = vec![("CARDBOT_STACK_NAME", "cardbot-bench".to_owned())];
+    if instances > 0 {
+        extra.push(("CARDBOT_LOCAL_INSTANCES", instances.to_string()));
+    }
+    let lookup = burst_settings(extra)?;
     let options = Options::from_lookup(&lookup)?;
     let aws = LocalAwsOptions::from_lookup(&lookup)?;
     let mut stack = DeployedStack::new(options, aws);
@@ -1071,27 +1082,8 @@ async fn run_burst_deployed(plan: &BurstPlan) -> Result<BurstReport, String> {
 
 /// Starts `make run`'s stack (no demo, free ports) with `instances` per function, runs `plan`, stops.
 async fn run_burst(plan: &BurstPlan, instances: usize) -> Result<BurstReport, String> {
-    let free = || -> Result<String, String> {
-        Ok(cardbot_tests::local_stack::process::free_port()?.to_string())
-    };
-    let watch = free()?;
-    let simulator = free()?;
-    let instances = instances.to_string();
-    let options = Options::from_lookup(|name| match name {
-        "CARDBOT_WATCH_PORT" => Some(watch.clone()),
-        "CARDBOT_SIMULATOR_PORT" => Some(simulator.clone()),
-        "CARDBOT_LOCAL_INSTANCES" => Some(instances.clone()),
-        "CARDBOT_DEMO" => Some("0".into()),
-        // The burst plays the tutorial's flow: no approver, the simulated approval.
-        "APPROVAL_FALLBACK" => Some("simulated".into()),
-        "APPROVER_FROM_LEADER" => Some("false".into()),
-        // The functions as deployed; `make run`'s debug builds are several times slower.
-        "CARDBOT_RELEASE" => {
-            Some(std::env::var("BENCH_BURST_RELEASE").unwrap_or_else(|_| "1".into()))
-        }
-        "FEISHU_BASE_URL" | "AWS_ENDPOINT_URL_DYNAMODB" | "TABLE_NAME" => None,
-        other => std::env::var(other).ok(),
-    })?;
+    let lookup = burst_settings(vec![("CARDBOT_LOCAL_INSTANCES", instances.to_string())])?;
+    let options = Options::from_lookup(&lookup)?;
     let mut stack = LocalStack::new(options);
     let result = match stack.start().await.cloned() {
         Ok(urls) => {

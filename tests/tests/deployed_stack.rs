@@ -1,5 +1,6 @@
 //! The real `template.yaml`, deployed with `sam deploy` to a fresh local AWS emulator by
-//! `make deploy-local` (with the debug builds of the three functions this test build made), and
+//! `make deploy-local` (with debug builds of the three functions linked from this test build's
+//! artifacts), and
 //! played end to end through what the template created: the function URLs it made (behind the
 //! front, as a tunnel would reach them), the stream mapping and filter it wired, the schedule's
 //! target, the Secrets Manager secret it stored, the table it made (read through the emulator's
@@ -17,13 +18,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cardbot_tests::local_aws::emulator::{self, Api, REGION};
-use cardbot_tests::local_aws::{env as aws_env, lines as aws_lines};
+use cardbot_tests::local_aws::emulator::{Api, REGION};
+use cardbot_tests::local_aws::{env as aws_env, lines as aws_lines, PARAMETERS};
 use cardbot_tests::local_stack::burst::SimControl;
 use cardbot_tests::local_stack::{demo, env, lines, process, updater};
 use serde_json::{json, Value};
 
-/// Where this test build put the three functions (target/debug beside target/debug/deps/<test>).
+/// The three functions, built in this test build's profile and target folder (target/debug
+/// beside target/debug/deps/<test>). A test build makes a package's binaries only for that
+/// package's own integration tests, so the functions are built (or found fresh) here: with the
+/// workspace's one feature set this links three binaries from the test build's artifacts.
 fn functions_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe
@@ -31,10 +35,29 @@ fn functions_dir() -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .to_owned();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["build", "--profile", &profile])
+        .args([
+            "--bin",
+            "event-callback",
+            "--bin",
+            "card-action",
+            "--bin",
+            "card-updater",
+        ])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build of the functions: {status}");
     for binary in ["event-callback", "card-action", "card-updater"] {
         assert!(
             dir.join(binary).is_file(),
-            "{} is missing: the workspace build (cargo nextest run --workspace, cargo build) makes it",
+            "{} is missing",
             dir.join(binary).display()
         );
     }
@@ -60,14 +83,19 @@ impl Runner {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cardbot-deploy-local"));
         // The test controls these; the caller's settings must not leak in.
         for name in [
-            "FEISHU_BASE_URL",
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_DYNAMODB",
             "TABLE_NAME",
-            "APPROVER_OPEN_IDS",
             env::SIMULATOR_PORT,
+            env::WATCH_ADDRESS,
+            env::LOCAL_INSTANCES,
+            env::RELEASE,
+            env::APPROVAL_DEFINITIONS,
             aws_env::EMULATOR_PORT,
-        ] {
+        ]
+        .into_iter()
+        .chain(PARAMETERS.iter().map(|(name, _)| *name))
+        {
             command.env_remove(name);
         }
         let mut child = command
@@ -165,7 +193,7 @@ impl Runner {
         std::thread::sleep(Duration::from_millis(300));
         let orphans = tree
             .into_iter()
-            .filter(|pid| emulator::alive(*pid))
+            .filter(|pid| process::alive(*pid))
             .collect();
         (status, orphans)
     }
@@ -505,9 +533,6 @@ fn play(delivery: &str) {
             post_answer_status(&dynamodb, &table, &second, Duration::from_secs(10), "done").await,
             "done"
         );
-        api.set_event_source_mapping_enabled(uuid, true)
-            .await
-            .unwrap();
 
         // A forged request is refused and writes nothing.
         let before = scan(&dynamodb, &table).await.len();
@@ -533,6 +558,9 @@ fn play(delivery: &str) {
             before,
             "a forged request wrote nothing"
         );
+        api.set_event_source_mapping_enabled(uuid, true)
+            .await
+            .unwrap();
     });
     drop(rt);
     let (status, orphans) = runner.stop();

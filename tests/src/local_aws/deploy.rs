@@ -106,7 +106,8 @@ pub struct SamDeploy<'a> {
     pub region: &'a str,
     pub stack: &'a str,
     pub template: &'a str,
-    /// `ParameterKey` → value, passed as `--parameter-overrides Key=Value ...`.
+    /// `ParameterKey` → value, passed in a file (`--parameter-overrides file://…`, mode 0600): a
+    /// value keeps its spaces, and the secrets are never on a command line `ps` shows.
     pub parameters: &'a [(String, String)],
 }
 
@@ -150,10 +151,11 @@ impl SamDeploy<'_> {
                 "--no-progressbar",
             ]);
         if !self.parameters.is_empty() {
-            sam.arg("--parameter-overrides");
-            for (key, value) in self.parameters {
-                sam.arg(format!("{key}={value}"));
-            }
+            // JSON is YAML, and SAM 1.170 reads `.yaml` and `.toml` override files (not `.json`).
+            let file = self.dir.join("parameters.yaml");
+            write_private(&file, &parameters_json(self.parameters))?;
+            sam.arg("--parameter-overrides")
+                .arg(format!("file://{}", file.display()));
         }
         sam.stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -175,6 +177,29 @@ impl SamDeploy<'_> {
             tail.join("\n")
         ))
     }
+}
+
+/// The parameters as a JSON object (a YAML flow mapping, which SAM reads from a `file://` override).
+fn parameters_json(parameters: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Writes `text` to `path`, readable by this user only (it holds the app's secrets).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Where cargo puts the functions' binaries for `profile` (`debug` or `release`).
@@ -227,6 +252,21 @@ mod tests {
         assert!(local.contains("AllowedValues: [entity, message]"));
         let kept = local_template(&original, Path::new("/stage"), false).unwrap();
         assert!(kept.contains("      - https://open.larksuite.com\n"));
+    }
+
+    #[test]
+    fn parameters_go_in_a_private_file_with_their_spaces() {
+        let dir = std::env::temp_dir().join(format!("cardbot-params-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("parameters.yaml");
+        let params = [("LogLevel".to_owned(), "info, cardbot=debug".to_owned())];
+        write_private(&file, &parameters_json(&params)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(mode, 0o600);
+        assert_eq!(text, r#"{"LogLevel":"info, cardbot=debug"}"#);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::local_stack::process::{self, command, Service};
+use crate::local_stack::process::{command, Service};
 
 /// The region the emulator and the stack use.
 pub const REGION: &str = "us-east-1";
@@ -72,7 +72,8 @@ impl Emulator {
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
+            // A health answer counts only while ours runs: another server may hold the port.
+            if health.is_ok_and(|r| r.status().is_success()) && service.exited().is_none() {
                 break;
             }
             if let Some(status) = service.exited() {
@@ -95,10 +96,6 @@ impl Emulator {
             endpoint,
             tmp,
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.service.pid()
     }
 
     /// `Some(how)` once the emulator has exited.
@@ -406,16 +403,6 @@ pub fn local_function_url(function_url: &str, endpoint: &str) -> Option<String> 
         "{}/_aws/lambda-url/{id}/",
         endpoint.trim_end_matches('/')
     ))
-}
-
-/// Is `pid` alive (not a zombie)?
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
-
-/// Re-exported for the runner: a free loopback port.
-pub fn free_port() -> Result<u16, String> {
-    process::free_port()
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ mod tests {
             render(
                 r#"{"level":"WARN","fields":{"message":"request rejected","reason":"bad signature","ms":3}}"#
             ),
-            r#" WARN request rejected reason="bad signature" ms=3"#
+            r#" WARN request rejected ms=3 reason="bad signature""#
         );
         assert_eq!(render("plain line"), "plain line");
         assert_eq!(

@@ -75,6 +75,8 @@ pub struct LocalAwsOptions {
     /// function through at once. Unset: no cap, as Lambda without reserved concurrency (the
     /// emulator starts a function process per concurrent request).
     pub instances: Option<u16>,
+    /// The functions' settings of [`PARAMETERS`] as the lookup gives them (non-empty only).
+    pub settings: Vec<(&'static str, String)>,
 }
 
 impl LocalAwsOptions {
@@ -111,6 +113,10 @@ impl LocalAwsOptions {
             stack_name,
             // Checked by `Options` (1 to 32).
             instances: get(stack::env::LOCAL_INSTANCES).and_then(|v| v.parse().ok()),
+            settings: PARAMETERS
+                .iter()
+                .filter_map(|(name, _)| Some((*name, get(name)?)))
+                .collect(),
         })
     }
 }
@@ -191,13 +197,13 @@ impl DeployedStack {
                 process::ensure_port_free(port, "Feishu simulator", stack::env::SIMULATOR_PORT)?;
             }
         }
-        let emulator_port = match self.aws.emulator_port {
-            0 => process::free_port()?,
-            port => {
-                process::ensure_port_free(port, "local AWS emulator", env::EMULATOR_PORT)?;
-                port
-            }
-        };
+        if self.aws.emulator_port != 0 {
+            process::ensure_port_free(
+                self.aws.emulator_port,
+                "local AWS emulator",
+                env::EMULATOR_PORT,
+            )?;
+        }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
 
@@ -244,7 +250,18 @@ impl DeployedStack {
         };
         // The functions read their secrets from the stack's Secrets Manager secret, as on AWS.
         settings.retain(|(name, _)| *name != cardbot::secrets::SECRET_ARN_VAR);
-        let parameters = parameters(&settings, |name| std::env::var(name).ok());
+        let parameters = parameters(&settings, |name| {
+            self.aws
+                .settings
+                .iter()
+                .find(|(set, _)| *set == name)
+                .map(|(_, v)| v.clone())
+        });
+        // Chosen now, not before the install and the build: a free port does not stay free for minutes.
+        let emulator_port = match self.aws.emulator_port {
+            0 => process::free_port()?,
+            port => port,
+        };
 
         say(format!(
             "starting the local AWS emulator on 127.0.0.1:{emulator_port} (this machine only)"
@@ -449,7 +466,9 @@ impl DeployedStack {
             (stack::EVENT_CALLBACK, event, event_body),
             (stack::CARD_ACTION, card, card_body),
         ] {
-            if !status.is_client_error() {
+            // The functions' own refusal of a plain body: 400 (a 404 would be the front or a
+            // wrong function URL, not the function).
+            if status != reqwest::StatusCode::BAD_REQUEST {
                 return Err(format!(
                     "the deployed {function} function answered an unsigned probe with {status}, not a refusal: {}",
                     logs::error_message(&body)
@@ -531,6 +550,8 @@ async fn script_output(root: &Path, script: &str, args: &[&str]) -> Result<Strin
         .current_dir(root)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
+        // Stopped with us when Ctrl-C comes during an install.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("cannot run {script}: {e}"))?;

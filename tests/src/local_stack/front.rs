@@ -89,29 +89,34 @@ pub async fn start(
             let route =
                 function_of(uri.path()).and_then(|f| Some((f.len(), slots.get(f)?.clone())));
             async move {
-                let Some((name_len, (upstream, slot))) = route else {
-                    return (
+                let not_served = || {
+                    (
                         StatusCode::NOT_FOUND,
                         "only the function URLs /lambda-url/<function>/ are served here",
                     )
-                        .into_response();
+                        .into_response()
+                };
+                let Some((name_len, (upstream, slot))) = route else {
+                    return not_served();
+                };
+                // What follows `/lambda-url/<function>`, with the query.
+                let rest = uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .get("/lambda-url/".len() + name_len..)
+                    .unwrap_or("");
+                let rest = if rest.starts_with('/') {
+                    rest.to_owned()
+                } else {
+                    format!("/{rest}")
+                };
+                let Some(url) = within(&upstream, &rest) else {
+                    return not_served();
                 };
                 // Its own task: dropped with the caller's connection, the request still completes.
                 let forwarded = tokio::spawn(async move {
                     let _instance = slot.acquire_owned().await.ok();
-                    // What follows `/lambda-url/<function>`, with the query.
-                    let rest = uri
-                        .path_and_query()
-                        .map_or("/", |p| p.as_str())
-                        .get("/lambda-url/".len() + name_len..)
-                        .unwrap_or("")
-                        .to_owned();
-                    let rest = if rest.starts_with('/') {
-                        rest
-                    } else {
-                        format!("/{rest}")
-                    };
-                    forward(http, format!("{upstream}{rest}"), method, headers, body).await
+                    forward(http, url, method, headers, body).await
                 })
                 .await;
                 match forwarded {
@@ -126,9 +131,49 @@ pub async fn start(
     }))
 }
 
+/// `upstream` + `rest` when that stays below `upstream`: a `..` or `%2e%2e` segment (which URL
+/// parsing resolves) or a backslash could otherwise climb from a function URL to the server's
+/// other paths (cargo lambda watch's invoke API, or the emulator's every AWS API).
+fn within(upstream: &str, rest: &str) -> Option<reqwest::Url> {
+    if rest.contains('\\') {
+        return None;
+    }
+    let decoded = percent_decoded(rest.split('?').next().unwrap_or(""));
+    if decoded
+        .split('/')
+        .any(|segment| segment == ".." || segment == "." || segment.contains('\\'))
+    {
+        return None;
+    }
+    let base = reqwest::Url::parse(&format!("{upstream}/")).ok()?;
+    let url = reqwest::Url::parse(&format!("{upstream}{rest}")).ok()?;
+    (url.origin() == base.origin() && url.path().starts_with(base.path())).then_some(url)
+}
+
+/// `%xx` escapes decoded (as bytes; invalid UTF-8 replaced), to see a `.` hidden as `%2e`.
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn forward(
     http: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -206,6 +251,10 @@ mod tests {
             "/2015-03-31/functions/card-updater/invocations",
             "/lambda-url/card-action/",
             "/",
+            // Climbing out of the function URL to the emulator's APIs (the client resolves plain
+            // dot segments itself; the raw forms are `within`'s own test).
+            "/lambda-url/event-callback/..%2f..%2f..%2f",
+            "/lambda-url/event-callback/..%5c..%5c",
         ] {
             let answer = http.post(format!("{base}{other}")).send().await.unwrap();
             assert_eq!(answer.status(), 404, "{other}");
@@ -216,6 +265,30 @@ mod tests {
             ["/_aws/lambda-url/abc123/hook?x=1"],
             "only the function's request reached the upstream"
         );
+    }
+
+    /// A client's URL library resolves dot segments before sending; a raw request need not.
+    #[test]
+    fn a_path_that_climbs_out_of_the_function_url_is_refused() {
+        let up = "http://127.0.0.1:4566/_aws/lambda-url/abc123";
+        assert_eq!(
+            within(up, "/hook?x=1").map(|u| u.to_string()).as_deref(),
+            Some("http://127.0.0.1:4566/_aws/lambda-url/abc123/hook?x=1")
+        );
+        assert!(within(up, "/?a=../..").is_some(), "a query is not a path");
+        for climb in [
+            "/../../../",
+            "/..%2f..%2f..%2f2015-03-31/functions",
+            "/%2e%2e/%2e%2e/",
+            "/%2E%2E/x",
+            "/.%2e/x",
+            "/..\\..\\",
+            "/..%5c..%5c",
+            "/./x",
+            "/x/../../y",
+        ] {
+            assert_eq!(within(up, climb), None, "{climb}");
+        }
     }
 
     #[test]

@@ -153,7 +153,8 @@ fn signal_group(pgid: u32, sig: libc::c_int) {
     }
 }
 
-fn alive(pid: u32) -> bool {
+/// Is `pid` alive (a zombie counts as gone)?
+pub fn alive(pid: u32) -> bool {
     // A zombie still answers kill(0): count it as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat_fields(&stat).is_some_and(|(state, _)| state != "Z"),
