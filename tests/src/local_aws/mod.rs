@@ -65,6 +65,13 @@ pub const PARAMETERS: [(&str, &str); 15] = [
     ("MAX_BODY_BYTES", "MaxBodyBytes"),
 ];
 
+/// The template's `NoEcho` parameters: printed as `***`.
+pub const SECRET_PARAMETERS: [&str; 3] = [
+    "FeishuAppSecret",
+    "FeishuEncryptKey",
+    "FeishuVerificationToken",
+];
+
 /// `make deploy-local`'s own settings.
 #[derive(Debug, Clone)]
 pub struct LocalAwsOptions {
@@ -285,7 +292,7 @@ impl DeployedStack {
             parameters
                 .iter()
                 .map(|(k, v)| {
-                    if k.starts_with("Feishu") && k != "FeishuAppId" && k != "FeishuBaseUrl" {
+                    if SECRET_PARAMETERS.contains(&k.as_str()) {
                         format!("{k}=***")
                     } else {
                         format!("{k}={v}")
@@ -608,6 +615,25 @@ mod tests {
                 "{name} reaches the functions as !Ref {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_secret_parameters_are_the_templates_no_echo_ones() {
+        let template =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+                .unwrap();
+        // A parameter is a two-space-indented `Name:` line; its properties follow, deeper.
+        let mut current = "";
+        let mut no_echo = Vec::new();
+        for line in template.lines() {
+            if line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':') {
+                current = line.trim().trim_end_matches(':');
+            } else if line.trim() == "NoEcho: true" {
+                no_echo.push(current);
+            }
+        }
+        no_echo.sort_unstable();
+        assert_eq!(no_echo, SECRET_PARAMETERS);
     }
 
     #[test]
