@@ -1,6 +1,5 @@
 //! The real `template.yaml`, deployed with `sam deploy` to a fresh local AWS emulator by
-//! `make deploy-local` (with debug builds of the three functions linked from this test build's
-//! artifacts), and
+//! `make deploy-local` (with the debug builds of the three functions this test build made), and
 //! played end to end through what the template created: the function URLs it made (behind the
 //! front, as a tunnel would reach them), the stream mapping and filter it wired, the schedule's
 //! target, the Secrets Manager secret it stored, the table it made (read through the emulator's
@@ -24,10 +23,10 @@ use cardbot_tests::local_stack::burst::SimControl;
 use cardbot_tests::local_stack::{demo, env, lines, process, updater};
 use serde_json::{json, Value};
 
-/// The three functions, built in this test build's profile and target folder (target/debug
-/// beside target/debug/deps/<test>). A test build makes a package's binaries only for that
-/// package's own integration tests, so the functions are built (or found fresh) here: with the
-/// workspace's one feature set this links three binaries from the test build's artifacts.
+/// The three functions as this test build made them (target/debug beside
+/// target/debug/deps/<test>): cargo builds a package's binary for its integration tests, and each
+/// function has some (`functions/*/tests/start.rs`), so `cargo nextest run --workspace` (make test)
+/// makes all three, fresh, with the same features and environment as the tests.
 fn functions_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe
@@ -35,29 +34,11 @@ fn functions_dir() -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .to_owned();
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args(["build", "--profile", &profile])
-        .args([
-            "--bin",
-            "event-callback",
-            "--bin",
-            "card-action",
-            "--bin",
-            "card-updater",
-        ])
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build of the functions: {status}");
     for binary in ["event-callback", "card-action", "card-updater"] {
         assert!(
             dir.join(binary).is_file(),
-            "{} is missing",
+            "{} is missing: the workspace's test build makes it (cargo nextest run --workspace, \
+             or cargo build --bin {binary})",
             dir.join(binary).display()
         );
     }
