@@ -78,6 +78,9 @@ pub struct Config {
     pub time_zone: jiff::tz::TimeZone,
     /// Who decides requests (`APPROVER_OPEN_IDS`, `APPROVER_FROM_LEADER`).
     pub approvers: ApproverConfig,
+    /// `DECISION_EVENT_BUS`: the EventBridge bus (name or ARN) every ended request's decision
+    /// event goes to (docs/decision-events.md); unset: none are put (local runs).
+    pub decision_event_bus: Option<String>,
 }
 
 /// How a request's approvers are found, in order: the configured open_ids; else the requester's
@@ -200,6 +203,7 @@ impl Config {
                 ttl => ttl,
             },
             remind_after: vars.duration("APPROVAL_REMIND_AFTER", DEFAULT_REMIND_AFTER)?,
+            decision_event_bus: vars.optional("DECISION_EVENT_BUS"),
             answer_budget: match vars.optional("ANSWER_BUDGET_MS") {
                 None => DEFAULT_ANSWER_BUDGET,
                 Some(v) => Duration::from_millis(positive_integer("ANSWER_BUDGET_MS", &v)?),

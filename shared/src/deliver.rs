@@ -37,6 +37,9 @@ pub struct Effects<'a, S: ?Sized, F: ?Sized> {
     pub approvers: &'a ApproverConfig,
     /// The approval definitions in the table, cached.
     pub definitions: &'a crate::definitions::Definitions,
+    /// Where ended requests' decision events go (`DECISION_EVENT_BUS`); `None`: nowhere (a local
+    /// run without an event bus), and the job says so.
+    pub events: Option<&'a dyn feishu_kit::events::EventBus>,
 }
 
 impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
@@ -56,6 +59,8 @@ pub enum DeliverError {
     Store(#[from] StoreError),
     #[error("bad job: {0}")]
     BadJob(String),
+    #[error("{0}")]
+    Events(#[from] feishu_kit::events::EventBusError),
 }
 
 /// Everything needed to answer one user command, also the `send_reply` job's payload.
@@ -742,6 +747,9 @@ where
                 }
             };
             next.data = data.to_value();
+            // Nobody to decide it and the fallback refuses: the request ended.
+            let mut followups = followups;
+            followups.extend(jobs::decision_event_job(&request, &next));
             match self.store.update_card_and_enqueue(&next, &followups).await {
                 Ok(stored) if matches!(resolved, Resolved::Approvers(_)) => {
                     return Ok(Some(stored))
@@ -754,6 +762,26 @@ where
             }
         }
         Err(StoreError::Conflict(format!("request {} kept changing", request.card_key)).into())
+    }
+
+    /// Puts the decision event of the ended request on the job's card (one put per run; a run
+    /// retried after a crash puts it again with the same `event_id`).
+    async fn run_decision_event(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let Some(event) = crate::decisions::event(&request).map_err(bad_job)? else {
+            return Ok("the request has not ended");
+        };
+        let Some(bus) = self.events else {
+            return Ok("no event bus (DECISION_EVENT_BUS unset)");
+        };
+        bus.put(&event).await?;
+        tracing::info!(
+            card_key = %job.card_key,
+            event_id = %event.detail["event_id"].as_str().unwrap_or_default(),
+            outcome = %event.detail["outcome"].as_str().unwrap_or_default(),
+            "decision event put"
+        );
+        Ok("decision event put")
     }
 
     /// Sends the definition's `cc` users (p2p) and chats their read-only card of a filed request
@@ -950,6 +978,7 @@ where
             JobKind::PrivateForm => self.run_private_form(job).await,
             JobKind::NotifyCc => self.run_notify_cc(job).await,
             JobKind::RefreshAll => self.run_refresh_all(job).await,
+            JobKind::DecisionEvent => self.run_decision_event(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -970,6 +999,12 @@ where
                         (None, false)
                     }
                     DeliverError::Store(_) | DeliverError::BadJob(_) => (None, true),
+                    DeliverError::Events(feishu_kit::events::EventBusError::Retryable(_)) => {
+                        (None, false)
+                    }
+                    DeliverError::Events(feishu_kit::events::EventBusError::Permanent(_)) => {
+                        (None, true)
+                    }
                 };
                 // A permanent failure is dead at once with its error, kept for a human; never dropped.
                 let (text, outcome) = if permanent {
@@ -1324,9 +1359,20 @@ where
                         .map_err(|e| DeliverError::BadJob(e.to_string()))?
                 }
             };
+            // A transition that ends the request (the tutorial's simulated decision) also puts
+            // its decision event, in the same write.
+            let followups: Vec<_> = match &plan.state_update {
+                Some(next) => plan
+                    .followups
+                    .iter()
+                    .cloned()
+                    .chain(jobs::decision_event_job(&state, next))
+                    .collect(),
+                None => Vec::new(),
+            };
             let current = match &plan.state_update {
-                Some(next) if !plan.followups.is_empty() => {
-                    store.update_card_and_enqueue(next, &plan.followups).await?
+                Some(next) if !followups.is_empty() => {
+                    store.update_card_and_enqueue(next, &followups).await?
                 }
                 Some(next) => store.update_card(next).await?,
                 None => state,

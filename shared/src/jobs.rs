@@ -47,6 +47,8 @@ pub enum JobKind {
     NotifyCc,
     /// Queue a refresh of every card of a request.
     RefreshAll,
+    /// A request ended: put its decision event on the event bus (`DECISION_EVENT_BUS`).
+    DecisionEvent,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -66,6 +68,7 @@ impl JobKind {
             Self::PrivateForm => "private_form",
             Self::NotifyCc => "notify_cc",
             Self::RefreshAll => "refresh_all",
+            Self::DecisionEvent => "decision_event",
             Self::Other(kind) => kind,
         }
     }
@@ -92,6 +95,7 @@ impl From<&str> for JobKind {
             "private_form" => Self::PrivateForm,
             "notify_cc" => Self::NotifyCc,
             "refresh_all" => Self::RefreshAll,
+            "decision_event" => Self::DecisionEvent,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -140,7 +144,7 @@ impl JobKind {
             Self::NotifyCc => Some(Timer::NotifyCc),
             Self::RefreshAll => Some(Timer::RefreshAll),
             // Which reminder it is lives in the payload; the effects run it.
-            Self::Remind | Self::SendReply | Self::Other(_) => None,
+            Self::Remind | Self::SendReply | Self::DecisionEvent | Self::Other(_) => None,
         }
     }
 
@@ -183,6 +187,21 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         // even when an earlier run of it is done; changes in a row coalesce into one pending run.
         rearm: matches!(scheduled.timer, Timer::Refresh | Timer::RefreshAll),
     }
+}
+
+/// The decision-event job of a write of `after` over `before` that ends a request
+/// ([`crate::decisions::ends`]): written in the same transaction as `after`, due at once. Its id
+/// is its kind, so a request's end is one job however often the write is retried.
+pub fn decision_event_job(before: &CardState, after: &CardState) -> Option<NewJob> {
+    crate::decisions::ends(before, after)?;
+    Some(NewJob {
+        card_key: after.card_key.clone(),
+        job_id: JobKind::DecisionEvent.as_str().to_owned(),
+        kind: JobKind::DecisionEvent.into(),
+        payload: json!({}),
+        not_before: after.updated_at,
+        rearm: false,
+    })
 }
 
 /// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's

@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod config;
+pub mod decisions;
 pub mod definitions;
 pub mod deliver;
 pub mod entry;
@@ -16,4 +17,4 @@ pub mod telemetry;
 
 pub use feishu_kit::api as feishu;
 pub use feishu_kit::lambda::{function_url, logging, secrets};
-pub use feishu_kit::{aws, card_update, cards, metrics, store, webhook};
+pub use feishu_kit::{aws, card_update, cards, events, metrics, store, webhook};

@@ -116,6 +116,9 @@ pub struct Bot<S: Store + 'static> {
     pub updater: Arc<CardUpdater<S, FeishuClient>>,
     pub event_url: String,
     pub card_url: String,
+    /// The decision events the updater put, unless the bot was started on another bus
+    /// ([`Bot::start_on_bus`]).
+    pub events: Arc<cardbot::events::MemoryBus>,
 }
 
 impl<S: Store + RateStore + 'static> Bot<S> {
@@ -130,6 +133,17 @@ impl<S: Store + RateStore + 'static> Bot<S> {
         store: Arc<S>,
         delivery: &str,
         settings: &[(&str, &str)],
+    ) -> Self {
+        Self::start_on_bus(sim, store, delivery, settings, None).await
+    }
+
+    /// [`Bot::start_with`] whose updater puts decision events on `bus` (`None`: [`Bot::events`]).
+    pub async fn start_on_bus(
+        sim: Arc<Simulator>,
+        store: Arc<S>,
+        delivery: &str,
+        settings: &[(&str, &str)],
+        bus: Option<Arc<dyn cardbot::events::EventBus>>,
     ) -> Self {
         let config = config_with(&sim, delivery, settings);
         let clock: Arc<dyn Clock> = Arc::new(SimulatorClock(sim.clone()));
@@ -174,6 +188,8 @@ impl<S: Store + RateStore + 'static> Bot<S> {
         );
         updater.per_job = Duration::from_secs(5);
         updater.definitions = definitions;
+        let recorded = Arc::new(cardbot::events::MemoryBus::default());
+        updater.events = Some(bus.unwrap_or_else(|| recorded.clone()));
         let updater = Arc::new(updater);
         let events = event_callback.clone();
         let event_url = serve(move |request| {
@@ -196,6 +212,7 @@ impl<S: Store + RateStore + 'static> Bot<S> {
             updater,
             event_url,
             card_url,
+            events: recorded,
         }
     }
 }

@@ -26,6 +26,7 @@ const ENV_VARS: &[&str] = &[
     "APPROVAL_FALLBACK",
     "APPROVAL_TTL",
     "APPROVAL_REMIND_AFTER",
+    "DECISION_EVENT_BUS",
     "RUST_LOG",
 ];
 

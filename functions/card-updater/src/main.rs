@@ -45,13 +45,12 @@ async fn start() -> Result<CardUpdater<DynamoStore, FeishuClient>, Error> {
         store.clone(),
     )?);
     let owner = uuid::Uuid::new_v4().to_string();
-    Ok(CardUpdater::new(
-        &config,
-        store,
-        feishu,
-        Arc::new(SystemClock),
-        owner,
-    ))
+    let mut updater = CardUpdater::new(&config, store, feishu, Arc::new(SystemClock), owner);
+    // Ended requests' decision events (`DECISION_EVENT_BUS`, the template's DecisionEventBus).
+    if let Some(bus) = &config.decision_event_bus {
+        updater.events = Some(Arc::new(cardbot::events::EventBridgeBus::new(&aws, bus)));
+    }
+    Ok(updater)
 }
 
 /// The template's Timeout of this function.

@@ -27,6 +27,7 @@ pub mod aws;
 pub mod card_update;
 pub mod cards;
 pub mod config;
+pub mod events;
 pub mod lambda;
 pub mod metrics;
 pub mod store;

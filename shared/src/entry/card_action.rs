@@ -287,6 +287,8 @@ where
             // An approver's card decides its request, kept on the requester's card.
             let review = approval::ReviewData::of(&state);
             let decided = review.is_ok();
+            // The request as read: a transition that ends it also puts its decision event.
+            let mut request_read = None;
             let decision = match review {
                 Ok(review) => {
                     let request = self
@@ -299,7 +301,9 @@ where
                         catalog: &catalog,
                         ..click.clone()
                     };
-                    approval::decide_review_click(&state, &request, &click)?
+                    let decision = approval::decide_review_click(&state, &request, &click)?;
+                    request_read = Some(request);
+                    decision
                 }
                 Err(_) => {
                     let catalog = self.definitions.catalog(&*self.store, &[&state]).await?;
@@ -312,14 +316,20 @@ where
             };
             match decision {
                 ClickDecision::Transition {
-                    state,
+                    state: next,
                     followups,
                     answer,
                 } => {
+                    let before = request_read
+                        .as_ref()
+                        .filter(|r| r.card_key == next.card_key)
+                        .unwrap_or(&state);
                     let jobs: Vec<_> = followups
                         .into_iter()
                         .map(|f| jobs::scheduled_job(&f.card_key, f.scheduled))
+                        .chain(jobs::decision_event_job(before, &next))
                         .collect();
+                    let state = next;
                     match self.store.update_card_and_enqueue(&state, &jobs).await {
                         Ok(_) => {
                             info!(card_key, status = %state.status, "click applied");

@@ -46,6 +46,8 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     /// Cards worked on at once. One card's jobs run in order (its CardKit sequence and 10/s
     /// limit are per card); the Feishu client paces all of them to the app's rate.
     pub concurrency: usize,
+    /// Where ended requests' decision events go (`DECISION_EVENT_BUS`); `None`: nowhere.
+    pub events: Option<Arc<dyn feishu_kit::events::EventBus>>,
 }
 
 /// What one invocation did.
@@ -153,6 +155,7 @@ where
             per_job: Duration::from_secs(10),
             max_stream_wait: Duration::from_secs(10),
             concurrency: 16,
+            events: None,
         }
     }
 
@@ -261,6 +264,7 @@ where
             time_zone: &self.time_zone,
             approvers: &self.approvers,
             definitions: &self.definitions,
+            events: self.events.as_deref(),
         };
         match effects.run_job(&job).await {
             Ok(JobOutcome::Done { reason }) => {

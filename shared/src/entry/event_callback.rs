@@ -392,6 +392,8 @@ where
             time_zone: &self.time_zone,
             approvers: &self.approvers,
             definitions: &self.definitions,
+            // A reply ends no request.
+            events: None,
         };
         let tried = now >= self.busy_until.load(Ordering::Relaxed);
         let payload = if !tried {

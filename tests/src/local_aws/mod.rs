@@ -47,7 +47,7 @@ pub const DEFAULT_STACK: &str = "cardbot-local";
 const UNCAPPED: u16 = 10_000;
 
 /// The functions' settings (env name) and the template parameter each one is deployed as.
-pub const PARAMETERS: [(&str, &str); 15] = [
+pub const PARAMETERS: [(&str, &str); 16] = [
     ("FEISHU_APP_ID", "FeishuAppId"),
     ("FEISHU_APP_SECRET", "FeishuAppSecret"),
     ("FEISHU_ENCRYPT_KEY", "FeishuEncryptKey"),
@@ -61,6 +61,7 @@ pub const PARAMETERS: [(&str, &str); 15] = [
     ("APPROVAL_FALLBACK", "ApprovalFallback"),
     ("APPROVAL_TTL", "ApprovalTtl"),
     ("APPROVAL_REMIND_AFTER", "ApprovalRemindAfter"),
+    ("DECISION_EVENT_BUS", "DecisionEventBus"),
     ("RUST_LOG", "LogLevel"),
     ("MAX_BODY_BYTES", "MaxBodyBytes"),
 ];
