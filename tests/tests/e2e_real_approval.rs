@@ -234,8 +234,10 @@ async fn approve_with_comment(delivery: &str) {
     );
     assert!(s.card_text(&reviews[0]).contains("请假通过"));
     let summary = s.bot.sweep().await;
-    // The requester's card, the text, both approvers' cards (the decider's leaves 待我审批).
-    assert_eq!((summary.done, summary.failed), (4, 0), "{summary:?}");
+    // The requester's card, the text, both approvers' cards (the decider's leaves 待我审批), and
+    // the request's decision event.
+    assert_eq!((summary.done, summary.failed), (5, 0), "{summary:?}");
+    assert_eq!(s.bot.events.events().len(), 1);
     for message in [&card, &reviews[0], &reviews[1]] {
         let text = s.card_text(message);
         assert!(text.contains("请假通过"), "{text}");
