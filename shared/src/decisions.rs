@@ -27,6 +27,8 @@ pub enum Outcome {
     Withdrawn,
     /// Filed, but nobody could decide it and the deployment refuses (`APPROVAL_FALLBACK=refuse`).
     Unrouted,
+    /// Filed, and still undecided when `APPROVAL_TTL` ran out.
+    Expired,
 }
 
 impl Outcome {
@@ -36,11 +38,15 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::Withdrawn => "withdrawn",
             Self::Unrouted => "unrouted",
+            Self::Expired => "expired",
         }
     }
 
     /// The outcome of a request in `status`, when it has ended.
     pub fn of(status: ApprovalStatus) -> Option<Self> {
+        if status == ApprovalStatus::Expired {
+            return Some(Self::Expired);
+        }
         match status.stage()? {
             Stage::Approved => Some(Self::Approved),
             Stage::Rejected => Some(Self::Rejected),
@@ -102,7 +108,7 @@ pub fn event(state: &CardState) -> Result<Option<BusEvent>, DomainError> {
             "outcome": match outcome {
                 Outcome::Approved => "approved",
                 Outcome::Rejected => "rejected",
-                Outcome::Withdrawn | Outcome::Unrouted => "cancelled",
+                Outcome::Withdrawn | Outcome::Unrouted | Outcome::Expired => "cancelled",
             },
             "approvers": data.approvers,
             "votes": votes,

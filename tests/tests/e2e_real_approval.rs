@@ -758,9 +758,12 @@ async fn remind_then_expire(delivery: &str, buzz: bool) {
         (1, 0),
         "the expiry: {summary:?}"
     );
-    // Its refreshes and the text are new jobs: the stream delivers them; here the next sweep.
+    // Its refreshes, the text and the decision event are new jobs: the stream delivers them;
+    // here the next sweep.
     let summary = s.bot.sweep().await;
-    assert_eq!((summary.done, summary.failed), (3, 0), "{summary:?}");
+    assert_eq!((summary.done, summary.failed), (4, 0), "{summary:?}");
+    let ended: Vec<_> = s.bot.events.events().iter().map(|e| e.detail["outcome"].clone()).collect();
+    assert_eq!(ended, [json!("expired")]);
     for message in [&card, &reviews[0], &reviews[1]] {
         let text = s.card_text(message);
         assert!(text.contains("已过期"), "{text}");
