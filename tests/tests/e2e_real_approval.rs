@@ -762,7 +762,13 @@ async fn remind_then_expire(delivery: &str, buzz: bool) {
     // here the next sweep.
     let summary = s.bot.sweep().await;
     assert_eq!((summary.done, summary.failed), (4, 0), "{summary:?}");
-    let ended: Vec<_> = s.bot.events.events().iter().map(|e| e.detail["outcome"].clone()).collect();
+    let ended: Vec<_> = s
+        .bot
+        .events
+        .events()
+        .iter()
+        .map(|e| e.detail["outcome"].clone())
+        .collect();
     assert_eq!(ended, [json!("expired")]);
     for message in [&card, &reviews[0], &reviews[1]] {
         let text = s.card_text(message);

@@ -177,8 +177,9 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
         1.0
     );
     assert_eq!(total(&metrics, names::REJECTED), 2.0, "{emf}");
-    // The approver's card, then the decider's card refreshed (the requester's is retried).
-    assert_eq!(total(&metrics, names::JOBS_DELIVERED), 2.0, "{emf}");
+    // The approver's card, then the decider's card refreshed (the requester's is retried), and
+    // the decided request's decision event.
+    assert_eq!(total(&metrics, names::JOBS_DELIVERED), 3.0, "{emf}");
     assert_eq!(total(&metrics, names::JOBS_RETRIED), 1.0, "{emf}");
     assert_eq!(total(&metrics, names::JOBS_DEAD), 1.0, "{emf}");
     assert_eq!(total(&metrics, names::RATE_LIMITED), 1.0);
