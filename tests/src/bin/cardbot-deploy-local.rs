@@ -2,6 +2,7 @@
 //! Ctrl-C or SIGTERM. Settings: `cardbot_tests::local_aws` and `docs/deploy-local.md`.
 
 use cardbot_tests::local_aws::{self, DeployedStack, LocalAwsOptions};
+use cardbot_tests::local_stack::process::shutdown_signal;
 use cardbot_tests::local_stack::{demo, lines, Demo, FeishuTarget, Options};
 
 #[tokio::main]
@@ -89,21 +90,4 @@ async fn main() {
     };
     println!("{reason}");
     stack.stop().await;
-}
-
-/// Ctrl-C, SIGTERM or SIGHUP; which one.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "interrupted";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted",
-        _ = term.recv() => "terminated",
-        _ = hup.recv() => "hung up",
-    }
 }

@@ -1,5 +1,6 @@
 //! `make run`: the whole bot on this machine, until Ctrl-C. Settings: see `cardbot_tests::local_stack`.
 
+use cardbot_tests::local_stack::process::shutdown_signal;
 use cardbot_tests::local_stack::{demo, lines, Demo, FeishuTarget, LocalStack, Options, Urls};
 
 #[tokio::main]
@@ -113,21 +114,4 @@ fn print_how_to(stack: &LocalStack, urls: &Urls, value: Option<serde_json::Value
     }
     println!();
     println!("{}Ctrl-C stops everything.", lines::READY);
-}
-
-/// Ctrl-C, SIGTERM or SIGHUP; which one.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "interrupted";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted",
-        _ = term.recv() => "terminated",
-        _ = hup.recv() => "hung up",
-    }
 }
