@@ -11,15 +11,14 @@
 //! conformance tests), IAM least privilege (tests/tests/template.rs reads each role's actions),
 //! reserved concurrency, TTL, EMF metrics and alarms (tests/tests/metrics_emf.rs, template.rs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cardbot_tests::local_aws::emulator::{Api, REGION};
 use cardbot_tests::local_aws::{env as aws_env, lines as aws_lines, PARAMETERS};
 use cardbot_tests::local_stack::burst::SimControl;
+use cardbot_tests::local_stack::runner::Runner;
 use cardbot_tests::local_stack::{demo, env, lines, process, updater};
 use serde_json::{json, Value};
 
@@ -45,12 +44,6 @@ fn functions_dir() -> std::path::PathBuf {
     dir
 }
 
-struct Runner {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
 struct Ready {
     event_url: String,
     card_url: String,
@@ -59,132 +52,64 @@ struct Ready {
     stack: String,
 }
 
-impl Runner {
-    fn start(delivery: &str) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cardbot-deploy-local"));
-        // The test controls these; the caller's settings must not leak in.
-        for name in [
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "TABLE_NAME",
+/// `make deploy-local` for `delivery`, with the tutorial's flow and this build's functions.
+fn start_runner(delivery: &str) -> Runner {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cardbot-deploy-local"));
+    // The test controls these; the caller's settings must not leak in.
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "TABLE_NAME",
+        env::SIMULATOR_PORT,
+        env::WATCH_ADDRESS,
+        env::LOCAL_INSTANCES,
+        env::RELEASE,
+        env::APPROVAL_DEFINITIONS,
+        aws_env::EMULATOR_PORT,
+    ]
+    .into_iter()
+    .chain(PARAMETERS.iter().map(|(name, _)| *name))
+    {
+        command.env_remove(name);
+    }
+    command
+        .env(aws_env::FUNCTIONS_DIR, functions_dir())
+        .env(aws_env::STACK_NAME, format!("cardbot-{delivery}"))
+        .env("CARD_DELIVERY", delivery)
+        .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
+        .env(
             env::SIMULATOR_PORT,
-            env::WATCH_ADDRESS,
-            env::LOCAL_INSTANCES,
-            env::RELEASE,
-            env::APPROVAL_DEFINITIONS,
-            aws_env::EMULATOR_PORT,
-        ]
-        .into_iter()
-        .chain(PARAMETERS.iter().map(|(name, _)| *name))
-        {
-            command.env_remove(name);
-        }
-        let mut child = command
-            .env(aws_env::FUNCTIONS_DIR, functions_dir())
-            .env(aws_env::STACK_NAME, format!("cardbot-{delivery}"))
-            .env("CARD_DELIVERY", delivery)
-            .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
-            .env(
-                env::SIMULATOR_PORT,
-                process::free_port().unwrap().to_string(),
-            )
-            .env(env::DEMO, "0")
-            // The tutorial's flow: no approver source, the simulated approval decides.
-            .env("APPROVAL_FALLBACK", "simulated")
-            .env("APPROVER_FROM_LEADER", "false")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let keep = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("deploy-local │ {line}");
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines, log }
-    }
-
-    fn wait_ready(&self, within: Duration) -> Ready {
-        let deadline = Instant::now() + within;
-        let mut seen: std::collections::HashMap<&str, String> = Default::default();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
-                panic!(
-                    "no ready line within {within:?} ({e}): {}",
-                    self.log.lock().unwrap().join("\n")
-                )
-            });
-            for prefix in [
-                lines::EVENT_CALLBACK_URL,
-                lines::CARD_CALLBACK_URL,
-                lines::SIMULATOR_URL,
-                aws_lines::EMULATOR,
-                aws_lines::STACK,
-            ] {
-                if let Some(v) = line.strip_prefix(prefix) {
-                    seen.insert(prefix, v.trim().to_owned());
-                }
-            }
-            if line.starts_with(lines::READY) {
-                let take = |p: &str| {
-                    seen.get(p)
-                        .cloned()
-                        .unwrap_or_else(|| panic!("no {p} line"))
-                };
-                return Ready {
-                    event_url: take(lines::EVENT_CALLBACK_URL),
-                    card_url: take(lines::CARD_CALLBACK_URL),
-                    sim: take(lines::SIMULATOR_URL)
-                        .trim_end_matches('/')
-                        .trim_end_matches("/_sim")
-                        .to_owned(),
-                    endpoint: take(aws_lines::EMULATOR),
-                    stack: take(aws_lines::STACK),
-                };
-            }
-        }
-    }
-
-    /// SIGTERM, then waits; the exit status and the processes it had started that outlived it.
-    fn stop(&mut self) -> (Option<i32>, Vec<u32>) {
-        let tree = process::descendants(self.child.id());
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        std::thread::sleep(Duration::from_millis(300));
-        let orphans = tree
-            .into_iter()
-            .filter(|pid| process::alive(*pid))
-            .collect();
-        (status, orphans)
-    }
+            process::free_port().unwrap().to_string(),
+        )
+        .env(env::DEMO, "0")
+        // The tutorial's flow: no approver source, the simulated approval decides.
+        .env("APPROVAL_FALLBACK", "simulated")
+        .env("APPROVER_FROM_LEADER", "false")
+        .env("RUST_LOG", "info");
+    Runner::spawn(command, "deploy-local")
 }
 
-impl Drop for Runner {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.stop();
-        }
+fn wait_ready(runner: &Runner, within: Duration) -> Ready {
+    let mut seen = runner.wait_ready(
+        within,
+        &[
+            lines::EVENT_CALLBACK_URL,
+            lines::CARD_CALLBACK_URL,
+            lines::SIMULATOR_URL,
+            aws_lines::EMULATOR,
+            aws_lines::STACK,
+        ],
+    );
+    let mut take = |p| seen.remove(p).unwrap();
+    Ready {
+        event_url: take(lines::EVENT_CALLBACK_URL),
+        card_url: take(lines::CARD_CALLBACK_URL),
+        sim: take(lines::SIMULATOR_URL)
+            .trim_end_matches('/')
+            .trim_end_matches("/_sim")
+            .to_owned(),
+        endpoint: take(aws_lines::EMULATOR),
+        stack: take(aws_lines::STACK),
     }
 }
 
@@ -346,8 +271,8 @@ async fn wait_for_card(
 }
 
 fn play(delivery: &str) {
-    let mut runner = Runner::start(delivery);
-    let ready = runner.wait_ready(Duration::from_secs(600));
+    let mut runner = start_runner(delivery);
+    let ready = wait_ready(&runner, Duration::from_secs(600));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let api = Api::new(&ready.endpoint);

@@ -1,8 +1,7 @@
 //! The local stack of `make run`: the updater driver against DynamoDB Local's stream, the event
 //! shapes it sends, the runner's refusals, and the whole stack driven from outside over HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +13,7 @@ use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{JobStore, NewJob};
 use cardbot_tests::dynamodb_local;
 use cardbot_tests::local_stack::burst::{self, BurstPlan, SimControl};
+use cardbot_tests::local_stack::runner::Runner;
 use cardbot_tests::local_stack::updater::{self, Invoker, StreamsApi, UPDATER_FUNCTION};
 use cardbot_tests::local_stack::{demo, env, lines, process, watch, EVENT_CALLBACK};
 use serde_json::{json, Value};
@@ -211,121 +211,48 @@ fn the_runner_refuses_real_feishu_without_credentials() {
     assert!(stderr.contains("FEISHU_APP_ID"), "{stderr}");
 }
 
-/// The runner as `make run` starts it; stopped with SIGTERM (then SIGKILL) when dropped.
-struct Runner {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+/// The runner as `make run` starts it, with extra settings (e.g. `CARD_DELIVERY=message`).
+fn start_runner(settings: &[(&str, &str)]) -> Runner {
+    let mut command = runner();
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    command
+        .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
+        .env(
+            env::SIMULATOR_PORT,
+            process::free_port().unwrap().to_string(),
+        )
+        .env(env::DEMO, "0")
+        // The tutorial's flow below: no approver source, the simulated approval decides.
+        .env("APPROVAL_FALLBACK", "simulated")
+        .env("APPROVER_FROM_LEADER", "false")
+        // Two instances of each function, so the front's per-function slots and the shared
+        // limiter are exercised; the functions' info lines would only slow the small burst.
+        .env(env::LOCAL_INSTANCES, "2")
+        .env("RUST_LOG", "warn");
+    Runner::spawn(command, "runner")
 }
 
-impl Runner {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// The runner with extra settings (e.g. `CARD_DELIVERY=message`).
-    fn start_with(settings: &[(&str, &str)]) -> Self {
-        let mut command = runner();
-        for (name, value) in settings {
-            command.env(name, value);
-        }
-        let mut child = command
-            .env(env::WATCH_PORT, process::free_port().unwrap().to_string())
-            .env(
-                env::SIMULATOR_PORT,
-                process::free_port().unwrap().to_string(),
-            )
-            .env(env::DEMO, "0")
-            // The tutorial's flow below: no approver source, the simulated approval decides.
-            .env("APPROVAL_FALLBACK", "simulated")
-            .env("APPROVER_FROM_LEADER", "false")
-            // Two instances of each function, so the front's per-function slots and the shared
-            // limiter are exercised; the functions' info lines would only slow the small burst.
-            .env(env::LOCAL_INSTANCES, "2")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let keep = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("runner │ {line}");
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines, log }
-    }
-
-    /// Reads lines until the ready line; returns the value of each `prefix` line seen.
-    fn wait_ready(&self, within: Duration) -> (String, String, String) {
-        let deadline = Instant::now() + within;
-        let (mut event, mut card, mut sim) = (None, None, None);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no ready line within {within:?} ({e})"));
-            if let Some(v) = line.strip_prefix(lines::EVENT_CALLBACK_URL) {
-                event = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix(lines::CARD_CALLBACK_URL) {
-                card = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix(lines::SIMULATOR_URL) {
-                sim = Some(v.trim_end_matches('/').trim_end_matches("/_sim").to_owned());
-            } else if line.starts_with(lines::READY) {
-                return (event.unwrap(), card.unwrap(), sim.unwrap());
-            }
-        }
-    }
-
-    /// SIGTERM, then waits; returns the exit status and the processes it had started that outlived it.
-    fn stop(&mut self) -> (Option<i32>, Vec<u32>) {
-        let tree = process::descendants(self.child.id());
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(300));
-        let orphans = tree
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| !s.contains(") Z "))
-            })
-            .collect();
-        (status, orphans)
-    }
-}
-
-impl Runner {
-    /// Whether the runner printed a line that `matches`.
-    fn printed(&self, matches: impl Fn(&str) -> bool) -> bool {
-        self.log.lock().unwrap().iter().any(|l| matches(l))
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.stop();
-        }
-    }
+/// Waits for the ready line; (event callback URL, card callback URL, simulator base URL).
+fn wait_ready(runner: &Runner, within: Duration) -> (String, String, String) {
+    let mut seen = runner.wait_ready(
+        within,
+        &[
+            lines::EVENT_CALLBACK_URL,
+            lines::CARD_CALLBACK_URL,
+            lines::SIMULATOR_URL,
+        ],
+    );
+    let mut take = |p| seen.remove(p).unwrap();
+    let sim = take(lines::SIMULATOR_URL);
+    (
+        take(lines::EVENT_CALLBACK_URL),
+        take(lines::CARD_CALLBACK_URL),
+        sim.trim_end_matches('/')
+            .trim_end_matches("/_sim")
+            .to_owned(),
+    )
 }
 
 /// The small burst in message mode (`CARD_DELIVERY=message`: cards as JSON messages, updated by the
@@ -334,8 +261,8 @@ impl Drop for Runner {
 /// clicked card approved, no 429.
 #[test]
 fn a_small_burst_in_message_mode_is_answered_and_approved() {
-    let mut runner = Runner::start_with(&[("CARD_DELIVERY", "message")]);
-    let (event_url, card_url, sim) = runner.wait_ready(Duration::from_secs(1200));
+    let mut runner = start_runner(&[("CARD_DELIVERY", "message")]);
+    let (event_url, card_url, sim) = wait_ready(&runner, Duration::from_secs(1200));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let plan = BurstPlan {
@@ -368,9 +295,9 @@ fn a_small_burst_in_message_mode_is_answered_and_approved() {
 /// that is started again on the next request.
 #[test]
 fn make_run_serves_the_demo_conversation_over_http() {
-    let mut runner = Runner::start();
+    let mut runner = start_runner(&[]);
     // A cold build of the functions on 2 cores takes minutes.
-    let (event_url, card_url, sim) = runner.wait_ready(Duration::from_secs(1200));
+    let (event_url, card_url, sim) = wait_ready(&runner, Duration::from_secs(1200));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
@@ -463,7 +390,7 @@ fn make_run_serves_the_demo_conversation_over_http() {
         assert!(report.problems().is_empty(), "{:?}", report.problems());
 
         // A function process that dies is started again on the next request (as on Lambda).
-        let victim = watch::function_processes(runner.child.id())
+        let victim = watch::function_processes(runner.pid())
             .into_iter()
             .find_map(|(pid, name)| (name == EVENT_CALLBACK).then_some(pid))
             .expect("an event-callback process");
@@ -508,6 +435,6 @@ fn make_run_serves_the_demo_conversation_over_http() {
     let (status, orphans) = runner.stop();
     assert_eq!(status, Some(0), "the runner exits cleanly on SIGTERM");
     assert!(orphans.is_empty(), "processes left behind: {orphans:?}");
-    let log = runner.log.lock().unwrap().join("\n");
+    let log = runner.log_text();
     assert!(log.contains(" new job"), "the stream path delivered: {log}");
 }

@@ -6,6 +6,7 @@ pub mod burst;
 pub mod demo;
 pub mod front;
 pub mod process;
+pub mod runner;
 pub mod updater;
 pub mod watch;
 
