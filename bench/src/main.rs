@@ -1063,19 +1063,26 @@ async fn run_burst_deployed(plan: &BurstPlan, instances: usize) -> Result<BurstR
     let aws = LocalAwsOptions::from_lookup(&lookup)?;
     let mut stack = DeployedStack::new(options, aws);
     let started = std::time::Instant::now();
-    let result = match stack.start().await.cloned() {
-        Ok(urls) => {
-            eprintln!(
-                "deployed stack up in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            let sim = urls.simulator.clone().unwrap_or_default();
-            burst::run(&sim, &urls.event_callback, &urls.card_callback, plan).await
-        }
-        Err(e) => Err(e),
-    };
+    let urls = stack.start().await.cloned();
+    if urls.is_ok() {
+        eprintln!(
+            "deployed stack up in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let result = burst_through(urls, plan).await;
     stack.stop().await;
-    let report = result?;
+    result
+}
+
+/// Runs `plan` through a started stack's URLs (its simulator included); the report, also printed.
+async fn burst_through(
+    urls: Result<cardbot_tests::local_stack::Urls, String>,
+    plan: &BurstPlan,
+) -> Result<BurstReport, String> {
+    let urls = urls?;
+    let sim = urls.simulator.clone().unwrap_or_default();
+    let report = burst::run(&sim, &urls.event_callback, &urls.card_callback, plan).await?;
     eprintln!("{}", report.summary());
     Ok(report)
 }
@@ -1085,17 +1092,10 @@ async fn run_burst(plan: &BurstPlan, instances: usize) -> Result<BurstReport, St
     let lookup = burst_settings(vec![("CARDBOT_LOCAL_INSTANCES", instances.to_string())])?;
     let options = Options::from_lookup(&lookup)?;
     let mut stack = LocalStack::new(options);
-    let result = match stack.start().await.cloned() {
-        Ok(urls) => {
-            let sim = urls.simulator.clone().unwrap_or_default();
-            burst::run(&sim, &urls.event_callback, &urls.card_callback, plan).await
-        }
-        Err(e) => Err(e),
-    };
+    let urls = stack.start().await.cloned();
+    let result = burst_through(urls, plan).await;
     stack.stop().await;
-    let report = result?;
-    eprintln!("{}", report.summary());
-    Ok(report)
+    result
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
