@@ -10,6 +10,7 @@ use cardbot::decisions;
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{CardStore, JobStore, NewJob};
 use cardbot_tests::harness::{leave_form, toast, Bot};
+use cardbot_tests::local_aws::emulator::Api;
 use cardbot_tests::simulator::{ids, ChatKind, SimConfig, SimUser, Simulator};
 use cardbot_tests::{aws_emulator, dynamodb_local};
 use serde_json::{json, Value};
@@ -209,70 +210,20 @@ async fn a_job_retried_after_a_crash_puts_the_same_event_id() {
     assert_eq!(state.status, "leave_approved");
 }
 
-/// JSON 1.0 / 1.1 calls to the emulator (SQS, EventBridge set-up the test owns).
-async fn aws(endpoint: &str, target: &str, version: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{endpoint}/"))
-        .header("x-amz-target", target)
-        .header("content-type", format!("application/x-amz-json-{version}"))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{target}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 #[tokio::test]
 async fn decision_events_reach_a_rules_sqs_target_through_eventbridge() {
     let endpoint = aws_emulator::endpoint().await;
     let name = format!("decisions-{}", uuid::Uuid::new_v4().simple());
     // A bus of the test's own, so parallel tests' events stay apart.
-    aws(
-        &endpoint,
-        "AWSEvents.CreateEventBus",
-        "1.1",
-        json!({"Name": name}),
-    )
-    .await;
-    let queue = aws(
-        &endpoint,
-        "AmazonSQS.CreateQueue",
-        "1.0",
-        json!({"QueueName": name}),
-    )
-    .await;
-    let queue_url = queue["QueueUrl"].as_str().unwrap().to_owned();
-    let arn = aws(
-        &endpoint,
-        "AmazonSQS.GetQueueAttributes",
-        "1.0",
-        json!({"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]}),
-    )
-    .await["Attributes"]["QueueArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    aws(
-        &endpoint,
-        "AWSEvents.PutRule",
-        "1.1",
-        json!({
-            "Name": name,
-            "EventBusName": name,
-            "EventPattern": json!({"source": [decisions::SOURCE], "detail-type": [decisions::DETAIL_TYPE]}).to_string(),
-        }),
-    )
-    .await;
-    aws(
-        &endpoint,
-        "AWSEvents.PutTargets",
-        "1.1",
-        json!({"Rule": name, "EventBusName": name, "Targets": [{"Id": "queue", "Arn": arn}]}),
-    )
-    .await;
+    let api = Api::new(&endpoint);
+    api.events("CreateEventBus", json!({ "Name": name }))
+        .await
+        .unwrap();
+    let pattern = json!({"source": [decisions::SOURCE], "detail-type": [decisions::DETAIL_TYPE]});
+    let queue_url = api
+        .queue_for_rule(Some(&name), &name, &pattern)
+        .await
+        .unwrap();
 
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(aws_emulator::REGION))
@@ -288,24 +239,10 @@ async fn decision_events_reach_a_rules_sqs_target_through_eventbridge() {
     s.decide(&review, "btn_approve", "好的").await;
     assert_eq!(s.bot.sweep().await.failed, 0);
 
-    let mut received = Vec::new();
-    for _ in 0..50 {
-        let answer = aws(
-            &endpoint,
-            "AmazonSQS.ReceiveMessage",
-            "1.0",
-            json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
-        )
-        .await;
-        for message in answer["Messages"].as_array().cloned().unwrap_or_default() {
-            received
-                .push(serde_json::from_str::<Value>(message["Body"].as_str().unwrap()).unwrap());
-        }
-        if !received.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let received = api
+        .receive_events(&queue_url, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(received.len(), 1, "{received:?}");
     let event = &received[0];
     assert_eq!(event["source"], decisions::SOURCE);

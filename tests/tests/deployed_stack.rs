@@ -158,20 +158,6 @@ async fn jobs(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, St
         .collect()
 }
 
-/// An SQS call (JSON 1.0) to the emulator.
-async fn sqs(endpoint: &str, operation: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{endpoint}/"))
-        .header("x-amz-target", format!("AmazonSQS.{operation}"))
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "SQS {operation}");
-    response.json().await.unwrap_or(Value::Null)
-}
-
 /// The status of the click's post-answer job of the card in message `message_id` (the job's card
 /// key holds the message id in both delivery modes), once it is `want` or `within` has passed.
 async fn post_answer_status(
@@ -340,29 +326,10 @@ fn play(delivery: &str) {
 
         // Decision events: a rule on the default bus (the template's DecisionEventBus) sends
         // this app's to a queue the test reads.
-        let queue = sqs(&ready.endpoint, "CreateQueue", json!({"QueueName": "decisions"})).await;
-        let queue_url = queue["QueueUrl"].as_str().unwrap().to_owned();
-        let queue_arn = sqs(
-            &ready.endpoint,
-            "GetQueueAttributes",
-            json!({"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]}),
-        )
-        .await["Attributes"]["QueueArn"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        api.events(
-            "PutRule",
-            json!({"Name": "decisions", "EventPattern": json!({"source": ["cardbot"]}).to_string()}),
-        )
-        .await
-        .unwrap();
-        api.events(
-            "PutTargets",
-            json!({"Rule": "decisions", "Targets": [{"Id": "queue", "Arn": queue_arn}]}),
-        )
-        .await
-        .unwrap();
+        let queue_url = api
+            .queue_for_rule(None, "decisions", &json!({"source": ["cardbot"]}))
+            .await
+            .unwrap();
 
         // The secret the functions read their keys from is the template's.
         let secrets = aws_sdk_secretsmanager::Client::from_conf(
@@ -434,22 +401,10 @@ fn play(delivery: &str) {
             "done"
         );
         // The ended request's decision event, put by the deployed updater on the stack's bus.
-        let mut received = Vec::new();
-        for _ in 0..100 {
-            let answer = sqs(
-                &ready.endpoint,
-                "ReceiveMessage",
-                json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
-            )
-            .await;
-            for message in answer["Messages"].as_array().cloned().unwrap_or_default() {
-                received.push(serde_json::from_str::<Value>(message["Body"].as_str().unwrap()).unwrap());
-            }
-            if !received.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let received = api
+            .receive_events(&queue_url, Duration::from_secs(20))
+            .await
+            .unwrap();
         assert_eq!(received.len(), 1, "{received:?}");
         assert_eq!(received[0]["detail"]["request_id"], first.as_str());
         assert_eq!(received[0]["detail"]["outcome"], "approved");

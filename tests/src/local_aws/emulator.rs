@@ -332,14 +332,75 @@ impl Api {
         self.json_1_1(&format!("AWSEvents.{operation}"), body).await
     }
 
+    /// An SQS call (`AmazonSQS.<operation>`, JSON 1.0).
+    pub async fn sqs(&self, operation: &str, body: Value) -> Result<Value, String> {
+        self.json("1.0", &format!("AmazonSQS.{operation}"), body)
+            .await
+    }
+
+    /// An SQS queue `name` that receives the events of `bus` (`None`: the default bus) matching
+    /// `pattern` (an EventBridge event pattern) through a rule of the same name; its queue URL.
+    pub async fn queue_for_rule(
+        &self,
+        bus: Option<&str>,
+        name: &str,
+        pattern: &Value,
+    ) -> Result<String, String> {
+        let queue = self
+            .sqs("CreateQueue", json!({ "QueueName": name }))
+            .await?;
+        let url = queue["QueueUrl"].as_str().ok_or("no QueueUrl")?.to_owned();
+        let attributes = json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]});
+        let arn = self.sqs("GetQueueAttributes", attributes).await?["Attributes"]["QueueArn"]
+            .as_str()
+            .ok_or("no QueueArn")?
+            .to_owned();
+        let bus = bus.unwrap_or("default");
+        let rule = json!({"Name": name, "EventBusName": bus, "EventPattern": pattern.to_string()});
+        self.events("PutRule", rule).await?;
+        let target = json!({"Id": "queue", "Arn": arn});
+        let targets = json!({"Rule": name, "EventBusName": bus, "Targets": [target]});
+        self.events("PutTargets", targets).await?;
+        Ok(url)
+    }
+
+    /// The events (parsed message bodies) in the queue at `queue_url`, polled until some arrive or
+    /// `within` has passed.
+    pub async fn receive_events(
+        &self,
+        queue_url: &str,
+        within: Duration,
+    ) -> Result<Vec<Value>, String> {
+        let started = Instant::now();
+        loop {
+            let request = json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10});
+            let answer = self.sqs("ReceiveMessage", request).await?;
+            let received: Vec<Value> = answer["Messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| serde_json::from_str(m["Body"].as_str()?).ok())
+                .collect();
+            if !received.is_empty() || started.elapsed() >= within {
+                return Ok(received);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A call of an AWS JSON 1.1 API (`X-Amz-Target: <target>`).
     async fn json_1_1(&self, target: &str, body: Value) -> Result<Value, String> {
+        self.json("1.1", target, body).await
+    }
+
+    /// A call of an AWS JSON API of `version` (1.0 or 1.1; `X-Amz-Target: <target>`).
+    async fn json(&self, version: &str, target: &str, body: Value) -> Result<Value, String> {
         let operation = target;
         let response = self
             .http
             .post(format!("{}/", self.endpoint))
             .header("x-amz-target", target)
-            .header("content-type", "application/x-amz-json-1.1")
+            .header("content-type", format!("application/x-amz-json-{version}"))
             .body(body.to_string())
             .send()
             .await
