@@ -704,12 +704,11 @@ where
                             .skip(step.unwrap_or(0) + 1)
                             .any(|s| s.outcome == approval::StepOutcome::Upcoming) =>
                 {
-                    let next_step = approval::route::approve_automatically(&mut data.route)
-                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-                        .unwrap_or_default();
+                    let next_step =
+                        approval::route::approve_automatically(&mut data.route).unwrap_or_default();
                     data.notified.clear();
                     [
-                        approval::Timer::NotifyStep(next_step),
+                        approval::step_notify(&mut data, next_step),
                         approval::Timer::RefreshAll,
                     ]
                     .into_iter()
@@ -816,6 +815,7 @@ where
                 approver: to.clone(),
                 step: None,
                 cc: Some(kind),
+                round: 0,
             };
             let card =
                 approval::views::review_card(&request, Some(&viewer), &catalog, self.time_zone)
@@ -979,6 +979,7 @@ where
             JobKind::NotifyCc => self.run_notify_cc(job).await,
             JobKind::RefreshAll => self.run_refresh_all(job).await,
             JobKind::DecisionEvent => self.run_decision_event(job).await,
+            JobKind::Escalate => self.run_escalate(job).await,
             _ => self.run_card_update(job).await,
         };
         match result {
@@ -1063,13 +1064,19 @@ where
                 approver: approver.clone(),
                 step: step.clone(),
                 cc: None,
+                round: data.round,
             };
             let card = approval::views::review_card(&request, Some(&viewer), &catalog, time_zone)
                 .map_err(bad_job)?;
-            // One message per approver and step, however often the job is retried.
-            let key = match &step {
-                None => format!("notify:{}:{approver}", request.card_key),
-                Some(step) => format!("notify:{}:{step}:{approver}", request.card_key),
+            // One message per approver, step and round, however often the job is retried.
+            let key = match (&step, data.round) {
+                (None, 0) => format!("notify:{}:{approver}", request.card_key),
+                (Some(step), 0) => format!("notify:{}:{step}:{approver}", request.card_key),
+                (step, round) => format!(
+                    "notify:{}:r{round}:{}:{approver}",
+                    request.card_key,
+                    step.as_deref().unwrap_or_default()
+                ),
             };
             let sent = match feishu
                 .send_message(
@@ -1181,17 +1188,28 @@ where
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| (1..=crate::config::MAX_REMINDERS).contains(n))
             .ok_or_else(|| DeliverError::BadJob(format!("reminder {:?}", job.payload)))?;
+        let (max, every_ms, escalates) = {
+            let request = self.card_or_bad_job(&job.card_key).await?;
+            let remind = self.definition_of(&request).await?.remind.clone();
+            match remind {
+                // The definition's own reminders (`remind:`), and its escalation after the last.
+                Some(r) => (
+                    r.max,
+                    i64::try_from(r.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+                    r.escalate.is_some(),
+                ),
+                None => (
+                    crate::config::MAX_REMINDERS,
+                    self.remind_interval_ms(),
+                    false,
+                ),
+            }
+        };
         let mut recorded = None;
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let request = self.card_or_bad_job(&job.card_key).await?;
-            let step = followup::remind_step(
-                &request,
-                n,
-                crate::config::MAX_REMINDERS,
-                self.now,
-                self.remind_interval_ms(),
-            )
-            .map_err(bad_job)?;
+            let step =
+                followup::remind_step(&request, n, max, self.now, every_ms).map_err(bad_job)?;
             match step {
                 followup::RemindStep::NotWaiting => return Ok("request no longer waiting"),
                 followup::RemindStep::NobodyReachable => {
@@ -1210,9 +1228,16 @@ where
                     later,
                     review_cards,
                 } => {
+                    // The last reminder of a definition that escalates: the escalation one
+                    // interval later, should the step still wait.
+                    let escalation = (n == max && escalates).then(|| approval::Scheduled {
+                        timer: approval::Timer::Escalate(n),
+                        at: self.now + every_ms,
+                    });
                     let later: Vec<_> = later
-                        .map(|at| jobs::scheduled_job(&request.card_key, at))
                         .into_iter()
+                        .chain(escalation)
+                        .map(|at| jobs::scheduled_job(&request.card_key, at))
                         .collect();
                     match self.store.update_card_and_enqueue(&next, &later).await {
                         Ok(stored) => {
@@ -1282,6 +1307,107 @@ where
             }
         }
         Ok("approvers reminded")
+    }
+
+    /// The definition a request was filed with (its pinned version).
+    async fn definition_of(
+        &self,
+        request: &crate::store::CardState,
+    ) -> Result<std::sync::Arc<approval::definition::Definition>, DeliverError> {
+        let status = approval::status_of(request).map_err(bad_job)?;
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let kind = data.request_kind_of(status).map_err(bad_job)?;
+        Ok(self
+            .catalog(&[request])
+            .await?
+            .resolve(kind, data.definition))
+    }
+
+    /// A definition's reminders ran out and the request still waits: its `then: {escalate}`
+    /// target joins the waiting step (`approval::handover::escalate`), recorded in the trail and
+    /// written with the notify job that sends the target their card (one write; a retry finds
+    /// the target added and stops). `{leader: true}`: each silent approver's leader from the
+    /// contact API (a missing permission leaves that one out, with a WARN; any other contact
+    /// failure retries the job).
+    async fn run_escalate(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
+            return Ok("request no longer waiting");
+        }
+        let Some(target) = self
+            .definition_of(&request)
+            .await?
+            .remind
+            .as_ref()
+            .and_then(|r| r.escalate.clone())
+        else {
+            return Ok("the definition does not escalate");
+        };
+        let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+        let targets = match approval::handover::escalation_open_ids(&target) {
+            Some(open_ids) => open_ids,
+            None => {
+                let mut leaders = Vec::new();
+                for approver in approval::handover::silent(&data) {
+                    if !crate::cards::text::FeishuId::OpenId.is_valid(&approver) {
+                        continue;
+                    }
+                    let answer = self.feishu.get_user(&approver, self.deadline).await;
+                    match Leader::of(&approver, answer)? {
+                        Leader::Found(leader) => leaders.push(leader),
+                        Leader::NoPermission { code } => {
+                            crate::telemetry::approver_lookup_denied();
+                            tracing::warn!(
+                                code,
+                                "cannot read a silent approver's leader for escalation: grant \
+                                 contact:user.department:readonly and the contact data scope"
+                            );
+                        }
+                        Leader::None => {}
+                    }
+                }
+                leaders
+            }
+        };
+        for _ in 0..MAX_RECORD_ATTEMPTS {
+            let request = self.card_or_bad_job(&job.card_key).await?;
+            if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
+                return Ok("request no longer waiting");
+            }
+            let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
+            if !approval::handover::escalate(
+                &mut data,
+                &targets,
+                &request.requester_open_id,
+                self.now,
+            ) {
+                return Ok("nobody new to escalate to");
+            }
+            let mut next = request.clone();
+            next.data = data.to_value();
+            next.updated_at = self.now;
+            let followups: Vec<_> = [
+                approval::Timer::NotifyAdded(data.added),
+                approval::Timer::RefreshAll,
+            ]
+            .into_iter()
+            .map(|timer| {
+                jobs::scheduled_job(
+                    &request.card_key,
+                    approval::Scheduled {
+                        timer,
+                        at: self.now,
+                    },
+                )
+            })
+            .collect();
+            match self.store.update_card_and_enqueue(&next, &followups).await {
+                Ok(_) => return Ok("escalated"),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!("request {} kept changing", job.card_key)).into())
     }
 
     fn remind_interval_ms(&self) -> i64 {

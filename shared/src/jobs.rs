@@ -49,6 +49,8 @@ pub enum JobKind {
     RefreshAll,
     /// A request ended: put its decision event on the event bus (`DECISION_EVENT_BUS`).
     DecisionEvent,
+    /// A definition's reminders ran out: add its escalation target to the waiting step.
+    Escalate,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -69,6 +71,7 @@ impl JobKind {
             Self::NotifyCc => "notify_cc",
             Self::RefreshAll => "refresh_all",
             Self::DecisionEvent => "decision_event",
+            Self::Escalate => "escalate",
             Self::Other(kind) => kind,
         }
     }
@@ -96,6 +99,7 @@ impl From<&str> for JobKind {
             "notify_cc" => Self::NotifyCc,
             "refresh_all" => Self::RefreshAll,
             "decision_event" => Self::DecisionEvent,
+            "escalate" => Self::Escalate,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -144,7 +148,11 @@ impl JobKind {
             Self::NotifyCc => Some(Timer::NotifyCc),
             Self::RefreshAll => Some(Timer::RefreshAll),
             // Which reminder it is lives in the payload; the effects run it.
-            Self::Remind | Self::SendReply | Self::DecisionEvent | Self::Other(_) => None,
+            Self::Remind
+            | Self::SendReply
+            | Self::DecisionEvent
+            | Self::Escalate
+            | Self::Other(_) => None,
         }
     }
 
@@ -159,7 +167,8 @@ impl JobKind {
             Timer::Remind(_) => Self::Remind,
             Timer::PrivateForm => Self::PrivateForm,
             Timer::NotifyCc => Self::NotifyCc,
-            Timer::NotifyStep(_) => Self::NotifyApprovers,
+            Timer::NotifyStep(_) | Timer::NotifyAdded(_) => Self::NotifyApprovers,
+            Timer::Escalate(_) => Self::Escalate,
             Timer::RefreshAll => Self::RefreshAll,
         }
     }
@@ -175,6 +184,11 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
         // A step's approvers are notified by a job of that step (never a done one re-armed, so
         // it is written in the same transaction as the vote that made the step current).
         Timer::NotifyStep(n) => (format!("{}_{n}", kind.as_str()), json!({ "step": n })),
+        Timer::NotifyAdded(n) => (
+            format!("{}_added_{n}", kind.as_str()),
+            json!({ "added": n }),
+        ),
+        Timer::Escalate(n) => (kind.as_str().to_owned(), json!({ "after": n })),
         _ => (kind.as_str().to_owned(), json!({})),
     };
     NewJob {

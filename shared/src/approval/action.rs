@@ -24,6 +24,11 @@ pub enum ApprovalAction {
     Withdraw,
     /// The welcome card's 发起审批: `{"type":"start"}`; the approval card comes as a new message.
     Start,
+    /// The approver's 转交: `{"type":"transfer"}`; the chosen person in `form_value.transfer_to`,
+    /// an optional comment in `form_value.comment`.
+    Transfer,
+    /// The approver's 退回 (return for changes): `{"type":"return"}` (an optional comment).
+    Return,
 }
 
 /// Why a callback's `action.value` is not one of ours.
@@ -51,6 +56,8 @@ impl ApprovalAction {
             Self::Reject => serde_json::json!({ "type": "reject" }),
             Self::Withdraw => serde_json::json!({ "type": "withdraw" }),
             Self::Start => serde_json::json!({ "type": "start" }),
+            Self::Transfer => serde_json::json!({ "type": "transfer" }),
+            Self::Return => serde_json::json!({ "type": "return" }),
         }
     }
 
@@ -75,6 +82,8 @@ impl ApprovalAction {
             "withdraw" => return Ok(Self::Withdraw),
             "start" => return Ok(Self::Start),
             "open" => return Ok(Self::Choose),
+            "transfer" => return Ok(Self::Transfer),
+            "return" => return Ok(Self::Return),
             _ => {}
         }
         // Any other well-formed id is a request type's button; whether it is still defined is

@@ -153,6 +153,9 @@ pub fn new_review_state(
             approver: approver.to_owned(),
             step: step.map(str::to_owned),
             cc: None,
+            round: ApprovalData::from_value(&request.data)
+                .map(|d| d.round)
+                .unwrap_or_default(),
         })
         .unwrap_or(Value::Null),
         created_at: now,
@@ -177,6 +180,7 @@ pub fn new_cc_state(
         approver: to.to_owned(),
         step: None,
         cc: Some(kind),
+        round: 0,
     })
     .unwrap_or(Value::Null);
     state.list_key = None;
@@ -331,6 +335,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         // 发起审批 belongs to the welcome card, which has no state (the handler answers it).
         ApprovalAction::Approve
         | ApprovalAction::Reject
+        | ApprovalAction::Transfer
+        | ApprovalAction::Return
         | ApprovalAction::Start
         | ApprovalAction::Choose => return no_change(views::unknown_action_toast()),
     };
@@ -381,6 +387,10 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 Ok(values) => values,
                 Err(problem) => return no_change(views::form_problem_toast(&problem)),
             };
+            if super::handover::is_resubmission(&data) {
+                // 退回 and filed again: a new round; the first round's votes do not count.
+                super::handover::restart(&mut data, click.operator_open_id, click.now);
+            }
             data.route = super::route::start(&definition, &values);
             data.values = Some(values);
             data.submitted_by = click.operator_open_id.map(str::to_owned);
@@ -389,15 +399,31 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 at: click.now,
                 by: data.submitted_by.clone(),
                 action: AuditAction::Submitted,
+                to: Vec::new(),
+                comment: None,
             });
+            let notify = match data.round {
+                0 => Timer::NotifyApprovers,
+                _ => Timer::NotifyAdded(data.added),
+            };
             followups.push(Followup {
                 card_key: state.card_key.clone(),
                 scheduled: Scheduled {
-                    timer: Timer::NotifyApprovers,
+                    timer: notify,
                     at: click.now,
                 },
             });
-            if definition.cc.is_some() {
+            if data.round > 0 {
+                // The first round's cards show the new round began.
+                followups.push(Followup {
+                    card_key: state.card_key.clone(),
+                    scheduled: Scheduled {
+                        timer: Timer::RefreshAll,
+                        at: click.now,
+                    },
+                });
+            }
+            if definition.cc.is_some() && data.round == 0 {
                 followups.push(Followup {
                     card_key: state.card_key.clone(),
                     scheduled: Scheduled {
@@ -406,9 +432,16 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                     },
                 });
             }
-            // Reminders only while the request can still expire after them.
-            let first_reminder = click.now + click.remind_after_ms;
-            if first_reminder < state.created_at + click.approval_ttl_ms {
+            // Reminders only while the request can still expire after them (the definition's
+            // `remind.after`, else the deployment's); a new round keeps the first round's.
+            let remind_after_ms = definition
+                .remind
+                .as_ref()
+                .map_or(click.remind_after_ms, |r| {
+                    i64::try_from(r.after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+                });
+            let first_reminder = click.now + remind_after_ms;
+            if first_reminder < state.created_at + click.approval_ttl_ms && data.round == 0 {
                 followups.push(Followup {
                     card_key: state.card_key.clone(),
                     scheduled: Scheduled {
@@ -424,6 +457,8 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
                 at: click.now,
                 by: click.operator_open_id.map(str::to_owned),
                 action: AuditAction::Withdrawn,
+                to: Vec::new(),
+                comment: None,
             });
             super::route::cancel_rest(&mut data.route);
             if data.route.is_empty() {
@@ -509,6 +544,8 @@ pub fn no_approver_step(
         at: now,
         by: None,
         action: AuditAction::NoApprover,
+        to: Vec::new(),
+        comment: None,
     });
     if fallback == ApprovalFallback::Simulated {
         data.automatic = true;
@@ -516,6 +553,8 @@ pub fn no_approver_step(
             at: now,
             by: None,
             action: AuditAction::Approved,
+            to: Vec::new(),
+            comment: None,
         });
     }
     Ok(next)
@@ -594,7 +633,7 @@ fn decide_route_vote(
         data.notified.clear();
         followups.push(Followup {
             card_key: request.card_key.clone(),
-            scheduled: at(Timer::NotifyStep(u32::try_from(next).unwrap_or(u32::MAX))),
+            scheduled: at(step_notify(&mut data, next)),
         });
     }
     // Every card of the request shows the vote: the requester's, each approver's, each CC's,
@@ -624,6 +663,117 @@ fn decide_route_vote(
     })
 }
 
+/// The job that sends the cards of step `next`, now current: its own step's job in the first
+/// round; in a later round (whose step jobs ran in the first) one of [`ApprovalData::added`].
+pub fn step_notify(data: &mut ApprovalData, next: usize) -> Timer {
+    if data.round == 0 {
+        return Timer::NotifyStep(u32::try_from(next).unwrap_or(u32::MAX));
+    }
+    data.added += 1;
+    Timer::NotifyAdded(data.added)
+}
+
+/// An approver's 转交 or 退回 on their card (`handover`): only the card's approver, with a vote
+/// due; the written state is the request's, version-checked, as a vote's. 转交 gives the chosen
+/// candidate the approver's place (their card is sent by the job of the change); 退回 turns the
+/// requester's card back into the form, filled with what was filed. Every card is refreshed.
+fn decide_handover(
+    review_data: &ReviewData,
+    request: &CardState,
+    status: ApprovalStatus,
+    mut data: ApprovalData,
+    click: &Click<'_>,
+) -> Result<ClickDecision, DomainError> {
+    use super::handover::{self, HandoverRefusal};
+    let Some(operator) = click
+        .operator_open_id
+        .filter(|op| *op == review_data.approver)
+    else {
+        return no_change(views::not_approver_toast());
+    };
+    if !status.is_waiting() {
+        return refused(
+            status,
+            &data,
+            click.catalog,
+            Refusal::AlreadyDecided(status),
+        );
+    }
+    let comment = match parse_comment(click.form_value) {
+        Ok(comment) => comment,
+        Err(problem) => return no_change(views::form_problem_toast(&problem)),
+    };
+    let step = review_data.step.as_deref();
+    if !handover::vote_due(&data, step, operator) {
+        return no_change(views::step_decided_toast());
+    }
+    let at = |timer| Followup {
+        card_key: request.card_key.clone(),
+        scheduled: Scheduled {
+            timer,
+            at: click.now,
+        },
+    };
+    let (next, toast, mut followups) = if click.action == ApprovalAction::Transfer {
+        let definition = click
+            .catalog
+            .resolve(data.request_kind_of(status)?, data.definition);
+        let to = click
+            .form_value
+            .and_then(|f| f.get(super::request::fields::TRANSFER_TO))
+            .and_then(super::request::single_value)
+            .unwrap_or_default();
+        match handover::transfer(
+            &mut data,
+            &definition,
+            step,
+            &request.requester_open_id,
+            operator,
+            &to,
+            comment,
+            click.now,
+        ) {
+            Ok(()) => {}
+            Err(HandoverRefusal::NotACandidate) => {
+                return no_change(views::transfer_candidate_toast())
+            }
+            Err(HandoverRefusal::NotDue) => return no_change(views::step_decided_toast()),
+        }
+        (
+            status,
+            views::transferred_toast(),
+            vec![at(Timer::NotifyAdded(data.added))],
+        )
+    } else {
+        handover::record_return(&mut data, operator, comment, click.now);
+        let next = status
+            .apply(ApprovalEvent::Return)
+            .map_err(|r| DomainError::CorruptState(r.to_string()))?;
+        (next, views::returned_by_you_toast(), Vec::new())
+    };
+    // Every card of the request shows it: the requester's (the form again, after 退回), each
+    // approver's (the old one's says to whom it went), each CC's.
+    followups.push(at(Timer::RefreshAll));
+    let mut next_request = request.clone();
+    next_request.status = next.stored();
+    next_request.data = data.to_value();
+    next_request.updated_at = click.now;
+    let card = views::review_card(
+        &next_request,
+        Some(review_data),
+        click.catalog,
+        click.time_zone,
+    )?;
+    Ok(ClickDecision::Transition {
+        state: Box::new(next_request),
+        followups,
+        answer: CallbackAnswer {
+            toast: Some(toast),
+            card: Some(card),
+        },
+    })
+}
+
 /// The audit line of an approver's 同意 or 拒绝.
 fn decision_entry(by: &str, approve: bool, at: EpochMillis) -> AuditEntry {
     AuditEntry {
@@ -634,6 +784,8 @@ fn decision_entry(by: &str, approve: bool, at: EpochMillis) -> AuditEntry {
         } else {
             AuditAction::Rejected
         },
+        to: Vec::new(),
+        comment: None,
     }
 }
 
@@ -672,6 +824,7 @@ pub fn decide_review_click(
     let approve = match click.action {
         ApprovalAction::Approve if review_data.cc.is_none() => true,
         ApprovalAction::Reject if review_data.cc.is_none() => false,
+        ApprovalAction::Transfer | ApprovalAction::Return if review_data.cc.is_none() => false,
         _ => return no_change(views::unknown_action_toast()),
     };
     let status = status_of(request)?;
@@ -679,6 +832,16 @@ pub fn decide_review_click(
     if !status.is_final() && click.now >= request.created_at + click.approval_ttl_ms {
         // Past its time to live: the expiry job ends it; no decision may revive it meanwhile.
         return no_change(views::expired_toast());
+    }
+    if review_data.round != data.round || status.stage() == Some(super::machine::Stage::Draft) {
+        // A card of a round that was returned: the new round's card decides.
+        return no_change(views::returned_toast());
+    }
+    if matches!(
+        click.action,
+        ApprovalAction::Transfer | ApprovalAction::Return
+    ) {
+        return decide_handover(&review_data, request, status, data, click);
     }
     if !data.route.is_empty() {
         return decide_route_vote(&review_data, request, status, data, click, approve);

@@ -116,6 +116,8 @@ pub fn remind_step(
         at: now,
         by: None,
         action: AuditAction::Reminded,
+        to: Vec::new(),
+        comment: None,
     });
     let mut next = request.clone();
     next.data = data.to_value();

@@ -140,13 +140,16 @@ impl ApprovalStatus {
                 },
             )),
             (E::Withdraw, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Withdrawn)),
+            (E::Return, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Draft)),
             (E::Submit(_) | E::Open(_) | E::Move(_), Some(_), _) => {
                 Err(Refusal::AlreadySubmitted(self))
             }
             (E::Expire, _, _) => Err(Refusal::NotPending(self)),
-            (E::Approve | E::File | E::Decide { .. } | E::Withdraw | E::Unroute, _, _) => {
-                Err(Refusal::NotSubmitted(self))
-            }
+            (
+                E::Approve | E::File | E::Decide { .. } | E::Withdraw | E::Unroute | E::Return,
+                _,
+                _,
+            ) => Err(Refusal::NotSubmitted(self)),
         }
     }
 }
@@ -218,6 +221,8 @@ pub enum ApprovalEvent {
     Approve,
     /// The card outlived `APPROVAL_TTL` undecided.
     Expire,
+    /// An approver sent a filed request back for changes (退回): the requester's form again.
+    Return,
 }
 
 /// Why the state machine refused an event.
@@ -303,6 +308,18 @@ pub struct ApprovalData {
     /// The CC recipients whose card was sent (a retried job skips them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cc_sent: Vec<String>,
+    /// How often the request was returned for changes and filed again: its route's round (0:
+    /// the first). An approver's card of an earlier round no longer decides.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+    /// Approvers added to a waiting step (转交, escalation, a new round) so far: each addition's
+    /// notify job has its own id (`notify_approvers_added_<n>`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub added: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where one step of a route stands.
@@ -468,6 +485,14 @@ pub enum AuditAction {
     Expired,
     /// Filing found nobody to decide (refused, or decided automatically after it).
     NoApprover,
+    /// 转交: `by` handed their vote to `to`.
+    Transferred,
+    /// 退回: `by` sent the request back for changes.
+    Returned,
+    /// The requester filed it again after a return: the route starts over.
+    Resubmitted,
+    /// Reminders ran out: `to` was added to the waiting step.
+    Escalated,
 }
 
 impl AuditAction {
@@ -480,6 +505,10 @@ impl AuditAction {
             Self::Reminded => "提醒审批人",
             Self::Expired => "已过期",
             Self::NoApprover => "无审批人",
+            Self::Transferred => "转交",
+            Self::Returned => "退回修改",
+            Self::Resubmitted => "重新提交",
+            Self::Escalated => "超时升级",
         }
     }
 }
@@ -493,6 +522,25 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
     pub action: AuditAction,
+    /// Whom a 转交 or an escalation added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// The approver's comment on a 转交 or 退回 (shown on private cards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl AuditEntry {
+    /// An entry of `action` by `by` (`None`: the bot) at `at`.
+    pub fn new(at: EpochMillis, by: Option<&str>, action: AuditAction) -> Self {
+        Self {
+            at,
+            by: by.map(str::to_owned),
+            action,
+            to: Vec::new(),
+            comment: None,
+        }
+    }
 }
 
 /// `CardState.kind` of an approver's card: it shows a request kept on the requester's card.
@@ -511,6 +559,9 @@ pub struct ReviewData {
     /// A read-only card of a request's `cc`, not an approver's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cc: Option<CcKind>,
+    /// The request's round this card was sent in ([`ApprovalData::round`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
 }
 
 /// Whom a CC card was sent to.

@@ -23,6 +23,8 @@ pub mod fields {
     pub const REASON: &str = "reason";
     /// The approver's optional comment.
     pub const COMMENT: &str = "comment";
+    /// The approver's 转交 person picker (`select_person`).
+    pub const TRANSFER_TO: &str = "transfer_to";
     /// The 审批 card's select of request types (when there are more than fit as buttons).
     pub const DEFINITION: &str = "definition";
 }
@@ -139,6 +141,16 @@ fn string_field<'a>(form: &'a Map<String, Value>, name: &str) -> Option<Cow<'a, 
             Value::String(s) => Some(Cow::Borrowed(s.as_str())),
             _ => None,
         },
+        _ => None,
+    }
+}
+
+/// A picker's one value: a string, or an array of one string (a `select_person`'s `form_value`
+/// entry is the chosen open_id; an array is read too, as for the selects, `approval-apis.md` §7).
+pub fn single_value(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) if items.len() == 1 => items[0].as_str().map(str::to_owned),
         _ => None,
     }
 }

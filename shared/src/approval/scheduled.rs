@@ -42,6 +42,13 @@ pub enum Timer {
     /// A route's step `n` (0-based, after the first) became current: send its approvers their
     /// cards. A job of its own per step, written with the vote that decided the step before.
     NotifyStep(u32),
+    /// Approvers were added to the waiting step (转交, escalation) or a returned request was filed
+    /// again: send the ones not yet sent their card. `n` is [`super::ApprovalData::added`] after
+    /// the change, so each change has a job of its own, written with it.
+    NotifyAdded(u32),
+    /// A definition's reminders ran out with the step still waiting: add its escalation target.
+    /// `n` is the reminder the escalation follows.
+    Escalate(u32),
     /// A routed request changed: show every card of it again (the requester's, each
     /// approver's, each CC's). One job on the request, so votes in a row coalesce into one.
     RefreshAll,
@@ -184,6 +191,8 @@ pub fn on_timer(
                 at: now,
                 by: None,
                 action: super::machine::AuditAction::Expired,
+                to: Vec::new(),
+                comment: None,
             });
             super::route::cancel_rest(&mut next_data.route);
             next_state.status = ApprovalStatus::Expired.stored();
@@ -249,6 +258,8 @@ pub fn on_timer(
             | Timer::PrivateForm
             | Timer::NotifyCc
             | Timer::NotifyStep(_)
+            | Timer::NotifyAdded(_)
+            | Timer::Escalate(_)
             | Timer::RefreshAll,
             _,
         ) => Ok(CardStep::nothing(state, "not a card update")),

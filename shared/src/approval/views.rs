@@ -20,7 +20,8 @@ use crate::cards::text;
 use crate::cards::{
     Behavior, Button, ButtonType, Card, CardBody, CardConfig, CardHeader, Checker, Column,
     ColumnSet, DatePicker, Element, Form, HeaderTemplate, Input, Lang, MultiSelectStatic,
-    PlainText, Schema, SelectOption, SelectStatic, Summary, TagColor, TextTag, Toast, ToastKind,
+    PersonOption, PlainText, Schema, SelectOption, SelectPerson, SelectStatic, Summary, TagColor,
+    TextTag, Toast, ToastKind,
 };
 use crate::store::{CardState, EpochMillis};
 use jiff::tz::TimeZone;
@@ -873,6 +874,10 @@ pub fn render(
         _ if status == ApprovalStatus::Pending => pending_card(catalog),
         // A form left unfiled (its version pinned when it opened) expired: nothing to show of it.
         (None, _) if status == ApprovalStatus::Expired && data.values.is_none() => expired_card(),
+        // Returned for changes: the form again, filled with what was filed.
+        (Some(Stage::Draft), Some(kind)) if data.values.is_some() => {
+            returned_form_card(kind, data, time_zone)
+        }
         (Some(Stage::Draft), Some(kind)) => form_card(kind),
         (Some(Stage::Moved), Some(kind)) => moved_card(kind),
         // A request with an approver (filed, decided, withdrawn, or expired after filing) shows
@@ -935,6 +940,13 @@ pub mod request_ids {
     pub const BTN_APPROVE: &str = "btn_approve";
     pub const BTN_REJECT: &str = "btn_reject";
     pub const BTN_WITHDRAW: &str = "btn_withdraw";
+    pub const BTN_TRANSFER: &str = "btn_transfer";
+    pub const BTN_RETURN: &str = "btn_return";
+    pub const TRANSFER_PICKER: &str = "transfer_to";
+    /// A note on an approver's card: handed on (转交), or a round that was returned.
+    pub const HANDOVER: &str = "handover";
+    /// The returned form's note: who returned it, and why.
+    pub const RETURNED: &str = "returned";
 }
 
 fn submit_button(
@@ -976,6 +988,7 @@ fn input(name: &str, placeholder: (&str, &str), required: bool, multiline: bool)
         max_length: Some(u32::try_from(MAX_REASON_CHARS).unwrap_or(1000)),
         input_type: multiline.then(|| "multiline_text".to_owned()),
         label: None,
+        default_value: None,
     })
 }
 
@@ -1076,6 +1089,7 @@ fn field_elements(field: &Field, index: usize) -> Vec<Element> {
                 input_type: (field.field_type == FieldType::Textarea)
                     .then(|| "multiline_text".to_owned()),
                 label: None,
+                default_value: None,
             })
         }
         FieldType::Select => Element::SelectStatic(SelectStatic {
@@ -1092,6 +1106,7 @@ fn field_elements(field: &Field, index: usize) -> Vec<Element> {
             required: field.required,
             placeholder: PlainText::both(&placeholder.zh_cn, &placeholder.en_us),
             options: options(field),
+            selected_values: Vec::new(),
         }),
         FieldType::Date => date_picker(id(""), field.name.clone(), field.required, &placeholder),
         FieldType::Checkbox => Element::Checker(Checker {
@@ -1146,6 +1161,87 @@ pub fn form_card(kind: &Definition) -> Card {
                 }),
             ],
         },
+    }
+}
+
+/// The requester's card after 退回: who returned it and their comment, then the form filled with
+/// what was filed (inputs' `default_value`, selects' `initial_option`, pickers' `initial_date`,
+/// checkers' `checked`); 提交 files it again and the route starts over.
+pub fn returned_form_card(kind: &Definition, data: &ApprovalData, time_zone: &TimeZone) -> Card {
+    let mut card = form_card(kind);
+    let values = data.values.clone().unwrap_or_default();
+    for element in &mut card.body.elements {
+        if let Element::Form(form) = element {
+            for child in &mut form.elements {
+                prefill(child, &values);
+            }
+        }
+    }
+    let returned = data
+        .audit
+        .iter()
+        .rev()
+        .find(|e| e.action == AuditAction::Returned)
+        .cloned();
+    if let Some(entry) = returned {
+        let by = entry.by.as_deref().map(who).unwrap_or_default();
+        let at = format_local(entry.at, time_zone);
+        let comment = entry
+            .comment
+            .as_deref()
+            .map(|c| text::escape_markdown(c, MAX_REASON_CHARS))
+            .unwrap_or_default();
+        card.body.elements.insert(
+            0,
+            Element::markdown_localized(request_ids::RETURNED, |lang| {
+                let head = match lang {
+                    Lang::ZhCn => format!("{by} 于 {at} 退回了申请，请修改后重新提交"),
+                    Lang::EnUs => {
+                        format!("{by} returned the request at {at}: change it and submit it again")
+                    }
+                };
+                match comment.is_empty() {
+                    true => head,
+                    false => format!("{head}\n> {comment}"),
+                }
+            }),
+        );
+    }
+    card
+}
+
+/// Fills one form component with the filed value of its `name` (a date range's pickers are
+/// named after its two halves: `request::parse_form` stores them as `{start, end}`).
+fn prefill(element: &mut Element, values: &Map<String, Value>) {
+    let range_half = |name: &str| {
+        let (field, half) = name
+            .strip_prefix("start_")
+            .map(|f| (f, "start"))
+            .or_else(|| name.strip_prefix("end_").map(|f| (f, "end")))?;
+        values.get(field)?.get(half)?.as_str().map(str::to_owned)
+    };
+    let plain = |name: &str| match values.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    match element {
+        Element::Input(i) => i.default_value = plain(&i.name),
+        Element::SelectStatic(s) => s.initial_option = plain(&s.name),
+        Element::DatePicker(d) => d.initial_date = plain(&d.name).or_else(|| range_half(&d.name)),
+        Element::Checker(c) => c.checked = values.get(&c.name) == Some(&Value::Bool(true)),
+        Element::MultiSelectStatic(m) => {
+            m.selected_values = values
+                .get(&m.name)
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        _ => {}
     }
 }
 
@@ -1273,6 +1369,10 @@ fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
             AuditAction::Reminded => "reminded the approvers",
             AuditAction::Expired => "expired",
             AuditAction::NoApprover => "found no approver",
+            AuditAction::Transferred => "transferred",
+            AuditAction::Returned => "returned the request for changes",
+            AuditAction::Resubmitted => "submitted the request again",
+            AuditAction::Escalated => "escalated (reminders ran out)",
         },
     )
 }
@@ -1287,8 +1387,13 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> Strin
                 .as_deref()
                 .map(who)
                 .unwrap_or_else(|| lang.pick("系统", "cardbot").to_owned());
+            let to: Vec<String> = entry.to.iter().map(|t| who(t)).collect();
+            let to = match to.is_empty() {
+                true => String::new(),
+                false => format!(" → {}", to.join(" ")),
+            };
             format!(
-                "{} · {by} {}",
+                "{} · {by} {}{to}",
                 format_local(entry.at, time_zone),
                 audit_label(entry.action, lang)
             )
@@ -1323,6 +1428,11 @@ fn request_status(
             ("无审批人".to_owned(), "No approver".to_owned()),
             TagColor::Red,
             HeaderTemplate::Grey,
+        ),
+        Some(Stage::Draft) => (
+            ("已退回修改".to_owned(), "Returned for changes".to_owned()),
+            TagColor::Orange,
+            HeaderTemplate::Yellow,
         ),
         _ if status == ApprovalStatus::Expired => (
             ("已过期".to_owned(), "Expired".to_owned()),
@@ -1652,10 +1762,13 @@ pub fn review_card(
     // a one-step request, the current step's cards of a route; never a CC card.
     let votes = status.stage() == Some(Stage::Filed)
         && cc.is_none()
-        && (data.route.is_empty()
-            || viewer.is_some_and(|v| {
-                super::route::awaits(&data.route, v.step.as_deref(), &v.approver)
-            }));
+        && match viewer {
+            None => data.route.is_empty(),
+            Some(v) => {
+                v.round == data.round
+                    && super::handover::vote_due(&data, v.step.as_deref(), &v.approver)
+            }
+        };
     if cc.is_some() {
         return Ok(request_card_of(
             kind,
@@ -1668,32 +1781,16 @@ pub fn review_card(
             Vec::new(),
         ));
     }
-    let buttons = votes.then(|| {
-        Element::Form(Form {
-            element_id: request_ids::REVIEW_FORM.to_owned(),
-            name: request_ids::REVIEW_FORM.to_owned(),
-            elements: vec![
-                input(
-                    fields::COMMENT,
-                    ("审批意见（选填）", "Comment (optional)"),
-                    false,
-                    true,
-                ),
-                submit_button(
-                    request_ids::BTN_APPROVE,
-                    ("同意", "Approve"),
-                    ButtonType::PrimaryFilled,
-                    ApprovalAction::Approve,
-                ),
-                submit_button(
-                    request_ids::BTN_REJECT,
-                    ("拒绝", "Reject"),
-                    ButtonType::DangerFilled,
-                    ApprovalAction::Reject,
-                ),
-            ],
-        })
-    });
+    let mut extra: Vec<Element> = viewer
+        .and_then(|v| handover_note(&data, v))
+        .into_iter()
+        .collect();
+    if votes {
+        let candidates = viewer.map_or_else(Vec::new, |v| {
+            super::handover::transfer_candidates(kind, &data, v.step.as_deref(), requester)
+        });
+        extra.push(review_form(&candidates));
+    }
     Ok(request_card_of(
         kind,
         status,
@@ -1702,8 +1799,94 @@ pub fn review_card(
             format!("{} approval", english_label(kind)),
         ),
         elements,
-        buttons.into_iter().collect(),
+        extra,
     ))
+}
+
+/// What became of `viewer`'s place: handed on by their 转交 (to whom), or a round returned and
+/// filed again (this card no longer decides).
+fn handover_note(data: &ApprovalData, viewer: &ReviewData) -> Option<Element> {
+    if viewer.round < data.round {
+        return Some(Element::markdown_localized(request_ids::HANDOVER, |lang| {
+            lang.pick(
+                "申请已退回修改并重新提交：本卡片不再审批，新一轮审批见新卡片",
+                "The request was returned and submitted again: this card no longer decides; \
+                 the new round has its own card",
+            )
+            .to_owned()
+        }));
+    }
+    let to = data
+        .audit
+        .iter()
+        .rev()
+        .find(|e| {
+            e.action == AuditAction::Transferred && e.by.as_deref() == Some(&viewer.approver)
+        })?
+        .to
+        .first()
+        .map(|t| who(t))?;
+    Some(Element::markdown_localized(
+        request_ids::HANDOVER,
+        |lang| match lang {
+            Lang::ZhCn => format!("你已将此审批转交给 {to}"),
+            Lang::EnUs => format!("You transferred this approval to {to}"),
+        },
+    ))
+}
+
+/// An approver's form while their vote is due: an optional comment, 同意 / 拒绝, 转交 to one of
+/// `candidates` (when there are any), and 退回 for changes.
+fn review_form(candidates: &[String]) -> Element {
+    let mut elements = vec![input(
+        fields::COMMENT,
+        ("审批意见（选填）", "Comment (optional)"),
+        false,
+        true,
+    )];
+    if !candidates.is_empty() {
+        elements.push(Element::SelectPerson(SelectPerson {
+            element_id: request_ids::TRANSFER_PICKER.to_owned(),
+            name: fields::TRANSFER_TO.to_owned(),
+            required: false,
+            placeholder: PlainText::both("转交给（选填）", "Transfer to (optional)"),
+            options: candidates
+                .iter()
+                .map(|c| PersonOption { value: c.clone() })
+                .collect(),
+        }));
+    }
+    elements.push(submit_button(
+        request_ids::BTN_APPROVE,
+        ("同意", "Approve"),
+        ButtonType::PrimaryFilled,
+        ApprovalAction::Approve,
+    ));
+    elements.push(submit_button(
+        request_ids::BTN_REJECT,
+        ("拒绝", "Reject"),
+        ButtonType::DangerFilled,
+        ApprovalAction::Reject,
+    ));
+    if !candidates.is_empty() {
+        elements.push(submit_button(
+            request_ids::BTN_TRANSFER,
+            ("转交", "Transfer"),
+            ButtonType::Default,
+            ApprovalAction::Transfer,
+        ));
+    }
+    elements.push(submit_button(
+        request_ids::BTN_RETURN,
+        ("退回修改", "Return for changes"),
+        ButtonType::Default,
+        ApprovalAction::Return,
+    ));
+    Element::Form(Form {
+        element_id: request_ids::REVIEW_FORM.to_owned(),
+        name: request_ids::REVIEW_FORM.to_owned(),
+        elements,
+    })
 }
 
 /// The text the requester gets when an approver decides or the request expires (Chinese, then
@@ -1858,6 +2041,38 @@ pub fn already_voted_toast() -> Toast {
     )
 }
 
+/// The toast for a click on an approver's card of a round that was returned for changes.
+pub fn returned_toast() -> Toast {
+    Toast::new(
+        ToastKind::Info,
+        "申请已退回修改，请在重新提交后的新卡片上审批",
+        "The request was returned for changes; decide on the card of its new submission",
+    )
+}
+
+/// The toast for 转交 without a person, or to one who is not offered.
+pub fn transfer_candidate_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "请从候选人中选择转交对象",
+        "Choose whom to transfer to from the candidates",
+    )
+}
+
+/// The toast after a 转交.
+pub fn transferred_toast() -> Toast {
+    Toast::new(ToastKind::Success, "已转交", "Transferred")
+}
+
+/// The toast after a 退回.
+pub fn returned_by_you_toast() -> Toast {
+    Toast::new(
+        ToastKind::Success,
+        "已退回申请人修改",
+        "Returned to the requester for changes",
+    )
+}
+
 /// The toast for a withdrawn request.
 pub fn withdrawn_toast() -> Toast {
     Toast::new(ToastKind::Success, "已撤回申请", "Request withdrawn")
@@ -1922,6 +2137,8 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
                 at: i,
                 by: Some(approvers[0].clone()),
                 action: AuditAction::Reminded,
+                to: Vec::new(),
+                comment: None,
             })
             .collect(),
         ..ApprovalData::default()
@@ -2347,6 +2564,8 @@ mod tests {
                         at: NOW + i,
                         by: Some(approvers[0].clone()),
                         action: super::super::machine::AuditAction::Reminded,
+                        to: Vec::new(),
+                        comment: None,
                     })
                     .collect(),
                 ..ApprovalData::default()
@@ -2382,10 +2601,14 @@ mod tests {
                     filed,
                     "{status:?}"
                 );
-                assert!(!json.contains("长<"), "escaped: {status:?}");
                 if status.stage() == Some(Stage::Draft) {
+                    // Returned for changes: the form filled with what was filed. An input's
+                    // `default_value` is plain text (never markup), so it keeps the value as
+                    // typed; the returned note's comment is escaped like every markdown text.
+                    assert!(json.contains("\"default_value\""), "{status:?}");
                     continue;
                 }
+                assert!(!json.contains("长<"), "escaped: {status:?}");
                 request.data = data.to_value();
                 let review = review_card(&request, None, &BUILTIN, &shanghai()).unwrap();
                 assert_eq!(review.validate(), Ok(()), "{status:?}");

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -484,7 +485,9 @@ impl LocalStack {
         Ok(())
     }
 
-    /// The first request to each function starts it: do that now, not on Feishu's 3 s clock.
+    /// The first request to each function instance starts it (a `cargo run` of a few seconds): do
+    /// that now, not on Feishu's 3 s clock. `instances` requests at once to each function, as cargo
+    /// lambda watch starts another instance while none is idle (a starting one is not).
     async fn warm_up(
         &self,
         http: &reqwest::Client,
@@ -505,13 +508,15 @@ impl LocalStack {
             }
         };
         let sweep = updater::scheduled_event(std::time::SystemTime::now(), &self.options.region);
+        let n = usize::from(self.options.instances.max(1));
         let (event, card, updater) = tokio::join!(
-            knock(urls.event_callback.clone()),
-            knock(urls.card_callback.clone()),
-            invoker.invoke(updater::UPDATER_FUNCTION, &sweep),
+            join_all((0..n).map(|_| knock(urls.event_callback.clone()))),
+            join_all((0..n).map(|_| knock(urls.card_callback.clone()))),
+            join_all((0..n).map(|_| invoker.invoke(updater::UPDATER_FUNCTION, &sweep))),
         );
-        let event = event?;
-        let card = card?;
+        let event = event.into_iter().collect::<Result<Vec<_>, _>>()?[0];
+        let card = card.into_iter().collect::<Result<Vec<_>, _>>()?[0];
+        let updater = updater.into_iter().collect::<Result<Vec<_>, _>>();
         say(format!(
             "functions up: event-callback {event} and card-action {card} to an unsigned probe \
              (refused, as they must; their WARN `request rejected` lines are that probe), card-updater {}",

@@ -337,6 +337,8 @@ pub enum Element {
     MultiSelectStatic(MultiSelectStatic),
     /// A `checker`: a box to tick.
     Checker(Checker),
+    /// A `select_person`: one person among the given candidates.
+    SelectPerson(SelectPerson),
 }
 
 /// `{"tag":"form","name":…,"elements":[…]}`: at the body root only; its interactive children
@@ -411,6 +413,11 @@ pub struct MultiSelectStatic {
     pub placeholder: PlainText,
     /// `options`: the choices, in the order shown.
     pub options: Vec<SelectOption>,
+    /// `selected_values`: the options chosen at first. Feishu's field name for a multi-select's
+    /// initial choices is unconfirmed (`../shared/feishu/` does not list it): a client that does
+    /// not know it shows the select empty, and the requester chooses again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected_values: Vec<String>,
 }
 
 /// `{"tag":"checker",…}` inside a form: its `form_value` entry is `true` or `false` (a string
@@ -427,6 +434,33 @@ pub struct Checker {
     pub checked: bool,
     /// `text`: the words beside the box.
     pub text: PlainText,
+}
+
+/// `{"tag":"select_person",…}` inside a form: Feishu's person picker, showing only `options` (when
+/// given; else the chat's members, which in a p2p chat is only the viewer). Its `form_value` entry
+/// is the chosen person's open_id (`cards-and-cardkit.md` §1.2: `option` and `form_value` carry a
+/// select's value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectPerson {
+    /// `element_id` (see [`SelectStatic::element_id`]).
+    #[serde(default)]
+    pub element_id: String,
+    /// `name`: the key of the chosen open_id in `form_value`.
+    pub name: String,
+    /// `required`: a person must be chosen for the form to submit; left out when `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// `placeholder`: the text shown while nobody is chosen.
+    pub placeholder: PlainText,
+    /// `options`: the candidates, `{"value": "<open_id>"}` each (Feishu shows their names).
+    pub options: Vec<PersonOption>,
+}
+
+/// One candidate of a [`SelectPerson`]: `{"value": "<open_id>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonOption {
+    /// `value`: the person's open_id, what `form_value` carries when they are chosen.
+    pub value: String,
 }
 
 /// One option of a select: shown `text`, returned `value`.
@@ -462,6 +496,9 @@ pub struct Input {
     /// `label`: the field's label; none when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<PlainText>,
+    /// `default_value`: the text it starts with (`approval-apis.md` §6); empty when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
 }
 
 /// `{"tag":"markdown","element_id":…,"content":…}`.
@@ -609,6 +646,7 @@ impl Element {
             Self::Input(i) => &i.element_id,
             Self::MultiSelectStatic(m) => &m.element_id,
             Self::Checker(c) => &c.element_id,
+            Self::SelectPerson(p) => &p.element_id,
         }
     }
 
@@ -805,6 +843,7 @@ impl Card {
                     Element::Input(i) => Some(&i.name),
                     Element::MultiSelectStatic(m) => Some(&m.name),
                     Element::Checker(c) => Some(&c.name),
+                    Element::SelectPerson(p) => Some(&p.name),
                     Element::Button(b) => {
                         submit |= b.form_action_type.as_deref() == Some("submit");
                         b.name.as_ref()

@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use super::decimal::strict_decimal;
 use super::when::Condition;
 use super::{
-    Approvers, Cc, Choice, Definition, DefinitionSet, Field, FieldType, Mode, RequestKind, Step,
-    Text,
+    Approvers, Cc, Choice, Definition, DefinitionSet, Escalate, Field, FieldType, Mode, Remind,
+    RequestKind, Step, Text, TransferTo,
 };
 use crate::cards::text::FeishuId;
 
@@ -54,8 +54,17 @@ pub const RESERVED_FIELD_NAMES: [&str; 3] = ["btn_file", "request_form", "commen
 /// The largest file read, in bytes.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
-const DEFINITION_KEYS: [&str; 6] = ["id", "name", "fields", "approvers", "steps", "cc"];
-const STEP_KEYS: [&str; 4] = ["id", "approvers", "mode", "when"];
+const DEFINITION_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "fields",
+    "approvers",
+    "steps",
+    "cc",
+    "transfer_to",
+    "remind",
+];
+const STEP_KEYS: [&str; 5] = ["id", "approvers", "mode", "when", "transfer_to"];
 /// The most steps a route holds.
 pub const MAX_STEPS: usize = 10;
 const FIELD_KEYS: [&str; 15] = [
@@ -318,6 +327,18 @@ impl Reader {
             (Some(_), None) => Vec::new(),
         };
         let cc = map.get_node("cc").and_then(|node| self.cc(node));
+        let transfer_to = match map.get_node("transfer_to") {
+            Some(node) if map.get_node("steps").is_some() => {
+                self.problem(
+                    node.span(),
+                    format!("{what} has `steps` and `transfer_to`: give each step its transfer_to"),
+                );
+                None
+            }
+            Some(node) => self.transfer_to(node),
+            None => None,
+        };
+        let remind = map.get_node("remind").and_then(|node| self.remind(node));
         let route_ok = self.problems.len() == before;
         match (id, name, fields, approvers_ok && route_ok) {
             (Some(id), Some(name), Some(fields), true) => Some(Definition {
@@ -327,6 +348,8 @@ impl Reader {
                 approvers,
                 steps,
                 cc,
+                transfer_to,
+                remind,
             }),
             _ => None,
         }
@@ -350,6 +373,8 @@ impl Reader {
             approvers: None,
             steps: Vec::new(),
             cc: None,
+            transfer_to: None,
+            remind: None,
         };
         let mut ids = HashSet::new();
         let mut out = Vec::new();
@@ -403,14 +428,19 @@ impl Reader {
                     }
                 }),
             };
-            if let (Some(id), Some(approvers), Some(mode), Some(when)) =
-                (step_id, approvers, mode, when)
+            let transfer_to = match map.get_node("transfer_to") {
+                None => Some(None),
+                Some(n) => self.transfer_to(n).map(Some),
+            };
+            if let (Some(id), Some(approvers), Some(mode), Some(when), Some(transfer_to)) =
+                (step_id, approvers, mode, when, transfer_to)
             {
                 out.push(Step {
                     id,
                     approvers: Some(approvers),
                     mode,
                     when,
+                    transfer_to,
                 });
             }
         }
@@ -785,43 +815,134 @@ impl Reader {
         out
     }
 
+    /// `open_ids: […]`: 1–[`crate::config::MAX_APPROVERS`] distinct open_ids.
+    fn open_ids(&mut self, ids: &Node) -> Option<Vec<String>> {
+        let Some(list) = ids.as_sequence() else {
+            self.problem(ids.span(), "open_ids must be a list");
+            return None;
+        };
+        if list.is_empty() || list.len() > crate::config::MAX_APPROVERS {
+            self.problem(
+                ids.span(),
+                format!(
+                    "open_ids needs 1 to {} open_ids",
+                    crate::config::MAX_APPROVERS
+                ),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for id in list.iter() {
+            let s = self.scalar(id, "an open_id")?;
+            if !FeishuId::OpenId.is_valid(s.as_str()) {
+                self.problem(
+                    s.span(),
+                    format!("`{}` is not an open_id (ou_…)", s.as_str()),
+                );
+                return None;
+            }
+            if out.iter().any(|o: &String| o == s.as_str()) {
+                self.problem(s.span(), format!("duplicate open_id `{}`", s.as_str()));
+                return None;
+            }
+            out.push(s.as_str().to_owned());
+        }
+        Some(out)
+    }
+
+    /// `transfer_to: {open_ids: […]}`.
+    fn transfer_to(&mut self, node: &Node) -> Option<TransferTo> {
+        let map = self.mapping(node, "transfer_to")?;
+        self.known_keys(map, &["open_ids"], "transfer_to");
+        let Some(ids) = map.get_node("open_ids") else {
+            self.problem(map.span(), "transfer_to needs `open_ids`");
+            return None;
+        };
+        Some(TransferTo {
+            open_ids: self.open_ids(ids)?,
+        })
+    }
+
+    /// A duration: seconds, or a number with s/m/h/d, below the 14-day life of a request's cards.
+    fn duration_secs(&mut self, node: &Node, what: &str) -> Option<u64> {
+        let s = self.scalar(node, what)?;
+        match feishu_kit::config::parse_duration(s.as_str()) {
+            Some(d) if d.as_secs() < 14 * 86_400 => Some(d.as_secs()),
+            _ => {
+                self.problem(
+                    s.span(),
+                    format!(
+                        "{what} `{}` must be a duration below 14 days: seconds, or a number with \
+                         s/m/h/d (e.g. 8h)",
+                        s.as_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `remind: {after, every, max, then: {escalate: {leader: true} | {open_ids: […]}}}`.
+    fn remind(&mut self, node: &Node) -> Option<Remind> {
+        let map = self.mapping(node, "remind")?;
+        self.known_keys(map, &["after", "every", "max", "then"], "remind");
+        let before = self.problems.len();
+        let need = |this: &mut Self, key: &str| {
+            let node = map.get_node(key);
+            if node.is_none() {
+                this.problem(map.span(), format!("remind needs `{key}`"));
+            }
+            node
+        };
+        let after = need(self, "after").and_then(|n| self.duration_secs(n, "remind.after"));
+        let every = need(self, "every").and_then(|n| self.duration_secs(n, "remind.every"));
+        let most = crate::config::MAX_REMINDERS;
+        let max = need(self, "max").and_then(|n| {
+            let s = self.scalar(n, "remind.max")?;
+            match s.as_str().parse::<u32>() {
+                Ok(m) if (1..=most).contains(&m) => Some(m),
+                _ => {
+                    self.problem(
+                        s.span(),
+                        format!("remind.max `{}` must be 1 to {most}", s.as_str()),
+                    );
+                    None
+                }
+            }
+        });
+        let escalate = match map.get_node("then") {
+            None => None,
+            Some(then) => {
+                let then = self.mapping(then, "remind.then")?;
+                self.known_keys(then, &["escalate"], "remind.then");
+                let Some(target) = then.get_node("escalate") else {
+                    self.problem(then.span(), "remind.then needs `escalate`");
+                    return None;
+                };
+                match self.approvers(target)? {
+                    Approvers::OpenIds { open_ids } => Some(Escalate::OpenIds { open_ids }),
+                    Approvers::Leader { leader } => Some(Escalate::Leader { leader }),
+                }
+            }
+        };
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Remind {
+            after_secs: after?,
+            every_secs: every?,
+            max: max?,
+            escalate,
+        })
+    }
+
     fn approvers(&mut self, node: &Node) -> Option<Approvers> {
         let map = self.mapping(node, "approvers")?;
         self.known_keys(map, &["open_ids", "leader"], "approvers");
         match (map.get_node("open_ids"), map.get_node("leader")) {
-            (Some(ids), None) => {
-                let Some(list) = ids.as_sequence() else {
-                    self.problem(ids.span(), "open_ids must be a list");
-                    return None;
-                };
-                if list.is_empty() || list.len() > crate::config::MAX_APPROVERS {
-                    self.problem(
-                        ids.span(),
-                        format!(
-                            "open_ids needs 1 to {} open_ids",
-                            crate::config::MAX_APPROVERS
-                        ),
-                    );
-                    return None;
-                }
-                let mut out = Vec::new();
-                for id in list.iter() {
-                    let s = self.scalar(id, "an open_id")?;
-                    if !FeishuId::OpenId.is_valid(s.as_str()) {
-                        self.problem(
-                            s.span(),
-                            format!("`{}` is not an open_id (ou_…)", s.as_str()),
-                        );
-                        return None;
-                    }
-                    if out.iter().any(|o: &String| o == s.as_str()) {
-                        self.problem(s.span(), format!("duplicate open_id `{}`", s.as_str()));
-                        return None;
-                    }
-                    out.push(s.as_str().to_owned());
-                }
-                Some(Approvers::OpenIds { open_ids: out })
-            }
+            (Some(ids), None) => Some(Approvers::OpenIds {
+                open_ids: self.open_ids(ids)?,
+            }),
             (None, Some(leader)) => match self.scalar(leader, "leader").map(|s| (s, s.as_bool())) {
                 Some((_, Some(true))) => Some(Approvers::Leader { leader: true }),
                 Some((s, _)) => {

@@ -413,6 +413,46 @@ pub struct Step {
     /// The step is skipped (and shown as skipped) when this does not hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<when::Condition>,
+    /// `transfer_to`: whom the step's approvers may hand their vote to (转交); none: no 转交.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_to: Option<TransferTo>,
+}
+
+/// `transfer_to: {open_ids: […]}`: the candidates an approver's person picker offers for 转交
+/// (Feishu's `select_person` shows only the options given, else the chat's members, which in the
+/// approver's p2p chat is only themself: `cards-and-cardkit.md` §1.2). The requester and the
+/// step's own approvers are never offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferTo {
+    /// 1–[`crate::config::MAX_APPROVERS`] open_ids.
+    pub open_ids: Vec<String>,
+}
+
+/// `remind: {after, every, max, then}`: a definition's own reminders of silent approvers, in
+/// place of the deployment's (`APPROVAL_REMIND_AFTER`, daily, three times); with `then`, the
+/// escalation when they run out. Durations in seconds (the file takes `90`, `30m`, `8h`, `2d`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remind {
+    /// First reminder this long after the request is filed (s).
+    pub after_secs: u64,
+    /// Then one every this long (s).
+    pub every_secs: u64,
+    /// At most this many reminders, 1–[`crate::config::MAX_REMINDERS`].
+    pub max: u32,
+    /// `then: {escalate: …}`: one `every` after the last reminder, the step still waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<Escalate>,
+}
+
+/// Whom a silent step escalates to: added to the step (an `all` step's silent approvers are
+/// replaced by it; an `any` or `n_of` step gains it as a voter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Escalate {
+    /// `{leader: true}`: each silent approver's leader (`leader_user_id`, contact API).
+    Leader { leader: bool },
+    /// `{open_ids: […]}`: these people.
+    OpenIds { open_ids: Vec<String> },
 }
 
 /// Who gets a read-only card of each request when it is filed.
@@ -445,6 +485,12 @@ pub struct Definition {
     /// Read-only cards for these users and chats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cc: Option<Cc>,
+    /// A definition without `steps`: whom its approvers may hand their vote to (转交).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_to: Option<TransferTo>,
+    /// Its own reminders and escalation; `None`: the deployment's reminders, no escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind: Option<Remind>,
 }
 
 impl Definition {
@@ -458,7 +504,13 @@ impl Definition {
             approvers: self.approvers.clone(),
             mode: Mode::Any,
             when: None,
+            transfer_to: self.transfer_to.clone(),
         }]
+    }
+
+    /// The step `id` of its route.
+    pub fn step(&self, id: &str) -> Option<Step> {
+        self.route().into_iter().find(|s| s.id == id)
     }
 
     /// The field `name`, if the definition has it.
@@ -596,6 +648,8 @@ pub fn builtin() -> DefinitionSet {
                 approvers: None,
                 steps: Vec::new(),
                 cc: None,
+                transfer_to: None,
+                remind: None,
             },
             Definition {
                 id: RequestKind::WORK_OVERTIME,
@@ -604,6 +658,8 @@ pub fn builtin() -> DefinitionSet {
                 approvers: None,
                 steps: Vec::new(),
                 cc: None,
+                transfer_to: None,
+                remind: None,
             },
         ],
     }
@@ -690,6 +746,8 @@ impl Catalog {
             approvers: None,
             steps: Vec::new(),
             cc: None,
+            transfer_to: None,
+            remind: None,
         })
     }
 }
