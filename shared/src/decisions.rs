@@ -64,10 +64,19 @@ pub fn ends(before: &CardState, after: &CardState) -> Option<Outcome> {
     if before.card_key != after.card_key {
         return None;
     }
+    let returned = || {
+        ApprovalData::from_value(&before.data)
+            .is_ok_and(|d| crate::approval::handover::is_resubmission(&d))
+    };
     let (Ok(before), Ok(after)) = (status_of(before), status_of(after)) else {
         return None;
     };
-    let waiting = matches!(before.stage(), Some(Stage::Filed | Stage::Submitted));
+    // A request returned for changes (its form again) was filed: its end is a decision too.
+    let waiting = match before.stage() {
+        Some(Stage::Filed | Stage::Submitted) => true,
+        Some(Stage::Draft) => returned(),
+        _ => false,
+    };
     waiting.then(|| Outcome::of(after)).flatten()
 }
 

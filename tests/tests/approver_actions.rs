@@ -171,6 +171,23 @@ async fn a_transferred_vote_is_decided_by_the_candidate(delivery: &str) {
         std::slice::from_ref(&s.first.open_id)
     );
 
+    // Someone else than the card's approver: a toast, nothing written.
+    let forged = s
+        .press(
+            &s.other,
+            &first_card,
+            "btn_transfer",
+            &[("transfer_to", json!(s.other.open_id))],
+        )
+        .await;
+    assert!(toast(&forged).contains("仅审批人"), "{forged:?}");
+    let (_, untouched) = s.request(&request).await;
+    assert_eq!(untouched.approvers, std::slice::from_ref(&s.first.open_id));
+    assert!(untouched
+        .audit
+        .iter()
+        .all(|e| e.action != AuditAction::Transferred));
+
     let moved = s
         .press(
             &s.first,
@@ -377,4 +394,23 @@ async fn silent_approvers_escalate_when_reminders_run_out() {
         "{}",
         s.text(&request)
     );
+}
+
+#[tokio::test]
+async fn a_returned_request_withdrawn_ends_with_one_event() {
+    let s = scene("message", "").await;
+    let request = s.file("300").await;
+    let first = s.card_of(&s.first).unwrap();
+    s.press(&s.first, &first, "btn_return", &[]).await;
+    s.settle().await;
+    assert!(s.text(&request).contains("[撤回]"), "{}", s.text(&request));
+    let withdrawn = s.press(&s.requester, &request, "btn_withdraw", &[]).await;
+    assert!(toast(&withdrawn).contains("撤回"), "{withdrawn:?}");
+    s.settle().await;
+    let (status, _) = s.request(&request).await;
+    assert_eq!(status, "expense_withdrawn");
+    let events = s.bot.events.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail["outcome"], "withdrawn");
+    assert!(s.text(&first).contains("已撤回"), "{}", s.text(&first));
 }

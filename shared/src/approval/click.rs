@@ -331,6 +331,12 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
             ApprovalFallback::Refuse => return no_change(views::no_approvers_toast()),
         },
         ApprovalAction::File => ApprovalEvent::File,
+        ApprovalAction::Withdraw
+            if status.stage() == Some(super::machine::Stage::Draft)
+                && !super::handover::is_resubmission(&data) =>
+        {
+            return refused(status, &data, click.catalog, Refusal::NotSubmitted(status));
+        }
         ApprovalAction::Withdraw => ApprovalEvent::Withdraw,
         // 发起审批 belongs to the welcome card, which has no state (the handler answers it).
         ApprovalAction::Approve
@@ -1199,6 +1205,37 @@ mod tests {
             panic!()
         };
         assert_eq!(next.status, "leave_draft");
+    }
+
+    #[test]
+    fn a_form_never_filed_cannot_be_withdrawn_but_a_returned_one_can() {
+        let leader = ApproverConfig {
+            from_leader: true,
+            fallback: ApprovalFallback::Refuse,
+            ..TUTORIAL.clone()
+        };
+        let state = new_card_state(&sent(CardDelivery::Entity), NOW);
+        let mut c = click(RequestKind::LEAVE);
+        c.approvers = &leader;
+        let ClickDecision::Transition { state: draft, .. } = decide_click(&state, &c).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(draft.status, "leave_draft");
+        c.action = ApprovalAction::Withdraw;
+        assert!(matches!(
+            decide_click(&draft, &c).unwrap(),
+            ClickDecision::NoChange { .. }
+        ));
+        let mut returned = (*draft).clone();
+        let mut data = ApprovalData::from_value(&returned.data).unwrap();
+        super::super::handover::record_return(&mut data, "ou_approver", None, NOW);
+        returned.data = data.to_value();
+        let ClickDecision::Transition { state: next, .. } = decide_click(&returned, &c).unwrap()
+        else {
+            panic!("a returned request may be withdrawn")
+        };
+        assert_eq!(next.status, "leave_withdrawn");
     }
 
     #[test]

@@ -139,7 +139,10 @@ impl ApprovalStatus {
                     Stage::Rejected
                 },
             )),
-            (E::Withdraw, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Withdrawn)),
+            // A returned request's form may be withdrawn too (the click refuses a form never filed).
+            (E::Withdraw, Some(Stage::Filed | Stage::Draft), Some(kind)) => {
+                Ok(Self::of(kind, Stage::Withdrawn))
+            }
             (E::Return, Some(Stage::Filed), Some(kind)) => Ok(Self::of(kind, Stage::Draft)),
             (E::Submit(_) | E::Open(_) | E::Move(_), Some(_), _) => {
                 Err(Refusal::AlreadySubmitted(self))
@@ -681,6 +684,7 @@ mod tests {
             Move(leave),
             Move(expense),
             Unroute,
+            Return,
         ];
         let mut allowed = 0;
         for status in all_statuses(&[leave, expense]) {
@@ -699,7 +703,9 @@ mod tests {
                     (Some(Stage::Draft), File) => at(Stage::Filed),
                     (Some(Stage::Filed), Decide { approve: true }) => at(Stage::Approved),
                     (Some(Stage::Filed), Decide { approve: false }) => at(Stage::Rejected),
-                    (Some(Stage::Filed), Withdraw) => at(Stage::Withdrawn),
+                    // A returned request's form may be withdrawn (the click checks it was filed).
+                    (Some(Stage::Filed | Stage::Draft), Withdraw) => at(Stage::Withdrawn),
+                    (Some(Stage::Filed), Return) => at(Stage::Draft),
                     (_, Submit(_) | Open(_) | Move(_)) => Err(Refusal::AlreadySubmitted(status)),
                     (_, Expire) => Err(Refusal::NotPending(status)),
                     (_, _) => Err(Refusal::NotSubmitted(status)),
@@ -709,8 +715,8 @@ mod tests {
             }
         }
         // Pending: 3 events × 2 kinds + expire; per kind: draft expire, file, unroute, approve,
-        // two decisions, withdraw.
-        assert_eq!(allowed, 7 + 2 * 7);
+        // two decisions, withdraw (filed or returned), return.
+        assert_eq!(allowed, 7 + 2 * 9);
     }
 
     #[test]

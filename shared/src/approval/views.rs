@@ -1206,8 +1206,25 @@ pub fn returned_form_card(kind: &Definition, data: &ApprovalData, time_zone: &Ti
                 }
             }),
         );
+        card.body.elements.push(withdraw_button());
     }
     card
+}
+
+/// The requester's 撤回 (a filed request, or one returned for changes).
+fn withdraw_button() -> Element {
+    Element::Button(Button {
+        element_id: request_ids::BTN_WITHDRAW.to_owned(),
+        button_type: ButtonType::Default,
+        text: PlainText::both("撤回", "Withdraw"),
+        disabled: false,
+        disabled_tips: None,
+        name: None,
+        form_action_type: None,
+        behaviors: vec![Behavior::Callback {
+            value: ApprovalAction::Withdraw.value(),
+        }],
+    })
 }
 
 /// Fills one form component with the filed value of its `name` (a date range's pickers are
@@ -1709,20 +1726,7 @@ pub fn request_card(
     time_zone: &TimeZone,
 ) -> Card {
     let elements = request_elements(status, data, requester, time_zone, kind);
-    let withdraw = (status.stage() == Some(Stage::Filed)).then(|| {
-        Element::Button(Button {
-            element_id: request_ids::BTN_WITHDRAW.to_owned(),
-            button_type: ButtonType::Default,
-            text: PlainText::both("撤回", "Withdraw"),
-            disabled: false,
-            disabled_tips: None,
-            name: None,
-            form_action_type: None,
-            behaviors: vec![Behavior::Callback {
-                value: ApprovalAction::Withdraw.value(),
-            }],
-        })
-    });
+    let withdraw = (status.stage() == Some(Stage::Filed)).then(withdraw_button);
     request_card_of(
         kind,
         status,
