@@ -69,6 +69,16 @@ impl FeishuApi for FakeFeishu {
         })
     }
 
+    async fn department_users(
+        &self,
+        _department_id: &str,
+        _page_size: u32,
+        _deadline: Deadline,
+    ) -> FeishuResult<Vec<cardbot::feishu::ContactUser>> {
+        self.call();
+        Ok(Vec::new())
+    }
+
     async fn send_message(
         &self,
         _receiver: &ReceiveId,

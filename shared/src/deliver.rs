@@ -816,6 +816,7 @@ where
                 step: None,
                 cc: Some(kind),
                 round: 0,
+                candidates: Vec::new(),
             };
             let card =
                 approval::views::review_card(&request, Some(&viewer), &catalog, self.time_zone)
@@ -1058,13 +1059,26 @@ where
         let catalog = self.catalog(&[&request]).await?;
         let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
         let step = approval::route::current(&data.route).map(|i| data.route[i].id.clone());
+        let kind = data
+            .request_kind_of(approval::status_of(&request).map_err(bad_job)?)
+            .map_err(bad_job)?;
+        let department = approval::handover::transfers_to_department(
+            &catalog.resolve(kind, data.definition),
+            step.as_deref(),
+        );
         for approver in &to_notify {
+            // `transfer_to: {department: true}`: the approver's department, looked up now.
+            let candidates = match department {
+                true => self.department_candidates(approver).await?,
+                false => Vec::new(),
+            };
             let viewer = approval::ReviewData {
                 request_key: request.card_key.clone(),
                 approver: approver.clone(),
                 step: step.clone(),
                 cc: None,
                 round: data.round,
+                candidates,
             };
             let card = approval::views::review_card(&request, Some(&viewer), &catalog, time_zone)
                 .map_err(bad_job)?;
@@ -1111,6 +1125,7 @@ where
                 &request,
                 approver,
                 step.as_deref(),
+                &viewer.candidates,
                 &sent.message_id,
                 &chat_id,
                 now,
@@ -1307,6 +1322,60 @@ where
             }
         }
         Ok("approvers reminded")
+    }
+
+    /// The 转交 candidates of `approver` in a `transfer_to: {department: true}` step: the direct
+    /// users of their first department (`department_ids`, contact API), them left out, at most
+    /// `MAX_TRANSFER_CANDIDATES`. Without the permission (99991672, 41050; or no department, as
+    /// when `contact:user.department:readonly` is missing) nobody: the card has no 转交, with a
+    /// WARN. Any other failure retries the notify job.
+    async fn department_candidates(&self, approver: &str) -> Result<Vec<String>, DeliverError> {
+        use crate::feishu::contact::NO_PERMISSION_CODES;
+        let denied = |code: i64| {
+            crate::telemetry::approver_lookup_denied();
+            tracing::warn!(
+                code,
+                "cannot read an approver's department for 转交 candidates: grant \
+                 contact:contact.base:readonly and contact:user.department:readonly, and put the \
+                 department in the app's contact data scope; the card has no 转交"
+            );
+            Ok(Vec::new())
+        };
+        if !crate::cards::text::FeishuId::OpenId.is_valid(approver) {
+            return Ok(Vec::new());
+        }
+        let user = match self.feishu.get_user(approver, self.deadline).await {
+            Ok(user) => user,
+            Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
+                return denied(code)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(department) = user.department_ids.first() else {
+            tracing::warn!(
+                "an approver has no department in the contact data (without \
+                 contact:user.department:readonly every user shows this); the card has no 转交"
+            );
+            return Ok(Vec::new());
+        };
+        let page = u32::try_from(approval::definition::MAX_TRANSFER_CANDIDATES + 1).unwrap_or(21);
+        let users = match self
+            .feishu
+            .department_users(department, page, self.deadline)
+            .await
+        {
+            Ok(users) => users,
+            Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
+                return denied(code)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(users
+            .into_iter()
+            .filter_map(|u| u.open_id)
+            .filter(|id| id != approver && crate::cards::text::FeishuId::OpenId.is_valid(id))
+            .take(approval::definition::MAX_TRANSFER_CANDIDATES)
+            .collect())
     }
 
     /// The definition a request was filed with (its pinned version).

@@ -30,6 +30,11 @@ struct Scene {
 }
 
 async fn scene(delivery: &str, extra: &str) -> Scene {
+    scene_with(delivery, extra, "{open_ids: [{other}, {requester}]}").await
+}
+
+/// `transfer_to`: the manager step's, `{other}` and `{requester}` standing for their open_ids.
+async fn scene_with(delivery: &str, extra: &str, transfer_to: &str) -> Scene {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -57,14 +62,15 @@ async fn scene(delivery: &str, extra: &str) -> Scene {
       - {{name: amount, type: amount, label: {{zh_cn: 金额, en_us: Amount}}, required: true, currency: CNY}}
       - {{name: reason, type: textarea, label: {{zh_cn: 事由, en_us: Reason}}, required: true}}
 {extra}    steps:
-      - {{id: manager, approvers: {{open_ids: [{first}]}}, mode: all, transfer_to: {{open_ids: [{other}, {requester}]}}}}
+      - {{id: manager, approvers: {{open_ids: [{first}]}}, mode: all, transfer_to: {transfer_to}}}
       - {{id: finance, approvers: {{open_ids: [{second}]}}, mode: any}}
 "#,
         first = s.first.open_id,
-        other = s.other.open_id,
         second = s.second.open_id,
-        requester = s.requester.open_id,
         extra = extra.replace("{other}", &s.other.open_id),
+        transfer_to = transfer_to
+            .replace("{other}", &s.other.open_id)
+            .replace("{requester}", &s.requester.open_id),
     );
     let set = file::parse(&text).unwrap();
     apply(&*s.bot.store, SELF_BUILT_TENANT, &set, s.bot.sim.now_ms())
@@ -413,4 +419,67 @@ async fn a_returned_request_withdrawn_ends_with_one_event() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].detail["outcome"], "withdrawn");
     assert!(s.text(&first).contains("已撤回"), "{}", s.text(&first));
+}
+
+#[tokio::test]
+async fn department_candidates_come_from_the_contact_api_and_need_its_permission() {
+    let s = scene_with("message", "", "{department: true}").await;
+    for user in [&s.first.open_id, &s.other.open_id, &s.requester.open_id] {
+        s.bot.sim.set_department(user, "od-sales");
+    }
+    s.bot.sim.set_department(&s.second.open_id, "od-finance");
+    let request = s.file("300").await;
+    let first_card = s.card_of(&s.first).unwrap();
+    // The approver's department, them and the requester left out: only `other` is offered.
+    let card = s.bot.sim.card(&first_card).unwrap().card.to_string();
+    assert!(card.contains("select_person"), "{card}");
+    assert!(card.contains(&s.other.open_id), "{card}");
+    assert!(
+        !card.contains(&format!("{{\"value\":\"{}\"}}", s.requester.open_id)),
+        "{card}"
+    );
+    let wrong = s
+        .press(
+            &s.first,
+            &first_card,
+            "btn_transfer",
+            &[("transfer_to", json!(s.second.open_id))],
+        )
+        .await;
+    assert!(
+        toast(&wrong).contains("候选人"),
+        "another department: {wrong:?}"
+    );
+    s.press(
+        &s.first,
+        &first_card,
+        "btn_transfer",
+        &[("transfer_to", json!(s.other.open_id))],
+    )
+    .await;
+    s.settle().await;
+    let (_, data) = s.request(&request).await;
+    assert_eq!(
+        data.route[0].approvers,
+        std::slice::from_ref(&s.other.open_id)
+    );
+
+    // Without the contact permission the card offers no 转交 (the vote still works).
+    s.bot
+        .sim
+        .set_contact_access(cardbot_tests::simulator::ContactAccess::NoScope);
+    let again = s.file("400").await;
+    let card = s.card_of(&s.first).unwrap();
+    assert_ne!(card, first_card);
+    let shown = s.text(&card);
+    assert!(
+        !shown.contains("[转交]") && shown.contains("[同意]"),
+        "{shown}"
+    );
+    s.press(&s.first, &card, "btn_approve", &[]).await;
+    s.settle().await;
+    assert_eq!(
+        s.request(&again).await.1.route[0].outcome,
+        StepOutcome::Approved
+    );
 }

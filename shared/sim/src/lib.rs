@@ -502,6 +502,15 @@ impl Simulator {
             .insert(user.to_owned(), leader.to_owned());
     }
 
+    /// Puts `user` in `department` (an open_department_id, `od-…`): their `department_ids` in the
+    /// contact API, and one of the department's users in `find_by_department`.
+    pub fn set_department(&self, user: &str, department: &str) {
+        self.shared
+            .world()
+            .departments
+            .insert(user.to_owned(), department.to_owned());
+    }
+
     /// Whether the app holds the buzz scope `im:message.urgent` (default yes).
     pub fn set_urgent_allowed(&self, allowed: bool) {
         self.shared.world().urgent_allowed = allowed;

@@ -433,6 +433,8 @@ pub(crate) struct World {
     pub deliveries: Vec<Delivery>,
     /// open_id → their leader's open_id, for the contact API.
     pub leaders: HashMap<String, String>,
+    /// open_id → their department (`od-…`), for the contact API.
+    pub departments: HashMap<String, String>,
     pub contact_access: super::openapi::ContactAccess,
     /// open_ids of another app: a send to one answers 99992361 `open_id cross app`.
     pub foreign_open_ids: std::collections::HashSet<String>,

@@ -131,6 +131,7 @@ pub fn new_review_state(
     request: &CardState,
     approver: &str,
     step: Option<&str>,
+    candidates: &[String],
     message_id: &str,
     chat_id: &str,
     now: EpochMillis,
@@ -156,6 +157,7 @@ pub fn new_review_state(
             round: ApprovalData::from_value(&request.data)
                 .map(|d| d.round)
                 .unwrap_or_default(),
+            candidates: candidates.to_vec(),
         })
         .unwrap_or(Value::Null),
         created_at: now,
@@ -174,13 +176,14 @@ pub fn new_cc_state(
     chat_id: &str,
     now: EpochMillis,
 ) -> CardState {
-    let mut state = new_review_state(request, to, None, message_id, chat_id, now);
+    let mut state = new_review_state(request, to, None, &[], message_id, chat_id, now);
     state.data = serde_json::to_value(ReviewData {
         request_key: request.card_key.clone(),
         approver: to.to_owned(),
         step: None,
         cc: Some(kind),
         round: 0,
+        candidates: Vec::new(),
     })
     .unwrap_or(Value::Null);
     state.list_key = None;
@@ -732,9 +735,8 @@ fn decide_handover(
         match handover::transfer(
             &mut data,
             &definition,
-            step,
+            review_data,
             &request.requester_open_id,
-            operator,
             &to,
             comment,
             click.now,

@@ -4,8 +4,8 @@
 //! escalation (reminders ran out: someone is added to the waiting step). Pure functions over
 //! [`ApprovalData`]; the click (`click`) and the escalation job (`crate::deliver`) call them.
 
-use super::definition::{Definition, Escalate, Mode, SINGLE_STEP};
-use super::machine::{ApprovalData, AuditAction, AuditEntry, StepOutcome};
+use super::definition::{Definition, Escalate, Mode, MAX_TRANSFER_CANDIDATES, SINGLE_STEP};
+use super::machine::{ApprovalData, AuditAction, AuditEntry, ReviewData, StepOutcome};
 use crate::store::EpochMillis;
 
 /// Why a 转交 or 退回 changes nothing.
@@ -26,26 +26,43 @@ pub fn vote_due(data: &ApprovalData, step: Option<&str>, approver: &str) -> bool
     super::route::awaits(&data.route, step, approver)
 }
 
-/// The people `approver` may hand their vote in `step` to: the step's `transfer_to` open_ids
-/// (a one-step request: the definition's), never the requester nor one of the step's approvers.
+/// The people the viewer of an approver's card may hand their vote to: the step's `transfer_to`
+/// open_ids (a one-step request: the definition's), or with `{department: true}` the department
+/// users looked up when the card was sent ([`ReviewData::candidates`]); never the requester nor
+/// one of the step's approvers, at most [`MAX_TRANSFER_CANDIDATES`].
 pub fn transfer_candidates(
     definition: &Definition,
     data: &ApprovalData,
-    step: Option<&str>,
+    viewer: &ReviewData,
     requester: &str,
 ) -> Vec<String> {
-    let Some(step_def) = definition.step(step.unwrap_or(SINGLE_STEP)) else {
+    let Some(step_def) = definition.step(viewer.step.as_deref().unwrap_or(SINGLE_STEP)) else {
         return Vec::new();
     };
     let Some(transfer_to) = step_def.transfer_to else {
         return Vec::new();
     };
+    let offered = match transfer_to.department {
+        true => viewer.candidates.clone(),
+        false => transfer_to.open_ids,
+    };
     let approvers = current_approvers(data);
-    transfer_to
-        .open_ids
-        .into_iter()
-        .filter(|c| c != requester && !approvers.contains(c))
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    for c in offered {
+        if c != requester && !approvers.contains(&c) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out.truncate(MAX_TRANSFER_CANDIDATES);
+    out
+}
+
+/// Whether `step` of `definition` offers its approvers' departments as 转交 candidates.
+pub fn transfers_to_department(definition: &Definition, step: Option<&str>) -> bool {
+    definition
+        .step(step.unwrap_or(SINGLE_STEP))
+        .and_then(|s| s.transfer_to)
+        .is_some_and(|t| t.department)
 }
 
 /// The waiting step's approvers (a one-step request: the request's).
@@ -59,21 +76,20 @@ fn current_approvers(data: &ApprovalData) -> Vec<String> {
 /// 转交: `from`'s place among the waiting step's approvers goes to `to` (same position; `from`
 /// can no longer vote), recorded in the audit trail with the comment. `to` gets their card from
 /// the notify job of [`ApprovalData::added`], which this counts up.
-#[allow(clippy::too_many_arguments)]
 pub fn transfer(
     data: &mut ApprovalData,
     definition: &Definition,
-    step: Option<&str>,
+    viewer: &ReviewData,
     requester: &str,
-    from: &str,
     to: &str,
     comment: Option<String>,
     at: EpochMillis,
 ) -> Result<(), HandoverRefusal> {
-    if !vote_due(data, step, from) {
+    let from = viewer.approver.as_str();
+    if !vote_due(data, viewer.step.as_deref(), from) {
         return Err(HandoverRefusal::NotDue);
     }
-    if !transfer_candidates(definition, data, step, requester)
+    if !transfer_candidates(definition, data, viewer, requester)
         .iter()
         .any(|c| c == to)
     {
@@ -250,47 +266,39 @@ mod tests {
         assert!(d.step("board").unwrap().transfer_to.is_none());
     }
 
+    fn card(approver: &str) -> ReviewData {
+        ReviewData {
+            request_key: "msg:om_1".into(),
+            approver: approver.into(),
+            step: Some("manager".into()),
+            cc: None,
+            round: 0,
+            candidates: Vec::new(),
+        }
+    }
+
     #[test]
     fn transfer_offers_only_candidates_outside_the_step_and_swaps_the_approver() {
         let d = definition();
         let mut data = filed();
         // ou_m2 is an approver of the step, ou_req the requester: only ou_t1 is offered.
         assert_eq!(
-            transfer_candidates(&d, &data, Some("manager"), "ou_req"),
+            transfer_candidates(&d, &data, &card("ou_m1"), "ou_req"),
             ["ou_t1"]
         );
         assert_eq!(
-            transfer(
-                &mut data,
-                &d,
-                Some("manager"),
-                "ou_req",
-                "ou_m1",
-                "ou_x",
-                None,
-                5
-            ),
+            transfer(&mut data, &d, &card("ou_m1"), "ou_req", "ou_x", None, 5),
             Err(HandoverRefusal::NotACandidate)
         );
         assert_eq!(
-            transfer(
-                &mut data,
-                &d,
-                Some("manager"),
-                "ou_req",
-                "ou_zz",
-                "ou_t1",
-                None,
-                5
-            ),
+            transfer(&mut data, &d, &card("ou_zz"), "ou_req", "ou_t1", None, 5),
             Err(HandoverRefusal::NotDue)
         );
         transfer(
             &mut data,
             &d,
-            Some("manager"),
+            &card("ou_m1"),
             "ou_req",
-            "ou_m1",
             "ou_t1",
             Some("休假中".into()),
             5,

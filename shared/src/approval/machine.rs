@@ -565,6 +565,10 @@ pub struct ReviewData {
     /// The request's round this card was sent in ([`ApprovalData::round`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub round: u32,
+    /// A `transfer_to: {department: true}` step: the approver's department's users, looked up
+    /// when the card was sent (the 转交 picker's candidates, and what a 转交 is checked against).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
 }
 
 /// Whom a CC card was sent to.

@@ -1791,7 +1791,7 @@ pub fn review_card(
         .collect();
     if votes {
         let candidates = viewer.map_or_else(Vec::new, |v| {
-            super::handover::transfer_candidates(kind, &data, v.step.as_deref(), requester)
+            super::handover::transfer_candidates(kind, &data, v, requester)
         });
         extra.push(review_form(&candidates));
     }

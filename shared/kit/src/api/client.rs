@@ -506,6 +506,17 @@ impl FeishuApi for FeishuClient {
         Ok(data.user)
     }
 
+    async fn department_users(
+        &self,
+        department_id: &str,
+        page_size: u32,
+        deadline: Deadline,
+    ) -> FeishuResult<Vec<ContactUser>> {
+        let request = contact::find_by_department(department_id, page_size)?;
+        let data: contact::DepartmentUsers = self.call(&request, deadline).await?;
+        Ok(data.items)
+    }
+
     async fn send_message(
         &self,
         receiver: &ReceiveId,

@@ -1,5 +1,7 @@
-//! The contact API's one call the bot makes: get a user, for their leader
-//! (`GET /open-apis/contact/v3/users/:user_id?user_id_type=open_id`, `approval-apis.md` §1).
+//! The contact API's calls the bot makes: get a user, for their leader and department
+//! (`GET /open-apis/contact/v3/users/:user_id?user_id_type=open_id`, `approval-apis.md` §1), and a
+//! department's direct users, for the candidates of a 转交
+//! (`GET /open-apis/contact/v3/users/find_by_department`).
 
 use serde::Deserialize;
 
@@ -19,6 +21,42 @@ pub struct ContactUser {
     /// The direct manager's open_id (with `user_id_type=open_id`).
     #[serde(default)]
     pub leader_user_id: Option<String>,
+    /// The user's departments (`od-…` with `department_id_type=open_department_id`); left out
+    /// without `contact:user.department:readonly`, as `leader_user_id` is.
+    #[serde(default)]
+    pub department_ids: Vec<String>,
+}
+
+/// `data` of the find-by-department answer: one page of users.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DepartmentUsers {
+    /// `items`: the department's direct users on this page.
+    #[serde(default)]
+    pub items: Vec<ContactUser>,
+    /// `has_more`: more pages follow (the bot reads the first only).
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// Most users one page of [`find_by_department`] returns (Feishu's `page_size` maximum).
+pub const MAX_DEPARTMENT_PAGE: u32 = 50;
+
+/// `GET /open-apis/contact/v3/users/find_by_department?department_id=<od-…>&user_id_type=open_id
+/// &department_id_type=open_department_id&page_size=<n>`: the first page of a department's direct
+/// users (scope `contact:contact.base:readonly`, the department in the app's contact data scope;
+/// the same refusals as [`get_user`]). `page_size` is capped at [`MAX_DEPARTMENT_PAGE`]. This
+/// endpoint is not in `../shared/feishu/` (Feishu's contact v3 reference names it); its answer is
+/// read leniently: a missing `items` is an empty page.
+pub fn find_by_department(department_id: &str, page_size: u32) -> FeishuResult<ApiRequest> {
+    let id = path_segment("department_id", department_id)?;
+    let n = page_size.clamp(1, MAX_DEPARTMENT_PAGE);
+    Ok(ApiRequest {
+        method: Method::Get,
+        path: format!(
+            "/open-apis/contact/v3/users/find_by_department?department_id={id}&user_id_type=open_id&department_id_type=open_department_id&page_size={n}"
+        ),
+        body: None,
+    })
 }
 
 /// `data` of the get-user answer.

@@ -46,6 +46,15 @@ pub trait FeishuApi: Send + Sync {
     /// ([`contact::Leader::of`]).
     async fn get_user(&self, open_id: &str, deadline: Deadline) -> FeishuResult<ContactUser>;
 
+    /// The first page of a department's direct users, at most `page_size` (≤ 50;
+    /// `GET contact/v3/users/find_by_department`), for the candidates of a 转交.
+    async fn department_users(
+        &self,
+        department_id: &str,
+        page_size: u32,
+        deadline: Deadline,
+    ) -> FeishuResult<Vec<ContactUser>>;
+
     /// Buzzes `open_ids` in-app on a message the bot sent (`PATCH im/v1/messages/:id/urgent_app`,
     /// scope `im:message.urgent`).
     async fn urgent_app(

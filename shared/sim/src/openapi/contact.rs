@@ -73,6 +73,66 @@ pub(super) fn get_user(sim: &Shared, open_id: &str, query: &str) -> ApiResult {
         if let Some(leader) = world.leaders.get(open_id) {
             body["leader_user_id"] = json!(leader);
         }
+        if let Some(department) = world.departments.get(open_id) {
+            body["department_ids"] = json!([department]);
+        }
     }
     Ok(success(json!({ "user": body })))
+}
+
+/// The access errors of the contact API, as [`get_user`] answers them.
+fn check_access(sim: &Shared) -> Result<(), ApiError> {
+    match sim.world().contact_access {
+        ContactAccess::NoScope => Err(ApiError::biz(
+            99991672,
+            "Access denied. One of the following scopes is required: [contact:contact.base:readonly]",
+        )),
+        ContactAccess::OutsideScope => Err(ApiError::biz(41050, "no user authority")),
+        ContactAccess::Granted | ContactAccess::NoLeaderField => Ok(()),
+    }
+}
+
+/// `GET /open-apis/contact/v3/users/find_by_department?department_id=od-…&user_id_type=open_id
+/// &department_id_type=open_department_id&page_size=N`: the department's direct users, one page
+/// of at most `page_size` (1–50, default 10), with `has_more` (the simulator serves one page).
+pub(super) fn find_by_department(sim: &Shared, query: &str) -> ApiResult {
+    check_access(sim)?;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    let Some(department) = param("department_id").filter(|d| !d.is_empty()) else {
+        return Err(ApiError::biz(
+            99992402,
+            "field validation failed: department_id",
+        ));
+    };
+    if param("user_id_type").is_some_and(|t| t != "open_id") {
+        return Err(ApiError::biz(41012, "user id invalid error"));
+    }
+    let page_size = param("page_size")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(10);
+    if !(1..=50).contains(&page_size) {
+        return Err(ApiError::biz(
+            99992402,
+            "field validation failed: page_size",
+        ));
+    }
+    let world = sim.world();
+    let mut members: Vec<&String> = world
+        .departments
+        .iter()
+        .filter(|(_, d)| d.as_str() == department)
+        .map(|(u, _)| u)
+        .collect();
+    members.sort();
+    let has_more = members.len() > page_size;
+    let items: Vec<_> = members
+        .into_iter()
+        .take(page_size)
+        .map(|open_id| json!({"open_id": open_id, "department_ids": [department]}))
+        .collect();
+    Ok(success(json!({ "has_more": has_more, "items": items })))
 }

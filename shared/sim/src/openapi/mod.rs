@@ -275,6 +275,7 @@ fn route(
     let (now, admitted) = admit(sim, api.template(), chat_id);
     let result = admitted.and_then(|()| match api {
         Api::GetUser(id) => contact::get_user(sim, id, query),
+        Api::FindByDepartment => contact::find_by_department(sim, query),
         Api::BotInfo => Ok(contact::bot_info(sim)),
         Api::Urgent(id) => im::urgent_app(sim, id, query, body),
         Api::SendMessage => send_message(sim, query, body, None, now),
@@ -370,6 +371,7 @@ enum Endpoint<'a> {
 /// The rate-limited Open APIs, with the ids from their paths.
 enum Api<'a> {
     GetUser(&'a str),
+    FindByDepartment,
     BotInfo,
     Urgent(&'a str),
     SendMessage,
@@ -390,6 +392,7 @@ impl<'a> Endpoint<'a> {
                 return Some(Endpoint::TenantAccessToken)
             }
             (["im", "v1", "messages"], "POST") => Api::SendMessage,
+            (["contact", "v3", "users", "find_by_department"], "GET") => Api::FindByDepartment,
             (["contact", "v3", "users", id], "GET") => Api::GetUser(id),
             (["bot", "v3", "info"], "GET") => Api::BotInfo,
             (["im", "v1", "messages", id, "urgent_app"], "PATCH") => Api::Urgent(id),
@@ -431,6 +434,7 @@ impl Api<'_> {
     fn template(&self) -> &'static str {
         match self {
             Api::GetUser(_) => "GET /open-apis/contact/v3/users/:user_id",
+            Api::FindByDepartment => "GET /open-apis/contact/v3/users/find_by_department",
             Api::BotInfo => "GET /open-apis/bot/v3/info",
             Api::Urgent(_) => "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
             Api::SendMessage => "POST /open-apis/im/v1/messages",
@@ -555,6 +559,7 @@ mod tests {
 
     const TEMPLATES: &[&str] = &[
         "GET /open-apis/contact/v3/users/:user_id",
+        "GET /open-apis/contact/v3/users/find_by_department",
         "GET /open-apis/bot/v3/info",
         "PATCH /open-apis/im/v1/messages/:message_id/urgent_app",
         "POST /open-apis/im/v1/messages",

@@ -850,17 +850,37 @@ impl Reader {
         Some(out)
     }
 
-    /// `transfer_to: {open_ids: […]}`.
+    /// `transfer_to: {open_ids: […]}` or `{department: true}`.
     fn transfer_to(&mut self, node: &Node) -> Option<TransferTo> {
         let map = self.mapping(node, "transfer_to")?;
-        self.known_keys(map, &["open_ids"], "transfer_to");
-        let Some(ids) = map.get_node("open_ids") else {
-            self.problem(map.span(), "transfer_to needs `open_ids`");
-            return None;
-        };
-        Some(TransferTo {
-            open_ids: self.open_ids(ids)?,
-        })
+        self.known_keys(map, &["open_ids", "department"], "transfer_to");
+        match (map.get_node("open_ids"), map.get_node("department")) {
+            (Some(ids), None) => Some(TransferTo {
+                open_ids: self.open_ids(ids)?,
+                department: false,
+            }),
+            (None, Some(department)) => {
+                let s = self.scalar(department, "department")?;
+                if s.as_bool() != Some(true) {
+                    self.problem(
+                        s.span(),
+                        "department must be true (leave transfer_to out for no 转交)",
+                    );
+                    return None;
+                }
+                Some(TransferTo {
+                    open_ids: Vec::new(),
+                    department: true,
+                })
+            }
+            _ => {
+                self.problem(
+                    map.span(),
+                    "transfer_to takes one of `open_ids` or `department: true`",
+                );
+                None
+            }
+        }
     }
 
     /// A duration: seconds, or a number with s/m/h/d, below the 14-day life of a request's cards.

@@ -418,15 +418,24 @@ pub struct Step {
     pub transfer_to: Option<TransferTo>,
 }
 
-/// `transfer_to: {open_ids: […]}`: the candidates an approver's person picker offers for 转交
-/// (Feishu's `select_person` shows only the options given, else the chat's members, which in the
-/// approver's p2p chat is only themself: `cards-and-cardkit.md` §1.2). The requester and the
-/// step's own approvers are never offered.
+/// `transfer_to: {open_ids: […]}` or `{department: true}`: the candidates an approver's person
+/// picker offers for 转交 (Feishu's `select_person` shows only the options given, else the chat's
+/// members, which in the approver's p2p chat is only themself: `cards-and-cardkit.md` §1.2): these
+/// people, or the approver's own department's direct users from the contact API (looked up when
+/// their card is sent; at most [`MAX_TRANSFER_CANDIDATES`]). The requester and the step's own
+/// approvers are never offered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferTo {
-    /// 1–[`crate::config::MAX_APPROVERS`] open_ids.
+    /// 1–[`crate::config::MAX_APPROVERS`] open_ids; empty with `department`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open_ids: Vec<String>,
+    /// The approver's department (its first `department_ids` entry).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub department: bool,
 }
+
+/// Most candidates a 转交 picker offers (the card stays within Feishu's size limits).
+pub const MAX_TRANSFER_CANDIDATES: usize = 20;
 
 /// `remind: {after, every, max, then}`: a definition's own reminders of silent approvers, in
 /// place of the deployment's (`APPROVAL_REMIND_AFTER`, daily, three times); with `then`, the
