@@ -255,10 +255,13 @@ fn audit_json(request: &CardState) -> Result<Value, AdminError> {
         "decided_at": data.decided_at.map(time),
         "comment": data.comment,
         "approver_cards": data.review_cards,
+        "round": data.round,
         "audit": data.audit.iter().map(|e| json!({
             "at": time(e.at),
             "by": e.by,
             "action": e.action,
+            "to": e.to,
+            "comment": e.comment,
         })).collect::<Vec<_>>(),
     }))
 }

@@ -418,14 +418,17 @@ where
                     let Some(filed) = self.store.get_card(&data.request_key).await? else {
                         continue;
                     };
-                    // Waiting for this approver: the request, and (in a route) their vote in
-                    // the current step.
-                    let route = ApprovalData::from_value(&filed.data)
-                        .map(|d| d.route)
-                        .unwrap_or_default();
+                    // Waiting for this approver: the request, and their vote (in a route, in the
+                    // current step), on the card of the request's current round.
+                    let request_data = ApprovalData::from_value(&filed.data).unwrap_or_default();
                     let waiting = approval::status_of(&filed)
                         .is_ok_and(approval::ApprovalStatus::is_waiting)
-                        && approval::route::awaits(&route, data.step.as_deref(), &data.approver);
+                        && data.round == request_data.round
+                        && approval::handover::vote_due(
+                            &request_data,
+                            data.step.as_deref(),
+                            &data.approver,
+                        );
                     if waiting {
                         pending.push((filed, review));
                     }
@@ -1245,8 +1248,12 @@ where
                 } => {
                     // The last reminder of a definition that escalates: the escalation one
                     // interval later, should the step still wait.
+                    let waiting_step = ApprovalData::from_value(&request.data)
+                        .ok()
+                        .and_then(|d| approval::route::current(&d.route))
+                        .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
                     let escalation = (n == max && escalates).then(|| approval::Scheduled {
-                        timer: approval::Timer::Escalate(n),
+                        timer: approval::Timer::Escalate(waiting_step),
                         at: self.now + every_ms,
                     });
                     let later: Vec<_> = later
@@ -1273,14 +1280,19 @@ where
         let catalog = self.catalog(&[&request]).await?;
         let text = approval::views::reminder_text(&request, n, &catalog, self.time_zone)
             .map_err(bad_job)?;
-        let route = ApprovalData::from_value(&request.data)
-            .map_err(bad_job)?
-            .route;
+        let request_data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
         for card_key in &review_cards {
             let review = self.card_or_bad_job(card_key).await?;
             let data = approval::ReviewData::of(&review).map_err(bad_job)?;
-            // A route's reminder goes to the current step's approvers who have not voted.
-            if !approval::route::awaits(&route, data.step.as_deref(), &data.approver) {
+            // A reminder goes to the approvers whose vote is due (in a route, the current
+            // step's who have not voted; not one who handed theirs on), on their current card.
+            if data.round != request_data.round
+                || !approval::handover::vote_due(
+                    &request_data,
+                    data.step.as_deref(),
+                    &data.approver,
+                )
+            {
                 continue;
             }
             let approver = data.approver;
@@ -1328,7 +1340,8 @@ where
     /// users of their first department (`department_ids`, contact API), them left out, at most
     /// `MAX_TRANSFER_CANDIDATES`. Without the permission (99991672, 41050; or no department, as
     /// when `contact:user.department:readonly` is missing) nobody: the card has no 转交, with a
-    /// WARN. Any other failure retries the notify job.
+    /// WARN. Any other failure of the look-up leaves this card without 转交 too (a WARN with the
+    /// error): the vote is what the card is for, and the other approvers' cards must not wait.
     async fn department_candidates(&self, approver: &str) -> Result<Vec<String>, DeliverError> {
         use crate::feishu::contact::NO_PERMISSION_CODES;
         let denied = |code: i64| {
@@ -1344,12 +1357,16 @@ where
         if !crate::cards::text::FeishuId::OpenId.is_valid(approver) {
             return Ok(Vec::new());
         }
+        let failed = |e: FeishuError| {
+            tracing::warn!(error = %e, "转交 candidates not looked up; the card has no 转交");
+            Ok(Vec::new())
+        };
         let user = match self.feishu.get_user(approver, self.deadline).await {
             Ok(user) => user,
             Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
                 return denied(code)
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return failed(e),
         };
         let Some(department) = user.department_ids.first() else {
             tracing::warn!(
@@ -1368,7 +1385,7 @@ where
             Err(FeishuError::Api { code, .. }) if NO_PERMISSION_CODES.contains(&code) => {
                 return denied(code)
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return failed(e),
         };
         Ok(users
             .into_iter()
@@ -1399,6 +1416,30 @@ where
     /// contact API (a missing permission leaves that one out, with a WARN; any other contact
     /// failure retries the job).
     async fn run_escalate(&self, job: &Job) -> Result<&'static str, DeliverError> {
+        let step = job
+            .payload
+            .get("step")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| DeliverError::BadJob(format!("escalate {:?}", job.payload)))?;
+        // The silence is the one the reminders were about: the same step, the first round, and
+        // its approvers resolved and sent their cards (else the escalation would stand in for
+        // approvers never asked: retried until the notify job got through).
+        let still_silent = |data: &ApprovalData| -> Result<bool, DeliverError> {
+            let waiting = approval::route::current(&data.route)
+                .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
+            if data.round != 0 || waiting != step {
+                return Ok(false);
+            }
+            if data.approvers.is_empty()
+                || data.approvers.iter().any(|a| !data.notified.contains(a))
+            {
+                return Err(
+                    StoreError::Conflict("the step's cards are not sent yet".into()).into(),
+                );
+            }
+            Ok(true)
+        };
         let request = self.card_or_bad_job(&job.card_key).await?;
         if !approval::status_of(&request).map_err(bad_job)?.is_waiting() {
             return Ok("request no longer waiting");
@@ -1413,29 +1454,35 @@ where
             return Ok("the definition does not escalate");
         };
         let data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-        let targets = match approval::handover::escalation_open_ids(&target) {
-            Some(open_ids) => open_ids,
-            None => {
-                let mut leaders = Vec::new();
+        if !still_silent(&data)? {
+            return Ok("the step was decided (or the request returned) since the last reminder");
+        }
+        let plan = match target {
+            approval::definition::Escalate::OpenIds { open_ids } => {
+                approval::handover::EscalationPlan::Everyone(open_ids)
+            }
+            approval::definition::Escalate::Leader { .. } => {
+                let mut pairs = Vec::new();
                 for approver in approval::handover::silent(&data) {
                     if !crate::cards::text::FeishuId::OpenId.is_valid(&approver) {
                         continue;
                     }
                     let answer = self.feishu.get_user(&approver, self.deadline).await;
                     match Leader::of(&approver, answer)? {
-                        Leader::Found(leader) => leaders.push(leader),
+                        Leader::Found(leader) => pairs.push((approver, leader)),
                         Leader::NoPermission { code } => {
                             crate::telemetry::approver_lookup_denied();
                             tracing::warn!(
                                 code,
                                 "cannot read a silent approver's leader for escalation: grant \
-                                 contact:user.department:readonly and the contact data scope"
+                                 contact:user.department:readonly and the contact data scope; \
+                                 that approver is still awaited"
                             );
                         }
                         Leader::None => {}
                     }
                 }
-                leaders
+                approval::handover::EscalationPlan::PerApprover(pairs)
             }
         };
         for _ in 0..MAX_RECORD_ATTEMPTS {
@@ -1444,12 +1491,11 @@ where
                 return Ok("request no longer waiting");
             }
             let mut data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-            if !approval::handover::escalate(
-                &mut data,
-                &targets,
-                &request.requester_open_id,
-                self.now,
-            ) {
+            if !still_silent(&data)? {
+                return Ok("the step was decided since the last reminder");
+            }
+            if !approval::handover::escalate(&mut data, &plan, &request.requester_open_id, self.now)
+            {
                 return Ok("nobody new to escalate to");
             }
             let mut next = request.clone();
@@ -1487,13 +1533,28 @@ where
     async fn run_notify_requester(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let request = self.card_or_bad_job(&job.card_key).await?;
         let catalog = self.catalog(&[&request]).await?;
-        let text =
-            approval::views::decision_text(&request, &catalog, self.time_zone).map_err(bad_job)?;
+        // The `n`th 退回 (its own job), else the decision.
+        let returned = job
+            .payload
+            .get("returned")
+            .and_then(serde_json::Value::as_u64);
+        let (text, key) = match returned {
+            Some(n) => (
+                approval::views::returned_text(&request, &catalog, self.time_zone)
+                    .map_err(bad_job)?,
+                format!("returned:{}:{n}", request.card_key),
+            ),
+            None => (
+                approval::views::decision_text(&request, &catalog, self.time_zone)
+                    .map_err(bad_job)?,
+                format!("decided:{}", request.card_key),
+            ),
+        };
         self.feishu
             .send_message(
                 &ReceiveId::OpenId(request.requester_open_id.clone()),
                 &MessageContent::Text(text),
-                &format!("decided:{}", request.card_key),
+                &key,
                 self.deadline,
             )
             .await?;

@@ -168,6 +168,7 @@ impl JobKind {
             Timer::PrivateForm => Self::PrivateForm,
             Timer::NotifyCc => Self::NotifyCc,
             Timer::NotifyStep(_) | Timer::NotifyAdded(_) => Self::NotifyApprovers,
+            Timer::NotifyReturned(_) => Self::NotifyRequester,
             Timer::Escalate(_) => Self::Escalate,
             Timer::RefreshAll => Self::RefreshAll,
         }
@@ -188,7 +189,11 @@ pub fn scheduled_job(card_key: &str, scheduled: Scheduled) -> NewJob {
             format!("{}_added_{n}", kind.as_str()),
             json!({ "added": n }),
         ),
-        Timer::Escalate(n) => (kind.as_str().to_owned(), json!({ "after": n })),
+        Timer::NotifyReturned(n) => (
+            format!("{}_returned_{n}", kind.as_str()),
+            json!({ "returned": n }),
+        ),
+        Timer::Escalate(step) => (kind.as_str().to_owned(), json!({ "step": step })),
         _ => (kind.as_str().to_owned(), json!({})),
     };
     NewJob {

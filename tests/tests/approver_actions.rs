@@ -219,8 +219,13 @@ async fn a_transferred_vote_is_decided_by_the_candidate(delivery: &str) {
         .await;
     assert!(late.is_err(), "the old card has no 同意 any more: {late:?}");
 
-    // The candidate got a card and decides the step; the finance step follows.
+    // The candidate got a card (with why it came to them) and decides the step; finance follows.
     let other_card = s.card_of(&s.other).expect("the candidate's card");
+    assert!(
+        s.text(&other_card).contains("出差中，请代为审批"),
+        "{}",
+        s.text(&other_card)
+    );
     s.press(&s.other, &other_card, "btn_approve", &[]).await;
     s.settle().await;
     let finance = s.card_of(&s.second).unwrap();
@@ -285,6 +290,16 @@ async fn a_returned_request_is_edited_filed_again_and_decided_afresh() {
     assert!(form.contains("\"default_value\":\"300.00\""), "{form}");
     assert!(form.contains("\"default_value\":\"team dinner\""), "{form}");
     assert!(s.text(&request).contains("请附上发票金额"));
+    // The requester is told by a text too (their card may be far up the chat).
+    let told: Vec<String> = s
+        .bot
+        .bot_messages(ids::P2P_CHAT_ID)
+        .into_iter()
+        .filter(|m| m.msg_type == "text" && m.content.contains("退回修改"))
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("请附上发票金额"), "{told:?}");
     assert!(s.text(&finance_round1).contains("已退回修改"));
 
     // Edit one field and file again: a new round from the first step.

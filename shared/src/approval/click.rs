@@ -757,7 +757,15 @@ fn decide_handover(
         let next = status
             .apply(ApprovalEvent::Return)
             .map_err(|r| DomainError::CorruptState(r.to_string()))?;
-        (next, views::returned_by_you_toast(), Vec::new())
+        let returns = data
+            .audit
+            .iter()
+            .filter(|e| e.action == AuditAction::Returned)
+            .count();
+        let told = at(Timer::NotifyReturned(
+            u32::try_from(returns).unwrap_or(u32::MAX),
+        ));
+        (next, views::returned_by_you_toast(), vec![told])
     };
     // Every card of the request shows it: the requester's (the form again, after 退回), each
     // approver's (the old one's says to whom it went), each CC's.

@@ -94,6 +94,11 @@ pub fn remind_step(
         return Ok(RemindStep::NotWaiting);
     }
     let mut data = ApprovalData::from_value(&request.data)?;
+    // Reminders (and the escalation after them) belong to a request's first round: one returned
+    // for changes and filed again is not reminded again.
+    if data.round > 0 {
+        return Ok(RemindStep::NotWaiting);
+    }
     if data.approvers.is_empty() {
         return Ok(RemindStep::NotReady("approvers not resolved yet"));
     }

@@ -4,8 +4,8 @@
 //! escalation (reminders ran out: someone is added to the waiting step). Pure functions over
 //! [`ApprovalData`]; the click (`click`) and the escalation job (`crate::deliver`) call them.
 
-use super::definition::{Definition, Escalate, Mode, MAX_TRANSFER_CANDIDATES, SINGLE_STEP};
-use super::machine::{ApprovalData, AuditAction, AuditEntry, ReviewData, StepOutcome};
+use super::definition::{Definition, Mode, MAX_TRANSFER_CANDIDATES, SINGLE_STEP};
+use super::machine::{ApprovalData, AuditAction, AuditEntry, ReviewData};
 use crate::store::EpochMillis;
 
 /// Why a 转交 or 退回 changes nothing.
@@ -104,6 +104,9 @@ pub fn transfer(
         swap(&mut data.route[i].approvers);
     }
     swap(&mut data.approvers);
+    // Handed to someone sent a card of this step before (back and forth, or one Feishu refused):
+    // the notify job of the change considers them again.
+    data.notified.retain(|n| n != to);
     data.added += 1;
     data.audit.push(AuditEntry {
         to: vec![to.to_owned()],
@@ -131,6 +134,9 @@ pub fn is_resubmission(data: &ApprovalData) -> bool {
 /// count (the route is started afresh by the caller, from the new values); every approver is
 /// resolved and sent a card of the new round by the notify job of [`ApprovalData::added`].
 pub fn restart(data: &mut ApprovalData, by: Option<&str>, at: EpochMillis) {
+    if !data.route.is_empty() {
+        data.previous_rounds.push(std::mem::take(&mut data.route));
+    }
     data.round += 1;
     data.added += 1;
     data.approvers.clear();
@@ -158,32 +164,68 @@ pub fn silent(data: &ApprovalData) -> Vec<String> {
     }
 }
 
-/// Escalation: `targets` join the waiting step. In an `all` step they take the silent approvers'
-/// places (their votes are no longer awaited); in an `any` or `n_of` step (and a one-step
-/// request) they are added as voters. The requester and anyone already an approver of the step
-/// are left out; `false` when nobody is left to add (nothing recorded).
+/// Whom an escalation adds to the waiting step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalationPlan {
+    /// `{open_ids}`: these people, for every silent approver.
+    Everyone(Vec<String>),
+    /// `{leader: true}`: (silent approver, their leader), for each one whose leader was found.
+    PerApprover(Vec<(String, String)>),
+}
+
+/// Escalation: the plan's people join the waiting step. In an `all` step they take the places
+/// of the silent approvers they stand for (a silent approver without a leader found stays, and is
+/// still awaited); in an `any` or `n_of` step (and a one-step request) they are added as voters
+/// (an `n_of` step still needs N, or all of its approvers when it has fewer). Only approvers
+/// silent now count: one who voted since keeps their vote and brings nobody. The requester and
+/// anyone already an approver of the step are never added, and a step never grows past
+/// [`crate::config::MAX_APPROVERS`] this way (one is added at least); `false` when nobody is
+/// left to add (nothing recorded).
 pub fn escalate(
     data: &mut ApprovalData,
-    targets: &[String],
+    plan: &EscalationPlan,
     requester: &str,
     at: EpochMillis,
 ) -> bool {
+    let silent = silent(data);
     let current = current_approvers(data);
-    let mut added: Vec<String> = Vec::new();
-    for t in targets {
-        if t != requester && !current.contains(t) && !added.contains(t) {
-            added.push(t.clone());
+    // (whom they stand for, who joins)
+    let mut joins: Vec<(Vec<String>, String)> = Vec::new();
+    let fresh = |t: &str| t != requester && !current.iter().any(|c| c == t);
+    match plan {
+        EscalationPlan::Everyone(targets) => {
+            for t in targets {
+                if fresh(t) && !joins.iter().any(|(_, j)| j == t) {
+                    joins.push((silent.clone(), t.clone()));
+                }
+            }
+        }
+        EscalationPlan::PerApprover(pairs) => {
+            for (approver, leader) in pairs {
+                if !silent.contains(approver) || !fresh(leader) {
+                    continue;
+                }
+                match joins.iter_mut().find(|(_, j)| j == leader) {
+                    Some((stands_for, _)) => stands_for.push(approver.clone()),
+                    None => joins.push((vec![approver.clone()], leader.clone())),
+                }
+            }
         }
     }
-    if added.is_empty() {
+    let room = crate::config::MAX_APPROVERS
+        .saturating_sub(current.len())
+        .max(1);
+    joins.truncate(room);
+    if joins.is_empty() {
         return false;
     }
-    let silent = silent(data);
+    let added: Vec<String> = joins.iter().map(|(_, j)| j.clone()).collect();
+    let replaced: Vec<String> = joins.iter().flat_map(|(r, _)| r.clone()).collect();
     match super::route::current(&data.route) {
         Some(i) => {
             let step = &mut data.route[i];
             if step.mode == Mode::All {
-                step.approvers.retain(|a| !silent.contains(a));
+                step.approvers.retain(|a| !replaced.contains(a));
             }
             step.approvers.extend(added.iter().cloned());
             data.approvers = step.approvers.clone();
@@ -196,21 +238,6 @@ pub fn escalate(
         ..AuditEntry::new(at, None, AuditAction::Escalated)
     });
     true
-}
-
-/// Whom an escalation targets: the definition's `open_ids`, or `None` for each silent
-/// approver's leader (the caller looks them up).
-pub fn escalation_open_ids(escalate: &Escalate) -> Option<Vec<String>> {
-    match escalate {
-        Escalate::OpenIds { open_ids } => Some(open_ids.clone()),
-        Escalate::Leader { .. } => None,
-    }
-}
-
-/// Whether the request still waits in the step it waited in when reminders were scheduled: a
-/// step decided since (or a new round) means the silence is over.
-pub fn waits(data: &ApprovalData) -> bool {
-    data.route.is_empty() || data.route.iter().any(|s| s.outcome == StepOutcome::Waiting)
 }
 
 #[cfg(test)]
@@ -258,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             remind.escalate,
-            Some(Escalate::OpenIds {
+            Some(crate::approval::definition::Escalate::OpenIds {
                 open_ids: vec!["ou_boss".into()]
             })
         );
@@ -326,7 +353,8 @@ mod tests {
     fn escalation_replaces_silent_voters_in_all_and_adds_one_in_n_of() {
         let mut data = filed();
         route::vote(&mut data.route, "manager", "ou_m2", true, None, 1);
-        assert!(escalate(&mut data, &["ou_boss".into()], "ou_req", 2));
+        let boss = EscalationPlan::Everyone(vec!["ou_boss".into()]);
+        assert!(escalate(&mut data, &boss, "ou_req", 2));
         // all: ou_m1 was silent, the boss takes their place; ou_m2's vote stands.
         assert_eq!(data.route[0].approvers, ["ou_m2", "ou_boss"]);
         assert_eq!(
@@ -334,18 +362,29 @@ mod tests {
             route::Voted::StepApproved { next: Some(1) }
         );
         data.route[1].approvers = vec!["ou_d1".into(), "ou_e1".into(), "ou_f1".into()];
-        assert!(escalate(&mut data, &["ou_boss".into()], "ou_req", 4));
+        assert!(escalate(&mut data, &boss, "ou_req", 4));
         assert_eq!(data.route[1].approvers.len(), 4);
         assert_eq!(route::needed(&data.route[1]), 2);
         // Nobody new: nothing recorded.
         let before = data.audit.len();
-        assert!(!escalate(
-            &mut data,
-            &["ou_boss".into(), "ou_req".into()],
-            "ou_req",
-            5
-        ));
+        let again = EscalationPlan::Everyone(vec!["ou_boss".into(), "ou_req".into()]);
+        assert!(!escalate(&mut data, &again, "ou_req", 5));
         assert_eq!(data.audit.len(), before);
+    }
+
+    #[test]
+    fn a_leader_stands_for_their_own_silent_approvers_only() {
+        let mut data = filed();
+        data.route[0].approvers = vec!["ou_m1".into(), "ou_m2".into(), "ou_m3".into()];
+        route::vote(&mut data.route, "manager", "ou_m3", true, None, 1);
+        // ou_m1's leader is found; ou_m2 has none; ou_m3 voted since the look-up.
+        let plan = EscalationPlan::PerApprover(vec![
+            ("ou_m1".into(), "ou_l1".into()),
+            ("ou_m3".into(), "ou_l3".into()),
+        ]);
+        assert!(escalate(&mut data, &plan, "ou_req", 2));
+        // all: ou_m1 is replaced by their leader; ou_m2 is still awaited; ou_m3's vote stands.
+        assert_eq!(data.route[0].approvers, ["ou_m2", "ou_m3", "ou_l1"]);
     }
 
     #[test]
@@ -356,6 +395,12 @@ mod tests {
         assert!(is_resubmission(&data));
         restart(&mut data, Some("ou_req"), 3);
         assert_eq!((data.round, data.added), (1, 1));
+        assert_eq!(data.previous_rounds.len(), 1);
+        assert_eq!(
+            data.previous_rounds[0][0].votes.len(),
+            1,
+            "kept for the record"
+        );
         assert!(data.approvers.is_empty() && data.notified.is_empty());
     }
 }

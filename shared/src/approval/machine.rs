@@ -319,6 +319,10 @@ pub struct ApprovalData {
     /// notify job has its own id (`notify_approvers_added_<n>`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub added: u32,
+    /// The routes of earlier rounds, as they stood when the request was returned (their votes
+    /// and comments no longer count, and are kept for the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_rounds: Vec<Vec<StepState>>,
 }
 
 fn is_zero(n: &u32) -> bool {

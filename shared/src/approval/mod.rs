@@ -36,7 +36,9 @@ pub use machine::{
     StepOutcome, StepState, Vote, CARD_KIND, REVIEW_KIND,
 };
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
-pub use scheduled::{approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer};
+pub use scheduled::{
+    approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer, ONE_STEP,
+};
 pub use views::{format_local, render, render_card, render_state};
 
 /// Reads and checks a definitions file (YAML or JSON): the schema ([`definition::file::parse`],

@@ -46,13 +46,20 @@ pub enum Timer {
     /// again: send the ones not yet sent their card. `n` is [`super::ApprovalData::added`] after
     /// the change, so each change has a job of its own, written with it.
     NotifyAdded(u32),
+    /// An approver returned the request for changes (the `n`th return): tell the requester by a
+    /// text, since their card (the form again) may be far up the chat.
+    NotifyReturned(u32),
     /// A definition's reminders ran out with the step still waiting: add its escalation target.
-    /// `n` is the reminder the escalation follows.
+    /// `n` is the index of the step that waited at the last reminder ([`ONE_STEP`] for a
+    /// request without a route): a step decided since ends the silence, and nothing is added.
     Escalate(u32),
     /// A routed request changed: show every card of it again (the requester's, each
     /// approver's, each CC's). One job on the request, so votes in a row coalesce into one.
     RefreshAll,
 }
+
+/// [`Timer::Escalate`]'s step of a request without a route.
+pub const ONE_STEP: u32 = u32::MAX;
 
 /// Work scheduled on a card, which may be another than the one a click wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +172,7 @@ pub fn on_timer(
                 stage: Stage::Draft,
                 ..
             },
-        ) => {
+        ) if !super::handover::is_resubmission(&data) => {
             next_state.status = ApprovalStatus::Expired.stored();
             Ok(CardStep {
                 state: next_state,
@@ -178,11 +185,12 @@ pub fn on_timer(
                 followups: Vec::new(),
             })
         }
-        // A filed request nobody decided: every card shows 已过期 and the requester is told.
+        // A filed request nobody decided (or one returned for changes and not filed again): every
+        // card shows 已过期 and the requester is told.
         (
             Timer::Expiry,
             ApprovalStatus::Request {
-                stage: Stage::Filed,
+                stage: Stage::Filed | Stage::Draft,
                 ..
             },
         ) => {
@@ -259,6 +267,7 @@ pub fn on_timer(
             | Timer::NotifyCc
             | Timer::NotifyStep(_)
             | Timer::NotifyAdded(_)
+            | Timer::NotifyReturned(_)
             | Timer::Escalate(_)
             | Timer::RefreshAll,
             _,

@@ -1394,11 +1394,33 @@ fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
     )
 }
 
-/// The audit trail as the card's timeline, one line per entry, in `lang`.
+/// The most timeline lines a card shows (the latest; the table keeps them all): a request handed
+/// on, returned and escalated many times stays within Feishu's card size.
+pub const MAX_TIMELINE_LINES: usize = 30;
+
+/// The audit trail as the card's timeline, one line per entry, in `lang` (no comments: the
+/// shared form).
 pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> String {
-    audit
-        .iter()
-        .map(|entry| {
+    timeline_for(audit, time_zone, lang, Audience::SharedChat)
+}
+
+/// The timeline as `audience` sees it: a private card shows a 转交's or 退回's comment (escaped,
+/// cut to [`ROUTE_COMMENT_CHARS`]); a shared chat's card never shows one. At most the latest
+/// [`MAX_TIMELINE_LINES`], after a line saying how many earlier ones are left out.
+fn timeline_for(
+    audit: &[AuditEntry],
+    time_zone: &TimeZone,
+    lang: Lang,
+    audience: Audience,
+) -> String {
+    let skipped = audit.len().saturating_sub(MAX_TIMELINE_LINES);
+    let earlier = (skipped > 0).then(|| match lang {
+        Lang::ZhCn => format!("…（更早的 {skipped} 条记录未显示）"),
+        Lang::EnUs => format!("… ({skipped} earlier entries not shown)"),
+    });
+    earlier
+        .into_iter()
+        .chain(audit[skipped..].iter().map(|entry| {
             let by = entry
                 .by
                 .as_deref()
@@ -1409,12 +1431,18 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> Strin
                 true => String::new(),
                 false => format!(" → {}", to.join(" ")),
             };
+            let comment = match (audience, entry.comment.as_deref()) {
+                (Audience::Private, Some(c)) => {
+                    format!("：{}", text::escape_markdown(c, ROUTE_COMMENT_CHARS))
+                }
+                _ => String::new(),
+            };
             format!(
-                "{} · {by} {}{to}",
+                "{} · {by} {}{to}{comment}",
                 format_local(entry.at, time_zone),
                 audit_label(entry.action, lang)
             )
-        })
+        }))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -1615,7 +1643,7 @@ fn request_elements_for(
     }
     elements.push(Element::hr(ids::DIVIDER));
     elements.push(Element::markdown_localized(request_ids::TIMELINE, |lang| {
-        timeline(&data.audit, time_zone, lang)
+        timeline_for(&data.audit, time_zone, lang, audience)
     }));
     elements
 }
@@ -1810,6 +1838,12 @@ pub fn review_card(
 /// What became of `viewer`'s place: handed on by their 转交 (to whom), or a round returned and
 /// filed again (this card no longer decides).
 fn handover_note(data: &ApprovalData, viewer: &ReviewData) -> Option<Element> {
+    if viewer.round == data.round
+        && super::handover::vote_due(data, viewer.step.as_deref(), &viewer.approver)
+    {
+        // Their vote is due (again, after a 转交 back to them): no note.
+        return None;
+    }
     if viewer.round < data.round {
         return Some(Element::markdown_localized(request_ids::HANDOVER, |lang| {
             lang.pick(
@@ -1891,6 +1925,40 @@ fn review_form(candidates: &[String]) -> Element {
         name: request_ids::REVIEW_FORM.to_owned(),
         elements,
     })
+}
+
+/// The text the requester gets when an approver returns the request for changes: who, when, and
+/// their comment (plain: a text message reads no mention or link from it), Chinese then English.
+pub fn returned_text(
+    request: &CardState,
+    catalog: &Catalog,
+    time_zone: &TimeZone,
+) -> Result<String, DomainError> {
+    let status = status_of(request)?;
+    let data = ApprovalData::from_value(&request.data)?;
+    let kind = catalog.resolve(data.request_kind_of(status)?, data.definition);
+    let (zh, en) = (
+        text::message_text(&kind.name.zh_cn, 80),
+        text::message_text(&english(&kind), 80),
+    );
+    let entry = data
+        .audit
+        .iter()
+        .rev()
+        .find(|e| e.action == AuditAction::Returned)
+        .ok_or_else(|| DomainError::CorruptState("returned without a return".into()))?;
+    let at = format_local(entry.at, time_zone);
+    let mut out = format!(
+        "你的{zh}申请被退回修改（{at}），请在原卡片上修改后重新提交。\nYour {en} request was returned \
+         for changes ({at}): change it on its card and submit it again."
+    );
+    if let Some(comment) = entry.comment.as_deref() {
+        out.push_str(&format!(
+            "\n意见 / Comment: {}",
+            text::message_text(comment, MAX_REASON_CHARS)
+        ));
+    }
+    Ok(out)
 }
 
 /// The text the requester gets when an approver decides or the request expires (Chinese, then

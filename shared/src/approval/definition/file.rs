@@ -883,17 +883,18 @@ impl Reader {
         }
     }
 
-    /// A duration: seconds, or a number with s/m/h/d, below the 14-day life of a request's cards.
+    /// A duration: seconds, or a number with s/m/h/d, from a minute to below the 14-day life of
+    /// a request's cards.
     fn duration_secs(&mut self, node: &Node, what: &str) -> Option<u64> {
         let s = self.scalar(node, what)?;
         match feishu_kit::config::parse_duration(s.as_str()) {
-            Some(d) if d.as_secs() < 14 * 86_400 => Some(d.as_secs()),
+            Some(d) if (60..14 * 86_400).contains(&d.as_secs()) => Some(d.as_secs()),
             _ => {
                 self.problem(
                     s.span(),
                     format!(
-                        "{what} `{}` must be a duration below 14 days: seconds, or a number with \
-                         s/m/h/d (e.g. 8h)",
+                        "{what} `{}` must be a duration from 1 minute to below 14 days: seconds, \
+                         or a number with s/m/h/d (e.g. 8h)",
                         s.as_str()
                     ),
                 );
@@ -1136,6 +1137,16 @@ definitions:
             ("definitions:\n  - {id: a, name: x, fields: [{name: ok, type: checkbox, label: a, placeholder: b}]}", "all but checkbox"),
             ("definitions:\n  - {id: a, name: \"<at id=all></at>\", fields: [{name: a, type: text, label: a}]}", "may not contain '<'"),
             ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: \"**bold**\"}]}", "may not contain '*'"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], transfer_to: {open_ids: [all]}}", "not an open_id"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], transfer_to: {department: false}}", "department must be true"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], transfer_to: {}}", "one of `open_ids` or `department: true`"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], transfer_to: {department: true}, steps: [{id: s, approvers: {leader: true}}]}", "give each step its transfer_to"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 0, every: 1h, max: 2}}", "from 1 minute"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 1h, every: 20d, max: 2}}", "below 14 days"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 1h, every: 1h, max: 4}}", "must be 1 to 3"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 1h, max: 2}}", "remind needs `every`"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 1h, every: 1h, max: 2, then: {escalate: {leader: false}}}}", "leader must be true"),
+            ("definitions:\n  - {id: a, name: x, fields: [{name: a, type: text, label: a}], remind: {after: 1h, every: 1h, max: 2, then: {page: me}}}", "unknown key"),
         ] {
             let problems = parse(file).unwrap_err();
             assert!(
