@@ -1396,7 +1396,7 @@ fn audit_label(action: AuditAction, lang: Lang) -> &'static str {
 
 /// The most timeline lines a card shows (the latest; the table keeps them all): a request handed
 /// on, returned and escalated many times stays within Feishu's card size.
-pub const MAX_TIMELINE_LINES: usize = 30;
+pub const MAX_TIMELINE_LINES: usize = 6;
 
 /// The audit trail as the card's timeline, one line per entry, in `lang` (no comments: the
 /// shared form).
@@ -1404,8 +1404,12 @@ pub fn timeline(audit: &[AuditEntry], time_zone: &TimeZone, lang: Lang) -> Strin
     timeline_for(audit, time_zone, lang, Audience::SharedChat)
 }
 
+/// A 转交's or 退回's comment on a timeline line, in characters (the returned form and the new
+/// approver's texts carry it whole).
+pub const TIMELINE_COMMENT_CHARS: usize = 12;
+
 /// The timeline as `audience` sees it: a private card shows a 转交's or 退回's comment (escaped,
-/// cut to [`ROUTE_COMMENT_CHARS`]); a shared chat's card never shows one. At most the latest
+/// cut to [`TIMELINE_COMMENT_CHARS`]); a shared chat's card never shows one. At most the latest
 /// [`MAX_TIMELINE_LINES`], after a line saying how many earlier ones are left out.
 fn timeline_for(
     audit: &[AuditEntry],
@@ -1433,7 +1437,7 @@ fn timeline_for(
             };
             let comment = match (audience, entry.comment.as_deref()) {
                 (Audience::Private, Some(c)) => {
-                    format!("：{}", text::escape_markdown(c, ROUTE_COMMENT_CHARS))
+                    format!("：{}", text::escape_markdown(c, TIMELINE_COMMENT_CHARS))
                 }
                 _ => String::new(),
             };
@@ -2204,13 +2208,14 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
         approvers: approvers.clone(),
         values: Some(values),
         comment: Some(long(MAX_REASON_CHARS as u32)),
-        audit: (0..6)
+        // A timeline at its longest: as many lines as a card shows, each a 转交 with a comment.
+        audit: (0..MAX_TIMELINE_LINES as i64 + 1)
             .map(|i| AuditEntry {
                 at: i,
                 by: Some(approvers[0].clone()),
-                action: AuditAction::Reminded,
-                to: Vec::new(),
-                comment: None,
+                action: AuditAction::Transferred,
+                to: vec![approvers[1].clone()],
+                comment: Some(long(TIMELINE_COMMENT_CHARS as u32)),
             })
             .collect(),
         ..ApprovalData::default()
@@ -2283,6 +2288,35 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .validate()
         .map_err(|e| format!("an approver's card does not fit at the largest input: {e}"))?;
+    // And while their vote is due: the comment, 同意 / 拒绝 / 退回, and 转交 with every candidate.
+    let mut waiting = data.clone();
+    let viewer_id = waiting
+        .route
+        .first()
+        .and_then(|s| s.approvers.first().cloned())
+        .unwrap_or_else(|| approvers[1].clone());
+    if let Some(first) = waiting.route.first_mut() {
+        first.outcome = StepOutcome::Waiting;
+        first.votes.retain(|v| v.by != viewer_id);
+    }
+    let viewer = ReviewData {
+        request_key: request.card_key.clone(),
+        approver: viewer_id,
+        step: waiting.route.first().map(|s| s.id.clone()),
+        cc: None,
+        round: 0,
+        candidates: (0..super::definition::MAX_TRANSFER_CANDIDATES)
+            .map(|i| format!("ou_{:032x}", i + 1000))
+            .collect(),
+    };
+    let request = CardState {
+        data: waiting.to_value(),
+        ..request
+    };
+    review_card(&request, Some(&viewer), &catalog, &TimeZone::UTC)
+        .map_err(|e| e.to_string())?
+        .validate()
+        .map_err(|e| format!("an approver's card does not fit with its buttons: {e}"))?;
     Ok(())
 }
 
@@ -2896,7 +2930,7 @@ mod tests {
                 "definitions:\n  - id: big\n    name: 大\n    fields: [{{name: amount, type: amount, label: 金额}}]\n    steps:\n{lines}"
             )
         };
-        assert!(crate::approval::load_definitions(&route(2)).is_ok());
+        assert_eq!(crate::approval::load_definitions(&route(2)).err(), None);
         let problems = crate::approval::load_definitions(&route(10)).unwrap_err();
         assert!(problems[0].message.contains("does not fit"), "{problems:?}");
     }
