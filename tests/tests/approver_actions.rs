@@ -194,6 +194,7 @@ async fn a_transferred_vote_is_decided_by_the_candidate(delivery: &str) {
         .iter()
         .all(|e| e.action != AuditAction::Transferred));
 
+    s.bot.sim.clear_calls();
     let moved = s
         .press(
             &s.first,
@@ -207,6 +208,30 @@ async fn a_transferred_vote_is_decided_by_the_candidate(delivery: &str) {
         .await;
     assert!(toast(&moved).contains("已转交"), "{moved:?}");
     s.settle().await;
+    // What Feishu receives for a 转交: one card to the new approver (a send), and the
+    // requester's card refreshed (the old approver's card changed in the callback answer and is
+    // refreshed too); nothing else.
+    let calls: Vec<String> = s
+        .bot
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| !c.path.contains("tenant_access_token"))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.method,
+                c.path.split('?').next().unwrap_or_default()
+            )
+        })
+        .collect();
+    let sends = calls
+        .iter()
+        .filter(|c| c.as_str() == "POST /open-apis/im/v1/messages")
+        .count();
+    println!("Feishu calls for a 转交 ({delivery} delivery): {calls:?}");
+    assert_eq!(sends, 1, "{calls:#?}");
+    assert!(calls.len() <= 4, "{calls:#?}");
 
     // The old card says to whom it went and has no buttons; its approve is refused.
     let old = s.text(&first_card);
