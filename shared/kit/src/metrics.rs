@@ -4,7 +4,40 @@
 //! dimension `Function`. A bot records its own metrics through the same facade; [`Emitter`] writes
 //! them all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// The most values of one metric an EMF document holds (CloudWatch's limit, which the exporter
+/// enforces by dropping the rest with an error line per value).
+pub const MAX_VALUES_PER_DOCUMENT: usize = 100;
+
+/// The most histogram samples held between flushes; past it a sample is counted but not kept
+/// (an invocation makes far fewer Open API calls: 50/s for at most a 60 s timeout).
+pub const MAX_PENDING_SAMPLES: usize = 100_000;
+
+/// Whether an [`Emitter`] is installed: only then are histogram samples held for its flush.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Histogram samples since the last flush, in arrival order: written by [`Emitter::flush_to`]
+/// in as many documents as they need, so a busy invocation (a sweep of hundreds of jobs, each
+/// with its Open API calls) loses none.
+static PENDING: Mutex<Vec<(&'static str, f64)>> = Mutex::new(Vec::new());
+
+/// Records one histogram sample: held for the flush when an [`Emitter`] is installed, else
+/// recorded at once (a test's own recorder).
+fn sample(name: &'static str, value: f64) {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        metrics::histogram!(name).record(value);
+        return;
+    }
+    let mut pending = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if pending.len() < MAX_PENDING_SAMPLES {
+        pending.push((name, value));
+    }
+}
 
 /// The one dimension every metric carries: the function's name (`event-callback`, …).
 pub const FUNCTION_DIMENSION: &str = "Function";
@@ -112,13 +145,45 @@ impl Emitter {
             .init()
             .ok()?;
         describe();
+        INSTALLED.store(true, Ordering::Relaxed);
         Some(Self(collector))
     }
 
-    /// Writes what was recorded since the last flush as EMF JSON lines to `out`.
-    pub fn flush_to(&self, out: impl std::io::Write) {
-        if let Err(e) = self.0.flush(out) {
-            tracing::warn!(error = %e, "cannot write the metrics");
+    /// Writes what was recorded since the last flush as EMF JSON lines to `out`: one document,
+    /// or more when a histogram has more samples than one document holds
+    /// ([`MAX_VALUES_PER_DOCUMENT`]); every sample is written, and the counters once.
+    pub fn flush_to(&self, mut out: impl std::io::Write) {
+        let pending = std::mem::take(
+            &mut *PENDING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut by_name: Vec<(&'static str, Vec<f64>)> = Vec::new();
+        for (name, value) in pending {
+            match by_name.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) => values.push(value),
+                None => by_name.push((name, vec![value])),
+            }
+        }
+        let documents = by_name
+            .iter()
+            .map(|(_, v)| v.len().div_ceil(MAX_VALUES_PER_DOCUMENT))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        for document in 0..documents {
+            for (name, values) in &by_name {
+                let chunk = values
+                    .chunks(MAX_VALUES_PER_DOCUMENT)
+                    .nth(document)
+                    .unwrap_or_default();
+                for value in chunk {
+                    metrics::histogram!(*name).record(*value);
+                }
+            }
+            if let Err(e) = self.0.flush(&mut out) {
+                tracing::warn!(error = %e, "cannot write the metrics");
+            }
         }
     }
 
@@ -139,7 +204,7 @@ pub fn answered(ok: bool, latency: Duration) {
     if ok {
         metrics::counter!(names::ANSWERED).increment(1);
     }
-    metrics::histogram!(names::ANSWER_LATENCY).record(latency.as_secs_f64() * 1000.0);
+    sample(names::ANSWER_LATENCY, latency.as_secs_f64() * 1000.0);
 }
 
 /// A re-delivery answered without work.
@@ -180,5 +245,5 @@ pub fn rate_limited() {
 
 /// Time a call waited for the app-wide limiter.
 pub fn limiter_wait(waited: Duration) {
-    metrics::histogram!(names::LIMITER_WAIT).record(waited.as_secs_f64() * 1000.0);
+    sample(names::LIMITER_WAIT, waited.as_secs_f64() * 1000.0);
 }
