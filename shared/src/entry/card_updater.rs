@@ -60,6 +60,24 @@ pub struct Summary {
     /// Left for the next sweep: not claimable, not due soon enough, or out of time; or run while a
     /// later change re-armed it (the re-armed run shows the latest state).
     pub skipped: usize,
+    /// A stream batch's records whose job could not be claimed or recorded (a store error, an
+    /// item that does not read as a job): the invocation's answer names each (the template's
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`), so Lambda retries that record, not
+    /// the batch. A job's own failure is not here: the job table retries it.
+    #[serde(
+        rename = "batchItemFailures",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+/// One entry of a stream answer's `batchItemFailures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItemFailure {
+    /// The record's `SequenceNumber`.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
 }
 
 impl Summary {
@@ -69,15 +87,19 @@ impl Summary {
         self.done += other.done;
         self.failed += other.failed;
         self.skipped += other.skipped;
+        self.batch_item_failures.extend(other.batch_item_failures);
         self
     }
 }
 
 /// The jobs grouped by card, cards in the order they first appear, each card's jobs in order.
-fn by_card(targets: Vec<JobRef>) -> Vec<Vec<JobRef>> {
-    let mut groups: Vec<Vec<JobRef>> = Vec::new();
+fn by_card(targets: Vec<(JobRef, Option<String>)>) -> Vec<Vec<(JobRef, Option<String>)>> {
+    let mut groups: Vec<Vec<(JobRef, Option<String>)>> = Vec::new();
     for target in targets {
-        match groups.iter_mut().find(|g| g[0].card_key == target.card_key) {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].0.card_key == target.0.card_key)
+        {
             Some(group) => group.push(target),
             None => groups.push(vec![target]),
         }
@@ -171,20 +193,30 @@ where
             per_job_ms: Self::ms(self.per_job),
         };
         let targets = match event {
-            UpdaterEvent::Stream(batch) => store::stream::new_jobs(&batch.records),
-            UpdaterEvent::Schedule(_) | UpdaterEvent::Other => self.due_jobs().await,
+            UpdaterEvent::Stream(batch) => store::stream::new_jobs_with_sequence(&batch.records),
+            UpdaterEvent::Schedule(_) | UpdaterEvent::Other => self
+                .due_jobs()
+                .await
+                .into_iter()
+                .map(|job| (job, None))
+                .collect(),
         };
         let budget = &budget;
         let summary = stream::iter(by_card(targets))
             .map(|jobs| async move {
                 let mut summary = Summary::default();
-                for target in jobs {
+                for (target, sequence) in jobs {
                     summary.seen += 1;
                     if !self.wait_until_due(&target, budget).await {
                         summary.skipped += 1;
                         continue;
                     }
-                    self.run_one(&target, budget, &mut summary).await;
+                    let retry = self.run_one(&target, budget, &mut summary).await;
+                    if let (true, Some(sequence)) = (retry, sequence) {
+                        summary.batch_item_failures.push(BatchItemFailure {
+                            item_identifier: sequence,
+                        });
+                    }
                 }
                 summary
             })
@@ -226,11 +258,14 @@ where
         true
     }
 
-    async fn run_one(&self, target: &JobRef, budget: &ClaimBudget, summary: &mut Summary) {
+    /// Claims and runs one job; `true` when its record should be retried (the claim or the job's
+    /// bookkeeping failed in the store: the job may be unreadable, or the table briefly not
+    /// answering).
+    async fn run_one(&self, target: &JobRef, budget: &ClaimBudget, summary: &mut Summary) -> bool {
         let now = self.clock.now_millis();
         if !budget.may_claim(now) {
             summary.skipped += 1;
-            return;
+            return false;
         }
         let claimed = self
             .store
@@ -246,12 +281,12 @@ where
             Ok(Some(job)) => job,
             Ok(None) => {
                 summary.skipped += 1;
-                return;
+                return false;
             }
             Err(e) => {
                 warn!(card_key = %target.card_key, error = %e, "claim failed");
                 summary.skipped += 1;
-                return;
+                return true;
             }
         };
         summary.claimed += 1;
@@ -293,11 +328,13 @@ where
                 summary.skipped += 1;
             }
             Err(e) => {
-                // The lease lapses and the job is due again: it is never lost.
+                // The lease lapses and the job is due again: it is never lost (the sweep finds
+                // it; its record retried would find it leased).
                 warn!(card_key = %job.card_key, job_id = %job.job_id, error = %e, "job bookkeeping failed");
                 summary.failed += 1;
             }
         }
+        false
     }
 }
 
@@ -381,18 +418,23 @@ mod tests {
 
     #[test]
     fn jobs_are_grouped_by_card_in_order() {
-        let groups = by_card(vec![
-            job("a", "1"),
-            job("b", "1"),
-            job("a", "2"),
-            job("c", "1"),
-            job("b", "2"),
-        ]);
+        let groups = by_card(
+            [
+                job("a", "1"),
+                job("b", "1"),
+                job("a", "2"),
+                job("c", "1"),
+                job("b", "2"),
+            ]
+            .into_iter()
+            .map(|j| (j, None))
+            .collect(),
+        );
         let ids: Vec<Vec<String>> = groups
             .iter()
             .map(|g| {
                 g.iter()
-                    .map(|j| format!("{}{}", j.card_key, j.job_id))
+                    .map(|(j, _)| format!("{}{}", j.card_key, j.job_id))
                     .collect()
             })
             .collect();
@@ -407,6 +449,9 @@ mod tests {
             done: 1,
             failed: 1,
             skipped: 0,
+            batch_item_failures: vec![BatchItemFailure {
+                item_identifier: "100".into(),
+            }],
         };
         let two = Summary {
             seen: 3,
@@ -414,6 +459,7 @@ mod tests {
             done: 1,
             failed: 0,
             skipped: 2,
+            batch_item_failures: Vec::new(),
         };
         assert_eq!(
             one.add(two),
@@ -422,8 +468,30 @@ mod tests {
                 claimed: 3,
                 done: 2,
                 failed: 1,
-                skipped: 2
+                skipped: 2,
+                batch_item_failures: vec![BatchItemFailure {
+                    item_identifier: "100".into(),
+                }],
             }
         );
+        // A stream answer names its failed records as Lambda reads them; a sweep's has none.
+        let answer = serde_json::to_value(one_with_failure()).unwrap();
+        assert_eq!(
+            answer["batchItemFailures"],
+            serde_json::json!([{"itemIdentifier": "7"}])
+        );
+        assert!(serde_json::to_value(Summary::default())
+            .unwrap()
+            .get("batchItemFailures")
+            .is_none());
+    }
+
+    fn one_with_failure() -> Summary {
+        Summary {
+            batch_item_failures: vec![BatchItemFailure {
+                item_identifier: "7".into(),
+            }],
+            ..Summary::default()
+        }
     }
 }

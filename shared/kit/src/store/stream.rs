@@ -21,6 +21,15 @@ const PENDING: &str = "pending";
 /// writes (claims, completion, its TTL removal) and records whose keys are not a job's are
 /// skipped: the sweep finds any due job the stream does not name.
 pub fn new_jobs(records: &[EventRecord]) -> Vec<JobRef> {
+    new_jobs_with_sequence(records)
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect()
+}
+
+/// [`new_jobs`], each with its record's `SequenceNumber` (what a `batchItemFailures` entry names
+/// as `itemIdentifier`, so Lambda retries that record and those after it, not the whole batch).
+pub fn new_jobs_with_sequence(records: &[EventRecord]) -> Vec<(JobRef, Option<String>)> {
     records
         .iter()
         .filter(|record| {
@@ -31,7 +40,9 @@ pub fn new_jobs(records: &[EventRecord]) -> Vec<JobRef> {
                         Some(AttributeValue::S(status)) if status == PENDING
                     ))
         })
-        .filter_map(inserted_job)
+        .filter_map(|record| {
+            inserted_job(record).map(|job| (job, record.change.sequence_number.clone()))
+        })
         .collect()
 }
 
