@@ -1660,8 +1660,25 @@ where
                             index,
                             sequence,
                         );
-                        op.send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
-                            .await?;
+                        match op
+                            .send(feishu, &card_id, &CardWrite::new(sequence, &key), deadline)
+                            .await
+                        {
+                            Ok(()) => {}
+                            // This very write (its uuid is unique to the job run, the call and its
+                            // sequence) was applied before: its answer was lost and the client
+                            // sent it again. Feishu runs a uuid's write only once and refuses the
+                            // repeat with 200770 (`cards-and-cardkit.md` §6); whether it may
+                            // instead replay the first answer is unconfirmed, and both mean done.
+                            Err(e) if e.code() == Some(UUID_CONFLICT) => {
+                                tracing::info!(
+                                    index,
+                                    sequence,
+                                    "CardKit write already applied (uuid conflict): done"
+                                );
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     Ok(())
                 }

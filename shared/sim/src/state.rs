@@ -150,6 +150,10 @@ pub enum FaultKind {
     InvalidToken,
     /// Waits `millis` before handling the call normally (so a client with a shorter timeout gives up).
     Hang { millis: u64 },
+    /// Handles the call (its write is applied, and the call recorded), then waits `millis` before
+    /// answering: a client with a shorter timeout never sees the answer (a lost answer), and its
+    /// retry with the same uuid meets the uuid as used.
+    LoseAnswer { millis: u64 },
     /// HTTP 400 with this business `code` (e.g. 230031 message too old, 230011 recalled).
     Api { code: i64 },
 }

@@ -165,6 +165,10 @@ pub(crate) async fn handle(
         _ => None,
     };
     let fault = take_fault(&sim, &method, &path);
+    let lose_answer = match fault {
+        Some(FaultKind::LoseAnswer { millis }) => Some(millis),
+        _ => None,
+    };
     if let Some(FaultKind::Hang { millis }) = fault {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
@@ -213,6 +217,10 @@ pub(crate) async fn handle(
         elapsed_ms: started.elapsed().as_millis() as u64,
         chat_id,
     });
+    if let Some(millis) = lose_answer {
+        // Applied and recorded; the answer comes too late for a client with a shorter timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
     response
 }
 
@@ -237,7 +245,7 @@ fn take_fault(sim: &Shared, method: &Method, path: &str) -> Option<FaultKind> {
 /// What an injected fault answers instead of the endpoint; `None` for a hang, which is then handled.
 fn fault_answer(sim: &Shared, fault: FaultKind) -> Option<Answer> {
     match fault {
-        FaultKind::Hang { .. } => None,
+        FaultKind::Hang { .. } | FaultKind::LoseAnswer { .. } => None,
         FaultKind::RateLimited { reset_secs } => {
             let limit = sim.world().rate_limits.app_per_second.unwrap_or(50);
             Some(ApiError::rate_limited(limit, reset_secs).into())
