@@ -108,6 +108,10 @@ mod step {
 /// refusal with this code is read as "sent before" (`docs/architecture.md`, exactly once).
 const UUID_CONFLICT: i64 = 200770;
 
+/// How long a reminder's dedup record (the buzzes it sent) lives and holds its claim: longer
+/// than every retry of its job.
+const REMINDER_RECORD_MS: i64 = 2 * 24 * 3_600_000;
+
 /// How a command's answer is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1223,65 +1227,83 @@ where
                 ),
             }
         };
-        let mut recorded = None;
+        // Sent first, recorded after: "reminded" is in the trail only when a reminder went out.
+        let request = self.card_or_bad_job(&job.card_key).await?;
+        let step = followup::remind_step(&request, n, max, self.now, every_ms).map_err(bad_job)?;
+        let (review_cards, recorded) = match step {
+            followup::RemindStep::NotWaiting => return Ok("request no longer waiting"),
+            followup::RemindStep::NobodyReachable => return Ok("no approver reachable to remind"),
+            // The notify job has not got through yet: try again later.
+            followup::RemindStep::NotReady(why) => {
+                return Err(StoreError::Conflict(why.into()).into())
+            }
+            followup::RemindStep::Send { review_cards } => (review_cards, true),
+            followup::RemindStep::Record { review_cards, .. } => (review_cards, false),
+        };
+        let reached = self.send_reminders(&request, n, &review_cards).await?;
+        if recorded {
+            return Ok("approvers reminded (recorded before)");
+        }
+        // The next reminder (or the escalation after the last) is due whether or not anyone was
+        // reached: escalation is for the silence reminders could not break.
         for _ in 0..MAX_RECORD_ATTEMPTS {
             let request = self.card_or_bad_job(&job.card_key).await?;
             let step =
                 followup::remind_step(&request, n, max, self.now, every_ms).map_err(bad_job)?;
-            match step {
-                followup::RemindStep::NotWaiting => return Ok("request no longer waiting"),
-                followup::RemindStep::NobodyReachable => {
-                    return Ok("no approver reachable to remind")
+            let followup::RemindStep::Record { next, later, .. } = step else {
+                return Ok("approvers reminded");
+            };
+            let waiting_step = ApprovalData::from_value(&request.data)
+                .ok()
+                .and_then(|d| approval::route::current(&d.route))
+                .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
+            let escalation = (n == max && escalates).then(|| approval::Scheduled {
+                timer: approval::Timer::Escalate(waiting_step),
+                at: self.now + every_ms,
+            });
+            let later: Vec<_> = later
+                .into_iter()
+                .chain(escalation)
+                .map(|at| jobs::scheduled_job(&request.card_key, at))
+                .collect();
+            if reached == 0 {
+                for job in &later {
+                    self.store.enqueue(job).await?;
                 }
-                // The notify job has not got through yet: try again later.
-                followup::RemindStep::NotReady(why) => {
-                    return Err(StoreError::Conflict(why.into()).into())
-                }
-                followup::RemindStep::Send { review_cards } => {
-                    recorded = Some((request, review_cards));
-                    break;
-                }
-                followup::RemindStep::Record {
-                    next,
-                    later,
-                    review_cards,
-                } => {
-                    // The last reminder of a definition that escalates: the escalation one
-                    // interval later, should the step still wait.
-                    let waiting_step = ApprovalData::from_value(&request.data)
-                        .ok()
-                        .and_then(|d| approval::route::current(&d.route))
-                        .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
-                    let escalation = (n == max && escalates).then(|| approval::Scheduled {
-                        timer: approval::Timer::Escalate(waiting_step),
-                        at: self.now + every_ms,
-                    });
-                    let later: Vec<_> = later
-                        .into_iter()
-                        .chain(escalation)
-                        .map(|at| jobs::scheduled_job(&request.card_key, at))
-                        .collect();
-                    match self.store.update_card_and_enqueue(&next, &later).await {
-                        Ok(stored) => {
-                            recorded = Some((stored, review_cards));
-                            break;
-                        }
-                        Err(StoreError::Conflict(_)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                return Ok("no approver could be reminded (not recorded)");
+            }
+            match self.store.update_card_and_enqueue(&next, &later).await {
+                Ok(_) => return Ok("approvers reminded"),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-        let Some((request, review_cards)) = recorded else {
-            return Err(
-                StoreError::Conflict(format!("request {} kept changing", job.card_key)).into(),
-            );
-        };
-        let catalog = self.catalog(&[&request]).await?;
-        let text = approval::views::reminder_text(&request, n, &catalog, self.time_zone)
+        Err(StoreError::Conflict(format!("request {} kept changing", job.card_key)).into())
+    }
+
+    /// The `n`th reminder to the approvers whose vote is due, each a reply to their current card
+    /// (one message through its uuid however often the job runs) and, where the app may, an
+    /// in-app buzz on it (`urgent_app`, which takes no idempotency key: each buzz is kept on the
+    /// reminder's dedup record, so a retried job never buzzes twice). Returns how many were
+    /// reached.
+    async fn send_reminders(
+        &self,
+        request: &crate::store::CardState,
+        n: u32,
+        review_cards: &[String],
+    ) -> Result<usize, DeliverError> {
+        let catalog = self.catalog(&[request]).await?;
+        let text = approval::views::reminder_text(request, n, &catalog, self.time_zone)
             .map_err(bad_job)?;
         let request_data = ApprovalData::from_value(&request.data).map_err(bad_job)?;
-        for card_key in &review_cards {
+        // The record that keeps which buzzes went out (it outlives every retry of the job).
+        let record = format!("remind:{}:{n}", request.card_key);
+        self.store
+            .claim(&record, self.now, REMINDER_RECORD_MS, REMINDER_RECORD_MS)
+            .await?;
+        let buzzed = self.store.kept(&record).await?;
+        let mut reached = 0;
+        for (index, card_key) in review_cards.iter().enumerate() {
             let review = self.card_or_bad_job(card_key).await?;
             let data = approval::ReviewData::of(&review).map_err(bad_job)?;
             // A reminder goes to the approvers whose vote is due (in a route, the current
@@ -1312,6 +1334,12 @@ where
                 .await
             {
                 Ok(sent) => sent,
+                // Sent by an earlier run of this job (the uuid was used): reached, and its buzz
+                // was kept below if it went out.
+                Err(e) if e.code() == Some(UUID_CONFLICT) => {
+                    reached += 1;
+                    continue;
+                }
                 // A resigned approver or a deleted card must not stop the others' reminders.
                 Err(e) if jobs::on_failure(&e, self.now) == FailureAction::Permanent => {
                     tracing::warn!(error = %e, "approver not reminded: Feishu refuses for good");
@@ -1319,9 +1347,14 @@ where
                 }
                 Err(e) => return Err(e.into()),
             };
+            reached += 1;
+            let step = format!("buzz_{index}");
+            if buzzed.contains_key(&step) {
+                continue;
+            }
             // The buzz is a courtesy: without `im:message.urgent` (or any other refusal) the
             // reminder message stands alone.
-            if let Err(e) = self
+            match self
                 .feishu
                 .urgent_app(
                     &sent.message_id,
@@ -1330,10 +1363,13 @@ where
                 )
                 .await
             {
-                tracing::info!(error = %e, "reminder sent without an in-app buzz");
+                Ok(()) => {
+                    self.store.keep(&record, &step, "1").await?;
+                }
+                Err(e) => tracing::info!(error = %e, "reminder sent without an in-app buzz"),
             }
         }
-        Ok("approvers reminded")
+        Ok(reached)
     }
 
     /// The 转交 candidates of `approver` in a `transfer_to: {department: true}` step: the direct

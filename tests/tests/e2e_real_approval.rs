@@ -801,6 +801,51 @@ async fn without_the_buzz_scope_reminders_are_messages_alone_message_mode() {
     remind_then_expire("message", false).await;
 }
 
+/// A reminder job that fails after its first approver's buzz (the second approver's reply keeps
+/// failing) is retried: every approver is reminded, each buzzed once, the reminder recorded once.
+#[tokio::test]
+async fn a_reminder_retried_after_its_buzz_buzzes_each_approver_once() {
+    use cardbot_tests::simulator::FaultKind;
+    let s = scene("message", true).await;
+    let (card, reviews) = s.file_leave("annual trip").await;
+    s.bot.sim.advance(24 * HOUR);
+    s.bot.sim.fail_next(
+        "POST",
+        &format!("/open-apis/im/v1/messages/{}/reply", reviews[1]),
+        10,
+        FaultKind::ServerError { status: 500 },
+    );
+    let summary = s.bot.sweep().await;
+    assert_eq!(summary.failed, 1, "{summary:?}");
+    assert_eq!(s.bot.sim.buzzes().len(), 1, "the first approver was buzzed");
+    let (_, data) = s.request(&card).await;
+    assert!(
+        data.audit.iter().all(|e| e.action != AuditAction::Reminded),
+        "not recorded before it went out: {:?}",
+        data.audit
+    );
+    // The fault is over; the retry reminds the second approver and buzzes nobody twice.
+    s.bot.sim.clear_faults();
+    s.bot.sim.advance(std::time::Duration::from_secs(300));
+    let summary = s.bot.sweep().await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let mut buzzed: Vec<String> = s.bot.sim.buzzes().into_iter().map(|(_, who)| who).collect();
+    buzzed.sort();
+    let mut approvers: Vec<String> = s.approvers.iter().map(|a| a.open_id.clone()).collect();
+    approvers.sort();
+    assert_eq!(buzzed, approvers, "one buzz each");
+    for approver in &s.approvers {
+        assert_eq!(reminders_in(&s, approver).len(), 1, "{}", approver.open_id);
+    }
+    let (_, data) = s.request(&card).await;
+    let reminded = data
+        .audit
+        .iter()
+        .filter(|e| e.action == AuditAction::Reminded)
+        .count();
+    assert_eq!(reminded, 1);
+}
+
 #[tokio::test]
 async fn a_decided_request_is_never_reminded() {
     let s = scene("message", true).await;
