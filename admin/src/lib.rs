@@ -27,9 +27,17 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Puts a dead job back in the queue, due now, for one more try (the updater delivers it
-    /// within a minute).
-    Requeue { card_key: String, job_id: String },
+    /// Puts a dead job back in the queue, due now, with a fresh set of attempts (the updater
+    /// delivers it within a minute). A job that sends messages, created more than an hour ago
+    /// (past Feishu's 1 h uuid window), is refused unless `--force`: its run may send a message
+    /// the user already has.
+    Requeue {
+        card_key: String,
+        job_id: String,
+        /// Requeue a message-sending job older than Feishu's 1 h uuid window anyway.
+        #[arg(long)]
+        force: bool,
+    },
     /// A card's state and all its jobs.
     Card { card_key: String },
     /// A request's audit trail (the requester's card key; an approver's card leads to it).
@@ -116,6 +124,9 @@ pub fn validate_definitions(path: &std::path::Path) -> Result<String, AdminError
 }
 
 /// Runs `command` against `store` at `now`; the JSON to print.
+/// Feishu remembers a message's uuid for 1 hour (`../shared/feishu/`, im `messages.create`).
+const UUID_WINDOW_MS: i64 = 3_600_000;
+
 pub async fn run<S>(command: &Command, store: &S, now: EpochMillis) -> Result<String, AdminError>
 where
     S: CardStore + JobStore + DeadJobStore + DocumentStore + ?Sized,
@@ -162,7 +173,27 @@ where
             let jobs = store.dead_jobs(*limit).await?;
             json!({ "dead_jobs": jobs.iter().map(job_json).collect::<Vec<_>>() })
         }
-        Command::Requeue { card_key, job_id } => {
+        Command::Requeue {
+            card_key,
+            job_id,
+            force,
+        } => {
+            let job = store.get_job(card_key, job_id).await?.ok_or_else(|| {
+                AdminError::Refused(format!(
+                    "job {card_key}/{job_id} does not exist: nothing requeued"
+                ))
+            })?;
+            let age_ms = now - job.created_at;
+            let kind = cardbot::jobs::JobKind::from(&job.kind);
+            if kind.sends_messages() && age_ms > UUID_WINDOW_MS && !force {
+                return Err(AdminError::Refused(format!(
+                    "job {card_key}/{job_id} ({}) sends messages and was created {} min ago, past \
+                     Feishu's 1 h uuid window: run again it may send a message the user already \
+                     has. Check the chat, then requeue with --force to send anyway",
+                    kind.as_str(),
+                    age_ms / 60_000
+                )));
+            }
             if !store.requeue_dead_job(card_key, job_id, now).await? {
                 return Err(AdminError::Refused(format!(
                     "job {card_key}/{job_id} is not dead (or does not exist): nothing requeued"

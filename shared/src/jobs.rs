@@ -136,6 +136,22 @@ impl PartialEq<JobKind> for store::JobKind {
 }
 
 impl JobKind {
+    /// Whether a run of this job sends messages (each through a uuid Feishu remembers for 1 h,
+    /// `../shared/feishu/`): run again past that window, a message the user already has may be
+    /// sent twice. Card updates and events are not messages.
+    pub fn sends_messages(&self) -> bool {
+        matches!(
+            self,
+            Self::SendReply
+                | Self::NotifyApprovers
+                | Self::NotifyRequester
+                | Self::Remind
+                | Self::PrivateForm
+                | Self::NotifyCc
+                | Self::Other(_)
+        )
+    }
+
     /// The domain timer a card-update job runs; `None` for the reply outbox and unknown kinds.
     pub fn timer(&self) -> Option<Timer> {
         match self {

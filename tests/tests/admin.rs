@@ -66,8 +66,9 @@ async fn a_dead_job_is_listed_requeued_and_delivered() {
         .await
         .unwrap()
         .unwrap();
-    // Its attempts keep counting: the requeued run's CardKit calls get fresh idempotency keys.
-    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 1));
+    // A fresh set of attempts (its CardKit calls still get fresh idempotency keys: each run
+    // reserves new sequences, which the keys carry).
+    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
     assert!(admin(&bot, &["dead-jobs"]).await.unwrap()["dead_jobs"]
         .as_array()
         .unwrap()
@@ -159,4 +160,72 @@ async fn a_requests_audit_trail_exports_as_json() {
         assert_eq!(actions, [json!("submitted"), json!("rejected")]);
         assert!(audit["audit"][0]["at"].as_str().unwrap().ends_with('Z'));
     }
+}
+
+/// A dead job that sends messages, older than Feishu's 1 h uuid window: `requeue` refuses it (a
+/// run may send a message the user already has) unless `--force`, and then it is delivered.
+#[tokio::test]
+async fn an_old_message_sending_job_is_requeued_only_with_force() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Bot::start(sim.clone(), store.clone(), "message").await;
+    let user = sim.add_users(1).remove(0);
+    let payload = json!({
+        "source_message_id": "om_old_send",
+        "chat_id": user.p2p_chat_id,
+        "requester_open_id": user.open_id,
+        "command": "help",
+        "delivery": "message",
+        "send_as": "p2p",
+    });
+    store
+        .enqueue(&cardbot::jobs::send_reply_job(
+            "om_old_send",
+            payload,
+            sim.now_ms(),
+        ))
+        .await
+        .unwrap();
+    // Feishu refuses the send for good: the job dies at once.
+    sim.fail_next(
+        "POST",
+        "/open-apis/im/v1/messages",
+        1,
+        FaultKind::Api { code: 230002 },
+    );
+    bot.sweep().await;
+    let job = store
+        .get_job("om_old_send", "send_reply")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Dead, "{job:?}");
+
+    // Within the hour a requeue is one more try as asked; two hours on it must be forced.
+    sim.advance(Duration::from_secs(2 * 3600));
+    let refused = admin(&bot, &["requeue", "om_old_send", "send_reply"]).await;
+    let Err(AdminError::Refused(why)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(why.contains("--force") && why.contains("1 h"), "{why}");
+    let job = store
+        .get_job("om_old_send", "send_reply")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Dead, "nothing written");
+
+    let forced = admin(&bot, &["requeue", "om_old_send", "send_reply", "--force"])
+        .await
+        .unwrap();
+    assert_eq!(forced["requeued"]["job_id"], "send_reply");
+    let job = store
+        .get_job("om_old_send", "send_reply")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+    let summary = bot.sweep().await;
+    assert_eq!((summary.done, summary.failed), (1, 0), "{summary:?}");
+    assert_eq!(bot.bot_messages(&user.p2p_chat_id).len(), 1);
 }

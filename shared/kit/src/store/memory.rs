@@ -613,6 +613,7 @@ impl super::DeadJobStore for MemoryStore {
                 job.status = JobStatus::Pending;
                 job.due_at = now;
                 job.updated_at = now;
+                job.attempts = 0;
                 Ok(true)
             }
             _ => Ok(false),

@@ -599,10 +599,11 @@ pub const DEAD_JOBS_LIST: &str = "jobs#dead";
 pub trait DeadJobStore: Send + Sync {
     /// Dead jobs, newest first, at most `limit` (1–100): a Query on the `lists` index.
     async fn dead_jobs(&self, limit: usize) -> StoreResult<Vec<Job>>;
-    /// Puts a dead job back in the queue, due at `now` (its `last_error` kept until the next
-    /// attempt). Its attempts keep counting, so its CardKit calls get fresh idempotency keys
-    /// (`jobs::op_idempotency_key`) and a failure sends it back to dead: one more try, as the
-    /// operator asked. `false` when the job is not dead (or missing).
+    /// Puts a dead job back in the queue, due at `now`, with a fresh set of attempts (its
+    /// `last_error` kept until the next attempt): the operator's requeue is a new start, retried
+    /// as a new job is. Its CardKit calls still get fresh idempotency keys: each run reserves new
+    /// `sequence`s, which the keys carry (`card_update::op_idempotency_key`). `false` when the job
+    /// is not dead (or missing).
     async fn requeue_dead_job(
         &self,
         card_key: &str,

@@ -641,6 +641,7 @@ impl crate::store::DeadJobStore for DynamoStore {
                 (DUE_INDEX.partition_key.name, Some(s(keys::DUE_PK))),
                 (DUE_INDEX.sort_key.name, Some(n(now))),
                 ("updated_at", Some(n(now))),
+                ("attempts", Some(n(0))),
                 (LISTS_INDEX.partition_key.name, None),
                 (LISTS_INDEX.sort_key.name, None),
             ],
