@@ -112,6 +112,45 @@ pub fn job(card_key: &str, job_id: &str, not_before: EpochMillis) -> NewJob {
 
 // ---- dedup ----
 
+/// A delivery that created its reply's CardKit entity, then gave up (released): Feishu's retry
+/// takes the record over and finds the entity, so it sends that one and makes no second.
+pub async fn dedup_release_keeps_what_was_kept<S: Store>(store: Arc<S>) {
+    let key = unique("om");
+    let now = t0();
+    assert_eq!(
+        store
+            .claim(&key, now, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::FirstTime
+    );
+    store.keep(&key, "card_id", "card-1").await.unwrap();
+    store.release(&key).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&key, now + 1, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::TakenOver
+    );
+    let kept = store.kept(&key).await.unwrap();
+    assert_eq!(kept.get("card_id").map(String::as_str), Some("card-1"));
+    assert_eq!(
+        store.keep(&key, "card_id", "card-2").await.unwrap(),
+        "card-1"
+    );
+    // Releasing a key nobody claimed creates nothing.
+    let never = unique("om");
+    store.release(&never).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&never, now, CLAIM_LEASE_MS, DAY_MS)
+            .await
+            .unwrap(),
+        DedupClaim::FirstTime
+    );
+}
+
 /// A claim's lease in these tests: longer than any step between two calls.
 const CLAIM_LEASE_MS: i64 = 10_000;
 
@@ -128,7 +167,8 @@ pub async fn dedup_claims_once_and_release_reopens<S: Store>(store: Arc<S>) {
     assert_eq!(claim(now + 3).await, DedupClaim::Done);
     assert_eq!(claim(now + DAY_MS - 1_000).await, DedupClaim::Done);
     store.release(&key).await.unwrap();
-    assert_eq!(claim(now + 4).await, DedupClaim::FirstTime);
+    // Released: the next delivery takes it over (resuming, with what was kept).
+    assert_eq!(claim(now + 4).await, DedupClaim::TakenOver);
     // Another key is independent.
     assert_eq!(
         store

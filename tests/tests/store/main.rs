@@ -31,6 +31,7 @@ macro_rules! against_both_adapters {
 
 against_both_adapters!(
     dedup_claims_once_and_release_reopens,
+    dedup_release_keeps_what_was_kept,
     dedup_expired_record_does_not_block,
     dedup_lapsed_lease_is_taken_over_once,
     dedup_keeps_steps_across_a_takeover,

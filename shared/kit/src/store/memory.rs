@@ -191,7 +191,10 @@ impl DedupStore for MemoryStore {
     }
 
     async fn release(&self, key: &str) -> StoreResult<()> {
-        self.lock().dedup.remove(key);
+        // The lease ends now; what the attempt kept stays for the retry (see the trait).
+        if let Some(record) = self.lock().dedup.get_mut(key) {
+            record.lease_until = Some(0);
+        }
         Ok(())
     }
 }

@@ -185,7 +185,9 @@ pub trait DedupStore: Send + Sync {
     async fn keep(&self, key: &str, step: &str, value: &str) -> StoreResult<String>;
     /// What earlier attempts kept for `key`, by step; empty without a record.
     async fn kept(&self, key: &str) -> StoreResult<Kept>;
-    /// Releases a claim so Feishu's retry is processed. Call it only when processing failed before
+    /// Releases a claim so Feishu's retry is processed: its lease ends now, and the retry's claim
+    /// takes the record over ([`DedupClaim::TakenOver`]) with what this attempt kept (a CardKit
+    /// entity it created is reused, not made again). Call it only when processing failed before
     /// anything reached a user (no message sent, no card state changed, no job queued) and the
     /// request is answered with an error so Feishu retries; after any visible effect keep the
     /// claim, or the retry repeats that effect.

@@ -69,7 +69,8 @@ where
         DedupClaim::TakenOver => {
             tracing::warn!(
                 key,
-                "an earlier attempt died holding this delivery; resuming it"
+                "an earlier attempt of this delivery did not finish (it died, or gave up); \
+                 resuming it"
             );
             true
         }

@@ -227,13 +227,27 @@ impl DedupStore for DynamoStore {
     // The key may be a legacy callback token hash: not recorded.
     #[tracing::instrument(level = "debug", skip_all)]
     async fn release(&self, key: &str) -> StoreResult<()> {
-        self.client
-            .delete_item()
+        // The lease ends now; the record stays with what the attempt kept (a CardKit entity it
+        // created), so the retry takes it over and reuses that instead of making another.
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::dedup_pk(key), keys::DEDUP_SK)))
+            .update_expression("SET #status = :processing, #lease_until = :zero")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease_until", "lease_until")
+            .expression_attribute_values(":processing", s(PROCESSING))
+            .expression_attribute_values(":zero", n(0))
             .send()
-            .await
-            .map_err(|e| store_error("release dedup key", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Nothing claimed (or the record expired and went): nothing to release.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("release dedup key", e)),
+        }
     }
 }
