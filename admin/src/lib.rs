@@ -38,6 +38,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Keeps a card's state (a request: its fields, audit trail and list entries) for `--days`
+    /// from now instead of 400 days after its last write (a later write of the card sets it back).
+    Retain {
+        card_key: String,
+        /// Days from now, 1–3650.
+        #[arg(long)]
+        days: u32,
+    },
     /// A card's state and all its jobs.
     Card { card_key: String },
     /// A request's audit trail (the requester's card key; an approver's card leads to it).
@@ -200,6 +208,18 @@ where
                 )));
             }
             json!({ "requeued": { "card_key": card_key, "job_id": job_id, "due_at": time(now) } })
+        }
+        Command::Retain { card_key, days } => {
+            if !(1..=3650).contains(days) {
+                return Err(AdminError::Refused(format!(
+                    "--days {days}: give 1 to 3650 days"
+                )));
+            }
+            let until = now + i64::from(*days) * 86_400_000;
+            if !store.retain_card(card_key, until).await? {
+                return Err(AdminError::NotFound(format!("no card {card_key}")));
+            }
+            json!({ "retained": { "card_key": card_key, "until": time(until) } })
         }
         Command::Card { card_key } => {
             let state = card(store, card_key).await?;

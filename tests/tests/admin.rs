@@ -229,3 +229,28 @@ async fn an_old_message_sending_job_is_requeued_only_with_force() {
     assert_eq!((summary.done, summary.failed), (1, 0), "{summary:?}");
     assert_eq!(bot.bot_messages(&user.p2p_chat_id).len(), 1);
 }
+
+/// `retain` holds a card's state past its 400 days; a card nobody has, or a bad number of days,
+/// is refused and nothing is written.
+#[tokio::test]
+async fn retain_holds_a_card_and_refuses_what_it_cannot() {
+    let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let bot = Bot::start(
+        sim.clone(),
+        Arc::new(dynamodb_local::fresh_store().await),
+        "message",
+    )
+    .await;
+    let card = bot.approval_card().await;
+    let held = admin(&bot, &["retain", &card, "--days", "1000"])
+        .await
+        .unwrap();
+    assert_eq!(held["retained"]["card_key"], card.as_str());
+    let missing = admin(&bot, &["retain", "om_nobody", "--days", "10"]).await;
+    assert!(
+        matches!(missing, Err(AdminError::NotFound(_))),
+        "{missing:?}"
+    );
+    let zero = admin(&bot, &["retain", &card, "--days", "0"]).await;
+    assert!(matches!(zero, Err(AdminError::Refused(_))), "{zero:?}");
+}

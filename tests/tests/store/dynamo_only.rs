@@ -124,7 +124,13 @@ async fn items_are_laid_out_as_documented() {
         panic!("{item:?}")
     };
     assert_eq!(update_token["uses"], n(2));
-    assert!(!item.contains_key("expires_at"));
+    // Kept 400 days after its last write (`CARD_STATE_TTL_MS`).
+    assert_eq!(
+        item["expires_at"],
+        n(ttl_secs(
+            state.updated_at + cardbot::store::CARD_STATE_TTL_MS
+        ))
+    );
 
     // Pending job: in the index.
     store
@@ -232,14 +238,24 @@ async fn items_are_laid_out_as_documented() {
     assert_dead_layout(&item);
 }
 
-/// A dead job is out of the `due` index, has no lease and no TTL (it is kept for a human).
+/// A dead job is out of the `due` index, has no lease, and is kept for a human for
+/// `DEAD_JOB_TTL_MS` after it died (its `updated_at`).
 fn assert_dead_layout(item: &Item) {
-    for gone in ["due_pk", "expires_at", "lease_owner", "lease_until"] {
+    for gone in ["due_pk", "lease_owner", "lease_until"] {
         assert!(
             !item.contains_key(gone),
             "dead job still has {gone}: {item:?}"
         );
     }
+    let AttributeValue::N(died) = &item["updated_at"] else {
+        panic!("{item:?}")
+    };
+    let died: i64 = died.parse().unwrap();
+    assert_eq!(
+        item["expires_at"],
+        n(ttl_secs(died + cardbot::store::DEAD_JOB_TTL_MS)),
+        "{item:?}"
+    );
 }
 
 #[tokio::test]
@@ -506,4 +522,65 @@ async fn lists_are_read_by_a_query_with_its_consumed_capacity() {
         read.cards.len()
     );
     assert!(capacity > 0.0 && capacity <= 1.0, "{capacity}");
+}
+
+/// Retention: a card's state item is kept `CARD_STATE_TTL_MS` after its last write (every write
+/// moves it on), an admin's retain holds it longer, a dead job is kept `DEAD_JOB_TTL_MS` after it
+/// died and a requeue takes that away; all as DynamoDB's TTL attribute in epoch seconds.
+#[tokio::test]
+async fn card_state_and_dead_jobs_expire_and_a_retain_holds_a_card_longer() {
+    use cardbot::store::{DeadJobStore, CARD_STATE_TTL_MS, DEAD_JOB_TTL_MS};
+    let (store, client, table) = store_and_client().await;
+    let now = t0();
+    let key = unique("om");
+    let created = store.create_card(&card(&key, now)).await.unwrap();
+    let item = raw(&client, &table, &format!("card#{key}"), "state")
+        .await
+        .unwrap();
+    assert_eq!(
+        item["expires_at"],
+        n(ttl_secs(created.updated_at + CARD_STATE_TTL_MS))
+    );
+    let mut later = created.clone();
+    later.updated_at = now + 86_400_000;
+    store.update_card(&later).await.unwrap();
+    let item = raw(&client, &table, &format!("card#{key}"), "state")
+        .await
+        .unwrap();
+    assert_eq!(
+        item["expires_at"],
+        n(ttl_secs(later.updated_at + CARD_STATE_TTL_MS))
+    );
+    // An admin holds it ten years; a card nobody has is refused.
+    let until = now + 3650 * 86_400_000;
+    assert!(store.retain_card(&key, until).await.unwrap());
+    let item = raw(&client, &table, &format!("card#{key}"), "state")
+        .await
+        .unwrap();
+    assert_eq!(item["expires_at"], n(ttl_secs(until)));
+    assert!(!store.retain_card(&unique("om"), until).await.unwrap());
+
+    // A dead job: kept 90 days for a human; requeued, it has no TTL again.
+    store.enqueue(&job(&key, "post_answer", now)).await.unwrap();
+    let claimed = store
+        .claim_job(&key, "post_answer", "me", now, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .fail_job_permanently(&claimed, "permanent: 230011", now + 5)
+        .await
+        .unwrap();
+    let item = raw(&client, &table, &format!("card#{key}"), "job#post_answer")
+        .await
+        .unwrap();
+    assert_eq!(item["expires_at"], n(ttl_secs(now + 5 + DEAD_JOB_TTL_MS)));
+    assert!(store
+        .requeue_dead_job(&key, "post_answer", now + 10)
+        .await
+        .unwrap());
+    let item = raw(&client, &table, &format!("card#{key}"), "job#post_answer")
+        .await
+        .unwrap();
+    assert!(!item.contains_key("expires_at"), "{item:?}");
 }

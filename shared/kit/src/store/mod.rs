@@ -72,6 +72,13 @@ pub const JOB_RETRY_BASE_MS: i64 = 5_000;
 pub const JOB_RETRY_CAP_MS: i64 = 10 * 60_000;
 /// How long a done job stays readable before DynamoDB's TTL removes it.
 pub const DONE_JOB_TTL_MS: i64 = 7 * 24 * 3_600_000;
+/// How long a dead job stays for a human (`dead-jobs`, `requeue`) before DynamoDB's TTL removes
+/// it: 90 days after it died (a requeue clears it).
+pub const DEAD_JOB_TTL_MS: i64 = 90 * 24 * 3_600_000;
+/// How long a card's state item (a request with its fields and audit trail, the lists' entries)
+/// stays after its last write before DynamoDB's TTL removes it: 400 days, a year of 我的申请 and
+/// audit with room. `cardbot-admin retain` keeps one longer ([`CardStore::retain_card`]).
+pub const CARD_STATE_TTL_MS: i64 = 400 * 24 * 3_600_000;
 /// `last_error` is cut to this many characters so a huge error body cannot bloat the item.
 pub const LAST_ERROR_MAX_CHARS: usize = 1_000;
 /// `last_error` of a job re-claimed after its lease lapsed: that lease counts as a failed attempt.
@@ -348,6 +355,14 @@ pub const MAX_JOBS_PER_WRITE: usize = 99;
 pub trait CardStore: Send + Sync {
     /// Creates the state item; `Conflict` if it exists. The stored version is 1.
     async fn create_card(&self, state: &CardState) -> StoreResult<CardState>;
+    /// Keeps the card's state item until `until` (epoch ms) instead of [`CARD_STATE_TTL_MS`]
+    /// after its last write (an admin's hold on a request's audit trail); a later write of the
+    /// card sets it back to that. `false` when the card does not exist. A store that removes
+    /// nothing by age answers `true` for an existing card.
+    async fn retain_card(&self, card_key: &str, until: EpochMillis) -> StoreResult<bool> {
+        let _ = until;
+        Ok(self.get_card(card_key).await?.is_some())
+    }
     /// Strongly consistent read.
     async fn get_card(&self, card_key: &str) -> StoreResult<Option<CardState>>;
     /// Writes `state` if the stored version is still `state.version`; returns it with version + 1.

@@ -16,6 +16,8 @@ use super::{
 };
 use crate::cards::CardDelivery;
 use crate::store::keys::{self, PK};
+use crate::store::table::TABLE;
+use crate::store::ttl_secs;
 use crate::store::{
     CardState, CardStore, JobStore, NewJob, StoreError, StoreResult, StoredUpdateToken,
 };
@@ -45,6 +47,15 @@ fn card_attributes(state: &CardState) -> Vec<(&'static str, Option<AttributeValu
         ),
         ("data", Some(json_to_av(&state.data))),
         ("updated_at", Some(n(state.updated_at))),
+        // Kept `CARD_STATE_TTL_MS` after its last write (every write moves it on).
+        (
+            TABLE.ttl_attribute,
+            Some(n(ttl_secs(
+                state
+                    .updated_at
+                    .saturating_add(crate::store::CARD_STATE_TTL_MS),
+            ))),
+        ),
         ("list_pk", state.list_key.as_ref().map(s)),
         (
             "list_at",
@@ -217,6 +228,33 @@ impl CardStore for DynamoStore {
             .get(keys::card_pk(card_key), keys::CARD_STATE_SK, "get card")
             .await?;
         item.as_ref().map(card_from_item).transpose()
+    }
+
+    async fn retain_card(
+        &self,
+        card_key: &str,
+        until: crate::store::EpochMillis,
+    ) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::card_pk(card_key),
+                keys::CARD_STATE_SK,
+            )))
+            .update_expression("SET #ttl = :until")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TABLE.ttl_attribute)
+            .expression_attribute_values(":until", n(ttl_secs(until)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("retain card", e)),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %state.card_key, version = state.version))]

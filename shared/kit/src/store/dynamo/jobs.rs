@@ -147,11 +147,16 @@ fn lease_condition(expr: &mut Expr, owner: Option<&str>, attempts: u32) -> Strin
     )
 }
 
-/// The changes that leave a job `Dead`: out of the index, lease cleared, no TTL (kept for a human).
+/// The changes that leave a job `Dead`: out of the index, lease cleared, kept for a human for
+/// [`crate::store::DEAD_JOB_TTL_MS`].
 fn dead_changes(now: EpochMillis) -> Vec<(&'static str, Option<AttributeValue>)> {
     vec![
         ("status", Some(s(job_status_str(JobStatus::Dead)))),
         ("updated_at", Some(n(now))),
+        (
+            TABLE.ttl_attribute,
+            Some(n(ttl_secs(now + crate::store::DEAD_JOB_TTL_MS))),
+        ),
         (DUE_INDEX.partition_key.name, None),
         (LISTS_INDEX.partition_key.name, Some(s(DEAD_JOBS_LIST))),
         (LISTS_INDEX.sort_key.name, Some(n(now))),
@@ -591,9 +596,13 @@ impl JobStore for DynamoStore {
                 ("status", Some(s(job_status_str(JobStatus::Pending)))),
                 (DUE_INDEX.sort_key.name, Some(n(due_at))),
             ]),
-            // Out of the index and no TTL: a dead job stays for a human to see.
+            // Out of the index: a dead job stays for a human to see, for `DEAD_JOB_TTL_MS`.
             FailOutcome::Dead => changes.extend([
                 ("status", Some(s(job_status_str(JobStatus::Dead)))),
+                (
+                    TABLE.ttl_attribute,
+                    Some(n(ttl_secs(now + crate::store::DEAD_JOB_TTL_MS))),
+                ),
                 (DUE_INDEX.partition_key.name, None),
                 (LISTS_INDEX.partition_key.name, Some(s(DEAD_JOBS_LIST))),
                 (LISTS_INDEX.sort_key.name, Some(n(now))),
@@ -642,6 +651,7 @@ impl crate::store::DeadJobStore for DynamoStore {
                 (DUE_INDEX.sort_key.name, Some(n(now))),
                 ("updated_at", Some(n(now))),
                 ("attempts", Some(n(0))),
+                (TABLE.ttl_attribute, None),
                 (LISTS_INDEX.partition_key.name, None),
                 (LISTS_INDEX.sort_key.name, None),
             ],
