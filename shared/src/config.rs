@@ -24,8 +24,58 @@ impl From<Function> for SecretHolder {
     }
 }
 
+/// What a function may do in the table (its IAM policy in `template.yaml`, which
+/// `tests/tests/template.rs` checks against this): the item actions on the partitions it uses
+/// (`dynamodb:LeadingKeys`), and the indexes it queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableAccess {
+    /// The partitions its item actions touch (each a `pk` prefix).
+    pub partitions: &'static [crate::store::keys::Partition],
+    /// Its item actions (`dynamodb:GetItem`, …), transactions included (authorised per item).
+    pub item_actions: &'static [&'static str],
+    /// The indexes it queries (`due`, `lists`).
+    pub indexes: &'static [&'static str],
+}
+
 impl Function {
     pub const ALL: [Function; 3] = [Self::EventCallback, Self::CardAction, Self::CardUpdater];
+
+    /// Its table access: the event callback answers commands (replies, lists, the tenant token,
+    /// the rate counters); the card callback decides clicks and never calls Feishu (no token,
+    /// no rate counters); the updater runs jobs (all partitions, the due jobs, the lists).
+    pub fn table_access(self) -> TableAccess {
+        use crate::store::keys::Partition::{Card, Dedup, Document, Rate, Token};
+        const READ_WRITE: &[&str] = &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ];
+        const READ_WRITE_CHECK: &[&str] = &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+        ];
+        match self {
+            Self::EventCallback => TableAccess {
+                partitions: &[Token, Dedup, Card, Rate, Document],
+                item_actions: READ_WRITE,
+                indexes: &["lists"],
+            },
+            Self::CardAction => TableAccess {
+                partitions: &[Dedup, Card, Document],
+                item_actions: READ_WRITE_CHECK,
+                indexes: &[],
+            },
+            Self::CardUpdater => TableAccess {
+                partitions: &[Token, Dedup, Card, Rate, Document],
+                item_actions: READ_WRITE_CHECK,
+                indexes: &["due", "lists"],
+            },
+        }
+    }
 
     /// The crate and binary name, as in `functions/<name>`.
     pub fn name(self) -> &'static str {

@@ -1160,3 +1160,119 @@ fn the_readme_configuration_table_names_every_template_parameter_and_setting() {
         );
     }
 }
+
+/// Each function's table statements, read from the template: its item actions and the
+/// `dynamodb:LeadingKeys` prefixes they are limited to, and the indexes it queries.
+fn table_statements(template: &Value, id: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let policies = template["Resources"][id]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{id} has a Policies list"));
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Sequence(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let (mut actions, mut leading, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+    for statement in policies
+        .iter()
+        .filter_map(|p| p["Statement"].as_sequence())
+        .flatten()
+    {
+        let statement_actions = strings(&statement["Action"]);
+        if !statement_actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            continue;
+        }
+        let resource = format!("{:?}", statement["Resource"]);
+        if let Some(index) = resource.split("/index/").nth(1) {
+            let index: String = index.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert_eq!(statement_actions, ["dynamodb:Query"], "{id}: {resource}");
+            indexes.push(index);
+            continue;
+        }
+        actions.extend(statement_actions);
+        leading.extend(strings(
+            &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        ));
+        assert!(
+            statement["Condition"]
+                .as_mapping()
+                .is_some_and(|m| m.len() == 1),
+            "{id}: the table's items only under LeadingKeys: {statement:?}"
+        );
+    }
+    (actions, leading, indexes)
+}
+
+fn check_each_function_reaches_only_the_table_items_it_uses(template: &Value) {
+    for (id, package) in FUNCTIONS {
+        let function = Function::ALL
+            .into_iter()
+            .find(|f| f.name() == *package)
+            .expect("a cardbot::config::Function per template function");
+        let access = function.table_access();
+        let (mut actions, mut leading, mut indexes) = table_statements(template, id);
+        let mut want_actions: Vec<String> = access
+            .item_actions
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        let mut want_leading: Vec<String> = access
+            .partitions
+            .iter()
+            .map(|p| format!("{}*", p.prefix()))
+            .collect();
+        let mut want_indexes: Vec<String> =
+            access.indexes.iter().map(|i| (*i).to_owned()).collect();
+        for list in [
+            &mut actions,
+            &mut leading,
+            &mut indexes,
+            &mut want_actions,
+            &mut want_leading,
+            &mut want_indexes,
+        ] {
+            list.sort();
+        }
+        assert_eq!(actions, want_actions, "{id}: item actions");
+        assert_eq!(leading, want_leading, "{id}: dynamodb:LeadingKeys");
+        assert_eq!(indexes, want_indexes, "{id}: indexes queried");
+    }
+}
+
+/// Each function's item actions are limited (`dynamodb:LeadingKeys`) to exactly the partitions
+/// its code uses (`Function::table_access`, built from the key constructors' prefixes): a new key
+/// kind the template does not admit fails here, not with AccessDenied on AWS.
+#[test]
+fn each_function_reaches_only_the_table_items_it_uses() {
+    check_each_function_reaches_only_the_table_items_it_uses(&template());
+}
+
+#[test]
+fn the_table_access_check_catches_a_template_edited_alone() {
+    let text = std::fs::read_to_string(TEMPLATE).unwrap();
+    // The card callback granted the tenant token's partition: refused.
+    let widened = text.replacen(
+        "                    - \"dedup#*\"\n                    - \"card#*\"\n                    - \"doc#*\"",
+        "                    - \"token#*\"\n                    - \"dedup#*\"\n                    - \"card#*\"\n                    - \"doc#*\"",
+        1,
+    );
+    assert_ne!(
+        widened, text,
+        "the card callback's prefixes are in the template"
+    );
+    let caught = std::panic::catch_unwind(|| {
+        check_each_function_reaches_only_the_table_items_it_uses(&parse(&widened))
+    });
+    assert!(caught.is_err(), "a widened LeadingKeys condition is caught");
+    // The condition dropped: every item again, refused.
+    let dropped = text.replacen("ForAllValues:StringLike", "ForAnyValue:StringLike", 1);
+    let caught = std::panic::catch_unwind(|| {
+        check_each_function_reaches_only_the_table_items_it_uses(&parse(&dropped))
+    });
+    assert!(caught.is_err(), "a loosened condition is caught");
+}

@@ -48,7 +48,7 @@ pub trait DocumentStore: Send + Sync {
 
 /// `pk` of a document collection.
 pub fn collection_pk(collection: &str) -> String {
-    format!("doc#{collection}")
+    format!("{}{collection}", super::keys::Partition::Document.prefix())
 }
 
 pub(crate) fn check_size(collection: &str, key: &str, body: &Value) -> StoreResult<()> {

@@ -13,6 +13,45 @@
 //!
 //! Pending and leased jobs also carry `due_pk` = [`DUE_PK`] for the sparse `due` index.
 
+/// The kinds of partition, each a `pk` prefix every key of its kind is built from (below): what
+/// an IAM `dynamodb:LeadingKeys` condition grants a function (`template.yaml`, each function's
+/// `TableItems` statement admits exactly the prefixes of the partitions it uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Partition {
+    /// `token#<app_id>`: the tenant token and the bot's open_id.
+    Token,
+    /// `dedup#<key>`: a delivery's dedup record.
+    Dedup,
+    /// `card#<card_key>`: a card's state and its jobs.
+    Card,
+    /// `rate#<app_id>#…`: the shared rate counters.
+    Rate,
+    /// `doc#<collection>`: documents (the approval definitions).
+    Document,
+}
+
+impl Partition {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Token,
+        Self::Dedup,
+        Self::Card,
+        Self::Rate,
+        Self::Document,
+    ];
+
+    /// The `pk` prefix of every key of this kind.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::Token => "token#",
+            Self::Dedup => "dedup#",
+            Self::Card => CARD_PK_PREFIX,
+            Self::Rate => "rate#",
+            Self::Document => "doc#",
+        }
+    }
+}
+
 /// Partition key attribute.
 pub const PK: &str = "pk";
 /// Sort key attribute.
@@ -37,12 +76,12 @@ pub const DUE_PK: &str = "due";
 
 /// `pk` of the tenant token of `app_id`.
 pub fn tenant_token_pk(app_id: &str) -> String {
-    format!("token#{app_id}")
+    format!("{}{app_id}", Partition::Token.prefix())
 }
 
 /// `pk` of a dedup record.
 pub fn dedup_pk(key: &str) -> String {
-    format!("dedup#{key}")
+    format!("{}{key}", Partition::Dedup.prefix())
 }
 
 /// `pk` of a card's partition (its state and its jobs).
@@ -62,8 +101,10 @@ pub const RATE_SK: &str = "counters";
 /// `pk` of the rate item of `app_id` for `scope`.
 pub fn rate_pk(app_id: &str, scope: &super::rate::RateScope) -> String {
     match scope {
-        super::rate::RateScope::App => format!("rate#{app_id}#app"),
-        super::rate::RateScope::Chat(chat) => format!("rate#{app_id}#chat#{chat}"),
+        super::rate::RateScope::App => format!("{}{app_id}#app", Partition::Rate.prefix()),
+        super::rate::RateScope::Chat(chat) => {
+            format!("{}{app_id}#chat#{chat}", Partition::Rate.prefix())
+        }
     }
 }
 
@@ -84,6 +125,33 @@ pub fn parse_job_key<'a>(pk: &'a str, sk: &'a str) -> Option<(&'a str, &'a str)>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_key_constructor_builds_its_partitions_prefix() {
+        use super::super::rate::RateScope;
+        let built = [
+            (Partition::Token, tenant_token_pk("cli_1")),
+            (Partition::Dedup, dedup_pk("om_1")),
+            (Partition::Card, card_pk("om_1")),
+            (Partition::Rate, rate_pk("cli_1", &RateScope::App)),
+            (
+                Partition::Rate,
+                rate_pk("cli_1", &RateScope::Chat("oc_1".into())),
+            ),
+            (
+                Partition::Document,
+                super::super::documents::collection_pk("definitions"),
+            ),
+        ];
+        for (partition, pk) in built {
+            assert!(pk.starts_with(partition.prefix()), "{pk} of {partition:?}");
+            let others = Partition::ALL.iter().filter(|p| **p != partition);
+            for other in others {
+                assert!(!pk.starts_with(other.prefix()), "{pk} is also {other:?}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
