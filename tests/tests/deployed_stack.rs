@@ -342,19 +342,28 @@ fn play(delivery: &str) {
                 .endpoint_url(&ready.endpoint)
                 .build(),
         );
-        let secret = secrets
-            .get_secret_value()
-            .secret_id(&outputs["FeishuSecretArn"])
-            .send()
-            .await
-            .unwrap();
-        let secret: Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+        // Two secrets: the App Secret alone, and the webhook's two keys without it.
+        let read = |output: &str| {
+            let (secrets, arn) = (secrets.clone(), outputs[output].clone());
+            async move {
+                let secret = secrets
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .unwrap();
+                serde_json::from_str::<Value>(secret.secret_string().unwrap()).unwrap()
+            }
+        };
         let app = cardbot_tests::simulator::SimConfig::default();
-        assert_eq!(secret["app_secret"], app.app_secret.as_str());
+        let credentials = read("FeishuAppSecretArn").await;
+        assert_eq!(credentials, json!({"app_secret": app.app_secret}));
+        let webhook = read("FeishuWebhookSecretArn").await;
         assert_eq!(
-            secret["verification_token"],
+            webhook["verification_token"],
             app.verification_token.as_str()
         );
+        assert!(webhook.get("app_secret").is_none(), "{webhook}");
 
         let control = SimControl::new(&ready.sim).unwrap();
         let chat = control.get("config").await.unwrap()["p2p_chat_id"]

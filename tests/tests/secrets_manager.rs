@@ -235,3 +235,47 @@ async fn load_child() {
     assert_eq!(local.source(), SecretSource::Env);
     assert_eq!(local.app_secret().unwrap().expose(), "plain-env-app-secret");
 }
+
+/// The stack's two secrets, as the template builds them: each function's `FEISHU_SECRET_ARN`
+/// names the ones it uses (comma-separated), their keys merged; the card callback, given only the
+/// webhook secret, has everything it needs and no App Secret anywhere it can read.
+#[tokio::test]
+async fn functions_read_the_secrets_their_arn_list_names_and_merge_them() {
+    let client = aws_emulator::client().await;
+    let credentials =
+        aws_emulator::create_secret(&client, &json!({ "app_secret": APP_SECRET }).to_string())
+            .await;
+    let webhook = aws_emulator::create_secret(
+        &client,
+        &json!({ "encrypt_key": ENCRYPT_KEY, "verification_token": VERIFICATION_TOKEN })
+            .to_string(),
+    )
+    .await;
+    let both = format!("{credentials}, {webhook}");
+    let events = secrets::fetch_all(&client, &both, Function::EventCallback)
+        .await
+        .unwrap();
+    assert_eq!(events.app_secret().unwrap().expose(), APP_SECRET);
+    assert_eq!(
+        events.verification_token().unwrap().expose(),
+        VERIFICATION_TOKEN
+    );
+    let cards = secrets::fetch_all(&client, &webhook, Function::CardAction)
+        .await
+        .unwrap();
+    assert_eq!(cards.encrypt_key().unwrap().unwrap().expose(), ENCRYPT_KEY);
+    let updater = secrets::fetch_all(&client, &credentials, Function::CardUpdater)
+        .await
+        .unwrap();
+    assert_eq!(updater.app_secret().unwrap().expose(), APP_SECRET);
+    // Too many, or none: an error naming the count, no value.
+    let five = [credentials.as_str(); 5].join(",");
+    let e = secrets::fetch_all(&client, &five, Function::CardUpdater)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("5 secrets"), "{e}");
+    assert_no_secret(&e.to_string());
+    assert!(secrets::fetch_all(&client, " , ", Function::CardUpdater)
+        .await
+        .is_err());
+}

@@ -495,7 +495,12 @@ fn functions_get_exactly_the_config_env_vars() {
         .expect("Globals.Function.Environment.Variables");
     let mut names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
     names.sort_unstable();
-    let mut expected = ENV_VARS.to_vec();
+    // FEISHU_SECRET_ARN is each function's own: it names only the secrets that function reads.
+    let mut expected: Vec<&str> = ENV_VARS
+        .iter()
+        .copied()
+        .filter(|v| *v != "FEISHU_SECRET_ARN")
+        .collect();
     expected.sort_unstable();
     assert_eq!(names, expected);
     assert_eq!(
@@ -508,10 +513,20 @@ fn functions_get_exactly_the_config_env_vars() {
     );
     for (id, _) in FUNCTIONS {
         let props = &template["Resources"][*id]["Properties"];
-        assert!(
-            props["Environment"].is_null(),
-            "{id} overrides the shared environment"
-        );
+        let own: Vec<&str> = props["Environment"]["Variables"]
+            .as_mapping()
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(own, ["FEISHU_SECRET_ARN"], "{id}'s own environment");
+        let mut all: Vec<String> = environment(&template, id)
+            .keys()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        all.sort_unstable();
+        let mut want: Vec<String> = ENV_VARS.iter().map(|v| (*v).to_owned()).collect();
+        want.sort_unstable();
+        assert_eq!(all, want, "{id}'s effective environment");
         assert_eq!(
             props["LoggingConfig"]["LogFormat"].as_str(),
             Some("JSON"),
@@ -649,19 +664,55 @@ fn no_echo_parameters(template: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The logical id of the one `AWS::SecretsManager::Secret`.
-fn feishu_secret(template: &Value) -> String {
-    let secrets: Vec<&str> = resources(template)
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SecretsManager::Secret"))
-        .filter_map(|(k, _)| k.as_str())
-        .collect();
-    assert_eq!(
-        secrets.len(),
-        1,
-        "one secret holds the app's secrets: {secrets:?}"
-    );
-    secrets[0].to_owned()
+/// Each `AWS::SecretsManager::Secret` of the template (logical id) with the JSON keys its
+/// `SecretString` holds, each checked to come from its secret's parameter.
+fn secret_holders(template: &Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (id, resource) in resources(template) {
+        if resource["Type"].as_str() != Some("AWS::SecretsManager::Secret") {
+            continue;
+        }
+        let id = id.as_str().expect("a logical id").to_owned();
+        let (tag, text) = tagged(&resource["Properties"]["SecretString"])
+            .unwrap_or_else(|| panic!("{id}: SecretString is a !Sub"));
+        assert_eq!(tag, "Sub", "{id}");
+        let text = text.as_str().expect("a !Sub string");
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{id}: {e}: {text}"));
+        let mut keys = Vec::new();
+        for (key, value) in object {
+            let name = SecretName::ALL
+                .into_iter()
+                .find(|n| n.json_key() == key)
+                .unwrap_or_else(|| panic!("{id} holds `{key}`, which no function reads"));
+            assert_eq!(
+                value.as_str(),
+                Some(format!("${{{}}}", secret_parameter(name)).as_str()),
+                "{id}: `{key}` comes from its parameter"
+            );
+            keys.push(key);
+        }
+        out.push((id, keys));
+    }
+    out
+}
+
+/// The logical ids a value names: `!Ref X`, or each `${X}` of a `!Sub`.
+fn named_resources(v: &Value) -> Vec<String> {
+    if let Some(name) = ref_name(v) {
+        return vec![name.to_owned()];
+    }
+    match tagged(v) {
+        Some((tag, text)) if tag == "Sub" => text
+            .as_str()
+            .unwrap_or_default()
+            .split("${")
+            .skip(1)
+            .filter_map(|part| part.split('}').next())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[test]
@@ -708,72 +759,75 @@ fn check_no_function_environment_holds_a_secret_value(template: &Value) {
 }
 
 #[test]
-fn each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy() {
-    check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy(
-        &template(),
-    );
+fn each_function_reads_only_its_secrets_through_secrets_manager() {
+    check_each_function_reads_only_its_secrets_through_secrets_manager(&template());
 }
 
-fn check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy(
-    template: &Value,
-) {
-    let secret = feishu_secret(template);
-
-    // The secret is the JSON the functions read, built from the three NoEcho parameters.
-    let props = &template["Resources"][secret.as_str()]["Properties"];
-    let mut refs = Vec::new();
-    referenced_parameters(&props["SecretString"], &mut refs);
-    let (tag, text) = tagged(&props["SecretString"]).expect("SecretString is a !Sub");
-    assert_eq!(tag, "Sub");
-    let text = text.as_str().expect("a !Sub string");
+/// Every secret is held by exactly one Secrets Manager secret; each function's `FEISHU_SECRET_ARN`
+/// names, and its policies may read, exactly the secrets holding what it uses
+/// (`Function::secrets`), and nothing grants Secrets Manager otherwise or on every resource.
+fn check_each_function_reads_only_its_secrets_through_secrets_manager(template: &Value) {
+    let holders = secret_holders(template);
     for name in SecretName::ALL {
-        let pair = format!(
-            "\"{}\":\"${{{}}}\"",
-            name.json_key(),
-            secret_parameter(name)
+        let holding: Vec<&String> = holders
+            .iter()
+            .filter(|(_, keys)| keys.iter().any(|k| k == name.json_key()))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            holding.len(),
+            1,
+            "{} is in one secret: {holding:?}",
+            name.json_key()
         );
-        assert!(text.contains(&pair), "SecretString holds {pair}: {text}");
     }
-    let mut refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-    refs.sort_unstable();
-    assert_eq!(
-        refs,
-        [
-            "FeishuAppSecret",
-            "FeishuEncryptKey",
-            "FeishuVerificationToken"
-        ]
-    );
-
+    let holder_of = |name: SecretName| -> String {
+        holders
+            .iter()
+            .find(|(_, keys)| keys.iter().any(|k| k == name.json_key()))
+            .map(|(id, _)| id.clone())
+            .expect("held")
+    };
     for (id, package) in FUNCTIONS {
         let function = Function::ALL
             .into_iter()
             .find(|f| f.name() == *package)
             .expect("a cardbot::config::Function per template function");
-        assert!(!function.secrets().is_empty(), "{id} uses a secret");
+        let mut want: Vec<String> = function.secrets().iter().map(|n| holder_of(*n)).collect();
+        want.sort();
+        want.dedup();
+        assert!(!want.is_empty(), "{id} uses a secret");
+        // Nothing the function does not use is in a secret it reads.
+        for (holder, keys) in holders.iter().filter(|(h, _)| want.contains(h)) {
+            for key in keys {
+                assert!(
+                    function.secrets().iter().any(|n| n.json_key() == key),
+                    "{id} reads {holder}, which holds `{key}` it does not use"
+                );
+            }
+        }
         let env = environment(template, id);
         let arn = env
             .get("FEISHU_SECRET_ARN")
             .unwrap_or_else(|| panic!("{id} gets FEISHU_SECRET_ARN"));
-        assert_eq!(
-            ref_name(arn),
-            Some(secret.as_str()),
-            "{id}: FEISHU_SECRET_ARN"
-        );
+        let mut named = named_resources(arn);
+        named.sort();
+        assert_eq!(named, want, "{id}: FEISHU_SECRET_ARN");
 
         let policies = template["Resources"][*id]["Properties"]["Policies"]
             .as_sequence()
             .unwrap_or_else(|| panic!("{id} has a Policies list"));
-        let reads: Vec<&Value> = policies
+        let mut reads: Vec<String> = policies
             .iter()
             .filter_map(|p| p.get("AWSSecretsManagerGetSecretValuePolicy"))
+            .map(|p| {
+                ref_name(&p["SecretArn"])
+                    .unwrap_or_else(|| panic!("{id}: a GetSecretValue policy on one secret: {p:?}"))
+                    .to_owned()
+            })
             .collect();
-        assert_eq!(reads.len(), 1, "{id}: one GetSecretValue policy");
-        assert_eq!(
-            ref_name(&reads[0]["SecretArn"]),
-            Some(secret.as_str()),
-            "{id} may read that one secret only"
-        );
+        reads.sort();
+        assert_eq!(reads, want, "{id} may read exactly its secrets");
         // Nothing else grants Secrets Manager, and nothing is granted on every resource.
         for statement in policies
             .iter()
@@ -785,6 +839,22 @@ fn check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scope
             assert_ne!(statement["Resource"].as_str(), Some("*"), "{id}");
         }
     }
+    let mut refs: Vec<String> = Vec::new();
+    for (id, _) in &holders {
+        referenced_parameters(
+            &template["Resources"][id.as_str()]["Properties"]["SecretString"],
+            &mut refs,
+        );
+    }
+    refs.sort();
+    assert_eq!(
+        refs,
+        [
+            "FeishuAppSecret",
+            "FeishuEncryptKey",
+            "FeishuVerificationToken"
+        ]
+    );
 }
 
 #[test]
@@ -976,10 +1046,10 @@ fn check_the_body_cap_parameter_feeds_max_body_bytes_with_the_config_default(tem
 fn the_secret_and_url_checks_catch_a_template_edited_alone() {
     let text = std::fs::read_to_string(TEMPLATE).expect("template.yaml");
     type Check = fn(&Value);
-    let edits: [(&str, &str, &str, Check); 9] = [
+    let edits: [(&str, &str, &str, Check); 10] = [
         (
-            "FEISHU_SECRET_ARN: !Ref FeishuSecret\n",
-            "FEISHU_SECRET_ARN: !Ref FeishuSecret\n        FEISHU_APP_SECRET: !Ref FeishuAppSecret\n",
+            "FEISHU_APP_ID: !Ref FeishuAppId\n",
+            "FEISHU_APP_ID: !Ref FeishuAppId\n        FEISHU_APP_SECRET: !Ref FeishuAppSecret\n",
             "an App Secret in the environment",
             check_no_function_environment_holds_a_secret_value,
         ),
@@ -990,22 +1060,28 @@ fn the_secret_and_url_checks_catch_a_template_edited_alone() {
             check_no_function_environment_holds_a_secret_value,
         ),
         (
-            "      Description: Feishu card callback URL (card.action.trigger)\n",
-            "      Description: Feishu card callback URL (card.action.trigger)\n      Environment:\n        Variables:\n          FEISHU_TOKEN: !Ref FeishuAppSecret\n",
+            "          FEISHU_SECRET_ARN: !Ref FeishuWebhookSecret\n",
+            "          FEISHU_SECRET_ARN: !Ref FeishuWebhookSecret\n          FEISHU_TOKEN: !Ref FeishuAppSecret\n",
             "card-action's own environment",
             check_no_function_environment_holds_a_secret_value,
         ),
         (
-            "            SecretArn: !Ref FeishuSecret\n        - Statement:\n            # Transactions",
+            "            SecretArn: !Ref FeishuWebhookSecret\n        - Statement:\n            # Transactions",
             "            SecretArn: \"*\"\n        - Statement:\n            # Transactions",
             "a policy on every secret",
-            check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy,
+            check_each_function_reads_only_its_secrets_through_secrets_manager,
         ),
         (
             "\"encrypt_key\":\"${FeishuEncryptKey}\"",
             "\"encryptKey\":\"${FeishuEncryptKey}\"",
             "a key the functions do not read",
-            check_each_function_reads_the_one_secret_through_secrets_manager_with_a_scoped_policy,
+            check_each_function_reads_only_its_secrets_through_secrets_manager,
+        ),
+        (
+            "          FEISHU_SECRET_ARN: !Ref FeishuWebhookSecret\n",
+            "          FEISHU_SECRET_ARN: !Sub \"${FeishuAppCredentials},${FeishuWebhookSecret}\"\n",
+            "card-action named the App Secret's secret, which it does not use",
+            check_each_function_reads_only_its_secrets_through_secrets_manager,
         ),
         (
             "      - Assert: !Not [!Equals [!Ref FeishuEncryptKey, \"\"]]",

@@ -58,9 +58,10 @@ async fn main() {
         println!("{}{}", local_aws::lines::STACK, deployed.stack);
         println!("{}{}", local_aws::lines::EMULATOR, deployed.endpoint);
         println!(
-            "  (table {}, secret {}: any AWS SDK or CLI reads them with AWS_ENDPOINT_URL={} and keys test/test)",
+            "  (table {}, secrets {} and {}: any AWS SDK or CLI reads them with AWS_ENDPOINT_URL={} and keys test/test)",
             deployed.outputs.get("TableName").map_or("?", String::as_str),
-            deployed.outputs.get("FeishuSecretArn").map_or("?", String::as_str),
+            deployed.outputs.get("FeishuAppSecretArn").map_or("?", String::as_str),
+            deployed.outputs.get("FeishuWebhookSecretArn").map_or("?", String::as_str),
             deployed.endpoint,
         );
     }

@@ -133,7 +133,7 @@ impl LocalAwsOptions {
 #[derive(Debug, Clone)]
 pub struct Deployed {
     pub stack: String,
-    /// The stack's outputs (EventCallbackUrl, CardCallbackUrl, TableName, FeishuSecretArn, …).
+    /// The stack's outputs (EventCallbackUrl, CardCallbackUrl, TableName, FeishuAppSecretArn, …).
     pub outputs: BTreeMap<String, String>,
     /// Logical id → physical id of the stack's resources.
     pub resources: BTreeMap<String, String>,

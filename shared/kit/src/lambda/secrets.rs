@@ -1,6 +1,8 @@
-//! A function's Feishu secrets, read once per cold start: from the one Secrets Manager secret named
-//! by `FEISHU_SECRET_ARN` (in AWS), or from plain env values when it is unset (local runs). Only
-//! the keys the function uses are kept ([`SecretHolder::secrets`]).
+//! A function's Feishu secrets, read once per cold start: from the Secrets Manager secrets named by
+//! `FEISHU_SECRET_ARN` (in AWS: one ARN, or several separated by commas, each a JSON object whose
+//! keys are merged; the stack gives each function only the secrets it uses), or from plain env
+//! values when it is unset (local runs). Only the keys the function uses are kept
+//! ([`SecretHolder::secrets`]).
 
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
@@ -9,8 +11,11 @@ use tracing::info;
 
 use crate::config::{ConfigError, SecretHolder, SecretSource, Secrets};
 
-/// The env variable naming the secret (an ARN or a name).
+/// The env variable naming the secrets: an ARN (or a name), or several separated by commas.
 pub const SECRET_ARN_VAR: &str = "FEISHU_SECRET_ARN";
+
+/// Most secrets `FEISHU_SECRET_ARN` names.
+pub const MAX_SECRETS: usize = 4;
 
 /// Why the secrets could not be read; never holds a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +44,7 @@ pub async fn load(
         .filter(|v| !v.is_empty());
     let secrets = match secret_id {
         None => Secrets::from_env(function),
-        Some(secret_id) => fetch(&Client::new(aws), &secret_id, function).await?,
+        Some(secret_ids) => fetch_all(&Client::new(aws), &secret_ids, function).await?,
     };
     info!(
         function = function.name,
@@ -50,6 +55,45 @@ pub async fn load(
         "secrets loaded"
     );
     Ok(secrets)
+}
+
+/// `GetSecretValue` of each of the comma-separated `secret_ids` (ARNs or names, at most
+/// [`MAX_SECRETS`]); the function's keys from their JSON objects merged (a key in two secrets:
+/// the later one's value).
+pub async fn fetch_all(
+    client: &Client,
+    secret_ids: &str,
+    function: impl Into<SecretHolder>,
+) -> Result<Secrets, SecretsError> {
+    let ids: Vec<&str> = secret_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_SECRETS {
+        return Err(SecretsError::Fetch(format!(
+            "FEISHU_SECRET_ARN names {} secrets (1 to {MAX_SECRETS})",
+            ids.len()
+        )));
+    }
+    let mut merged = serde_json::Map::new();
+    for id in ids {
+        let out = client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(fetch_error)?;
+        let text = out.secret_string().ok_or(SecretsError::NotAString)?;
+        // serde's messages quote the offending input: a fixed reason instead.
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|_| ConfigError::InvalidSecret {
+                reason: "expected a JSON object of strings",
+            })?;
+        merged.extend(object);
+    }
+    let text = serde_json::Value::Object(merged).to_string();
+    Ok(Secrets::from_secret_string(function, &text)?)
 }
 
 /// One `GetSecretValue` of `secret_id` (ARN or name); the function's keys from its JSON.
