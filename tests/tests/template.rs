@@ -697,12 +697,22 @@ fn secret_holders(template: &Value) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// The logical ids a value names: `!Ref X`, or each `${X}` of a `!Sub`.
+/// The logical ids a value names: `!Ref X`, each `${X}` of a `!Sub`, or each `!Ref` joined by a
+/// `!Join`.
 fn named_resources(v: &Value) -> Vec<String> {
     if let Some(name) = ref_name(v) {
         return vec![name.to_owned()];
     }
     match tagged(v) {
+        Some((tag, joined)) if tag == "Join" => joined[1]
+            .as_sequence()
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter_map(|p| ref_name(p).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
         Some((tag, text)) if tag == "Sub" => text
             .as_str()
             .unwrap_or_default()
@@ -1079,7 +1089,7 @@ fn the_secret_and_url_checks_catch_a_template_edited_alone() {
         ),
         (
             "          FEISHU_SECRET_ARN: !Ref FeishuWebhookSecret\n",
-            "          FEISHU_SECRET_ARN: !Sub \"${FeishuAppCredentials},${FeishuWebhookSecret}\"\n",
+            "          FEISHU_SECRET_ARN: !Join [\",\", [!Ref FeishuAppCredentials, !Ref FeishuWebhookSecret]]\n",
             "card-action named the App Secret's secret, which it does not use",
             check_each_function_reads_only_its_secrets_through_secrets_manager,
         ),

@@ -78,12 +78,16 @@ pub async fn fetch_all(
     }
     let mut merged = serde_json::Map::new();
     for id in ids {
+        // The secret's id (an ARN or a name) is no secret: it names which one failed.
         let out = client
             .get_secret_value()
             .secret_id(id)
             .send()
             .await
-            .map_err(fetch_error)?;
+            .map_err(|e| match fetch_error(e) {
+                SecretsError::Fetch(why) => SecretsError::Fetch(format!("{id}: {why}")),
+                other => other,
+            })?;
         let text = out.secret_string().ok_or(SecretsError::NotAString)?;
         // serde's messages quote the offending input: a fixed reason instead.
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
