@@ -217,7 +217,9 @@ where
             }
             let until = now + i64::from(*days) * 86_400_000;
             if !store.retain_card(card_key, until).await? {
-                return Err(AdminError::NotFound(format!("no card {card_key}")));
+                return Err(AdminError::NotFound(format!(
+                    "no card {card_key}, or it is kept past that already (nothing shortened)"
+                )));
             }
             json!({ "retained": { "card_key": card_key, "until": time(until) } })
         }

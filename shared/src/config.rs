@@ -45,33 +45,33 @@ impl Function {
     /// no rate counters); the updater runs jobs (all partitions, the due jobs, the lists).
     pub fn table_access(self) -> TableAccess {
         use crate::store::keys::Partition::{Card, Dedup, Document, Rate, Token};
+        // No transaction holds a ConditionCheck item; only the tenant token is ever deleted
+        // (evicted), by the two functions that call Feishu.
+        const READ_WRITE_DELETE: &[&str] = &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ];
         const READ_WRITE: &[&str] = &[
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-        ];
-        const READ_WRITE_CHECK: &[&str] = &[
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:ConditionCheckItem",
         ];
         match self {
             Self::EventCallback => TableAccess {
                 partitions: &[Token, Dedup, Card, Rate, Document],
-                item_actions: READ_WRITE,
+                item_actions: READ_WRITE_DELETE,
                 indexes: &["lists"],
             },
             Self::CardAction => TableAccess {
                 partitions: &[Dedup, Card, Document],
-                item_actions: READ_WRITE_CHECK,
+                item_actions: READ_WRITE,
                 indexes: &[],
             },
             Self::CardUpdater => TableAccess {
                 partitions: &[Token, Dedup, Card, Rate, Document],
-                item_actions: READ_WRITE_CHECK,
+                item_actions: READ_WRITE_DELETE,
                 indexes: &["due", "lists"],
             },
         }

@@ -1198,10 +1198,12 @@ where
         Err(StoreError::Conflict(format!("request {request_key} kept changing")).into())
     }
 
-    /// The `n`th reminder of a filed request: recorded in its audit trail with the next reminder
-    /// queued (one write; a retry finds it recorded and only sends), then each approver gets a
-    /// reply to their card (the reply links to it) and, where the app may, an in-app buzz on it
-    /// (`urgent_app`; without the permission the message alone).
+    /// The `n`th reminder of a filed request: each approver whose vote is due gets a reply to their
+    /// card (the reply links to it) and, where the app may, an in-app buzz on it (`urgent_app`;
+    /// without the permission the message alone); then, if it reached anyone, it is recorded in
+    /// the audit trail with the next reminder (or the escalation) queued in one write, else only
+    /// the next is queued. A retry sends each reply once (its uuid), buzzes nobody twice, and
+    /// records once ([`Self::send_reminders`]).
     async fn run_remind(&self, job: &Job) -> Result<&'static str, DeliverError> {
         let n = job
             .payload
@@ -1241,7 +1243,10 @@ where
             followup::RemindStep::Record { review_cards, .. } => (review_cards, false),
         };
         let reached = self.send_reminders(&request, n, &review_cards).await?;
-        if recorded {
+        // Recorded by an earlier run: the trail's count says so, or (when an earlier reminder
+        // reached nobody and left no entry) the reminder's own dedup record.
+        let record = format!("remind:{}:{n}", request.card_key);
+        if recorded || self.store.kept(&record).await?.contains_key("recorded") {
             return Ok("approvers reminded (recorded before)");
         }
         // The next reminder (or the escalation after the last) is due whether or not anyone was
@@ -1273,7 +1278,10 @@ where
                 return Ok("no approver could be reminded (not recorded)");
             }
             match self.store.update_card_and_enqueue(&next, &later).await {
-                Ok(_) => return Ok("approvers reminded"),
+                Ok(_) => {
+                    self.store.keep(&record, "recorded", "1").await?;
+                    return Ok("approvers reminded");
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -12,8 +12,8 @@ use std::time::Duration;
 /// enforces by dropping the rest with an error line per value).
 pub const MAX_VALUES_PER_DOCUMENT: usize = 100;
 
-/// The most histogram samples held between flushes; past it a sample is counted but not kept
-/// (an invocation makes far fewer Open API calls: 50/s for at most a 60 s timeout).
+/// The most histogram samples held between flushes; past it a sample is dropped (an invocation
+/// makes far fewer Open API calls: 50/s for at most a 60 s timeout).
 pub const MAX_PENDING_SAMPLES: usize = 100_000;
 
 /// Whether an [`Emitter`] is installed: only then are histogram samples held for its flush.

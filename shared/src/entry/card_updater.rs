@@ -62,7 +62,7 @@ pub struct Summary {
     pub skipped: usize,
     /// A stream batch's records whose job could not be claimed or recorded (a store error, an
     /// item that does not read as a job): the invocation's answer names each (the template's
-    /// `FunctionResponseTypes: [ReportBatchItemFailures]`), so Lambda retries that record, not
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`), so Lambda retries from that record on, not
     /// the batch. A job's own failure is not here: the job table retries it.
     #[serde(
         rename = "batchItemFailures",

@@ -559,6 +559,15 @@ async fn card_state_and_dead_jobs_expire_and_a_retain_holds_a_card_longer() {
         .unwrap();
     assert_eq!(item["expires_at"], n(ttl_secs(until)));
     assert!(!store.retain_card(&unique("om"), until).await.unwrap());
+    // Never shorter: a hold of 30 days on a card kept for ten years changes nothing.
+    assert!(!store
+        .retain_card(&key, now + 30 * 86_400_000)
+        .await
+        .unwrap());
+    let item = raw(&client, &table, &format!("card#{key}"), "state")
+        .await
+        .unwrap();
+    assert_eq!(item["expires_at"], n(ttl_secs(until)));
 
     // A dead job: kept 90 days for a human; requeued, it has no TTL again.
     store.enqueue(&job(&key, "post_answer", now)).await.unwrap();

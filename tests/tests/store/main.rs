@@ -30,7 +30,7 @@ macro_rules! against_both_adapters {
 }
 
 against_both_adapters!(
-    dedup_claims_once_and_release_reopens,
+    dedup_claims_once_and_a_late_release_keeps_it_done,
     dedup_release_keeps_what_was_kept,
     dedup_expired_record_does_not_block,
     dedup_lapsed_lease_is_taken_over_once,

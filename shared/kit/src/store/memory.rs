@@ -192,8 +192,11 @@ impl DedupStore for MemoryStore {
 
     async fn release(&self, key: &str) -> StoreResult<()> {
         // The lease ends now; what the attempt kept stays for the retry (see the trait).
+        // Only a claim in progress (`lease_until` set): a finished delivery stays done.
         if let Some(record) = self.lock().dedup.get_mut(key) {
-            record.lease_until = Some(0);
+            if record.lease_until.is_some() {
+                record.lease_until = Some(0);
+            }
         }
         Ok(())
     }

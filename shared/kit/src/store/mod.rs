@@ -356,9 +356,10 @@ pub trait CardStore: Send + Sync {
     /// Creates the state item; `Conflict` if it exists. The stored version is 1.
     async fn create_card(&self, state: &CardState) -> StoreResult<CardState>;
     /// Keeps the card's state item until `until` (epoch ms) instead of [`CARD_STATE_TTL_MS`]
-    /// after its last write (an admin's hold on a request's audit trail); a later write of the
-    /// card sets it back to that. `false` when the card does not exist. A store that removes
-    /// nothing by age answers `true` for an existing card.
+    /// after its last write (an admin's hold on a request's audit trail), never shorter than it
+    /// is kept already; a later write of the card sets it back to that. `false` when the card
+    /// does not exist or is kept past `until` already. A store that removes nothing by age
+    /// answers `true` for an existing card.
     async fn retain_card(&self, card_key: &str, until: EpochMillis) -> StoreResult<bool> {
         let _ = until;
         Ok(self.get_card(card_key).await?.is_some())

@@ -25,7 +25,8 @@ pub enum Finish<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Abandon<E> {
     /// Nothing reached anyone (no message sent, no state written, no job queued): [`once`]
-    /// releases the key, so Feishu's retry starts afresh.
+    /// releases the key, so Feishu's retry takes it over (`resumed = true`) with whatever this
+    /// attempt kept (a CardKit entity it created is reused).
     Release(E),
     /// Something may have reached someone: the claim stays, its lease lapses, and the next
     /// re-delivery resumes the work (`resumed = true`) instead of repeating what was done.

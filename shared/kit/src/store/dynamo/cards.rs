@@ -244,7 +244,10 @@ impl CardStore for DynamoStore {
                 keys::CARD_STATE_SK,
             )))
             .update_expression("SET #ttl = :until")
-            .condition_expression("attribute_exists(#pk)")
+            // Never shorter than it is kept already.
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#ttl) OR #ttl < :until)",
+            )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#ttl", TABLE.ttl_attribute)
             .expression_attribute_values(":until", n(ttl_secs(until)))

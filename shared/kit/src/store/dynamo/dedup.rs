@@ -234,8 +234,9 @@ impl DedupStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::dedup_pk(key), keys::DEDUP_SK)))
-            .update_expression("SET #status = :processing, #lease_until = :zero")
-            .condition_expression("attribute_exists(#pk)")
+            .update_expression("SET #lease_until = :zero")
+            // Only a claim in progress: a delivery another attempt finished stays done.
+            .condition_expression("attribute_exists(#pk) AND #status = :processing")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#lease_until", "lease_until")
@@ -245,7 +246,7 @@ impl DedupStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Nothing claimed (or the record expired and went): nothing to release.
+            // Nothing claimed, finished meanwhile, or gone: nothing to release.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("release dedup key", e)),
         }
