@@ -846,6 +846,63 @@ async fn a_reminder_retried_after_its_buzz_buzzes_each_approver_once() {
     assert_eq!(reminded, 1);
 }
 
+/// A reminder that reached nobody is not in the trail; the next one is, once, even when its job
+/// runs again (its record is kept with the reminder, not inferred from the trail's count).
+#[tokio::test]
+async fn a_reminder_after_an_unreached_one_is_recorded_once_however_often_it_runs() {
+    use cardbot::store::NewJob;
+    use cardbot_tests::simulator::FaultKind;
+    let s = scene("message", true).await;
+    let (card, reviews) = s.file_leave("annual trip").await;
+    // Reminder 1: Feishu refuses both replies for good.
+    s.bot.sim.advance(24 * HOUR);
+    for review in &reviews {
+        s.bot.sim.fail_next(
+            "POST",
+            &format!("/open-apis/im/v1/messages/{review}/reply"),
+            1,
+            FaultKind::Api { code: 230002 },
+        );
+    }
+    let summary = s.bot.sweep().await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let reminded = |data: &ApprovalData| {
+        data.audit
+            .iter()
+            .filter(|e| e.action == AuditAction::Reminded)
+            .count()
+    };
+    assert_eq!(reminded(&s.request(&card).await.1), 0, "reached nobody");
+    // Reminder 2 reaches both and is recorded.
+    s.bot.sim.advance(24 * HOUR);
+    let summary = s.bot.sweep().await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    assert_eq!(reminded(&s.request(&card).await.1), 1);
+    // Its job runs again (re-armed, as after a lost completion): nothing more in the trail.
+    s.bot
+        .store
+        .enqueue(&NewJob {
+            card_key: card.clone(),
+            job_id: "remind_2".into(),
+            kind: "remind".into(),
+            payload: json!({"n": 2}),
+            not_before: s.bot.sim.now_ms(),
+            rearm: true,
+        })
+        .await
+        .unwrap();
+    let summary = s.bot.sweep().await;
+    assert!(summary.done >= 1, "{summary:?}");
+    assert_eq!(reminded(&s.request(&card).await.1), 1, "recorded once");
+    for approver in &s.approvers {
+        assert_eq!(
+            reminders_in(&s, approver).len(),
+            1,
+            "one reply each (its uuid)"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_decided_request_is_never_reminded() {
     let s = scene("message", true).await;
