@@ -427,12 +427,7 @@ where
                     let request_data = ApprovalData::from_value(&filed.data).unwrap_or_default();
                     let waiting = approval::status_of(&filed)
                         .is_ok_and(approval::ApprovalStatus::is_waiting)
-                        && data.round == request_data.round
-                        && approval::handover::vote_due(
-                            &request_data,
-                            data.step.as_deref(),
-                            &data.approver,
-                        );
+                        && approval::handover::card_decides(&request_data, &data);
                     if waiting {
                         pending.push((filed, review));
                     }
@@ -851,10 +846,9 @@ where
             let card_key = match sent {
                 Some(sent) => {
                     let chat_id = sent.chat_id.clone().unwrap_or_default();
-                    let state = approval::new_cc_state(
+                    let state = approval::new_review_state(
                         &request,
-                        to,
-                        kind,
+                        &viewer,
                         &sent.message_id,
                         &chat_id,
                         self.now,
@@ -1128,15 +1122,8 @@ where
                 Err(e) => return Err(e.into()),
             };
             let chat_id = sent.chat_id.clone().unwrap_or_default();
-            let review = approval::new_review_state(
-                &request,
-                approver,
-                step.as_deref(),
-                &viewer.candidates,
-                &sent.message_id,
-                &chat_id,
-                now,
-            );
+            let review =
+                approval::new_review_state(&request, &viewer, &sent.message_id, &chat_id, now);
             match store.create_card(&review).await {
                 Ok(_) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -1259,9 +1246,7 @@ where
                 return Ok("approvers reminded");
             };
             let waiting_step = ApprovalData::from_value(&request.data)
-                .ok()
-                .and_then(|d| approval::route::current(&d.route))
-                .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
+                .map_or(approval::ONE_STEP, |d| approval::waiting_step(&d));
             let escalation = (n == max && escalates).then(|| approval::Scheduled {
                 timer: approval::Timer::Escalate(waiting_step),
                 at: self.now + every_ms,
@@ -1316,13 +1301,7 @@ where
             let data = approval::ReviewData::of(&review).map_err(bad_job)?;
             // A reminder goes to the approvers whose vote is due (in a route, the current
             // step's who have not voted; not one who handed theirs on), on their current card.
-            if data.round != request_data.round
-                || !approval::handover::vote_due(
-                    &request_data,
-                    data.step.as_deref(),
-                    &data.approver,
-                )
-            {
+            if !approval::handover::card_decides(&request_data, &data) {
                 continue;
             }
             let approver = data.approver;
@@ -1470,9 +1449,7 @@ where
         // its approvers resolved and sent their cards (else the escalation would stand in for
         // approvers never asked: retried until the notify job got through).
         let still_silent = |data: &ApprovalData| -> Result<bool, DeliverError> {
-            let waiting = approval::route::current(&data.route)
-                .map_or(approval::ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX));
-            if data.round != 0 || waiting != step {
+            if data.round != 0 || approval::waiting_step(data) != step {
                 return Ok(false);
             }
             if data.approvers.is_empty()

@@ -124,14 +124,13 @@ pub fn new_private_form_state(
     state
 }
 
-/// The state item of an approver's card, written right after its send. Approvers' cards are
+/// The state item of an approver's or a CC card (`viewer`: whose, for which step and round), written
+/// right after its send; an approver's card is in their 待我审批, a CC card in nobody's. These are
 /// message cards (no CardKit entity): the notify job that sends them may be retried, and a
 /// retried send is one message through its uuid, which a created entity is not.
 pub fn new_review_state(
     request: &CardState,
-    approver: &str,
-    step: Option<&str>,
-    candidates: &[String],
+    viewer: &ReviewData,
     message_id: &str,
     chat_id: &str,
     now: EpochMillis,
@@ -149,45 +148,16 @@ pub fn new_review_state(
         kind: REVIEW_KIND.to_owned(),
         status: "open".to_owned(),
         update_token: None,
-        data: serde_json::to_value(ReviewData {
-            request_key: request.card_key.clone(),
-            approver: approver.to_owned(),
-            step: step.map(str::to_owned),
-            cc: None,
-            round: ApprovalData::from_value(&request.data)
-                .map(|d| d.round)
-                .unwrap_or_default(),
-            candidates: candidates.to_vec(),
-        })
-        .unwrap_or(Value::Null),
+        data: serde_json::to_value(viewer).unwrap_or(Value::Null),
         created_at: now,
         updated_at: now,
-        list_key: reviews_list(approver),
+        // A CC card is in nobody's 待我审批.
+        list_key: viewer
+            .cc
+            .is_none()
+            .then(|| reviews_list(&viewer.approver))
+            .flatten(),
     }
-}
-
-/// The state item of a CC card (read-only) sent to `to` (an open_id or a chat_id), written right
-/// after its send; in nobody's 待我审批.
-pub fn new_cc_state(
-    request: &CardState,
-    to: &str,
-    kind: super::machine::CcKind,
-    message_id: &str,
-    chat_id: &str,
-    now: EpochMillis,
-) -> CardState {
-    let mut state = new_review_state(request, to, None, &[], message_id, chat_id, now);
-    state.data = serde_json::to_value(ReviewData {
-        request_key: request.card_key.clone(),
-        approver: to.to_owned(),
-        step: None,
-        cc: Some(kind),
-        round: 0,
-        candidates: Vec::new(),
-    })
-    .unwrap_or(Value::Null);
-    state.list_key = None;
-    state
 }
 
 /// What a new card schedules: its expiry, `approval_ttl_ms` after the send.
@@ -582,23 +552,9 @@ fn decide_route_vote(
     approve: bool,
 ) -> Result<ClickDecision, DomainError> {
     use super::route::Voted;
-    let Some(operator) = click
-        .operator_open_id
-        .filter(|op| *op == review_data.approver)
-    else {
-        return no_change(views::not_approver_toast());
-    };
-    if !status.is_waiting() {
-        return refused(
-            status,
-            &data,
-            click.catalog,
-            Refusal::AlreadyDecided(status),
-        );
-    }
-    let comment = match parse_comment(click.form_value) {
-        Ok(comment) => comment,
-        Err(problem) => return no_change(views::form_problem_toast(&problem)),
+    let (operator, comment) = match approver_answer(review_data, status, &data, click) {
+        Ok(answer) => answer,
+        Err(refusal) => return *refusal,
     };
     let step = review_data.step.as_deref().unwrap_or_default();
     let voted = super::route::vote(
@@ -652,24 +608,8 @@ fn decide_route_vote(
         card_key: request.card_key.clone(),
         scheduled: at(Timer::RefreshAll),
     });
-    let mut next_request = request.clone();
-    next_request.status = next.stored();
-    next_request.data = data.to_value();
-    next_request.updated_at = click.now;
-    let card = views::review_card(
-        &next_request,
-        Some(review_data),
-        click.catalog,
-        click.time_zone,
-    )?;
-    Ok(ClickDecision::Transition {
-        state: Box::new(next_request),
-        followups,
-        answer: CallbackAnswer {
-            toast: Some(views::voted_toast(approve, next.is_final())),
-            card: Some(card),
-        },
-    })
+    let toast = views::voted_toast(approve, next.is_final());
+    request_transition(request, next, &data, review_data, click, followups, toast)
 }
 
 /// The job that sends the cards of step `next`, now current: its own step's job in the first
@@ -694,23 +634,9 @@ fn decide_handover(
     click: &Click<'_>,
 ) -> Result<ClickDecision, DomainError> {
     use super::handover::{self, HandoverRefusal};
-    let Some(operator) = click
-        .operator_open_id
-        .filter(|op| *op == review_data.approver)
-    else {
-        return no_change(views::not_approver_toast());
-    };
-    if !status.is_waiting() {
-        return refused(
-            status,
-            &data,
-            click.catalog,
-            Refusal::AlreadyDecided(status),
-        );
-    }
-    let comment = match parse_comment(click.form_value) {
-        Ok(comment) => comment,
-        Err(problem) => return no_change(views::form_problem_toast(&problem)),
+    let (operator, comment) = match approver_answer(review_data, status, &data, click) {
+        Ok(answer) => answer,
+        Err(refusal) => return *refusal,
     };
     let step = review_data.step.as_deref();
     if !handover::vote_due(&data, step, operator) {
@@ -770,6 +696,49 @@ fn decide_handover(
     // Every card of the request shows it: the requester's (the form again, after 退回), each
     // approver's (the old one's says to whom it went), each CC's.
     followups.push(at(Timer::RefreshAll));
+    request_transition(request, next, &data, review_data, click, followups, toast)
+}
+
+/// Who answered on an approver's card, and their comment: only the card's approver, only while
+/// the request waits; else the click's answer (a toast, nothing written).
+#[allow(clippy::type_complexity)]
+fn approver_answer<'c>(
+    review_data: &ReviewData,
+    status: ApprovalStatus,
+    data: &ApprovalData,
+    click: &Click<'c>,
+) -> Result<(&'c str, Option<String>), Box<Result<ClickDecision, DomainError>>> {
+    let Some(operator) = click
+        .operator_open_id
+        .filter(|op| *op == review_data.approver)
+    else {
+        return Err(Box::new(no_change(views::not_approver_toast())));
+    };
+    if !status.is_waiting() {
+        return Err(Box::new(refused(
+            status,
+            data,
+            click.catalog,
+            Refusal::AlreadyDecided(status),
+        )));
+    }
+    match parse_comment(click.form_value) {
+        Ok(comment) => Ok((operator, comment)),
+        Err(problem) => Err(Box::new(no_change(views::form_problem_toast(&problem)))),
+    }
+}
+
+/// The request written after an approver's answer on their card (`review_data`): its new status
+/// and data, the clicked card as it now renders with `toast`, and `followups`.
+fn request_transition(
+    request: &CardState,
+    next: ApprovalStatus,
+    data: &ApprovalData,
+    review_data: &ReviewData,
+    click: &Click<'_>,
+    followups: Vec<Followup>,
+    toast: crate::cards::Toast,
+) -> Result<ClickDecision, DomainError> {
     let mut next_request = request.clone();
     next_request.status = next.stored();
     next_request.data = data.to_value();

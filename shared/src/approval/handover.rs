@@ -26,6 +26,12 @@ pub fn vote_due(data: &ApprovalData, step: Option<&str>, approver: &str) -> bool
     super::route::awaits(&data.route, step, approver)
 }
 
+/// Whether `card`'s approver has a vote due on that card: it was sent in the request's current
+/// round and their vote is due ([`vote_due`]). The buttons, the reminders and 待我审批 all ask this.
+pub fn card_decides(data: &ApprovalData, card: &ReviewData) -> bool {
+    card.round == data.round && vote_due(data, card.step.as_deref(), &card.approver)
+}
+
 /// The people the viewer of an approver's card may hand their vote to: the step's `transfer_to`
 /// open_ids (a one-step request: the definition's), or with `{department: true}` the department
 /// users looked up when the card was sent ([`ReviewData::candidates`]); never the requester nor

@@ -25,9 +25,9 @@ pub mod views;
 
 pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
-    card_key, decide_click, decide_review_click, new_card_state, new_cc_state,
-    new_private_form_state, new_review_state, no_approver_step, requests_list, reviews_list,
-    scheduled_for_new_card, step_notify, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
+    card_key, decide_click, decide_review_click, new_card_state, new_private_form_state,
+    new_review_state, no_approver_step, requests_list, reviews_list, scheduled_for_new_card,
+    step_notify, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{
@@ -37,7 +37,8 @@ pub use machine::{
 };
 pub use request::{fields, parse_comment, parse_form, FormProblem, MAX_REASON_CHARS};
 pub use scheduled::{
-    approval_walk, on_timer, CardChange, CardStep, Followup, Scheduled, Timer, ONE_STEP,
+    approval_walk, on_timer, waiting_step, CardChange, CardStep, Followup, Scheduled, Timer,
+    ONE_STEP,
 };
 pub use views::{format_local, render, render_card, render_state};
 

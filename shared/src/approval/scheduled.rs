@@ -61,6 +61,12 @@ pub enum Timer {
 /// [`Timer::Escalate`]'s step of a request without a route.
 pub const ONE_STEP: u32 = u32::MAX;
 
+/// The index of the step that waits ([`ONE_STEP`] for a request without a route): what an
+/// escalation is scheduled for.
+pub fn waiting_step(data: &ApprovalData) -> u32 {
+    super::route::current(&data.route).map_or(ONE_STEP, |i| u32::try_from(i).unwrap_or(u32::MAX))
+}
+
 /// Work scheduled on a card, which may be another than the one a click wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Followup {

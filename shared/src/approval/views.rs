@@ -1800,10 +1800,7 @@ pub fn review_card(
         && cc.is_none()
         && match viewer {
             None => data.route.is_empty(),
-            Some(v) => {
-                v.round == data.round
-                    && super::handover::vote_due(&data, v.step.as_deref(), &v.approver)
-            }
+            Some(v) => super::handover::card_decides(&data, v),
         };
     if cc.is_some() {
         return Ok(request_card_of(
