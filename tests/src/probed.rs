@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardbot::store::{
-    CardState, CardStore, DedupClaim, DedupStore, Document, DocumentStore, EpochMillis,
-    FailOutcome, Job, JobStore, Kept, ListStore, Listed, NewJob, PermitRequest, PermitTake,
-    RateScope, RateStore, StoreResult, StoredTenantToken, TokenStore,
+    AppTicketStore, CardState, CardStore, DedupClaim, DedupStore, Document, DocumentStore,
+    EpochMillis, FailOutcome, Job, JobStore, Kept, ListStore, Listed, NewJob, PermitRequest,
+    PermitTake, RateScope, RateStore, StoreResult, StoredAppTicket, StoredTenantToken, TokenStore,
 };
 
 /// Every store method; each is one DynamoDB request in `DynamoStore` (a transaction counts once).
@@ -27,6 +27,8 @@ pub enum StoreCall {
     GetTenantToken,
     PutTenantToken,
     EvictTenantToken,
+    AppTicket,
+    AppToken,
     CreateCard,
     GetCard,
     UpdateCard,
@@ -49,7 +51,7 @@ pub enum StoreCall {
     ListDocuments,
 }
 
-const ALL: [StoreCall; 30] = [
+const ALL: [StoreCall; 32] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -60,6 +62,8 @@ const ALL: [StoreCall; 30] = [
     StoreCall::GetTenantToken,
     StoreCall::PutTenantToken,
     StoreCall::EvictTenantToken,
+    StoreCall::AppTicket,
+    StoreCall::AppToken,
     StoreCall::CreateCard,
     StoreCall::GetCard,
     StoreCall::UpdateCard,
@@ -96,6 +100,8 @@ impl StoreCall {
             Self::GetTenantToken => "token.get",
             Self::PutTenantToken => "token.put",
             Self::EvictTenantToken => "token.evict",
+            Self::AppTicket => "app_ticket",
+            Self::AppToken => "app_token",
             Self::CreateCard => "card.create",
             Self::GetCard => "card.get",
             Self::UpdateCard => "card.update",
@@ -301,6 +307,71 @@ impl<S: TokenStore, P: StoreProbe> TokenStore for Probed<S, P> {
             self,
             StoreCall::EvictTenantToken,
             self.inner.evict_tenant_token(app_id, token)
+        )
+    }
+}
+
+#[async_trait]
+impl<S: AppTicketStore, P: StoreProbe> AppTicketStore for Probed<S, P> {
+    async fn get_app_tickets(&self, app_id: &str) -> StoreResult<Vec<StoredAppTicket>> {
+        probed!(
+            self,
+            StoreCall::AppTicket,
+            self.inner.get_app_tickets(app_id)
+        )
+    }
+
+    async fn put_app_ticket(
+        &self,
+        app_id: &str,
+        ticket: &str,
+        received_at: EpochMillis,
+    ) -> StoreResult<()> {
+        probed!(
+            self,
+            StoreCall::AppTicket,
+            self.inner.put_app_ticket(app_id, ticket, received_at)
+        )
+    }
+
+    async fn mark_app_ticket_stale(&self, app_id: &str, ticket: &str) -> StoreResult<()> {
+        probed!(
+            self,
+            StoreCall::AppTicket,
+            self.inner.mark_app_ticket_stale(app_id, ticket)
+        )
+    }
+
+    async fn claim_ticket_resend(
+        &self,
+        app_id: &str,
+        now: EpochMillis,
+        gap_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::AppTicket,
+            self.inner.claim_ticket_resend(app_id, now, gap_ms)
+        )
+    }
+
+    async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+        probed!(self, StoreCall::AppToken, self.inner.get_app_token(app_id))
+    }
+
+    async fn put_app_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::AppToken,
+            self.inner.put_app_token(app_id, token)
+        )
+    }
+
+    async fn evict_app_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        probed!(
+            self,
+            StoreCall::AppToken,
+            self.inner.evict_app_token(app_id, token)
         )
     }
 }

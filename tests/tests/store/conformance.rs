@@ -420,6 +420,136 @@ pub async fn token_never_replaced_by_earlier_expiry<S: Store>(store: Arc<S>) {
     assert_eq!(store.get_tenant_token(&unique("cli")).await.unwrap(), None);
 }
 
+// ---- a store app's tickets and app token ----
+
+pub async fn app_tickets_keep_the_newest_two_and_ignore_a_redelivery<S: Store>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    assert!(store.get_app_tickets(&app).await.unwrap().is_empty());
+    store.put_app_ticket(&app, "tk-1", now).await.unwrap();
+    store
+        .put_app_ticket(&app, "tk-2", now + 3_600_000)
+        .await
+        .unwrap();
+    // Feishu re-delivers a 1.0 event: the same ticket, later, changes nothing.
+    store
+        .put_app_ticket(&app, "tk-1", now + 7_000_000)
+        .await
+        .unwrap();
+    let kept = store.get_app_tickets(&app).await.unwrap();
+    let names: Vec<_> = kept
+        .iter()
+        .map(|t| (t.ticket.as_str(), t.received_at))
+        .collect();
+    assert_eq!(names, [("tk-2", now + 3_600_000), ("tk-1", now)]);
+    store
+        .put_app_ticket(&app, "tk-3", now + 7_200_000)
+        .await
+        .unwrap();
+    let kept = store.get_app_tickets(&app).await.unwrap();
+    let names: Vec<_> = kept.iter().map(|t| t.ticket.as_str()).collect();
+    assert_eq!(names, ["tk-3", "tk-2"]);
+    assert!(kept.iter().all(|t| !t.stale));
+    // Tickets are per app.
+    assert!(store
+        .get_app_tickets(&unique("cli"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn app_ticket_marked_stale_stays_kept_but_unusable<S: Store>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    store.put_app_ticket(&app, "tk-1", now).await.unwrap();
+    store
+        .put_app_ticket(&app, "tk-2", now + 1_000)
+        .await
+        .unwrap();
+    store.mark_app_ticket_stale(&app, "tk-2").await.unwrap();
+    // A ticket no longer kept is ignored.
+    store.mark_app_ticket_stale(&app, "tk-gone").await.unwrap();
+    let kept = store.get_app_tickets(&app).await.unwrap();
+    let states: Vec<_> = kept
+        .iter()
+        .map(|t| (t.ticket.as_str(), t.stale, t.usable(now + 2_000)))
+        .collect();
+    assert_eq!(states, [("tk-2", true, false), ("tk-1", false, true)]);
+    // Valid 3 h from its receipt.
+    assert!(!kept[1].usable(now + cardbot::store::APP_TICKET_TTL_MS));
+}
+
+pub async fn concurrent_ticket_puts_lose_none<S: Store + 'static>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    let puts = ["tk-a", "tk-b"].map(|ticket| {
+        let store = store.clone();
+        let app = app.clone();
+        tokio::spawn(async move { store.put_app_ticket(&app, ticket, now).await })
+    });
+    for put in futures::future::join_all(puts).await {
+        put.unwrap().unwrap();
+    }
+    let mut names: Vec<_> = store
+        .get_app_tickets(&app)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.ticket)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["tk-a", "tk-b"]);
+}
+
+pub async fn ticket_resend_claimed_once_per_gap_by_16_concurrent_instances<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let app = unique("cli");
+    let now = t0();
+    let claims = (0..16).map(|i| {
+        let store = store.clone();
+        let app = app.clone();
+        tokio::spawn(async move { store.claim_ticket_resend(&app, now + i, 60_000).await })
+    });
+    let won = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter(|claim| *claim.as_ref().unwrap().as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+    assert!(!store
+        .claim_ticket_resend(&app, now + 59_000, 60_000)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_ticket_resend(&app, now + 60_016, 60_000)
+        .await
+        .unwrap());
+}
+
+pub async fn app_token_kept_by_expiry_and_evicted_only_when_same<S: Store>(store: Arc<S>) {
+    let app = unique("cli");
+    let now = t0();
+    assert_eq!(store.get_app_token(&app).await.unwrap(), None);
+    assert!(store
+        .put_app_token(&app, &token("a-later", now + 7_200_000))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_app_token(&app, &token("a-earlier", now + 3_600_000))
+        .await
+        .unwrap());
+    // The app token and the self-built tenant token of the same app id are different items.
+    assert_eq!(store.get_tenant_token(&app).await.unwrap(), None);
+    store.evict_app_token(&app, "a-other").await.unwrap();
+    assert_eq!(
+        store.get_app_token(&app).await.unwrap(),
+        Some(token("a-later", now + 7_200_000))
+    );
+    store.evict_app_token(&app, "a-later").await.unwrap();
+    assert_eq!(store.get_app_token(&app).await.unwrap(), None);
+}
+
 pub async fn token_evicted_only_when_same<S: Store>(store: Arc<S>) {
     let app = unique("cli");
     let now = t0();

@@ -15,20 +15,20 @@ use super::contact::{self, ContactUser};
 use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::im::{self, MessageContent, ReceiveId, SentMessage};
-use super::limiter::{CallBudget, NoPermit, SharedLimiter};
-use super::pacer::Pacer;
+use super::limiter::{CallBudget, NoPermit};
 use super::request::{
     classify_answer, parse_data, AnswerOutcome, ApiRequest, Method, LOG_ID_HEADER,
     MAX_RATE_LIMIT_RESET, RATE_LIMIT_RESET_HEADER,
 };
 use super::request_uuid::RequestUuid;
+use super::store_app::{AuthCalls, StoreAppAuth, TenantKey, TenantScope};
 use super::token::{
     tenant_access_token_request, Clock, FetchTenantToken, SystemClock, TenantAccessToken,
-    TenantAccessTokenAnswer, TenantTokenProvider,
+    TenantAccessTokenAnswer,
 };
 use super::FeishuApi;
 use crate::config::FeishuConfig;
-use crate::store::{RateStore, TokenStore};
+use crate::store::{AppTicketStore, RateStore, TokenStore};
 
 /// Feishu (China).
 pub const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
@@ -126,10 +126,19 @@ pub struct FeishuClientBuilder {
     rate_store: Arc<dyn RateStore>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
-    pacer: Pacer,
+    /// A store app's tickets and app token; `None` for a self-built app.
+    store_app: Option<Arc<dyn AppTicketStore>>,
 }
 
 impl FeishuClientBuilder {
+    /// Makes the client a store app's (商店应用, `FEISHU_APP_TYPE=store`): tokens come from the
+    /// `app_ticket`s kept in `tickets` ([`super::store_app`]), one tenant token per `tenant_key`,
+    /// and every API call needs a tenant ([`FeishuClient::for_tenant`]).
+    pub fn store_app(mut self, tickets: Arc<dyn AppTicketStore>) -> Self {
+        self.store_app = Some(tickets);
+        self
+    }
+
     /// Replaces the default retry policy.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -153,45 +162,56 @@ impl FeishuClientBuilder {
             .build()
             .map_err(|e| FeishuError::Transport(format!("cannot build the HTTP client: {e}")))?;
         let base_url = self.config.base_url.trim_end_matches('/').to_owned();
+        let store_app = self.store_app.map(|tickets| {
+            Arc::new(StoreAppAuth::new(
+                self.config.app_id.clone(),
+                tickets,
+                self.token_store.clone(),
+                self.rate_store.clone(),
+                self.clock.clone(),
+            ))
+        });
+        // A self-built app's one tenant is keyed by the app id alone (the keys of every earlier
+        // version); a store app's root client has no tenant and refuses API calls.
+        let scope = Arc::new(TenantScope::new(
+            self.config.app_id.clone(),
+            self.token_store.clone(),
+            self.rate_store,
+            self.clock,
+        ));
         Ok(FeishuClient {
             http,
             base_url,
-            limiter: SharedLimiter::new(
-                self.config.app_id.clone(),
-                self.rate_store,
-                self.clock.clone(),
-            ),
-            tokens: TenantTokenProvider::new(
-                self.config.app_id.clone(),
-                self.token_store.clone(),
-                self.clock,
-            ),
+            scope,
+            store_app,
+            tenant: None,
             token_store: self.token_store,
-            bot_open_id: tokio::sync::OnceCell::new(),
             app_id: self.config.app_id,
-            app_secret: self.config.app_secret,
+            app_secret: Arc::from(self.config.app_secret),
             retry: self.retry,
-            pacer: self.pacer,
         })
     }
 }
 
-/// The Feishu Open API client. Build once per Lambda container and share it (`Arc`).
+/// The Feishu Open API client. Build once per Lambda container and share it (`Arc`); a store
+/// app's client is a root from which [`FeishuClient::for_tenant`] makes each tenant's (cheap, and
+/// sharing the root's caches).
+#[derive(Clone)]
 pub struct FeishuClient {
     http: reqwest::Client,
     base_url: String,
     app_id: String,
-    app_secret: String,
-    tokens: TenantTokenProvider,
+    app_secret: Arc<str>,
     retry: RetryPolicy,
-    /// Spaces this process's calls.
-    pacer: Pacer,
-    /// Permits of the app-wide limits, shared with every other instance through the table.
-    limiter: SharedLimiter,
+    /// The tenant's token cache, pacer, app-wide limits (shared with every other instance through
+    /// the table) and bot open_id: a self-built app's one tenant, or a store app's `tenant`.
+    scope: Arc<TenantScope>,
+    /// A store app's shared credentials; `None` for a self-built app.
+    store_app: Option<Arc<StoreAppAuth>>,
+    /// The tenant a store app's client calls for; `None` for a self-built app and a store app's root.
+    tenant: Option<TenantKey>,
     /// Where the bot's open_id is kept for every instance (beside the tenant token).
     token_store: Arc<dyn TokenStore>,
-    /// The bot's open_id once read: it never changes for an app.
-    bot_open_id: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for FeishuClient {
@@ -226,13 +246,58 @@ impl FeishuClient {
             rate_store: store,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
-            pacer: Pacer::default(),
+            store_app: None,
+        }
+    }
+
+    /// The client of `tenant` (a store app's tenant, from the event or callback header): its own
+    /// tenant token, rate limits and bot open_id, sharing the root's HTTP client and caches. A
+    /// self-built app serves one tenant: its client is answered as it is.
+    pub fn for_tenant(&self, tenant: &TenantKey) -> Self {
+        match &self.store_app {
+            None => self.clone(),
+            Some(store_app) => Self {
+                scope: store_app.scope(tenant),
+                tenant: Some(tenant.clone()),
+                ..self.clone()
+            },
+        }
+    }
+
+    /// The tenant this client calls for (a store app's, after [`Self::for_tenant`]).
+    pub fn tenant(&self) -> Option<&TenantKey> {
+        self.tenant.as_ref()
+    }
+
+    /// A store app: asks Feishu to push an `app_ticket` unless an instance did within the last
+    /// minute (the deploy's first step, and what a call without a ticket does itself); answers
+    /// whether this call asked. A self-built app has no ticket: `false`.
+    pub async fn request_app_ticket(&self, deadline: Deadline) -> bool {
+        match &self.store_app {
+            Some(store_app) => {
+                store_app
+                    .ask_for_ticket(self, &self.app_secret, deadline)
+                    .await
+            }
+            None => false,
         }
     }
 
     /// A tenant token (memory, store, or a fetch); mostly for diagnostics and tests.
     pub async fn tenant_access_token(&self, deadline: Deadline) -> FeishuResult<TenantAccessToken> {
-        self.tokens.get(self, deadline).await
+        self.check_tenant()?;
+        self.scope.tokens.get(self, deadline).await
+    }
+
+    /// A store app's root has no tenant to call for.
+    fn check_tenant(&self) -> FeishuResult<()> {
+        if self.store_app.is_some() && self.tenant.is_none() {
+            return Err(FeishuError::InvalidRequest(
+                "a store app's call needs a tenant: use FeishuClient::for_tenant(tenant_key)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Calls an API with the tenant token; on an invalid-token answer evicts, refetches and
@@ -268,15 +333,16 @@ impl FeishuClient {
             api: request.api_name(),
             chat,
         };
+        self.check_tenant()?;
         loop {
-            let token = self.tokens.get(self, deadline).await?;
+            let token = self.scope.tokens.get(self, deadline).await?;
             match self
                 .execute(request, Some((&token, budget)), deadline)
                 .await
             {
                 Err(FeishuError::InvalidToken { code, log_id }) if !refetched => {
                     tracing::warn!(code, ?log_id, path = %request.path, "tenant token rejected; refetching once");
-                    self.tokens.evict(&token).await;
+                    self.scope.tokens.evict(&token).await;
                     refetched = true;
                 }
                 Err(e) => return Err(e),
@@ -310,7 +376,7 @@ impl FeishuClient {
                 // is short); the limiter's round trip itself may use the whole deadline.
                 let window = self.retry.min_attempt_window;
                 let wait_until = deadline.rate_wait_until(Instant::now(), window);
-                if !matches!(wait_until, Some(until) if self.pacer.acquire(until).await) {
+                if !matches!(wait_until, Some(until) if self.scope.pacer.acquire(until).await) {
                     return Err(FeishuError::DeadlineExceeded {
                         attempts,
                         last: "no slot of the app's request rate before the deadline".to_owned(),
@@ -323,6 +389,7 @@ impl FeishuClient {
                 let wait_until = wait_until.unwrap_or(latest);
                 let asked = Instant::now();
                 let permit = self
+                    .scope
                     .limiter
                     .acquire_within(budget, latest, wait_until)
                     .await;
@@ -456,9 +523,28 @@ impl FetchTenantToken for FeishuClient {
         &self,
         deadline: Deadline,
     ) -> FeishuResult<TenantAccessTokenAnswer> {
-        let request = tenant_access_token_request(&self.app_id, &self.app_secret);
-        let body = self.execute(&request, None, deadline).await?;
-        TenantAccessTokenAnswer::parse(body)
+        match (&self.store_app, &self.tenant) {
+            (Some(store_app), Some(tenant)) => {
+                store_app
+                    .fetch_tenant_token(self, &self.app_secret, tenant, deadline)
+                    .await
+            }
+            (Some(_), None) => Err(FeishuError::InvalidRequest(
+                "a store app's tenant token needs a tenant_key".to_owned(),
+            )),
+            (None, _) => {
+                let request = tenant_access_token_request(&self.app_id, &self.app_secret);
+                let body = self.execute(&request, None, deadline).await?;
+                TenantAccessTokenAnswer::parse(body)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl AuthCalls for FeishuClient {
+    async fn send_auth(&self, request: &ApiRequest, deadline: Deadline) -> FeishuResult<Value> {
+        self.execute(request, None, deadline).await
     }
 }
 
@@ -477,10 +563,11 @@ impl FeishuApi for FeishuClient {
 
     async fn bot_open_id(&self, deadline: Deadline) -> FeishuResult<String> {
         let open_id = self
+            .scope
             .bot_open_id
             .get_or_try_init(|| async {
                 // The table first (one read), so only the first instance ever asks Feishu.
-                match self.token_store.get_bot_open_id(&self.app_id).await {
+                match self.token_store.get_bot_open_id(&self.scope.owner).await {
                     Ok(Some(open_id)) => return Ok(open_id),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the bot's open_id"),
@@ -489,7 +576,7 @@ impl FeishuApi for FeishuClient {
                 let bot = contact::BotInfo::from_body(body)?;
                 if let Err(e) = self
                     .token_store
-                    .put_bot_open_id(&self.app_id, &bot.open_id)
+                    .put_bot_open_id(&self.scope.owner, &bot.open_id)
                     .await
                 {
                     tracing::warn!(error = %e, "cannot keep the bot's open_id");

@@ -137,6 +137,14 @@ pub enum FeishuError {
         /// When a permit could come.
         retry_after: Duration,
     },
+    /// A store app has no usable `app_ticket` yet (first deploy, or none pushed for 3 h): a resend
+    /// was asked for (at most once a minute across instances) and Feishu pushes one within 2 min.
+    /// Nothing was sent; queue the work and retry after `retry_after`.
+    #[error("no app_ticket yet (store app); a resend was asked for (retry after {retry_after:?})")]
+    NoAppTicket {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The caller's deadline passed (or the next wait would cross it) before a success.
     #[error("deadline exceeded after {attempts} attempt(s); last: {last}")]
     DeadlineExceeded {
@@ -211,6 +219,7 @@ impl FeishuError {
             | Self::RateLimited { .. }
             | Self::CardInCallback { .. }
             | Self::NoPermit { .. }
+            | Self::NoAppTicket { .. }
             | Self::DeadlineExceeded { .. }
             | Self::Server { .. }
             | Self::Transport(_) => true,
@@ -236,7 +245,9 @@ impl FeishuError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => *retry_after,
-            Self::NoPermit { retry_after } => Some(*retry_after),
+            Self::NoPermit { retry_after } | Self::NoAppTicket { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -256,6 +267,7 @@ impl FeishuError {
             Self::CardInCallback { .. } => Some(CARD_IN_CALLBACK),
             Self::MessageTooOld { .. } => Some(MESSAGE_TOO_OLD),
             Self::NoPermit { .. }
+            | Self::NoAppTicket { .. }
             | Self::DeadlineExceeded { .. }
             | Self::Server { .. }
             | Self::Transport(_)

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod pacer;
 pub mod request;
 pub mod request_uuid;
+pub mod store_app;
 pub mod token;
 
 use async_trait::async_trait;
@@ -30,6 +31,7 @@ pub use deadline::Deadline;
 pub use error::{codes, FeishuError, FeishuResult};
 pub use im::{MessageContent, ReceiveId, SentMessage};
 pub use request_uuid::RequestUuid;
+pub use store_app::{AppTicketEvent, AppType, TenantKey};
 pub use token::{Clock, SystemClock, TenantAccessToken, REFRESH_MARGIN_MS};
 
 /// Every Feishu Open API call the bot makes. Writes that Feishu dedupes take an idempotency key

@@ -4,6 +4,10 @@
 //! |---|---|---|
 //! | tenant token | `token#<app_id>` | `tenant` |
 //! | the bot's open_id | `token#<app_id>` | `bot` |
+//! | a store app's `app_ticket`s | `token#<app_id>` | `ticket` |
+//! | a store app's ticket-resend throttle | `token#<app_id>` | `resend` |
+//! | a store app's `app_access_token` | `token#<app_id>` | `app` |
+//! | a store app's tenant token of one tenant | `token#<app_id>#<tenant_key>` | `tenant` |
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
 //! | job | `card#<card_key>` | `job#<job_id>` |
@@ -61,6 +65,12 @@ pub const SK: &str = "sk";
 pub const TENANT_TOKEN_SK: &str = "tenant";
 /// Sort key of the bot's own open_id (`bot/v3/info`), beside the app's tenant token.
 pub const BOT_SK: &str = "bot";
+/// Sort key of a store app's kept `app_ticket`s.
+pub const APP_TICKET_SK: &str = "ticket";
+/// Sort key of a store app's ticket-resend throttle.
+pub const TICKET_RESEND_SK: &str = "resend";
+/// Sort key of a store app's `app_access_token`.
+pub const APP_TOKEN_SK: &str = "app";
 /// Sort key of a dedup record.
 pub const DEDUP_SK: &str = "-";
 /// Sort key of a card's state item.
@@ -77,6 +87,13 @@ pub const DUE_PK: &str = "due";
 /// `pk` of the tenant token of `app_id`.
 pub fn tenant_token_pk(app_id: &str) -> String {
     format!("{}{app_id}", Partition::Token.prefix())
+}
+
+/// The token owner of `tenant_key`'s tenant token in store app `app_id`: what the
+/// [`crate::store::TokenStore`] methods take in place of the app id, so the item is
+/// `token#<app_id>#<tenant_key>` / `tenant`. A self-built app's owner is its app id alone.
+pub fn store_tenant_token_owner(app_id: &str, tenant_key: &str) -> String {
+    format!("{app_id}#{tenant_key}")
 }
 
 /// `pk` of a dedup record.
@@ -157,6 +174,10 @@ mod tests {
     #[test]
     fn formats_match_the_design_table() {
         assert_eq!(tenant_token_pk("cli_a"), "token#cli_a");
+        assert_eq!(
+            tenant_token_pk(&store_tenant_token_owner("cli_a", "2ed263bf32cf1651")),
+            "token#cli_a#2ed263bf32cf1651"
+        );
         assert_eq!(dedup_pk("om_1"), "dedup#om_1");
         assert_eq!(card_pk("c1"), "card#c1");
         assert_eq!(job_sk("j1"), "job#j1");

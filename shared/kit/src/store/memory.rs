@@ -9,9 +9,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    is_last_attempt, is_step_name, plan_failure, truncate_error, ttl_secs, CardState, CardStore,
-    DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStatus, JobStore, Kept, NewJob,
-    StoreError, StoreResult, StoredTenantToken, TokenStore, LEASE_EXPIRED_ERROR,
+    is_last_attempt, is_step_name, plan_failure, truncate_error, ttl_secs, AppTicketStore,
+    CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStatus,
+    JobStore, Kept, NewJob, StoreError, StoreResult, StoredAppTicket, StoredTenantToken,
+    TokenStore, LEASE_EXPIRED_ERROR,
 };
 
 /// A dedup record as DynamoDB holds it.
@@ -30,6 +31,9 @@ struct Tables {
     tokens: HashMap<String, StoredTenantToken>,
     /// The bot's open_id per app.
     bots: HashMap<String, String>,
+    app_tickets: HashMap<String, Vec<StoredAppTicket>>,
+    ticket_resends: HashMap<String, EpochMillis>,
+    app_tokens: HashMap<String, StoredTenantToken>,
     cards: BTreeMap<String, CardState>,
     /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
     jobs: BTreeMap<(String, String), Job>,
@@ -235,6 +239,82 @@ impl TokenStore for MemoryStore {
         self.lock()
             .bots
             .insert(app_id.to_owned(), open_id.to_owned());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AppTicketStore for MemoryStore {
+    async fn get_app_tickets(&self, app_id: &str) -> StoreResult<Vec<StoredAppTicket>> {
+        Ok(self
+            .lock()
+            .app_tickets
+            .get(app_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn put_app_ticket(
+        &self,
+        app_id: &str,
+        ticket: &str,
+        received_at: EpochMillis,
+    ) -> StoreResult<()> {
+        let mut tables = self.lock();
+        let tickets = tables.app_tickets.entry(app_id.to_owned()).or_default();
+        super::keep_app_ticket(tickets, ticket, received_at);
+        Ok(())
+    }
+
+    async fn mark_app_ticket_stale(&self, app_id: &str, ticket: &str) -> StoreResult<()> {
+        if let Some(tickets) = self.lock().app_tickets.get_mut(app_id) {
+            super::mark_app_ticket_stale(tickets, ticket);
+        }
+        Ok(())
+    }
+
+    async fn claim_ticket_resend(
+        &self,
+        app_id: &str,
+        now: EpochMillis,
+        gap_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        match tables.ticket_resends.get(app_id) {
+            Some(at) if *at > now - gap_ms => Ok(false),
+            _ => {
+                tables.ticket_resends.insert(app_id.to_owned(), now);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+        Ok(self.lock().app_tokens.get(app_id).cloned())
+    }
+
+    async fn put_app_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        if tables
+            .app_tokens
+            .get(app_id)
+            .is_some_and(|stored| stored.expires_at > token.expires_at)
+        {
+            return Ok(false);
+        }
+        tables.app_tokens.insert(app_id.to_owned(), token.clone());
+        Ok(true)
+    }
+
+    async fn evict_app_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        let mut tables = self.lock();
+        if tables
+            .app_tokens
+            .get(app_id)
+            .is_some_and(|t| t.token == token)
+        {
+            tables.app_tokens.remove(app_id);
+        }
         Ok(())
     }
 }

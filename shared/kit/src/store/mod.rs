@@ -239,6 +239,113 @@ pub trait TokenStore: Send + Sync {
     }
 }
 
+/// How long an `app_ticket` is taken to be valid after it reached the event URL: Feishu's 3 h
+/// ("app_ticket有效期 3 小时", questions-related-to-isv). The event's `ts` is its send time, not the
+/// start of the validity, so the receive time is the conservative start.
+pub const APP_TICKET_TTL_MS: EpochMillis = 3 * 3_600_000;
+
+/// A store app's `app_ticket` as kept (`token#<app_id>` / `ticket`); `ticket` is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAppTicket {
+    /// The ticket Feishu pushed in the 1.0 `app_ticket` event.
+    pub ticket: String,
+    /// When the event URL received it (epoch ms).
+    pub received_at: EpochMillis,
+    /// Feishu answered 10012 to an `app_access_token` call with it: never used again.
+    pub stale: bool,
+}
+
+impl StoredAppTicket {
+    /// When it stops being valid: [`APP_TICKET_TTL_MS`] after it was received.
+    pub fn expires_at(&self) -> EpochMillis {
+        self.received_at.saturating_add(APP_TICKET_TTL_MS)
+    }
+
+    /// Neither stale nor past [`Self::expires_at`] at `now`.
+    pub fn usable(&self, now: EpochMillis) -> bool {
+        !self.stale && self.expires_at() > now
+    }
+}
+
+impl std::fmt::Debug for StoredAppTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAppTicket")
+            .field("ticket", &"<redacted>")
+            .field("received_at", &self.received_at)
+            .field("stale", &self.stale)
+            .finish()
+    }
+}
+
+/// How many `app_ticket`s are kept: the last two, since "若有多个在有效期内的app_ticket，则都可使用"
+/// (questions-related-to-isv) and a new one is pushed before the old one expires.
+pub const KEPT_APP_TICKETS: usize = 2;
+
+/// Adds `ticket` as the newest of `tickets` unless it is there; `false` when nothing changed.
+pub(crate) fn keep_app_ticket(
+    tickets: &mut Vec<StoredAppTicket>,
+    ticket: &str,
+    received_at: EpochMillis,
+) -> bool {
+    if tickets.iter().any(|t| t.ticket == ticket) {
+        return false;
+    }
+    tickets.push(StoredAppTicket {
+        ticket: ticket.to_owned(),
+        received_at,
+        stale: false,
+    });
+    tickets.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    tickets.truncate(KEPT_APP_TICKETS);
+    true
+}
+
+/// Marks `ticket` stale in `tickets`; `false` when it is not there or already stale.
+pub(crate) fn mark_app_ticket_stale(tickets: &mut [StoredAppTicket], ticket: &str) -> bool {
+    match tickets.iter_mut().find(|t| t.ticket == ticket && !t.stale) {
+        Some(found) => {
+            found.stale = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// A store app's credentials shared by every instance of every function: the `app_ticket`s the
+/// event URL received, the throttle of the ticket resend, and the `app_access_token`. All items sit
+/// in the app's token partition (`token#<app_id>`, sort keys `ticket`, `resend`, `app`).
+#[async_trait]
+pub trait AppTicketStore: Send + Sync {
+    /// The kept tickets of `app_id`, newest first (at most [`KEPT_APP_TICKETS`]), stale and
+    /// expired ones included (check [`StoredAppTicket::usable`]).
+    async fn get_app_tickets(&self, app_id: &str) -> StoreResult<Vec<StoredAppTicket>>;
+    /// Keeps `ticket`, received at `received_at`, as the newest; the oldest beyond
+    /// [`KEPT_APP_TICKETS`] drops out. A ticket already kept changes nothing (Feishu re-delivers
+    /// 1.0 events). Safe against concurrent puts: none is lost.
+    async fn put_app_ticket(
+        &self,
+        app_id: &str,
+        ticket: &str,
+        received_at: EpochMillis,
+    ) -> StoreResult<()>;
+    /// Marks `ticket` stale (Feishu answered 10012 for it); a ticket no longer kept is ignored.
+    async fn mark_app_ticket_stale(&self, app_id: &str, ticket: &str) -> StoreResult<()>;
+    /// Claims the right to ask Feishu for a ticket resend: `true` for one caller per `gap_ms`
+    /// across every instance (the last claim is at least `gap_ms` before `now`).
+    async fn claim_ticket_resend(
+        &self,
+        app_id: &str,
+        now: EpochMillis,
+        gap_ms: EpochMillis,
+    ) -> StoreResult<bool>;
+    /// The stored `app_access_token` of `app_id` (it may have expired: check `expires_at`).
+    async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>>;
+    /// Writes unless the stored app token expires later; returns whether it wrote.
+    async fn put_app_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool>;
+    /// Deletes the stored app token if it is still `token` (Feishu rejected it: 99991664).
+    async fn evict_app_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
+}
+
 /// The callback's card-update token: valid 30 minutes, for 2 uses. A secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUpdateToken {
@@ -632,10 +739,14 @@ pub trait DeadJobStore: Send + Sync {
 
 /// Everything a function may need, for wiring convenience.
 pub trait Store:
-    DedupStore + TokenStore + CardStore + JobStore + ListStore + DocumentStore
+    DedupStore + TokenStore + AppTicketStore + CardStore + JobStore + ListStore + DocumentStore
 {
 }
-impl<T: DedupStore + TokenStore + CardStore + JobStore + ListStore + DocumentStore> Store for T {}
+impl<
+        T: DedupStore + TokenStore + AppTicketStore + CardStore + JobStore + ListStore + DocumentStore,
+    > Store for T
+{
+}
 
 pub use documents::{Document, DocumentStore};
 pub use once::{once, step, Abandon, Finish, Once, StepError};
