@@ -94,6 +94,7 @@ pub(crate) async fn user_message_of(
     let cfg = &sim.config;
     let now = sim.clock.now_ms();
     let message_id = new_message_id();
+    let tenant_key = sim.tenant_of_user(&user.open_id);
     let (chat_id, chat_type) = match chat {
         ChatKind::P2p => (user.p2p_chat_id.clone(), "p2p"),
         ChatKind::Group | ChatKind::GroupNotAddressed => (cfg.group_chat_id.clone(), "group"),
@@ -148,13 +149,13 @@ pub(crate) async fn user_message_of(
             "create_time": now.to_string(),
             "token": cfg.verification_token,
             "app_id": cfg.app_id,
-            "tenant_key": cfg.tenant_key,
+            "tenant_key": tenant_key,
         },
         "event": {
             "sender": {
                 "sender_id": {"union_id": user.union_id, "user_id": user.user_id, "open_id": user.open_id},
                 "sender_type": "user",
-                "tenant_key": cfg.tenant_key,
+                "tenant_key": tenant_key,
             },
             "message": message,
         }
@@ -188,9 +189,10 @@ pub(crate) async fn user_message_of(
     .await
 }
 
-/// A 2.0 event envelope of `event_type` around `event`, as Feishu pushes it.
-fn envelope(sim: &Shared, event_type: &str, event: Value) -> Value {
+/// A 2.0 event envelope of `event_type` around `event` for `user`'s tenant, as Feishu pushes it.
+fn envelope(sim: &Shared, user: &SimUser, event_type: &str, event: Value) -> Value {
     let cfg = &sim.config;
+    let tenant_key = sim.tenant_of_user(&user.open_id);
     json!({
         "schema": "2.0",
         "header": {
@@ -199,10 +201,19 @@ fn envelope(sim: &Shared, event_type: &str, event: Value) -> Value {
             "create_time": sim.clock.now_ms().to_string(),
             "token": cfg.verification_token,
             "app_id": cfg.app_id,
-            "tenant_key": cfg.tenant_key,
+            "tenant_key": tenant_key,
         },
         "event": event,
     })
+}
+
+/// Pushes a new `app_ticket` to `url` (the 1.0 event `{app_id, app_ticket, type}`).
+pub(crate) async fn app_ticket(sim: &Shared, url: &str) -> Delivery {
+    let now = sim.clock.now_ms();
+    let ticket = sim.world().store_app.new_ticket(now);
+    let event = json!({"app_id": sim.config.app_id, "app_ticket": ticket, "type": "app_ticket"});
+    let body = crate::store_app::v1_envelope(&sim.config.verification_token, now, event);
+    post(sim, url, "event", &body, Protection::EventStyle, None).await
 }
 
 fn user_id_json(user: &SimUser) -> Value {
@@ -224,7 +235,12 @@ pub(crate) async fn p2p_chat_entered(sim: &Shared, url: &str, user: &SimUser) ->
         event["last_message_id"] = json!(id);
         event["last_message_create_time"] = json!(at.to_string());
     }
-    let body = envelope(sim, "im.chat.access_event.bot_p2p_chat_entered_v1", event);
+    let body = envelope(
+        sim,
+        user,
+        "im.chat.access_event.bot_p2p_chat_entered_v1",
+        event,
+    );
     post(sim, url, "event", &body, Protection::EventStyle, None).await
 }
 
@@ -241,7 +257,7 @@ pub(crate) async fn menu_click(
         "event_key": event_key,
         "timestamp": sim.clock.now_ms() / 1000,
     });
-    let body = envelope(sim, "application.bot.menu_v6", event);
+    let body = envelope(sim, user, "application.bot.menu_v6", event);
     post(sim, url, "event", &body, Protection::EventStyle, None).await
 }
 
@@ -326,13 +342,17 @@ pub(crate) async fn card_callback_action(
         );
         chat_id
     };
+    // The header names the tenant the card (its chat) belongs to; the operator's is the clicker's
+    // own (card-callback-communication: they differ for an external user in a shared chat).
+    let app_tenant = sim.tenant_of_chat(&chat_id);
+    let operator_tenant = sim.tenant_of_user(&operator.open_id);
     let (body, kind, protection) = if legacy {
         let body = json!({
             "open_id": operator.open_id,
             "user_id": operator.user_id,
             "open_message_id": message_id,
             "open_chat_id": chat_id,
-            "tenant_key": cfg.tenant_key,
+            "tenant_key": app_tenant,
             "token": token,
             "action": action,
         });
@@ -345,12 +365,12 @@ pub(crate) async fn card_callback_action(
                 "token": cfg.verification_token,
                 "create_time": (now * 1000).to_string(),
                 "event_type": "card.action.trigger",
-                "tenant_key": cfg.tenant_key,
+                "tenant_key": app_tenant,
                 "app_id": cfg.app_id,
             },
             "event": {
                 "operator": {
-                    "tenant_key": cfg.tenant_key,
+                    "tenant_key": operator_tenant,
                     "user_id": operator.user_id,
                     "open_id": operator.open_id,
                     "union_id": operator.union_id,

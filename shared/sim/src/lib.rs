@@ -14,6 +14,7 @@ pub mod limits;
 mod openapi;
 pub mod playground;
 pub mod state;
+pub mod store_app;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +32,7 @@ pub use state::{
     ApiCall, CardRevision, CardSnapshot, ChatMessage, Delivery, FaultKind, FaultSpec, RateLimits,
     Sender, SimUser, UpdateTokenInfo,
 };
+pub use store_app::{LifecycleChange, SimAppType, TenantStatus};
 
 /// The test app, user and chats of all fixtures (`fixtures/feishu/README.md`).
 pub mod ids {
@@ -73,6 +75,10 @@ pub struct SimConfig {
     pub push_deadline: Duration,
     /// What a send or CardKit write repeating a `uuid` inside its window gets.
     pub uuid_repeat: UuidRepeat,
+    /// A self-built app (one tenant) or a store app (tickets, many tenants).
+    pub app_type: store_app::SimAppType,
+    /// How long after an `app_ticket/resend` the ticket is pushed (Feishu: up to 2 min).
+    pub ticket_resend_delay: Duration,
 }
 
 /// How the simulator answers a request that repeats a `uuid` inside its dedup window.
@@ -111,6 +117,8 @@ impl Default for SimConfig {
             rate_limits: RateLimits::default(),
             push_deadline: Duration::from_secs(3),
             uuid_repeat: UuidRepeat::Replay,
+            app_type: store_app::SimAppType::SelfBuilt,
+            ticket_resend_delay: store_app::DEFAULT_RESEND_DELAY,
         }
     }
 }
@@ -201,6 +209,58 @@ impl Shared {
             .iter()
             .find(|u| u.open_id == open_id)
             .cloned()
+    }
+
+    /// The tenant of `open_id`: an added tenant's, else the configured one.
+    pub fn tenant_of_user(&self, open_id: &str) -> String {
+        self.world()
+            .user_tenants
+            .get(open_id)
+            .cloned()
+            .unwrap_or_else(|| self.config.tenant_key.clone())
+    }
+
+    /// The tenant of `chat_id`: an added tenant's, else the configured one.
+    pub fn tenant_of_chat(&self, chat_id: &str) -> String {
+        self.world()
+            .chat_tenants
+            .get(chat_id)
+            .cloned()
+            .unwrap_or_else(|| self.config.tenant_key.clone())
+    }
+
+    /// Where `tenant` stands: the configured tenant is active unless changed; another is known
+    /// once it installed the app (or got users); `None` for a tenant Feishu never saw.
+    pub(crate) fn tenant_status_in(
+        &self,
+        world: &state::World,
+        tenant: &str,
+    ) -> Option<store_app::TenantStatus> {
+        match world.store_app.tenants.get(tenant) {
+            Some(status) => Some(*status),
+            None if tenant == self.config.tenant_key => Some(store_app::TenantStatus::Active),
+            None => None,
+        }
+    }
+
+    /// Adds `count` users of `tenant` (installed, active, each with a p2p chat with the bot).
+    pub fn add_tenant_users(&self, tenant: &str, count: usize) -> Vec<SimUser> {
+        let added = self.add_users(count);
+        let mut world = self.world();
+        world
+            .store_app
+            .tenants
+            .entry(tenant.to_owned())
+            .or_insert(store_app::TenantStatus::Active);
+        for user in &added {
+            world
+                .user_tenants
+                .insert(user.open_id.clone(), tenant.to_owned());
+            world
+                .chat_tenants
+                .insert(user.p2p_chat_id.clone(), tenant.to_owned());
+        }
+        added
     }
 
     /// Adds `count` users (each with a p2p chat with the bot); returns them.
@@ -587,7 +647,80 @@ impl Simulator {
     /// Issues a tenant_access_token as the auth endpoint would (for tests that skip the HTTP call).
     pub fn issue_tenant_token(&self) -> String {
         let now = self.now_ms();
-        openapi::issue_tenant_token(&mut self.shared.world(), now).0
+        openapi::issue_tenant_token(&self.shared, &mut self.shared.world(), now).0
+    }
+
+    /// Adds `count` users of another tenant `tenant` (installed and active), each with a p2p chat
+    /// with the bot: their messages and clicks carry `tenant` in the header, and a call on their
+    /// chats, messages or cards with another tenant's token answers 10034.
+    pub fn add_tenant_users(&self, tenant: &str, count: usize) -> Vec<SimUser> {
+        self.shared.add_tenant_users(tenant, count)
+    }
+
+    /// The tenant of `open_id` (the configured one unless added with [`Self::add_tenant_users`]).
+    pub fn tenant_of_user(&self, open_id: &str) -> String {
+        self.shared.tenant_of_user(open_id)
+    }
+
+    /// Pushes a new `app_ticket` (the 1.0 event, encrypted and signed like any event) to `url`,
+    /// as Feishu does hourly and after a resend; the ticket is valid 3 h from now.
+    pub async fn push_app_ticket(&self, url: &str) -> Delivery {
+        delivery::app_ticket(&self.shared, url).await
+    }
+
+    /// Every `app_ticket/resend` call so far (simulated epoch ms).
+    pub fn ticket_resends(&self) -> Vec<i64> {
+        self.shared.world().store_app.resends.clone()
+    }
+
+    /// How many tickets were pushed.
+    pub fn tickets_pushed(&self) -> usize {
+        self.shared.world().store_app.tickets.len()
+    }
+
+    /// `tenant` installs, starts, stops or uninstalls the app: its status changes now and the
+    /// event (`app_open`, `app_status_change`, `app_uninstalled`, schema 1.0) is pushed to `url`.
+    pub async fn change_tenant(
+        &self,
+        url: &str,
+        tenant: &str,
+        change: LifecycleChange,
+    ) -> Delivery {
+        let event = self.lifecycle_event(tenant, change);
+        self.shared
+            .world()
+            .store_app
+            .tenants
+            .insert(tenant.to_owned(), change.status());
+        self.post_event(url, &event).await
+    }
+
+    /// The 1.0 lifecycle event of `change` for `tenant`, stamped now, without changing anything:
+    /// post it later with [`Self::post_event`] to replay Feishu's late retries.
+    pub fn lifecycle_event(&self, tenant: &str, change: LifecycleChange) -> Value {
+        let cfg = &self.shared.config;
+        let operator = self
+            .shared
+            .world()
+            .user_tenants
+            .iter()
+            .find(|(_, t)| t.as_str() == tenant)
+            .map(|(open_id, _)| open_id.clone())
+            .unwrap_or_else(|| cfg.user_open_id.clone());
+        store_app::v1_envelope(
+            &cfg.verification_token,
+            self.now_ms(),
+            store_app::lifecycle_event(&cfg.app_id, tenant, change, &operator),
+        )
+    }
+
+    /// Sets `tenant`'s status without pushing an event (Feishu's side only).
+    pub fn set_tenant_status(&self, tenant: &str, status: TenantStatus) {
+        self.shared
+            .world()
+            .store_app
+            .tenants
+            .insert(tenant.to_owned(), status);
     }
 }
 

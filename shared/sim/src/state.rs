@@ -418,8 +418,20 @@ pub(crate) struct World {
     pub rate_limits: RateLimits,
     /// Users added after start (the configured user is in `SimConfig`).
     pub users: Vec<SimUser>,
+    /// Every tenant token issued → its expiry (sim ms).
     pub tenant_tokens: HashMap<String, i64>,
-    pub current_token: Option<String>,
+    /// Every tenant token issued → its tenant_key.
+    pub token_tenants: HashMap<String, String>,
+    /// tenant_key → the tenant token the auth endpoint answers now.
+    pub current_tokens: HashMap<String, String>,
+    /// open_id → tenant_key of a user outside the configured tenant (`Simulator::add_tenant_users`).
+    pub user_tenants: HashMap<String, String>,
+    /// chat_id → tenant_key of a chat outside the configured tenant.
+    pub chat_tenants: HashMap<String, String>,
+    /// card_id → tenant_key of the token that created the CardKit entity.
+    pub entity_tenants: HashMap<String, String>,
+    /// A store app's tickets, app tokens and tenants.
+    pub store_app: crate::store_app::StoreWorld,
     pub messages: Vec<StoredMessage>,
     pub entities: HashMap<String, CardEntity>,
     pub message_uuids: HashMap<String, (String, i64)>,
@@ -428,7 +440,8 @@ pub(crate) struct World {
     pub interactions: HashMap<String, u32>,
     pub calls: Vec<ApiCall>,
     pub faults: Vec<FaultSpec>,
-    pub app_window: SlidingWindow,
+    /// Keyed by tenant_key: Feishu's limits are per app and tenant.
+    pub app_windows: HashMap<String, SlidingWindow>,
     /// Keyed by API (method + path template).
     pub api_windows: HashMap<&'static str, SlidingWindow>,
     /// Keyed by chat_id: sends and replies into the chat.

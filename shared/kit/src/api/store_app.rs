@@ -462,6 +462,255 @@ impl StoreAppAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::token::Clock;
+    use crate::store::memory::MemoryStore;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Mutex as StdMutex;
+
+    const APP: &str = "cli_store";
+    const T0: EpochMillis = 1_790_000_000_000;
+
+    struct TestClock(AtomicI64);
+    impl Clock for TestClock {
+        fn now_millis(&self) -> EpochMillis {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Feishu's auth endpoints as a script: which tickets it takes, which app tokens it rejects.
+    #[derive(Default)]
+    struct Auth {
+        good_tickets: StdMutex<Vec<String>>,
+        /// App tokens `tenant_access_token` answers 99991664 for.
+        rejected_app_tokens: StdMutex<Vec<String>>,
+        sent: StdMutex<Vec<(String, Value)>>,
+        issued: AtomicI64,
+    }
+
+    #[async_trait::async_trait]
+    impl AuthCalls for Auth {
+        async fn send_auth(&self, request: &ApiRequest, _: Deadline) -> FeishuResult<Value> {
+            let body = request.body.clone().unwrap_or(Value::Null);
+            self.sent
+                .lock()
+                .unwrap()
+                .push((request.path.clone(), body.clone()));
+            let n = self.issued.fetch_add(1, Ordering::SeqCst);
+            match request.path.as_str() {
+                "/open-apis/auth/v3/app_ticket/resend" => Ok(json!({"code": 0})),
+                "/open-apis/auth/v3/app_access_token" => {
+                    let ticket = body["app_ticket"].as_str().unwrap_or("");
+                    if self
+                        .good_tickets
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t == ticket)
+                    {
+                        Ok(json!({"code": 0, "app_access_token": format!("a-{n}"), "expire": 7200}))
+                    } else {
+                        Err(FeishuError::from_code(
+                            10012,
+                            "app ticket invalid",
+                            None,
+                            None,
+                        ))
+                    }
+                }
+                "/open-apis/auth/v3/tenant_access_token" => {
+                    let app_token = body["app_access_token"].as_str().unwrap_or("");
+                    if self
+                        .rejected_app_tokens
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t == app_token)
+                    {
+                        return Err(FeishuError::from_code(99991664, "invalid", None, None));
+                    }
+                    let tenant = body["tenant_key"].as_str().unwrap_or("");
+                    Ok(
+                        json!({"code": 0, "tenant_access_token": format!("t-{tenant}-{n}"), "expire": 7200}),
+                    )
+                }
+                other => panic!("unexpected auth call {other}"),
+            }
+        }
+    }
+
+    impl Auth {
+        fn paths(&self) -> Vec<String> {
+            let sent = self.sent.lock().unwrap();
+            sent.iter()
+                .map(|(p, _)| p.trim_start_matches("/open-apis/auth/v3/").to_owned())
+                .collect()
+        }
+    }
+
+    fn setup() -> (Arc<MemoryStore>, Arc<TestClock>, StoreAppAuth, Auth) {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+        let auth = StoreAppAuth::new(
+            APP.into(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        );
+        (store, clock, auth, Auth::default())
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    fn tenant(key: &str) -> TenantKey {
+        TenantKey::new(key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_ticket_the_call_is_retryable_and_one_resend_is_asked_a_minute() {
+        let (_store, clock, auth, feishu) = setup();
+        for _ in 0..3 {
+            let err = auth
+                .fetch_tenant_token(&feishu, "secret", &tenant("t1"), deadline())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, FeishuError::NoAppTicket { .. }), "{err}");
+            assert!(err.is_retryable());
+        }
+        assert_eq!(feishu.paths(), ["app_ticket/resend"]);
+        clock.0.fetch_add(TICKET_RESEND_GAP_MS, Ordering::SeqCst);
+        auth.fetch_tenant_token(&feishu, "secret", &tenant("t1"), deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(feishu.paths(), ["app_ticket/resend", "app_ticket/resend"]);
+        // The resend carries the app's id and secret.
+        let sent = feishu.sent.lock().unwrap();
+        assert_eq!(sent[0].1, json!({"app_id": APP, "app_secret": "secret"}));
+    }
+
+    #[tokio::test]
+    async fn a_ticket_gives_one_app_token_then_a_token_per_tenant() {
+        let (store, _clock, auth, feishu) = setup();
+        store.put_app_ticket(APP, "tk-1", T0).await.unwrap();
+        feishu.good_tickets.lock().unwrap().push("tk-1".into());
+        let a = auth
+            .fetch_tenant_token(&feishu, "secret", &tenant("ta"), deadline())
+            .await
+            .unwrap();
+        let b = auth
+            .fetch_tenant_token(&feishu, "secret", &tenant("tb"), deadline())
+            .await
+            .unwrap();
+        assert!(a.tenant_access_token.starts_with("t-ta-"));
+        assert!(b.tenant_access_token.starts_with("t-tb-"));
+        assert_eq!(
+            feishu.paths(),
+            [
+                "app_access_token",
+                "tenant_access_token",
+                "tenant_access_token"
+            ]
+        );
+        // The app token is in the table for every other instance, and in each body.
+        let stored = store.get_app_token(APP).await.unwrap().unwrap();
+        let sent = feishu.sent.lock().unwrap();
+        assert_eq!(
+            sent[1].1,
+            json!({"app_access_token": stored.token, "tenant_key": "ta"})
+        );
+        assert_eq!(
+            sent[0].1,
+            json!({"app_id": APP, "app_secret": "secret", "app_ticket": "tk-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_newest_ticket_falls_back_to_the_older_one_and_is_never_tried_again() {
+        let (store, _clock, auth, feishu) = setup();
+        store.put_app_ticket(APP, "tk-old", T0).await.unwrap();
+        store.put_app_ticket(APP, "tk-new", T0 + 1).await.unwrap();
+        feishu.good_tickets.lock().unwrap().push("tk-old".into());
+        auth.fetch_tenant_token(&feishu, "secret", &tenant("ta"), deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            feishu.paths(),
+            [
+                "app_access_token",
+                "app_access_token",
+                "tenant_access_token"
+            ]
+        );
+        let kept = store.get_app_tickets(APP).await.unwrap();
+        assert!(kept[0].stale && kept[0].ticket == "tk-new" && !kept[1].stale);
+    }
+
+    #[tokio::test]
+    async fn every_ticket_stale_asks_for_a_resend() {
+        let (store, _clock, auth, feishu) = setup();
+        store.put_app_ticket(APP, "tk-bad", T0).await.unwrap();
+        let err = auth
+            .fetch_tenant_token(&feishu, "secret", &tenant("ta"), deadline())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FeishuError::NoAppTicket { .. }));
+        assert_eq!(feishu.paths(), ["app_access_token", "app_ticket/resend"]);
+    }
+
+    #[tokio::test]
+    async fn a_ticket_older_than_three_hours_is_not_used() {
+        let (store, clock, auth, feishu) = setup();
+        store.put_app_ticket(APP, "tk-1", T0).await.unwrap();
+        feishu.good_tickets.lock().unwrap().push("tk-1".into());
+        clock
+            .0
+            .store(T0 + crate::store::APP_TICKET_TTL_MS, Ordering::SeqCst);
+        let err = auth
+            .fetch_tenant_token(&feishu, "secret", &tenant("ta"), deadline())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FeishuError::NoAppTicket { .. }));
+        assert_eq!(feishu.paths(), ["app_ticket/resend"]);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_app_token_is_evicted_and_fetched_once_more() {
+        let (store, _clock, auth, feishu) = setup();
+        store.put_app_ticket(APP, "tk-1", T0).await.unwrap();
+        feishu.good_tickets.lock().unwrap().push("tk-1".into());
+        store
+            .put_app_token(
+                APP,
+                &StoredTenantToken {
+                    token: "a-revoked".into(),
+                    expires_at: T0 + 7_200_000,
+                },
+            )
+            .await
+            .unwrap();
+        feishu
+            .rejected_app_tokens
+            .lock()
+            .unwrap()
+            .push("a-revoked".into());
+        auth.fetch_tenant_token(&feishu, "secret", &tenant("ta"), deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            feishu.paths(),
+            [
+                "tenant_access_token",
+                "app_access_token",
+                "tenant_access_token"
+            ]
+        );
+        assert_ne!(
+            store.get_app_token(APP).await.unwrap().unwrap().token,
+            "a-revoked"
+        );
+    }
 
     #[test]
     fn app_type_reads_both_spellings_and_names_a_wrong_one() {

@@ -23,7 +23,9 @@ use super::crypto::random_hex;
 use super::state::*;
 use super::{control, Shared};
 
-use auth::{authorize, tenant_access_token};
+use auth::{
+    app_access_token, app_ticket_resend, authorize, store_tenant_access_token, tenant_access_token,
+};
 use cardkit::{card_write, create_card, id_convert};
 use delayed_update::delayed_update;
 use im::{patch_message, send_message};
@@ -264,7 +266,7 @@ fn fault_answer(sim: &Shared, fault: FaultKind) -> Option<Answer> {
 
 /// Answers a call to a known endpoint, and says when its rate limits were checked (if they were).
 fn route(
-    sim: &Shared,
+    sim: &Arc<Shared>,
     endpoint: Endpoint,
     query: &str,
     headers: &HeaderMap,
@@ -274,13 +276,28 @@ fn route(
     let api = match endpoint {
         // [D-tat] lists no rate limit for the token endpoint (UNCONFIRMED): it uses no budget.
         Endpoint::TenantAccessToken => return (tenant_access_token(sim, body), None),
+        Endpoint::AppTicketResend => return (app_ticket_resend(sim, body), None),
+        Endpoint::AppAccessToken => return (app_access_token(sim, body), None),
+        Endpoint::StoreTenantAccessToken => return (store_tenant_access_token(sim, body), None),
         Endpoint::Api(api) => api,
     };
     // A call without a valid token names no app, so no app's budget counts it.
-    if let Err(e) = authorize(sim, headers, sim.clock.now_ms()) {
-        return (e.into(), None);
+    let tenant = match authorize(sim, headers, sim.clock.now_ms()) {
+        Ok(tenant) => tenant,
+        Err(e) => return (e.into(), None),
+    };
+    // A token of one tenant on another tenant's chat, message, card or user: 10034 ("chat tenant
+    // id mismatch tenant access token", generic error codes; the simulator answers it for every
+    // target of another tenant, before any budget is used).
+    if let Some(target) = api.target_tenant(sim, chat_id) {
+        if target != tenant {
+            return (
+                ApiError::biz(10034, "chat tenant id mismatch tenant access token").into(),
+                None,
+            );
+        }
     }
-    let (now, admitted) = admit(sim, api.template(), chat_id);
+    let (now, admitted) = admit(sim, &tenant, api.template(), chat_id);
     let result = admitted.and_then(|()| match api {
         Api::GetUser(id) => contact::get_user(sim, id, query),
         Api::FindByDepartment => contact::find_by_department(sim, query),
@@ -290,7 +307,13 @@ fn route(
         Api::Reply(id) => send_message(sim, query, body, Some(id), now),
         Api::PatchMessage(id) => patch_message(sim, id, body, now),
         Api::DelayedUpdate => delayed_update(sim, body, now),
-        Api::CreateCard => create_card(sim, body, now),
+        Api::CreateCard => create_card(sim, body, now).inspect(|answer| {
+            if let Some(card_id) = answer["data"]["card_id"].as_str() {
+                sim.world()
+                    .entity_tenants
+                    .insert(card_id.to_owned(), tenant.clone());
+            }
+        }),
         Api::IdConvert => id_convert(sim, body, now),
         Api::Card(id, op) => card_write(sim, id, op, body, now),
     });
@@ -307,28 +330,36 @@ fn route(
 
 /// Feishu's limits for one call to `api`, at the instant returned: read under the world lock, so
 /// windows fill in time order.
-fn admit(sim: &Shared, api: &'static str, chat_id: Option<&str>) -> (i64, Result<(), ApiError>) {
+fn admit(
+    sim: &Shared,
+    tenant: &str,
+    api: &'static str,
+    chat_id: Option<&str>,
+) -> (i64, Result<(), ApiError>) {
     let mut world = sim.world();
     let now = sim.clock.now_ms();
-    let admitted = admit_at(&mut world, api, chat_id, now);
+    let admitted = admit_at(&mut world, tenant, api, chat_id, now);
     (now, admitted)
 }
 
-/// The gateway's 50/s per app and 1000/min per API (a call uses both budgets or neither), then
+/// The gateway's 50/s per app and tenant and 1000/min per API (a call uses both budgets or
+/// neither; "每个 API、每个应用、每个租户", frequency-control), then
 /// 5/s per chat for a send or reply, which the message service checks behind the gateway (a call
 /// refused there has used the gateway's budget). The docs give the per-chat limit but not its
 /// answer; it answers as the gateway does (429 + 99991400 + reset).
 fn admit_at(
     world: &mut World,
+    tenant: &str,
     api: &'static str,
     chat_id: Option<&str>,
     now: i64,
 ) -> Result<(), ApiError> {
     let limits = world.rate_limits;
     let api_window = world.api_windows.entry(api).or_default();
-    check(&mut world.app_window, limits.app_per_second, SECOND_MS, now)?;
+    let app_window = world.app_windows.entry(tenant.to_owned()).or_default();
+    check(app_window, limits.app_per_second, SECOND_MS, now)?;
     check(api_window, limits.api_per_minute, MINUTE_MS, now)?;
-    record(&mut world.app_window, limits.app_per_second, now);
+    record(app_window, limits.app_per_second, now);
     record(api_window, limits.api_per_minute, now);
     if let Some(chat) = chat_id {
         let window = world.chat_windows.entry(chat.to_owned()).or_default();
@@ -366,13 +397,16 @@ pub(crate) fn limited_api(method: &str, path: &str) -> Option<&'static str> {
     let path = path.split('?').next().unwrap_or(path);
     match Endpoint::parse(method, path)? {
         Endpoint::Api(api) => Some(api.template()),
-        Endpoint::TenantAccessToken => None,
+        _ => None,
     }
 }
 
 /// What a request on the Open API port is for.
 enum Endpoint<'a> {
     TenantAccessToken,
+    AppTicketResend,
+    AppAccessToken,
+    StoreTenantAccessToken,
     Api(Api<'a>),
 }
 
@@ -398,6 +432,13 @@ impl<'a> Endpoint<'a> {
         let api = match (segs.as_slice(), method) {
             (["auth", "v3", "tenant_access_token", "internal"], "POST") => {
                 return Some(Endpoint::TenantAccessToken)
+            }
+            (["auth", "v3", "app_ticket", "resend"], "POST") => {
+                return Some(Endpoint::AppTicketResend)
+            }
+            (["auth", "v3", "app_access_token"], "POST") => return Some(Endpoint::AppAccessToken),
+            (["auth", "v3", "tenant_access_token"], "POST") => {
+                return Some(Endpoint::StoreTenantAccessToken)
             }
             (["im", "v1", "messages"], "POST") => Api::SendMessage,
             (["contact", "v3", "users", "find_by_department"], "GET") => Api::FindByDepartment,
@@ -452,6 +493,21 @@ impl Api<'_> {
             Api::CreateCard => "POST /open-apis/cardkit/v1/cards",
             Api::IdConvert => "POST /open-apis/cardkit/v1/cards/id_convert",
             Api::Card(_, op) => op.template(),
+        }
+    }
+
+    /// The tenant the call's target belongs to: its chat's, its message's, its card entity's or
+    /// its user's; `None` when the target is unknown (the endpoint answers that) or has no tenant.
+    fn target_tenant(&self, sim: &Shared, chat_id: Option<&str>) -> Option<String> {
+        if let Some(chat) = chat_id {
+            return Some(sim.tenant_of_chat(chat));
+        }
+        let chat_of = |id: &str| sim.world().message(id).map(|m| m.msg.chat_id.clone());
+        match self {
+            Api::Urgent(id) | Api::PatchMessage(id) => chat_of(id).map(|c| sim.tenant_of_chat(&c)),
+            Api::Card(card_id, _) => sim.world().entity_tenants.get(*card_id).cloned(),
+            Api::GetUser(open_id) => sim.user(open_id).map(|u| sim.tenant_of_user(&u.open_id)),
+            _ => None,
         }
     }
 
@@ -628,21 +684,21 @@ mod tests {
         };
         let send = TEMPLATES[0];
         let reply = TEMPLATES[1];
-        assert!(admit_at(&mut world, send, Some("oc_a"), 0).is_ok());
-        let per_api = admit_at(&mut world, send, None, 1).unwrap_err();
+        assert!(admit_at(&mut world, "tk", send, Some("oc_a"), 0).is_ok());
+        let per_api = admit_at(&mut world, "tk", send, None, 1).unwrap_err();
         assert_eq!(
             (per_api.status, limit_header(&per_api)),
             (StatusCode::TOO_MANY_REQUESTS, Some("1"))
         );
         // The refused send used no app budget, so the reply fits the app's 2/s.
-        let per_chat = admit_at(&mut world, reply, Some("oc_a"), 2).unwrap_err();
+        let per_chat = admit_at(&mut world, "tk", reply, Some("oc_a"), 2).unwrap_err();
         assert_eq!(
             (per_chat.code, limit_header(&per_chat)),
             (99991400, Some("1"))
         );
         // The reply the chat refused passed the gateway: the app's 2/s is used up.
-        let per_app = admit_at(&mut world, TEMPLATES[4], None, 3).unwrap_err();
+        let per_app = admit_at(&mut world, "tk", TEMPLATES[4], None, 3).unwrap_err();
         assert_eq!(limit_header(&per_app), Some("2"));
-        assert!(admit_at(&mut world, TEMPLATES[4], None, 1000).is_ok());
+        assert!(admit_at(&mut world, "tk", TEMPLATES[4], None, 1000).is_ok());
     }
 }
