@@ -295,7 +295,7 @@ pub(crate) fn keep_app_ticket(
         received_at,
         stale: false,
     });
-    tickets.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    tickets.sort_by_key(|t| std::cmp::Reverse(t.received_at));
     tickets.truncate(KEPT_APP_TICKETS);
     true
 }
