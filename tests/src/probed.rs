@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use cardbot::store::{
     AppTicketStore, CardState, CardStore, DedupClaim, DedupStore, Document, DocumentStore,
     EpochMillis, FailOutcome, Job, JobStore, Kept, ListStore, Listed, NewJob, PermitRequest,
-    PermitTake, RateScope, RateStore, StoreResult, StoredAppTicket, StoredTenantToken, TokenStore,
+    PermitTake, RateScope, RateStore, StoreResult, StoredAppTicket, StoredTenantToken,
+    TenantRecord, TenantStatus, TenantStore, TokenStore,
 };
 
 /// Every store method; each is one DynamoDB request in `DynamoStore` (a transaction counts once).
@@ -29,6 +30,7 @@ pub enum StoreCall {
     EvictTenantToken,
     AppTicket,
     AppToken,
+    Tenant,
     CreateCard,
     GetCard,
     UpdateCard,
@@ -51,7 +53,7 @@ pub enum StoreCall {
     ListDocuments,
 }
 
-const ALL: [StoreCall; 32] = [
+const ALL: [StoreCall; 33] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -64,6 +66,7 @@ const ALL: [StoreCall; 32] = [
     StoreCall::EvictTenantToken,
     StoreCall::AppTicket,
     StoreCall::AppToken,
+    StoreCall::Tenant,
     StoreCall::CreateCard,
     StoreCall::GetCard,
     StoreCall::UpdateCard,
@@ -102,6 +105,7 @@ impl StoreCall {
             Self::EvictTenantToken => "token.evict",
             Self::AppTicket => "app_ticket",
             Self::AppToken => "app_token",
+            Self::Tenant => "tenant",
             Self::CreateCard => "card.create",
             Self::GetCard => "card.get",
             Self::UpdateCard => "card.update",
@@ -373,6 +377,69 @@ impl<S: AppTicketStore, P: StoreProbe> AppTicketStore for Probed<S, P> {
             StoreCall::AppToken,
             self.inner.evict_app_token(app_id, token)
         )
+    }
+}
+
+#[async_trait]
+impl<S: TenantStore, P: StoreProbe> TenantStore for Probed<S, P> {
+    async fn get_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+    ) -> StoreResult<Option<TenantRecord>> {
+        probed!(
+            self,
+            StoreCall::Tenant,
+            self.inner.get_tenant(app_id, tenant_key)
+        )
+    }
+
+    async fn ensure_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<TenantRecord> {
+        probed!(
+            self,
+            StoreCall::Tenant,
+            self.inner.ensure_tenant(app_id, tenant_key, now)
+        )
+    }
+
+    async fn set_tenant_status(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        status: TenantStatus,
+        event_at: EpochMillis,
+        installed: Option<&str>,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::Tenant,
+            self.inner
+                .set_tenant_status(app_id, tenant_key, status, event_at, installed, now)
+        )
+    }
+
+    async fn note_tenant_error(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        probed!(
+            self,
+            StoreCall::Tenant,
+            self.inner.note_tenant_error(app_id, tenant_key, error, now)
+        )
+    }
+
+    async fn list_tenants(&self, app_id: &str) -> StoreResult<Vec<TenantRecord>> {
+        probed!(self, StoreCall::Tenant, self.inner.list_tenants(app_id))
     }
 }
 

@@ -550,6 +550,88 @@ pub async fn app_token_kept_by_expiry_and_evicted_only_when_same<S: Store>(store
     assert_eq!(store.get_app_token(&app).await.unwrap(), None);
 }
 
+// ---- a store app's tenants ----
+
+pub async fn tenant_status_takes_only_newer_events_and_lists_per_app<S: Store>(store: Arc<S>) {
+    use cardbot::store::TenantStatus;
+    let app = unique("cli");
+    let now = t0();
+    assert_eq!(store.get_tenant(&app, "ta").await.unwrap(), None);
+    // First seen in a message: created active, status time 0.
+    let seen = store.ensure_tenant(&app, "ta", now).await.unwrap();
+    assert_eq!((seen.status, seen.status_at), (TenantStatus::Active, 0));
+    // app_open at t+10 s, then stop at t+20 s.
+    assert!(store
+        .set_tenant_status(
+            &app,
+            "ta",
+            TenantStatus::Active,
+            now + 10_000,
+            Some("ou_admin"),
+            now
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .set_tenant_status(
+            &app,
+            "ta",
+            TenantStatus::StoppedByTenant,
+            now + 20_000,
+            None,
+            now
+        )
+        .await
+        .unwrap());
+    // A start sent at t+30 s, then Feishu's late retry of an older stop (t+25 s): ignored.
+    assert!(store
+        .set_tenant_status(&app, "ta", TenantStatus::Active, now + 30_000, None, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_tenant_status(
+            &app,
+            "ta",
+            TenantStatus::StoppedByTenant,
+            now + 25_000,
+            None,
+            now
+        )
+        .await
+        .unwrap());
+    // ensure on a known tenant changes nothing.
+    let record = store.ensure_tenant(&app, "ta", now + 40_000).await.unwrap();
+    assert_eq!(record.status, TenantStatus::Active);
+    assert_eq!(record.status_at, now + 30_000);
+    assert_eq!(record.installed_at, Some(now + 10_000));
+    assert_eq!(record.installer_open_id.as_deref(), Some("ou_admin"));
+    store
+        .note_tenant_error(&app, "ta", "99991673 unauthorized app", now)
+        .await
+        .unwrap();
+    store
+        .set_tenant_status(&app, "tb", TenantStatus::Uninstalled, now, None, now)
+        .await
+        .unwrap();
+    let listed = store.list_tenants(&app).await.unwrap();
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|t| (t.tenant_key.as_str(), t.status, t.last_error.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "ta",
+                TenantStatus::Active,
+                Some("99991673 unauthorized app")
+            ),
+            ("tb", TenantStatus::Uninstalled, None)
+        ]
+    );
+    assert!(store.list_tenants(&unique("cli")).await.unwrap().is_empty());
+}
+
 pub async fn token_evicted_only_when_same<S: Store>(store: Arc<S>) {
     let app = unique("cli");
     let now = t0();

@@ -38,6 +38,7 @@ against_both_adapters!(
     dedup_100_concurrent_claims_one_first_time,
     token_never_replaced_by_earlier_expiry,
     token_evicted_only_when_same,
+    tenant_status_takes_only_newer_events_and_lists_per_app,
     app_tickets_keep_the_newest_two_and_ignore_a_redelivery,
     app_ticket_marked_stale_stays_kept_but_unusable,
     concurrent_ticket_puts_lose_none,

@@ -8,6 +8,7 @@
 //! | a store app's ticket-resend throttle | `token#<app_id>` | `resend` |
 //! | a store app's `app_access_token` | `token#<app_id>` | `app` |
 //! | a store app's tenant token of one tenant | `token#<app_id>#<tenant_key>` | `tenant` |
+//! | a store app's tenant (status, install) | `token#<app_id>` | `tenant#<tenant_key>` |
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
 //! | job | `card#<card_key>` | `job#<job_id>` |
@@ -71,6 +72,14 @@ pub const APP_TICKET_SK: &str = "ticket";
 pub const TICKET_RESEND_SK: &str = "resend";
 /// Sort key of a store app's `app_access_token`.
 pub const APP_TOKEN_SK: &str = "app";
+/// Prefix of a store app's tenant record's sort key; the app's tenants are a `begins_with` Query.
+pub const TENANT_SK_PREFIX: &str = "tenant#";
+
+/// `sk` of `tenant_key`'s record.
+pub fn tenant_sk(tenant_key: &str) -> String {
+    format!("{TENANT_SK_PREFIX}{tenant_key}")
+}
+
 /// Sort key of a dedup record.
 pub const DEDUP_SK: &str = "-";
 /// Sort key of a card's state item.
@@ -94,6 +103,28 @@ pub fn tenant_token_pk(app_id: &str) -> String {
 /// `token#<app_id>#<tenant_key>` / `tenant`. A self-built app's owner is its app id alone.
 pub fn store_tenant_token_owner(app_id: &str, tenant_key: &str) -> String {
     format!("{app_id}#{tenant_key}")
+}
+
+/// Separates a store app's tenant from the rest of a card key.
+pub const TENANT_SEPARATOR: char = '#';
+
+/// The card key of `id` (a card's `message_id`, or a user's message for a reply not yet sent) in
+/// `tenant`'s namespace: `id` itself for a self-built app (`None`: the keys of every earlier
+/// version, unchanged), `<tenant_key>#<id>` for a store app's tenant. Every item of a card (its
+/// state and its jobs) sits under this key, so a lookup built from one tenant's request can never
+/// reach another tenant's card, whatever message id it names.
+pub fn tenant_card_key(tenant: Option<&str>, id: &str) -> String {
+    match tenant {
+        None => id.to_owned(),
+        Some(tenant) => format!("{tenant}{TENANT_SEPARATOR}{id}"),
+    }
+}
+
+/// The tenant of a card key built by [`tenant_card_key`]: `None` for a self-built app's.
+pub fn card_key_tenant(card_key: &str) -> Option<&str> {
+    card_key
+        .split_once(TENANT_SEPARATOR)
+        .map(|(tenant, _)| tenant)
 }
 
 /// `pk` of a dedup record.
@@ -188,6 +219,16 @@ mod tests {
             rate_pk("cli_a", &RateScope::Chat("oc_1".into())),
             "rate#cli_a#chat#oc_1"
         );
+    }
+
+    #[test]
+    fn a_card_key_names_its_tenant_and_a_self_built_key_is_the_id_itself() {
+        assert_eq!(tenant_card_key(None, "om_1"), "om_1");
+        assert_eq!(card_key_tenant("om_1"), None);
+        let key = tenant_card_key(Some("2ed263bf32cf1651"), "om_1");
+        assert_eq!(key, "2ed263bf32cf1651#om_1");
+        assert_eq!(card_key_tenant(&key), Some("2ed263bf32cf1651"));
+        assert_eq!(card_pk(&key), "card#2ed263bf32cf1651#om_1");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::{
     is_last_attempt, is_step_name, plan_failure, truncate_error, ttl_secs, AppTicketStore,
     CardState, CardStore, DedupClaim, DedupStore, EpochMillis, FailOutcome, Job, JobStatus,
     JobStore, Kept, NewJob, StoreError, StoreResult, StoredAppTicket, StoredTenantToken,
-    TokenStore, LEASE_EXPIRED_ERROR,
+    TenantRecord, TenantStatus, TenantStore, TokenStore, LEASE_EXPIRED_ERROR,
 };
 
 /// A dedup record as DynamoDB holds it.
@@ -34,6 +34,8 @@ struct Tables {
     app_tickets: HashMap<String, Vec<StoredAppTicket>>,
     ticket_resends: HashMap<String, EpochMillis>,
     app_tokens: HashMap<String, StoredTenantToken>,
+    /// (app_id, tenant_key) → record.
+    tenants: BTreeMap<(String, String), TenantRecord>,
     cards: BTreeMap<String, CardState>,
     /// (card_key, job_id) → job; ordered like a card partition's `job#` sort keys.
     jobs: BTreeMap<(String, String), Job>,
@@ -316,6 +318,101 @@ impl AppTicketStore for MemoryStore {
             tables.app_tokens.remove(app_id);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TenantStore for MemoryStore {
+    async fn get_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+    ) -> StoreResult<Option<TenantRecord>> {
+        let key = (app_id.to_owned(), tenant_key.to_owned());
+        Ok(self.lock().tenants.get(&key).cloned())
+    }
+
+    async fn ensure_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<TenantRecord> {
+        let key = (app_id.to_owned(), tenant_key.to_owned());
+        Ok(self
+            .lock()
+            .tenants
+            .entry(key)
+            .or_insert_with(|| TenantRecord {
+                tenant_key: tenant_key.to_owned(),
+                status: TenantStatus::Active,
+                status_at: 0,
+                installed_at: None,
+                installer_open_id: None,
+                last_error: None,
+                updated_at: now,
+            })
+            .clone())
+    }
+
+    async fn set_tenant_status(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        status: TenantStatus,
+        event_at: EpochMillis,
+        installed: Option<&str>,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let key = (app_id.to_owned(), tenant_key.to_owned());
+        let mut tables = self.lock();
+        let record = tables.tenants.entry(key).or_insert_with(|| TenantRecord {
+            tenant_key: tenant_key.to_owned(),
+            status,
+            status_at: i64::MIN,
+            installed_at: None,
+            installer_open_id: None,
+            last_error: None,
+            updated_at: now,
+        });
+        if record.status_at >= event_at {
+            return Ok(false);
+        }
+        record.status = status;
+        record.status_at = event_at;
+        record.updated_at = now;
+        if let Some(installer) = installed {
+            record.installed_at = Some(event_at);
+            if !installer.is_empty() {
+                record.installer_open_id = Some(installer.to_owned());
+            }
+        }
+        Ok(true)
+    }
+
+    async fn note_tenant_error(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        let key = (app_id.to_owned(), tenant_key.to_owned());
+        if let Some(record) = self.lock().tenants.get_mut(&key) {
+            record.last_error = Some(truncate_error(error));
+            record.updated_at = now;
+        }
+        Ok(())
+    }
+
+    async fn list_tenants(&self, app_id: &str) -> StoreResult<Vec<TenantRecord>> {
+        Ok(self
+            .lock()
+            .tenants
+            .iter()
+            .filter(|((app, _), _)| app == app_id)
+            .map(|(_, record)| record.clone())
+            .collect())
     }
 }
 

@@ -346,6 +346,109 @@ pub trait AppTicketStore: Send + Sync {
     async fn evict_app_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
 }
 
+/// Where a store app's tenant stands (the `tenant#<tenant_key>` item of the app's token
+/// partition), from the lifecycle events `app_open`, `app_status_change`, `app_uninstalled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Installed and enabled (`app_open`, `start_by_tenant`), or first seen in a valid event.
+    Active,
+    /// `stop_by_tenant`: an admin stopped the app; nothing is sent for the tenant.
+    StoppedByTenant,
+    /// `stop_by_platform`.
+    StoppedByPlatform,
+    /// `app_uninstalled`: the tenant's items expire.
+    Uninstalled,
+}
+
+impl TenantStatus {
+    /// The stored spelling (`active`, `stopped_by_tenant`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::StoppedByTenant => "stopped_by_tenant",
+            Self::StoppedByPlatform => "stopped_by_platform",
+            Self::Uninstalled => "uninstalled",
+        }
+    }
+
+    /// Reads [`Self::as_str`]'s spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Active,
+            Self::StoppedByTenant,
+            Self::StoppedByPlatform,
+            Self::Uninstalled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+    }
+
+    /// Whether the bot acts for the tenant (sends, updates cards, runs jobs).
+    pub fn is_active(self) -> bool {
+        self == Self::Active
+    }
+}
+
+/// One tenant of a store app, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    /// The tenant's `tenant_key`.
+    pub tenant_key: String,
+    /// Where it stands now.
+    pub status: TenantStatus,
+    /// The `ts` of the lifecycle event that set `status` (epoch ms; 0 when first seen in another
+    /// event): an older status event changes nothing (1.0 events are retried for hours).
+    pub status_at: EpochMillis,
+    /// When `app_open` arrived (epoch ms), if it did.
+    pub installed_at: Option<EpochMillis>,
+    /// The installer's open_id (`installer` or `installer_employee` of `app_open`).
+    pub installer_open_id: Option<String>,
+    /// The last error a call for the tenant met (`cardbot-admin tenants`), capped.
+    pub last_error: Option<String>,
+    /// When the item was last written (epoch ms).
+    pub updated_at: EpochMillis,
+}
+
+/// A store app's tenants, in the app's token partition (`token#<app_id>` / `tenant#<tenant_key>`).
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// The tenant's record, if it was ever seen.
+    async fn get_tenant(&self, app_id: &str, tenant_key: &str)
+        -> StoreResult<Option<TenantRecord>>;
+    /// Creates `tenant_key` active (first seen in a valid event at `now`) unless it exists;
+    /// answers the record as it is after the call.
+    async fn ensure_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<TenantRecord>;
+    /// Sets the tenant's status from a lifecycle event sent at `event_at` (its `ts`, ms), only
+    /// when no later status event was applied (a conditional write: concurrent and late events
+    /// end with the newest). `installed` marks an `app_open`: its time and installer are kept.
+    /// Answers whether it applied.
+    async fn set_tenant_status(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        status: TenantStatus,
+        event_at: EpochMillis,
+        installed: Option<&str>,
+        now: EpochMillis,
+    ) -> StoreResult<bool>;
+    /// Keeps `error` (capped) as the tenant's last error.
+    async fn note_tenant_error(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()>;
+    /// Every tenant of `app_id`, by tenant_key.
+    async fn list_tenants(&self, app_id: &str) -> StoreResult<Vec<TenantRecord>>;
+}
+
 /// The callback's card-update token: valid 30 minutes, for 2 uses. A secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUpdateToken {
@@ -739,12 +842,26 @@ pub trait DeadJobStore: Send + Sync {
 
 /// Everything a function may need, for wiring convenience.
 pub trait Store:
-    DedupStore + TokenStore + AppTicketStore + CardStore + JobStore + ListStore + DocumentStore
+    DedupStore
+    + TokenStore
+    + AppTicketStore
+    + TenantStore
+    + CardStore
+    + JobStore
+    + ListStore
+    + DocumentStore
 {
 }
-impl<
-        T: DedupStore + TokenStore + AppTicketStore + CardStore + JobStore + ListStore + DocumentStore,
-    > Store for T
+
+impl<T> Store for T where
+    T: DedupStore
+        + TokenStore
+        + AppTicketStore
+        + TenantStore
+        + CardStore
+        + JobStore
+        + ListStore
+        + DocumentStore
 {
 }
 

@@ -36,6 +36,9 @@ pub struct CardClick {
     pub value: serde_json::Value,
     /// `action.form_value` of a form submit: the form's values keyed by component `name`.
     pub form_value: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The app's tenant the card belongs to: `header.tenant_key` (new style) or the top-level
+    /// `tenant_key` (legacy), never the clicker's own (`operator.tenant_key`).
+    pub tenant_key: Option<String>,
 }
 
 /// The dedup key of a `card.action.trigger` click: its signed `header.event_id`.
@@ -84,6 +87,7 @@ impl CardClick {
             update_token: non_empty(&event.token),
             value: event.action.value.clone(),
             form_value: event.action.form_value.clone(),
+            tenant_key: trigger.header.tenant_key.clone(),
         }
     }
 
@@ -98,6 +102,7 @@ impl CardClick {
             update_token: non_empty(&legacy.token),
             value: legacy.action.value.clone(),
             form_value: legacy.action.form_value.clone(),
+            tenant_key: legacy.tenant_key.clone(),
         }
     }
 }

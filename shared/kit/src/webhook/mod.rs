@@ -119,6 +119,30 @@ impl Inbound {
         }
     }
 
+    /// The `tenant_key` of the tenant the request is for: the app's tenant, whose token serves it
+    /// (store-apps: `header.tenant_key` of 2.0 events and `card.action.trigger`, `event.tenant_key`
+    /// of 1.0 events, the top-level `tenant_key` of a legacy callback; never the clicker's
+    /// `operator.tenant_key`, which differs for an external user). `None` for a challenge or a
+    /// request without one.
+    pub fn tenant_key(&self) -> Option<&str> {
+        let key = match self {
+            Inbound::Challenge(_) => None,
+            Inbound::MessageReceive(m) => m.header.tenant_key.as_deref(),
+            Inbound::CardAction(c) => c.header.tenant_key.as_deref(),
+            Inbound::LegacyCardAction(l) => l.tenant_key.as_deref(),
+            Inbound::BotP2pChatEntered(e) => e.header.tenant_key.as_deref(),
+            Inbound::BotMenu(e) => e.header.tenant_key.as_deref(),
+            Inbound::Event(e) => {
+                let at = match e.schema {
+                    EventSchema::V1 => "/event/tenant_key",
+                    EventSchema::V2 => "/header/tenant_key",
+                };
+                e.raw.pointer(at).and_then(Value::as_str)
+            }
+        };
+        key.filter(|k| !k.is_empty())
+    }
+
     /// The click a card callback carries; `None` for anything else.
     pub fn card_click(&self) -> Option<CardClick> {
         match self {

@@ -13,7 +13,8 @@ use crate::store::keys::{self, PK};
 use crate::store::table::TABLE;
 use crate::store::{
     keep_app_ticket, mark_app_ticket_stale, ttl_secs, AppTicketStore, EpochMillis, StoreError,
-    StoreResult, StoredAppTicket, StoredTenantToken, TokenStore,
+    StoreResult, StoredAppTicket, StoredTenantToken, TenantRecord, TenantStatus, TenantStore,
+    TokenStore,
 };
 
 /// How often a ticket write is retried after losing a race with another instance's.
@@ -337,5 +338,199 @@ impl AppTicketStore for DynamoStore {
             "evict app token",
         )
         .await
+    }
+}
+
+fn tenant_record(item: &Item) -> StoreResult<TenantRecord> {
+    let f = Fields::new(item);
+    let status = f.s("status")?;
+    Ok(TenantRecord {
+        tenant_key: f.s("tenant_key")?,
+        status: TenantStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            key: format!("tenant {}", f.s("tenant_key").unwrap_or_default()),
+            reason: "unknown status".to_owned(),
+        })?,
+        status_at: f.n("status_at")?,
+        installed_at: f.opt_n("installed_at")?,
+        installer_open_id: f.opt_s("installer_open_id")?,
+        last_error: f.opt_s("last_error")?,
+        updated_at: f.n("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl TenantStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn get_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+    ) -> StoreResult<Option<TenantRecord>> {
+        self.get(
+            keys::tenant_token_pk(app_id),
+            &keys::tenant_sk(tenant_key),
+            "get tenant",
+        )
+        .await?
+        .as_ref()
+        .map(tenant_record)
+        .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn ensure_tenant(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        now: EpochMillis,
+    ) -> StoreResult<TenantRecord> {
+        let mut item = Self::key(keys::tenant_token_pk(app_id), &keys::tenant_sk(tenant_key));
+        item.insert("tenant_key".into(), s(tenant_key));
+        item.insert("status".into(), s(TenantStatus::Active.as_str()));
+        item.insert("status_at".into(), n(0));
+        item.insert("updated_at".into(), n(now));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.clone()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => tenant_record(&item),
+            Err(e) if is_condition_failed(&e) => self
+                .get_tenant(app_id, tenant_key)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("tenant record vanished".into())),
+            Err(e) => Err(store_error("ensure tenant", e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn set_tenant_status(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        status: TenantStatus,
+        event_at: EpochMillis,
+        installed: Option<&str>,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut expr = super::Expr::default();
+        let mut sets = vec![
+            format!(
+                "{} = {}",
+                expr.name("tenant_key"),
+                expr.value(s(tenant_key))
+            ),
+            format!(
+                "{} = {}",
+                expr.name("status"),
+                expr.value(s(status.as_str()))
+            ),
+            format!("{} = {}", expr.name("status_at"), expr.value(n(event_at))),
+            format!("{} = {}", expr.name("updated_at"), expr.value(n(now))),
+        ];
+        if let Some(installer) = installed {
+            sets.push(format!(
+                "{} = {}",
+                expr.name("installed_at"),
+                expr.value(n(event_at))
+            ));
+            if !installer.is_empty() {
+                sets.push(format!(
+                    "{} = {}",
+                    expr.name("installer_open_id"),
+                    expr.value(s(installer))
+                ));
+            }
+        }
+        let condition = format!(
+            "attribute_not_exists({pk}) OR {at} < {value}",
+            pk = expr.name(PK),
+            at = expr.name("status_at"),
+            value = expr.value(n(event_at)),
+        );
+        let result = self
+            .conditional_update(
+                keys::tenant_token_pk(app_id),
+                &keys::tenant_sk(tenant_key),
+                format!("SET {}", sets.join(", ")),
+                condition,
+                expr,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("set tenant status", e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, error))]
+    async fn note_tenant_error(
+        &self,
+        app_id: &str,
+        tenant_key: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<()> {
+        let mut expr = super::Expr::default();
+        let update = format!(
+            "SET {} = {}, {} = {}",
+            expr.name("last_error"),
+            expr.value(s(crate::store::truncate_error(error))),
+            expr.name("updated_at"),
+            expr.value(n(now)),
+        );
+        let condition = format!("attribute_exists({})", expr.name(PK));
+        match self
+            .conditional_update(
+                keys::tenant_token_pk(app_id),
+                &keys::tenant_sk(tenant_key),
+                update,
+                condition,
+                expr,
+            )
+            .send()
+            .await
+        {
+            // A tenant never seen has no record to note on.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("note tenant error", e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_tenants(&self, app_id: &str) -> StoreResult<Vec<TenantRecord>> {
+        let mut tenants = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::tenant_token_pk(app_id)))
+                .expression_attribute_values(":prefix", s(keys::TENANT_SK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("list tenants", e))?;
+            for item in out.items() {
+                tenants.push(tenant_record(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(tenants),
+            }
+        }
     }
 }
