@@ -225,6 +225,7 @@ fn handlers(c: &mut Criterion) {
                     card_id: Some("7355372766134157313".into()),
                     delivery: CardDelivery::Entity,
                     in_p2p: true,
+                    tenant: None,
                 };
                 let state = approval::new_card_state(&sent, now);
                 rt.block_on(store.create_card(&state))

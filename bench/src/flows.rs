@@ -417,7 +417,7 @@ pub async fn run(plan: &FlowPlan) -> Result<FlowResults, String> {
 
     // One post-answer job, as the stream delivers it.
     if let Some((first, _)) = cards.first() {
-        let card_key = approval::card_key(first);
+        let card_key = approval::card_key(None, first);
         let job = store
             .inner()
             .jobs_for_card(&card_key)

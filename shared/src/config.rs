@@ -131,6 +131,12 @@ pub struct Config {
     /// `DECISION_EVENT_BUS`: the EventBridge bus (name or ARN) every ended request's decision
     /// event goes to (docs/decision-events.md); unset: none are put (local runs).
     pub decision_event_bus: Option<String>,
+    /// `FEISHU_APP_TYPE` (template parameter `AppType`): `self_built` (the default, one company)
+    /// or `store` (a store app any company installs; docs/store-apps.md).
+    pub app_type: crate::feishu::AppType,
+    /// `FEISHU_APP_ID` (every function has it; required in store mode): the app whose tenants
+    /// and tokens the table keeps.
+    pub app_id: Option<String>,
 }
 
 /// How a request's approvers are found, in order: the configured open_ids; else the requester's
@@ -232,7 +238,36 @@ impl Config {
     /// Builds the config from any variable source (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = EnvVars(&lookup);
+        let config = Self::read(&vars)?;
+        // open_ids are per app and tenant: one list cannot name approvers in every company.
+        if config.app_type == crate::feishu::AppType::Store && !config.approvers.open_ids.is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                name: "APPROVER_OPEN_IDS",
+                reason: "must be empty when FEISHU_APP_TYPE=store: an open_id belongs to one \
+                         tenant; name approvers per tenant in its definitions (cardbot-admin \
+                         definitions apply --tenant) or use the leader look-up",
+            });
+        }
+        if config.app_type == crate::feishu::AppType::Store && config.app_id.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "FEISHU_APP_ID",
+                reason: "is required when FEISHU_APP_TYPE=store",
+            });
+        }
+        Ok(config)
+    }
+
+    fn read(vars: &EnvVars<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
+            app_id: vars.optional("FEISHU_APP_ID"),
+            app_type: match vars.optional("FEISHU_APP_TYPE") {
+                None => crate::feishu::AppType::SelfBuilt,
+                Some(v) => crate::feishu::AppType::parse(&v).map_err(|_| ConfigError::Invalid {
+                    name: "FEISHU_APP_TYPE",
+                    reason: "expected `self_built` (the default) or `store`",
+                })?,
+            },
             table_name: vars.required("TABLE_NAME")?,
             card_delivery: match vars.optional("CARD_DELIVERY") {
                 None => CardDelivery::default(),

@@ -40,6 +40,9 @@ pub struct Effects<'a, S: ?Sized, F: ?Sized> {
     /// Where ended requests' decision events go (`DECISION_EVENT_BUS`); `None`: nowhere (a local
     /// run without an event bus), and the job says so.
     pub events: Option<&'a dyn feishu_kit::events::EventBus>,
+    /// The store app's tenant the effect is for (from the event header, or the job's card key);
+    /// `None` for a self-built app. `feishu` is that tenant's client.
+    pub tenant: Option<&'a str>,
 }
 
 impl<S: ?Sized, F: ?Sized> Clone for Effects<'_, S, F> {
@@ -365,6 +368,7 @@ where
                     .filter(|_| delivery == CardDelivery::Entity),
                 delivery,
                 in_p2p: request.lands_in_p2p(),
+                tenant: self.tenant.map(str::to_owned),
             },
             now,
         );
@@ -390,7 +394,7 @@ where
         let me = &request.requester_open_id;
         let (card, links) = match request.command {
             Command::MyRequests => {
-                let listed = match approval::requests_list(me) {
+                let listed = match approval::requests_list(self.tenant, me) {
                     Some(list) => {
                         self.store
                             .list_cards(&list, views::LIST_LENGTH)
@@ -407,7 +411,7 @@ where
                 )
             }
             Command::Pending => {
-                let listed = match approval::reviews_list(me) {
+                let listed = match approval::reviews_list(self.tenant, me) {
                     Some(list) => self.store.list_cards(&list, PENDING_SCAN).await?.cards,
                     None => Vec::new(),
                 };

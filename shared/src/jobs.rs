@@ -433,6 +433,7 @@ mod tests {
                 card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
                 delivery,
                 in_p2p: true,
+                tenant: None,
             },
             NOW,
         )

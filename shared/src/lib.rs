@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod entry;
 pub mod jobs;
 pub mod telemetry;
+pub mod tenants;
 
 pub use feishu_kit::api as feishu;
 pub use feishu_kit::lambda::{function_url, logging, secrets};

@@ -12,7 +12,7 @@ use cardbot::config::{Config, FeishuConfig, Function, Secrets, WebhookConfig};
 use cardbot::entry::card_action::CardAction;
 use cardbot::entry::card_updater::{CardUpdater, Summary, UpdaterEvent};
 use cardbot::entry::event_callback::EventCallback;
-use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, RetryPolicy};
+use cardbot::feishu::{Clock, FeishuClient, RetryPolicy};
 use cardbot::function_url;
 use cardbot::jobs::JobKind;
 use cardbot::store::{EpochMillis, Job, RateStore, Store};
@@ -154,7 +154,7 @@ impl<S: Store + RateStore + 'static> Bot<S> {
             ..RetryPolicy::default()
         };
         let feishu = Arc::new(
-            FeishuClient::builder(FeishuClientConfig::from(&config.feishu), store.clone())
+            cardbot::entry::feishu_client_builder(&config.config, &config.feishu, store.clone())
                 .retry_policy(retry)
                 .clock(clock.clone())
                 .build()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use cardbot::config::{Config, FeishuConfig, Function};
 use cardbot::entry::card_updater::{CardUpdater, UpdaterEvent};
-use cardbot::feishu::{Clock, FeishuClient, FeishuClientConfig, SystemClock};
+use cardbot::feishu::{Clock, FeishuClient, SystemClock};
 use cardbot::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -40,10 +40,8 @@ async fn start() -> Result<CardUpdater<DynamoStore, FeishuClient>, Error> {
     let secrets = cardbot::secrets::load(Function::CardUpdater, &aws).await?;
     let app = FeishuConfig::from_env(&secrets)?;
     let store = Arc::new(DynamoStore::from_sdk_config(&aws)?);
-    let feishu = Arc::new(FeishuClient::new(
-        FeishuClientConfig::from(&app),
-        store.clone(),
-    )?);
+    let feishu =
+        Arc::new(cardbot::entry::feishu_client_builder(&config, &app, store.clone()).build()?);
     let owner = uuid::Uuid::new_v4().to_string();
     let mut updater = CardUpdater::new(&config, store, feishu, Arc::new(SystemClock), owner);
     // Ended requests' decision events (`DECISION_EVENT_BUS`, the template's DecisionEventBus).

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use cardbot::config::{Config, FeishuConfig, Function, WebhookConfig};
 use cardbot::entry::event_callback::EventCallback;
-use cardbot::feishu::{FeishuClient, FeishuClientConfig, SystemClock};
+use cardbot::feishu::{FeishuClient, SystemClock};
 use cardbot::function_url;
 use cardbot::store::dynamo::DynamoStore;
 use lambda_http::Error;
@@ -27,10 +27,21 @@ async fn start() -> Result<EventCallback<DynamoStore, FeishuClient>, Error> {
     let app = FeishuConfig::from_env(&secrets)?;
     let webhook = WebhookConfig::from_env(&secrets)?;
     let store = Arc::new(DynamoStore::from_sdk_config(&aws)?);
-    let feishu = Arc::new(FeishuClient::new(
-        FeishuClientConfig::from(&app),
-        store.clone(),
-    )?);
+    let feishu =
+        Arc::new(cardbot::entry::feishu_client_builder(&config, &app, store.clone()).build()?);
+    // A store app's first deploy has no app_ticket: ask Feishu for one now (at most once a minute
+    // across instances), so the first user's reply waits the least.
+    if config.app_type == cardbot::feishu::AppType::Store {
+        use cardbot::store::AppTicketStore;
+        match store.get_app_tickets(&app.app_id).await {
+            Ok(tickets) if tickets.is_empty() => {
+                let deadline = cardbot::feishu::Deadline::after(std::time::Duration::from_secs(3));
+                feishu.request_app_ticket(deadline).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the app_ticket"),
+        }
+    }
     Ok(EventCallback::new(
         &config,
         webhook,

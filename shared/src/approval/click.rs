@@ -18,6 +18,7 @@ use super::views::{self, render};
 use crate::cards::text::FeishuId;
 use crate::cards::CallbackAnswer;
 use crate::config::{ApprovalFallback, ApproverConfig, CardDelivery};
+use crate::store::keys::{card_key_tenant, tenant_card_key};
 use crate::store::{CardState, EpochMillis, StoredUpdateToken};
 use jiff::tz::TimeZone;
 
@@ -39,32 +40,41 @@ pub struct SentCard {
     pub delivery: CardDelivery,
     /// The card is in the requester's p2p chat with the bot (nobody else sees it).
     pub in_p2p: bool,
+    /// A store app's tenant the card belongs to; `None` for a self-built app.
+    pub tenant: Option<String>,
 }
 
-/// The list of a requester's requests (我的申请); `None` for an id that is not an open_id (it
-/// could not be listed by anyone, and a key attribute of the index holds at most 2 KB).
-pub fn requests_list(requester: &str) -> Option<String> {
+/// The list of a requester's requests (我的申请) in `tenant` (a store app's; `None`: a self-built
+/// app's); `None` for an id that is not an open_id (it could not be listed by anyone, and a key
+/// attribute of the index holds at most 2 KB).
+pub fn requests_list(tenant: Option<&str>, requester: &str) -> Option<String> {
     FeishuId::OpenId
         .is_valid(requester)
-        .then(|| format!("requests#{requester}"))
+        .then(|| tenant_card_key(tenant, &format!("requests#{requester}")))
 }
 
 /// The list of an approver's cards (待我审批); `None` as for [`requests_list`].
-pub fn reviews_list(approver: &str) -> Option<String> {
+pub fn reviews_list(tenant: Option<&str>, approver: &str) -> Option<String> {
     FeishuId::OpenId
         .is_valid(approver)
-        .then(|| format!("reviews#{approver}"))
+        .then(|| tenant_card_key(tenant, &format!("reviews#{approver}")))
 }
 
-/// The card key of an approval card: the bot card's `message_id`, which every click carries.
-pub fn card_key(message_id: &str) -> String {
-    message_id.to_owned()
+/// The card key of an approval card: the bot card's `message_id`, which every click carries, in
+/// its tenant's namespace (a store app's; `None`: a self-built app's, the id itself).
+pub fn card_key(tenant: Option<&str>, message_id: &str) -> String {
+    tenant_card_key(tenant, message_id)
+}
+
+/// The store app's tenant a card belongs to (from its key); `None` for a self-built app's card.
+pub fn tenant_of(state: &CardState) -> Option<&str> {
+    card_key_tenant(&state.card_key)
 }
 
 /// The state item of a pending approval card, written right after the send.
 pub fn new_card_state(sent: &SentCard, now: EpochMillis) -> CardState {
     CardState {
-        card_key: card_key(&sent.message_id),
+        card_key: card_key(sent.tenant.as_deref(), &sent.message_id),
         version: 0,
         sequence: 0,
         chat_id: sent.chat_id.clone(),
@@ -106,6 +116,7 @@ pub fn new_private_form_state(
         card_id: None,
         delivery: CardDelivery::Message,
         in_p2p: true,
+        tenant: tenant_of(group_card).map(str::to_owned),
     };
     // The form is drawn with the definition version the group card's click pinned.
     let pinned = ApprovalData::from_value(&group_card.data)
@@ -136,7 +147,7 @@ pub fn new_review_state(
     now: EpochMillis,
 ) -> CardState {
     CardState {
-        card_key: card_key(message_id),
+        card_key: card_key(tenant_of(request), message_id),
         version: 0,
         sequence: 0,
         chat_id: chat_id.to_owned(),
@@ -155,7 +166,7 @@ pub fn new_review_state(
         list_key: viewer
             .cc
             .is_none()
-            .then(|| reviews_list(&viewer.approver))
+            .then(|| reviews_list(tenant_of(request), &viewer.approver))
             .flatten(),
     }
 }
@@ -462,7 +473,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
     new_state.updated_at = click.now;
     new_state.update_token = click.update_token.clone();
     // A request (tutorial or filed) is listed under its requester's 我的申请.
-    new_state.list_key = requests_list(&state.requester_open_id);
+    new_state.list_key = requests_list(tenant_of(state), &state.requester_open_id);
     let card = render(next, &data, click.catalog, click.time_zone);
     Ok(ClickDecision::Transition {
         state: Box::new(new_state),
@@ -906,6 +917,7 @@ mod tests {
             card_id: (delivery == CardDelivery::Entity).then(|| "7355372766134157313".into()),
             delivery,
             in_p2p: true,
+            tenant: None,
         }
     }
 

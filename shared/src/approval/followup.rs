@@ -197,6 +197,7 @@ mod tests {
                 card_id: None,
                 delivery: CardDelivery::Message,
                 in_p2p: true,
+                tenant: None,
             },
             NOW,
         );

@@ -27,7 +27,7 @@ pub use action::{parse_action, ActionError, ApprovalAction};
 pub use click::{
     card_key, decide_click, decide_review_click, new_card_state, new_private_form_state,
     new_review_state, no_approver_step, requests_list, reviews_list, scheduled_for_new_card,
-    step_notify, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
+    step_notify, tenant_of, Click, ClickDecision, SentCard, POST_ANSWER_DELAY_MS,
 };
 pub use command::{normalize_text, parse_command, Command, CommandReply};
 pub use machine::{

@@ -573,6 +573,16 @@ pub fn retry_later_toast() -> Toast {
     )
 }
 
+/// The toast of a click in a tenant that stopped or uninstalled the app (store app): nothing is
+/// applied.
+pub fn app_stopped_toast() -> Toast {
+    Toast::new(
+        ToastKind::Warning,
+        "应用已被停用，请联系管理员",
+        "The app is stopped in your organization; ask your admin",
+    )
+}
+
 /// How many requests 我的申请 shows, and pending ones 待我审批 lists (and links).
 pub const LIST_LENGTH: usize = 10;
 

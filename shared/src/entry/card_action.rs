@@ -12,11 +12,14 @@ use crate::config::{CardDelivery, Config, WebhookConfig};
 use crate::definitions::Definitions;
 use crate::deliver::ReplyRequest;
 use crate::feishu::Clock;
+use crate::feishu::{AppType, TenantKey};
 use crate::function_url::{self, claim_lease_ms, error_response};
 use crate::jobs;
 use crate::store::{
     self, Abandon, CardStore, DedupStore, DocumentStore, Finish, JobStore, Once, StoreError,
+    TenantStore,
 };
+use crate::tenants;
 use crate::webhook::{CallbackStyle as Style, CardClick};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -46,6 +49,10 @@ pub struct CardAction<S: ?Sized> {
     pub approvers: crate::config::ApproverConfig,
     /// The approval definitions in the table, cached.
     pub definitions: Arc<Definitions>,
+    /// `FEISHU_APP_TYPE`: a store app's clicks are served in their tenant's namespace.
+    pub app_type: AppType,
+    /// `FEISHU_APP_ID`: whose tenants the table keeps (store mode).
+    pub app_id: String,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -61,7 +68,7 @@ fn retry_later(style: Style) -> Response<Body> {
 
 impl<S> CardAction<S>
 where
-    S: DedupStore + CardStore + JobStore + DocumentStore + ?Sized,
+    S: DedupStore + CardStore + JobStore + DocumentStore + TenantStore + ?Sized,
 {
     pub fn new(
         config: &Config,
@@ -80,6 +87,44 @@ where
             delivery: config.card_delivery,
             approvers: config.approvers.clone(),
             definitions: Arc::new(Definitions::default()),
+            app_type: config.app_type,
+            app_id: config.app_id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The store app's tenant a click is for (`None` for a self-built app), once it is active;
+    /// else the answer: a toast for a click without a well-formed tenant or in a stopped or
+    /// uninstalled tenant (nothing is written), "retry" when the table cannot say.
+    async fn click_tenant(
+        &self,
+        clicked: &CardClick,
+        now: i64,
+    ) -> Result<Option<TenantKey>, Box<Response<Body>>> {
+        if self.app_type == AppType::SelfBuilt {
+            return Ok(None);
+        }
+        let style = clicked.style;
+        let Some(Ok(tenant)) = clicked.tenant_key.as_deref().map(TenantKey::new) else {
+            warn!("store app: click without a well-formed tenant_key");
+            crate::telemetry::rejected("bad tenant_key");
+            return Err(Box::new(answer(
+                style,
+                &CallbackAnswer::toast_only(views::unknown_action_toast()),
+            )));
+        };
+        match tenants::status(&*self.store, &self.app_id, tenant.as_str(), now).await {
+            Ok(status) if status.is_active() => Ok(Some(tenant)),
+            Ok(status) => {
+                info!(tenant = %tenant, status = status.as_str(), "click in a tenant that is not active");
+                Err(Box::new(answer(
+                    style,
+                    &CallbackAnswer::toast_only(views::app_stopped_toast()),
+                )))
+            }
+            Err(e) => {
+                warn!(tenant = %tenant, error = %e, "tenant status unreadable");
+                Err(Box::new(retry_later(style)))
+            }
         }
     }
 
@@ -153,7 +198,17 @@ where
                 );
             }
         }
-        let Some(card_key) = clicked.open_message_id.as_deref().map(approval::card_key) else {
+        let tenant = match self.click_tenant(&clicked, now).await {
+            Ok(tenant) => tenant,
+            Err(answer) => return *answer,
+        };
+        let tenant = tenant.as_ref().map(TenantKey::as_str);
+        // The key in the click's tenant: another tenant's message id finds no card here.
+        let card_key = clicked
+            .open_message_id
+            .as_deref()
+            .map(|id| approval::card_key(tenant, id));
+        let Some(card_key) = card_key else {
             warn!("click without open_message_id");
             return retry_later(style);
         };
@@ -164,7 +219,7 @@ where
         // against it (`resumed`) applies the click at most once.
         let work = |resumed: bool| async move {
             if action == ApprovalAction::Start {
-                return self.start(&clicked, now).await;
+                return self.start(&clicked, tenant, now).await;
             }
             let click = Click {
                 action,
@@ -213,6 +268,7 @@ where
     async fn start(
         &self,
         clicked: &CardClick,
+        tenant: Option<&str>,
         now: i64,
     ) -> Result<Finish<Response<Body>>, Abandon<Response<Body>>> {
         let style = clicked.style;
@@ -234,7 +290,11 @@ where
             self.delivery,
         );
         let payload = serde_json::to_value(&request).unwrap_or_default();
-        let job = jobs::send_reply_job(&clicked.dedup_key, payload, now);
+        let job = jobs::send_reply_job(
+            &crate::store::keys::tenant_card_key(tenant, &clicked.dedup_key),
+            payload,
+            now,
+        );
         match self
             .store
             .enqueue_finishing(&job, &clicked.dedup_key, now)

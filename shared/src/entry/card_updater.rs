@@ -48,7 +48,16 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     pub concurrency: usize,
     /// Where ended requests' decision events go (`DECISION_EVENT_BUS`); `None`: nowhere.
     pub events: Option<Arc<dyn feishu_kit::events::EventBus>>,
+    /// `FEISHU_APP_TYPE`: a store app's job runs with its tenant's client (the tenant is in the
+    /// job's card key), and only while the tenant is active.
+    pub app_type: crate::feishu::AppType,
+    /// `FEISHU_APP_ID`: whose tenants the table keeps (store mode).
+    pub app_id: String,
 }
+
+/// The error a job of a stopped or uninstalled tenant dies with (`cardbot-admin dead-jobs` shows
+/// it; `requeue` brings the job back once the tenant started the app again).
+pub const TENANT_NOT_ACTIVE: &str = "tenant_stopped";
 
 /// What one invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -153,8 +162,9 @@ where
         + DedupStore
         + crate::store::ListStore
         + crate::store::DocumentStore
+        + crate::store::TenantStore
         + ?Sized,
-    F: FeishuApi + ?Sized,
+    F: FeishuApi + 'static,
 {
     pub fn new(
         config: &Config,
@@ -178,7 +188,39 @@ where
             max_stream_wait: Duration::from_secs(10),
             concurrency: 16,
             events: None,
+            app_type: config.app_type,
+            app_id: config.app_id.clone().unwrap_or_default(),
         }
+    }
+
+    /// The client and tenant a claimed job runs with; `Err(reason)` when its tenant is not
+    /// active (the job dies with the reason: nothing is sent for a stopped tenant).
+    async fn job_tenant<'j>(
+        &self,
+        job: &'j crate::store::Job,
+        now: EpochMillis,
+    ) -> Result<Option<(&'j str, Arc<dyn FeishuApi>)>, String> {
+        if self.app_type == crate::feishu::AppType::SelfBuilt {
+            return Ok(None);
+        }
+        let Some(tenant) = crate::store::keys::card_key_tenant(&job.card_key) else {
+            // Written before the deployment became a store app: no tenant to serve it with.
+            return Err("no tenant in the card key (written in self-built mode)".to_owned());
+        };
+        let key = crate::feishu::TenantKey::new(tenant)?;
+        match crate::tenants::status(&*self.store, &self.app_id, tenant, now).await {
+            Ok(status) if !status.is_active() => {
+                return Err(format!("{TENANT_NOT_ACTIVE}: {}", status.as_str()))
+            }
+            Ok(_) => {}
+            // Unreadable a moment: served as active (a stop applies from the next job on).
+            Err(e) => warn!(tenant, error = %e, "tenant status unreadable; job served"),
+        }
+        let client = self
+            .feishu
+            .tenant_client(&key)
+            .ok_or("the Feishu client serves no tenant (not a store app's)")?;
+        Ok(Some((tenant, client)))
     }
 
     fn ms(duration: Duration) -> i64 {
@@ -290,9 +332,25 @@ where
             }
         };
         summary.claimed += 1;
+        let scoped = match self.job_tenant(&job, now).await {
+            Ok(scoped) => scoped,
+            Err(reason) => {
+                warn!(card_key = %job.card_key, job_id = %job.job_id, %reason, "job of a tenant not served: dead");
+                if let Err(e) = self.store.fail_job_permanently(&job, &reason, now).await {
+                    warn!(card_key = %job.card_key, error = %e, "cannot mark the job dead");
+                }
+                crate::telemetry::job_dead();
+                summary.failed += 1;
+                return false;
+            }
+        };
         let effects = Effects {
             store: &*self.store,
-            feishu: &*self.feishu,
+            feishu: match &scoped {
+                Some((_, client)) => client.as_ref(),
+                None => &*self.feishu,
+            },
+            tenant: scoped.as_ref().map(|(tenant, _)| *tenant),
             approval_ttl_ms: Self::ms(self.approval_ttl),
             now,
             deadline: Deadline::after(self.per_job),

@@ -14,10 +14,16 @@ use crate::cards::text::FeishuId;
 use crate::config::{CardDelivery, Config, WebhookConfig};
 use crate::deliver::{Effects, ReplyRequest};
 use crate::entry::card_action::CardAction;
-use crate::feishu::{Clock, Deadline, FeishuApi, MessageContent, ReceiveId};
+use crate::feishu::{
+    AppTicketEvent, AppType, Clock, Deadline, FeishuApi, MessageContent, ReceiveId, TenantKey,
+};
 use crate::function_url::{self, claim_lease_ms, error_response, json_response};
 use crate::jobs;
-use crate::store::{self, Abandon, CardStore, DedupStore, Finish, JobStore, ListStore, Once};
+use crate::store::{
+    self, Abandon, AppTicketStore, CardStore, DedupStore, Finish, JobStore, ListStore, Once,
+    TenantStore,
+};
+use crate::tenants;
 use crate::webhook::{BotMenu, BotP2pChatEntered, ChatType, Inbound, MessageReceive};
 use jiff::tz::TimeZone;
 use lambda_http::http::StatusCode;
@@ -46,6 +52,18 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     /// Card callbacks that reach this URL (one URL pasted in both places) are handled by the
     /// card-action function's own code, with the same verification, dedup and answer.
     card_action: CardAction<S>,
+    /// `FEISHU_APP_TYPE`: a store app takes `app_ticket` and lifecycle events, and serves each
+    /// request with its tenant's client.
+    app_type: AppType,
+    /// `FEISHU_APP_ID`: whose tickets and tenants the table keeps (store mode).
+    app_id: String,
+}
+
+/// Whom one request is served for: a store app's tenant and its client, or the self-built app.
+#[derive(Clone, Copy)]
+struct For<'a> {
+    feishu: &'a dyn FeishuApi,
+    tenant: Option<&'a str>,
 }
 
 pub use crate::webhook::{BOT_MENU, BOT_P2P_CHAT_ENTERED as P2P_CHAT_ENTERED};
@@ -76,8 +94,15 @@ fn ok_empty() -> Response<Body> {
 
 impl<S, F> EventCallback<S, F>
 where
-    S: DedupStore + CardStore + JobStore + ListStore + crate::store::DocumentStore + Sized,
-    F: FeishuApi + ?Sized,
+    S: DedupStore
+        + CardStore
+        + JobStore
+        + ListStore
+        + crate::store::DocumentStore
+        + AppTicketStore
+        + TenantStore
+        + Sized,
+    F: FeishuApi + 'static,
 {
     pub fn new(
         config: &Config,
@@ -99,6 +124,8 @@ where
             definitions: std::sync::Arc::new(crate::definitions::Definitions::default()),
             answer_budget: config.answer_budget,
             busy_until: AtomicI64::new(0),
+            app_type: config.app_type,
+            app_id: config.app_id.clone().unwrap_or_default(),
         }
     }
 
@@ -122,6 +149,16 @@ where
             Err(rejection) => return *rejection,
         };
         crate::telemetry::received();
+        if self.app_type == AppType::Store {
+            if let Inbound::Event(event) = &inbound {
+                if let Some(ticket) = AppTicketEvent::from_event(event) {
+                    return self.on_app_ticket(ticket, now).await;
+                }
+                if let Some(change) = tenants::lifecycle_event(event, now) {
+                    return self.on_lifecycle(change, now).await;
+                }
+            }
+        }
         if let Some(clicked) = inbound.card_click() {
             warn!(
                 "a card callback reached the event URL: handled as the card callback URL would; \
@@ -129,6 +166,18 @@ where
             );
             return self.card_action.handle_click(clicked, now).await;
         }
+        let tenant = match self.tenant_of(&inbound, now).await {
+            Ok(tenant) => tenant,
+            Err(response) => return *response,
+        };
+        let scoped = tenant.as_ref().and_then(|t| self.feishu.tenant_client(t));
+        let at = For {
+            feishu: match &scoped {
+                Some(client) => client.as_ref(),
+                None => &*self.feishu,
+            },
+            tenant: tenant.as_ref().map(TenantKey::as_str),
+        };
         match inbound {
             Inbound::Challenge(challenge) => {
                 json_response(StatusCode::OK, challenge.response_body())
@@ -136,7 +185,7 @@ where
             Inbound::MessageReceive(message) => {
                 let budget = self.answer_budget;
                 let started = std::time::Instant::now();
-                match tokio::time::timeout(budget, self.on_message(&message, deadline)).await {
+                match tokio::time::timeout(budget, self.on_message(&message, deadline, at)).await {
                     Ok(response) => {
                         info!(
                             status = response.status().as_u16(),
@@ -154,10 +203,13 @@ where
                 }
             }
             Inbound::BotP2pChatEntered(entered) => {
-                self.within_budget(self.on_chat_entered(&entered, deadline, now))
+                self.within_budget(self.on_chat_entered(&entered, deadline, now, at))
                     .await
             }
-            Inbound::BotMenu(menu) => self.within_budget(self.on_menu(&menu, deadline, now)).await,
+            Inbound::BotMenu(menu) => {
+                self.within_budget(self.on_menu(&menu, deadline, now, at))
+                    .await
+            }
             Inbound::Event(event) => {
                 info!(event_type = %event.event_type, "event ignored");
                 ok_empty()
@@ -165,6 +217,124 @@ where
             // Taken above: every card callback is a click.
             Inbound::CardAction(_) | Inbound::LegacyCardAction(_) => {
                 error_response(StatusCode::BAD_REQUEST, "unreadable card callback")
+            }
+        }
+    }
+
+    /// The store app's tenant `inbound` is for (`None` for a self-built app), once it is known to
+    /// be active; else the answer: 400 for a request without a well-formed `tenant_key`, 200
+    /// with nothing sent for a stopped or uninstalled tenant, 503 when the table cannot say.
+    async fn tenant_of(
+        &self,
+        inbound: &Inbound,
+        now: i64,
+    ) -> Result<Option<TenantKey>, Box<Response<Body>>> {
+        if self.app_type == AppType::SelfBuilt || matches!(inbound, Inbound::Challenge(_)) {
+            return Ok(None);
+        }
+        let tenant = match inbound.tenant_key().map(TenantKey::new) {
+            Some(Ok(tenant)) => tenant,
+            Some(Err(reason)) => {
+                warn!(%reason, "event with a malformed tenant_key: refused");
+                crate::telemetry::rejected("bad tenant_key");
+                return Err(Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad tenant_key",
+                )));
+            }
+            None => {
+                warn!("store app: event without a tenant_key: refused");
+                crate::telemetry::rejected("bad tenant_key");
+                return Err(Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "no tenant_key",
+                )));
+            }
+        };
+        match tenants::status(&*self.store, &self.app_id, tenant.as_str(), now).await {
+            Ok(status) if status.is_active() => Ok(Some(tenant)),
+            Ok(status) => {
+                info!(
+                    tenant = %tenant,
+                    status = status.as_str(),
+                    "tenant not active: event answered, nothing sent"
+                );
+                Err(Box::new(ok_empty()))
+            }
+            Err(e) => {
+                warn!(tenant = %tenant, error = %e, "tenant status unreadable; Feishu will retry");
+                Err(Box::new(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                )))
+            }
+        }
+    }
+
+    /// A pushed `app_ticket` (store app): kept for every instance, answered at once.
+    async fn on_app_ticket(
+        &self,
+        ticket: Result<AppTicketEvent, String>,
+        now: i64,
+    ) -> Response<Body> {
+        let ticket = match ticket {
+            Ok(ticket) if ticket.app_id == self.app_id => ticket,
+            Ok(ticket) => {
+                warn!(app_id = %ticket.app_id, "app_ticket of another app: not kept");
+                crate::telemetry::rejected("app_ticket of another app");
+                return error_response(StatusCode::BAD_REQUEST, "app_ticket of another app");
+            }
+            Err(reason) => {
+                warn!(%reason, "malformed app_ticket event: refused");
+                crate::telemetry::rejected("bad app_ticket");
+                return error_response(StatusCode::BAD_REQUEST, "bad app_ticket event");
+            }
+        };
+        match self
+            .store
+            .put_app_ticket(&self.app_id, &ticket.app_ticket, now)
+            .await
+        {
+            Ok(()) => {
+                info!("app_ticket kept");
+                ok_empty()
+            }
+            Err(e) => {
+                // Not kept: Feishu's retry (or the next hourly push) brings it again.
+                warn!(error = %e, "cannot keep the app_ticket");
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            }
+        }
+    }
+
+    /// A tenant's lifecycle event (store app): applied to its record unless a later one was.
+    async fn on_lifecycle(
+        &self,
+        change: Result<tenants::LifecycleEvent, String>,
+        now: i64,
+    ) -> Response<Body> {
+        let change = match change {
+            Ok(change) => change,
+            Err(reason) => {
+                warn!(%reason, "malformed lifecycle event: refused");
+                crate::telemetry::rejected("bad lifecycle event");
+                return error_response(StatusCode::BAD_REQUEST, "bad lifecycle event");
+            }
+        };
+        match tenants::apply(&*self.store, &self.app_id, &change, now).await {
+            Ok(applied) => {
+                info!(
+                    tenant = %change.tenant,
+                    status = change.status.as_str(),
+                    sent_at = change.sent_at,
+                    applied,
+                    "tenant lifecycle event"
+                );
+                ok_empty()
+            }
+            Err(e) => {
+                warn!(tenant = %change.tenant, error = %e, "lifecycle event not applied; Feishu will retry");
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
             }
         }
     }
@@ -190,13 +360,14 @@ where
         entered: &BotP2pChatEntered,
         deadline: Deadline,
         now: i64,
+        at: For<'_>,
     ) -> Response<Body> {
         let event = &entered.event;
         match (&event.operator_id.open_id, &event.chat_id) {
             (Some(open_id), Some(chat_id))
                 if FeishuId::OpenId.is_valid(open_id) && FeishuId::ChatId.is_valid(chat_id) =>
             {
-                self.welcome(open_id, chat_id, deadline, now).await
+                self.welcome(open_id, chat_id, deadline, now, at).await
             }
             _ => {
                 warn!("p2p chat entered without a well-formed operator or chat");
@@ -206,7 +377,13 @@ where
     }
 
     /// A bot menu item: 发起审批 sends the approval card to the clicker's p2p chat.
-    async fn on_menu(&self, menu: &BotMenu, deadline: Deadline, now: i64) -> Response<Body> {
+    async fn on_menu(
+        &self,
+        menu: &BotMenu,
+        deadline: Deadline,
+        now: i64,
+        at: For<'_>,
+    ) -> Response<Body> {
         let key = menu.event.event_key.as_str();
         let open_id = menu
             .event
@@ -224,7 +401,8 @@ where
             let mut request =
                 ReplyRequest::to_p2p(event_id, open_id, Command::Approval, self.delivery);
             request.resumed = resumed;
-            self.reply_or_queue(event_id, &request, deadline, now).await
+            self.reply_or_queue(event_id, &request, deadline, now, at)
+                .await
         };
         self.once(event_id, now, self.dedup_ttl_ms(), work).await
     }
@@ -236,6 +414,7 @@ where
         chat_id: &str,
         deadline: Deadline,
         now: i64,
+        at: For<'_>,
     ) -> Response<Body> {
         let day = jiff::Timestamp::from_millisecond(now)
             .map(|t| self.time_zone.to_datetime(t).date().to_string())
@@ -245,7 +424,7 @@ where
             let card = MessageContent::Card(approval::views::welcome_card().to_value());
             let receiver = ReceiveId::ChatId(chat_id.to_owned());
             let uuid_key = format!("welcome:{open_id}:{day}");
-            match self
+            match at
                 .feishu
                 .send_message(&receiver, &card, &uuid_key, deadline)
                 .await
@@ -299,24 +478,30 @@ where
         &self,
         message: &MessageReceive,
         deadline: Deadline,
+        at: For<'_>,
     ) -> Result<bool, crate::feishu::FeishuError> {
         let mentions = &message.event.message.mentions;
         if mentions.is_empty() {
             return Ok(false);
         }
-        let bot = self.feishu.bot_open_id(deadline).await?;
+        let bot = at.feishu.bot_open_id(deadline).await?;
         Ok(mentions
             .iter()
             .any(|m| m.id.open_id.as_deref() == Some(bot.as_str())))
     }
 
-    async fn on_message(&self, message: &MessageReceive, deadline: Deadline) -> Response<Body> {
+    async fn on_message(
+        &self,
+        message: &MessageReceive,
+        deadline: Deadline,
+        at: For<'_>,
+    ) -> Response<Body> {
         let event = &message.event;
         let message_id = event.message.message_id.as_str();
         let now = self.clock.now_millis();
         let in_p2p = event.message.chat_type == ChatType::P2p;
         if !in_p2p {
-            match self.mentions_this_bot(message, deadline).await {
+            match self.mentions_this_bot(message, deadline, at).await {
                 Ok(true) => {}
                 Ok(false) => {
                     // Not for this bot: nothing is written, nothing answered.
@@ -363,7 +548,7 @@ where
                 .in_p2p(in_p2p)
             };
             let request = ReplyRequest { resumed, ..request };
-            self.reply_or_queue(message_id, &request, deadline, now)
+            self.reply_or_queue(message_id, &request, deadline, now, at)
                 .await
         };
         self.once(message_id, now, self.dedup_ttl_ms(), work).await
@@ -379,13 +564,15 @@ where
         request: &ReplyRequest,
         deadline: Deadline,
         now: i64,
+        at: For<'_>,
     ) -> Result<Finish<Response<Body>>, Abandon<Response<Body>>> {
         let message_id = dedup_key;
         let command = request.command;
         let ttl_ms = i64::try_from(self.approval_ttl.as_millis()).unwrap_or(i64::MAX);
         let effects = Effects {
             store: &*self.store,
-            feishu: &*self.feishu,
+            feishu: at.feishu,
+            tenant: at.tenant,
             approval_ttl_ms: ttl_ms,
             now,
             deadline,
@@ -417,7 +604,12 @@ where
             warn!(message_id, error = %failure.error, "reply did not fit; queued for the updater");
             serde_json::to_value(&failure.progress).unwrap_or_default()
         };
-        let job = jobs::send_reply_job(message_id, payload, now);
+        // In the tenant's namespace: the updater serves the job with the tenant's client.
+        let job = jobs::send_reply_job(
+            &crate::store::keys::tenant_card_key(at.tenant, message_id),
+            payload,
+            now,
+        );
         match self.store.enqueue_finishing(&job, message_id, now).await {
             Ok(()) => Ok(Finish::AlreadyDone(ok_empty())),
             Err(e) => {

@@ -550,6 +550,12 @@ impl AuthCalls for FeishuClient {
 
 #[async_trait]
 impl FeishuApi for FeishuClient {
+    fn tenant_client(&self, tenant: &TenantKey) -> Option<Arc<dyn FeishuApi>> {
+        self.store_app
+            .as_ref()
+            .map(|_| Arc::new(self.for_tenant(tenant)) as Arc<dyn FeishuApi>)
+    }
+
     async fn urgent_app(
         &self,
         message_id: &str,

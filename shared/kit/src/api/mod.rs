@@ -38,6 +38,13 @@ pub use token::{Clock, SystemClock, TenantAccessToken, REFRESH_MARGIN_MS};
 /// or a [`CardWrite`] (sequence + uuid), so a retried call is never applied twice.
 #[async_trait]
 pub trait FeishuApi: Send + Sync {
+    /// This client for `tenant`'s calls: a store app's root client answers the tenant's own
+    /// ([`FeishuClient::for_tenant`]: its tenant token, rate limits and bot open_id). `None` (the
+    /// default) for a client of one tenant (a self-built app, a test double): use it as it is.
+    fn tenant_client(&self, _tenant: &TenantKey) -> Option<std::sync::Arc<dyn FeishuApi>> {
+        None
+    }
+
     /// The bot's own open_id (`GET /open-apis/bot/v3/info`; no API scope needed, the bot
     /// capability enabled and published), which a group message's `mentions[]` carries when it
     /// @mentions this bot (`../shared/feishu/approval-apis.md` §8). Read once per app: kept in

@@ -1,0 +1,182 @@
+//! A store app's tenants (`FEISHU_APP_TYPE=store`, docs/store-apps.md): the tenant an inbound
+//! request is for, the lifecycle events that start, stop and uninstall the app in a tenant, and
+//! the gate every request and job passes (a stopped or uninstalled tenant gets no Open API call).
+//!
+//! Lifecycle events are schema 1.0 (`event.type`; store-apps.md §2): `app_open` (first install),
+//! `app_status_change` (`start_by_tenant`, `stop_by_tenant`, `stop_by_platform`),
+//! `app_uninstalled`. Feishu retries 1.0 events for about 7 h, so a status event applies only when
+//! it was sent after the last one applied (its `ts`).
+
+use crate::feishu::TenantKey;
+use crate::store::{EpochMillis, StoreResult, TenantStatus, TenantStore};
+use crate::webhook::{EventSchema, OtherEvent};
+
+/// A tenant's lifecycle event, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    /// `event.tenant_key`.
+    pub tenant: TenantKey,
+    /// The status it sets.
+    pub status: TenantStatus,
+    /// When Feishu sent it: the envelope's `ts` (seconds with a fraction) in epoch ms; the
+    /// receive time when it has none.
+    pub sent_at: EpochMillis,
+    /// `Some(installer open_id, may be empty)` for `app_open`.
+    pub installed_by: Option<String>,
+}
+
+/// The lifecycle event `event` is, if it is one; an error naming the problem for one that is
+/// malformed (no or a hostile `tenant_key`, an unknown status).
+pub fn lifecycle_event(
+    event: &OtherEvent,
+    received_at: EpochMillis,
+) -> Option<Result<LifecycleEvent, String>> {
+    if event.schema != EventSchema::V1 {
+        return None;
+    }
+    let body = event.raw.get("event")?;
+    let str_at = |path: &str| body.pointer(path).and_then(serde_json::Value::as_str);
+    let (status, installed_by) = match event.event_type.as_str() {
+        "app_open" => {
+            let installer = str_at("/installer/open_id")
+                .or_else(|| str_at("/installer_employee/open_id"))
+                .unwrap_or_default();
+            (Some(TenantStatus::Active), Some(installer.to_owned()))
+        }
+        "app_status_change" => (
+            match str_at("/status") {
+                Some("start_by_tenant") => Some(TenantStatus::Active),
+                Some("stop_by_tenant") => Some(TenantStatus::StoppedByTenant),
+                Some("stop_by_platform") => Some(TenantStatus::StoppedByPlatform),
+                _ => None,
+            },
+            None,
+        ),
+        "app_uninstalled" => (Some(TenantStatus::Uninstalled), None),
+        _ => return None,
+    };
+    Some((|| {
+        let status = status.ok_or("app_status_change with an unknown status")?;
+        let tenant = TenantKey::new(str_at("/tenant_key").unwrap_or_default())
+            .map_err(|e| format!("{} event: {e}", event.event_type))?;
+        let installed_by = installed_by.map(|id| {
+            let well_formed = crate::cards::text::FeishuId::OpenId.is_valid(&id);
+            if well_formed {
+                id
+            } else {
+                String::new()
+            }
+        });
+        Ok(LifecycleEvent {
+            tenant,
+            status,
+            sent_at: sent_at(&event.raw).unwrap_or(received_at),
+            installed_by,
+        })
+    })())
+}
+
+/// The 1.0 envelope's `ts` ("1603977298.000000", seconds) in epoch ms.
+fn sent_at(envelope: &serde_json::Value) -> Option<EpochMillis> {
+    let ts = envelope.get("ts")?;
+    let seconds = match ts {
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        serde_json::Value::Number(n) => n.as_f64()?,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds > 0.0).then(|| (seconds * 1000.0).round() as EpochMillis)
+}
+
+/// Applies `event` to the tenant's record; answers whether it applied (a late one does not).
+pub async fn apply<S: TenantStore + ?Sized>(
+    store: &S,
+    app_id: &str,
+    event: &LifecycleEvent,
+    now: EpochMillis,
+) -> StoreResult<bool> {
+    store
+        .set_tenant_status(
+            app_id,
+            event.tenant.as_str(),
+            event.status,
+            event.sent_at,
+            event.installed_by.as_deref(),
+            now,
+        )
+        .await
+}
+
+/// Where `tenant` stands for a request or job now: its record's status; a tenant never seen is
+/// created active (the app was installed before this deployment kept tenants; store-apps.md §7).
+pub async fn status<S: TenantStore + ?Sized>(
+    store: &S,
+    app_id: &str,
+    tenant: &str,
+    now: EpochMillis,
+) -> StoreResult<TenantStatus> {
+    match store.get_tenant(app_id, tenant).await? {
+        Some(record) => Ok(record.status),
+        None => Ok(store.ensure_tenant(app_id, tenant, now).await?.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v1(event: serde_json::Value, ts: &str) -> OtherEvent {
+        OtherEvent {
+            schema: EventSchema::V1,
+            event_type: event["type"].as_str().unwrap_or("").to_owned(),
+            event_id: "u-1".into(),
+            raw: json!({"ts": ts, "uuid": "u-1", "type": "event_callback", "event": event}),
+        }
+    }
+
+    #[test]
+    fn the_documented_lifecycle_events_read_with_their_send_time() {
+        let open = v1(
+            json!({"app_id": "cli_1", "tenant_key": "2ed263bf32cf1651", "type": "app_open",
+                   "applicants": [{"open_id": "ou_a"}], "installer_employee": {"open_id": "ou_b"}}),
+            "1603977298.000000",
+        );
+        let read = lifecycle_event(&open, 5).unwrap().unwrap();
+        assert_eq!(read.tenant.as_str(), "2ed263bf32cf1651");
+        assert_eq!(read.status, TenantStatus::Active);
+        assert_eq!(read.sent_at, 1_603_977_298_000);
+        assert_eq!(read.installed_by.as_deref(), Some("ou_b"));
+        let stop = v1(
+            json!({"app_id": "cli_1", "tenant_key": "t1", "type": "app_status_change",
+                   "status": "stop_by_platform"}),
+            "1603977300.250000",
+        );
+        let read = lifecycle_event(&stop, 5).unwrap().unwrap();
+        assert_eq!(
+            (read.status, read.sent_at),
+            (TenantStatus::StoppedByPlatform, 1_603_977_300_250)
+        );
+        let gone = v1(
+            json!({"app_id": "cli_1", "tenant_key": "t1", "type": "app_uninstalled"}),
+            "",
+        );
+        let read = lifecycle_event(&gone, 77).unwrap().unwrap();
+        assert_eq!((read.status, read.sent_at), (TenantStatus::Uninstalled, 77));
+    }
+
+    #[test]
+    fn malformed_lifecycle_events_name_the_problem_and_others_are_not_lifecycle() {
+        let hostile = v1(json!({"tenant_key": "a#b", "type": "app_uninstalled"}), "1");
+        assert!(lifecycle_event(&hostile, 0).unwrap().is_err());
+        let odd = v1(
+            json!({"tenant_key": "t1", "type": "app_status_change", "status": "paused"}),
+            "1",
+        );
+        assert!(lifecycle_event(&odd, 0)
+            .unwrap()
+            .unwrap_err()
+            .contains("unknown status"));
+        let ticket = v1(json!({"app_id": "cli_1", "type": "app_ticket"}), "1");
+        assert!(lifecycle_event(&ticket, 0).is_none());
+    }
+}
