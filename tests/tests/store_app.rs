@@ -99,18 +99,31 @@ async fn cold_start_queues_the_reply_asks_one_resend_and_delivers_when_the_ticke
         let asked = sim
             .send_user_message(&bot.event_url, ChatKind::P2p, "审批")
             .await;
-        assert_eq!(asked.status, Some(200), "{delivery}: {}", asked.response_body);
+        assert_eq!(
+            asked.status,
+            Some(200),
+            "{delivery}: {}",
+            asked.response_body
+        );
         let also = sim
             .send_message_as(&bot.event_url, &second, ChatKind::P2p, "审批")
             .await;
         assert_eq!(also.status, Some(200), "{delivery}");
-        assert_eq!(sim.ticket_resends().len(), 1, "{delivery}: one resend a minute");
+        assert_eq!(
+            sim.ticket_resends().len(),
+            1,
+            "{delivery}: one resend a minute"
+        );
         assert!(bot.bot_messages(ids::P2P_CHAT_ID).is_empty(), "{delivery}");
         // The replies are queued in the tenant's namespace, keyed by the user's message.
         let message_id = asked.message_id.clone().unwrap();
         let key = format!("{}#{message_id}", ids::TENANT_KEY);
         let queued = bot.store.get_job(&key, "send_reply").await.unwrap();
-        assert_eq!(queued.map(|j| j.status), Some(JobStatus::Pending), "{delivery}");
+        assert_eq!(
+            queued.map(|j| j.status),
+            Some(JobStatus::Pending),
+            "{delivery}"
+        );
         // The simulator pushes the ticket to the event URL; the bot keeps it.
         eventually("the ticket is pushed", || sim.tickets_pushed() == 1).await;
         let store = bot.store.clone();
@@ -121,22 +134,426 @@ async fn cold_start_queues_the_reply_asks_one_resend_and_delivers_when_the_ticke
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         settle(&bot).await;
-        for (user_chat, who) in [(ids::P2P_CHAT_ID, "Tom"), (second.p2p_chat_id.as_str(), "second")] {
+        for (user_chat, who) in [
+            (ids::P2P_CHAT_ID, "Tom"),
+            (second.p2p_chat_id.as_str(), "second"),
+        ] {
             assert_eq!(texts_in(&bot, user_chat), 1, "{delivery}: {who}'s text");
-            assert_eq!(cards_in(&bot, user_chat).len(), 1, "{delivery}: {who}'s card");
+            assert_eq!(
+                cards_in(&bot, user_chat).len(),
+                1,
+                "{delivery}: {who}'s card"
+            );
         }
         // No Open API call was refused, and no event was answered 503.
-        assert!(refused(&sim.calls()).is_empty(), "{delivery}: {:?}", refused(&sim.calls()));
+        assert!(
+            refused(&sim.calls()).is_empty(),
+            "{delivery}: {:?}",
+            refused(&sim.calls())
+        );
         assert!(
             sim.deliveries().iter().all(|d| d.status == Some(200)),
             "{delivery}"
         );
         // The app token and the tenant's token are in the table for every instance.
-        assert!(bot.store.get_app_token(ids::APP_ID).await.unwrap().is_some());
+        assert!(bot
+            .store
+            .get_app_token(ids::APP_ID)
+            .await
+            .unwrap()
+            .is_some());
         let owner = format!("{}#{}", ids::APP_ID, ids::TENANT_KEY);
         use cardbot::store::TokenStore;
         assert!(bot.store.get_tenant_token(&owner).await.unwrap().is_some());
         // The self-built item is not written by a store app.
-        assert!(bot.store.get_tenant_token(ids::APP_ID).await.unwrap().is_none());
+        assert!(bot
+            .store
+            .get_tenant_token(ids::APP_ID)
+            .await
+            .unwrap()
+            .is_none());
     }
+}
+
+/// Every (pk, sk) of the bot's table.
+async fn table_keys(store: &DynamoStore) -> Vec<(String, String)> {
+    let client = dynamodb_local::client().await;
+    let mut keys = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(store.table_name())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            let s = |name: &str| item[name].as_s().unwrap().clone();
+            keys.push((s("pk"), s("sk")));
+        }
+        match out.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => break,
+        }
+    }
+    keys.sort();
+    keys
+}
+
+const TENANT_B: &str = "b7c1f0e2d3a49586";
+
+/// `users` each send `审批` at once and then click 请假 on their card at once.
+async fn ask_and_click_at_once(bot: &Bot<DynamoStore>, users: &[SimUser]) {
+    let sends = users.iter().map(|user| {
+        let sim = bot.sim.clone();
+        let url = bot.event_url.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            sim.send_message_as(&url, &user, ChatKind::P2p, "审批")
+                .await
+        })
+    });
+    for sent in futures::future::join_all(sends).await {
+        let sent = sent.unwrap();
+        assert_eq!(sent.status, Some(200), "{}", sent.response_body);
+    }
+    settle(bot).await;
+    let clicks = users.iter().map(|user| {
+        let sim = bot.sim.clone();
+        let url = bot.card_url.clone();
+        let user = user.clone();
+        let card = cards_in(bot, &user.p2p_chat_id).pop().expect("a card");
+        tokio::spawn(async move {
+            sim.click_card_as(&url, &user, &card, json!({"type": "leave"}))
+                .await
+                .unwrap()
+        })
+    });
+    for clicked in futures::future::join_all(clicks).await {
+        let clicked = clicked.unwrap();
+        assert_eq!(
+            clicked.client_error, None,
+            "{:?}",
+            clicked.delivery.response_body
+        );
+    }
+    settle(bot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_at_once_every_call_carries_its_own_tenants_token() {
+    for delivery in DELIVERIES {
+        let bot = ready_bot(delivery).await;
+        let sim = bot.sim.clone();
+        let mut tenant_a = vec![sim.config().user()];
+        tenant_a.extend(sim.add_users(99));
+        let tenant_b = sim.add_tenant_users(TENANT_B, 100);
+        let everyone: Vec<SimUser> = tenant_a.iter().chain(&tenant_b).cloned().collect();
+        ask_and_click_at_once(&bot, &everyone).await;
+        // Every user got their text and a card the click changed.
+        for user in &everyone {
+            assert_eq!(
+                texts_in(&bot, &user.p2p_chat_id),
+                1,
+                "{delivery}: {}",
+                user.name
+            );
+            let card = cards_in(&bot, &user.p2p_chat_id).pop().unwrap();
+            let history = sim.card(&card).unwrap().history;
+            assert!(
+                history.len() >= 2,
+                "{delivery}: {}'s card never changed",
+                user.name
+            );
+        }
+        // No call was refused: none carried one tenant's token to the other's chat, message,
+        // card or user (the simulator answers those 10034), and no budget was overrun.
+        let calls = sim.calls();
+        assert!(
+            refused(&calls).is_empty(),
+            "{delivery}: {:?}",
+            refused(&calls)
+        );
+        // One token per tenant, one rate item per tenant (Feishu's budgets are per tenant).
+        let keys = table_keys(&bot.store).await;
+        for tenant in [ids::TENANT_KEY, TENANT_B] {
+            let token = (
+                format!("token#{}#{tenant}", ids::APP_ID),
+                "tenant".to_owned(),
+            );
+            assert!(keys.contains(&token), "{delivery}: {tenant}'s token item");
+            let rate = format!("rate#{}#{tenant}#app", ids::APP_ID);
+            assert!(keys.iter().any(|(pk, _)| *pk == rate), "{delivery}: {rate}");
+        }
+        // Every card and job item is in its tenant's namespace.
+        let cards: Vec<_> = keys
+            .iter()
+            .filter(|(pk, _)| pk.starts_with("card#"))
+            .collect();
+        assert!(cards.len() >= 400, "{delivery}: {} card items", cards.len());
+        for (pk, _) in &cards {
+            assert!(
+                pk.starts_with(&format!("card#{}#", ids::TENANT_KEY))
+                    || pk.starts_with(&format!("card#{TENANT_B}#")),
+                "{delivery}: {pk} has no tenant"
+            );
+        }
+        for user in &tenant_b {
+            let card = cards_in(&bot, &user.p2p_chat_id).pop().unwrap();
+            assert!(bot
+                .store
+                .get_card(&format!("{TENANT_B}#{card}"))
+                .await
+                .unwrap()
+                .is_some());
+            // The same message id in the other tenant's namespace finds nothing.
+            assert!(bot
+                .store
+                .get_card(&format!("{}#{card}", ids::TENANT_KEY))
+                .await
+                .unwrap()
+                .is_none());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_naming_another_tenants_card_touches_nothing() {
+    let bot = ready_bot("message").await;
+    let sim = bot.sim.clone();
+    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    let asked = sim
+        .send_message_as(&bot.event_url, &b_user, ChatKind::P2p, "审批")
+        .await;
+    assert_eq!(asked.status, Some(200));
+    let b_card = cards_in(&bot, &b_user.p2p_chat_id).pop().unwrap();
+    // A genuine click of tenant B's user, replayed with tenant A in the header (a forged
+    // callback: signed, and naming B's message id).
+    let genuine = sim
+        .click_card_as(&bot.card_url, &b_user, &b_card, json!({"type": "leave"}))
+        .await
+        .unwrap();
+    let before = bot
+        .store
+        .get_card(&format!("{TENANT_B}#{b_card}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut forged: Value = genuine.delivery.plaintext.clone();
+    forged["header"]["tenant_key"] = json!(ids::TENANT_KEY);
+    forged["header"]["event_id"] = json!("0f0e0d0c0b0a09080706050403020100");
+    let answered = sim.post_event(&bot.card_url, &forged).await;
+    assert_eq!(answered.status, Some(200));
+    let toast = answered.response_json.unwrap()["toast"]["content"].clone();
+    assert_eq!(toast, json!("操作失败，请稍后重试"));
+    // Tenant B's card is as it was, and nothing was written under tenant A's key.
+    let after = bot
+        .store
+        .get_card(&format!("{TENANT_B}#{b_card}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, before);
+    assert!(bot
+        .store
+        .get_card(&format!("{}#{b_card}", ids::TENANT_KEY))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_rotate_over_six_simulated_hours_with_no_failed_call() {
+    let bot = store_bot("entity", Duration::from_secs(60)).await;
+    let sim = bot.sim.clone();
+    let users = sim.add_users(7);
+    // Feishu pushes a ticket every hour; each is valid 3 h. A user asks each hour.
+    for (hour, user) in users.iter().enumerate() {
+        let pushed = sim.push_app_ticket(&bot.event_url).await;
+        assert_eq!(pushed.status, Some(200), "hour {hour}");
+        let asked = sim
+            .send_message_as(&bot.event_url, user, ChatKind::P2p, "审批")
+            .await;
+        assert_eq!(asked.status, Some(200), "hour {hour}");
+        settle(&bot).await;
+        assert_eq!(cards_in(&bot, &user.p2p_chat_id).len(), 1, "hour {hour}");
+        sim.advance(Duration::from_secs(3600));
+    }
+    // Never a refused ticket (10012), app token or tenant token: nothing was ever retried.
+    let calls = sim.calls();
+    assert!(refused(&calls).is_empty(), "{:?}", refused(&calls));
+    assert!(sim.ticket_resends().is_empty());
+    // Tokens were renewed as they aged: more than one app token fetch over 6 h.
+    let app_tokens = calls
+        .iter()
+        .filter(|c| c.path == "/open-apis/auth/v3/app_access_token")
+        .count();
+    assert!(
+        (2..=7).contains(&app_tokens),
+        "{app_tokens} app token fetches"
+    );
+    // The table keeps the last two tickets only.
+    assert_eq!(
+        bot.store.get_app_tickets(ids::APP_ID).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_instances_with_a_stale_ticket_ask_for_one_resend_a_minute() {
+    let sim = Arc::new(
+        Simulator::start(SimConfig {
+            app_type: SimAppType::Store,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    // A ticket Feishu no longer takes (pushed before a restart of its side, say).
+    let clock = SimulatorClock(sim.clone());
+    store
+        .put_app_ticket(ids::APP_ID, "tk-stale", clock.now_millis())
+        .await
+        .unwrap();
+    let config = cardbot_tests::harness::config_with(&sim, "entity", &STORE);
+    let instances: Vec<FeishuClient> = (0..16)
+        .map(|_| {
+            cardbot::entry::feishu_client_builder(&config.config, &config.feishu, store.clone())
+                .clock(Arc::new(SimulatorClock(sim.clone())))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let tenant = TenantKey::new(ids::TENANT_KEY).unwrap();
+    let all_ask = || {
+        futures::future::join_all(instances.iter().map(|client| {
+            let client = client.for_tenant(&tenant);
+            async move {
+                client
+                    .tenant_access_token(Deadline::after(Duration::from_secs(5)))
+                    .await
+            }
+        }))
+    };
+    for round in 0..3 {
+        let answers = all_ask().await;
+        for answer in &answers {
+            assert!(
+                matches!(answer, Err(FeishuError::NoAppTicket { .. })),
+                "round {round}: {answer:?}"
+            );
+        }
+        assert_eq!(
+            sim.ticket_resends().len(),
+            1,
+            "round {round}: within the minute"
+        );
+    }
+    sim.advance(Duration::from_secs(61));
+    all_ask().await;
+    assert_eq!(sim.ticket_resends().len(), 2, "one more after a minute");
+    // Only the one stale ticket was ever offered (then never again: it is marked stale).
+    let refused_tickets = sim
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/open-apis/auth/v3/app_access_token" && c.code == Some(10012))
+        .count();
+    assert!((1..=16).contains(&refused_tickets), "{refused_tickets}");
+    let kept = store.get_app_tickets(ids::APP_ID).await.unwrap();
+    assert!(kept[0].stale);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_stop_leaves_a_started_tenant_active_and_a_stopped_tenant_gets_no_call() {
+    let bot = ready_bot("entity").await;
+    let sim = bot.sim.clone();
+    let user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    let installed = sim
+        .change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Install)
+        .await;
+    assert_eq!(installed.status, Some(200));
+    // A stop sent now reaches the bot only after a start sent a second later (a 1.0 retry).
+    let late_stop = sim.lifecycle_event(TENANT_B, LifecycleChange::Stop);
+    sim.advance(Duration::from_secs(1));
+    let started = sim
+        .change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Start)
+        .await;
+    assert_eq!(started.status, Some(200));
+    assert_eq!(
+        sim.post_event(&bot.event_url, &late_stop).await.status,
+        Some(200)
+    );
+    let record = bot
+        .store
+        .get_tenant(ids::APP_ID, TENANT_B)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, TenantStatus::Active);
+    assert_eq!(
+        record.installer_open_id.as_deref(),
+        Some(user.open_id.as_str())
+    );
+    // Active: the user's 审批 is answered, and a click queues its post-answer job.
+    sim.send_message_as(&bot.event_url, &user, ChatKind::P2p, "审批")
+        .await;
+    let card = cards_in(&bot, &user.p2p_chat_id)
+        .pop()
+        .expect("answered while active");
+    let clicked = sim
+        .click_card_as(&bot.card_url, &user, &card, json!({"type": "leave"}))
+        .await
+        .unwrap();
+    assert_eq!(clicked.client_error, None);
+    // Stopped: a message and a click are answered without one Open API call, and the queued
+    // job dies with the reason.
+    let stopped = sim
+        .change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Stop)
+        .await;
+    assert_eq!(stopped.status, Some(200));
+    sim.clear_calls();
+    let asked = sim
+        .send_message_as(&bot.event_url, &user, ChatKind::P2p, "审批")
+        .await;
+    assert_eq!(asked.status, Some(200));
+    let toast = sim
+        .click_card_as(&bot.card_url, &user, &card, json!({"type": "leave"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        toast.toast.as_ref().and_then(|t| t["content"].as_str()),
+        Some("应用已被停用，请联系管理员")
+    );
+    sim.advance(Duration::from_secs(5));
+    settle(&bot).await;
+    assert!(sim.calls().is_empty(), "{:?}", sim.calls());
+    let key = format!("{TENANT_B}#{card}");
+    let job = bot
+        .store
+        .get_job(&key, "post_answer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Dead);
+    assert!(job
+        .last_error
+        .unwrap_or_default()
+        .starts_with("tenant_stopped"));
+    // Uninstalled: recorded, and the tenant is still served nothing.
+    let gone = sim
+        .change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Uninstall)
+        .await;
+    assert_eq!(gone.status, Some(200));
+    let record = bot
+        .store
+        .get_tenant(ids::APP_ID, TENANT_B)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, TenantStatus::Uninstalled);
+    sim.send_message_as(&bot.event_url, &user, ChatKind::P2p, "审批")
+        .await;
+    assert!(sim.calls().is_empty());
 }

@@ -167,6 +167,12 @@ where
 
     async fn on_click(&self, clicked: CardClick, now: i64) -> Response<Body> {
         let style = clicked.style;
+        // A store app's tenant first: nothing of a stopped tenant is read or written.
+        let tenant = match self.click_tenant(&clicked, now).await {
+            Ok(tenant) => tenant,
+            Err(answer) => return *answer,
+        };
+        let tenant = tenant.as_ref().map(TenantKey::as_str);
         // An action that is not ours is answered before any table access: it writes nothing.
         let action = match clicked.action::<ApprovalAction, _>() {
             Ok(action) => action,
@@ -198,11 +204,6 @@ where
                 );
             }
         }
-        let tenant = match self.click_tenant(&clicked, now).await {
-            Ok(tenant) => tenant,
-            Err(answer) => return *answer,
-        };
-        let tenant = tenant.as_ref().map(TenantKey::as_str);
         // The key in the click's tenant: another tenant's message id finds no card here.
         let card_key = clicked
             .open_message_id
