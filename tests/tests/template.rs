@@ -14,6 +14,7 @@ const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
 /// the Secrets Manager secret named by `FEISHU_SECRET_ARN`.
 const ENV_VARS: &[&str] = &[
     "FEISHU_APP_ID",
+    "FEISHU_APP_TYPE",
     "FEISHU_SECRET_ARN",
     "ALLOW_UNENCRYPTED",
     "MAX_BODY_BYTES",

@@ -47,8 +47,9 @@ pub const DEFAULT_STACK: &str = "cardbot-local";
 const UNCAPPED: u16 = 10_000;
 
 /// The functions' settings (env name) and the template parameter each one is deployed as.
-pub const PARAMETERS: [(&str, &str); 16] = [
+pub const PARAMETERS: [(&str, &str); 17] = [
     ("FEISHU_APP_ID", "FeishuAppId"),
+    ("FEISHU_APP_TYPE", "AppType"),
     ("FEISHU_APP_SECRET", "FeishuAppSecret"),
     ("FEISHU_ENCRYPT_KEY", "FeishuEncryptKey"),
     ("FEISHU_VERIFICATION_TOKEN", "FeishuVerificationToken"),
