@@ -98,7 +98,7 @@ pub fn event(state: &CardState) -> Result<Option<BusEvent>, DomainError> {
     let data = ApprovalData::from_value(&state.data)?;
     let definition = data
         .definition
-        .or_else(|| status.request().map(|id| DefinitionRef { id, version: 0 }));
+        .or_else(|| status.request().map(|id| DefinitionRef::new(id, 0)));
     let steps: Vec<Value> = if data.route.is_empty() {
         // A one-step request: its approvers, and the decision as the one vote.
         let votes: Vec<Value> = match (&data.decided_by, outcome) {

@@ -2,8 +2,9 @@
 //! and the functions read the definitions offered now (cached for [`DEFAULT_REFRESH`]) and every
 //! version a request pinned (cached for good: a version never changes).
 //!
-//! Documents (`feishu_kit::store::documents`) of the collection `definitions#<tenant>`, tenant
-//! `-` for a self-built app (the store-app issue fills the slot):
+//! Documents (`feishu_kit::store::documents`) of the collection `definitions#<set>`: set `-` for
+//! the deployment's (a self-built app's only one), a store app's `tenant_key` for a tenant's own
+//! (docs/store-apps.md):
 //!
 //! | key | body |
 //! |---|---|
@@ -30,7 +31,7 @@ use crate::store::{CardState, DocumentStore, EpochMillis, StoreError, StoreResul
 /// after it).
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 
-/// The tenant slot of a self-built app's definitions.
+/// The set of the deployment's definitions (a self-built app's only one).
 pub const SELF_BUILT_TENANT: &str = "-";
 
 const CURRENT: &str = "current";
@@ -86,13 +87,19 @@ pub struct Applied {
 }
 
 /// The definitions a deployment reads, with its caches. One per function instance.
+///
+/// A self-built app reads one set (`definitions#-`). A store app's tenant reads its own set
+/// (`definitions#<tenant_key>`) once it applied one, else the deployment's; a request pins the set
+/// it was drawn from ([`DefinitionRef::tenant`]), so a tenant that applies its own set later
+/// still reads its earlier requests' versions.
 #[derive(Debug)]
 pub struct Definitions {
-    tenant: String,
     refresh: Duration,
-    current: Mutex<Option<(Instant, Arc<Catalog>)>>,
-    /// Versions read for pinned requests; a version never changes, so they never expire.
-    versions: Mutex<HashMap<DefinitionRef, Arc<Definition>>>,
+    /// Per set (`-` or a tenant_key): when `current` was read, and what it offers (`None`: the
+    /// set has no `current`).
+    current: Mutex<HashMap<String, (Instant, Option<Arc<Catalog>>)>>,
+    /// Versions read for pinned requests, per set; a version never changes, so they never expire.
+    versions: Mutex<HashMap<(String, DefinitionRef), Arc<Definition>>>,
 }
 
 impl Default for Definitions {
@@ -102,12 +109,11 @@ impl Default for Definitions {
 }
 
 impl Definitions {
-    /// A self-built app's definitions, the offered ones re-read after `refresh`.
+    /// The definitions, the offered ones re-read after `refresh`.
     pub fn new(refresh: Duration) -> Self {
         Self {
-            tenant: SELF_BUILT_TENANT.to_owned(),
             refresh,
-            current: Mutex::new(None),
+            current: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
         }
     }
@@ -116,16 +122,28 @@ impl Definitions {
         m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The definitions offered now, and every version `states` pinned (requests, approvers'
-    /// cards' requests): one read of `current` per [`Definitions::new`]'s `refresh`, one read
-    /// per pinned version not seen before. A pinned version that cannot be found is left out
-    /// (the card renders from the current one of its id: `Catalog::resolve`).
+    /// The definitions offered now to `tenant` (a store app's tenant; `None`: a self-built app),
+    /// and every version `states` pinned (requests, approvers' cards' requests): one read of a
+    /// set's `current` per [`Definitions::new`]'s `refresh`, one read per pinned version not
+    /// seen before. A pinned version that cannot be found is left out (the card renders from the
+    /// current one of its id: `Catalog::resolve`).
     pub async fn catalog<S: DocumentStore + ?Sized>(
         &self,
         store: &S,
+        tenant: Option<&str>,
         states: &[&CardState],
     ) -> StoreResult<Arc<Catalog>> {
-        let current = self.current(store).await?;
+        let own = match tenant {
+            Some(tenant) => self.current(store, tenant).await?,
+            None => None,
+        };
+        let current = match own {
+            Some(own) => own,
+            None => self
+                .current(store, SELF_BUILT_TENANT)
+                .await?
+                .unwrap_or_else(|| Arc::new(Catalog::builtin())),
+        };
         let pins: Vec<DefinitionRef> = states
             .iter()
             .filter_map(|s| s.data.get("definition"))
@@ -137,53 +155,66 @@ impl Definitions {
         }
         let mut catalog = (*current).clone();
         for pin in pins {
-            if let Some(definition) = self.version(store, pin).await? {
+            let set = match (pin.tenant, tenant) {
+                (true, Some(tenant)) => tenant,
+                _ => SELF_BUILT_TENANT,
+            };
+            if let Some(definition) = self.version(store, set, pin).await? {
                 catalog.insert(pin, definition);
             }
         }
         Ok(Arc::new(catalog))
     }
 
-    async fn current<S: DocumentStore + ?Sized>(&self, store: &S) -> StoreResult<Arc<Catalog>> {
-        if let Some((read_at, catalog)) = &*Self::lock(&self.current) {
+    /// What set `set` offers now (cached); `None` when it has no `current` document.
+    async fn current<S: DocumentStore + ?Sized>(
+        &self,
+        store: &S,
+        set: &str,
+    ) -> StoreResult<Option<Arc<Catalog>>> {
+        if let Some((read_at, catalog)) = Self::lock(&self.current).get(set) {
             if read_at.elapsed() < self.refresh {
                 return Ok(catalog.clone());
             }
         }
-        let catalog = Arc::new(match read_current(store, &self.tenant).await? {
-            None => Catalog::builtin(),
-            Some((doc, _)) => Catalog::with_current(
-                doc.definitions
-                    .into_iter()
-                    .map(|v| Versioned {
-                        version: v.version,
-                        definition: Arc::new(v.definition),
-                    })
-                    .collect(),
-            ),
+        let catalog = read_current(store, set).await?.map(|(doc, _)| {
+            let offered = doc
+                .definitions
+                .into_iter()
+                .map(|v| Versioned {
+                    version: v.version,
+                    definition: Arc::new(v.definition),
+                })
+                .collect();
+            Arc::new(match set {
+                SELF_BUILT_TENANT => Catalog::with_current(offered),
+                _ => Catalog::with_tenant_current(offered),
+            })
         });
-        *Self::lock(&self.current) = Some((Instant::now(), catalog.clone()));
+        Self::lock(&self.current).insert(set.to_owned(), (Instant::now(), catalog.clone()));
         Ok(catalog)
     }
 
     async fn version<S: DocumentStore + ?Sized>(
         &self,
         store: &S,
+        set: &str,
         pin: DefinitionRef,
     ) -> StoreResult<Option<Arc<Definition>>> {
-        if let Some(found) = Self::lock(&self.versions).get(&pin) {
+        let key = (set.to_owned(), pin);
+        if let Some(found) = Self::lock(&self.versions).get(&key) {
             return Ok(Some(found.clone()));
         }
         let Some(doc) = store
-            .get_document(&collection(&self.tenant), &version_key(pin.id, pin.version))
+            .get_document(&collection(set), &version_key(pin.id, pin.version))
             .await?
         else {
-            tracing::warn!(id = %pin.id, version = pin.version, "pinned definition version not found");
+            tracing::warn!(id = %pin.id, version = pin.version, set, "pinned definition version not found");
             return Ok(None);
         };
         let version: VersionDoc = parse_body(&doc.body, &doc.key)?;
         let definition = Arc::new(version.definition);
-        Self::lock(&self.versions).insert(pin, definition.clone());
+        Self::lock(&self.versions).insert(key, definition.clone());
         Ok(Some(definition))
     }
 }
@@ -433,7 +464,7 @@ mod tests {
         let id = RequestKind::new("expense").unwrap();
         assert!(show(&store, "-", id, 1).await.unwrap().unwrap().fields[0].required);
         let defs = Definitions::new(Duration::ZERO);
-        let catalog = defs.catalog(&store, &[]).await.unwrap();
+        let catalog = defs.catalog(&store, None, &[]).await.unwrap();
         assert_eq!(catalog.current_of(id).unwrap().version, 2);
         assert!(catalog.current_of(RequestKind::WORK_OVERTIME).is_none());
         // Back to the built-ins alone: version 0 again, nothing written for them.
@@ -521,12 +552,12 @@ mod tests {
     async fn without_a_file_the_builtins_are_offered_and_read_once_per_refresh() {
         let store = MemoryStore::new();
         let defs = Definitions::new(Duration::from_secs(3600));
-        let catalog = defs.catalog(&store, &[]).await.unwrap();
+        let catalog = defs.catalog(&store, None, &[]).await.unwrap();
         assert_eq!(*catalog, Catalog::builtin());
         apply(&store, "-", &file::parse(V1).unwrap(), 1)
             .await
             .unwrap();
-        let cached = defs.catalog(&store, &[]).await.unwrap();
+        let cached = defs.catalog(&store, None, &[]).await.unwrap();
         assert_eq!(*cached, Catalog::builtin(), "cached until the refresh");
     }
 }

@@ -232,7 +232,10 @@ where
         &self,
         states: &[&crate::store::CardState],
     ) -> Result<std::sync::Arc<Catalog>, DeliverError> {
-        Ok(self.definitions.catalog(self.store, states).await?)
+        Ok(self
+            .definitions
+            .catalog(self.store, self.tenant, states)
+            .await?)
     }
 
     /// Sends the reply to a command: the help text, or the text and the approval card; then writes

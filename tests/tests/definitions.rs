@@ -209,10 +209,7 @@ async fn an_expense_is_offered_checked_filed_and_decided(delivery: &str) {
     assert_eq!(before.0, "expense_draft");
     assert_eq!(
         before.1.definition,
-        Some(DefinitionRef {
-            id: RequestKind::new("expense").unwrap(),
-            version: 1
-        })
+        Some(DefinitionRef::new(RequestKind::new("expense").unwrap(), 1))
     );
     for bad in ["abc", "-1", "1.005", "200000.01"] {
         let refused = s

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::action::ApprovalAction;
-use super::definition::{Catalog, DefinitionRef};
+use super::definition::Catalog;
 use super::machine::{
     status_of, ApprovalData, ApprovalEvent, ApprovalStatus, AuditAction, AuditEntry, DomainError,
     Refusal, ReviewData, CARD_KIND, REVIEW_KIND,
@@ -301,10 +301,7 @@ pub fn decide_click(state: &CardState, click: &Click<'_>) -> Result<ClickDecisio
         || !data.approvers.is_empty();
     if let Some(current) = offered {
         // The form is drawn with this version, and submits against it.
-        data.definition = Some(DefinitionRef {
-            id: current.definition.id,
-            version: current.version,
-        });
+        data.definition = Some(click.catalog.pin(current.definition.id, current.version));
     }
     let event = match action {
         ApprovalAction::Submit(kind) if real && data.in_p2p => ApprovalEvent::Open(kind),
@@ -1276,10 +1273,10 @@ mod tests {
         let mut state = new_card_state(&sent(CardDelivery::Entity), NOW);
         state.status = ApprovalStatus::draft(RequestKind::LEAVE).stored();
         let mut data = ApprovalData::from_value(&state.data).unwrap();
-        data.definition = Some(DefinitionRef {
-            id: RequestKind::LEAVE,
-            version: 9,
-        });
+        data.definition = Some(crate::approval::definition::DefinitionRef::new(
+            RequestKind::LEAVE,
+            9,
+        ));
         state.data = data.to_value();
         let form = json!({"leave_type": "annual", "start_date": "2026-12-01",
                           "end_date": "2026-12-01", "reason": "x"});
@@ -1294,10 +1291,7 @@ mod tests {
         // With the version readable, the same submit files.
         let mut catalog = Catalog::builtin();
         catalog.insert(
-            DefinitionRef {
-                id: RequestKind::LEAVE,
-                version: 9,
-            },
+            crate::approval::definition::DefinitionRef::new(RequestKind::LEAVE, 9),
             std::sync::Arc::new(crate::approval::definition::builtin().definitions[0].clone()),
         );
         c.catalog = &catalog;

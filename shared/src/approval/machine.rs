@@ -628,10 +628,8 @@ impl ApprovalData {
             .map_err(|e| DomainError::CorruptState(format!("data: {e}")))?;
         // Upgrade in place: an earlier version's form is the built-in definition's values.
         if let Some(form) = data.form.take() {
-            data.definition.get_or_insert(DefinitionRef {
-                id: form.kind(),
-                version: 0,
-            });
+            data.definition
+                .get_or_insert(DefinitionRef::new(form.kind(), 0));
             data.values.get_or_insert_with(|| form.values());
         }
         Ok(data)
@@ -778,10 +776,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             data.definition,
-            Some(DefinitionRef {
-                id: RequestKind::LEAVE,
-                version: 0
-            })
+            Some(DefinitionRef::new(RequestKind::LEAVE, 0))
         );
         let values = data.values.clone().unwrap();
         assert_eq!(values["leave_type"], "annual");

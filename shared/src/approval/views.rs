@@ -2261,10 +2261,7 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("a request's card does not fit at the largest input: {e}"))?;
     // The approver's card: the same request with the comment form and its two buttons.
-    data.definition = Some(super::definition::DefinitionRef {
-        id: definition.id,
-        version: 0,
-    });
+    data.definition = Some(super::definition::DefinitionRef::new(definition.id, 0));
     let request = CardState {
         card_key: "om_check".to_owned(),
         version: 0,
@@ -2285,10 +2282,7 @@ pub fn check_fits(definition: &Definition) -> Result<(), String> {
     };
     let mut catalog = Catalog::builtin();
     catalog.insert(
-        super::definition::DefinitionRef {
-            id: definition.id,
-            version: 0,
-        },
+        super::definition::DefinitionRef::new(definition.id, 0),
         std::sync::Arc::new(definition.clone()),
     );
     review_card(&request, None, &catalog, &TimeZone::UTC)
@@ -2668,10 +2662,7 @@ mod tests {
                 comment: Some(long.clone()),
                 approvers: approvers.clone(),
                 values: Some(form.values()),
-                definition: Some(crate::approval::definition::DefinitionRef {
-                    id: kind,
-                    version: 0,
-                }),
+                definition: Some(crate::approval::definition::DefinitionRef::new(kind, 0)),
                 audit: (0..5)
                     .map(|i| AuditEntry {
                         at: NOW + i,
@@ -2904,10 +2895,10 @@ mod tests {
     #[test]
     fn an_expired_form_that_was_never_filed_shows_the_expired_card() {
         let data = ApprovalData {
-            definition: Some(crate::approval::definition::DefinitionRef {
-                id: RequestKind::LEAVE,
-                version: 0,
-            }),
+            definition: Some(crate::approval::definition::DefinitionRef::new(
+                RequestKind::LEAVE,
+                0,
+            )),
             ..ApprovalData::default()
         };
         assert_eq!(

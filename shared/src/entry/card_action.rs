@@ -187,7 +187,7 @@ where
         };
         // A request type's button of a type not offered (dropped since the card was drawn, or
         // never defined) is refused as unknown before any card is read: it writes nothing.
-        let catalog = match self.definitions.catalog(&*self.store, &[]).await {
+        let catalog = match self.definitions.catalog(&*self.store, tenant, &[]).await {
             Ok(catalog) => catalog,
             Err(e) => {
                 warn!(error = %e, "definitions unreadable");
@@ -324,7 +324,12 @@ where
         };
         let mut states = vec![&state];
         states.extend(request.as_ref());
-        let catalog = self.definitions.catalog(&*self.store, &states).await.ok()?;
+        let tenant = crate::store::keys::card_key_tenant(card_key);
+        let catalog = self
+            .definitions
+            .catalog(&*self.store, tenant, &states)
+            .await
+            .ok()?;
         approval::render_card(&state, request.as_ref(), &catalog, &self.time_zone).ok()
     }
 
@@ -334,6 +339,8 @@ where
         card_key: &str,
         click: &Click<'_>,
     ) -> Result<CallbackAnswer, ClickError> {
+        // The card's tenant (a store app's), from its key: its definitions.
+        let tenant = crate::store::keys::card_key_tenant(card_key);
         for attempt in 0..MAX_CONFLICT_RETRIES {
             if attempt > 0 {
                 // Clicks that collided wait a little, each its own time, before re-deciding.
@@ -357,7 +364,10 @@ where
                         .get_card(&review.request_key)
                         .await?
                         .ok_or(ClickError::UnknownCard)?;
-                    let catalog = self.definitions.catalog(&*self.store, &[&request]).await?;
+                    let catalog = self
+                        .definitions
+                        .catalog(&*self.store, tenant, &[&request])
+                        .await?;
                     let click = Click {
                         catalog: &catalog,
                         ..click.clone()
@@ -367,7 +377,10 @@ where
                     decision
                 }
                 Err(_) => {
-                    let catalog = self.definitions.catalog(&*self.store, &[&state]).await?;
+                    let catalog = self
+                        .definitions
+                        .catalog(&*self.store, tenant, &[&state])
+                        .await?;
                     let click = Click {
                         catalog: &catalog,
                         ..click.clone()

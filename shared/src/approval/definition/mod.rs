@@ -569,6 +569,26 @@ impl DefinitionSet {
 pub struct DefinitionRef {
     pub id: RequestKind,
     pub version: u32,
+    /// The version is one of the card's tenant's own definitions (a store app's tenant that
+    /// applied its own set, `definitions#<tenant_key>`), not the deployment's. Absent (`false`) in
+    /// every self-built request, whose data is as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tenant: bool,
+}
+
+impl DefinitionRef {
+    /// Version `version` of `id` in the deployment's definitions.
+    pub fn new(id: RequestKind, version: u32) -> Self {
+        Self {
+            id,
+            version,
+            tenant: false,
+        }
+    }
+
+    fn key(self) -> (RequestKind, u32, bool) {
+        (self.id, self.version, self.tenant)
+    }
 }
 
 /// A definition at a version.
@@ -680,7 +700,9 @@ pub fn builtin() -> DefinitionSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     current: Vec<Versioned>,
-    versions: BTreeMap<(RequestKind, u32), Arc<Definition>>,
+    versions: BTreeMap<(RequestKind, u32, bool), Arc<Definition>>,
+    /// The offered definitions are a store app's tenant's own set (pins made from it say so).
+    tenant_set: bool,
 }
 
 impl Catalog {
@@ -703,24 +725,48 @@ impl Catalog {
     pub fn with_current(current: Vec<Versioned>) -> Self {
         let mut versions = BTreeMap::new();
         for d in builtin().definitions {
-            versions.insert((d.id, 0), Arc::new(d));
+            versions.insert((d.id, 0, false), Arc::new(d));
         }
         for v in &current {
-            versions.insert((v.definition.id, v.version), v.definition.clone());
+            versions.insert((v.definition.id, v.version, false), v.definition.clone());
         }
-        Self { current, versions }
+        Self {
+            current,
+            versions,
+            tenant_set: false,
+        }
+    }
+
+    /// `current` offered now from a store app's tenant's own set (`definitions#<tenant_key>`).
+    pub fn with_tenant_current(current: Vec<Versioned>) -> Self {
+        let mut catalog = Self::with_current(Vec::new());
+        for v in &current {
+            catalog
+                .versions
+                .insert((v.definition.id, v.version, true), v.definition.clone());
+        }
+        catalog.current = current;
+        catalog.tenant_set = true;
+        catalog
+    }
+
+    /// The pin of version `version` of `id` offered by this catalog.
+    pub fn pin(&self, id: RequestKind, version: u32) -> DefinitionRef {
+        DefinitionRef {
+            id,
+            version,
+            tenant: self.tenant_set,
+        }
     }
 
     /// Adds a pinned version read from the table.
     pub fn insert(&mut self, reference: DefinitionRef, definition: Arc<Definition>) {
-        self.versions
-            .insert((reference.id, reference.version), definition);
+        self.versions.insert(reference.key(), definition);
     }
 
     /// Whether `reference` is known.
     pub fn has(&self, reference: DefinitionRef) -> bool {
-        self.versions
-            .contains_key(&(reference.id, reference.version))
+        self.versions.contains_key(&reference.key())
     }
 
     /// The definitions offered now, in the file's order.
@@ -738,11 +784,8 @@ impl Catalog {
     /// deleted by hand), the current one of the same id, then a bare definition naming the id:
     /// a card always renders.
     pub fn resolve(&self, kind: RequestKind, pinned: Option<DefinitionRef>) -> Arc<Definition> {
-        let reference = pinned.unwrap_or(DefinitionRef {
-            id: kind,
-            version: 0,
-        });
-        if let Some(d) = self.versions.get(&(reference.id, reference.version)) {
+        let reference = pinned.unwrap_or(DefinitionRef::new(kind, 0));
+        if let Some(d) = self.versions.get(&reference.key()) {
             return d.clone();
         }
         if let Some(v) = self.current_of(reference.id) {
@@ -799,10 +842,7 @@ mod tests {
         let catalog = Catalog::builtin();
         assert_eq!(catalog.resolve(RequestKind::LEAVE, None).name.zh_cn, "请假");
         let unknown = RequestKind::new("gone").unwrap();
-        let pinned = DefinitionRef {
-            id: unknown,
-            version: 3,
-        };
+        let pinned = DefinitionRef::new(unknown, 3);
         assert_eq!(catalog.resolve(unknown, Some(pinned)).name.zh_cn, "gone");
     }
 }
