@@ -86,6 +86,9 @@ pub struct Applied {
     pub change: Change,
 }
 
+/// When a set's `current` was read, and what it offers (`None`: no `current` document).
+type ReadSet = (Instant, Option<Arc<Catalog>>);
+
 /// The definitions a deployment reads, with its caches. One per function instance.
 ///
 /// A self-built app reads one set (`definitions#-`). A store app's tenant reads its own set
@@ -97,7 +100,7 @@ pub struct Definitions {
     refresh: Duration,
     /// Per set (`-` or a tenant_key): when `current` was read, and what it offers (`None`: the
     /// set has no `current`).
-    current: Mutex<HashMap<String, (Instant, Option<Arc<Catalog>>)>>,
+    current: Mutex<HashMap<String, ReadSet>>,
     /// Versions read for pinned requests, per set; a version never changes, so they never expire.
     versions: Mutex<HashMap<(String, DefinitionRef), Arc<Definition>>>,
 }
