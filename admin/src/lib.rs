@@ -8,6 +8,7 @@ use cardbot::approval::definition::RequestKind;
 use cardbot::approval::{ApprovalData, ReviewData};
 use cardbot::store::{
     CardState, CardStore, DeadJobStore, DocumentStore, EpochMillis, Job, JobStore, StoreError,
+    TenantStore,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -53,6 +54,34 @@ pub enum Command {
     /// The approval definitions: a team's request types (`docs/definitions.md`).
     #[command(subcommand)]
     Definitions(DefinitionsCommand),
+    /// A store app's tenants (`docs/store-apps.md`): status, install time, installer, last
+    /// change and last error of each company that installed the app.
+    Tenants {
+        /// The app (`FEISHU_APP_ID`).
+        #[arg(long, env = "FEISHU_APP_ID")]
+        app_id: String,
+    },
+}
+
+/// Whose definitions a command works on: a store app's tenant's own, or the deployment's.
+#[derive(Debug, Clone, clap::Args, PartialEq, Eq, Default)]
+pub struct DefinitionsOf {
+    /// A store app's tenant (`tenant_key`): its own definitions (`docs/store-apps.md`); without
+    /// it, the deployment's.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+impl DefinitionsOf {
+    /// The set's slot: the tenant_key, checked, or `-`.
+    fn set(&self) -> Result<&str, AdminError> {
+        match &self.tenant {
+            None => Ok(cardbot::definitions::SELF_BUILT_TENANT),
+            Some(tenant) => cardbot::feishu::TenantKey::new(tenant)
+                .map(|_| tenant.as_str())
+                .map_err(|e| AdminError::Refused(format!("--tenant: {e}"))),
+        }
+    }
 }
 
 /// `cardbot-admin definitions …`.
@@ -63,15 +92,28 @@ pub enum DefinitionsCommand {
     Validate { file: std::path::PathBuf },
     /// Checks the file, then makes it the definitions offered: a changed or new definition is a
     /// new version; requests already filed keep the version they were filed with. The functions
-    /// pick it up within a minute.
-    Apply { file: std::path::PathBuf },
+    /// pick it up within a minute. A store app's deployment-wide definitions (no `--tenant`, with
+    /// `FEISHU_APP_TYPE=store`) may not name open_ids or chat_ids: they belong to one tenant.
+    Apply {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        of: DefinitionsOf,
+        /// `self_built` or `store`, as the deployment's `AppType`.
+        #[arg(long, env = "FEISHU_APP_TYPE", default_value = "self_built")]
+        app_type: String,
+    },
     /// The definitions offered now, each with its version.
-    List,
+    List {
+        #[command(flatten)]
+        of: DefinitionsOf,
+    },
     /// One definition as stored: the current version, or `--version N` (0: the built-in one).
     Show {
         id: String,
         #[arg(long)]
         version: Option<u32>,
+        #[command(flatten)]
+        of: DefinitionsOf,
     },
 }
 
@@ -137,31 +179,53 @@ const UUID_WINDOW_MS: i64 = 3_600_000;
 
 pub async fn run<S>(command: &Command, store: &S, now: EpochMillis) -> Result<String, AdminError>
 where
-    S: CardStore + JobStore + DeadJobStore + DocumentStore + ?Sized,
+    S: CardStore + JobStore + DeadJobStore + DocumentStore + TenantStore + ?Sized,
 {
-    use cardbot::definitions::{self, SELF_BUILT_TENANT as TENANT};
+    use cardbot::definitions;
     let out = match command {
         Command::Definitions(DefinitionsCommand::Validate { file }) => {
             return validate_definitions(file)
         }
-        Command::Definitions(DefinitionsCommand::Apply { file }) => {
+        Command::Definitions(DefinitionsCommand::Apply { file, of, app_type }) => {
             let set = load_definitions(file)?;
-            let applied = definitions::apply(store, TENANT, &set, now).await?;
+            let app_type =
+                cardbot::feishu::AppType::parse(app_type).map_err(AdminError::Refused)?;
+            if app_type == cardbot::feishu::AppType::Store && of.tenant.is_none() {
+                let named = tenant_bound_ids(&set);
+                if !named.is_empty() {
+                    return Err(AdminError::Invalid(
+                        named
+                            .into_iter()
+                            .map(|(id, key)| {
+                                format!(
+                                    "{}: definition `{id}` names {key}: a store app's \
+                                     deployment-wide definitions serve every tenant, and an id \
+                                     belongs to one; use leader approvers, or apply it for one \
+                                     tenant with --tenant <tenant_key>",
+                                    file.display()
+                                )
+                            })
+                            .collect(),
+                    ));
+                }
+            }
+            let applied = definitions::apply(store, of.set()?, &set, now).await?;
             json!({ "applied": applied })
         }
-        Command::Definitions(DefinitionsCommand::List) => {
-            let offered = definitions::list(store, TENANT).await?;
+        Command::Definitions(DefinitionsCommand::List { of }) => {
+            let offered = definitions::list(store, of.set()?).await?;
             json!({ "definitions": offered.iter().map(|(version, d)| json!({
                 "id": d.id, "version": version, "name": d.name,
                 "fields": d.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>() })
         }
-        Command::Definitions(DefinitionsCommand::Show { id, version }) => {
+        Command::Definitions(DefinitionsCommand::Show { id, version, of }) => {
+            let tenant_set = of.set()?;
             let kind = RequestKind::new(id)
                 .ok_or_else(|| AdminError::NotFound(format!("`{id}` is not a definition id")))?;
             let version = match version {
                 Some(v) => *v,
-                None => definitions::list(store, TENANT)
+                None => definitions::list(store, tenant_set)
                     .await?
                     .iter()
                     .find(|(_, d)| d.id == kind)
@@ -172,10 +236,22 @@ where
                         ))
                     })?,
             };
-            let definition = definitions::show(store, TENANT, kind, version)
+            let definition = definitions::show(store, tenant_set, kind, version)
                 .await?
                 .ok_or_else(|| AdminError::NotFound(format!("no version {version} of `{id}`")))?;
             json!({ "version": version, "definition": definition })
+        }
+        Command::Tenants { app_id } => {
+            let tenants = store.list_tenants(app_id).await?;
+            json!({ "tenants": tenants.iter().map(|t| json!({
+                "tenant_key": t.tenant_key,
+                "status": t.status.as_str(),
+                "installed_at": t.installed_at.map(time),
+                "installer_open_id": t.installer_open_id,
+                "status_changed_at": (t.status_at > 0).then(|| time(t.status_at)),
+                "updated_at": time(t.updated_at),
+                "last_error": t.last_error,
+            })).collect::<Vec<_>>() })
         }
         Command::DeadJobs { limit } => {
             let jobs = store.dead_jobs(*limit).await?;
@@ -240,6 +316,51 @@ where
         }
     };
     Ok(serde_json::to_string_pretty(&out).unwrap_or_default())
+}
+
+/// Where a definition names ids that belong to one tenant (open_ids, chat_ids): `(definition id,
+/// key)`, e.g. `approvers.open_ids`.
+fn tenant_bound_ids(set: &cardbot::approval::definition::DefinitionSet) -> Vec<(String, String)> {
+    fn walk(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    let here = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let bound = matches!(key.as_str(), "open_ids" | "chat_ids");
+                    if bound && inner.as_array().is_some_and(|ids| !ids.is_empty()) {
+                        found.push(here);
+                    } else {
+                        walk(inner, &here, found);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(inner, &format!("{path}[{i}]"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut named = Vec::new();
+    for definition in &set.definitions {
+        let mut found = Vec::new();
+        walk(
+            &serde_json::to_value(definition).unwrap_or_default(),
+            "",
+            &mut found,
+        );
+        named.extend(
+            found
+                .into_iter()
+                .map(|key| (definition.id.to_string(), key)),
+        );
+    }
+    named
 }
 
 async fn card<S: CardStore + ?Sized>(store: &S, card_key: &str) -> Result<CardState, AdminError> {

@@ -585,3 +585,174 @@ async fn a_late_stop_leaves_a_started_tenant_active_and_a_stopped_tenant_gets_no
         .await;
     assert!(sim.calls().is_empty());
 }
+
+async fn admin(bot: &Bot<DynamoStore>, args: &[&str]) -> Result<Value, cardbot_admin::AdminError> {
+    let cli = cardbot_admin::Cli::parse_args(
+        std::iter::once("cardbot-admin").chain(args.iter().copied()),
+    )
+    .expect("the arguments parse");
+    let out = cardbot_admin::run(&cli.command, &*bot.store, bot.sim.now_ms()).await?;
+    Ok(serde_json::from_str(&out).expect("JSON out"))
+}
+
+/// A definitions file in a fresh temporary directory.
+fn definitions_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cardbot-store-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("definitions.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn expense_for(approvers: &str) -> String {
+    format!(
+        "definitions:
+  - id: expense
+    name: {{zh_cn: 费用报销, en_us: Expense}}
+    fields:
+      - {{name: reason, type: textarea, label: 事由, required: true}}
+    approvers: {approvers}
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_reads_its_own_definitions_else_the_deployments() {
+    let bot = ready_bot("message").await;
+    let sim = bot.sim.clone();
+    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    // Tenant B's own set names its own approver by open_id; the deployment offers the built-ins.
+    let own = expense_for(&format!("{{open_ids: [{}]}}", b_user.open_id));
+    let file = definitions_file("b", &format!("{own}drop: [leave, work_overtime]\n"));
+    let path = file.to_str().unwrap();
+    let applied = admin(&bot, &["definitions", "apply", path, "--tenant", TENANT_B])
+        .await
+        .unwrap();
+    let added: Vec<_> = applied["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["change"] == "added")
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(added, [json!("expense")], "{applied}");
+    let listed = admin(&bot, &["definitions", "list", "--tenant", TENANT_B])
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["definitions"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    let deployment = admin(&bot, &["definitions", "list"]).await.unwrap();
+    assert_eq!(
+        deployment["definitions"].as_array().unwrap().len(),
+        2,
+        "{deployment}"
+    );
+    // B's 审批 card offers B's type; A's offers the built-ins.
+    sim.send_message_as(&bot.event_url, &b_user, ChatKind::P2p, "审批")
+        .await;
+    let b_card = cards_in(&bot, &b_user.p2p_chat_id).pop().unwrap();
+    let b_text = sim.card_text(&b_card).unwrap();
+    assert!(
+        b_text.contains("费用报销") && !b_text.contains("请假"),
+        "{b_text}"
+    );
+    sim.send_user_message(&bot.event_url, ChatKind::P2p, "审批")
+        .await;
+    let a_card = cards_in(&bot, ids::P2P_CHAT_ID).pop().unwrap();
+    let a_text = sim.card_text(&a_card).unwrap();
+    assert!(
+        a_text.contains("请假") && !a_text.contains("费用报销"),
+        "{a_text}"
+    );
+    // The request pins B's own set (`tenant: true`): it keeps reading its version from there.
+    sim.press_as(&bot.card_url, &b_user, &b_card, "btn_expense", &[])
+        .await
+        .unwrap();
+    let state = bot
+        .store
+        .get_card(&format!("{TENANT_B}#{b_card}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.data["definition"],
+        json!({"id": "expense", "version": 1, "tenant": true})
+    );
+    // A tenant key that is no key is refused before anything is written.
+    let refused = admin(&bot, &["definitions", "list", "--tenant", "a#b"]).await;
+    assert!(matches!(
+        refused,
+        Err(cardbot_admin::AdminError::Refused(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_apps_deployment_wide_definitions_may_name_no_open_ids() {
+    let bot = ready_bot("message").await;
+    let file = definitions_file("all", &expense_for("{open_ids: [ou_a1b2c3]}"));
+    let path = file.to_str().unwrap();
+    let refused = admin(&bot, &["definitions", "apply", path, "--app-type", "store"]).await;
+    let Err(cardbot_admin::AdminError::Invalid(problems)) = refused else {
+        panic!("applied: {refused:?}");
+    };
+    assert!(
+        problems[0].contains("`expense` names approvers.open_ids"),
+        "{problems:?}"
+    );
+    assert!(
+        admin(&bot, &["definitions", "list"]).await.unwrap()["definitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["id"] != "expense")
+    );
+    // Leader approvers serve every tenant.
+    let leader = definitions_file("leader", &expense_for("{leader: true}"));
+    admin(
+        &bot,
+        &[
+            "definitions",
+            "apply",
+            leader.to_str().unwrap(),
+            "--app-type",
+            "store",
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_lists_each_tenants_status_and_install() {
+    let bot = ready_bot("message").await;
+    let sim = bot.sim.clone();
+    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    sim.change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Install)
+        .await;
+    sim.change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Stop)
+        .await;
+    // Tenant A is first seen in a message: created active.
+    sim.send_user_message(&bot.event_url, ChatKind::P2p, "审批")
+        .await;
+    let listed = admin(&bot, &["tenants", "--app-id", ids::APP_ID])
+        .await
+        .unwrap();
+    let tenants = listed["tenants"].as_array().unwrap();
+    let of = |key: &str| {
+        tenants
+            .iter()
+            .find(|t| t["tenant_key"] == key)
+            .unwrap()
+            .clone()
+    };
+    let a = of(ids::TENANT_KEY);
+    assert_eq!(a["status"], "active", "{listed}");
+    assert_eq!(a["installed_at"], Value::Null);
+    let b = of(TENANT_B);
+    assert_eq!(b["status"], "stopped_by_tenant", "{listed}");
+    assert_eq!(b["installer_open_id"], b_user.open_id.as_str());
+    assert!(b["installed_at"].is_string(), "{listed}");
+}
