@@ -756,3 +756,62 @@ async fn tenants_lists_each_tenants_status_and_install() {
     assert_eq!(b["installer_open_id"], b_user.open_id.as_str());
     assert!(b["installed_at"].is_string(), "{listed}");
 }
+
+/// A writer the log lines of one test go to.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+// One thread: the subscriber set for this test sees the handlers' work too.
+#[tokio::test(flavor = "current_thread")]
+async fn log_lines_of_a_tenants_request_and_job_name_the_tenant() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let bot = ready_bot("message").await;
+    let sim = bot.sim.clone();
+    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    sim.send_message_as(&bot.event_url, &b_user, ChatKind::P2p, "审批")
+        .await;
+    let card = cards_in(&bot, &b_user.p2p_chat_id).pop().unwrap();
+    sim.click_card_as(&bot.card_url, &b_user, &card, json!({"type": "leave"}))
+        .await
+        .unwrap();
+    sim.advance(Duration::from_secs(3));
+    settle(&bot).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let tenant_of = |message: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .map(|l| l["span"]["tenant"].clone())
+            .collect()
+    };
+    assert_eq!(tenant_of("replied"), [json!(TENANT_B)], "{text}");
+    assert_eq!(tenant_of("click applied"), [json!(TENANT_B)], "{text}");
+    assert!(tenant_of("job done").contains(&json!(TENANT_B)), "{text}");
+}

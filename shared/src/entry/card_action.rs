@@ -130,7 +130,7 @@ where
 
     /// One request to the card callback URL (one span per invocation; its metrics: received,
     /// answered, answer latency).
-    #[tracing::instrument(name = "card_action", skip_all)]
+    #[tracing::instrument(name = "card_action", skip_all, fields(tenant = tracing::field::Empty))]
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = std::time::Instant::now();
         let response = self.handle_request(request).await;
@@ -172,6 +172,10 @@ where
             Ok(tenant) => tenant,
             Err(answer) => return *answer,
         };
+        if let Some(tenant) = &tenant {
+            // Every later log line of this click names its tenant (a store app's).
+            tracing::Span::current().record("tenant", tenant.as_str());
+        }
         let tenant = tenant.as_ref().map(TenantKey::as_str);
         // An action that is not ours is answered before any table access: it writes nothing.
         let action = match clicked.action::<ApprovalAction, _>() {

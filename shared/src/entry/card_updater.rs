@@ -359,7 +359,26 @@ where
             definitions: &self.definitions,
             events: self.events.as_deref(),
         };
-        match effects.run_job(&job).await {
+        // A store app's job: every log line of its run names the tenant.
+        let span = match &scoped {
+            Some((tenant, _)) => tracing::info_span!("job", tenant = *tenant),
+            None => tracing::Span::none(),
+        };
+        let run = async {
+            let ran = effects.run_job(&job).await;
+            Self::count(&job, ran, summary);
+        };
+        tracing::Instrument::instrument(run, span).await;
+        false
+    }
+
+    /// Logs and counts how a claimed job's run ended.
+    fn count(
+        job: &crate::store::Job,
+        ran: Result<JobOutcome, crate::store::StoreError>,
+        summary: &mut Summary,
+    ) {
+        match ran {
             Ok(JobOutcome::Done { reason }) => {
                 info!(card_key = %job.card_key, job_id = %job.job_id, reason, "job done");
                 crate::telemetry::job_delivered();
@@ -392,7 +411,6 @@ where
                 summary.failed += 1;
             }
         }
-        false
     }
 }
 

@@ -131,7 +131,7 @@ where
 
     /// One request to the event URL (one span per invocation; its metrics: received, answered,
     /// answer latency).
-    #[tracing::instrument(name = "event_callback", skip_all)]
+    #[tracing::instrument(name = "event_callback", skip_all, fields(tenant = tracing::field::Empty))]
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = std::time::Instant::now();
         let response = self.handle_request(request).await;
@@ -170,6 +170,10 @@ where
             Ok(tenant) => tenant,
             Err(response) => return *response,
         };
+        if let Some(tenant) = &tenant {
+            // Every later log line of this request names its tenant (a store app's).
+            tracing::Span::current().record("tenant", tenant.as_str());
+        }
         let scoped = tenant.as_ref().and_then(|t| self.feishu.tenant_client(t));
         let at = For {
             feishu: match &scoped {
