@@ -815,3 +815,101 @@ async fn log_lines_of_a_tenants_request_and_job_name_the_tenant() {
     assert_eq!(tenant_of("click applied"), [json!(TENANT_B)], "{text}");
     assert!(tenant_of("job done").contains(&json!(TENANT_B)), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_one_tenants_token_on_another_tenants_chat_and_user() {
+    use cardbot::feishu::{FeishuApi, MessageContent, ReceiveId};
+    let bot = ready_bot("message").await;
+    let sim = bot.sim.clone();
+    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
+    let client = cardbot::entry::feishu_client_builder(
+        &bot.config.config,
+        &bot.config.feishu,
+        bot.store.clone(),
+    )
+    .clock(Arc::new(SimulatorClock(sim.clone())))
+    .build()
+    .unwrap();
+    let tenant_a = client.for_tenant(&TenantKey::new(ids::TENANT_KEY).unwrap());
+    let deadline = || Deadline::after(Duration::from_secs(5));
+    let text = MessageContent::Text("hi".into());
+    let to_b = ReceiveId::ChatId(b_user.p2p_chat_id.clone());
+    let err = tenant_a
+        .send_message(&to_b, &text, "uuid-cross-tenant", deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(10034), "{err}");
+    let err = tenant_a
+        .get_user(&b_user.open_id, deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(10034), "{err}");
+    // The same calls with tenant B's own client go through.
+    let tenant_b = client.for_tenant(&TenantKey::new(TENANT_B).unwrap());
+    tenant_b
+        .send_message(&to_b, &text, "uuid-own-tenant", deadline())
+        .await
+        .unwrap();
+    // A store app's root client has no tenant: it refuses to call.
+    let err = client.bot_open_id(deadline()).await.unwrap_err();
+    assert!(matches!(err, FeishuError::InvalidRequest(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_control_api_and_playground_speak_tenants() {
+    let bot = store_bot("message", Duration::from_secs(60)).await;
+    let http = reqwest::Client::new();
+    let base = bot.sim.base_url();
+    let added: Value = http
+        .post(format!("{base}/_sim/users"))
+        .json(&json!({"count": 1, "tenant": TENANT_B}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let open_id = added["items"][0]["open_id"].as_str().unwrap().to_owned();
+    assert_eq!(bot.sim.tenant_of_user(&open_id), TENANT_B);
+    let pushed: Value = http
+        .post(format!("{base}/_sim/app_ticket"))
+        .json(&json!({"url": bot.event_url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pushed["status"], 200, "{pushed}");
+    let stopped: Value = http
+        .post(format!("{base}/_sim/tenants/{TENANT_B}/stop"))
+        .json(&json!({"url": bot.event_url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stopped["status"], 200, "{stopped}");
+    let record = bot
+        .store
+        .get_tenant(ids::APP_ID, TENANT_B)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, TenantStatus::StoppedByTenant);
+    // The playground groups its people by tenant: picking one switches tenant.
+    let page = http
+        .get(format!("{base}/playground"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("label=\"tenant {TENANT_B}\"")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("label=\"tenant {}\"", ids::TENANT_KEY)));
+}

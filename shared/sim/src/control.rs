@@ -18,6 +18,9 @@
 //! | `POST /_sim/user/message` | `{url, chat: "p2p"\|"group", text, open_id?}` → `Delivery` (from `open_id`, default the configured user) |
 //! | `POST /_sim/user/click` | `{url, message_id, value, legacy?, open_id?}` → `CallbackDelivery` |
 //! | `POST /_sim/url_verification` | `{url, challenge}` → `Delivery` |
+//! | `POST /_sim/users` with `tenant` | `{count, tenant}` → `{items}`: users of another tenant (store app) |
+//! | `POST /_sim/app_ticket` | `{url}` → `Delivery`: pushes a new `app_ticket` (store app) |
+//! | `POST /_sim/tenants/:tenant_key/install\|start\|stop\|uninstall` | `{url}` → `Delivery`: the tenant's lifecycle event, its status changed |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +58,14 @@ struct UserMessage {
 #[derive(Deserialize)]
 struct AddUsers {
     count: usize,
+    /// Users of another tenant (a store app's); `None`: the configured tenant's.
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Url {
+    url: String,
 }
 
 /// Most users one `POST /_sim/users` adds.
@@ -195,10 +206,13 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
         },
         ("GET", ["users"]) => reply(StatusCode::OK, json!({ "items": to_json(&sim.users()) })),
         ("POST", ["users"]) => match parse::<AddUsers>(&body) {
-            Ok(a) if a.count <= MAX_ADDED_USERS => reply(
-                StatusCode::OK,
-                json!({ "items": to_json(&sim.add_users(a.count)) }),
-            ),
+            Ok(a) if a.count <= MAX_ADDED_USERS => {
+                let added = match &a.tenant {
+                    Some(tenant) => sim.add_tenant_users(tenant, a.count),
+                    None => sim.add_users(a.count),
+                };
+                reply(StatusCode::OK, json!({ "items": to_json(&added) }))
+            }
             Ok(_) => bad(format!("count is at most {MAX_ADDED_USERS}")),
             Err(e) => bad(e),
         },
@@ -234,6 +248,26 @@ pub(crate) async fn handle(sim: Arc<Shared>, method: Method, uri: Uri, body: Byt
             }
             Err(e) => bad(e),
         },
+        ("POST", ["app_ticket"]) => match parse::<Url>(&body) {
+            Ok(u) => reply(
+                StatusCode::OK,
+                to_json(&delivery::app_ticket(&sim, &u.url).await),
+            ),
+            Err(e) => bad(e),
+        },
+        ("POST", ["tenants", tenant, word]) => {
+            match (
+                crate::store_app::LifecycleChange::parse(word),
+                parse::<Url>(&body),
+            ) {
+                (Some(change), Ok(u)) => {
+                    let d = crate::store_app::change_tenant(&sim, &u.url, tenant, change).await;
+                    reply(StatusCode::OK, to_json(&d))
+                }
+                (None, _) => bad("expected install, start, stop or uninstall"),
+                (_, Err(e)) => bad(e),
+            }
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             json!({"error": "unknown control path"}),

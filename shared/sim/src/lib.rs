@@ -686,32 +686,13 @@ impl Simulator {
         tenant: &str,
         change: LifecycleChange,
     ) -> Delivery {
-        let event = self.lifecycle_event(tenant, change);
-        self.shared
-            .world()
-            .store_app
-            .tenants
-            .insert(tenant.to_owned(), change.status());
-        self.post_event(url, &event).await
+        store_app::change_tenant(&self.shared, url, tenant, change).await
     }
 
     /// The 1.0 lifecycle event of `change` for `tenant`, stamped now, without changing anything:
     /// post it later with [`Self::post_event`] to replay Feishu's late retries.
     pub fn lifecycle_event(&self, tenant: &str, change: LifecycleChange) -> Value {
-        let cfg = &self.shared.config;
-        let operator = self
-            .shared
-            .world()
-            .user_tenants
-            .iter()
-            .find(|(_, t)| t.as_str() == tenant)
-            .map(|(open_id, _)| open_id.clone())
-            .unwrap_or_else(|| cfg.user_open_id.clone());
-        store_app::v1_envelope(
-            &cfg.verification_token,
-            self.now_ms(),
-            store_app::lifecycle_event(&cfg.app_id, tenant, change, &operator),
-        )
+        store_app::stamped_event(&self.shared, tenant, change)
     }
 
     /// Sets `tenant`'s status without pushing an event (Feishu's side only).

@@ -171,6 +171,15 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
         .and_then(|id| all.iter().find(|u| u.open_id == id))
         .unwrap_or(&all[0])
         .clone();
+    // The people by tenant, the configured tenant first (more than one only for a store app).
+    let mut tenants: Vec<(String, Vec<SimUser>)> = Vec::new();
+    for user in &all {
+        let tenant = shared.tenant_of_user(&user.open_id);
+        match tenants.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, users)) => users.push(user.clone()),
+            None => tenants.push((tenant, vec![user.clone()])),
+        }
+    }
     let my_chats = chats(&shared, &me);
     let chat = view
         .chat
@@ -294,8 +303,19 @@ pub(super) async fn page(State(shared): State<Arc<Shared>>, Query(view): Query<V
                         input type="hidden" name="chat" value=(chat.0);
                         label { "You are "
                             select name="as" onchange="this.form.submit()" {
-                                @for u in &all {
-                                    option value=(u.open_id) selected[u.open_id == me.open_id] { (u.name) " (" (u.open_id) ")" }
+                                @if tenants.len() > 1 {
+                                    // A store app: each tenant's people, so picking one switches tenant.
+                                    @for (tenant, users) in &tenants {
+                                        optgroup label={ "tenant " (tenant) } {
+                                            @for u in users {
+                                                option value=(u.open_id) selected[u.open_id == me.open_id] { (u.name) " (" (u.open_id) ")" }
+                                            }
+                                        }
+                                    }
+                                } @else {
+                                    @for u in &all {
+                                        option value=(u.open_id) selected[u.open_id == me.open_id] { (u.name) " (" (u.open_id) ")" }
+                                    }
                                 }
                             }
                         }

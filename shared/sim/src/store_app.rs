@@ -178,5 +178,52 @@ impl LifecycleChange {
     }
 }
 
+/// The 1.0 lifecycle event of `change` for `tenant`, stamped now (the installer or operator: the
+/// tenant's first user, else the configured one).
+pub(crate) fn stamped_event(sim: &crate::Shared, tenant: &str, change: LifecycleChange) -> Value {
+    let cfg = &sim.config;
+    let operator = sim
+        .world()
+        .user_tenants
+        .iter()
+        .filter(|(_, t)| t.as_str() == tenant)
+        .map(|(open_id, _)| open_id.clone())
+        .min()
+        .unwrap_or_else(|| cfg.user_open_id.clone());
+    v1_envelope(
+        &cfg.verification_token,
+        sim.clock.now_ms(),
+        lifecycle_event(&cfg.app_id, tenant, change, &operator),
+    )
+}
+
+/// `tenant`'s status changes now and the event is pushed to `url`.
+pub(crate) async fn change_tenant(
+    sim: &crate::Shared,
+    url: &str,
+    tenant: &str,
+    change: LifecycleChange,
+) -> crate::state::Delivery {
+    let event = stamped_event(sim, tenant, change);
+    sim.world()
+        .store_app
+        .tenants
+        .insert(tenant.to_owned(), change.status());
+    crate::delivery::post_event(sim, url, "event", &event, None).await
+}
+
+impl LifecycleChange {
+    /// From the control API's path word: `install`, `start`, `stop`, `uninstall`.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "install" => Some(Self::Install),
+            "start" => Some(Self::Start),
+            "stop" => Some(Self::Stop),
+            "uninstall" => Some(Self::Uninstall),
+            _ => None,
+        }
+    }
+}
+
 /// How long after a resend the simulator pushes a ticket (Feishu: "最长 2 分钟").
 pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
