@@ -51,6 +51,9 @@ pub enum JobKind {
     DecisionEvent,
     /// A definition's reminders ran out: add its escalation target to the waiting step.
     Escalate,
+    /// A store app's tenant uninstalled the app: every job of the tenant still waiting goes dead
+    /// (`tenant_uninstalled`), so nothing more is sent for it and every item of it expires.
+    TenantCleanup,
     /// A kind this version does not know (written by a newer one): kept as stored, so the job is
     /// still read, claimed and recorded dead, never dropped or left blocking the sweep.
     Other(String),
@@ -72,6 +75,7 @@ impl JobKind {
             Self::RefreshAll => "refresh_all",
             Self::DecisionEvent => "decision_event",
             Self::Escalate => "escalate",
+            Self::TenantCleanup => "tenant_cleanup",
             Self::Other(kind) => kind,
         }
     }
@@ -100,6 +104,7 @@ impl From<&str> for JobKind {
             "refresh_all" => Self::RefreshAll,
             "decision_event" => Self::DecisionEvent,
             "escalate" => Self::Escalate,
+            "tenant_cleanup" => Self::TenantCleanup,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -168,6 +173,7 @@ impl JobKind {
             | Self::SendReply
             | Self::DecisionEvent
             | Self::Escalate
+            | Self::TenantCleanup
             | Self::Other(_) => None,
         }
     }
@@ -237,6 +243,19 @@ pub fn decision_event_job(before: &CardState, after: &CardState) -> Option<NewJo
         not_before: after.updated_at,
         rearm: false,
     })
+}
+
+/// The cleanup of a store app's `tenant` after it uninstalled the app (one per tenant: a
+/// re-delivered `app_uninstalled` enqueues nothing new), in the tenant's namespace.
+pub fn tenant_cleanup_job(tenant: &str, now: EpochMillis) -> NewJob {
+    NewJob {
+        card_key: crate::store::keys::tenant_card_key(Some(tenant), "tenant"),
+        job_id: JobKind::TenantCleanup.as_str().to_owned(),
+        kind: JobKind::TenantCleanup.into(),
+        payload: json!({}),
+        not_before: now,
+        rearm: true,
+    }
 }
 
 /// The outbox job for a reply that did not fit the event handler's budget. Keyed by the user's

@@ -120,6 +120,50 @@ pub async fn status<S: TenantStore + ?Sized>(
     }
 }
 
+/// How long an instance trusts a tenant's status it read: a stop reaches every other instance
+/// within this long (the instance that receives the lifecycle event applies it at once), and a
+/// burst of one tenant's requests reads the table once per this long, not once per request.
+pub const STATUS_CACHE_MS: EpochMillis = 1_000;
+
+/// The tenants' statuses one instance read, each trusted for [`STATUS_CACHE_MS`].
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    read: std::sync::Mutex<std::collections::HashMap<String, (EpochMillis, TenantStatus)>>,
+}
+
+impl StatusCache {
+    /// [`status`], from this instance's copy when it is younger than [`STATUS_CACHE_MS`].
+    pub async fn status<S: TenantStore + ?Sized>(
+        &self,
+        store: &S,
+        app_id: &str,
+        tenant: &str,
+        now: EpochMillis,
+    ) -> StoreResult<TenantStatus> {
+        let cached = self.lock().get(tenant).copied();
+        if let Some((read_at, status)) = cached {
+            if (read_at..read_at + STATUS_CACHE_MS).contains(&now) {
+                return Ok(status);
+            }
+        }
+        let status = status(store, app_id, tenant, now).await?;
+        self.lock().insert(tenant.to_owned(), (now, status));
+        Ok(status)
+    }
+
+    /// Forgets `tenant`'s copy (this instance applied a lifecycle event of it).
+    pub fn forget(&self, tenant: &str) {
+        self.lock().remove(tenant);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (EpochMillis, TenantStatus)>>
+    {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

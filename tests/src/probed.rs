@@ -28,6 +28,7 @@ pub enum StoreCall {
     GetTenantToken,
     PutTenantToken,
     EvictTenantToken,
+    WaitingJobs,
     AppTicket,
     AppToken,
     Tenant,
@@ -53,7 +54,7 @@ pub enum StoreCall {
     ListDocuments,
 }
 
-const ALL: [StoreCall; 33] = [
+const ALL: [StoreCall; 34] = [
     StoreCall::Claim,
     StoreCall::Release,
     StoreCall::Finish,
@@ -64,6 +65,7 @@ const ALL: [StoreCall; 33] = [
     StoreCall::GetTenantToken,
     StoreCall::PutTenantToken,
     StoreCall::EvictTenantToken,
+    StoreCall::WaitingJobs,
     StoreCall::AppTicket,
     StoreCall::AppToken,
     StoreCall::Tenant,
@@ -104,6 +106,7 @@ impl StoreCall {
             Self::PutTenantToken => "token.put",
             Self::EvictTenantToken => "token.evict",
             Self::AppTicket => "app_ticket",
+            Self::WaitingJobs => "jobs.waiting",
             Self::AppToken => "app_token",
             Self::Tenant => "tenant",
             Self::CreateCard => "card.create",
@@ -571,6 +574,18 @@ impl<S: JobStore, P: StoreProbe> JobStore for Probed<S, P> {
 
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>> {
         probed!(self, StoreCall::DueJobs, self.inner.due_jobs(now, limit))
+    }
+
+    async fn waiting_jobs(
+        &self,
+        card_key_prefix: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<cardbot::store::JobRef>> {
+        probed!(
+            self,
+            StoreCall::WaitingJobs,
+            self.inner.waiting_jobs(card_key_prefix, limit)
+        )
     }
 
     async fn claim_job(

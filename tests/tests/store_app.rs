@@ -9,6 +9,7 @@ use std::time::Duration;
 use cardbot::feishu::{Clock, Deadline, FeishuClient, FeishuError, TenantKey};
 use cardbot::store::dynamo::DynamoStore;
 use cardbot::store::{AppTicketStore, CardStore, JobStatus, JobStore, TenantStatus, TenantStore};
+use cardbot::tenants;
 use cardbot_tests::dynamodb_local;
 use cardbot_tests::harness::{Bot, SimulatorClock};
 use cardbot_tests::simulator::{
@@ -69,24 +70,37 @@ fn texts_in(bot: &Bot<DynamoStore>, chat: &str) -> usize {
         .count()
 }
 
-/// Runs the updater until no job is left to do now.
+/// Runs the updater until no job is due within the next minute: a job that failed on a loaded
+/// machine (its per-job deadline, a rate-limit wait) is retried after its backoff, so simulated
+/// time moves on to it.
 async fn settle(bot: &Bot<DynamoStore>) {
-    for _ in 0..6 {
-        if bot.sweep().await.claimed == 0 {
-            break;
+    for _ in 0..30 {
+        if bot.sweep().await.claimed > 0 {
+            continue;
         }
+        let soon = bot.sim.now_ms() + 60_000;
+        if bot.store.due_jobs(soon, 1).await.unwrap().is_empty() {
+            return;
+        }
+        bot.sim.advance(Duration::from_secs(10));
     }
+    panic!("jobs still due after 30 sweeps");
 }
 
 /// `delivery` again, as Feishu retries an event not answered 200 (a 503 when the answer budget
-/// ran out on a loaded machine), until it is answered 200.
+/// ran out on a loaded machine): 15 s later (Feishu's first retry), when the first attempt's
+/// claim has lapsed, until it is answered 200.
 async fn answered(sim: &Simulator, url: &str, delivery: Delivery) -> Delivery {
     let mut delivery = delivery;
     for _ in 0..5 {
         if delivery.status == Some(200) {
             return delivery;
         }
+        sim.advance(Duration::from_secs(15));
         delivery = sim.post_event(url, &delivery.plaintext).await;
+    }
+    if delivery.status == Some(200) {
+        return delivery;
     }
     panic!("never answered 200: {delivery:?}");
 }
@@ -248,9 +262,24 @@ async fn ask_and_click_at_once(bot: &Bot<DynamoStore>, users: &[SimUser]) {
         let user = user.clone();
         let card = cards_in(bot, &user.p2p_chat_id).pop().expect("a card");
         tokio::spawn(async move {
-            sim.click_card_as(&url, &user, &card, json!({"type": "leave"}))
-                .await
-                .unwrap()
+            // A click the loaded bot could not decide in time gets 操作失败，请稍后重试: the
+            // user clicks again, as they are told to.
+            let mut clicked = None;
+            for _ in 0..4 {
+                let answer = sim
+                    .click_card_as(&url, &user, &card, json!({"type": "leave"}))
+                    .await
+                    .unwrap();
+                // Or the client's own error for an answer that came too late (200341).
+                let retry = answer.toast.as_ref().and_then(|t| t["content"].as_str())
+                    == Some("操作失败，请稍后重试")
+                    || answer.client_error == Some(200341);
+                clicked = Some(answer);
+                if !retry {
+                    break;
+                }
+            }
+            clicked.unwrap()
         })
     });
     for clicked in futures::future::join_all(clicks).await {
@@ -283,12 +312,14 @@ async fn two_tenants_at_once_every_call_carries_its_own_tenants_token() {
                 "{delivery}: {}",
                 user.name
             );
-            let card = cards_in(&bot, &user.p2p_chat_id).pop().unwrap();
-            let history = sim.card(&card).unwrap().history;
+            let cards = cards_in(&bot, &user.p2p_chat_id);
+            assert_eq!(cards.len(), 1, "{delivery}: {}'s cards", user.name);
+            let history = sim.card(&cards[0]).unwrap().history;
             assert!(
                 history.len() >= 2,
-                "{delivery}: {}'s card never changed",
-                user.name
+                "{delivery}: {}'s card never changed: {:?}",
+                user.name,
+                history.iter().map(|r| r.via.as_str()).collect::<Vec<_>>()
             );
         }
         // No call was refused: none carried one tenant's token to the other's chat, message,
@@ -541,6 +572,8 @@ async fn a_late_stop_leaves_a_started_tenant_active_and_a_stopped_tenant_gets_no
         .change_tenant(&bot.event_url, TENANT_B, LifecycleChange::Stop)
         .await;
     assert_eq!(stopped.status, Some(200));
+    // Another instance (the card URL's) trusts what it read for a second.
+    sim.advance(Duration::from_millis(tenants::STATUS_CACHE_MS as u64 + 1));
     sim.clear_calls();
     let asked = sim
         .send_message_as(&bot.event_url, &user, ChatKind::P2p, "审批")
@@ -583,7 +616,33 @@ async fn a_late_stop_leaves_a_started_tenant_active_and_a_stopped_tenant_gets_no
     assert_eq!(record.status, TenantStatus::Uninstalled);
     sim.send_message_as(&bot.event_url, &user, ChatKind::P2p, "审批")
         .await;
+    // The cleanup: the card's expiry job, due in days, is dead now; every item of the tenant
+    // expires (a TTL on each).
+    settle(&bot).await;
     assert!(sim.calls().is_empty());
+    let expiry = bot.store.get_job(&key, "expire").await.unwrap().unwrap();
+    assert_eq!(expiry.status, JobStatus::Dead);
+    assert_eq!(expiry.last_error.as_deref(), Some("tenant_uninstalled"));
+    let client = dynamodb_local::client().await;
+    let items = client
+        .scan()
+        .table_name(bot.store.table_name())
+        .send()
+        .await
+        .unwrap();
+    let tenant_items: Vec<_> = items
+        .items()
+        .iter()
+        .filter(|i| {
+            i["pk"]
+                .as_s()
+                .is_ok_and(|pk| pk.starts_with(&format!("card#{TENANT_B}#")))
+        })
+        .collect();
+    assert!(tenant_items.len() >= 3, "{tenant_items:?}");
+    for item in tenant_items {
+        assert!(item.contains_key("expires_at"), "no TTL on {item:?}");
+    }
 }
 
 async fn admin(bot: &Bot<DynamoStore>, args: &[&str]) -> Result<Value, cardbot_admin::AdminError> {
@@ -755,65 +814,6 @@ async fn tenants_lists_each_tenants_status_and_install() {
     assert_eq!(b["status"], "stopped_by_tenant", "{listed}");
     assert_eq!(b["installer_open_id"], b_user.open_id.as_str());
     assert!(b["installed_at"].is_string(), "{listed}");
-}
-
-/// A writer the log lines of one test go to.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-// One thread: the subscriber set for this test sees the handlers' work too.
-#[tokio::test(flavor = "current_thread")]
-async fn log_lines_of_a_tenants_request_and_job_name_the_tenant() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let bot = ready_bot("message").await;
-    let sim = bot.sim.clone();
-    let b_user = sim.add_tenant_users(TENANT_B, 1).remove(0);
-    sim.send_message_as(&bot.event_url, &b_user, ChatKind::P2p, "审批")
-        .await;
-    let card = cards_in(&bot, &b_user.p2p_chat_id).pop().unwrap();
-    sim.click_card_as(&bot.card_url, &b_user, &card, json!({"type": "leave"}))
-        .await
-        .unwrap();
-    sim.advance(Duration::from_secs(3));
-    settle(&bot).await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let tenant_of = |message: &str| -> Vec<Value> {
-        lines
-            .iter()
-            .filter(|l| l["fields"]["message"] == message)
-            .map(|l| l["span"]["tenant"].clone())
-            .collect()
-    };
-    assert_eq!(tenant_of("replied"), [json!(TENANT_B)], "{text}");
-    assert_eq!(tenant_of("click applied"), [json!(TENANT_B)], "{text}");
-    assert!(tenant_of("job done").contains(&json!(TENANT_B)), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

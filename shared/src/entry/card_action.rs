@@ -53,6 +53,8 @@ pub struct CardAction<S: ?Sized> {
     pub app_type: AppType,
     /// `FEISHU_APP_ID`: whose tenants the table keeps (store mode).
     pub app_id: String,
+    /// The tenants' statuses this instance read (store mode).
+    tenant_status: tenants::StatusCache,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -89,6 +91,7 @@ where
             definitions: Arc::new(Definitions::default()),
             app_type: config.app_type,
             app_id: config.app_id.clone().unwrap_or_default(),
+            tenant_status: tenants::StatusCache::default(),
         }
     }
 
@@ -112,7 +115,11 @@ where
                 &CallbackAnswer::toast_only(views::unknown_action_toast()),
             )));
         };
-        match tenants::status(&*self.store, &self.app_id, tenant.as_str(), now).await {
+        let status = self
+            .tenant_status
+            .status(&*self.store, &self.app_id, tenant.as_str(), now)
+            .await;
+        match status {
             Ok(status) if status.is_active() => Ok(Some(tenant)),
             Ok(status) => {
                 info!(tenant = %tenant, status = status.as_str(), "click in a tenant that is not active");

@@ -332,6 +332,27 @@ where
             }
         };
         summary.claimed += 1;
+        if crate::jobs::JobKind::from(&job.kind) == crate::jobs::JobKind::TenantCleanup {
+            let cleaned = self.clean_up_tenant(&job, now).await;
+            let ran = match cleaned {
+                Ok(reason) => self
+                    .store
+                    .complete_job(&job, now)
+                    .await
+                    .map(|()| JobOutcome::Done { reason }),
+                Err(error) => self
+                    .store
+                    .fail_job(&job, &error.to_string(), None, now)
+                    .await
+                    .map(|outcome| JobOutcome::Failed {
+                        error: error.to_string(),
+                        outcome,
+                        permanent: false,
+                    }),
+            };
+            Self::count(&job, ran, summary);
+            return false;
+        }
         let scoped = match self.job_tenant(&job, now).await {
             Ok(scoped) => scoped,
             Err(reason) => {
@@ -339,7 +360,8 @@ where
                 if let Err(e) = self.store.fail_job_permanently(&job, &reason, now).await {
                     warn!(card_key = %job.card_key, error = %e, "cannot mark the job dead");
                 }
-                crate::telemetry::job_dead();
+                // Not the dead-job alarm's metric: a tenant stopping the app is not a failure
+                // for a person to look at (the job is listed dead with its reason all the same).
                 summary.failed += 1;
                 return false;
             }
@@ -370,6 +392,67 @@ where
         };
         tracing::Instrument::instrument(run, span).await;
         false
+    }
+
+    /// A store app's tenant uninstalled the app: every job of it still waiting goes dead with
+    /// `tenant_uninstalled` (a dead job expires after 90 days; its card states already expire 400
+    /// days after their last write), unless the tenant is active again.
+    async fn clean_up_tenant(
+        &self,
+        job: &crate::store::Job,
+        now: EpochMillis,
+    ) -> Result<&'static str, crate::store::StoreError> {
+        use crate::store::StoreError;
+        let Some(tenant) = crate::store::keys::card_key_tenant(&job.card_key) else {
+            return Ok("no tenant in the card key");
+        };
+        let status = crate::tenants::status(&*self.store, &self.app_id, tenant, now).await?;
+        if status != crate::store::TenantStatus::Uninstalled {
+            return Ok("the tenant is not uninstalled: nothing to clean up");
+        }
+        let prefix = crate::store::keys::tenant_card_key(Some(tenant), "");
+        // A job not yet due is claimed as at the end of time: the only way to take it out of the
+        // index before its time, through the one conditional claim every job's run takes.
+        let end_of_time = i64::MAX / 4;
+        let mut buried = 0usize;
+        loop {
+            let waiting = self.store.waiting_jobs(&prefix, 100).await?;
+            let others: Vec<_> = waiting
+                .into_iter()
+                .filter(|w| !(w.card_key == job.card_key && w.job_id == job.job_id))
+                .collect();
+            if others.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for waiting in others {
+                let claimed = self
+                    .store
+                    .claim_job(
+                        &waiting.card_key,
+                        &waiting.job_id,
+                        &self.owner,
+                        end_of_time,
+                        Self::ms(self.lease),
+                    )
+                    .await?;
+                if let Some(claimed) = claimed {
+                    self.store
+                        .fail_job_permanently(&claimed, "tenant_uninstalled", now)
+                        .await?;
+                    buried += 1;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                // Only jobs another run holds are left: this cleanup runs again later.
+                return Err(StoreError::Conflict(
+                    "jobs of the tenant are being run; cleaning up again later".to_owned(),
+                ));
+            }
+        }
+        info!(tenant, buried, "uninstalled tenant's waiting jobs dead");
+        Ok("tenant cleaned up")
     }
 
     /// Logs and counts how a claimed job's run ended.

@@ -57,6 +57,8 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     app_type: AppType,
     /// `FEISHU_APP_ID`: whose tickets and tenants the table keeps (store mode).
     app_id: String,
+    /// The tenants' statuses this instance read (store mode).
+    tenant_status: tenants::StatusCache,
 }
 
 /// Whom one request is served for: a store app's tenant and its client, or the self-built app.
@@ -126,6 +128,7 @@ where
             busy_until: AtomicI64::new(0),
             app_type: config.app_type,
             app_id: config.app_id.clone().unwrap_or_default(),
+            tenant_status: tenants::StatusCache::default(),
         }
     }
 
@@ -166,10 +169,16 @@ where
             );
             return self.card_action.handle_click(clicked, now).await;
         }
-        let tenant = match self.tenant_of(&inbound, now).await {
-            Ok(tenant) => tenant,
-            Err(response) => return *response,
-        };
+        // Its table read counts against the answer budget like the rest of the work.
+        let tenant =
+            match tokio::time::timeout(self.answer_budget, self.tenant_of(&inbound, now)).await {
+                Ok(Ok(tenant)) => tenant,
+                Ok(Err(response)) => return *response,
+                Err(_) => {
+                    warn!("tenant status not read within the answer budget; Feishu will retry");
+                    return error_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry");
+                }
+            };
         if let Some(tenant) = &tenant {
             // Every later log line of this request names its tenant (a store app's).
             tracing::Span::current().record("tenant", tenant.as_str());
@@ -255,7 +264,11 @@ where
                 )));
             }
         };
-        match tenants::status(&*self.store, &self.app_id, tenant.as_str(), now).await {
+        let status = self
+            .tenant_status
+            .status(&*self.store, &self.app_id, tenant.as_str(), now)
+            .await;
+        match status {
             Ok(status) if status.is_active() => Ok(Some(tenant)),
             Ok(status) => {
                 info!(
@@ -325,7 +338,9 @@ where
                 return error_response(StatusCode::BAD_REQUEST, "bad lifecycle event");
             }
         };
-        match tenants::apply(&*self.store, &self.app_id, &change, now).await {
+        let applied = tenants::apply(&*self.store, &self.app_id, &change, now).await;
+        self.tenant_status.forget(change.tenant.as_str());
+        match applied {
             Ok(applied) => {
                 info!(
                     tenant = %change.tenant,
@@ -334,6 +349,18 @@ where
                     applied,
                     "tenant lifecycle event"
                 );
+                if change.status == store::TenantStatus::Uninstalled {
+                    // Also on a re-delivery (not applied again): the cleanup job is one per
+                    // tenant, and a queued one is not queued twice.
+                    let job = jobs::tenant_cleanup_job(change.tenant.as_str(), now);
+                    if let Err(e) = self.store.enqueue(&job).await {
+                        warn!(tenant = %change.tenant, error = %e, "cannot queue the tenant's cleanup; Feishu will retry");
+                        return error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "store unavailable",
+                        );
+                    }
+                }
                 ok_empty()
             }
             Err(e) => {

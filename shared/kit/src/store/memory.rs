@@ -570,6 +570,25 @@ impl JobStore for MemoryStore {
         Ok(due)
     }
 
+    async fn waiting_jobs(
+        &self,
+        card_key_prefix: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<super::JobRef>> {
+        let tables = self.lock();
+        let mut waiting: Vec<&Job> = tables
+            .jobs
+            .values()
+            .filter(|j| in_due_index(j) && j.card_key.starts_with(card_key_prefix))
+            .collect();
+        waiting.sort_by_key(|j| j.due_at);
+        Ok(waiting
+            .into_iter()
+            .take(limit)
+            .map(|j| super::JobRef::from(j.clone()))
+            .collect())
+    }
+
     async fn claim_job(
         &self,
         card_key: &str,

@@ -781,6 +781,11 @@ pub trait JobStore: Send + Sync {
     /// Jobs due at `now` (pending, or leased with a lapsed lease), oldest first, by a Query on the
     /// `due` index (never a Scan).
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>>;
+    /// Jobs waiting in the `due` index (due now or later, or leased) whose card key starts with
+    /// `card_key_prefix` (a store app's tenant: `<tenant_key>#`), at most `limit`, soonest first:
+    /// a Query on the index filtered by key, for the rare sweep of one tenant's work (its
+    /// uninstall). Eventually consistent (a GSI).
+    async fn waiting_jobs(&self, card_key_prefix: &str, limit: usize) -> StoreResult<Vec<JobRef>>;
     /// Conditionally takes the lease until `now + lease_ms`; `None` if another owner holds it, it
     /// is not due yet, or it is done/dead. Taking over a lapsed lease counts it as a failed
     /// attempt (`attempts + 1`, `last_error` = [`LEASE_EXPIRED_ERROR`]); when that is the

@@ -16,7 +16,7 @@ use crate::store::{
     is_last_attempt, plan_failure, truncate_error, ttl_secs, EpochMillis, FailOutcome, Job,
     JobStatus, JobStore, NewJob, StoreError, StoreResult, DONE_JOB_TTL_MS, LEASE_EXPIRED_ERROR,
 };
-use crate::store::{DedupStore, JobKind, DEAD_JOBS_LIST};
+use crate::store::{DedupStore, JobKind, JobRef, DEAD_JOBS_LIST};
 
 /// Items per `due` index page; a sweep asks for fewer in practice.
 const MAX_QUERY_PAGE: usize = 1_000;
@@ -497,6 +497,40 @@ impl JobStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn due_jobs(&self, now: EpochMillis, limit: usize) -> StoreResult<Vec<Job>> {
         Ok(self.due_jobs_with_stats(now, limit).await?.0)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn waiting_jobs(&self, card_key_prefix: &str, limit: usize) -> StoreResult<Vec<JobRef>> {
+        let mut jobs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX.name)
+                .key_condition_expression("#due_pk = :due_pk")
+                .filter_expression("begins_with(#pk, :prefix)")
+                .expression_attribute_names("#due_pk", DUE_INDEX.partition_key.name)
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":due_pk", s(keys::DUE_PK))
+                .expression_attribute_values(":prefix", s(keys::card_pk(card_key_prefix)))
+                .scan_index_forward(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error("query waiting jobs", e))?;
+            for item in out.items() {
+                jobs.push(JobRef::from(job_from_item(item)?));
+                if jobs.len() == limit {
+                    return Ok(jobs);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(jobs),
+            }
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
