@@ -332,7 +332,10 @@ where
             }
         };
         summary.claimed += 1;
-        if crate::jobs::JobKind::from(&job.kind) == crate::jobs::JobKind::TenantCleanup {
+        if matches!(
+            crate::jobs::JobKind::from(&job.kind),
+            crate::jobs::JobKind::TenantCleanup
+        ) {
             let cleaned = self.clean_up_tenant(&job, now).await;
             let ran = match cleaned {
                 Ok(reason) => self
