@@ -140,7 +140,7 @@ pub fn event(state: &CardState) -> Result<Option<BusEvent>, DomainError> {
             })
             .collect()
     };
-    let detail = json!({
+    let mut detail = json!({
         "schema": SCHEMA,
         "event_id": event_id(&state.card_key, outcome),
         "request_id": state.card_key,
@@ -153,6 +153,10 @@ pub fn event(state: &CardState) -> Result<Option<BusEvent>, DomainError> {
         "filed_at": data.submitted_at,
         "ended_at": data.decided_at.unwrap_or(state.updated_at),
     });
+    // A store app's request: whose it is (absent for a self-built app's, whose events are as before).
+    if let Some(tenant) = crate::store::keys::card_key_tenant(&state.card_key) {
+        detail["tenant_key"] = json!(tenant);
+    }
     Ok(Some(BusEvent {
         source: SOURCE.to_owned(),
         detail_type: DETAIL_TYPE.to_owned(),

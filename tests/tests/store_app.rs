@@ -341,6 +341,17 @@ async fn two_tenants_at_once_every_call_carries_its_own_tenants_token() {
             let rate = format!("rate#{}#{tenant}#app", ids::APP_ID);
             assert!(keys.iter().any(|(pk, _)| *pk == rate), "{delivery}: {rate}");
         }
+        // Every decision event names its request's tenant.
+        let events = bot.events.events();
+        assert_eq!(events.len(), 2 * per_tenant, "{delivery}");
+        for event in &events {
+            let tenant = event.detail["tenant_key"].as_str().unwrap();
+            let request = event.detail["request_id"].as_str().unwrap();
+            assert!(
+                request.starts_with(&format!("{tenant}#")),
+                "{delivery}: {request}"
+            );
+        }
         // Every card and job item is in its tenant's namespace.
         let cards: Vec<_> = keys
             .iter()

@@ -278,6 +278,9 @@ pub enum FailureAction {
     Permanent,
 }
 
+/// CardKit's element-edit failures: the element an edit names is not on the card as it is.
+pub const ELEMENT_EDIT_FAILED: [i64; 4] = [300313, 300314, 300315, 300121];
+
 /// Classifies a failed call.
 pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
     match error {
@@ -286,6 +289,13 @@ pub fn on_failure(error: &FeishuError, now: EpochMillis) -> FailureAction {
         }
         // The next attempt allocates a fresh sequence, so this one is worth retrying.
         FeishuError::SequenceNotIncreasing { .. } => FailureAction::Retry { retry_at: None },
+        // An element edit failed (300313 update props, 300314 delete, 300315 add, 300121 replace
+        // failed; cards-and-cardkit.md §6): the card does not show what the edits started from,
+        // e.g. a click's answer that never reached Feishu left the card as first sent. The
+        // retry replaces the whole card, whatever it shows.
+        FeishuError::Api { code, .. } if ELEMENT_EDIT_FAILED.contains(code) => {
+            FailureAction::Retry { retry_at: None }
+        }
         // Never further than the backoff's cap, whatever a header said: no job parked for years.
         e if e.is_retryable() => FailureAction::Retry {
             retry_at: e.retry_after().map(|wait| {
@@ -323,5 +333,24 @@ impl ClaimBudget {
     /// Whether a job claimed at `now` (epoch ms) can finish before the deadline.
     pub fn may_claim(&self, now: EpochMillis) -> bool {
         now + self.per_job_ms < self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_element_edit_is_retried_as_a_whole_card_and_others_stay_permanent() {
+        for code in ELEMENT_EDIT_FAILED {
+            let error = FeishuError::from_code(code, "update props failed", None, None);
+            assert_eq!(
+                on_failure(&error, 0),
+                FailureAction::Retry { retry_at: None },
+                "{code}"
+            );
+        }
+        let other = FeishuError::from_code(300311, "not the creating app", None, None);
+        assert_eq!(on_failure(&other, 0), FailureAction::Permanent);
     }
 }
