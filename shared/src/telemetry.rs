@@ -30,9 +30,12 @@ pub mod names {
     /// Approvers skipped because Feishu refuses to reach that one person (230013 outside the
     /// availability scope, 230029 resigned, …) (count).
     pub const APPROVERS_UNREACHABLE: &str = "ApproversUnreachable";
+    /// A store app's requests and jobs served, by `Tenant` (its tenant_key) and `Kind` (`event`,
+    /// `click`, `job`) (count): one metric per tenant, so only a store app writes it.
+    pub const TENANT_REQUESTS: &str = "TenantRequests";
 
     /// Every name, for the template test.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         RECEIVED,
         ANSWERED,
         DUPLICATES,
@@ -49,6 +52,7 @@ pub mod names {
         LIMITER_WAIT,
         APPROVER_LOOKUP_DENIED,
         APPROVERS_UNREACHABLE,
+        TENANT_REQUESTS,
     ];
 }
 
@@ -78,6 +82,11 @@ pub fn describe() {
         Unit::Count,
         "approvers Feishu will not reach, skipped"
     );
+    metrics::describe_counter!(
+        names::TENANT_REQUESTS,
+        Unit::Count,
+        "a store app's requests and jobs served, by tenant"
+    );
 }
 
 /// Installs the EMF exporter for `function` in [`NAMESPACE`] and registers every metric's unit;
@@ -86,6 +95,12 @@ pub fn install(function: &str) -> Option<Emitter> {
     let emitter = Emitter::install(NAMESPACE, function)?;
     describe();
     Some(emitter)
+}
+
+/// A store app's request or job served for `tenant`; `kind`: `event`, `click` or `job`.
+pub fn tenant_served(tenant: &str, kind: &'static str) {
+    metrics::counter!(names::TENANT_REQUESTS, "Tenant" => tenant.to_owned(), "Kind" => kind)
+        .increment(1);
 }
 
 /// A command reply sent inline.

@@ -159,10 +159,30 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
     let emf = String::from_utf8(out).unwrap();
     let metrics = parse(&emf);
     let trust = approver_trouble(&emitter).await;
+    let tenants = store_tenants(&emitter).await;
     for name in names::ALL {
         assert!(
-            metrics.keys().chain(trust.keys()).any(|(n, _)| n == name),
+            metrics
+                .keys()
+                .chain(trust.keys())
+                .chain(tenants.keys())
+                .any(|(n, _)| n == name),
             "{name} missing from the EMF:\n{emf}"
+        );
+    }
+    // A self-built app writes no tenant metric.
+    assert_eq!(total(&metrics, names::TENANT_REQUESTS), 0.0);
+    // A store app's: its tenant's message, click and the click's job.
+    let tenant = cardbot_tests::simulator::ids::TENANT_KEY;
+    assert_eq!(
+        with_dimension(&tenants, names::TENANT_REQUESTS, "Tenant", tenant),
+        3.0
+    );
+    for kind in ["event", "click", "job"] {
+        assert_eq!(
+            with_dimension(&tenants, names::TENANT_REQUESTS, "Kind", kind),
+            1.0,
+            "{kind}"
         );
     }
     // Received: 2 messages + the re-delivery + 4 clicks; the forged one is not.
@@ -206,6 +226,33 @@ async fn handlers_emit_every_metric_with_the_values_of_their_work() {
 
 /// A second bot whose leader look-up lacks the contact scope, and a third with one approver of
 /// two outside the app's availability (230013): each counted once, in their own flush.
+/// A store app's tenant sends 审批 and clicks 请假; the click's job runs.
+async fn store_tenants(emitter: &Emitter) -> Metrics {
+    let sim = Arc::new(
+        Simulator::start(SimConfig {
+            app_type: cardbot_tests::simulator::SimAppType::Store,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let store = Arc::new(dynamodb_local::fresh_store().await);
+    let bot = Bot::start_with(
+        sim.clone(),
+        store,
+        "message",
+        &[("FEISHU_APP_TYPE", "store")],
+    )
+    .await;
+    assert_eq!(sim.push_app_ticket(&bot.event_url).await.status, Some(200));
+    bot.clicked_card().await;
+    sim.advance(std::time::Duration::from_secs(3));
+    bot.sweep().await;
+    let mut out = Vec::new();
+    emitter.flush_to(&mut out);
+    parse(&String::from_utf8(out).unwrap())
+}
+
 async fn approver_trouble(emitter: &Emitter) -> Metrics {
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
     let store = Arc::new(dynamodb_local::fresh_store().await);

@@ -182,6 +182,7 @@ where
         if let Some(tenant) = &tenant {
             // Every later log line of this click names its tenant (a store app's).
             tracing::Span::current().record("tenant", tenant.as_str());
+            crate::telemetry::tenant_served(tenant.as_str(), "click");
         }
         let tenant = tenant.as_ref().map(TenantKey::as_str);
         // An action that is not ours is answered before any table access: it writes nothing.

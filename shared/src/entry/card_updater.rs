@@ -386,7 +386,10 @@ where
         };
         // A store app's job: every log line of its run names the tenant.
         let span = match &scoped {
-            Some((tenant, _)) => tracing::info_span!("job", tenant = *tenant),
+            Some((tenant, _)) => {
+                crate::telemetry::tenant_served(tenant, "job");
+                tracing::info_span!("job", tenant = *tenant)
+            }
             None => tracing::Span::none(),
         };
         let run = async {

@@ -182,6 +182,7 @@ where
         if let Some(tenant) = &tenant {
             // Every later log line of this request names its tenant (a store app's).
             tracing::Span::current().record("tenant", tenant.as_str());
+            crate::telemetry::tenant_served(tenant.as_str(), "event");
         }
         let scoped = tenant.as_ref().and_then(|t| self.feishu.tenant_client(t));
         let at = For {
