@@ -335,6 +335,47 @@ mod approver_tests {
     }
 
     #[test]
+    fn a_store_app_takes_no_open_ids_and_needs_its_app_id() {
+        use crate::feishu::AppType;
+        let built = config(&[]).unwrap();
+        assert_eq!(built.app_type, AppType::SelfBuilt);
+        let store = config(&[("FEISHU_APP_TYPE", "store"), ("FEISHU_APP_ID", "cli_1")]).unwrap();
+        assert_eq!(store.app_type, AppType::Store);
+        // Open_ids belong to one tenant: the functions stop at start, naming the setting.
+        let error = config(&[
+            ("FEISHU_APP_TYPE", "store"),
+            ("FEISHU_APP_ID", "cli_1"),
+            ("APPROVER_OPEN_IDS", "ou_a1"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { name: "APPROVER_OPEN_IDS", reason } if reason.contains("FEISHU_APP_TYPE=store")),
+            "{error:?}"
+        );
+        let error = config(&[("FEISHU_APP_TYPE", "store")]).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                name: "FEISHU_APP_ID",
+                ..
+            }
+        ));
+        let error = config(&[("FEISHU_APP_TYPE", "isv")]).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                name: "FEISHU_APP_TYPE",
+                ..
+            }
+        ));
+        // Empty (the template's default is never empty, but a local run may pass ""): self-built.
+        assert_eq!(
+            config(&[("FEISHU_APP_TYPE", "")]).unwrap().app_type,
+            AppType::SelfBuilt
+        );
+    }
+
+    #[test]
     fn approvers_are_open_ids_deduplicated_and_the_leader_is_asked_by_default() {
         let none = config(&[]).unwrap().approvers;
         assert_eq!(
