@@ -42,9 +42,11 @@ impl Function {
 
     /// Its table access: the event callback answers commands (replies, lists, the tenant token,
     /// the rate counters); the card callback decides clicks and never calls Feishu (no token,
-    /// no rate counters); the updater runs jobs (all partitions, the due jobs, the lists).
+    /// no rate counters); the updater runs jobs (all partitions, the due jobs, the lists). A
+    /// store app's tenant records (`tenant#`) are read by all three and written by the two
+    /// webhooks (first sight, lifecycle events).
     pub fn table_access(self) -> TableAccess {
-        use crate::store::keys::Partition::{Card, Dedup, Document, Rate, Token};
+        use crate::store::keys::Partition::{Card, Dedup, Document, Rate, Tenant, Token};
         // No transaction holds a ConditionCheck item; only the tenant token is ever deleted
         // (evicted), by the two functions that call Feishu.
         const READ_WRITE_DELETE: &[&str] = &[
@@ -60,17 +62,17 @@ impl Function {
         ];
         match self {
             Self::EventCallback => TableAccess {
-                partitions: &[Token, Dedup, Card, Rate, Document],
+                partitions: &[Token, Dedup, Card, Rate, Document, Tenant],
                 item_actions: READ_WRITE_DELETE,
                 indexes: &["lists"],
             },
             Self::CardAction => TableAccess {
-                partitions: &[Dedup, Card, Document],
+                partitions: &[Dedup, Card, Document, Tenant],
                 item_actions: READ_WRITE,
                 indexes: &[],
             },
             Self::CardUpdater => TableAccess {
-                partitions: &[Token, Dedup, Card, Rate, Document],
+                partitions: &[Token, Dedup, Card, Rate, Document, Tenant],
                 item_actions: READ_WRITE_DELETE,
                 indexes: &["due", "lists"],
             },

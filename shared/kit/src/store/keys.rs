@@ -8,7 +8,7 @@
 //! | a store app's ticket-resend throttle | `token#<app_id>` | `resend` |
 //! | a store app's `app_access_token` | `token#<app_id>` | `app` |
 //! | a store app's tenant token of one tenant | `token#<app_id>#<tenant_key>` | `tenant` |
-//! | a store app's tenant (status, install) | `token#<app_id>` | `tenant#<tenant_key>` |
+//! | a store app's tenant (status, install) | `tenant#<app_id>` | `<tenant_key>` |
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
 //! | job | `card#<card_key>` | `job#<job_id>` |
@@ -33,16 +33,20 @@ pub enum Partition {
     Rate,
     /// `doc#<collection>`: documents (the approval definitions).
     Document,
+    /// `tenant#<app_id>`: a store app's tenants (status, install), apart from the tokens so the
+    /// card callback may read them without reaching any token.
+    Tenant,
 }
 
 impl Partition {
     /// Every kind.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Token,
         Self::Dedup,
         Self::Card,
         Self::Rate,
         Self::Document,
+        Self::Tenant,
     ];
 
     /// The `pk` prefix of every key of this kind.
@@ -53,6 +57,7 @@ impl Partition {
             Self::Card => CARD_PK_PREFIX,
             Self::Rate => "rate#",
             Self::Document => "doc#",
+            Self::Tenant => "tenant#",
         }
     }
 }
@@ -72,12 +77,10 @@ pub const APP_TICKET_SK: &str = "ticket";
 pub const TICKET_RESEND_SK: &str = "resend";
 /// Sort key of a store app's `app_access_token`.
 pub const APP_TOKEN_SK: &str = "app";
-/// Prefix of a store app's tenant record's sort key; the app's tenants are a `begins_with` Query.
-pub const TENANT_SK_PREFIX: &str = "tenant#";
-
-/// `sk` of `tenant_key`'s record.
-pub fn tenant_sk(tenant_key: &str) -> String {
-    format!("{TENANT_SK_PREFIX}{tenant_key}")
+/// `pk` of a store app's tenant records (one partition: the app's tenants are one Query); the
+/// `sk` is the tenant_key.
+pub fn tenants_pk(app_id: &str) -> String {
+    format!("{}{app_id}", Partition::Tenant.prefix())
 }
 
 /// Sort key of a dedup record.
@@ -190,6 +193,7 @@ mod tests {
                 Partition::Document,
                 super::super::documents::collection_pk("definitions"),
             ),
+            (Partition::Tenant, tenants_pk("cli_1")),
         ];
         for (partition, pk) in built {
             assert!(pk.starts_with(partition.prefix()), "{pk} of {partition:?}");

@@ -346,8 +346,7 @@ pub trait AppTicketStore: Send + Sync {
     async fn evict_app_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
 }
 
-/// Where a store app's tenant stands (the `tenant#<tenant_key>` item of the app's token
-/// partition), from the lifecycle events `app_open`, `app_status_change`, `app_uninstalled`.
+/// Where a store app's tenant stands (its item `tenant#<app_id>` / `<tenant_key>`), from the lifecycle events `app_open`, `app_status_change`, `app_uninstalled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
@@ -410,7 +409,8 @@ pub struct TenantRecord {
     pub updated_at: EpochMillis,
 }
 
-/// A store app's tenants, in the app's token partition (`token#<app_id>` / `tenant#<tenant_key>`).
+/// A store app's tenants, in one partition of their own (`tenant#<app_id>` / `<tenant_key>`), apart
+/// from the tokens: a function that reads them (the card callback) reaches no token.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// The tenant's record, if it was ever seen.

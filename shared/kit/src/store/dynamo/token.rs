@@ -366,15 +366,11 @@ impl TenantStore for DynamoStore {
         app_id: &str,
         tenant_key: &str,
     ) -> StoreResult<Option<TenantRecord>> {
-        self.get(
-            keys::tenant_token_pk(app_id),
-            &keys::tenant_sk(tenant_key),
-            "get tenant",
-        )
-        .await?
-        .as_ref()
-        .map(tenant_record)
-        .transpose()
+        self.get(keys::tenants_pk(app_id), tenant_key, "get tenant")
+            .await?
+            .as_ref()
+            .map(tenant_record)
+            .transpose()
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -384,7 +380,7 @@ impl TenantStore for DynamoStore {
         tenant_key: &str,
         now: EpochMillis,
     ) -> StoreResult<TenantRecord> {
-        let mut item = Self::key(keys::tenant_token_pk(app_id), &keys::tenant_sk(tenant_key));
+        let mut item = Self::key(keys::tenants_pk(app_id), tenant_key);
         item.insert("tenant_key".into(), s(tenant_key));
         item.insert("status".into(), s(TenantStatus::Active.as_str()));
         item.insert("status_at".into(), n(0));
@@ -455,8 +451,8 @@ impl TenantStore for DynamoStore {
         );
         let result = self
             .conditional_update(
-                keys::tenant_token_pk(app_id),
-                &keys::tenant_sk(tenant_key),
+                keys::tenants_pk(app_id),
+                tenant_key,
                 format!("SET {}", sets.join(", ")),
                 condition,
                 expr,
@@ -489,8 +485,8 @@ impl TenantStore for DynamoStore {
         let condition = format!("attribute_exists({})", expr.name(PK));
         match self
             .conditional_update(
-                keys::tenant_token_pk(app_id),
-                &keys::tenant_sk(tenant_key),
+                keys::tenants_pk(app_id),
+                tenant_key,
                 update,
                 condition,
                 expr,
@@ -514,11 +510,9 @@ impl TenantStore for DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_values(":pk", s(keys::tenant_token_pk(app_id)))
-                .expression_attribute_values(":prefix", s(keys::TENANT_SK_PREFIX))
+                .expression_attribute_values(":pk", s(keys::tenants_pk(app_id)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
