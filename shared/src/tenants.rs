@@ -18,17 +18,25 @@ pub struct LifecycleEvent {
     pub tenant: TenantKey,
     /// The status it sets.
     pub status: TenantStatus,
-    /// When Feishu sent it: the envelope's `ts` (seconds with a fraction) in epoch ms; the
-    /// receive time when it has none.
+    /// When Feishu sent it: the envelope's `ts` (seconds with a fraction) in epoch ms. A retry
+    /// is taken to keep its first delivery's `ts` (unconfirmed: the 1.0 envelope's `ts` is
+    /// documented only as the send time); were it restamped, a late retry would be applied as
+    /// if sent then, which is the order Feishu sent it in.
     pub sent_at: EpochMillis,
     /// `Some(installer open_id, may be empty)` for `app_open`.
     pub installed_by: Option<String>,
 }
 
+/// A lifecycle event's `ts` may run at most this far ahead of the receiver's clock (a day): one
+/// stamped far in the future would freeze its tenant's status.
+pub const MAX_TS_AHEAD_MS: EpochMillis = 24 * 3_600_000;
+
 /// The lifecycle event `event` is, if it is one; an error naming the problem for one that is
-/// malformed (no or a hostile `tenant_key`, an unknown status).
+/// malformed (another app's, no or a hostile `tenant_key`, an unknown status, no `ts` or one more
+/// than [`MAX_TS_AHEAD_MS`] ahead of `received_at`).
 pub fn lifecycle_event(
     event: &OtherEvent,
+    app_id: &str,
     received_at: EpochMillis,
 ) -> Option<Result<LifecycleEvent, String>> {
     if event.schema != EventSchema::V1 {
@@ -56,6 +64,9 @@ pub fn lifecycle_event(
         _ => return None,
     };
     Some((|| {
+        if str_at("/app_id") != Some(app_id) {
+            return Err(format!("{} event of another app", event.event_type));
+        }
         let status = status.ok_or("app_status_change with an unknown status")?;
         let tenant = TenantKey::new(str_at("/tenant_key").unwrap_or_default())
             .map_err(|e| format!("{} event: {e}", event.event_type))?;
@@ -67,10 +78,15 @@ pub fn lifecycle_event(
                 String::new()
             }
         });
+        let sent_at = sent_at(&event.raw)
+            .ok_or_else(|| format!("{} event without a `ts`", event.event_type))?;
+        if sent_at > received_at.saturating_add(MAX_TS_AHEAD_MS) {
+            return Err(format!("{} event stamped in the future", event.event_type));
+        }
         Ok(LifecycleEvent {
             tenant,
             status,
-            sent_at: sent_at(&event.raw).unwrap_or(received_at),
+            sent_at,
             installed_by,
         })
     })())
@@ -185,7 +201,9 @@ mod tests {
                    "applicants": [{"open_id": "ou_a"}], "installer_employee": {"open_id": "ou_b"}}),
             "1603977298.000000",
         );
-        let read = lifecycle_event(&open, 5).unwrap().unwrap();
+        let read = lifecycle_event(&open, "cli_1", 1_603_977_300_000)
+            .unwrap()
+            .unwrap();
         assert_eq!(read.tenant.as_str(), "2ed263bf32cf1651");
         assert_eq!(read.status, TenantStatus::Active);
         assert_eq!(read.sent_at, 1_603_977_298_000);
@@ -195,32 +213,43 @@ mod tests {
                    "status": "stop_by_platform"}),
             "1603977300.250000",
         );
-        let read = lifecycle_event(&stop, 5).unwrap().unwrap();
+        let read = lifecycle_event(&stop, "cli_1", 1_603_977_300_000)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (read.status, read.sent_at),
             (TenantStatus::StoppedByPlatform, 1_603_977_300_250)
         );
         let gone = v1(
             json!({"app_id": "cli_1", "tenant_key": "t1", "type": "app_uninstalled"}),
-            "",
+            "77.5",
         );
-        let read = lifecycle_event(&gone, 77).unwrap().unwrap();
-        assert_eq!((read.status, read.sent_at), (TenantStatus::Uninstalled, 77));
+        let read = lifecycle_event(&gone, "cli_1", 1_000_000).unwrap().unwrap();
+        assert_eq!(
+            (read.status, read.sent_at),
+            (TenantStatus::Uninstalled, 77_500)
+        );
     }
 
     #[test]
     fn malformed_lifecycle_events_name_the_problem_and_others_are_not_lifecycle() {
-        let hostile = v1(json!({"tenant_key": "a#b", "type": "app_uninstalled"}), "1");
-        assert!(lifecycle_event(&hostile, 0).unwrap().is_err());
-        let odd = v1(
-            json!({"tenant_key": "t1", "type": "app_status_change", "status": "paused"}),
-            "1",
-        );
-        assert!(lifecycle_event(&odd, 0)
-            .unwrap()
-            .unwrap_err()
-            .contains("unknown status"));
+        let at = 2_000_000_000_000;
+        let refused = |event: serde_json::Value, ts: &str| {
+            lifecycle_event(&v1(event, ts), "cli_1", at)
+                .unwrap()
+                .unwrap_err()
+        };
+        let hostile = json!({"app_id": "cli_1", "tenant_key": "a#b", "type": "app_uninstalled"});
+        assert!(refused(hostile, "1").contains("tenant_key"));
+        let odd = json!({"app_id": "cli_1", "tenant_key": "t1", "type": "app_status_change",
+                         "status": "paused"});
+        assert!(refused(odd, "1").contains("unknown status"));
+        let theirs = json!({"app_id": "cli_2", "tenant_key": "t1", "type": "app_uninstalled"});
+        assert!(refused(theirs, "1").contains("another app"));
+        let ours = json!({"app_id": "cli_1", "tenant_key": "t1", "type": "app_uninstalled"});
+        assert!(refused(ours.clone(), "").contains("without a `ts`"));
+        assert!(refused(ours, "99999999999").contains("future"));
         let ticket = v1(json!({"app_id": "cli_1", "type": "app_ticket"}), "1");
-        assert!(lifecycle_event(&ticket, 0).is_none());
+        assert!(lifecycle_event(&ticket, "cli_1", at).is_none());
     }
 }

@@ -588,6 +588,20 @@ impl<S: JobStore, P: StoreProbe> JobStore for Probed<S, P> {
         )
     }
 
+    async fn bury_waiting_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::WaitingJobs,
+            self.inner.bury_waiting_job(card_key, job_id, error, now)
+        )
+    }
+
     async fn claim_job(
         &self,
         card_key: &str,

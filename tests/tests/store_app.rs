@@ -151,6 +151,17 @@ async fn cold_start_queues_the_reply_asks_one_resend_and_delivers_when_the_ticke
             "{delivery}: one resend a minute"
         );
         assert!(bot.bot_messages(ids::P2P_CHAT_ID).is_empty(), "{delivery}");
+        // The tenant keeps why its replies wait (`cardbot-admin tenants`).
+        let record = bot
+            .store
+            .get_tenant(ids::APP_ID, ids::TENANT_KEY)
+            .await
+            .unwrap();
+        let last_error = record.and_then(|r| r.last_error).unwrap_or_default();
+        assert!(
+            last_error.contains("no app_ticket"),
+            "{delivery}: {last_error}"
+        );
         // The replies are queued in the tenant's namespace, keyed by the user's message.
         let message_id = asked.message_id.clone().unwrap();
         let key = format!("{}#{message_id}", ids::TENANT_KEY);

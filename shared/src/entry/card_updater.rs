@@ -392,8 +392,19 @@ where
             }
             None => tracing::Span::none(),
         };
+        let tenant = scoped.as_ref().map(|(tenant, _)| *tenant);
         let run = async {
             let ran = effects.run_job(&job).await;
+            // A store app's tenant keeps its last error (`cardbot-admin tenants`).
+            if let (Some(tenant), Ok(JobOutcome::Failed { error, .. })) = (tenant, &ran) {
+                let noted = self
+                    .store
+                    .note_tenant_error(&self.app_id, tenant, error, now)
+                    .await;
+                if let Err(e) = noted {
+                    warn!(tenant, error = %e, "cannot note the tenant's error");
+                }
+            }
             Self::count(&job, ran, summary);
         };
         tracing::Instrument::instrument(run, span).await;
@@ -417,9 +428,6 @@ where
             return Ok("the tenant is not uninstalled: nothing to clean up");
         }
         let prefix = crate::store::keys::tenant_card_key(Some(tenant), "");
-        // A job not yet due is claimed as at the end of time: the only way to take it out of the
-        // index before its time, through the one conditional claim every job's run takes.
-        let end_of_time = i64::MAX / 4;
         let mut buried = 0usize;
         loop {
             let waiting = self.store.waiting_jobs(&prefix, 100).await?;
@@ -432,26 +440,23 @@ where
             }
             let mut progressed = false;
             for waiting in others {
-                let claimed = self
+                if self
                     .store
-                    .claim_job(
+                    .bury_waiting_job(
                         &waiting.card_key,
                         &waiting.job_id,
-                        &self.owner,
-                        end_of_time,
-                        Self::ms(self.lease),
+                        "tenant_uninstalled",
+                        now,
                     )
-                    .await?;
-                if let Some(claimed) = claimed {
-                    self.store
-                        .fail_job_permanently(&claimed, "tenant_uninstalled", now)
-                        .await?;
+                    .await?
+                {
                     buried += 1;
                     progressed = true;
                 }
             }
             if !progressed {
-                // Only jobs another run holds are left: this cleanup runs again later.
+                // Only jobs a run holds now are left (or the index has not caught up yet): this
+                // cleanup runs again later.
                 return Err(StoreError::Conflict(
                     "jobs of the tenant are being run; cleaning up again later".to_owned(),
                 ));

@@ -157,7 +157,7 @@ where
                 if let Some(ticket) = AppTicketEvent::from_event(event) {
                     return self.on_app_ticket(ticket, now).await;
                 }
-                if let Some(change) = tenants::lifecycle_event(event, now) {
+                if let Some(change) = tenants::lifecycle_event(event, &self.app_id, now) {
                     return self.on_lifecycle(change, now).await;
                 }
             }
@@ -634,6 +634,17 @@ where
             self.busy_until
                 .store(now.saturating_add(hold), Ordering::Relaxed);
             warn!(message_id, error = %failure.error, "reply did not fit; queued for the updater");
+            if let Some(tenant) = at.tenant {
+                // A store app's tenant keeps its last error (`cardbot-admin tenants`).
+                let error = failure.error.to_string();
+                if let Err(e) = self
+                    .store
+                    .note_tenant_error(&self.app_id, tenant, &error, now)
+                    .await
+                {
+                    warn!(tenant, error = %e, "cannot note the tenant's error");
+                }
+            }
             serde_json::to_value(&failure.progress).unwrap_or_default()
         };
         // In the tenant's namespace: the updater serves the job with the tenant's client.

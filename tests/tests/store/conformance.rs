@@ -1171,6 +1171,93 @@ pub async fn job_claim_complete_lifecycle<S: Store>(store: Arc<S>) {
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
 }
 
+pub async fn waiting_jobs_of_a_prefix_are_buried_unless_a_run_holds_them<S: Store>(store: Arc<S>) {
+    let tenant = unique("tenant");
+    let key = |id: &str| format!("{tenant}#{id}");
+    let now = t0();
+    // Due in a week, due now, being run, run and lapsed, done; and another tenant's.
+    store
+        .enqueue(&job(&key("a"), "later", now + 7 * DAY_MS))
+        .await
+        .unwrap();
+    store.enqueue(&job(&key("b"), "now", now)).await.unwrap();
+    store
+        .enqueue(&job(&key("c"), "running", now))
+        .await
+        .unwrap();
+    store.enqueue(&job(&key("d"), "lapsed", now)).await.unwrap();
+    store.enqueue(&job(&key("e"), "done", now)).await.unwrap();
+    let other = format!("{}#x", unique("tenant"));
+    store.enqueue(&job(&other, "theirs", now)).await.unwrap();
+    store
+        .claim_job(&key("c"), "running", "u1", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim_job(&key("d"), "lapsed", "u1", now - 2 * LEASE_MS, LEASE_MS)
+        .await
+        .unwrap();
+    let done = store
+        .claim_job(&key("e"), "done", "u1", now, LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    store.complete_job(&done, now).await.unwrap();
+    let mut waiting: Vec<String> = store
+        .waiting_jobs(&format!("{tenant}#"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    waiting.sort();
+    assert_eq!(waiting, ["lapsed", "later", "now", "running"]);
+    let mut buried = Vec::new();
+    for id in ["later", "now", "running", "lapsed", "done"] {
+        let card = key(match id {
+            "later" => "a",
+            "now" => "b",
+            "running" => "c",
+            "lapsed" => "d",
+            _ => "e",
+        });
+        if store
+            .bury_waiting_job(&card, id, "tenant_uninstalled", now)
+            .await
+            .unwrap()
+        {
+            buried.push(id);
+        }
+    }
+    assert_eq!(buried, ["later", "now", "lapsed"]);
+    let later = store.get_job(&key("a"), "later").await.unwrap().unwrap();
+    assert_eq!(later.status, JobStatus::Dead);
+    assert_eq!(later.last_error.as_deref(), Some("tenant_uninstalled"));
+    assert_eq!(
+        store
+            .get_job(&key("c"), "running")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Leased
+    );
+    assert_eq!(
+        store
+            .get_job(&other, "theirs")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Pending
+    );
+    assert!(!store
+        .bury_waiting_job(&key("z"), "gone", "x", now)
+        .await
+        .unwrap());
+}
+
 pub async fn job_lapsed_lease_becomes_due_again<S: Store>(store: Arc<S>) {
     let key = unique("card");
     let now = t0();

@@ -58,6 +58,7 @@ against_both_adapters!(
     create_card_with_jobs_writes_both_or_neither,
     job_claim_complete_lifecycle,
     job_lapsed_lease_becomes_due_again,
+    waiting_jobs_of_a_prefix_are_buried_unless_a_run_holds_them,
     job_fail_backs_off_then_dead_stays_visible,
     job_fail_honours_retry_at,
     job_fail_permanently_is_dead_at_once,

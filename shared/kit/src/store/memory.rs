@@ -675,6 +675,24 @@ impl JobStore for MemoryStore {
         Ok(outcome)
     }
 
+    async fn bury_waiting_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        match tables.jobs.get_mut(&job_key(card_key, job_id)) {
+            Some(stored) if buriable(stored, now) => {
+                stored.last_error = Some(truncate_error(error));
+                bury(stored, now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn fail_job_permanently(
         &self,
         job: &Job,
@@ -687,6 +705,15 @@ impl JobStore for MemoryStore {
         stored.last_error = Some(truncate_error(error));
         bury(stored, now);
         Ok(())
+    }
+}
+
+/// Whether `job` waits and no run holds it at `now`.
+fn buriable(job: &Job, now: EpochMillis) -> bool {
+    match job.status {
+        JobStatus::Pending => true,
+        JobStatus::Leased => job.lease_until.is_none_or(|until| until < now),
+        JobStatus::Done | JobStatus::Dead => false,
     }
 }
 

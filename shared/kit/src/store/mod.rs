@@ -786,6 +786,16 @@ pub trait JobStore: Send + Sync {
     /// a Query on the index filtered by key, for the rare sweep of one tenant's work (its
     /// uninstall). Eventually consistent (a GSI).
     async fn waiting_jobs(&self, card_key_prefix: &str, limit: usize) -> StoreResult<Vec<JobRef>>;
+    /// Leaves a waiting job `Dead` with `error` at `now` (out of the index, the dead TTL, listed
+    /// with the dead jobs), whenever it is due: `true` when it was pending or its lease had
+    /// lapsed; `false` (nothing written) when it is done, dead, gone or being run right now.
+    async fn bury_waiting_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool>;
     /// Conditionally takes the lease until `now + lease_ms`; `None` if another owner holds it, it
     /// is not due yet, or it is done/dead. Taking over a lapsed lease counts it as a failed
     /// attempt (`attempts + 1`, `last_error` = [`LEASE_EXPIRED_ERROR`]); when that is the

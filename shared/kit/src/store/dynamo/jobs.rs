@@ -646,6 +646,39 @@ impl JobStore for DynamoStore {
         Ok(outcome)
     }
 
+    #[tracing::instrument(level = "debug", skip(self, error))]
+    async fn bury_waiting_job(
+        &self,
+        card_key: &str,
+        job_id: &str,
+        error: &str,
+        now: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut changes = vec![("last_error", Some(s(truncate_error(error))))];
+        changes.extend(dead_changes(now));
+        let mut expr = Expr::default();
+        let update = set_remove(&mut expr, changes);
+        let condition = format!(
+            "{status} = {pending} OR ({status} = {leased} AND {until} < {now})",
+            status = expr.name("status"),
+            pending = expr.value(s(job_status_str(JobStatus::Pending))),
+            leased = expr.value(s(job_status_str(JobStatus::Leased))),
+            until = expr.name("lease_until"),
+            now = expr.value(n(now)),
+        );
+        let write = self
+            .update_job_if(
+                card_key,
+                job_id,
+                "bury waiting job",
+                expr,
+                update,
+                condition,
+            )
+            .await?;
+        Ok(matches!(write, JobWrite::Written(_)))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(card_key = %job.card_key, job_id = %job.job_id))]
     async fn fail_job_permanently(
         &self,
