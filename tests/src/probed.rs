@@ -362,6 +362,19 @@ impl<S: AppTicketStore, P: StoreProbe> AppTicketStore for Probed<S, P> {
         )
     }
 
+    async fn claim_token_refresh(
+        &self,
+        owner: &str,
+        now: EpochMillis,
+        hold_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        probed!(
+            self,
+            StoreCall::AppToken,
+            self.inner.claim_token_refresh(owner, now, hold_ms)
+        )
+    }
+
     async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
         probed!(self, StoreCall::AppToken, self.inner.get_app_token(app_id))
     }

@@ -548,6 +548,21 @@ pub async fn app_token_kept_by_expiry_and_evicted_only_when_same<S: Store>(store
     );
     store.evict_app_token(&app, "a-later").await.unwrap();
     assert_eq!(store.get_app_token(&app).await.unwrap(), None);
+    // One refresh claim per hold, per token (the app's, each tenant's).
+    let tenant = format!("{app}#ta");
+    assert!(store.claim_token_refresh(&app, now, 30_000).await.unwrap());
+    assert!(!store
+        .claim_token_refresh(&app, now + 29_999, 30_000)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_token_refresh(&tenant, now + 1, 30_000)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_token_refresh(&app, now + 30_000, 30_000)
+        .await
+        .unwrap());
 }
 
 // ---- a store app's tenants ----

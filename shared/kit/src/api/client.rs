@@ -178,6 +178,7 @@ impl FeishuClientBuilder {
             self.token_store.clone(),
             self.rate_store,
             self.clock,
+            None,
         ));
         Ok(FeishuClient {
             http,

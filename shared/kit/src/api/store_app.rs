@@ -30,7 +30,10 @@ use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::limiter::SharedLimiter;
 use super::request::{ApiRequest, Method};
-use super::token::{Clock, TenantAccessTokenAnswer, TenantTokenProvider, REFRESH_MARGIN_MS};
+use super::token::{
+    Clock, TenantAccessTokenAnswer, TenantTokenProvider, REFRESH_HOLD_MS, REFRESH_MARGIN_MS,
+    STILL_SAFE_MS,
+};
 use crate::store::keys::store_tenant_token_owner;
 use crate::store::{
     AppTicketStore, EpochMillis, RateStore, StoredTenantToken, TokenStore, KEPT_APP_TICKETS,
@@ -247,9 +250,14 @@ impl TenantScope {
         tokens: Arc<dyn TokenStore>,
         rates: Arc<dyn RateStore>,
         clock: Arc<dyn Clock>,
+        refresh_claims: Option<Arc<dyn AppTicketStore>>,
     ) -> Self {
+        let provider = TenantTokenProvider::new(owner.clone(), tokens, clock.clone());
         Self {
-            tokens: TenantTokenProvider::new(owner.clone(), tokens, clock.clone()),
+            tokens: match refresh_claims {
+                Some(claims) => provider.with_refresh_claims(claims),
+                None => provider,
+            },
             limiter: SharedLimiter::new(owner.clone(), rates, clock),
             pacer: super::pacer::Pacer::default(),
             bot_open_id: tokio::sync::OnceCell::new(),
@@ -307,6 +315,7 @@ impl StoreAppAuth {
                     self.tokens.clone(),
                     self.rates.clone(),
                     self.clock.clone(),
+                    Some(self.tickets.clone()),
                 ))
             })
             .clone()
@@ -365,6 +374,21 @@ impl StoreAppAuth {
                 let token = stored.token.clone();
                 memory.current = Some(stored);
                 return Ok(token);
+            }
+            Ok(Some(stored))
+                if stored.expires_at - STILL_SAFE_MS > now
+                    && memory.rejected.as_deref() != Some(stored.token.as_str()) =>
+            {
+                match self
+                    .tickets
+                    .claim_token_refresh(&self.app_id, now, REFRESH_HOLD_MS)
+                    .await
+                {
+                    // Another instance refreshes it: this one goes on with the stored token.
+                    Ok(false) => return Ok(stored.token),
+                    Ok(true) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot claim the app token refresh"),
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "app token store read failed; fetching"),
@@ -496,6 +520,8 @@ mod tests {
                 .unwrap()
                 .push((request.path.clone(), body.clone()));
             let n = self.issued.fetch_add(1, Ordering::SeqCst);
+            // As slow as a round trip: callers at once overlap.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             match request.path.as_str() {
                 "/open-apis/auth/v3/app_ticket/resend" => Ok(json!({"code": 0})),
                 "/open-apis/auth/v3/app_access_token" => {
@@ -673,6 +699,92 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, FeishuError::NoAppTicket { .. }));
         assert_eq!(feishu.paths(), ["app_ticket/resend"]);
+    }
+
+    /// One instance's token fetch: the store-app auth behind the tenant token provider.
+    struct Instance<'a> {
+        auth: &'a StoreAppAuth,
+        calls: &'a Auth,
+        tenant: TenantKey,
+    }
+
+    #[async_trait::async_trait]
+    impl super::super::token::FetchTenantToken for Instance<'_> {
+        async fn fetch_tenant_token(
+            &self,
+            deadline: Deadline,
+        ) -> FeishuResult<TenantAccessTokenAnswer> {
+            self.auth
+                .fetch_tenant_token(self.calls, "secret", &self.tenant, deadline)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn sixteen_instances_at_refresh_time_fetch_each_token_once() {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+        let calls = Auth::default();
+        store.put_app_ticket(APP, "tk-1", T0).await.unwrap();
+        calls.good_tickets.lock().unwrap().push("tk-1".into());
+        // Both tokens are inside the refresh margin (18 min left) but still safe to use.
+        let aging = |token: &str| StoredTenantToken {
+            token: token.into(),
+            expires_at: T0 + 18 * 60_000,
+        };
+        store.put_app_token(APP, &aging("a-old")).await.unwrap();
+        let owner = store_tenant_token_owner(APP, "ta");
+        store
+            .put_tenant_token(&owner, &aging("t-old"))
+            .await
+            .unwrap();
+        let instances: Vec<StoreAppAuth> = (0..16)
+            .map(|_| {
+                StoreAppAuth::new(
+                    APP.into(),
+                    store.clone(),
+                    store.clone(),
+                    store.clone(),
+                    clock.clone(),
+                )
+            })
+            .collect();
+        let tenant = tenant("ta");
+        let tokens = futures::future::join_all(instances.iter().map(|auth| {
+            let fetcher = Instance {
+                auth,
+                calls: &calls,
+                tenant: tenant.clone(),
+            };
+            let scope = auth.scope(&tenant);
+            async move { scope.tokens.get(&fetcher, deadline()).await.unwrap() }
+        }))
+        .await;
+        // One instance refreshed both tokens, once each; the others went on with the stored
+        // tenant token (18 minutes left) or took the refreshed one from the table.
+        assert_eq!(calls.paths(), ["app_access_token", "tenant_access_token"]);
+        // Each got the stored token or the one refreshed token.
+        let mut seen: Vec<&str> = tokens.iter().map(|t| t.secret()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(
+            seen.len() <= 2 && seen.iter().all(|t| *t == "t-old" || t.starts_with("t-ta-")),
+            "{seen:?}"
+        );
+        // A second round within the claim's hold: nobody fetches again.
+        for auth in &instances {
+            let fetcher = Instance {
+                auth,
+                calls: &calls,
+                tenant: tenant.clone(),
+            };
+            auth.scope(&tenant)
+                .tokens
+                .get(&fetcher, deadline())
+                .await
+                .unwrap();
+        }
+        assert_eq!(calls.paths().len(), 2);
     }
 
     #[tokio::test]

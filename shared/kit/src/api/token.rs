@@ -20,6 +20,16 @@ use crate::store::{EpochMillis, StoredTenantToken, TokenStore};
 pub const REFRESH_MARGIN_MS: i64 = 20 * 60 * 1000;
 const _: () = assert!(REFRESH_MARGIN_MS > 15 * 60 * 1000 && REFRESH_MARGIN_MS < 30 * 60 * 1000);
 
+/// A stored token with more than this left is still used by an instance that lost the claim to
+/// refresh it (a store app's tokens are refreshed by one instance at a time): 16 min, past the
+/// longest Lambda run (15 min), so it never expires during an invocation.
+pub const STILL_SAFE_MS: i64 = 16 * 60 * 1000;
+const _: () = assert!(STILL_SAFE_MS > 15 * 60 * 1000 && STILL_SAFE_MS < REFRESH_MARGIN_MS);
+
+/// How long one instance's claim to refresh a token holds off the others (it fetches within it;
+/// past it another may try).
+pub const REFRESH_HOLD_MS: i64 = 30 * 1000;
+
 /// Wall-clock time in epoch milliseconds; injectable so tests control token expiry.
 pub trait Clock: Send + Sync {
     /// The current time, in epoch milliseconds.
@@ -116,6 +126,8 @@ pub struct TenantTokenProvider {
     app_id: String,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    /// A store app's: where instances claim the refresh of this token, one at a time.
+    refresh_claims: Option<Arc<dyn crate::store::AppTicketStore>>,
     /// Held across the store read and the fetch, so concurrent callers wait for one fetch.
     memory: Mutex<Memory>,
 }
@@ -142,8 +154,17 @@ impl TenantTokenProvider {
             app_id,
             store,
             clock,
+            refresh_claims: None,
             memory: Mutex::new(Memory::default()),
         }
+    }
+
+    /// Refreshes coordinated across instances through `claims` (a store app's tenant tokens): an
+    /// instance that loses the claim goes on with the stored token while it has more than
+    /// [`STILL_SAFE_MS`] left.
+    pub fn with_refresh_claims(mut self, claims: Arc<dyn crate::store::AppTicketStore>) -> Self {
+        self.refresh_claims = Some(claims);
+        self
     }
 
     fn usable(token: &StoredTenantToken, now: EpochMillis) -> bool {
@@ -174,6 +195,22 @@ impl TenantTokenProvider {
                 let token = TenantAccessToken::new(stored.token.clone());
                 memory.current = Some(stored);
                 return Ok(token);
+            }
+            Ok(Some(stored))
+                if stored.expires_at - STILL_SAFE_MS > now
+                    && memory.rejected.as_deref() != Some(stored.token.as_str()) =>
+            {
+                if let Some(claims) = &self.refresh_claims {
+                    match claims
+                        .claim_token_refresh(&self.app_id, now, REFRESH_HOLD_MS)
+                        .await
+                    {
+                        // Another instance refreshes it: this one goes on with the stored token.
+                        Ok(false) => return Ok(TenantAccessToken::new(stored.token)),
+                        Ok(true) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot claim the token refresh"),
+                    }
+                }
             }
             Ok(_) => {}
             // The store is a cache: when it fails, Feishu still answers.

@@ -8,6 +8,7 @@
 //! | a store app's ticket-resend throttle | `token#<app_id>` | `resend` |
 //! | a store app's `app_access_token` | `token#<app_id>` | `app` |
 //! | a store app's tenant token of one tenant | `token#<app_id>#<tenant_key>` | `tenant` |
+//! | a store app's token-refresh claim | `token#<app_id>[#<tenant_key>]` | `refresh` |
 //! | a store app's tenant (status, install) | `tenant#<app_id>` | `<tenant_key>` |
 //! | dedup record | `dedup#<key>` | `-` |
 //! | card state | `card#<card_key>` | `state` |
@@ -77,6 +78,9 @@ pub const APP_TICKET_SK: &str = "ticket";
 pub const TICKET_RESEND_SK: &str = "resend";
 /// Sort key of a store app's `app_access_token`.
 pub const APP_TOKEN_SK: &str = "app";
+/// Sort key of a store app's token-refresh claim, beside the token it refreshes (`token#<app_id>`
+/// for the app token, `token#<app_id>#<tenant_key>` for a tenant's).
+pub const TOKEN_REFRESH_SK: &str = "refresh";
 /// `pk` of a store app's tenant records (one partition: the app's tenants are one Query); the
 /// `sk` is the tenant_key.
 pub fn tenants_pk(app_id: &str) -> String {

@@ -33,6 +33,7 @@ struct Tables {
     bots: HashMap<String, String>,
     app_tickets: HashMap<String, Vec<StoredAppTicket>>,
     ticket_resends: HashMap<String, EpochMillis>,
+    token_refreshes: HashMap<String, EpochMillis>,
     app_tokens: HashMap<String, StoredTenantToken>,
     /// (app_id, tenant_key) → record.
     tenants: BTreeMap<(String, String), TenantRecord>,
@@ -286,6 +287,22 @@ impl AppTicketStore for MemoryStore {
             Some(at) if *at > now - gap_ms => Ok(false),
             _ => {
                 tables.ticket_resends.insert(app_id.to_owned(), now);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn claim_token_refresh(
+        &self,
+        owner: &str,
+        now: EpochMillis,
+        hold_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        match tables.token_refreshes.get(owner) {
+            Some(at) if *at > now - hold_ms => Ok(false),
+            _ => {
+                tables.token_refreshes.insert(owner.to_owned(), now);
                 Ok(true)
             }
         }

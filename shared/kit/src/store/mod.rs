@@ -338,6 +338,15 @@ pub trait AppTicketStore: Send + Sync {
         now: EpochMillis,
         gap_ms: EpochMillis,
     ) -> StoreResult<bool>;
+    /// Claims the refresh of the token of `owner` (`app_id` for the app token,
+    /// `<app_id>#<tenant_key>` for a tenant's): `true` for one caller per `hold_ms` across every
+    /// instance; the others go on with the stored token, which is still valid.
+    async fn claim_token_refresh(
+        &self,
+        owner: &str,
+        now: EpochMillis,
+        hold_ms: EpochMillis,
+    ) -> StoreResult<bool>;
     /// The stored `app_access_token` of `app_id` (it may have expired: check `expires_at`).
     async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>>;
     /// Writes unless the stored app token expires later; returns whether it wrote.

@@ -86,6 +86,38 @@ impl DynamoStore {
         }
     }
 
+    /// A conditional put of `token#<owner>` / `sk` at `now`: `true` for one caller per `gap_ms`.
+    async fn claim_slot(
+        &self,
+        owner: &str,
+        sk: &str,
+        now: EpochMillis,
+        gap_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        let mut item = Self::key(keys::tenant_token_pk(owner), sk);
+        item.insert("at".into(), n(now));
+        item.insert(
+            TABLE.ttl_attribute.into(),
+            n(ttl_secs(now + 24 * 3_600_000)),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #at <= :cutoff")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":cutoff", n(now - gap_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("claim a token slot", e)),
+        }
+    }
+
     /// The tickets item's list and revision (0 when there is no item).
     async fn read_tickets(&self, app_id: &str) -> StoreResult<(Vec<StoredAppTicket>, i64)> {
         let Some(item) = self
@@ -284,28 +316,19 @@ impl AppTicketStore for DynamoStore {
         now: EpochMillis,
         gap_ms: EpochMillis,
     ) -> StoreResult<bool> {
-        let mut item = Self::key(keys::tenant_token_pk(app_id), keys::TICKET_RESEND_SK);
-        item.insert("at".into(), n(now));
-        item.insert(
-            TABLE.ttl_attribute.into(),
-            n(ttl_secs(now + 24 * 3_600_000)),
-        );
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk) OR #at <= :cutoff")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_values(":cutoff", n(now - gap_ms))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("claim ticket resend", e)),
-        }
+        self.claim_slot(app_id, keys::TICKET_RESEND_SK, now, gap_ms)
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn claim_token_refresh(
+        &self,
+        owner: &str,
+        now: EpochMillis,
+        hold_ms: EpochMillis,
+    ) -> StoreResult<bool> {
+        self.claim_slot(owner, keys::TOKEN_REFRESH_SK, now, hold_ms)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
