@@ -94,6 +94,11 @@ pub struct ReplyRequest {
     /// outbox job): the reply reads what it kept ([`DedupStore::kept`]) and skips those.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// A group message queued before the bot could read its own open_id (a store app with no
+    /// `app_ticket` yet): the open_ids it @mentions. The reply goes out only if the bot is among
+    /// them; empty for every other request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_mentions: Vec<String>,
 }
 
 /// The steps of a reply kept on its message's dedup record ([`DedupStore::keep`]).
@@ -154,6 +159,7 @@ impl ReplyRequest {
             send_as: SendAs::Reply,
             in_p2p: false,
             resumed: false,
+            unchecked_mentions: Vec::new(),
         }
     }
 
@@ -1040,6 +1046,12 @@ where
             .map_err(|e| DeliverError::BadJob(format!("send_reply payload: {e}")))?;
         // A queued reply may have been half sent by the function that queued it or an earlier run.
         let request = request.resumed();
+        if !request.unchecked_mentions.is_empty() {
+            let bot = self.feishu.bot_open_id(self.deadline).await?;
+            if !request.unchecked_mentions.contains(&bot) {
+                return Ok("a group message not for this bot");
+            }
+        }
         self.send_command_reply(&request)
             .await
             .map(|_| "reply sent")

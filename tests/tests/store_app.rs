@@ -955,3 +955,41 @@ async fn the_simulators_control_api_and_playground_speak_tenants() {
     );
     assert!(page.contains(&format!("label=\"tenant {}\"", ids::TENANT_KEY)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_message_before_the_first_ticket_is_queued_and_answered_only_if_for_this_bot() {
+    let bot = store_bot("message", Duration::from_secs(600)).await;
+    let sim = bot.sim.clone();
+    // @bot 审批, and 审批 @Alice: the bot cannot read its own open_id yet, so neither is
+    // answered 503; both are queued with their mentions.
+    let to_bot = sim
+        .send_user_message(&bot.event_url, ChatKind::Group, "审批")
+        .await;
+    assert_eq!(to_bot.status, Some(200), "{}", to_bot.response_body);
+    let to_alice = sim
+        .send_user_message(&bot.event_url, ChatKind::GroupNotAddressed, "@Alice 审批")
+        .await;
+    assert_eq!(to_alice.status, Some(200), "{}", to_alice.response_body);
+    assert!(bot.bot_messages(ids::GROUP_CHAT_ID).is_empty());
+    // The ticket arrives: only the message that @mentions this bot is answered.
+    assert_eq!(sim.push_app_ticket(&bot.event_url).await.status, Some(200));
+    settle(&bot).await;
+    let replies = bot.bot_messages(ids::GROUP_CHAT_ID);
+    let answered = |message: &Delivery| {
+        let id = message.message_id.as_deref().unwrap();
+        replies
+            .iter()
+            .filter(|m| m.parent_id.as_deref() == Some(id))
+            .count()
+    };
+    assert!(answered(&to_bot) >= 1, "{replies:?}");
+    assert_eq!(answered(&to_alice), 0, "{replies:?}");
+    let key = format!("{}#{}", ids::TENANT_KEY, to_alice.message_id.unwrap());
+    let job = bot
+        .store
+        .get_job(&key, "send_reply")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+}

@@ -532,6 +532,9 @@ where
         let message_id = event.message.message_id.as_str();
         let now = self.clock.now_millis();
         let in_p2p = event.message.chat_type == ChatType::P2p;
+        // A store app with no ticket yet cannot read its own open_id: the group message is queued
+        // with its mentions, and the updater replies only if one of them is this bot.
+        let mut unchecked_mentions = Vec::new();
         if !in_p2p {
             match self.mentions_this_bot(message, deadline, at).await {
                 Ok(true) => {}
@@ -542,6 +545,15 @@ where
                         "group message without an @mention of this bot: ignored"
                     );
                     return ok_empty();
+                }
+                Err(crate::feishu::FeishuError::NoAppTicket { .. }) => {
+                    unchecked_mentions = event
+                        .message
+                        .mentions
+                        .iter()
+                        .filter_map(|m| m.id.open_id.clone())
+                        .filter(|id| FeishuId::OpenId.is_valid(id))
+                        .collect();
                 }
                 Err(e) => {
                     warn!(error = %e, "cannot read the bot's open_id; Feishu will retry the event");
@@ -579,7 +591,11 @@ where
                 )
                 .in_p2p(in_p2p)
             };
-            let request = ReplyRequest { resumed, ..request };
+            let request = ReplyRequest {
+                resumed,
+                unchecked_mentions: unchecked_mentions.clone(),
+                ..request
+            };
             self.reply_or_queue(message_id, &request, deadline, now, at)
                 .await
         };
@@ -614,12 +630,21 @@ where
             // A reply ends no request.
             events: None,
         };
-        let tried = now >= self.busy_until.load(Ordering::Relaxed);
+        // A request whose mentions are unchecked waits for the bot's open_id: straight to the queue.
+        let tried =
+            now >= self.busy_until.load(Ordering::Relaxed) && request.unchecked_mentions.is_empty();
         let payload = if !tried {
-            info!(
-                message_id,
-                "busy a moment ago: reply queued for the updater"
-            );
+            if request.unchecked_mentions.is_empty() {
+                info!(
+                    message_id,
+                    "busy a moment ago: reply queued for the updater"
+                );
+            } else {
+                info!(
+                    message_id,
+                    "no app_ticket yet: group message queued until the bot's open_id can be read"
+                );
+            }
             serde_json::to_value(request).unwrap_or_default()
         } else {
             let failure = match effects.send_command_reply(request).await {
