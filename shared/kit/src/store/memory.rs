@@ -32,8 +32,8 @@ struct Tables {
     /// The bot's open_id per app.
     bots: HashMap<String, String>,
     app_tickets: HashMap<String, Vec<StoredAppTicket>>,
-    ticket_resends: HashMap<String, EpochMillis>,
-    token_refreshes: HashMap<String, EpochMillis>,
+    /// (token owner, slot) → when it was last claimed: ticket resends and token refreshes.
+    token_claims: HashMap<(String, &'static str), EpochMillis>,
     app_tokens: HashMap<String, StoredTenantToken>,
     /// (app_id, tenant_key) → record.
     tenants: BTreeMap<(String, String), TenantRecord>,
@@ -246,6 +246,29 @@ impl TokenStore for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Claims `owner`'s `slot` at `now`: `true` for one caller per `gap_ms`.
+    fn claim_slot(
+        &self,
+        owner: &str,
+        slot: &'static str,
+        now: EpochMillis,
+        gap_ms: EpochMillis,
+    ) -> bool {
+        let mut tables = self.lock();
+        let key = (owner.to_owned(), slot);
+        if tables
+            .token_claims
+            .get(&key)
+            .is_some_and(|at| *at > now - gap_ms)
+        {
+            return false;
+        }
+        tables.token_claims.insert(key, now);
+        true
+    }
+}
+
 #[async_trait]
 impl AppTicketStore for MemoryStore {
     async fn get_app_tickets(&self, app_id: &str) -> StoreResult<Vec<StoredAppTicket>> {
@@ -282,14 +305,7 @@ impl AppTicketStore for MemoryStore {
         now: EpochMillis,
         gap_ms: EpochMillis,
     ) -> StoreResult<bool> {
-        let mut tables = self.lock();
-        match tables.ticket_resends.get(app_id) {
-            Some(at) if *at > now - gap_ms => Ok(false),
-            _ => {
-                tables.ticket_resends.insert(app_id.to_owned(), now);
-                Ok(true)
-            }
-        }
+        Ok(self.claim_slot(app_id, super::keys::TICKET_RESEND_SK, now, gap_ms))
     }
 
     async fn claim_token_refresh(
@@ -298,14 +314,7 @@ impl AppTicketStore for MemoryStore {
         now: EpochMillis,
         hold_ms: EpochMillis,
     ) -> StoreResult<bool> {
-        let mut tables = self.lock();
-        match tables.token_refreshes.get(owner) {
-            Some(at) if *at > now - hold_ms => Ok(false),
-            _ => {
-                tables.token_refreshes.insert(owner.to_owned(), now);
-                Ok(true)
-            }
-        }
+        Ok(self.claim_slot(owner, super::keys::TOKEN_REFRESH_SK, now, hold_ms))
     }
 
     async fn get_app_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {

@@ -1,9 +1,8 @@
 //! Documents: `DocumentStore` for `DynamoStore` (`doc#<collection>` / `<key>`, body as a map).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{is_condition_failed, json_to_av, n, s, store_error, DynamoStore, Fields};
+use super::{is_condition_failed, json_to_av, n, store_error, DynamoStore, Fields};
 use crate::store::documents::{check_size, collection_pk, Document, DocumentStore};
 use crate::store::keys::{PK, SK};
 use crate::store::StoreResult;
@@ -62,30 +61,10 @@ impl DocumentStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_documents(&self, collection: &str, prefix: &str) -> StoreResult<Vec<Document>> {
-        let mut documents = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(collection_pk(collection)))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("list documents", e))?;
-            for item in out.items() {
-                documents.push(document_from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(documents);
-            }
-        }
+        self.query_partition(collection_pk(collection), prefix, "list documents")
+            .await?
+            .iter()
+            .map(document_from_item)
+            .collect()
     }
 }

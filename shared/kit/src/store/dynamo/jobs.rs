@@ -10,7 +10,7 @@ use super::{
     condition_failed_item, is_condition_failed, json_to_av, n, s, set_remove, store_error,
     DynamoStore, Expr, Fields, Item,
 };
-use crate::store::keys::{self, PK, SK};
+use crate::store::keys::{self, PK};
 use crate::store::table::{DUE_INDEX, LISTS_INDEX, TABLE};
 use crate::store::{
     is_last_attempt, plan_failure, truncate_error, ttl_secs, EpochMillis, FailOutcome, Job,
@@ -467,31 +467,15 @@ impl JobStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn jobs_for_card(&self, card_key: &str) -> StoreResult<Vec<Job>> {
-        let mut jobs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(keys::card_pk(card_key)))
-                .expression_attribute_values(":prefix", s(keys::JOB_SK_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error("query card jobs", e))?;
-            for item in out.items() {
-                jobs.push(job_from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(jobs),
-            }
-        }
+        self.query_partition(
+            keys::card_pk(card_key),
+            keys::JOB_SK_PREFIX,
+            "query card jobs",
+        )
+        .await?
+        .iter()
+        .map(job_from_item)
+        .collect()
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

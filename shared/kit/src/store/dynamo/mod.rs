@@ -105,6 +105,45 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
+    /// Every item of partition `pk` whose sort key starts with `sk_prefix` (all of them for
+    /// `""`), in sort-key order: a strongly consistent Query, page after page; `what` names it in
+    /// an error.
+    async fn query_partition(
+        &self,
+        pk: String,
+        sk_prefix: &str,
+        what: &str,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            // DynamoDB takes no empty `begins_with` prefix: without one, the whole partition.
+            let query = match sk_prefix {
+                "" => self.client.query().key_condition_expression("#pk = :pk"),
+                prefix => self
+                    .client
+                    .query()
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", s(prefix)),
+            };
+            let out = query
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(what, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// A strongly consistent read of one item; `what` names the read in an error.
     async fn get(&self, pk: String, sk: &str, what: &str) -> StoreResult<Option<Item>> {
         let out = self

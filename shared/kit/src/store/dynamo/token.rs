@@ -526,28 +526,10 @@ impl TenantStore for DynamoStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_tenants(&self, app_id: &str) -> StoreResult<Vec<TenantRecord>> {
-        let mut tenants = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(keys::tenants_pk(app_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("list tenants", e))?;
-            for item in out.items() {
-                tenants.push(tenant_record(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(tenants),
-            }
-        }
+        self.query_partition(keys::tenants_pk(app_id), "", "list tenants")
+            .await?
+            .iter()
+            .map(tenant_record)
+            .collect()
     }
 }
