@@ -24,19 +24,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
 use super::deadline::Deadline;
 use super::error::{FeishuError, FeishuResult};
 use super::limiter::SharedLimiter;
 use super::request::{ApiRequest, Method};
-use super::token::{
-    Clock, TenantAccessTokenAnswer, TenantTokenProvider, REFRESH_HOLD_MS, REFRESH_MARGIN_MS,
-    STILL_SAFE_MS,
-};
+use super::token::{Clock, FetchTenantToken, TenantAccessTokenAnswer, TenantTokenProvider};
 use crate::store::keys::store_tenant_token_owner;
 use crate::store::{
-    AppTicketStore, EpochMillis, RateStore, StoredTenantToken, TokenStore, KEPT_APP_TICKETS,
+    AppTicketStore, EpochMillis, RateStore, StoreResult, StoredTenantToken, TokenStore,
+    KEPT_APP_TICKETS,
 };
 use crate::webhook::{EventSchema, OtherEvent};
 
@@ -266,11 +263,41 @@ impl TenantScope {
     }
 }
 
-#[derive(Default)]
-struct AppTokenMemory {
-    current: Option<StoredTenantToken>,
-    /// The last app token Feishu rejected: never taken from the store again.
-    rejected: Option<String>,
+/// The app token through the [`TokenStore`] port (its item `token#<app_id>` / `app`), so the
+/// provider that keeps tenant tokens keeps it too: memory, the table, one fetch per process, one
+/// refresh across instances, eviction.
+struct AppTokens(Arc<dyn AppTicketStore>);
+
+#[async_trait::async_trait]
+impl TokenStore for AppTokens {
+    async fn get_tenant_token(&self, app_id: &str) -> StoreResult<Option<StoredTenantToken>> {
+        self.0.get_app_token(app_id).await
+    }
+    async fn put_tenant_token(&self, app_id: &str, token: &StoredTenantToken) -> StoreResult<bool> {
+        self.0.put_app_token(app_id, token).await
+    }
+    async fn evict_tenant_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        self.0.evict_app_token(app_id, token).await
+    }
+}
+
+/// A fetch of the app token: from the kept tickets, by [`StoreAppAuth::app_token_from_ticket`].
+struct FromTicket<'a> {
+    auth: &'a StoreAppAuth,
+    calls: &'a dyn AuthCalls,
+    app_secret: &'a str,
+}
+
+#[async_trait::async_trait]
+impl FetchTenantToken for FromTicket<'_> {
+    async fn fetch_tenant_token(
+        &self,
+        deadline: Deadline,
+    ) -> FeishuResult<TenantAccessTokenAnswer> {
+        self.auth
+            .app_token_from_ticket(self.calls, self.app_secret, deadline)
+            .await
+    }
 }
 
 /// A store app's shared credentials in one process: the app token and every tenant's scope.
@@ -280,8 +307,8 @@ pub(crate) struct StoreAppAuth {
     tokens: Arc<dyn TokenStore>,
     rates: Arc<dyn RateStore>,
     clock: Arc<dyn Clock>,
-    /// Held across the store read and the fetch: one app-token fetch per process at a time.
-    app_token: Mutex<AppTokenMemory>,
+    /// The app token, kept as a tenant token is (the provider holds its own fetch lock).
+    app_token: TenantTokenProvider,
     tenants: std::sync::Mutex<HashMap<TenantKey, Arc<TenantScope>>>,
 }
 
@@ -293,13 +320,20 @@ impl StoreAppAuth {
         rates: Arc<dyn RateStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let app_token = TenantTokenProvider::new(
+            app_id.clone(),
+            Arc::new(AppTokens(tickets.clone())),
+            clock.clone(),
+        )
+        .with_refresh_claims(tickets.clone())
+        .naming("app_access_token");
         Self {
             app_id,
             tickets,
             tokens,
             rates,
             clock,
-            app_token: Mutex::new(AppTokenMemory::default()),
+            app_token,
             tenants: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -332,14 +366,19 @@ impl StoreAppAuth {
     ) -> FeishuResult<TenantAccessTokenAnswer> {
         let mut refetched = false;
         loop {
-            let app_token = self.app_token(calls, app_secret, deadline).await?;
-            let request = store_tenant_access_token_request(&app_token, tenant.as_str());
+            let from_ticket = FromTicket {
+                auth: self,
+                calls,
+                app_secret,
+            };
+            let app_token = self.app_token.get(&from_ticket, deadline).await?;
+            let request = store_tenant_access_token_request(app_token.secret(), tenant.as_str());
             match calls.send_auth(&request, deadline).await {
                 Err(FeishuError::InvalidToken { code, log_id })
                     if code == super::error::codes::INVALID_APP_ACCESS_TOKEN && !refetched =>
                 {
                     tracing::warn!(code, ?log_id, "app_access_token rejected; refetching once");
-                    self.evict_app_token(&app_token).await;
+                    self.app_token.evict(&app_token).await;
                     refetched = true;
                 }
                 Err(e) => return Err(e),
@@ -348,51 +387,16 @@ impl StoreAppAuth {
         }
     }
 
-    /// An app token with more than the margin left: memory, the table, else one fetch with the
-    /// newest usable ticket (the older kept one if Feishu calls the newest stale).
-    async fn app_token(
+    /// A new app token from the newest usable ticket (the older kept one if Feishu calls the
+    /// newest stale, 10012); with none, a resend is asked for and the call fails with
+    /// [`FeishuError::NoAppTicket`].
+    async fn app_token_from_ticket(
         &self,
         calls: &dyn AuthCalls,
         app_secret: &str,
         deadline: Deadline,
-    ) -> FeishuResult<String> {
-        let mut memory = tokio::time::timeout_at(deadline.instant(), self.app_token.lock())
-            .await
-            .map_err(|_| FeishuError::DeadlineExceeded {
-                attempts: 0,
-                last: "waiting for another app_access_token fetch".to_owned(),
-            })?;
+    ) -> FeishuResult<TenantAccessTokenAnswer> {
         let now = self.clock.now_millis();
-        let usable = |t: &StoredTenantToken| t.expires_at - REFRESH_MARGIN_MS > now;
-        if let Some(token) = memory.current.as_ref().filter(|t| usable(t)) {
-            return Ok(token.token.clone());
-        }
-        match self.tickets.get_app_token(&self.app_id).await {
-            Ok(Some(stored))
-                if usable(&stored) && memory.rejected.as_deref() != Some(stored.token.as_str()) =>
-            {
-                let token = stored.token.clone();
-                memory.current = Some(stored);
-                return Ok(token);
-            }
-            Ok(Some(stored))
-                if stored.expires_at - STILL_SAFE_MS > now
-                    && memory.rejected.as_deref() != Some(stored.token.as_str()) =>
-            {
-                match self
-                    .tickets
-                    .claim_token_refresh(&self.app_id, now, REFRESH_HOLD_MS)
-                    .await
-                {
-                    // Another instance refreshes it: this one goes on with the stored token.
-                    Ok(false) => return Ok(stored.token),
-                    Ok(true) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot claim the app token refresh"),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "app token store read failed; fetching"),
-        }
         // The tickets are the one thing only the table has: a failed read is the caller's error.
         let tickets = self
             .tickets
@@ -419,38 +423,18 @@ impl StoreAppAuth {
                 Err(e) => return Err(e),
                 Ok(body) => {
                     let answer = parse_app_token(body)?;
-                    let stored = StoredTenantToken {
-                        token: answer.app_access_token,
-                        expires_at: self.clock.now_millis() + answer.expire.saturating_mul(1000),
-                    };
-                    tracing::info!(expire_s = answer.expire, "fetched an app_access_token");
-                    if let Err(e) = self.tickets.put_app_token(&self.app_id, &stored).await {
-                        tracing::warn!(error = %e, "app token store write failed");
-                    }
-                    let token = stored.token.clone();
-                    memory.current = Some(stored);
-                    return Ok(token);
+                    // The provider keeps it as it keeps a tenant token.
+                    return Ok(TenantAccessTokenAnswer {
+                        tenant_access_token: answer.app_access_token,
+                        expire: answer.expire,
+                    });
                 }
             }
         }
-        drop(memory);
         self.ask_for_ticket(calls, app_secret, deadline).await;
         Err(FeishuError::NoAppTicket {
             retry_after: NO_TICKET_RETRY_AFTER,
         })
-    }
-
-    async fn evict_app_token(&self, rejected: &str) {
-        {
-            let mut memory = self.app_token.lock().await;
-            if memory.current.as_ref().is_some_and(|t| t.token == rejected) {
-                memory.current = None;
-            }
-            memory.rejected = Some(rejected.to_owned());
-        }
-        if let Err(e) = self.tickets.evict_app_token(&self.app_id, rejected).await {
-            tracing::warn!(error = %e, "app token store evict failed");
-        }
     }
 
     /// Asks Feishu to push a ticket, if no instance did in the last [`TICKET_RESEND_GAP_MS`];

@@ -128,6 +128,8 @@ pub struct TenantTokenProvider {
     clock: Arc<dyn Clock>,
     /// A store app's: where instances claim the refresh of this token, one at a time.
     refresh_claims: Option<Arc<dyn crate::store::AppTicketStore>>,
+    /// What the token is, for the log line of a fetch (`tenant_access_token`, `app_access_token`).
+    name: &'static str,
     /// Held across the store read and the fetch, so concurrent callers wait for one fetch.
     memory: Mutex<Memory>,
 }
@@ -155,6 +157,7 @@ impl TenantTokenProvider {
             store,
             clock,
             refresh_claims: None,
+            name: "tenant_access_token",
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -164,6 +167,13 @@ impl TenantTokenProvider {
     /// [`STILL_SAFE_MS`] left.
     pub fn with_refresh_claims(mut self, claims: Arc<dyn crate::store::AppTicketStore>) -> Self {
         self.refresh_claims = Some(claims);
+        self
+    }
+
+    /// Names the token in the fetch's log line (a store app's `app_access_token`, kept by a
+    /// provider of its own).
+    pub fn naming(mut self, name: &'static str) -> Self {
+        self.name = name;
         self
     }
 
@@ -222,7 +232,11 @@ impl TenantTokenProvider {
             token: answer.tenant_access_token,
             expires_at: fetched_at + answer.expire.saturating_mul(1000),
         };
-        tracing::info!(expire_s = answer.expire, "fetched a tenant_access_token");
+        tracing::info!(
+            expire_s = answer.expire,
+            token = self.name,
+            "fetched a token"
+        );
         if let Err(e) = self.store.put_tenant_token(&self.app_id, &stored).await {
             tracing::warn!(error = %e, "tenant token store write failed");
         }
