@@ -180,6 +180,90 @@ impl StatusCache {
     }
 }
 
+/// Why a store app does not serve a request's or job's tenant.
+#[derive(Debug)]
+pub enum Refused {
+    /// No `tenant_key`, or one that is not a key (the reason).
+    NoTenant(String),
+    /// The tenant stopped or uninstalled the app.
+    NotActive(TenantKey, TenantStatus),
+    /// The tenant's status could not be read now.
+    Unreadable(TenantKey, crate::store::StoreError),
+}
+
+/// Which tenant a function serves a request or job for: `None` for a self-built app, a store
+/// app's tenant while it is active. One per function instance (it holds the statuses it read).
+#[derive(Debug)]
+pub struct Gate {
+    /// `FEISHU_APP_TYPE`.
+    pub app_type: crate::feishu::AppType,
+    /// `FEISHU_APP_ID`: whose tickets and tenants the table keeps (store mode).
+    pub app_id: String,
+    statuses: StatusCache,
+}
+
+impl Gate {
+    /// The deployment's, from `config`.
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            app_type: config.app_type,
+            app_id: config.app_id.clone().unwrap_or_default(),
+            statuses: StatusCache::default(),
+        }
+    }
+
+    /// Whether the deployment is a store app.
+    pub fn is_store(&self) -> bool {
+        self.app_type == crate::feishu::AppType::Store
+    }
+
+    /// The tenant `tenant_key` names, if a store app serves it now ([`StatusCache`]); `None` for
+    /// a self-built app. A refusal is logged (a missing or malformed key also counted as
+    /// rejected); the caller answers it.
+    pub async fn admit<S: TenantStore + ?Sized>(
+        &self,
+        store: &S,
+        tenant_key: Option<&str>,
+        now: EpochMillis,
+    ) -> Result<Option<TenantKey>, Refused> {
+        if !self.is_store() {
+            return Ok(None);
+        }
+        let tenant = match tenant_key.map(TenantKey::new) {
+            Some(Ok(tenant)) => tenant,
+            refused => {
+                let reason = match refused {
+                    Some(Err(reason)) => reason,
+                    _ => "no tenant_key".to_owned(),
+                };
+                tracing::warn!(%reason, "store app: request without a well-formed tenant_key");
+                crate::telemetry::rejected("bad tenant_key");
+                return Err(Refused::NoTenant(reason));
+            }
+        };
+        match self
+            .statuses
+            .status(store, &self.app_id, tenant.as_str(), now)
+            .await
+        {
+            Ok(status) if status.is_active() => Ok(Some(tenant)),
+            Ok(status) => {
+                tracing::info!(tenant = %tenant, status = status.as_str(), "tenant not active: nothing sent");
+                Err(Refused::NotActive(tenant, status))
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "tenant status unreadable");
+                Err(Refused::Unreadable(tenant, e))
+            }
+        }
+    }
+
+    /// Forgets this instance's copy of `tenant`'s status (it applied a lifecycle event of it).
+    pub fn forget(&self, tenant: &str) {
+        self.statuses.forget(tenant);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use crate::config::{CardDelivery, Config, WebhookConfig};
 use crate::definitions::Definitions;
 use crate::deliver::ReplyRequest;
 use crate::feishu::Clock;
-use crate::feishu::{AppType, TenantKey};
+use crate::feishu::TenantKey;
 use crate::function_url::{self, claim_lease_ms, error_response};
 use crate::jobs;
 use crate::store::{
@@ -49,12 +49,8 @@ pub struct CardAction<S: ?Sized> {
     pub approvers: crate::config::ApproverConfig,
     /// The approval definitions in the table, cached.
     pub definitions: Arc<Definitions>,
-    /// `FEISHU_APP_TYPE`: a store app's clicks are served in their tenant's namespace.
-    pub app_type: AppType,
-    /// `FEISHU_APP_ID`: whose tenants the table keeps (store mode).
-    pub app_id: String,
-    /// The tenants' statuses this instance read (store mode).
-    tenant_status: tenants::StatusCache,
+    /// A store app's clicks are served in their tenant's namespace, while it is active.
+    pub tenants: tenants::Gate,
 }
 
 fn answer(style: Style, answer: &CallbackAnswer) -> Response<Body> {
@@ -89,9 +85,7 @@ where
             delivery: config.card_delivery,
             approvers: config.approvers.clone(),
             definitions: Arc::new(Definitions::default()),
-            app_type: config.app_type,
-            app_id: config.app_id.clone().unwrap_or_default(),
-            tenant_status: tenants::StatusCache::default(),
+            tenants: tenants::Gate::new(config),
         }
     }
 
@@ -103,36 +97,19 @@ where
         clicked: &CardClick,
         now: i64,
     ) -> Result<Option<TenantKey>, Box<Response<Body>>> {
-        if self.app_type == AppType::SelfBuilt {
-            return Ok(None);
-        }
         let style = clicked.style;
-        let Some(Ok(tenant)) = clicked.tenant_key.as_deref().map(TenantKey::new) else {
-            warn!("store app: click without a well-formed tenant_key");
-            crate::telemetry::rejected("bad tenant_key");
-            return Err(Box::new(answer(
-                style,
-                &CallbackAnswer::toast_only(views::unknown_action_toast()),
-            )));
-        };
-        let status = self
-            .tenant_status
-            .status(&*self.store, &self.app_id, tenant.as_str(), now)
+        let admitted = self
+            .tenants
+            .admit(&*self.store, clicked.tenant_key.as_deref(), now)
             .await;
-        match status {
-            Ok(status) if status.is_active() => Ok(Some(tenant)),
-            Ok(status) => {
-                info!(tenant = %tenant, status = status.as_str(), "click in a tenant that is not active");
-                Err(Box::new(answer(
-                    style,
-                    &CallbackAnswer::toast_only(views::app_stopped_toast()),
-                )))
-            }
-            Err(e) => {
-                warn!(tenant = %tenant, error = %e, "tenant status unreadable");
-                Err(Box::new(retry_later(style)))
-            }
-        }
+        admitted.map_err(|refused| {
+            let toast = match refused {
+                tenants::Refused::NoTenant(_) => views::unknown_action_toast(),
+                tenants::Refused::NotActive(..) => views::app_stopped_toast(),
+                tenants::Refused::Unreadable(..) => return Box::new(retry_later(style)),
+            };
+            Box::new(answer(style, &CallbackAnswer::toast_only(toast)))
+        })
     }
 
     /// One request to the card callback URL (one span per invocation; its metrics: received,

@@ -48,11 +48,9 @@ pub struct CardUpdater<S: ?Sized, F: ?Sized> {
     pub concurrency: usize,
     /// Where ended requests' decision events go (`DECISION_EVENT_BUS`); `None`: nowhere.
     pub events: Option<Arc<dyn feishu_kit::events::EventBus>>,
-    /// `FEISHU_APP_TYPE`: a store app's job runs with its tenant's client (the tenant is in the
-    /// job's card key), and only while the tenant is active.
-    pub app_type: crate::feishu::AppType,
-    /// `FEISHU_APP_ID`: whose tenants the table keeps (store mode).
-    pub app_id: String,
+    /// A store app's job runs with its tenant's client (the tenant is in the job's card key),
+    /// and only while the tenant is active.
+    pub tenants: crate::tenants::Gate,
 }
 
 /// The error a job of a stopped or uninstalled tenant dies with (`cardbot-admin dead-jobs` shows
@@ -188,8 +186,7 @@ where
             max_stream_wait: Duration::from_secs(10),
             concurrency: 16,
             events: None,
-            app_type: config.app_type,
-            app_id: config.app_id.clone().unwrap_or_default(),
+            tenants: crate::tenants::Gate::new(config),
         }
     }
 
@@ -200,22 +197,24 @@ where
         job: &'j crate::store::Job,
         now: EpochMillis,
     ) -> Result<Option<(&'j str, Arc<dyn FeishuApi>)>, String> {
-        if self.app_type == crate::feishu::AppType::SelfBuilt {
+        if !self.tenants.is_store() {
             return Ok(None);
         }
         let Some(tenant) = crate::store::keys::card_key_tenant(&job.card_key) else {
             // Written before the deployment became a store app: no tenant to serve it with.
             return Err("no tenant in the card key (written in self-built mode)".to_owned());
         };
-        let key = crate::feishu::TenantKey::new(tenant)?;
-        match crate::tenants::status(&*self.store, &self.app_id, tenant, now).await {
-            Ok(status) if !status.is_active() => {
+        use crate::tenants::Refused;
+        let key = match self.tenants.admit(&*self.store, Some(tenant), now).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(None),
+            Err(Refused::NoTenant(reason)) => return Err(reason),
+            Err(Refused::NotActive(_, status)) => {
                 return Err(format!("{TENANT_NOT_ACTIVE}: {}", status.as_str()))
             }
-            Ok(_) => {}
             // Unreadable a moment: served as active (a stop applies from the next job on).
-            Err(e) => warn!(tenant, error = %e, "tenant status unreadable; job served"),
-        }
+            Err(Refused::Unreadable(key, _)) => key,
+        };
         let client = self
             .feishu
             .tenant_client(&key)
@@ -399,7 +398,7 @@ where
             if let (Some(tenant), Ok(JobOutcome::Failed { error, .. })) = (tenant, &ran) {
                 let noted = self
                     .store
-                    .note_tenant_error(&self.app_id, tenant, error, now)
+                    .note_tenant_error(&self.tenants.app_id, tenant, error, now)
                     .await;
                 if let Err(e) = noted {
                     warn!(tenant, error = %e, "cannot note the tenant's error");
@@ -423,7 +422,8 @@ where
         let Some(tenant) = crate::store::keys::card_key_tenant(&job.card_key) else {
             return Ok("no tenant in the card key");
         };
-        let status = crate::tenants::status(&*self.store, &self.app_id, tenant, now).await?;
+        let status =
+            crate::tenants::status(&*self.store, &self.tenants.app_id, tenant, now).await?;
         if status != crate::store::TenantStatus::Uninstalled {
             return Ok("the tenant is not uninstalled: nothing to clean up");
         }

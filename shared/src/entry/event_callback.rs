@@ -15,7 +15,7 @@ use crate::config::{CardDelivery, Config, WebhookConfig};
 use crate::deliver::{Effects, ReplyRequest};
 use crate::entry::card_action::CardAction;
 use crate::feishu::{
-    AppTicketEvent, AppType, Clock, Deadline, FeishuApi, MessageContent, ReceiveId, TenantKey,
+    AppTicketEvent, Clock, Deadline, FeishuApi, MessageContent, ReceiveId, TenantKey,
 };
 use crate::function_url::{self, claim_lease_ms, error_response, json_response};
 use crate::jobs;
@@ -52,13 +52,9 @@ pub struct EventCallback<S: ?Sized, F: ?Sized> {
     /// Card callbacks that reach this URL (one URL pasted in both places) are handled by the
     /// card-action function's own code, with the same verification, dedup and answer.
     card_action: CardAction<S>,
-    /// `FEISHU_APP_TYPE`: a store app takes `app_ticket` and lifecycle events, and serves each
-    /// request with its tenant's client.
-    app_type: AppType,
-    /// `FEISHU_APP_ID`: whose tickets and tenants the table keeps (store mode).
-    app_id: String,
-    /// The tenants' statuses this instance read (store mode).
-    tenant_status: tenants::StatusCache,
+    /// A store app takes `app_ticket` and lifecycle events, and serves each request with its
+    /// tenant's client while the tenant is active.
+    tenants: tenants::Gate,
 }
 
 /// Whom one request is served for: a store app's tenant and its client, or the self-built app.
@@ -126,9 +122,7 @@ where
             definitions: std::sync::Arc::new(crate::definitions::Definitions::default()),
             answer_budget: config.answer_budget,
             busy_until: AtomicI64::new(0),
-            app_type: config.app_type,
-            app_id: config.app_id.clone().unwrap_or_default(),
-            tenant_status: tenants::StatusCache::default(),
+            tenants: tenants::Gate::new(config),
         }
     }
 
@@ -152,12 +146,12 @@ where
             Err(rejection) => return *rejection,
         };
         crate::telemetry::received();
-        if self.app_type == AppType::Store {
+        if self.tenants.is_store() {
             if let Inbound::Event(event) = &inbound {
                 if let Some(ticket) = AppTicketEvent::from_event(event) {
                     return self.on_app_ticket(ticket, now).await;
                 }
-                if let Some(change) = tenants::lifecycle_event(event, &self.app_id, now) {
+                if let Some(change) = tenants::lifecycle_event(event, &self.tenants.app_id, now) {
                     return self.on_lifecycle(change, now).await;
                 }
             }
@@ -243,50 +237,24 @@ where
         inbound: &Inbound,
         now: i64,
     ) -> Result<Option<TenantKey>, Box<Response<Body>>> {
-        if self.app_type == AppType::SelfBuilt || matches!(inbound, Inbound::Challenge(_)) {
+        if matches!(inbound, Inbound::Challenge(_)) {
             return Ok(None);
         }
-        let tenant = match inbound.tenant_key().map(TenantKey::new) {
-            Some(Ok(tenant)) => tenant,
-            Some(Err(reason)) => {
-                warn!(%reason, "event with a malformed tenant_key: refused");
-                crate::telemetry::rejected("bad tenant_key");
-                return Err(Box::new(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad tenant_key",
-                )));
-            }
-            None => {
-                warn!("store app: event without a tenant_key: refused");
-                crate::telemetry::rejected("bad tenant_key");
-                return Err(Box::new(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "no tenant_key",
-                )));
-            }
-        };
-        let status = self
-            .tenant_status
-            .status(&*self.store, &self.app_id, tenant.as_str(), now)
+        let admitted = self
+            .tenants
+            .admit(&*self.store, inbound.tenant_key(), now)
             .await;
-        match status {
-            Ok(status) if status.is_active() => Ok(Some(tenant)),
-            Ok(status) => {
-                info!(
-                    tenant = %tenant,
-                    status = status.as_str(),
-                    "tenant not active: event answered, nothing sent"
-                );
-                Err(Box::new(ok_empty()))
-            }
-            Err(e) => {
-                warn!(tenant = %tenant, error = %e, "tenant status unreadable; Feishu will retry");
-                Err(Box::new(error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store unavailable",
-                )))
-            }
-        }
+        admitted.map_err(|refused| {
+            Box::new(match refused {
+                tenants::Refused::NoTenant(_) => {
+                    error_response(StatusCode::BAD_REQUEST, "bad tenant_key")
+                }
+                tenants::Refused::NotActive(..) => ok_empty(),
+                tenants::Refused::Unreadable(..) => {
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+                }
+            })
+        })
     }
 
     /// A pushed `app_ticket` (store app): kept for every instance, answered at once.
@@ -296,7 +264,7 @@ where
         now: i64,
     ) -> Response<Body> {
         let ticket = match ticket {
-            Ok(ticket) if ticket.app_id == self.app_id => ticket,
+            Ok(ticket) if ticket.app_id == self.tenants.app_id => ticket,
             Ok(ticket) => {
                 warn!(app_id = %ticket.app_id, "app_ticket of another app: not kept");
                 crate::telemetry::rejected("app_ticket of another app");
@@ -310,7 +278,7 @@ where
         };
         match self
             .store
-            .put_app_ticket(&self.app_id, &ticket.app_ticket, now)
+            .put_app_ticket(&self.tenants.app_id, &ticket.app_ticket, now)
             .await
         {
             Ok(()) => {
@@ -339,8 +307,8 @@ where
                 return error_response(StatusCode::BAD_REQUEST, "bad lifecycle event");
             }
         };
-        let applied = tenants::apply(&*self.store, &self.app_id, &change, now).await;
-        self.tenant_status.forget(change.tenant.as_str());
+        let applied = tenants::apply(&*self.store, &self.tenants.app_id, &change, now).await;
+        self.tenants.forget(change.tenant.as_str());
         match applied {
             Ok(applied) => {
                 info!(
@@ -664,7 +632,7 @@ where
                 let error = failure.error.to_string();
                 if let Err(e) = self
                     .store
-                    .note_tenant_error(&self.app_id, tenant, &error, now)
+                    .note_tenant_error(&self.tenants.app_id, tenant, &error, now)
                     .await
                 {
                     warn!(tenant, error = %e, "cannot note the tenant's error");
