@@ -67,6 +67,30 @@ pub async fn fresh_store() -> DynamoStore {
     DynamoStore::new(client, table)
 }
 
+/// Every item of `store`'s table, as DynamoDB holds it (a Scan, page after page): what tests
+/// read the table's layout from.
+pub async fn all_items(
+    store: &DynamoStore,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let client = client().await;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(store.table_name())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the test table");
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => return items,
+        }
+    }
+}
+
 /// Installs (when missing) and starts DynamoDB Local on a free port; it stops with this process.
 async fn start() -> String {
     let dir = local_server::install(

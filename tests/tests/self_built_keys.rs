@@ -13,26 +13,14 @@ use cardbot_tests::simulator::{ids, ChatKind, SimConfig, Simulator};
 
 /// Every item's (pk, sk) and its `list_pk` (the lists index key), if any.
 async fn table(store: &DynamoStore) -> Vec<(String, String, Option<String>)> {
-    let client = dynamodb_local::client().await;
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(store.table_name())
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in out.items() {
+    let mut items: Vec<_> = dynamodb_local::all_items(store)
+        .await
+        .iter()
+        .map(|item| {
             let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-            items.push((s("pk").unwrap(), s("sk").unwrap(), s("list_pk")));
-        }
-        match out.last_evaluated_key {
-            Some(key) => start = Some(key),
-            None => break,
-        }
-    }
+            (s("pk").unwrap(), s("sk").unwrap(), s("list_pk"))
+        })
+        .collect();
     items.sort();
     items
 }

@@ -224,28 +224,28 @@ async fn cold_start_queues_the_reply_asks_one_resend_and_delivers_when_the_ticke
 
 /// Every (pk, sk) of the bot's table.
 async fn table_keys(store: &DynamoStore) -> Vec<(String, String)> {
-    let client = dynamodb_local::client().await;
-    let mut keys = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(store.table_name())
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in out.items() {
+    let mut keys: Vec<_> = dynamodb_local::all_items(store)
+        .await
+        .iter()
+        .map(|item| {
             let s = |name: &str| item[name].as_s().unwrap().clone();
-            keys.push((s("pk"), s("sk")));
-        }
-        match out.last_evaluated_key {
-            Some(key) => start = Some(key),
-            None => break,
-        }
-    }
+            (s("pk"), s("sk"))
+        })
+        .collect();
     keys.sort();
     keys
+}
+
+/// The card state of `message_id` in `tenant`'s namespace, if there is one.
+async fn card_of(
+    bot: &Bot<DynamoStore>,
+    tenant: &str,
+    message_id: &str,
+) -> Option<cardbot::store::CardState> {
+    bot.store
+        .get_card(&format!("{tenant}#{message_id}"))
+        .await
+        .unwrap()
 }
 
 const TENANT_B: &str = "b7c1f0e2d3a49586";
@@ -402,19 +402,9 @@ async fn two_tenants_at_once_every_call_carries_its_own_tenants_token() {
         }
         for user in &tenant_b {
             let card = cards_in(&bot, &user.p2p_chat_id).pop().unwrap();
-            assert!(bot
-                .store
-                .get_card(&format!("{TENANT_B}#{card}"))
-                .await
-                .unwrap()
-                .is_some());
+            assert!(card_of(&bot, TENANT_B, &card).await.is_some());
             // The same message id in the other tenant's namespace finds nothing.
-            assert!(bot
-                .store
-                .get_card(&format!("{}#{card}", ids::TENANT_KEY))
-                .await
-                .unwrap()
-                .is_none());
+            assert!(card_of(&bot, ids::TENANT_KEY, &card).await.is_none());
         }
     }
 }
@@ -435,12 +425,7 @@ async fn a_click_naming_another_tenants_card_touches_nothing() {
         .click_card_as(&bot.card_url, &b_user, &b_card, json!({"type": "leave"}))
         .await
         .unwrap();
-    let before = bot
-        .store
-        .get_card(&format!("{TENANT_B}#{b_card}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let before = card_of(&bot, TENANT_B, &b_card).await.unwrap();
     let mut forged: Value = genuine.delivery.plaintext.clone();
     forged["header"]["tenant_key"] = json!(ids::TENANT_KEY);
     forged["header"]["event_id"] = json!("0f0e0d0c0b0a09080706050403020100");
@@ -449,19 +434,9 @@ async fn a_click_naming_another_tenants_card_touches_nothing() {
     let toast = answered.response_json.unwrap()["toast"]["content"].clone();
     assert_eq!(toast, json!("操作失败，请稍后重试"));
     // Tenant B's card is as it was, and nothing was written under tenant A's key.
-    let after = bot
-        .store
-        .get_card(&format!("{TENANT_B}#{b_card}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let after = card_of(&bot, TENANT_B, &b_card).await.unwrap();
     assert_eq!(after, before);
-    assert!(bot
-        .store
-        .get_card(&format!("{}#{b_card}", ids::TENANT_KEY))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(card_of(&bot, ids::TENANT_KEY, &b_card).await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,15 +640,8 @@ async fn a_late_stop_leaves_a_started_tenant_active_and_a_stopped_tenant_gets_no
     let expiry = bot.store.get_job(&key, "expire").await.unwrap().unwrap();
     assert_eq!(expiry.status, JobStatus::Dead);
     assert_eq!(expiry.last_error.as_deref(), Some("tenant_uninstalled"));
-    let client = dynamodb_local::client().await;
-    let items = client
-        .scan()
-        .table_name(bot.store.table_name())
-        .send()
-        .await
-        .unwrap();
+    let items = dynamodb_local::all_items(&bot.store).await;
     let tenant_items: Vec<_> = items
-        .items()
         .iter()
         .filter(|i| {
             i["pk"]
@@ -772,12 +740,7 @@ async fn each_tenant_reads_its_own_definitions_else_the_deployments() {
     sim.press_as(&bot.card_url, &b_user, &b_card, "btn_expense", &[])
         .await
         .unwrap();
-    let state = bot
-        .store
-        .get_card(&format!("{TENANT_B}#{b_card}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let state = card_of(&bot, TENANT_B, &b_card).await.unwrap();
     assert_eq!(
         state.data["definition"],
         json!({"id": "expense", "version": 1, "tenant": true})
@@ -902,36 +865,17 @@ async fn the_simulators_control_api_and_playground_speak_tenants() {
     let bot = store_bot("message", Duration::from_secs(60)).await;
     let http = reqwest::Client::new();
     let base = bot.sim.base_url();
-    let added: Value = http
-        .post(format!("{base}/_sim/users"))
-        .json(&json!({"count": 1, "tenant": TENANT_B}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let control = |path: String, body: Value| {
+        let request = http.post(format!("{base}/_sim/{path}")).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let added = control("users".into(), json!({"count": 1, "tenant": TENANT_B})).await;
     let open_id = added["items"][0]["open_id"].as_str().unwrap().to_owned();
     assert_eq!(bot.sim.tenant_of_user(&open_id), TENANT_B);
-    let pushed: Value = http
-        .post(format!("{base}/_sim/app_ticket"))
-        .json(&json!({"url": bot.event_url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let to_bot = json!({"url": bot.event_url});
+    let pushed = control("app_ticket".into(), to_bot.clone()).await;
     assert_eq!(pushed["status"], 200, "{pushed}");
-    let stopped: Value = http
-        .post(format!("{base}/_sim/tenants/{TENANT_B}/stop"))
-        .json(&json!({"url": bot.event_url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stopped = control(format!("tenants/{TENANT_B}/stop"), to_bot).await;
     assert_eq!(stopped["status"], 200, "{stopped}");
     let record = bot
         .store
