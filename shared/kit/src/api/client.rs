@@ -161,7 +161,7 @@ impl FeishuClientBuilder {
             .user_agent(concat!("cardbot/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FeishuError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        let base_url = self.config.base_url.trim_end_matches('/').to_owned();
+        let base_url: Arc<str> = Arc::from(self.config.base_url.trim_end_matches('/'));
         let store_app = self.store_app.map(|tickets| {
             Arc::new(StoreAppAuth::new(
                 self.config.app_id.clone(),
@@ -187,7 +187,7 @@ impl FeishuClientBuilder {
             store_app,
             tenant: None,
             token_store: self.token_store,
-            app_id: self.config.app_id,
+            app_id: Arc::from(self.config.app_id),
             app_secret: Arc::from(self.config.app_secret),
             retry: self.retry,
         })
@@ -200,8 +200,9 @@ impl FeishuClientBuilder {
 #[derive(Clone)]
 pub struct FeishuClient {
     http: reqwest::Client,
-    base_url: String,
-    app_id: String,
+    /// Shared by every tenant's client of a store app (cloned per request).
+    base_url: Arc<str>,
+    app_id: Arc<str>,
     app_secret: Arc<str>,
     retry: RetryPolicy,
     /// The tenant's token cache, pacer, app-wide limits (shared with every other instance through
