@@ -694,15 +694,6 @@ impl Simulator {
     pub fn lifecycle_event(&self, tenant: &str, change: LifecycleChange) -> Value {
         store_app::stamped_event(&self.shared, tenant, change)
     }
-
-    /// Sets `tenant`'s status without pushing an event (Feishu's side only).
-    pub fn set_tenant_status(&self, tenant: &str, status: TenantStatus) {
-        self.shared
-            .world()
-            .store_app
-            .tenants
-            .insert(tenant.to_owned(), status);
-    }
 }
 
 impl Drop for Simulator {
